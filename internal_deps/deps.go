@@ -1,0 +1,12 @@
+package deps
+import (
+ _ "sigs.k8s.io/yaml"
+ _ "golang.org/x/crypto/ssh"
+ _ "golang.org/x/crypto/ssh/knownhosts"
+ _ "golang.org/x/crypto/ssh/agent"
+ _ "github.com/jackc/pgx/v5"
+ _ "github.com/gorilla/mux"
+ _ "github.com/fsnotify/fsnotify"
+ _ "github.com/google/go-cmp/cmp"
+ _ "github.com/spf13/cobra"
+)
