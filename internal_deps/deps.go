@@ -9,4 +9,5 @@ import (
  _ "github.com/fsnotify/fsnotify"
  _ "github.com/google/go-cmp/cmp"
  _ "github.com/spf13/cobra"
+ _ "github.com/aymanbagabas/go-udiff"
 )

@@ -1,0 +1,260 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Deployment is an application Bakery keeps running on a set of nodes.
+type Deployment struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta       `json:"metadata"`
+	Spec     DeploymentSpec   `json:"spec"`
+	Status   DeploymentStatus `json:"status,omitempty"`
+}
+
+// Runtimes.
+const (
+	RuntimeSystemd = "systemd"
+	RuntimeDocker  = "docker"
+)
+
+// Strategy types.
+const (
+	StrategyBlueGreen = "BlueGreen"
+)
+
+// DeploymentSpec is the desired state of a Deployment.
+type DeploymentSpec struct {
+	Source Source `json:"source"`
+	// Nodes names the nodes to run on; NodeSelector selects them by label.
+	// Both may be given: the union is used. At least one is required.
+	Nodes        []string          `json:"nodes,omitempty"`
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	Build        Build             `json:"build,omitempty"`
+	// Runtime is systemd (default) or docker.
+	Runtime     string      `json:"runtime,omitempty"`
+	Docker      *DockerSpec `json:"docker,omitempty"`
+	Run         Run         `json:"run"`
+	HealthCheck HealthCheck `json:"healthCheck,omitempty"`
+	Ingress     *Ingress    `json:"ingress,omitempty"`
+	Strategy    Strategy    `json:"strategy,omitempty"`
+	// KeepReleases is how many built releases stay on each node (default 3).
+	KeepReleases int `json:"keepReleases,omitempty"`
+	// ProgressDeadline fails a rollout that has not finished in time (default 10m).
+	ProgressDeadline *Duration `json:"progressDeadline,omitempty"`
+	// Suspend stops the control loop from changing anything.
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// Source says where the application's code comes from.
+type Source struct {
+	// Repo is a git URL or a path on the control plane's host.
+	Repo string `json:"repo"`
+	// Ref is a branch or tag (default main).
+	Ref string `json:"ref,omitempty"`
+	// Commit pins a full commit id; when set, Ref is not followed.
+	Commit string `json:"commit,omitempty"`
+}
+
+// Build lists the shell commands run on the node in the release directory.
+type Build struct {
+	Install string `json:"install,omitempty"`
+	Test    string `json:"test,omitempty"`
+	Build   string `json:"build,omitempty"`
+}
+
+// DockerSpec configures the docker runtime.
+type DockerSpec struct {
+	// Dockerfile is a path relative to the repository root (default Dockerfile).
+	Dockerfile string            `json:"dockerfile,omitempty"`
+	BuildArgs  map[string]string `json:"buildArgs,omitempty"`
+	// Network is "bridge" (default: the slot port is published) or "host".
+	Network string `json:"network,omitempty"`
+}
+
+// Run says how the application runs.
+type Run struct {
+	// Command starts the application (systemd runtime; optional for docker).
+	// The application listens on $PORT.
+	Command string `json:"command,omitempty"`
+	// Port pins the blue slot's port (green uses Port+1). When unset, ports
+	// are allocated per node.
+	Port *int     `json:"port,omitempty"`
+	Env  []EnvVar `json:"env,omitempty"`
+}
+
+// EnvVar is one environment variable of the application.
+type EnvVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// HealthCheck is an HTTP check against the new slot before traffic moves.
+type HealthCheck struct {
+	// Path is the HTTP path (default /).
+	Path     string    `json:"path,omitempty"`
+	Timeout  *Duration `json:"timeout,omitempty"`
+	Interval *Duration `json:"interval,omitempty"`
+	// Retries is how many failed checks in a row fail the rollout.
+	Retries int `json:"retries,omitempty"`
+	// StartPeriod is a grace period during which failures do not count.
+	StartPeriod *Duration `json:"startPeriod,omitempty"`
+}
+
+// Ingress makes the application reachable through nginx.
+type Ingress struct {
+	Hosts []string `json:"hosts,omitempty"`
+	TLS   *TLS     `json:"tls,omitempty"`
+}
+
+// TLS asks for a certificate from an ACME server with certbot.
+type TLS struct {
+	Email string `json:"email"`
+	// Server is the ACME directory URL (default Let's Encrypt).
+	Server string `json:"server,omitempty"`
+}
+
+// Strategy says how a new revision replaces the old one.
+type Strategy struct {
+	// Type is BlueGreen: per node, the idle slot is started and checked
+	// before traffic moves.
+	Type string `json:"type,omitempty"`
+	// MaxUnavailable is how many nodes switch at once (default 1).
+	MaxUnavailable int `json:"maxUnavailable,omitempty"`
+	// Drain is how long the old slot keeps running after the switch.
+	Drain *Duration `json:"drain,omitempty"`
+}
+
+// DeploymentStatus is the observed state of a Deployment.
+type DeploymentStatus struct {
+	ObservedGeneration int64       `json:"observedGeneration,omitempty"`
+	Conditions         []Condition `json:"conditions,omitempty"`
+	// Commit is the commit the spec resolved to.
+	Commit string `json:"commit,omitempty"`
+	// Revision is the number of the current revision.
+	Revision       int64           `json:"revision,omitempty"`
+	CurrentRollout *RolloutRef     `json:"currentRollout,omitempty"`
+	Nodes          []NodeAppStatus `json:"nodes,omitempty"`
+}
+
+// RolloutRef points at a rollout and its state.
+type RolloutRef struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	// LastLogSeq is the sequence number of the rollout's last log line.
+	LastLogSeq int64 `json:"lastLogSeq,omitempty"`
+}
+
+// NodeAppStatus is the deployment's state on one node.
+type NodeAppStatus struct {
+	Node       string `json:"node"`
+	ActiveSlot string `json:"activeSlot,omitempty"`
+	Commit     string `json:"commit,omitempty"`
+	Port       int    `json:"port,omitempty"`
+	Healthy    bool   `json:"healthy,omitempty"`
+	UnitState  string `json:"unitState,omitempty"`
+	Message    string `json:"message,omitempty"`
+}
+
+// GetTypeMeta implements Object.
+func (d *Deployment) GetTypeMeta() *TypeMeta { return &d.TypeMeta }
+
+// GetObjectMeta implements Object.
+func (d *Deployment) GetObjectMeta() *ObjectMeta { return &d.Metadata }
+
+// DeepCopyObject implements Object.
+func (d *Deployment) DeepCopyObject() Object { return deepCopy(d) }
+
+// SpecJSON implements Object.
+func (d *Deployment) SpecJSON() json.RawMessage { return mustJSON(d.Spec) }
+
+// StatusJSON implements Object.
+func (d *Deployment) StatusJSON() json.RawMessage { return mustJSON(d.Status) }
+
+// SetSpecJSON implements Object.
+func (d *Deployment) SetSpecJSON(b json.RawMessage) error {
+	var s DeploymentSpec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	d.Spec = s
+	return nil
+}
+
+// SetStatusJSON implements Object.
+func (d *Deployment) SetStatusJSON(b json.RawMessage) error {
+	var s DeploymentStatus
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	d.Status = s
+	return nil
+}
+
+// Defaults for Deployments.
+const (
+	DefaultRef              = "main"
+	DefaultKeepReleases     = 3
+	DefaultHealthPath       = "/"
+	DefaultHealthRetries    = 10
+	DefaultHealthTimeout    = 2 * time.Second
+	DefaultHealthInterval   = time.Second
+	DefaultHealthStart      = 0
+	DefaultDrain            = 2 * time.Second
+	DefaultProgressDeadline = 10 * time.Minute
+	DefaultMaxUnavailable   = 1
+)
+
+// Default implements Object.
+func (d *Deployment) Default() {
+	s := &d.Spec
+	if s.Source.Ref == "" && s.Source.Commit == "" {
+		s.Source.Ref = DefaultRef
+	}
+	if s.Runtime == "" {
+		s.Runtime = RuntimeSystemd
+	}
+	if s.Runtime == RuntimeDocker {
+		if s.Docker == nil {
+			s.Docker = &DockerSpec{}
+		}
+		if s.Docker.Dockerfile == "" {
+			s.Docker.Dockerfile = "Dockerfile"
+		}
+		if s.Docker.Network == "" {
+			s.Docker.Network = "bridge"
+		}
+	}
+	h := &s.HealthCheck
+	if h.Path == "" {
+		h.Path = DefaultHealthPath
+	}
+	if h.Timeout == nil {
+		h.Timeout = &Duration{DefaultHealthTimeout}
+	}
+	if h.Interval == nil {
+		h.Interval = &Duration{DefaultHealthInterval}
+	}
+	if h.Retries == 0 {
+		h.Retries = DefaultHealthRetries
+	}
+	if h.StartPeriod == nil {
+		h.StartPeriod = &Duration{DefaultHealthStart}
+	}
+	if s.Strategy.Type == "" {
+		s.Strategy.Type = StrategyBlueGreen
+	}
+	if s.Strategy.MaxUnavailable == 0 {
+		s.Strategy.MaxUnavailable = DefaultMaxUnavailable
+	}
+	if s.Strategy.Drain == nil {
+		s.Strategy.Drain = &Duration{DefaultDrain}
+	}
+	if s.KeepReleases == 0 {
+		s.KeepReleases = DefaultKeepReleases
+	}
+	if s.ProgressDeadline == nil {
+		s.ProgressDeadline = &Duration{DefaultProgressDeadline}
+	}
+}
