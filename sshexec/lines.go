@@ -1,0 +1,101 @@
+package sshexec
+
+import (
+	"bytes"
+	"io"
+	"sync"
+	"time"
+)
+
+// emitter numbers lines from both streams and hands them to the sink, one
+// at a time. A sink that blocks holds the lock, which stops both readers:
+// that is the back-pressure.
+type emitter struct {
+	mu   sync.Mutex
+	seq  int64
+	sink Sink
+}
+
+// emit delivers the complete lines of one read under one lock.
+func (e *emitter) emit(s Stream, t time.Time, lines [][]byte) {
+	if e.sink == nil || len(lines) == 0 {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, l := range lines {
+		e.seq++
+		e.sink.Line(Line{Seq: e.seq, Stream: s, Time: t, Text: string(l)})
+	}
+}
+
+// capture keeps the first limit bytes of a stream.
+type capture struct {
+	limit     int
+	buf       []byte
+	truncated bool
+}
+
+func (c *capture) write(p []byte) {
+	if c.limit <= 0 {
+		return // the caller asked for no capture
+	}
+	room := c.limit - len(c.buf)
+	if len(p) > room {
+		p = p[:room]
+		c.truncated = true
+	}
+	c.buf = append(c.buf, p...)
+}
+
+// pump reads r until EOF or error, splitting it into lines for the emitter
+// and keeping the captured prefix. It returns the read error other than EOF.
+func pump(r io.Reader, s Stream, e *emitter, c *capture) error {
+	buf := make([]byte, 64<<10)
+	var partial []byte // an incomplete line carried to the next read
+	var lines [][]byte
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			now := time.Now()
+			data := buf[:n]
+			c.write(data)
+			lines = lines[:0]
+			for len(data) > 0 {
+				i := bytes.IndexByte(data, '\n')
+				if i < 0 {
+					partial = append(partial, data...)
+					data = nil
+					for len(partial) >= MaxLineBytes {
+						// Copy: partial is reused below.
+						lines = append(lines, append([]byte(nil), partial[:MaxLineBytes]...))
+						partial = append(partial[:0], partial[MaxLineBytes:]...)
+					}
+					break
+				}
+				line := data[:i]
+				data = data[i+1:]
+				if len(partial) > 0 {
+					partial = append(partial, line...)
+					line = partial
+					partial = nil
+				}
+				for len(line) > MaxLineBytes {
+					lines = append(lines, line[:MaxLineBytes])
+					line = line[MaxLineBytes:]
+				}
+				lines = append(lines, bytes.TrimSuffix(line, []byte{'\r'}))
+			}
+			e.emit(s, now, lines)
+		}
+		if err != nil {
+			if len(partial) > 0 {
+				e.emit(s, time.Now(), [][]byte{bytes.TrimSuffix(partial, []byte{'\r'})})
+			}
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
