@@ -130,15 +130,3 @@ func deepCopy[T any](in *T) *T {
 
 // Equal reports whether a and b have equal canonical JSON.
 func Equal(a, b json.RawMessage) bool { return string(a) == string(b) }
-
-// copyMeta deep-copies metadata maps.
-func copyStringMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}

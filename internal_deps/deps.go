@@ -1,3 +1,4 @@
+// Package deps pins the fixed libraries in go.mod until the packages that use them exist.
 package deps
 import (
  _ "sigs.k8s.io/yaml"

@@ -1,0 +1,64 @@
+# Bakery — build, run and test. `make help` lists the targets.
+SHELL      := /bin/bash
+GO         ?= go
+BIN        := bin/bakery
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+TOOLS      := $(CURDIR)/bin/tools
+STATICCHECK_VERSION := v0.8.2
+DATA       ?= .bakery-data
+LISTEN     ?= 127.0.0.1:8080
+# Test nodes for `make e2e`.
+NODES      ?= 3
+
+.PHONY: help build run fmt vet lint tidy-check test fuzz bench e2e deps ci clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/bakery
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bakery
+
+run: build ## run the server on the embedded file store ($(DATA)), API on $(LISTEN)
+	./$(BIN) server --data $(DATA) --listen $(LISTEN)
+
+fmt: ## fail if gofmt would change a file
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet: ## go vet
+	$(GO) vet ./...
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: fmt vet $(TOOLS)/staticcheck ## gofmt, vet and staticcheck
+	$(TOOLS)/staticcheck ./...
+
+tidy-check: ## fail if go mod tidy would change go.mod/go.sum
+	@cp go.mod /tmp/bakery-go.mod.bak; cp go.sum /tmp/bakery-go.sum.bak; \
+	$(GO) mod tidy; \
+	if ! diff -q go.mod /tmp/bakery-go.mod.bak >/dev/null || ! diff -q go.sum /tmp/bakery-go.sum.bak >/dev/null; then \
+	  echo "go mod tidy changes go.mod/go.sum:"; diff /tmp/bakery-go.mod.bak go.mod; \
+	  cp /tmp/bakery-go.mod.bak go.mod; cp /tmp/bakery-go.sum.bak go.sum; exit 1; fi
+
+test: fmt vet ## unit and integration tests with the race detector (real sshd, real PostgreSQL)
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+fuzz: ## run each fuzz target briefly
+	$(GO) test ./sshexec -run '^$$' -fuzz '^FuzzQuote$$' -fuzztime 15s
+	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 15s
+
+bench: ## run every benchmark once (figures come from scripts/bench*)
+	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 10m ./...
+
+e2e: ## boot $(NODES) real test nodes, run the end-to-end tests, tear the nodes down
+	bash scripts/e2e.sh $(NODES)
+
+deps: ## install what the tests need (Debian/Ubuntu, as root)
+	bash scripts/install-test-deps.sh
+
+ci: deps lint tidy-check test fuzz bench e2e ## everything CI runs
+
+clean:
+	rm -rf bin
