@@ -1,0 +1,327 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/reconciler/internal/queue"
+)
+
+// Request names the object to reconcile. It carries identity only.
+type Request struct {
+	Kind string
+	Name string
+}
+
+// String returns "Kind/name", the queue key.
+func (r Request) String() string { return r.Kind + "/" + r.Name }
+
+// ParseRequest is the inverse of Request.String.
+func ParseRequest(key string) (Request, error) {
+	k, n, ok := strings.Cut(key, "/")
+	if !ok || k == "" || n == "" {
+		return Request{}, fmt.Errorf("bad key %q", key)
+	}
+	return Request{Kind: k, Name: n}, nil
+}
+
+// Result tells the controller what to do after a successful Reconcile.
+//
+//   - A non-nil error: the key is retried after an exponential backoff with
+//     jitter (per key; reset by the next success), unless the error is
+//     terminal (see Terminal): then it is not retried until something
+//     enqueues the key again.
+//   - No error and RequeueAfter > 0: the backoff is forgotten and the key is
+//     reconciled again after RequeueAfter.
+//   - No error and RequeueAfter == 0: the backoff is forgotten and the key is
+//     reconciled again at the controller's resync period.
+//
+// A panic in Reconcile is recovered and treated as an error.
+type Result struct {
+	RequeueAfter time.Duration
+}
+
+// Reconciler brings one object's world in line with its spec.
+type Reconciler interface {
+	Reconcile(ctx context.Context, req Request) (Result, error)
+}
+
+// Func adapts a function to Reconciler.
+type Func func(ctx context.Context, req Request) (Result, error)
+
+// Reconcile implements Reconciler.
+func (f Func) Reconcile(ctx context.Context, req Request) (Result, error) { return f(ctx, req) }
+
+var _ Reconciler = Func(nil)
+
+type terminalError struct{ err error }
+
+func (e terminalError) Error() string { return e.err.Error() }
+func (e terminalError) Unwrap() error { return e.err }
+
+// Terminal marks err as one that retrying cannot fix (an invalid spec, a
+// host key mismatch): the controller does not retry it.
+func Terminal(err error) error {
+	if err == nil {
+		return nil
+	}
+	return terminalError{err}
+}
+
+// IsTerminal reports whether err was marked with Terminal.
+func IsTerminal(err error) bool {
+	var t terminalError
+	return errors.As(err, &t)
+}
+
+// Locker is the exclusivity point: a key is reconciled by at most one
+// worker across every control plane sharing the store. Lock blocks until
+// the key is held or ctx ends; the returned function releases it.
+// In-process exclusivity comes from the queue already, so a single
+// control plane uses NopLocker.
+type Locker interface {
+	Lock(ctx context.Context, key string) (unlock func(), err error)
+}
+
+// NopLocker is the Locker of a single control plane.
+type NopLocker struct{}
+
+// Lock implements Locker.
+func (NopLocker) Lock(context.Context, string) (func(), error) { return func() {}, nil }
+
+// Options configure a Controller.
+type Options struct {
+	// Kind is the kind of object the controller reconciles.
+	Kind string
+	// Workers bounds concurrent reconciles (default 4).
+	Workers int
+	// Resync is how often every object is reconciled again when nothing
+	// else happens (drift detection; default 30s).
+	Resync time.Duration
+	// BaseBackoff and MaxBackoff bound retry delays (default 1s and 5m).
+	BaseBackoff, MaxBackoff time.Duration
+	// Locker makes keys exclusive across control planes (default NopLocker).
+	Locker Locker
+	Logger *slog.Logger
+}
+
+// Controller runs a Reconciler for every object of one kind.
+type Controller struct {
+	opts  Options
+	rec   Reconciler
+	store store.Store
+	queue *queue.Queue
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc
+}
+
+// New returns a controller for objects of opts.Kind in st.
+func New(st store.Store, rec Reconciler, opts Options) *Controller {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.Resync <= 0 {
+		opts.Resync = 30 * time.Second
+	}
+	if opts.BaseBackoff <= 0 {
+		opts.BaseBackoff = time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 5 * time.Minute
+	}
+	if opts.Locker == nil {
+		opts.Locker = NopLocker{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Controller{
+		opts:    opts,
+		rec:     rec,
+		store:   st,
+		queue:   queue.New(opts.BaseBackoff, opts.MaxBackoff),
+		log:     opts.Logger.With("controller", opts.Kind),
+		running: map[string]context.CancelFunc{},
+	}
+}
+
+// Enqueue asks for name to be reconciled soon.
+func (c *Controller) Enqueue(name string) {
+	c.queue.Add(Request{Kind: c.opts.Kind, Name: name}.String())
+}
+
+// Run watches the store, lists every object once, and reconciles until ctx
+// ends. It returns after every worker has stopped.
+func (c *Controller) Run(ctx context.Context) error {
+	defer c.queue.ShutDown()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.watchLoop(ctx)
+	}()
+	for range c.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c.processNext(ctx) {
+			}
+		}()
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+	return nil
+}
+
+// watchLoop turns store events into queue keys. It (re)starts a watch,
+// then lists everything, so that nothing changed between two watches is
+// missed; a closed watch (the watcher fell behind, or the store
+// reconnected) is simply restarted.
+func (c *Controller) watchLoop(ctx context.Context) {
+	delay := 100 * time.Millisecond
+	generations := map[string]int64{} // last generation seen per name
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(ctx)
+		events, err := c.store.Watch(wctx, store.WatchOptions{Kind: c.opts.Kind})
+		if err == nil {
+			err = c.enqueueAll(ctx)
+		}
+		if err != nil {
+			cancel()
+			c.log.Warn("watch failed; retrying", "err", err, "in", delay)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, 10*time.Second)
+			continue
+		}
+		delay = 100 * time.Millisecond
+		for ev := range events {
+			m := ev.Object.GetObjectMeta()
+			switch ev.Type {
+			case store.Deleted:
+				delete(generations, m.Name)
+				c.cancelRunning(Request{Kind: c.opts.Kind, Name: m.Name}.String())
+			case store.Modified:
+				// Status writes (the reconcilers' own) do not change the
+				// generation: they are not a reason to reconcile again.
+				if g, ok := generations[m.Name]; ok && g == m.Generation {
+					continue
+				}
+			}
+			if ev.Type != store.Deleted {
+				generations[m.Name] = m.Generation
+			}
+			c.Enqueue(m.Name)
+		}
+		cancel()
+	}
+}
+
+func (c *Controller) enqueueAll(ctx context.Context) error {
+	objs, err := c.store.List(ctx, c.opts.Kind, store.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		c.Enqueue(o.GetObjectMeta().Name)
+	}
+	return nil
+}
+
+// Supersede cancels the reconcile of name that is running now, if any,
+// and enqueues name again: a newer spec wins over an in-flight rollout.
+func (c *Controller) Supersede(name string) {
+	key := Request{Kind: c.opts.Kind, Name: name}.String()
+	c.cancelRunning(key)
+	c.queue.Add(key)
+}
+
+func (c *Controller) cancelRunning(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cancel, ok := c.running[key]; ok {
+		cancel()
+	}
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, ok := c.queue.Get()
+	if !ok {
+		return false
+	}
+	defer c.queue.Done(key)
+	req, err := ParseRequest(key)
+	if err != nil {
+		c.log.Error("dropping bad key", "key", key, "err", err)
+		return true
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	c.mu.Lock()
+	c.running[key] = cancel
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.running, key)
+		c.mu.Unlock()
+		cancel()
+	}()
+
+	unlock, err := c.opts.Locker.Lock(rctx, key)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.queue.AddRateLimited(key)
+		}
+		return true
+	}
+	res, err := c.reconcile(rctx, req)
+	unlock()
+	switch {
+	case ctx.Err() != nil:
+		// Shutting down: nothing to schedule.
+	case err != nil && IsTerminal(err):
+		c.log.Warn("reconcile failed; not retrying (terminal)", "key", key, "err", err)
+		c.queue.Forget(key)
+	case err != nil:
+		n := c.queue.Failures(key)
+		c.log.Info("reconcile failed; retrying with backoff", "key", key, "err", err, "failures", n+1)
+		c.queue.AddRateLimited(key)
+	case res.RequeueAfter > 0:
+		c.queue.Forget(key)
+		c.queue.AddAfter(key, res.RequeueAfter)
+	default:
+		c.queue.Forget(key)
+		c.queue.AddAfter(key, jitter(c.opts.Resync))
+	}
+	return true
+}
+
+// reconcile calls the reconciler, turning a panic into an error.
+func (c *Controller) reconcile(ctx context.Context, req Request) (res Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("reconcile panicked", "key", req.String(), "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("reconcile %s panicked: %v", req, r)
+		}
+	}()
+	return c.rec.Reconcile(ctx, req)
+}
+
+// jitter spreads resyncs by up to +10 % so that objects created together
+// do not stay in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration(rand.Int64N(int64(d)/10+1))
+}
