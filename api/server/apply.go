@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/aymanbagabas/go-udiff"
+	"sigs.k8s.io/yaml"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+)
+
+// ApplyResponse is the answer of POST /api/v1/apply.
+type ApplyResponse struct {
+	DryRun  bool          `json:"dryRun"`
+	Results []ApplyResult `json:"results"`
+}
+
+// ApplyResult says what apply did (or, on a dry run, would do) to one
+// object of the bundle.
+type ApplyResult struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// Action is created, configured or unchanged.
+	Action     store.ApplyAction `json:"action"`
+	Generation int64             `json:"generation"`
+	// Diff is a unified diff of the YAML of metadata.labels,
+	// metadata.annotations and spec, live vs applied; empty when unchanged.
+	Diff string `json:"diff"`
+}
+
+func (s *Server) apply(w http.ResponseWriter, r *http.Request) (any, error) {
+	dryRun := false
+	if v := r.URL.Query().Get("dryRun"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, badField("dryRun", "must be true or false, not %q", v)
+		}
+		dryRun = b
+	}
+	objs, err := s.decodeBundle(w, r)
+	if err != nil {
+		return nil, err
+	}
+	res, err := store.Apply(r.Context(), s.store, objs, store.ApplyOptions{
+		DryRun: dryRun,
+		Check: func(ctx context.Context, tx store.Tx) error {
+			return checkRules(ctx, tx, objs, true)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := ApplyResponse{DryRun: dryRun, Results: make([]ApplyResult, 0, len(res))}
+	for _, rr := range res {
+		d, err := applyDiff(rr.Old, rr.New)
+		if err != nil {
+			return nil, err
+		}
+		out.Results = append(out.Results, ApplyResult{
+			Kind:       rr.New.GetTypeMeta().Kind,
+			Name:       rr.New.GetObjectMeta().Name,
+			Action:     rr.Action,
+			Generation: rr.New.GetObjectMeta().Generation,
+			Diff:       d,
+		})
+	}
+	return out, nil
+}
+
+// applyDiff returns the unified diff of the user-owned parts of live (nil
+// when created) and applied.
+func applyDiff(live, applied api.Object) (string, error) {
+	ref := api.Ref(applied)
+	before := ""
+	if live != nil {
+		b, err := userYAML(live)
+		if err != nil {
+			return "", err
+		}
+		before = b
+	}
+	after, err := userYAML(applied)
+	if err != nil {
+		return "", err
+	}
+	return udiff.Unified(ref+" (live)", ref+" (applied)", before, after), nil
+}
+
+// userYAML is the YAML of what users write: metadata.labels,
+// metadata.annotations and spec.
+func userYAML(o api.Object) (string, error) {
+	m := o.GetObjectMeta()
+	v := struct {
+		Metadata struct {
+			Labels      map[string]string `json:"labels,omitempty"`
+			Annotations map[string]string `json:"annotations,omitempty"`
+		} `json:"metadata"`
+		Spec json.RawMessage `json:"spec"`
+	}{Spec: o.SpecJSON()}
+	v.Metadata.Labels = m.Labels
+	v.Metadata.Annotations = m.Annotations
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("diff %s: %w", api.Ref(o), err)
+	}
+	return string(b), nil
+}

@@ -1,0 +1,161 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+)
+
+// List is the answer of GET /api/v1/{resource}: "NodeList" or
+// "DeploymentList", items sorted by name.
+type List struct {
+	api.TypeMeta `json:",inline"`
+	Items        []api.Object `json:"items"`
+}
+
+// Status is the answer of DELETE: {"kind":"Status","status":"Success",
+// "details":{"kind":…,"name":…}}.
+type Status struct {
+	Kind    string        `json:"kind"`
+	Status  string        `json:"status"`
+	Details StatusDetails `json:"details"`
+}
+
+// StatusDetails names the object a Status is about.
+type StatusDetails struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// ObjectStatus is the answer of GET /api/v1/{resource}/{name}/status.
+type ObjectStatus struct {
+	Metadata api.ObjectMeta  `json:"metadata"`
+	Status   json.RawMessage `json:"status"`
+}
+
+// kindOf returns the kind named by the {resource} path variable.
+func kindOf(r *http.Request) string {
+	if mux.Vars(r)["resource"] == "nodes" {
+		return api.KindNode
+	}
+	return api.KindDeployment
+}
+
+// nameOf returns the {name} path variable, or a 400 when it cannot name an
+// object.
+func nameOf(r *http.Request) (string, error) {
+	name := mux.Vars(r)["name"]
+	if reason := api.ValidateName(name); reason != "" {
+		return "", badField("metadata.name", "%s", reason)
+	}
+	return name, nil
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) (any, error) {
+	kind := kindOf(r)
+	sel, err := api.ParseSelector(r.URL.Query().Get("labelSelector"))
+	if err != nil {
+		return nil, badField("labelSelector", "%v", err)
+	}
+	items, err := s.store.List(r.Context(), kind, store.ListOptions{Selector: sel})
+	if err != nil {
+		return nil, err
+	}
+	if items == nil {
+		items = []api.Object{}
+	}
+	return List{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: kind + "List"}, Items: items}, nil
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) (any, error) {
+	name, err := nameOf(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.Get(r.Context(), kindOf(r), name)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) (any, error) {
+	name, err := nameOf(r)
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.store.Get(r.Context(), kindOf(r), name)
+	if err != nil {
+		return nil, err
+	}
+	return ObjectStatus{Metadata: *o.GetObjectMeta(), Status: o.StatusJSON()}, nil
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request) (any, error) {
+	kind := kindOf(r)
+	o, err := s.decodeOne(w, r, kind, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out api.Object
+	err = s.store.Txn(r.Context(), func(tx store.Tx) error {
+		c, err := tx.Create(r.Context(), o)
+		if err != nil {
+			return err
+		}
+		out = c
+		return checkRules(r.Context(), tx, []api.Object{c}, false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.Header().Set("Location", "/api/v1/"+api.Resource(kind)+"/"+out.GetObjectMeta().Name)
+	return out, nil
+}
+
+func (s *Server) replace(w http.ResponseWriter, r *http.Request) (any, error) {
+	kind := kindOf(r)
+	name, err := nameOf(r)
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.decodeOne(w, r, kind, func(o api.Object) error {
+		m := o.GetObjectMeta()
+		switch m.Name {
+		case "":
+			m.Name = name
+		case name:
+		default:
+			return badField("metadata.name", "%q does not match %q in the path", m.Name, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out api.Object
+	err = s.store.Txn(r.Context(), func(tx store.Tx) error {
+		u, err := tx.Update(r.Context(), o)
+		if err != nil {
+			return err
+		}
+		out = u
+		return checkRules(r.Context(), tx, []api.Object{u}, false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Server) remove(w http.ResponseWriter, r *http.Request) (any, error) {
+	kind := kindOf(r)
+	name, err := nameOf(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.Delete(r.Context(), kind, name, ""); err != nil {
+		return nil, err
+	}
+	return Status{Kind: "Status", Status: "Success", Details: StatusDetails{Kind: kind, Name: name}}, nil
+}

@@ -1,0 +1,142 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"bakery.dev/bakery/api/store"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Store keeps the objects and API tokens. Required.
+	Store store.Store
+	// Logger receives the access log and errors (default slog.Default()).
+	Logger *slog.Logger
+	// MaxBodyBytes limits request bodies (default DefaultMaxBodyBytes, 4 MiB).
+	MaxBodyBytes int64
+	// Version, Commit and StoreKind ("file" or "postgres") are reported by
+	// /api/v1/version.
+	Version, Commit, StoreKind string
+	// Later issues add: the reconciler's actions, the web UI, webhooks.
+}
+
+// Server is Bakery's HTTP API. Its Handler is safe for concurrent use.
+type Server struct {
+	store   store.Store
+	log     *slog.Logger
+	maxBody int64
+	cfg     Config
+	router  *mux.Router
+	handler http.Handler
+}
+
+// readyTimeout bounds the store Ping behind /readyz.
+const readyTimeout = 2 * time.Second
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: Config.Store is required")
+	}
+	if cfg.MaxBodyBytes < 0 {
+		return nil, errors.New("server: Config.MaxBodyBytes must not be negative")
+	}
+	s := &Server{store: cfg.Store, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, cfg: cfg}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.maxBody == 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	s.router = s.routes()
+	s.handler = s.accessLog(s.authenticate(s.router))
+	return s, nil
+}
+
+// Handler returns the HTTP handler serving every route.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// resourcePattern matches the {resource} path segment of docs/api.md.
+const resourcePattern = "{resource:nodes|deployments}"
+
+func (s *Server) routes() *mux.Router {
+	r := mux.NewRouter()
+	r.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", http.HandlerFunc(s.readyz)).Methods(http.MethodGet, http.MethodHead)
+
+	v1 := r.PathPrefix("/api/v1").Subrouter()
+	v1.Handle("/version", s.wrap(http.StatusOK, s.version)).Methods(http.MethodGet)
+	v1.Handle("/apply", s.wrap(http.StatusOK, s.apply)).Methods(http.MethodPost)
+	v1.Handle("/"+resourcePattern, s.wrap(http.StatusOK, s.list)).Methods(http.MethodGet)
+	v1.Handle("/"+resourcePattern, s.wrap(http.StatusCreated, s.create)).Methods(http.MethodPost)
+	v1.Handle("/"+resourcePattern+"/{name}", s.wrap(http.StatusOK, s.get)).Methods(http.MethodGet)
+	v1.Handle("/"+resourcePattern+"/{name}", s.wrap(http.StatusOK, s.replace)).Methods(http.MethodPut)
+	v1.Handle("/"+resourcePattern+"/{name}", s.wrap(http.StatusOK, s.remove)).Methods(http.MethodDelete)
+	v1.Handle("/"+resourcePattern+"/{name}/status", s.wrap(http.StatusOK, s.status)).Methods(http.MethodGet)
+
+	r.NotFoundHandler = s.wrap(0, func(w http.ResponseWriter, r *http.Request) (any, error) {
+		return nil, errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path)
+	})
+	r.MethodNotAllowedHandler = s.wrap(0, func(w http.ResponseWriter, r *http.Request) (any, error) {
+		allowed := s.allowedMethods(r)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		return nil, errorf(http.StatusMethodNotAllowed, "method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", "))
+	})
+	return r
+}
+
+// allowedMethods lists the methods that some route serves for r's path.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// healthz says the process is alive.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeText(w, http.StatusOK, "ok")
+}
+
+// readyz says whether the store answers.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("not ready: store ping failed", "err", err)
+		writeText(w, http.StatusServiceUnavailable, "store unavailable")
+		return
+	}
+	writeText(w, http.StatusOK, "ok")
+}
+
+func writeText(w http.ResponseWriter, code int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write([]byte(s + "\n"))
+}
+
+// VersionInfo is the answer of GET /api/v1/version.
+type VersionInfo struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+	Store   string `json:"store"`
+}
+
+func (s *Server) version(w http.ResponseWriter, r *http.Request) (any, error) {
+	return VersionInfo{Version: s.cfg.Version, Commit: s.cfg.Commit, Store: s.cfg.StoreKind}, nil
+}
