@@ -19,6 +19,9 @@
 #                                     (known_hosts/nodes.json keep the old one → mismatch);
 #                                     prints the new public key
 #   testnodes.sh trust-hostkey NODE   re-pin NODE's current host key in known_hosts/nodes.json
+#   testnodes.sh add                  boot one extra private "scratch" node (node41..node80, not
+#                                     listed in nodes.json "nodes"), print its JSON description
+#   testnodes.sh remove NODE          power off and delete a scratch node
 #   testnodes.sh build                only build (or reuse) the cached node root
 #   testnodes.sh check-installer NODE re-run install-node-agent.sh inside booted NODE (offline)
 #                                     and verify it changes nothing
@@ -55,7 +58,7 @@ die() { printf 'testnodes: ERROR: %s\n' "$*" >&2; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 
-usage() { sed -n '6,28p' "$SCRIPT" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '6,31p' "$SCRIPT" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------- names
 
@@ -494,7 +497,7 @@ cmd_down() {
 	for d in /sys/fs/cgroup/systemd/$LAB /sys/fs/cgroup/unified/$LAB /sys/fs/cgroup/$LAB; do
 		[[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
 	done
-	rm -f "$STATE/nodes.json" "$STATE/count" "$KNOWN_HOSTS"
+	rm -f "$STATE/nodes.json" "$STATE/count" "$STATE/root" "$KNOWN_HOSTS"
 	((purge)) && rm -rf "$STATE"
 	log "down in $(elapsed "$t0") s"
 }
@@ -509,6 +512,7 @@ cmd_up() {
 	root=$(build_root)
 	cmd_down
 	lock_state
+	echo "$root" >"$STATE/root"
 	local t1 i name
 	t1=$(now)
 	ensure_bridge
@@ -624,6 +628,58 @@ cmd_trust_hostkey() {
 	cat "$(node_dir "$1")/host_key.pub"
 }
 
+# Scratch nodes (indexes 41..80) let a test power off or re-key a node without disturbing
+# tests of other packages that run at the same time on the shared nodes.
+SCRATCH_FIRST=41
+
+node_json() { # node
+	local i
+	i=$(node_index "$1")
+	printf '{"name": "%s", "address": "%s", "port": 22, "user": "bakery-agent", "privateKey": "%s", "knownHosts": "%s", "hostKey": "%s"}\n' \
+		"$1" "$(node_ip "$i")" "$KEY" "$KNOWN_HOSTS" "$(cat "$(node_dir "$1")/host_key.pub")"
+}
+
+cmd_add() {
+	[[ $# == 0 ]] || die "usage: testnodes.sh add"
+	lock_state
+	[[ -f $STATE/root && -f $STATE/nodes.json ]] || die "no lab (run: testnodes.sh up N first)"
+	local root i name t0
+	root=$(<"$STATE/root")
+	[[ -d $root ]] || die "node root $root is gone (run up again)"
+	t0=$(now)
+	for ((i = SCRATCH_FIRST; i <= MAX_NODES; i++)); do
+		[[ -e $(node_dir "node$i") ]] || break
+	done
+	((i <= MAX_NODES)) || die "no free scratch node index"
+	name=node$i
+	mkdir -p "$(node_dir "$name")"
+	ensure_bridge
+	ensure_node_net "$i"
+	mount_node "$name" "$root"
+	write_node_files "$name" "$i"
+	pin_host_key "$name" "$(new_host_key "$name")"
+	write_known_hosts
+	launch_node "$name" "$i"
+	wait_ready "$name" "$i"
+	log "scratch node $name up in $(elapsed "$t0") s"
+	node_json "$name"
+}
+
+cmd_remove() {
+	[[ $# == 1 ]] || die "usage: testnodes.sh remove NODE"
+	local i d
+	i=$(need_node "$1")
+	((i >= SCRATCH_FIRST)) || die "$1 is a shared lab node; only scratch nodes can be removed (use down)"
+	lock_state
+	d=$(node_dir "$1")
+	poweroff_node "$1"
+	mountpoint -q "$d/merged" && { umount "$d/merged" 2>/dev/null || umount -l "$d/merged"; }
+	remove_cgroups "$1"
+	remove_node_net "$i"
+	rm -rf "$d"
+	write_known_hosts
+}
+
 cmd_status() {
 	local d name i state sshs
 	[[ -f $STATE/nodes.json ]] || { echo "no lab (state dir $STATE)"; return 0; }
@@ -672,6 +728,8 @@ main() {
 	start) cmd_start "$@" ;;
 	rotate-hostkey) cmd_rotate_hostkey "$@" ;;
 	trust-hostkey) cmd_trust_hostkey "$@" ;;
+	add) cmd_add "$@" ;;
+	remove) cmd_remove "$@" ;;
 	build) ensure_host_tools; ensure_key; build_root ;;
 	check-installer) [[ $# == 1 ]] || die "usage: testnodes.sh check-installer NODE"; need_node "$1" >/dev/null; check_installer "$1" ;;
 	-h | --help | help) usage ;;
