@@ -58,11 +58,11 @@ func Unit(s Slot) string {
 
 // Site describes the nginx site of an app.
 type Site struct {
-	App   string
+	App string
 	// Hosts are the server names; without hosts the app's name is used,
 	// so that host-less apps never claim nginx's default server.
 	Hosts []string
-	Port  int      // the active slot's port
+	Port  int // the active slot's port
 	// ListenPort is where nginx listens (default 80).
 	ListenPort int
 }

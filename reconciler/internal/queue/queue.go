@@ -21,11 +21,11 @@ import (
 type Queue struct {
 	mu         sync.Mutex
 	cond       *sync.Cond
-	order      []string            // waiting keys, FIFO
-	waiting    map[string]bool     // keys in order
-	processing map[string]bool     // keys handed out, not yet Done
-	dirty      map[string]bool     // added while processing
-	delayed    delayHeap           // keys to add later
+	order      []string             // waiting keys, FIFO
+	waiting    map[string]bool      // keys in order
+	processing map[string]bool      // keys handed out, not yet Done
+	dirty      map[string]bool      // added while processing
+	delayed    delayHeap            // keys to add later
 	delayedAt  map[string]time.Time // earliest pending delayed add per key
 	failures   map[string]int
 	shutdown   bool

@@ -1,0 +1,59 @@
+package reconciler
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/sshexec"
+)
+
+func TestParseNodeObservation(t *testing.T) {
+	out := "ready=bakery-ready\nkernel=Linux 6.1.0\nos=Debian GNU/Linux 12 (bookworm)\ntool=systemctl\ntool=git\n" +
+		"bakery_bytes=4096\nfs_bytes=1000000\nfree_bytes=500000\nnoise line\n"
+	got, err := ParseNodeObservation(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := NodeObservation{OS: "Debian GNU/Linux 12 (bookworm)", Kernel: "Linux 6.1.0", Tools: []string{"git", "systemctl"},
+		Disk: &api.DiskUsage{BakeryBytes: 4096, FilesystemBytes: 1000000, FreeBytes: 500000}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if m := got.Missing([]string{"git", "nginx", "systemctl", "docker"}); !cmp.Equal(m, []string{"nginx", "docker"}) {
+		t.Fatalf("missing = %v", m)
+	}
+	if _, err := ParseNodeObservation("kernel=x\n"); err == nil {
+		t.Fatal("output without bakery-ready accepted")
+	}
+}
+
+// TestObserveLocal runs the real observe script on this machine through the
+// local executor.
+func TestObserveLocal(t *testing.T) {
+	obs, err := ObserveNode(t.Context(), sshexec.NewLocal(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obs.Kernel == "" || obs.Disk == nil || obs.Disk.FilesystemBytes <= 0 || obs.Disk.FreeBytes <= 0 {
+		t.Fatalf("incomplete observation: %+v", obs)
+	}
+	if len(obs.Missing([]string{"git"})) != 0 {
+		t.Fatalf("git not found on the test machine: %+v", obs.Tools)
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	_, pub, err := sshexec.GenerateKey("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := Fingerprint(pub)
+	if len(fp) != len("SHA256:")+43 {
+		t.Fatalf("fingerprint %q", fp)
+	}
+	if Fingerprint("garbage") != "" {
+		t.Fatal("garbage key fingerprinted")
+	}
+}

@@ -1,0 +1,212 @@
+package reconciler
+
+import (
+	"errors"
+	"fmt"
+
+	"bakery.dev/bakery/reconciler/nodefiles"
+)
+
+// ActionType names one step of a plan.
+type ActionType string
+
+// Action types, in the order a rollout uses them.
+const (
+	// ActFetch ships the commit to the node's bare repository.
+	ActFetch ActionType = "fetch"
+	// ActBuild checks the commit out into its release directory and runs
+	// the install, test and build commands there.
+	ActBuild ActionType = "build"
+	// ActInstall writes a slot's env file, run script and unit.
+	ActInstall ActionType = "install"
+	// ActStart (re)starts a slot.
+	ActStart ActionType = "start"
+	// ActHealth checks a slot over HTTP from the node until it passes.
+	ActHealth ActionType = "health"
+	// ActSwitch points nginx at a slot and records it active in state.json.
+	ActSwitch ActionType = "switch"
+	// ActDrain waits for connections to the old slot to finish.
+	ActDrain ActionType = "drain"
+	// ActStop stops (and disables) a slot.
+	ActStop ActionType = "stop"
+	// ActSite rewrites the nginx site for the active slot (drift repair).
+	ActSite ActionType = "site"
+	// ActPrune removes releases beyond keepReleases.
+	ActPrune ActionType = "prune"
+	// ActRemove removes the app from the node entirely.
+	ActRemove ActionType = "remove"
+)
+
+// Action is one idempotent step on one node.
+type Action struct {
+	Type   ActionType
+	Slot   string `json:",omitempty"`
+	Commit string `json:",omitempty"`
+	Port   int    `json:",omitempty"`
+	// Reason says why the step is needed (logged with it).
+	Reason string `json:",omitempty"`
+}
+
+func (a Action) String() string {
+	s := string(a.Type)
+	if a.Slot != "" {
+		s += " " + a.Slot
+	}
+	if a.Reason != "" {
+		s += " (" + a.Reason + ")"
+	}
+	return s
+}
+
+// Desired is what one node should run for a deployment.
+type Desired struct {
+	App    string
+	Commit string
+	// Revision is the deployment revision the commit belongs to.
+	Revision int64
+	// SpecHash identifies the runtime-relevant spec (command, env, pinned
+	// port); BuildHash the build commands.
+	SpecHash, BuildHash string
+	// SiteHash is the hash of the nginx site for a given port.
+	SiteHash func(port int) string
+	// PinnedPort, when non-zero, is the blue slot's port (green: +1).
+	PinnedPort int
+	// PortRange bounds allocated ports.
+	PortMin, PortMax int
+	KeepReleases     int
+	// NewSlot forces a rollout into the idle slot even when the active one
+	// already runs the desired commit and spec (restart with no downtime).
+	NewSlot bool
+	// Remove asks for the app to be removed from the node.
+	Remove bool
+}
+
+// Observed is what one observe round trip found on a node for an app.
+type Observed struct {
+	// State is the app's state file (nil: the app has never been deployed).
+	State *nodefiles.AppState
+	// Units maps slot → systemd ActiveState ("active", "inactive", "failed", "activating", …).
+	Units map[string]string
+	// SiteHash is the SHA-256 (nodefiles.Hash of the content) of the
+	// app's nginx site, "" when absent.
+	SiteHash string
+	// Releases maps commit → the BuildHash its release was built with ("" = not built).
+	Releases map[string]string
+	// UsedPorts holds the ports other apps' slots use on the node.
+	UsedPorts map[int]bool
+}
+
+func running(state string) bool {
+	return state == "active" || state == "activating" || state == "reloading"
+}
+
+// Plan returns the actions that bring one node from obs to d, in order.
+// An empty plan means converged: nothing is executed. Plan is pure.
+func Plan(d Desired, obs Observed) ([]Action, error) {
+	if d.Remove {
+		if obs.State == nil && obs.SiteHash == "" && !running(obs.Units[nodefiles.Blue]) && !running(obs.Units[nodefiles.Green]) && len(obs.Releases) == 0 {
+			return nil, nil
+		}
+		return []Action{{Type: ActRemove, Reason: "app removed from this node"}}, nil
+	}
+	active := ""
+	var slots map[string]nodefiles.SlotState
+	if obs.State != nil {
+		active = obs.State.Active
+		slots = obs.State.Slots
+	}
+	if active != "" && !d.NewSlot {
+		a := slots[active]
+		if a.Commit == d.Commit && a.SpecHash == d.SpecHash {
+			return repairs(d, obs, active, a), nil
+		}
+	}
+
+	// A rollout into the idle slot.
+	idle := nodefiles.Other(active)
+	port := allocatePort(d, obs, idle)
+	if port == 0 {
+		return nil, ErrNoFreePort
+	}
+	var plan []Action
+	if _, ok := obs.Releases[d.Commit]; !ok {
+		plan = append(plan, Action{Type: ActFetch, Commit: d.Commit})
+	}
+	if obs.Releases[d.Commit] != d.BuildHash {
+		plan = append(plan, Action{Type: ActBuild, Commit: d.Commit})
+	}
+	plan = append(plan,
+		Action{Type: ActInstall, Slot: idle, Commit: d.Commit, Port: port},
+		Action{Type: ActStart, Slot: idle, Commit: d.Commit, Port: port},
+		Action{Type: ActHealth, Slot: idle, Port: port},
+		Action{Type: ActSwitch, Slot: idle, Commit: d.Commit, Port: port},
+	)
+	if active != "" {
+		plan = append(plan, Action{Type: ActDrain, Slot: active}, Action{Type: ActStop, Slot: active, Reason: "replaced"})
+	} else if running(obs.Units[idle]) || running(obs.Units[nodefiles.Other(idle)]) {
+		// No recorded active slot, but a unit runs: a crashed first
+		// rollout. The start above restarts idle; stop the other.
+		if running(obs.Units[nodefiles.Other(idle)]) {
+			plan = append(plan, Action{Type: ActStop, Slot: nodefiles.Other(idle), Reason: "not recorded active"})
+		}
+	}
+	plan = append(plan, Action{Type: ActPrune})
+	return plan, nil
+}
+
+// ErrNoFreePort means every port of the range is taken on the node.
+var ErrNoFreePort = errors.New("no free port in the node's port range")
+
+// repairs returns the drift repairs for a node whose active slot already
+// runs the desired revision.
+func repairs(d Desired, obs Observed, active string, a nodefiles.SlotState) []Action {
+	var plan []Action
+	if st := obs.Units[active]; !running(st) {
+		plan = append(plan,
+			Action{Type: ActStart, Slot: active, Commit: a.Commit, Port: a.Port, Reason: fmt.Sprintf("active unit is %s", orUnknown(st))},
+			Action{Type: ActHealth, Slot: active, Port: a.Port})
+	}
+	if d.SiteHash != nil && obs.SiteHash != d.SiteHash(a.Port) {
+		reason := "nginx site differs from the generated one"
+		if obs.SiteHash == "" {
+			reason = "nginx site missing"
+		}
+		plan = append(plan, Action{Type: ActSite, Slot: active, Port: a.Port, Reason: reason})
+	}
+	if other := nodefiles.Other(active); running(obs.Units[other]) {
+		plan = append(plan, Action{Type: ActStop, Slot: other, Reason: "inactive slot is running"})
+	}
+	return plan
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// allocatePort picks the port of slot: the pinned one; else the one the
+// slot had, if no other app took it; else the lowest free port in range
+// that is neither used by another app nor by the other slot.
+func allocatePort(d Desired, obs Observed, slot string) int {
+	if d.PinnedPort > 0 {
+		if slot == nodefiles.Green {
+			return d.PinnedPort + 1
+		}
+		return d.PinnedPort
+	}
+	var otherPort int
+	if obs.State != nil {
+		if s, ok := obs.State.Slots[slot]; ok && s.Port != 0 && !obs.UsedPorts[s.Port] && s.Port >= d.PortMin && s.Port <= d.PortMax {
+			return s.Port
+		}
+		otherPort = obs.State.Slots[nodefiles.Other(slot)].Port
+	}
+	for p := d.PortMin; p <= d.PortMax; p++ {
+		if p != otherPort && !obs.UsedPorts[p] {
+			return p
+		}
+	}
+	return 0
+}
