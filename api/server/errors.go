@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
@@ -34,18 +35,16 @@ type Detail struct {
 func (e *Error) Code() int { return e.Status }
 
 func (e *Error) Error() string {
-	if len(e.Details) == 0 {
-		return e.Message
-	}
-	s := e.Message + ":"
-	for i, d := range e.Details {
-		if i > 0 {
-			s += ";"
+	s := e.Message
+	for _, d := range e.Details {
+		if strings.Contains(e.Message, d.Reason) {
+			continue
 		}
+		s += "; "
 		if d.Field != "" {
-			s += " " + d.Field + ":"
+			s += d.Field + ": "
 		}
-		s += " " + d.Reason
+		s += d.Reason
 	}
 	return s
 }

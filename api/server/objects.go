@@ -120,13 +120,8 @@ func (s *Server) replace(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	o, err := s.decodeOne(w, r, kind, func(o api.Object) error {
-		m := o.GetObjectMeta()
-		switch m.Name {
-		case "":
-			m.Name = name
-		case name:
-		default:
-			return badField("metadata.name", "%q does not match %q in the path", m.Name, name)
+		if n := o.GetObjectMeta().Name; n != name {
+			return badField("metadata.name", "%q does not match %q in the path", n, name)
 		}
 		return nil
 	})

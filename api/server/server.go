@@ -71,15 +71,17 @@ func (s *Server) routes() *mux.Router {
 	r.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", http.HandlerFunc(s.readyz)).Methods(http.MethodGet, http.MethodHead)
 
-	v1 := r.PathPrefix("/api/v1").Subrouter()
-	v1.Handle("/version", s.wrap(http.StatusOK, s.version)).Methods(http.MethodGet)
-	v1.Handle("/apply", s.wrap(http.StatusOK, s.apply)).Methods(http.MethodPost)
-	v1.Handle("/"+resourcePattern, s.wrap(http.StatusOK, s.list)).Methods(http.MethodGet)
-	v1.Handle("/"+resourcePattern, s.wrap(http.StatusCreated, s.create)).Methods(http.MethodPost)
-	v1.Handle("/"+resourcePattern+"/{name}", s.wrap(http.StatusOK, s.get)).Methods(http.MethodGet)
-	v1.Handle("/"+resourcePattern+"/{name}", s.wrap(http.StatusOK, s.replace)).Methods(http.MethodPut)
-	v1.Handle("/"+resourcePattern+"/{name}", s.wrap(http.StatusOK, s.remove)).Methods(http.MethodDelete)
-	v1.Handle("/"+resourcePattern+"/{name}/status", s.wrap(http.StatusOK, s.status)).Methods(http.MethodGet)
+	// No subrouter: gorilla/mux answers 404 instead of 405 for a method
+	// mismatch inside one.
+	const v1 = "/api/v1"
+	r.Handle(v1+"/version", s.wrap(http.StatusOK, s.version)).Methods(http.MethodGet)
+	r.Handle(v1+"/apply", s.wrap(http.StatusOK, s.apply)).Methods(http.MethodPost)
+	r.Handle(v1+"/"+resourcePattern, s.wrap(http.StatusOK, s.list)).Methods(http.MethodGet)
+	r.Handle(v1+"/"+resourcePattern, s.wrap(http.StatusCreated, s.create)).Methods(http.MethodPost)
+	r.Handle(v1+"/"+resourcePattern+"/{name}", s.wrap(http.StatusOK, s.get)).Methods(http.MethodGet)
+	r.Handle(v1+"/"+resourcePattern+"/{name}", s.wrap(http.StatusOK, s.replace)).Methods(http.MethodPut)
+	r.Handle(v1+"/"+resourcePattern+"/{name}", s.wrap(http.StatusOK, s.remove)).Methods(http.MethodDelete)
+	r.Handle(v1+"/"+resourcePattern+"/{name}/status", s.wrap(http.StatusOK, s.status)).Methods(http.MethodGet)
 
 	r.NotFoundHandler = s.wrap(0, func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path)
