@@ -1,6 +1,8 @@
 package reconciler
 
 import (
+	"time"
+
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -55,5 +57,36 @@ func TestFingerprint(t *testing.T) {
 	}
 	if Fingerprint("garbage") != "" {
 		t.Fatal("garbage key fingerprinted")
+	}
+}
+
+func TestNodeReconcilerLocalNode(t *testing.T) {
+	st := openStore(t)
+	ctx := t.Context()
+	n := &api.Node{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindNode},
+		Metadata: api.ObjectMeta{Name: "self"}, Spec: api.NodeSpec{Local: true}}
+	n.Default()
+	if _, err := st.Create(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	r := &NodeReconciler{Store: st, Connector: SSHConnector{Local: sshexec.NewLocal()}, Resync: time.Minute}
+	res, err := r.Reconcile(ctx, Request{Kind: api.KindNode, Name: "self"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RequeueAfter != time.Minute {
+		t.Fatalf("healthy node requeued after %v, want the resync period", res.RequeueAfter)
+	}
+	got, _ := st.Get(ctx, api.KindNode, "self")
+	s := got.(*api.Node).Status
+	if !s.Reachable || s.LastHandshakeTime == nil || s.Disk == nil || s.Kernel == "" || s.ObservedGeneration != 1 {
+		t.Fatalf("status not filled in: %+v", s)
+	}
+	if !api.IsTrue(s.Conditions, api.ConditionReachable) {
+		t.Fatalf("conditions: %+v", s.Conditions)
+	}
+	// A node that is gone is not an error.
+	if _, err := r.Reconcile(ctx, Request{Kind: api.KindNode, Name: "gone"}); err != nil {
+		t.Fatal(err)
 	}
 }
