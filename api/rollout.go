@@ -1,0 +1,87 @@
+package api
+
+// Rollout states.
+const (
+	RolloutPending    = "pending"
+	RolloutRunning    = "running"
+	RolloutSucceeded  = "succeeded"
+	RolloutFailed     = "failed"
+	RolloutCancelled  = "cancelled"
+	RolloutSuperseded = "superseded"
+)
+
+// Rollout triggers.
+const (
+	TriggerApply       = "apply"
+	TriggerWebhook     = "webhook"
+	TriggerDeployNow   = "deploy-now"
+	TriggerRedeploy    = "redeploy"
+	TriggerRestart     = "restart"
+	TriggerRollback    = "rollback"
+	TriggerDriftRepair = "drift-repair"
+)
+
+// Rollout is one attempt to bring a deployment to a revision (a commit and
+// a spec generation). It is a record written by the control plane, not a
+// spec users apply.
+type Rollout struct {
+	ID         string `json:"id"`
+	Deployment string `json:"deployment"`
+	// Revision numbers the deployment's revisions: 1, 2, … A repair of
+	// drift keeps the revision.
+	Revision   int64  `json:"revision"`
+	Trigger    string `json:"trigger"`
+	Commit     string `json:"commit"`
+	Generation int64  `json:"generation"`
+	// TriggeredBy says who or what asked for it (a token name, "webhook", "controller").
+	TriggeredBy string `json:"triggeredBy,omitempty"`
+	State       string `json:"state"`
+	Message     string `json:"message,omitempty"`
+	CreatedAt   *Time  `json:"createdAt,omitempty"`
+	FinishedAt  *Time  `json:"finishedAt,omitempty"`
+	// Nodes holds the steps run on each node, in order.
+	Nodes []RolloutNode `json:"nodes,omitempty"`
+}
+
+// Done reports whether the rollout reached a final state.
+func (r *Rollout) Done() bool {
+	switch r.State {
+	case RolloutSucceeded, RolloutFailed, RolloutCancelled, RolloutSuperseded:
+		return true
+	}
+	return false
+}
+
+// RolloutNode is the part of a rollout on one node.
+type RolloutNode struct {
+	Node  string        `json:"node"`
+	State string        `json:"state"`
+	Steps []RolloutStep `json:"steps,omitempty"`
+}
+
+// RolloutStep is one action run on a node.
+type RolloutStep struct {
+	Name     string `json:"name"`
+	Start    *Time  `json:"start,omitempty"`
+	End      *Time  `json:"end,omitempty"`
+	Result   string `json:"result,omitempty"` // succeeded, failed, cancelled
+	ExitCode int    `json:"exitCode,omitempty"`
+	Message  string `json:"message,omitempty"`
+}
+
+// Log streams.
+const (
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+	StreamBakery = "bakery"
+)
+
+// LogLine is one line of a rollout's log. Seq orders the lines of a
+// rollout across all its nodes, from 1.
+type LogLine struct {
+	Seq    int64  `json:"seq"`
+	Node   string `json:"node,omitempty"`
+	Stream string `json:"stream"`
+	Time   *Time  `json:"time"`
+	Text   string `json:"text"`
+}

@@ -1,0 +1,26 @@
+package store
+
+import (
+	"context"
+
+	"bakery.dev/bakery/api"
+)
+
+// Rollouts keeps rollout records and their logs.
+type Rollouts interface {
+	// CreateRollout stores a new rollout (ID chosen by the caller;
+	// ErrAlreadyExists if taken).
+	CreateRollout(ctx context.Context, r *api.Rollout) error
+	// UpdateRollout replaces a stored rollout (ErrNotFound if missing).
+	UpdateRollout(ctx context.Context, r *api.Rollout) error
+	// GetRollout returns one rollout or ErrNotFound.
+	GetRollout(ctx context.Context, id string) (*api.Rollout, error)
+	// ListRollouts returns a deployment's rollouts, newest (highest
+	// revision, then latest created) first; limit <= 0 means all.
+	ListRollouts(ctx context.Context, deployment string, limit int) ([]*api.Rollout, error)
+	// AppendLogs appends lines to a rollout's log. Seq values are set by
+	// the caller and increase; lines are kept in Seq order.
+	AppendLogs(ctx context.Context, id string, lines []api.LogLine) error
+	// Logs returns up to limit lines with Seq > after, in order.
+	Logs(ctx context.Context, id string, after int64, limit int) ([]api.LogLine, error)
+}
