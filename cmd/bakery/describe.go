@@ -1,0 +1,286 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"bakery.dev/bakery/api"
+)
+
+func newDescribeCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "describe TYPE [NAME…] | TYPE/NAME…",
+		Short: "Show a human summary of nodes or deployments",
+		Long: `Show a readable summary of objects: the essentials of their spec, their
+conditions, and their observed status — for a deployment the resolved
+commit, revision, current rollout and the slot on each node; for a node its
+reachability, host key, OS and tools. Without a NAME every object of the
+type is described.`,
+		Example: `  bakery describe deployment hello
+  bakery describe node web-1
+  bakery describe nodes`,
+		ValidArgsFunction: completeTargets(a),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ts, err := parseTargets(args, false)
+			if err != nil {
+				return err
+			}
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			objs, failed, err := fetch(cmd, a, c, ts, "")
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			for i, o := range objs {
+				if i > 0 {
+					fmt.Fprintln(a.out)
+				}
+				describe(a.out, o, now)
+			}
+			if len(objs) == 0 && failed == 0 {
+				fmt.Fprintln(a.errOut, "No resources found.")
+			}
+			if failed > 0 {
+				return &exitCodeError{code: exitError}
+			}
+			return nil
+		},
+	}
+	return cmd
+}
+
+// describer prints aligned "Key: value" lines, indented by level.
+type describer struct {
+	tw interface {
+		io.Writer
+		Flush() error
+	}
+}
+
+func (d describer) line(level int, key, format string, args ...any) {
+	fmt.Fprintf(d.tw, "%s%s:\t%s\n", strings.Repeat("  ", level), key, fmt.Sprintf(format, args...))
+}
+
+func (d describer) section(level int, key string) {
+	fmt.Fprintf(d.tw, "%s%s:\n", strings.Repeat("  ", level), key)
+}
+
+func describe(w io.Writer, o api.Object, now time.Time) {
+	tw := newTabWriter(w)
+	d := describer{tw}
+	m := o.GetObjectMeta()
+	d.line(0, "Name", "%s", m.Name)
+	d.line(0, "Kind", "%s", o.GetTypeMeta().Kind)
+	d.line(0, "Labels", "%s", orNone(formatLabels(m.Labels)))
+	d.line(0, "Annotations", "%s", orNone(formatLabels(m.Annotations)))
+	if m.CreationTimestamp != nil {
+		d.line(0, "Created", "%s (%s ago)", m.CreationTimestamp.Format(time.RFC3339), age(m.CreationTimestamp, now))
+	}
+	switch o := o.(type) {
+	case *api.Deployment:
+		d.line(0, "Generation", "%d (observed: %s)", m.Generation, observed(o.Status.ObservedGeneration))
+		describeDeployment(d, o, now)
+	case *api.Node:
+		d.line(0, "Generation", "%d (observed: %s)", m.Generation, observed(o.Status.ObservedGeneration))
+		describeNode(d, o, now)
+	}
+	tw.Flush()
+}
+
+func observed(g int64) string {
+	if g == 0 {
+		return "not yet"
+	}
+	return strconv.FormatInt(g, 10)
+}
+
+func describeDeployment(d describer, o *api.Deployment, now time.Time) {
+	s := o.Spec
+	d.section(0, "Spec")
+	src := s.Source.Repo
+	if s.Source.Commit != "" {
+		src += " @ commit " + s.Source.Commit
+	} else if s.Source.Ref != "" {
+		src += " @ " + s.Source.Ref
+	}
+	d.line(1, "Source", "%s", src)
+	if len(s.Nodes) > 0 {
+		d.line(1, "Nodes", "%s", strings.Join(s.Nodes, ", "))
+	}
+	if len(s.NodeSelector) > 0 {
+		d.line(1, "Node selector", "%s", formatLabels(s.NodeSelector))
+	}
+	d.line(1, "Runtime", "%s", orDash(s.Runtime))
+	if s.Docker != nil {
+		d.line(1, "Docker", "dockerfile %s, network %s", orDash(s.Docker.Dockerfile), orDash(s.Docker.Network))
+	}
+	for _, b := range []struct{ k, v string }{{"Install", s.Build.Install}, {"Test", s.Build.Test}, {"Build", s.Build.Build}} {
+		if b.v != "" {
+			d.line(1, b.k, "%s", oneLine(b.v))
+		}
+	}
+	if s.Run.Command != "" {
+		d.line(1, "Command", "%s", oneLine(s.Run.Command))
+	}
+	if s.Run.Port != nil {
+		d.line(1, "Port", "%d (blue), %d (green)", *s.Run.Port, *s.Run.Port+1)
+	} else {
+		d.line(1, "Port", "allocated per node")
+	}
+	if len(s.Run.Env) > 0 {
+		names := make([]string, len(s.Run.Env))
+		for i, e := range s.Run.Env {
+			names[i] = e.Name
+		}
+		d.line(1, "Env", "%s", strings.Join(names, ", "))
+	}
+	h := s.HealthCheck
+	hc := "GET " + orDash(h.Path)
+	if h.Interval != nil {
+		hc += " every " + h.Interval.String()
+	}
+	if h.Timeout != nil {
+		hc += ", timeout " + h.Timeout.String()
+	}
+	hc += fmt.Sprintf(", %d retries", h.Retries)
+	if h.StartPeriod != nil && h.StartPeriod.Duration > 0 {
+		hc += ", start period " + h.StartPeriod.String()
+	}
+	d.line(1, "Health check", "%s", hc)
+	if ing := s.Ingress; ing != nil {
+		v := orNone(strings.Join(ing.Hosts, ", "))
+		if ing.TLS != nil {
+			v += " (TLS, " + ing.TLS.Email + ")"
+		}
+		d.line(1, "Ingress", "%s", v)
+	}
+	st := orDash(s.Strategy.Type)
+	st += fmt.Sprintf(", max unavailable %d", s.Strategy.MaxUnavailable)
+	if s.Strategy.Drain != nil {
+		st += ", drain " + s.Strategy.Drain.String()
+	}
+	d.line(1, "Strategy", "%s", st)
+	d.line(1, "Keep releases", "%d", s.KeepReleases)
+	if s.Suspend {
+		d.line(1, "Suspended", "yes: the control loop changes nothing")
+	}
+
+	t := o.Status
+	d.section(0, "Status")
+	d.line(1, "Commit", "%s", orNone(t.Commit))
+	d.line(1, "Revision", "%s", revision(t.Revision))
+	if r := t.CurrentRollout; r != nil {
+		d.line(1, "Current rollout", "%s (%s)", r.ID, r.State)
+	} else {
+		d.line(1, "Current rollout", "<none>")
+	}
+	d.line(1, "Ready", "%s", readyCount(o))
+	conditions(d, t.Conditions, now)
+	if len(t.Nodes) == 0 {
+		d.line(0, "Nodes", "<none>")
+		return
+	}
+	d.section(0, "Nodes")
+	fmt.Fprintln(d.tw, "  NODE\tSLOT\tCOMMIT\tPORT\tHEALTHY\tUNIT\tMESSAGE")
+	for _, n := range t.Nodes {
+		port := "-"
+		if n.Port != 0 {
+			port = strconv.Itoa(n.Port)
+		}
+		fmt.Fprintf(d.tw, "  %s\t%s\t%s\t%s\t%t\t%s\t%s\n", n.Node, orDash(n.ActiveSlot), orDash(shortCommit(n.Commit)),
+			port, n.Healthy, orDash(n.UnitState), oneLine(n.Message))
+	}
+}
+
+func revision(r int64) string {
+	if r == 0 {
+		return "<none>"
+	}
+	return strconv.FormatInt(r, 10)
+}
+
+func describeNode(d describer, o *api.Node, now time.Time) {
+	s := o.Spec
+	d.section(0, "Spec")
+	if s.Local {
+		d.line(1, "Local", "yes: commands run on the control plane's host")
+	} else {
+		d.line(1, "Address", "%s:%d", s.Address, s.Port)
+		d.line(1, "User", "%s", s.User)
+	}
+	if s.Via != "" {
+		d.line(1, "Via", "%s", s.Via)
+	}
+	if s.HostKey != "" {
+		d.line(1, "Host key", "pinned (%s)", truncate(s.HostKey, 40))
+	} else if !s.Local {
+		d.line(1, "Host key", "trust on first use")
+	}
+	t := o.Status
+	d.section(0, "Status")
+	d.line(1, "Reachable", "%s", reachable(o))
+	if t.LastHandshakeTime != nil {
+		d.line(1, "Last handshake", "%s (%s ago)", t.LastHandshakeTime.Format(time.RFC3339), age(t.LastHandshakeTime, now))
+	}
+	if t.LastError != "" {
+		d.line(1, "Last error", "%s", oneLine(t.LastError))
+	}
+	if t.HostKeyFingerprint != "" {
+		d.line(1, "Host key", "%s", t.HostKeyFingerprint)
+	}
+	if t.OS != "" || t.Kernel != "" {
+		d.line(1, "OS", "%s", strings.TrimSpace(t.OS+" "+t.Kernel))
+	}
+	if len(t.Tools) > 0 {
+		d.line(1, "Tools", "%s", strings.Join(t.Tools, ", "))
+	}
+	if u := t.Disk; u != nil {
+		d.line(1, "Disk", "%s used by Bakery, %s free of %s", humanBytes(u.BakeryBytes), humanBytes(u.FreeBytes), humanBytes(u.FilesystemBytes))
+	}
+	if l := t.LastDeployment; l != nil {
+		v := l.Deployment
+		if l.Commit != "" {
+			v += " @ " + shortCommit(l.Commit)
+		}
+		if l.Revision != 0 {
+			v += fmt.Sprintf(" (revision %d)", l.Revision)
+		}
+		if l.Time != nil {
+			v += ", " + age(l.Time, now) + " ago"
+		}
+		d.line(1, "Last deployment", "%s", v)
+	}
+	conditions(d, t.Conditions, now)
+}
+
+func conditions(d describer, cs []api.Condition, now time.Time) {
+	if len(cs) == 0 {
+		d.line(0, "Conditions", "<none>")
+		return
+	}
+	d.section(0, "Conditions")
+	fmt.Fprintln(d.tw, "  TYPE\tSTATUS\tREASON\tAGE\tMESSAGE")
+	for _, c := range cs {
+		fmt.Fprintf(d.tw, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, orDash(c.Reason), age(c.LastTransitionTime, now), oneLine(c.Message))
+	}
+}
+
+// oneLine keeps a table row on one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

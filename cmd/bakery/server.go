@@ -1,0 +1,232 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/spf13/cobra"
+
+	"bakery.dev/bakery/api/server"
+	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/filestore"
+	"bakery.dev/bakery/api/store/pgstore"
+)
+
+type serverOptions struct {
+	listen         string
+	data           string
+	databaseURL    string
+	adminTokenFile string
+	logLevel       string
+	logFormat      string
+	maxBody        string
+}
+
+// defaultDataDir is $BAKERY_DATA, else $XDG_DATA_HOME/bakery, else
+// ~/.local/share/bakery, else ./.bakery-data.
+func defaultDataDir() string {
+	if d := os.Getenv("BAKERY_DATA"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "bakery")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "bakery")
+	}
+	return ".bakery-data"
+}
+
+func newServerCmd(a *app) *cobra.Command {
+	o := serverOptions{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Bakery control plane (HTTP API)",
+		Long: `Run the Bakery control plane: the HTTP API of docs/api.md, backed by a store.
+
+Store: by default a directory of YAML files (--data); with --database-url (or
+DATABASE_URL) a PostgreSQL database, which several servers may share.
+
+Data directory (--data): $BAKERY_DATA, else $XDG_DATA_HOME/bakery, else
+~/.local/share/bakery. It holds the file store and, with either store, the
+admin token file <data>/admin-token (--admin-token-file names another).
+
+On first start, with no token stored, the server creates the token "admin",
+writes it to the admin token file (0600) and prints it on stderr once,
+together with the 'bakery login' command that uses it.
+
+The server stops gracefully on SIGINT or SIGTERM: it stops accepting
+connections and lets requests in flight finish.
+
+Every flag can be set from the environment: BAKERY_LISTEN, BAKERY_DATA,
+DATABASE_URL, BAKERY_ADMIN_TOKEN_FILE, BAKERY_LOG_LEVEL, BAKERY_LOG_FORMAT,
+BAKERY_MAX_BODY; a flag wins over its variable.`,
+		Example: `  # Local development: file store under ~/.local/share/bakery
+  bakery server
+
+  # Listen on every interface, data in /var/lib/bakery, JSON logs
+  bakery server --listen :8080 --data /var/lib/bakery --log-format json
+
+  # PostgreSQL store
+  DATABASE_URL=postgres://bakery@db/bakery bakery server --data /var/lib/bakery`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServer(cmd, a, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", cmp.Or(os.Getenv("BAKERY_LISTEN"), "127.0.0.1:8080"), "address to listen on, host:port (port 0 picks a free port) (env BAKERY_LISTEN)")
+	f.StringVar(&o.data, "data", defaultDataDir(), "data directory: file store and admin token (env BAKERY_DATA)")
+	f.StringVar(&o.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL; selects the postgres store (env DATABASE_URL)")
+	f.StringVar(&o.adminTokenFile, "admin-token-file", os.Getenv("BAKERY_ADMIN_TOKEN_FILE"), "where the first admin token is written (default <data>/admin-token) (env BAKERY_ADMIN_TOKEN_FILE)")
+	f.StringVar(&o.logLevel, "log-level", cmp.Or(os.Getenv("BAKERY_LOG_LEVEL"), "info"), "log level: debug, info, warn or error (env BAKERY_LOG_LEVEL)")
+	f.StringVar(&o.logFormat, "log-format", cmp.Or(os.Getenv("BAKERY_LOG_FORMAT"), "text"), "log format on stderr: text or json (env BAKERY_LOG_FORMAT)")
+	f.StringVar(&o.maxBody, "max-body", cmp.Or(os.Getenv("BAKERY_MAX_BODY"), "4MiB"), "largest request body accepted, e.g. 4MiB, 512KiB, 1000000 (env BAKERY_MAX_BODY)")
+	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.MarkFlagDirname("data")
+	return cmd
+}
+
+func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
+	ctx := cmd.Context()
+	log, err := newLogger(a.errOut, o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	maxBody, err := parseBytes(o.maxBody)
+	if err != nil {
+		return usageErrorf("--max-body: %v", err)
+	}
+	if o.data == "" {
+		return usageErrorf("--data must not be empty")
+	}
+	if err := os.MkdirAll(o.data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	tokenFile := o.adminTokenFile
+	if tokenFile == "" {
+		tokenFile = filepath.Join(o.data, "admin-token")
+	}
+
+	// Claim the address before anything is printed: a port in use is
+	// reported at once, and port 0 becomes a concrete port for the banner.
+	addr, err := resolveListen(o.listen)
+	if err != nil {
+		return err
+	}
+
+	var st store.Store
+	var kind, where string
+	if o.databaseURL != "" {
+		ps, err := pgstore.Open(ctx, o.databaseURL, pgstore.WithLogger(log))
+		if err != nil {
+			return fmt.Errorf("open postgres store: %w", err)
+		}
+		st, kind, where = ps, "postgres", "postgres"
+	} else {
+		fs, err := filestore.Open(o.data, filestore.WithLogger(log))
+		if err != nil {
+			return fmt.Errorf("open file store: %w", err)
+		}
+		st, kind, where = fs, "file", o.data
+	}
+	defer st.Close()
+
+	token, created, err := server.EnsureAdminToken(ctx, st, tokenFile)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{
+		Store: st, Logger: log, MaxBodyBytes: maxBody,
+		Version: version, Commit: commit, StoreKind: kind,
+	})
+	if err != nil {
+		return err
+	}
+
+	url := "http://" + bannerHost(addr)
+	fmt.Fprintf(a.errOut, "Bakery %s serving on %s (%s store: %s)\n", version, url, kind, where)
+	if created {
+		fmt.Fprintf(a.errOut, "Created the admin API token (shown only this once; also in %s):\n  %s\n", tokenFile, token)
+		fmt.Fprintf(a.errOut, "Point the CLI at this server with:\n  bakery login --server %s --token %s\n", url, token)
+	}
+	log.Info("starting", "version", version, "commit", commit, "store", kind, "addr", addr)
+	return server.Serve(ctx, addr, srv.Handler(), log)
+}
+
+// resolveListen checks that addr can be listened on and returns it with a
+// concrete port (a free one for port 0). The probe listener is closed
+// again before server.Serve listens.
+func resolveListen(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// bannerHost is addr as a client reaches it: an unspecified host (":8080",
+// "0.0.0.0", "::") becomes the loopback address.
+func bannerHost(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErrorf("--log-level must be debug, info, warn or error, not %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErrorf("--log-format must be text or json, not %q", format)
+}
+
+// parseBytes reads a size: a number of bytes with an optional unit, binary
+// (KiB, MiB, GiB) or decimal (K/KB, M/MB, G/GB).
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsDigit(r) })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.TrimSpace(s[i:])
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a positive size such as 4MiB", s)
+	}
+	mult := map[string]int64{
+		"": 1, "B": 1,
+		"K": 1000, "KB": 1000, "KIB": 1 << 10,
+		"M": 1000 * 1000, "MB": 1000 * 1000, "MIB": 1 << 20,
+		"G": 1000 * 1000 * 1000, "GB": 1000 * 1000 * 1000, "GIB": 1 << 30,
+	}[strings.ToUpper(unit)]
+	if mult == 0 {
+		return 0, fmt.Errorf("%q: unknown unit %q (use B, KiB, MiB, GiB, KB, MB or GB)", s, unit)
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n * mult, nil
+}
