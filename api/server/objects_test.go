@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -283,4 +284,32 @@ func TestIngressHostConflictOnCreateAndReplace(t *testing.T) {
 	}
 	// Replacing a with its own hosts is fine.
 	want(t, e.req("PUT", "/api/v1/deployments/a", yamlType, deployment("a", "shared.example.com")), http.StatusOK)
+}
+
+func TestBodyLimits(t *testing.T) {
+	e := newEnv(t, func(c *server.Config) { c.MaxBodyBytes = 1 << 10 })
+	// A body of unknown length (chunked) over the limit.
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte(deployYAML))
+		for range 64 {
+			if _, err := pw.Write([]byte("# " + strings.Repeat("x", 1<<10) + "\n")); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", e.ts.URL+"/api/v1/deployments", pr)
+	req.Header.Set("Content-Type", yamlType)
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	r := e.send(req)
+	want(t, r, http.StatusRequestEntityTooLarge)
+	r.err(t)
+	pr.Close()
+	// Within the limit.
+	want(t, e.req("POST", "/api/v1/deployments", yamlType, deployYAML), http.StatusCreated)
+	// No body needs no content type: a 400 for the missing object, not 415.
+	r = e.req("POST", "/api/v1/nodes", "", "")
+	want(t, r, http.StatusBadRequest)
+	r.err(t)
 }
