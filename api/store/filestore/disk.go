@@ -1,7 +1,6 @@
 package filestore
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/manifests"
 )
 
 const (
@@ -118,36 +118,27 @@ func readState(path string) (*stateFile, error) {
 	return &st, nil
 }
 
-// decodeSpec decodes a spec file strictly: unknown fields, duplicate keys,
-// wrong types and more than one document are errors, and the kind and name
-// must match the file's place. Store-owned fields are cleared.
+// decodeSpec decodes a spec file strictly with package manifests: unknown
+// fields, duplicate keys, wrong types and anything but exactly one object
+// are errors, and the kind and name must match the file's place.
+// Store-owned fields (uid, generation, resourceVersion, creationTimestamp,
+// status) are cleared: the store's values win.
 func decodeSpec(kind, name string, data []byte) (api.Object, error) {
-	if n := countDocs(data); n != 1 {
-		if n == 0 {
-			return nil, errors.New("the file is empty")
-		}
-		return nil, fmt.Errorf("the file holds %d YAML documents; a spec file holds exactly one object", n)
-	}
-	// Check the kind first so that a Deployment in nodes/ is reported as
-	// such rather than as a pile of unknown fields.
-	var tm api.TypeMeta
-	if err := yaml.Unmarshal(data, &tm); err != nil {
-		return nil, err
-	}
-	if tm.Kind != kind {
-		return nil, fmt.Errorf("kind is %q, but files in %s/ must be %q", tm.Kind, api.Resource(kind), kind)
-	}
-	o, err := api.New(kind)
+	objs, err := manifests.DecodeSource("", data)
 	if err != nil {
-		return nil, err
+		return nil, oneLine(err)
 	}
-	if err := yaml.UnmarshalStrict(data, o); err != nil {
-		return nil, err
+	if len(objs) != 1 {
+		return nil, fmt.Errorf("the file holds %d objects; a spec file holds exactly one", len(objs))
 	}
-	if got := o.GetObjectMeta().Name; got != name {
-		return nil, fmt.Errorf("metadata.name is %q, but the file is named %s%s", got, name, specExt)
+	o := objs[0]
+	if k := o.GetTypeMeta().Kind; k != kind {
+		return nil, fmt.Errorf("kind is %q, but files in %s/ must be %q", k, api.Resource(kind), kind)
 	}
 	m := o.GetObjectMeta()
+	if m.Name != name {
+		return nil, fmt.Errorf("metadata.name is %q, but the file is named %s%s", m.Name, name, specExt)
+	}
 	*m = api.ObjectMeta{Name: m.Name, Labels: nonEmpty(m.Labels), Annotations: nonEmpty(m.Annotations)}
 	if err := o.SetStatusJSON(json.RawMessage("{}")); err != nil {
 		return nil, err
@@ -157,42 +148,23 @@ func decodeSpec(kind, name string, data []byte) (api.Object, error) {
 
 // decodeHandEdited decodes a spec file written by someone other than the
 // store: strictly, then defaulted and validated.
-//
-// It could use package manifests' decoder once that exists; the rules are
-// the same (strict, one object, Default then Validate).
 func decodeHandEdited(kind, name string, data []byte) (api.Object, error) {
 	o, err := decodeSpec(kind, name, data)
 	if err != nil {
 		return nil, err
 	}
-	o.Default()
-	if err := o.Validate().Err(); err != nil {
-		return nil, err
+	if err := manifests.Check([]api.Object{o}); err != nil {
+		return nil, oneLine(err)
 	}
 	return o, nil
 }
 
-// countDocs counts the YAML documents of data that hold something other
-// than comments and blank lines.
-func countDocs(data []byte) int {
-	n, content := 0, false
-	for line := range bytes.Lines(data) {
-		t := strings.TrimRight(string(line), " \t\r\n")
-		if t == "---" || strings.HasPrefix(t, "--- ") {
-			if content {
-				n++
-			}
-			content = false
-			continue
-		}
-		if s := strings.TrimSpace(t); s != "" && !strings.HasPrefix(s, "#") && s != "..." {
-			content = true
-		}
+// oneLine joins the lines of a multi-line error (manifests.Errors).
+func oneLine(err error) error {
+	if msg := err.Error(); strings.Contains(msg, "\n") {
+		return fmt.Errorf("%s", strings.ReplaceAll(msg, "\n", "; "))
 	}
-	if content {
-		n++
-	}
-	return n
+	return err
 }
 
 func nonEmpty(m map[string]string) map[string]string {
@@ -278,7 +250,7 @@ type pendingWrite struct {
 // (concurrent fsyncs share the filesystem's journal commits). On error
 // every temporary file is removed.
 func writeTemps(ws []*pendingWrite) error {
-	const workers = 16
+	const workers = 8
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
