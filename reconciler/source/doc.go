@@ -1,0 +1,22 @@
+// Package source gets application code from git repositories onto nodes
+// without giving nodes any access to the repositories.
+//
+// The control plane keeps a cache of bare mirrors ([Mirrors]), one per
+// repository URL. [Mirrors.Resolve] fetches a mirror and turns a branch, a
+// tag or a pinned commit into a full commit id; [Mirrors.Bundle] writes a
+// git bundle holding that commit, leaving out what the node already has,
+// which the caller copies to the node over the existing SSH connection.
+// The Node*Script functions return POSIX shell scripts, run on the node,
+// that fetch such a bundle into the node's bare repository
+// ([NodeFetchScript]), list the commits the node already has
+// ([NodeHavesScript], parsed by [ParseHaves]) and check a commit out into a
+// release directory ([NodeCheckoutScript]).
+//
+// Git is run with os/exec, and only on the control plane: it alone holds
+// credentials for, and a route to, the git host. Nodes need the git binary
+// and tar, nothing else; they never talk to the git host.
+//
+// Every value that reaches git is validated first (commit ids are 40
+// lower-case hex digits, URLs and refs never start with "-"), and every
+// value in a node script goes through [sshexec.Quote].
+package source
