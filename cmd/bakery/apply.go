@@ -61,26 +61,35 @@ func loadFiles(a *app, files []string) (*bundle, error) {
 }
 
 // docRE matches the server's name for a document of a bundle.
-var docRE = regexp.MustCompile(`^document (\d+)( \([^)]*\))?`)
+var docRE = regexp.MustCompile(`document (\d+)( \([^)]*\))?`)
 
 // localize rewrites the server's "document N (Kind/name)" (N counts
-// objects across every -f) into "FILE: Kind/name", naming the -f argument
-// the object came from.
+// objects across every -f) to name the -f argument the object came from:
+// "FILE: Kind/name" in field paths, "Kind/name (FILE)" in the message.
 func (b *bundle) localize(err error) error {
 	ae, ok := errors.AsType[*client.APIError](err)
 	if !ok {
 		return err
 	}
+	rewrite := func(s string, field bool) string {
+		return docRE.ReplaceAllStringFunc(s, func(m string) string {
+			n, _ := strconv.Atoi(docRE.FindStringSubmatch(m)[1])
+			if n < 1 || n > len(b.objs) {
+				return m
+			}
+			src := b.sources[n-1]
+			if src == "-" {
+				src = "<stdin>"
+			}
+			if field {
+				return src + ": " + api.Ref(b.objs[n-1])
+			}
+			return api.Ref(b.objs[n-1]) + " (" + src + ")"
+		})
+	}
+	ae.Message = rewrite(ae.Message, false)
 	for i, d := range ae.Details {
-		m := docRE.FindStringSubmatchIndex(d.Field)
-		if m == nil {
-			continue
-		}
-		n, _ := strconv.Atoi(d.Field[m[2]:m[3]])
-		if n < 1 || n > len(b.objs) {
-			continue
-		}
-		ae.Details[i].Field = b.sources[n-1] + ": " + api.Ref(b.objs[n-1]) + d.Field[m[1]:]
+		ae.Details[i].Field = rewrite(d.Field, true)
 	}
 	return err
 }
