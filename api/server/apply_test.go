@@ -251,7 +251,13 @@ func TestApplyNamelessDocument(t *testing.T) {
 	e := newEnv(t)
 	r := e.req("POST", "/api/v1/apply", yamlType, nodeYAML+"---\n"+strings.Replace(deployYAML, "  name: web\n", "", 1))
 	want(t, r, http.StatusBadRequest)
-	wantDetail(t, r.err(t), "document 2 (Deployment): metadata.name", "required")
+	found := false
+	for _, d := range r.err(t).Details {
+		found = found || strings.HasPrefix(d.Field, "document 2") && strings.HasSuffix(d.Field, "metadata.name")
+	}
+	if !found {
+		t.Fatalf("no detail names document 2's metadata.name: %s", r.body)
+	}
 	if n := stored(t, e, api.KindNode); len(n) != 0 {
 		t.Fatalf("stored %v", n)
 	}
