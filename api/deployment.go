@@ -138,6 +138,13 @@ type DeploymentStatus struct {
 	Nodes          []NodeAppStatus `json:"nodes,omitempty"`
 }
 
+// FailedAttempt names a revision whose rollout failed.
+type FailedAttempt struct {
+	Commit   string `json:"commit"`
+	SpecHash string `json:"specHash"`
+	Reason   string `json:"reason,omitempty"`
+}
+
 // RolloutRef points at a rollout and its state.
 type RolloutRef struct {
 	ID    string `json:"id"`

@@ -218,8 +218,15 @@ func (c *Controller) watchLoop(ctx context.Context) {
 			case store.Modified:
 				// Status writes (the reconcilers' own) do not change the
 				// generation: they are not a reason to reconcile again.
-				if g, ok := generations[m.Name]; ok && g == m.Generation {
+				g, ok := generations[m.Name]
+				if ok && g == m.Generation {
 					continue
+				}
+				if ok {
+					// A newer spec supersedes the reconcile in flight
+					// (a rollout of the old spec is cancelled, its
+					// remote process killed).
+					c.cancelRunning(Request{Kind: c.opts.Kind, Name: m.Name}.String())
 				}
 			}
 			if ev.Type != store.Deleted {

@@ -1,0 +1,115 @@
+package reconciler
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	nf "bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/sshexec"
+)
+
+// appObserveScript prints, in one round trip, everything Plan needs about
+// one app on a node. It only reads. Line formats:
+//
+//	state <state.json on one line>
+//	unit <slot> <ActiveState>
+//	site <sha256 of the nginx site> | site -
+//	release <commit> <build hash | ->
+//	have <commit in the node's repo>
+//	other <another app's state.json on one line>
+const appObserveScript = `d=/var/lib/bakery/apps/$APP
+if [ -f "$d/state.json" ]; then printf 'state '; tr -d '\n' < "$d/state.json"; echo; fi
+for s in blue green; do
+  st=$(systemctl show -p ActiveState --value "bakery-$APP-$s.service" 2>/dev/null) || st=unknown
+  echo "unit $s ${st:-unknown}"
+done
+site=/etc/nginx/conf.d/bakery-$APP.conf
+if [ -f "$site" ]; then echo "site $(sha256sum < "$site" | cut -d' ' -f1)"; else echo "site -"; fi
+if [ -d "$d/releases" ]; then
+  for r in "$d"/releases/*; do
+    [ -d "$r" ] || continue
+    b=-; [ -f "$r/.bakery-built" ] && b=$(cat "$r/.bakery-built")
+    echo "release ${r##*/} ${b:--}"
+  done
+fi
+if [ -d "$d/repo.git" ]; then git --git-dir="$d/repo.git" for-each-ref --format='have %(objectname)' refs/bakery/ 2>/dev/null; fi
+for f in /var/lib/bakery/apps/*/state.json; do
+  [ -f "$f" ] || continue
+  [ "$f" = "$d/state.json" ] && continue
+  printf 'other '; tr -d '\n' < "$f"; echo
+done
+exit 0
+`
+
+// AppObservation is Observed plus what source delivery needs.
+type AppObservation struct {
+	Observed
+	// Haves are the commits the node's repository already holds.
+	Haves []string
+}
+
+// ObserveApp observes app on one node in one round trip.
+func ObserveApp(ctx context.Context, ex sshexec.Executor, app string, timeout time.Duration) (AppObservation, error) {
+	res, err := ex.Run(ctx, sshexec.Command{Script: appObserveScript, Env: map[string]string{"APP": app}, Timeout: timeout})
+	if err != nil {
+		return AppObservation{}, err
+	}
+	return ParseAppObservation(string(res.Stdout))
+}
+
+// ParseAppObservation parses the output of the app observe script.
+func ParseAppObservation(out string) (AppObservation, error) {
+	o := AppObservation{Observed: Observed{
+		Units:     map[string]string{},
+		Releases:  map[string]string{},
+		UsedPorts: map[int]bool{},
+	}}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		kind, rest, _ := strings.Cut(sc.Text(), " ")
+		switch kind {
+		case "state":
+			st, err := nf.ParseState([]byte(rest))
+			if err != nil {
+				return o, err
+			}
+			o.State = st
+		case "unit":
+			slot, state, _ := strings.Cut(rest, " ")
+			if slot == nf.Blue || slot == nf.Green {
+				o.Units[slot] = state
+			}
+		case "site":
+			if rest != "-" {
+				o.SiteHash = rest
+			}
+		case "release":
+			commit, built, _ := strings.Cut(rest, " ")
+			if built == "-" {
+				built = ""
+			}
+			o.Releases[commit] = built
+		case "have":
+			o.Haves = append(o.Haves, rest)
+		case "other":
+			var other nf.AppState
+			if err := json.Unmarshal([]byte(rest), &other); err != nil {
+				continue // another app's broken state file is its own problem
+			}
+			for _, s := range other.Slots {
+				if s.Port != 0 {
+					o.UsedPorts[s.Port] = true
+				}
+			}
+		case "":
+		default:
+			return o, fmt.Errorf("unexpected observe output %q", truncate(sc.Text(), 100))
+		}
+	}
+	return o, sc.Err()
+}
