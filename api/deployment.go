@@ -133,7 +133,13 @@ type DeploymentStatus struct {
 	// Commit is the commit the spec resolved to.
 	Commit string `json:"commit,omitempty"`
 	// Revision is the number of the current revision.
-	Revision       int64           `json:"revision,omitempty"`
+	Revision int64 `json:"revision,omitempty"`
+	// SpecHash identifies the runtime-relevant spec of the current revision.
+	SpecHash string `json:"specHash,omitempty"`
+	// FailedAttempt records the last failed rollout's commit and spec, so
+	// that the loop does not retry the same broken revision on its own:
+	// a new commit, a spec change or a manual action starts a new attempt.
+	FailedAttempt  *FailedAttempt  `json:"failedAttempt,omitempty"`
 	CurrentRollout *RolloutRef     `json:"currentRollout,omitempty"`
 	Nodes          []NodeAppStatus `json:"nodes,omitempty"`
 }

@@ -1,0 +1,517 @@
+package reconciler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+	nf "bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/reconciler/source"
+)
+
+// Deployment condition reasons.
+const (
+	ReasonConverged         = "Converged"
+	ReasonRollingOut        = "RollingOut"
+	ReasonRolloutFailed     = "RolloutFailed"
+	ReasonSourceUnavailable = "SourceUnavailable"
+	ReasonNodesUnavailable  = "NodesUnavailable"
+	ReasonSuperseded        = "Superseded"
+	ReasonDeadlineExceeded  = "ProgressDeadlineExceeded"
+	ReasonSuspended         = "Suspended"
+)
+
+// DeploymentStore is what the deployment reconciler needs of a store.
+type DeploymentStore interface {
+	store.Store
+	store.Rollouts
+}
+
+// DeploymentReconciler rolls Deployments out to their nodes: observe each
+// node in one round trip, Plan, act, record status. A converged deployment
+// costs one SSH round trip per node and writes nothing.
+type DeploymentReconciler struct {
+	Store     DeploymentStore
+	Connector Connector
+	Mirrors   *source.Mirrors
+	// PortMin and PortMax bound the ports allocated to slots (default 20000-29999).
+	PortMin, PortMax int
+	// Resync is how often a converged deployment is observed again.
+	Resync time.Duration
+	// StepTimeout bounds one step on a node (default 15m; the progress
+	// deadline bounds the whole rollout).
+	StepTimeout time.Duration
+	Logger      *slog.Logger
+	// Runtime and Ingress default to systemd units and nginx.
+	Runtime Runtime
+	Ingress Ingress
+}
+
+func (r *DeploymentReconciler) log() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.Default()
+}
+
+// specHash identifies what a running slot depends on besides the commit.
+func specHash(s *api.DeploymentSpec) string {
+	var env []string
+	for _, e := range s.Run.Env {
+		env = append(env, e.Name+"="+e.Value)
+	}
+	sort.Strings(env)
+	port := ""
+	if s.Run.Port != nil {
+		port = fmt.Sprint(*s.Run.Port)
+	}
+	hosts := ""
+	if s.Ingress != nil {
+		hosts = strings.Join(s.Ingress.Hosts, ",")
+	}
+	return nf.Hash(s.Runtime, s.Run.Command, port, strings.Join(env, "\x00"), hosts)
+}
+
+func buildHash(s *api.DeploymentSpec) string {
+	return nf.Hash(s.Build.Install, s.Build.Test, s.Build.Build)
+}
+
+func appEnv(s *api.DeploymentSpec) map[string]string {
+	env := map[string]string{}
+	for _, e := range s.Run.Env {
+		env[e.Name] = e.Value
+	}
+	return env
+}
+
+// target is one node the deployment runs on (or is being removed from).
+type target struct {
+	node   *api.Node
+	via    *api.Node
+	remove bool
+}
+
+// selectNodes returns the nodes the deployment should run on, sorted by
+// name, and the names it names that do not exist.
+func (r *DeploymentReconciler) selectNodes(ctx context.Context, d *api.Deployment) ([]target, []string, error) {
+	all, err := r.Store.List(ctx, api.KindNode, store.ListOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	byName := map[string]*api.Node{}
+	for _, o := range all {
+		n := o.(*api.Node)
+		byName[n.Metadata.Name] = n
+	}
+	want := map[string]bool{}
+	var missing []string
+	for _, name := range d.Spec.Nodes {
+		if _, ok := byName[name]; ok {
+			want[name] = true
+		} else {
+			missing = append(missing, name)
+		}
+	}
+	if len(d.Spec.NodeSelector) > 0 {
+		sel := api.SelectorFromMap(d.Spec.NodeSelector)
+		for name, n := range byName {
+			if sel.Matches(n.Metadata.Labels) {
+				want[name] = true
+			}
+		}
+	}
+	var out []target
+	for name := range want {
+		n := byName[name]
+		out = append(out, target{node: n, via: byName[n.Spec.Via]})
+	}
+	// Nodes the app ran on that are no longer selected: remove it there.
+	for _, ns := range d.Status.Nodes {
+		if n, ok := byName[ns.Node]; ok && !want[ns.Node] {
+			out = append(out, target{node: n, via: byName[n.Spec.Via], remove: true})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].node.Metadata.Name < out[j].node.Metadata.Name })
+	return out, missing, nil
+}
+
+// Reconcile implements Reconciler.
+func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Result, error) {
+	obj, err := r.Store.Get(ctx, api.KindDeployment, req.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return Result{}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	d := obj.(*api.Deployment)
+	gen := d.Metadata.Generation
+	d.Default()
+	if d.Spec.Suspend {
+		return Result{}, r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: ReasonSuspended, ObservedGeneration: gen})
+		})
+	}
+	if errs := d.Validate(); len(errs) > 0 {
+		msg := errs.Error()
+		err := r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
+			s.ObservedGeneration = gen
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionTrue, Reason: ReasonInvalidSpec, Message: msg, ObservedGeneration: gen})
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: ReasonInvalidSpec, Message: msg, ObservedGeneration: gen})
+		})
+		return Result{}, Terminal(errors.Join(fmt.Errorf("invalid spec: %s", msg), err))
+	}
+
+	commit, err := r.Mirrors.Resolve(ctx, d.Spec.Source.Repo, d.Spec.Source.Ref, d.Spec.Source.Commit)
+	if err != nil {
+		msg := err.Error()
+		serr := r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: ReasonSourceUnavailable, Message: msg, ObservedGeneration: gen})
+		})
+		return Result{}, errors.Join(fmt.Errorf("resolve source: %w", err), serr)
+	}
+	targets, missing, err := r.selectNodes(ctx, d)
+	if err != nil {
+		return Result{}, err
+	}
+
+	sh, bh := specHash(&d.Spec), buildHash(&d.Spec)
+	revision := d.Status.Revision
+	trigger := api.TriggerDriftRepair
+	if commit != d.Status.Commit || sh != d.Status.SpecHash || revision == 0 {
+		revision++
+		trigger = api.TriggerApply
+	}
+	if fa := d.Status.FailedAttempt; fa != nil && fa.Commit == commit && fa.SpecHash == sh {
+		// The same revision failed before: wait for a new commit, a spec
+		// change or a manual action rather than failing again.
+		return Result{RequeueAfter: r.resync()}, nil
+	}
+
+	// Observe and plan every node.
+	runs := make([]*nodeRun, len(targets))
+	plans := make([][]Action, len(targets))
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := &nodeRun{node: t.node.Metadata.Name, app: d.Metadata.Name, spec: &d.Spec, env: appEnv(&d.Spec),
+				ex: r.Connector.Executor(t.node, t.via), mirrors: r.Mirrors, timeout: r.stepTimeout()}
+			n.desired = Desired{App: d.Metadata.Name, Commit: commit, Revision: revision, SpecHash: sh, BuildHash: bh,
+				PortMin: r.portMin(), PortMax: r.portMax(), KeepReleases: d.Spec.KeepReleases, Remove: t.remove}
+			if d.Spec.Run.Port != nil {
+				n.desired.PinnedPort = *d.Spec.Run.Port
+			}
+			n.desired.SiteHash = func(port int) string { return r.ingress().Hash(n, port) }
+			obs, err := ObserveApp(ctx, n.ex, n.app, 30*time.Second)
+			if err != nil {
+				errs[i] = fmt.Errorf("observe %s: %w", n.node, err)
+				return
+			}
+			n.obs = obs
+			runs[i] = n
+			plans[i], errs[i] = Plan(n.desired, obs.Observed)
+		}()
+	}
+	wg.Wait()
+
+	converged := true
+	for i := range targets {
+		if errs[i] == nil && len(plans[i]) > 0 {
+			converged = false
+		}
+	}
+	obsErr := errors.Join(errs...)
+	if converged {
+		err := r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
+			r.summarize(s, targets, runs, gen, commit, revision, sh, missing, obsErr)
+		})
+		if obsErr != nil {
+			return Result{}, errors.Join(obsErr, err)
+		}
+		return Result{RequeueAfter: r.resync()}, err
+	}
+	return r.rollout(ctx, d, rolloutPlan{targets: targets, runs: runs, plans: plans, errs: errs, commit: commit,
+		revision: revision, specHash: sh, trigger: trigger, missing: missing})
+}
+
+type rolloutPlan struct {
+	targets  []target
+	runs     []*nodeRun
+	plans    [][]Action
+	errs     []error
+	commit   string
+	revision int64
+	specHash string
+	trigger  string
+	missing  []string
+}
+
+func newRolloutID(app string, revision int64) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", app, revision, hex.EncodeToString(b))
+}
+
+// rollout executes the plans, node batch by node batch, recording the
+// rollout and its log.
+func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p rolloutPlan) (Result, error) {
+	name, gen := d.Metadata.Name, d.Metadata.Generation
+	ro := &api.Rollout{ID: newRolloutID(name, p.revision), Deployment: name, Revision: p.revision, Trigger: p.trigger,
+		Commit: p.commit, Generation: gen, TriggeredBy: "controller", State: api.RolloutRunning, CreatedAt: api.Now()}
+	for i, t := range p.targets {
+		if len(p.plans[i]) > 0 {
+			ro.Nodes = append(ro.Nodes, api.RolloutNode{Node: t.node.Metadata.Name, State: api.RolloutPending})
+		}
+	}
+	if err := r.Store.CreateRollout(ctx, ro); err != nil {
+		return Result{}, fmt.Errorf("create rollout: %w", err)
+	}
+	logs := newLogSink(r.Store, ro.ID, r.log(), envValues(&d.Spec)...)
+	defer logs.Close()
+	rec := &rolloutRecorder{store: r.Store, ro: ro}
+
+	if err := r.setStatus(ctx, name, func(s *api.DeploymentStatus) {
+		s.CurrentRollout = &api.RolloutRef{ID: ro.ID, State: ro.State}
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionTrue, Reason: ReasonRollingOut,
+			Message: fmt.Sprintf("rolling out revision %d (commit %s)", p.revision, short(p.commit)), ObservedGeneration: gen})
+	}); err != nil {
+		return Result{}, err
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, d.Spec.ProgressDeadline.Duration)
+	defer cancel()
+	var failure error
+	var failedNode string
+	batch := d.Spec.Strategy.MaxUnavailable
+	var pending []int
+	for i := range p.targets {
+		if len(p.plans[i]) > 0 && p.errs[i] == nil {
+			pending = append(pending, i)
+		}
+	}
+	for start := 0; start < len(pending) && failure == nil; start += batch {
+		end := min(start+batch, len(pending))
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, i := range pending[start:end] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n := p.runs[i]
+				n.log = func(stream, text string) { logs.Add(n.node, stream, text) }
+				if err := r.runNode(dctx, n, p.plans[i], rec); err != nil {
+					mu.Lock()
+					if failure == nil {
+						failure, failedNode = err, n.node
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	logs.Close()
+
+	state, reason, msg := api.RolloutSucceeded, ReasonConverged, ""
+	switch {
+	case failure == nil:
+	case ctx.Err() != nil:
+		state, reason, msg = api.RolloutSuperseded, ReasonSuperseded, "superseded by a newer spec or cancelled"
+	case errors.Is(dctx.Err(), context.DeadlineExceeded):
+		state, reason, msg = api.RolloutFailed, ReasonDeadlineExceeded, fmt.Sprintf("not finished within the progress deadline (%s)", d.Spec.ProgressDeadline.Duration)
+	default:
+		state, reason, msg = api.RolloutFailed, ReasonRolloutFailed, fmt.Sprintf("node %s: %v", failedNode, failure)
+	}
+	rec.finish(state, msg)
+	// Status is written with a fresh context: a superseded rollout still
+	// records how it ended.
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer scancel()
+	obsErr := errors.Join(p.errs...)
+	serr := r.setStatus(sctx, name, func(s *api.DeploymentStatus) {
+		s.CurrentRollout = &api.RolloutRef{ID: ro.ID, State: state, LastLogSeq: logs.LastSeq()}
+		switch state {
+		case api.RolloutSucceeded:
+			s.FailedAttempt = nil
+			r.summarize(s, p.targets, p.runs, gen, p.commit, p.revision, p.specHash, p.missing, obsErr)
+		case api.RolloutFailed:
+			s.FailedAttempt = &api.FailedAttempt{Commit: p.commit, SpecHash: p.specHash, Reason: msg}
+			s.ObservedGeneration = gen
+			r.nodeSummary(s, p.targets, p.runs)
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: gen})
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: gen})
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: reason, Message: "the previous revision keeps serving: " + msg, ObservedGeneration: gen})
+		default:
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: gen})
+		}
+	})
+	switch state {
+	case api.RolloutSucceeded:
+		return Result{RequeueAfter: r.resync()}, errors.Join(obsErr, serr)
+	case api.RolloutFailed:
+		// Not retried on its own (FailedAttempt); resync still looks for
+		// a new commit.
+		return Result{RequeueAfter: r.resync()}, serr
+	}
+	return Result{}, errors.Join(failure, serr)
+}
+
+// runNode executes a node's plan in order. A failed step after the new
+// slot was started stops that slot again, so the old one keeps serving
+// alone.
+func (r *DeploymentReconciler) runNode(ctx context.Context, n *nodeRun, plan []Action, rec *rolloutRecorder) error {
+	rec.nodeState(n.node, api.RolloutRunning)
+	rt, ing := r.runtime(), r.ingress()
+	for _, a := range plan {
+		n.logf("step %s", a)
+		idx := rec.stepStart(n.node, a.String())
+		err := n.act(ctx, rt, ing, a)
+		rec.stepEnd(n.node, idx, err)
+		if err != nil {
+			n.log(api.StreamBakery, fmt.Sprintf("step %s failed: %v", a.Type, err))
+			if a.Type == ActStart || a.Type == ActHealth {
+				// Take the unhealthy new slot down; the active slot was never touched.
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+				if serr := rt.Stop(cctx, n, a.Slot); serr != nil {
+					n.logf("stopping the failed %s slot: %v", a.Slot, serr)
+				}
+				cancel()
+			}
+			rec.nodeState(n.node, api.RolloutFailed)
+			return fmt.Errorf("%s: %w", a.Type, err)
+		}
+	}
+	rec.nodeState(n.node, api.RolloutSucceeded)
+	return nil
+}
+
+// summarize fills status after a converged observation or a successful rollout.
+func (r *DeploymentReconciler) summarize(s *api.DeploymentStatus, targets []target, runs []*nodeRun, gen int64, commit string, revision int64, sh string, missing []string, obsErr error) {
+	s.ObservedGeneration = gen
+	s.Commit = commit
+	s.Revision = revision
+	s.SpecHash = sh
+	r.nodeSummary(s, targets, runs)
+	api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: ReasonConverged, ObservedGeneration: gen})
+	api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionFalse, Reason: ReasonConverged, ObservedGeneration: gen})
+	switch {
+	case obsErr != nil || len(missing) > 0:
+		msg := ""
+		if len(missing) > 0 {
+			msg = "nodes not found: " + strings.Join(missing, ", ")
+		}
+		if obsErr != nil {
+			msg = strings.TrimPrefix(msg+"; "+obsErr.Error(), "; ")
+		}
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: ReasonNodesUnavailable, Message: msg, ObservedGeneration: gen})
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: ReasonNodesUnavailable, Message: msg, ObservedGeneration: gen})
+	default:
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionTrue, Reason: ReasonConverged, ObservedGeneration: gen})
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionFalse, Reason: ReasonConverged, ObservedGeneration: gen})
+	}
+}
+
+func (r *DeploymentReconciler) nodeSummary(s *api.DeploymentStatus, targets []target, runs []*nodeRun) {
+	s.Nodes = nil
+	for i, t := range targets {
+		if t.remove {
+			continue
+		}
+		ns := api.NodeAppStatus{Node: t.node.Metadata.Name}
+		if n := runs[i]; n != nil && n.obs.State != nil && n.obs.State.Active != "" {
+			a := n.obs.State.Active
+			slot := n.obs.State.Slots[a]
+			ns.ActiveSlot, ns.Commit, ns.Port = a, slot.Commit, slot.Port
+			ns.UnitState = n.obs.Units[a]
+			ns.Healthy = running(ns.UnitState) || slot.Commit == n.desired.Commit
+		} else if runs[i] == nil {
+			ns.Message = "unreachable"
+		}
+		s.Nodes = append(s.Nodes, ns)
+	}
+}
+
+// setStatus re-reads the deployment, applies mutate to its status and
+// writes it (nothing is written when the status did not change). A
+// conflict is retried a few times.
+func (r *DeploymentReconciler) setStatus(ctx context.Context, name string, mutate func(*api.DeploymentStatus)) error {
+	for attempt := 0; ; attempt++ {
+		obj, err := r.Store.Get(ctx, api.KindDeployment, name)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		d := obj.(*api.Deployment)
+		mutate(&d.Status)
+		_, err = r.Store.UpdateStatus(ctx, d)
+		if errors.Is(err, store.ErrConflict) && attempt < 5 {
+			continue
+		}
+		return err
+	}
+}
+
+func (r *DeploymentReconciler) resync() time.Duration {
+	if r.Resync > 0 {
+		return r.Resync
+	}
+	return 30 * time.Second
+}
+
+func (r *DeploymentReconciler) stepTimeout() time.Duration {
+	if r.StepTimeout > 0 {
+		return r.StepTimeout
+	}
+	return 15 * time.Minute
+}
+
+func (r *DeploymentReconciler) portMin() int {
+	if r.PortMin > 0 {
+		return r.PortMin
+	}
+	return 20000
+}
+
+func (r *DeploymentReconciler) portMax() int {
+	if r.PortMax > 0 {
+		return r.PortMax
+	}
+	return 29999
+}
+
+func (r *DeploymentReconciler) runtime() Runtime {
+	if r.Runtime != nil {
+		return r.Runtime
+	}
+	return systemdRuntime{}
+}
+
+func (r *DeploymentReconciler) ingress() Ingress {
+	if r.Ingress != nil {
+		return r.Ingress
+	}
+	return nginxIngress{}
+}
+
+// envValues lists the app's environment values, masked in stored logs.
+func envValues(s *api.DeploymentSpec) []string {
+	var out []string
+	for _, e := range s.Run.Env {
+		out = append(out, e.Value)
+	}
+	return out
+}
