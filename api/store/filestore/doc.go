@@ -42,7 +42,8 @@
 // (WithDebounce) every spec file that changed is compared with what the
 // store last wrote or accepted (a hash of its bytes), so the store's own
 // writes are never taken for hand edits. A changed file is decoded strictly
-// (unknown fields and duplicate keys are errors), defaulted and validated:
+// by package manifests (unknown fields, duplicate keys and wrong types are
+// errors, with their field path), defaulted and validated:
 //
 //   - an edited spec (its hash differs from the recorded one) bumps
 //     generation and resourceVersion, keeps status, and emits MODIFIED;

@@ -128,9 +128,15 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filestore: %w", err)
 	}
+	// The directory holds tokens and status: only its owner may enter.
 	for _, k := range api.Kinds() {
-		if err := os.MkdirAll(filepath.Join(dir, api.Resource(k), stateDir), dirPerm); err != nil {
-			return nil, fmt.Errorf("filestore: %w", err)
+		for _, d := range []string{dir, filepath.Join(dir, api.Resource(k)), filepath.Join(dir, api.Resource(k), stateDir)} {
+			if err := os.MkdirAll(d, dirPerm); err != nil {
+				return nil, fmt.Errorf("filestore: %w", err)
+			}
+			if err := os.Chmod(d, dirPerm); err != nil {
+				return nil, fmt.Errorf("filestore: %w", err)
+			}
 		}
 	}
 	lock, err := lockDir(dir)
@@ -343,15 +349,24 @@ func (s *Store) readObject(kind, name string) (readResult, error) {
 		return readResult{}, fmt.Errorf("state file %s: %w", s.statePath(kind, name), err)
 	}
 	fh := hashBytes(data)
-	trusted := st != nil && st.FileHash == fh
 	var obj api.Object
-	if trusted {
-		obj, err = decodeSpec(kind, name, data)
-	} else {
-		obj, err = decodeHandEdited(kind, name, data)
+	trusted := false
+	if st != nil && st.FileHash == fh {
+		// The file the store wrote or accepted: the object is the spec it
+		// recorded, which is the file's as written or, for a file a user
+		// wrote, as defaulted.
+		if obj, err = decodeSpec(kind, name, data); err != nil {
+			return readResult{}, err
+		}
+		if hashSpec(obj) != st.SpecHash {
+			obj.Default()
+		}
+		trusted = hashSpec(obj) == st.SpecHash
 	}
-	if err != nil {
-		return readResult{}, err
+	if !trusted {
+		if obj, err = decodeHandEdited(kind, name, data); err != nil {
+			return readResult{}, err
+		}
 	}
 	e := &entry{obj: obj, specHash: hashSpec(obj), fileHash: fh}
 	m := obj.GetObjectMeta()
