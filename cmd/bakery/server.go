@@ -79,13 +79,17 @@ BAKERY_MAX_BODY; a flag wins over its variable.`,
   DATABASE_URL=postgres://bakery@db/bakery bakery server --data /var/lib/bakery`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Not a flag default: --help would show the URL's password.
+			if !cmd.Flags().Changed("database-url") {
+				o.databaseURL = os.Getenv("DATABASE_URL")
+			}
 			return runServer(cmd, a, o)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", cmp.Or(os.Getenv("BAKERY_LISTEN"), "127.0.0.1:8080"), "address to listen on, host:port (port 0 picks a free port) (env BAKERY_LISTEN)")
 	f.StringVar(&o.data, "data", defaultDataDir(), "data directory: file store and admin token (env BAKERY_DATA)")
-	f.StringVar(&o.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL; selects the postgres store (env DATABASE_URL)")
+	f.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL; selects the postgres store (env DATABASE_URL)")
 	f.StringVar(&o.adminTokenFile, "admin-token-file", os.Getenv("BAKERY_ADMIN_TOKEN_FILE"), "where the first admin token is written (default <data>/admin-token) (env BAKERY_ADMIN_TOKEN_FILE)")
 	f.StringVar(&o.logLevel, "log-level", cmp.Or(os.Getenv("BAKERY_LOG_LEVEL"), "info"), "log level: debug, info, warn or error (env BAKERY_LOG_LEVEL)")
 	f.StringVar(&o.logFormat, "log-format", cmp.Or(os.Getenv("BAKERY_LOG_FORMAT"), "text"), "log format on stderr: text or json (env BAKERY_LOG_FORMAT)")
