@@ -55,6 +55,16 @@ type decoder struct {
 
 func newDecoder() *decoder { return &decoder{seen: map[string]location{}} }
 
+// stop reports whether decoding should stop because enough problems have
+// been found; the error then says that some were left out.
+func (d *decoder) stop() bool {
+	if d.errs.full() {
+		d.errs.truncated = true
+		return true
+	}
+	return false
+}
+
 func (d *decoder) result() ([]api.Object, error) {
 	if err := d.errs.err(); err != nil {
 		return nil, err
@@ -188,6 +198,9 @@ func hasContent(text []byte) bool {
 
 func (d *decoder) decodeYAML(source string, data []byte) {
 	for _, doc := range splitYAML(data) {
+		if d.stop() {
+			return
+		}
 		if !hasContent(doc.text) {
 			continue
 		}
@@ -329,7 +342,7 @@ func (d *decoder) decodeJSON(source string, data []byte) {
 			reason, off = "unexpected end of input", len(data)
 		}
 		line, col := position(data, off)
-		d.errs.add(&Error{Source: source, Reason: fmt.Sprintf("invalid JSON at line %d, column %d: %s", line, col, reason)})
+		d.errs.add(&Error{Source: source, Reason: fmt.Sprintf("invalid JSON at line %d, column %d: %s (input starting with { or [ is read as JSON)", line, col, reason)})
 		return
 	}
 	off := int(p.dec.InputOffset())
@@ -367,6 +380,9 @@ func (d *decoder) decodeJSON(source string, data []byte) {
 	switch {
 	case isList:
 		for i, item := range list {
+			if d.stop() {
+				return
+			}
 			addDups(i + 1)
 			d.document(source, i+1, "", item, false)
 		}
@@ -375,6 +391,9 @@ func (d *decoder) decodeJSON(source string, data []byte) {
 		d.list(source, 0, m)
 		if items, ok := m["items"].([]any); ok {
 			for i, item := range items {
+				if d.stop() {
+					return
+				}
 				addDups(i + 1)
 				d.document(source, i+1, "", item, false)
 			}

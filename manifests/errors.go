@@ -99,30 +99,34 @@ var ErrTooLarge = errors.New("manifest too large")
 const MaxBytes = 4 << 20
 
 // maxErrors caps the problems reported for one bundle, so that a large
-// broken input does not produce megabytes of messages.
+// broken input costs neither megabytes of messages nor the time to decode
+// all of it.
 const maxErrors = 100
 
-// errList collects problems up to maxErrors and counts the rest.
+// errList collects problems up to maxErrors.
 type errList struct {
-	es      Errors
-	dropped int
+	es        Errors
+	truncated bool // problems were left out
 }
 
 func (l *errList) add(e *Error) {
-	if len(l.es) >= maxErrors {
-		l.dropped++
+	if l.full() {
+		l.truncated = true
 		return
 	}
 	l.es = append(l.es, e)
 }
+
+// full reports whether no more problems will be kept: decoding may stop.
+func (l *errList) full() bool { return len(l.es) >= maxErrors }
 
 func (l *errList) err() error {
 	if len(l.es) == 0 {
 		return nil
 	}
 	es := l.es
-	if l.dropped > 0 {
-		es = append(es, &Error{Reason: fmt.Sprintf("too many problems: %d more not shown", l.dropped)})
+	if l.truncated {
+		es = append(es[:len(es):len(es)], &Error{Reason: fmt.Sprintf("too many problems: stopped after the first %d", maxErrors)})
 	}
 	return es
 }

@@ -48,6 +48,9 @@ func Load(path string, stdin io.Reader) ([]api.Object, error) {
 		}
 	}
 	for _, f := range files {
+		if d.stop() {
+			break
+		}
 		data, e := readFile(f)
 		if e != nil {
 			d.errs.add(e)
