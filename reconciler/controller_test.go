@@ -59,7 +59,9 @@ func (c *counter) get(name string) int {
 
 func runController(t *testing.T, st store.Store, rec Reconciler, opts Options) *Controller {
 	t.Helper()
-	opts.Kind = api.KindNode
+	if opts.Kind == "" {
+		opts.Kind = api.KindNode
+	}
 	if opts.BaseBackoff == 0 {
 		opts.BaseBackoff = 20 * time.Millisecond
 	}

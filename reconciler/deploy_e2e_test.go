@@ -1,0 +1,308 @@
+//go:build e2e
+
+package reconciler
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/reconciler/source"
+	"bakery.dev/bakery/scripts/testnodes"
+)
+
+// exampleRepo makes a git repository on the control plane holding the
+// examples/hello app, and returns its path and a function that commits a
+// change (file → content) and returns the new commit.
+func exampleRepo(t *testing.T) (string, func(msg string, files map[string]string) string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "hello")
+	if err := os.CopyFS(dir, os.DirFS("../examples/hello/app")); err != nil {
+		t.Fatal(err)
+	}
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.name=test", "-c", "user.email=test@example.test", "-C", dir}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q", "-b", "main")
+	git("add", ".")
+	git("commit", "-q", "-m", "hello v1")
+	commit := func(msg string, files map[string]string) string {
+		for name, content := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		git("add", ".")
+		git("commit", "-q", "-m", msg)
+		return git("rev-parse", "HEAD")
+	}
+	return dir, commit
+}
+
+func helloDeployment(repo string, nodes ...string) *api.Deployment {
+	d := &api.Deployment{
+		TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindDeployment},
+		Metadata: api.ObjectMeta{Name: "hello"},
+		Spec: api.DeploymentSpec{
+			Source: api.Source{Repo: repo, Ref: "main"},
+			Nodes:  nodes,
+			Build:  api.Build{Test: "node --test", Build: "node build.js"},
+			Run: api.Run{Command: "node server.js", Env: []api.EnvVar{
+				{Name: "GREETING", Value: "hello"},
+				{Name: "API_SECRET", Value: "canary-7f3e9c1d-secret"},
+			}},
+			HealthCheck: api.HealthCheck{Path: "/healthz", Interval: &api.Duration{Duration: 100 * time.Millisecond}, Retries: 50},
+			Ingress:     &api.Ingress{Hosts: []string{"hello.example.test"}},
+			Strategy:    api.Strategy{Drain: &api.Duration{Duration: 200 * time.Millisecond}},
+		},
+	}
+	d.Default()
+	return d
+}
+
+// get fetches / through the node's nginx with the app's host name.
+func get(client *http.Client, ip string) (string, error) {
+	req, _ := http.NewRequest("GET", "http://"+net.JoinHostPort(ip, "80")+"/", nil)
+	req.Host = "hello.example.test"
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("status %d: %s", resp.StatusCode, b)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func getDeployment(t *testing.T, st DeploymentStore) *api.Deployment {
+	t.Helper()
+	o, err := st.Get(t.Context(), api.KindDeployment, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.(*api.Deployment)
+}
+
+func waitDeployment(t *testing.T, st DeploymentStore, what string, timeout time.Duration, cond func(d *api.Deployment) bool) *api.Deployment {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		d := getDeployment(t, st)
+		if cond(d) {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s; status %+v", what, d.Status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func readyAt(commit string) func(d *api.Deployment) bool {
+	return func(d *api.Deployment) bool {
+		return d.Status.Commit == commit && d.Status.ObservedGeneration == d.Metadata.Generation && api.IsTrue(d.Status.Conditions, api.ConditionReady)
+	}
+}
+
+func TestE2EDeployment(t *testing.T) {
+	lab := testnodes.Require(t)
+	nodes := testnodes.RequireNodes(t, 2)
+	st := openStore(t).(DeploymentStore)
+	pool := labPool(t, lab)
+	ctx := t.Context()
+	repo, commit := exampleRepo(t)
+	for _, n := range nodes {
+		nn := labNode(n.Name, n.Address)
+		nn.Spec.HostKey = n.HostKey
+		if _, err := st.Create(ctx, nn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Remove what an earlier run left on the shared nodes.
+	for _, n := range nodes {
+		testnodes.SSH(t, n, "for s in blue green; do sudo -n /usr/local/lib/bakery/bakery-sudo systemctl stop hello $s; sudo -n /usr/local/lib/bakery/bakery-sudo unit-remove hello $s; done; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-site-remove hello; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-reload; rm -rf /var/lib/bakery/apps/hello")
+	}
+	counting := countingConnector{Connector: SSHConnector{Pool: pool}, runs: map[string]*atomic.Int64{}}
+	for _, n := range nodes {
+		counting.runs[n.Name] = &atomic.Int64{}
+	}
+	rec := &DeploymentReconciler{Store: st, Connector: counting, Mirrors: &source.Mirrors{Dir: t.TempDir()},
+		Resync: 500 * time.Millisecond, StepTimeout: 2 * time.Minute}
+	runController(t, st, rec, Options{Kind: api.KindDeployment, Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second})
+
+	d := helloDeployment(repo, nodes[0].Name, nodes[1].Name)
+	c1 := commit("noop", nil)
+	start := time.Now()
+	if _, err := st.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	got := waitDeployment(t, st, "first rollout Ready", 3*time.Minute, readyAt(c1))
+	t.Logf("fresh rollout of the example app on %d nodes: %v", len(nodes), time.Since(start))
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, n := range nodes {
+		body, err := get(client, n.Address)
+		if err != nil || !strings.HasPrefix(body, "hello from "+c1[:12]) {
+			t.Fatalf("%s serves %q, %v; want hello from %s", n.Name, body, err, c1[:12])
+		}
+	}
+	if len(got.Status.Nodes) != 2 || got.Status.Nodes[0].ActiveSlot != "blue" || got.Status.Revision != 1 {
+		t.Fatalf("status after first rollout: %+v", got.Status)
+	}
+
+	// Converged: one round trip per node, nothing written. A second
+	// reconciler with its own counters does the measured reconcile.
+	rv := got.Metadata.ResourceVersion
+	solo := countingConnector{Connector: SSHConnector{Pool: pool}, runs: map[string]*atomic.Int64{}}
+	for _, n := range nodes {
+		solo.runs[n.Name] = &atomic.Int64{}
+	}
+	rec2 := *rec
+	rec2.Connector = solo
+	for i := range 3 {
+		t0 := time.Now()
+		if _, err := rec2.Reconcile(ctx, Request{Kind: api.KindDeployment, Name: "hello"}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("no-op reconcile %d of one deployment on %d nodes: %v", i+1, len(nodes), time.Since(t0))
+	}
+	for name, c := range solo.runs {
+		if c.Load() != 3 {
+			t.Errorf("node %s: %d commands for 3 converged reconciles, want 3 (one round trip each)", name, c.Load())
+		}
+	}
+	if now := getDeployment(t, st).Metadata.ResourceVersion; now != rv {
+		t.Errorf("a converged reconcile wrote the deployment (rv %s → %s)", rv, now)
+	}
+
+	// Canary: never in the unit file or a process list; only in the 0600 env file.
+	for _, n := range nodes {
+		out, _ := testnodes.SSH(t, n, "cat /etc/systemd/system/bakery-hello-*.service; ps -eo args")
+		if strings.Contains(out, "canary-7f3e9c1d") {
+			t.Fatalf("%s: the secret env value shows in a unit file or process list", n.Name)
+		}
+		out, _ = testnodes.SSH(t, n, "stat -c %a /var/lib/bakery/apps/hello/env/blue.env; grep -c canary-7f3e9c1d /var/lib/bakery/apps/hello/env/blue.env")
+		if f := strings.Fields(out); len(f) != 2 || f[0] != "600" || f[1] != "1" {
+			t.Fatalf("%s: env file mode/content: %q", n.Name, out)
+		}
+	}
+
+	// A new commit rolls out with zero failed requests through nginx.
+	var okCount, failCount atomic.Int64
+	var failures sync.Map
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Timeout: 5 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := get(c, n.Address); err != nil {
+					failCount.Add(1)
+					failures.Store(err.Error(), true)
+				} else {
+					okCount.Add(1)
+				}
+			}
+		}()
+	}
+	c2 := commit("v2", map[string]string{"lib.js": strings.Replace(mustRead(t, repo+"/lib.js"), "from", "FROM", 1)})
+	waitDeployment(t, st, "second rollout Ready", 3*time.Minute, readyAt(c2))
+	close(stop)
+	wg.Wait()
+	t.Logf("zero-downtime rollout: %d requests ok, %d failed", okCount.Load(), failCount.Load())
+	if failCount.Load() > 0 {
+		failures.Range(func(k, _ any) bool { t.Errorf("request failed: %v", k); return true })
+		t.Fatalf("%d requests failed during the rollout", failCount.Load())
+	}
+	for _, n := range nodes {
+		body, err := get(client, n.Address)
+		if err != nil || !strings.HasPrefix(body, "hello FROM "+c2[:12]) {
+			t.Fatalf("%s serves %q after the rollout, %v", n.Name, body, err)
+		}
+	}
+
+	// A failing test step: the old version keeps serving, Degraded.
+	c3 := commit("broken", map[string]string{"lib.test.js": mustRead(t, repo+"/lib.test.js") + "\ntest('broken', () => { throw new Error('broken on purpose') });\n"})
+	deg := waitDeployment(t, st, "Degraded", 3*time.Minute, func(d *api.Deployment) bool {
+		return api.IsTrue(d.Status.Conditions, api.ConditionDegraded) && d.Status.FailedAttempt != nil && d.Status.FailedAttempt.Commit == c3
+	})
+	for _, n := range nodes {
+		body, err := get(client, n.Address)
+		if err != nil || !strings.HasPrefix(body, "hello FROM "+c2[:12]) {
+			t.Fatalf("%s serves %q after a failed rollout, %v; the old version must keep serving", n.Name, body, err)
+		}
+	}
+	logs, err := st.Logs(ctx, deg.Status.CurrentRollout.ID, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	for _, l := range logs {
+		text.WriteString(l.Text + "\n")
+	}
+	if !strings.Contains(text.String(), "broken on purpose") {
+		t.Fatalf("the failed rollout's log does not show why:\n%s", text.String())
+	}
+	if strings.Contains(text.String(), "canary-7f3e9c1d") {
+		t.Fatal("the secret env value reached the stored log")
+	}
+	// A fixed commit recovers.
+	c4 := commit("fixed", map[string]string{"lib.test.js": mustRead(t, repo+"/lib.test.js")[:strings.Index(mustRead(t, repo+"/lib.test.js"), "\ntest('broken'")] + "\n"})
+	waitDeployment(t, st, "recovered", 3*time.Minute, readyAt(c4))
+
+	// Drift: stop the active unit on one node, delete the site on the other.
+	cur := getDeployment(t, st)
+	slot0 := cur.Status.Nodes[0].ActiveSlot
+	rev := cur.Status.Revision
+	testnodes.SSH(t, nodes[0], "sudo -n /usr/local/lib/bakery/bakery-sudo systemctl stop hello "+slot0)
+	testnodes.SSH(t, nodes[1], "sudo -n /usr/local/lib/bakery/bakery-sudo nginx-site-remove hello && sudo -n /usr/local/lib/bakery/bakery-sudo nginx-reload")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b0, e0 := get(client, nodes[0].Address)
+		b1, e1 := get(client, nodes[1].Address)
+		if e0 == nil && e1 == nil && strings.HasPrefix(b0, "hello") && strings.HasPrefix(b1, "hello") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drift not repaired: %q %v / %q %v", b0, e0, b1, e1)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := getDeployment(t, st).Status.Revision; r != rev {
+		t.Fatalf("drift repair made a new revision: %d → %d", rev, r)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
