@@ -470,17 +470,19 @@ func (d *decoder) document(source string, index int, prefix string, tree any, al
 	for _, fe := range ferrs {
 		d.errs.add(&Error{Source: source, Index: index, Kind: kind, Name: name, Field: joinPath(prefix, fe.Field), Reason: fe.Reason})
 	}
-	if obj == nil || len(ferrs) > 0 || name == "" {
+	if obj == nil || len(ferrs) > 0 {
 		return
 	}
-	here := location{source: source, index: index, field: prefix}
-	key := kind + "/" + name
-	if first, dup := d.seen[key]; dup {
-		d.errs.add(&Error{Source: source, Index: index, Kind: kind, Name: name, Field: joinPath(prefix, "metadata.name"),
-			Reason: fmt.Sprintf("%s is defined twice: also in %s", key, first.describe(source))})
-		return
+	// A nameless object is kept: Check reports its missing name.
+	if name != "" {
+		key := kind + "/" + name
+		if first, dup := d.seen[key]; dup {
+			d.errs.add(&Error{Source: source, Index: index, Kind: kind, Name: name, Field: joinPath(prefix, "metadata.name"),
+				Reason: fmt.Sprintf("%s is defined twice: also in %s", key, first.describe(source))})
+			return
+		}
+		d.seen[key] = location{source: source, index: index, field: prefix}
 	}
-	d.seen[key] = here
 	d.objs = append(d.objs, obj)
 }
 

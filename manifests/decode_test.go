@@ -115,6 +115,9 @@ status:
 `,
 			[]api.Object{full},
 		},
+		{"a nameless object is kept (Check reports it)", "apiVersion: bakery.dev/v1\nkind: Node\nspec: {address: x}\n---\n" +
+			"apiVersion: bakery.dev/v1\nkind: Node\nmetadata: {labels: {a: b}}\n",
+			[]api.Object{node("", "x"), &api.Node{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindNode}, Metadata: api.ObjectMeta{Labels: map[string]string{"a": "b"}}}}},
 		{"null fields leave defaults", nodeYAML + "  port: null\n  hostKey: ~\n", []api.Object{node("web-1", "10.0.0.1")}},
 		{"JSON object", `{"apiVersion":"bakery.dev/v1","kind":"Node","metadata":{"name":"web-1"},"spec":{"address":"10.0.0.1"}}`,
 			[]api.Object{node("web-1", "10.0.0.1")}},
