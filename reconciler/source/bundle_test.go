@@ -126,7 +126,7 @@ func TestBundleAndNodeScripts(t *testing.T) {
 		"src/main.go":    "package main\n",
 		"run.sh":         "#!/bin/sh\necho hi\n",
 		"old.txt":        "old\n",
-		".gitattributes": "ignored.txt export-ignore\nsubst.txt export-subst\n",
+		".gitattributes": "ignored.txt export-ignore\nsubst.txt export-subst\nsrc export-ignore\n/docs/ export-ignore\n",
 		"ignored.txt":    "still checked out\n",
 		"subst.txt":      "$Format:%H$\n",
 	})

@@ -47,7 +47,7 @@ func (s *script) set(name, value string) {
 // option ("./-x" for "-x").
 func (s *script) setPath(name, p string) {
 	if p == "" {
-		s.fail(invalidf("empty %s", name))
+		s.fail(invalidf("empty %s path", name))
 		return
 	}
 	p = path.Clean(p)
@@ -93,7 +93,7 @@ if [ ! -f "$repo/HEAD" ]; then
 fi
 git --git-dir="$repo" fetch -q "$bundle" "refs/bakery/$commit:refs/bakery/$commit"
 if ! git --git-dir="$repo" cat-file -e "$commit^{commit}"; then
-	echo "bakery: commit $commit is not in $repo after fetching $bundle" >&2
+	printf 'bakery: commit %s is not in %s after fetching %s\n' "$commit" "$repo" "$bundle" >&2
 	exit 1
 fi
 `)
@@ -140,7 +140,7 @@ func NodeCheckoutScript(repoDir, releaseDir, commit string) string {
 		s.setPath("parent", path.Dir(path.Clean(releaseDir)))
 	}
 	return s.finish(`if ! git --git-dir="$repo" cat-file -e "$commit^{commit}" 2>/dev/null; then
-	echo "bakery: commit $commit is not in $repo" >&2
+	printf 'bakery: commit %s is not in %s\n' "$commit" "$repo" >&2
 	exit 1
 fi
 git --git-dir="$repo" update-ref "refs/bakery/$commit" "$commit"
@@ -155,7 +155,7 @@ trap 'rm -rf -- "$tmp"' EXIT
 mkdir -- "$tmp" "$tmp/tree"
 { git --git-dir="$repo" archive --format=tar "$commit" || echo "$?" >"$tmp/archive-failed"; } | tar -x -f - -C "$tmp/tree"
 if [ -e "$tmp/archive-failed" ]; then
-	echo "bakery: git archive $commit failed" >&2
+	printf 'bakery: git archive %s failed\n' "$commit" >&2
 	exit 1
 fi
 if [ -e "$release" ] || [ -L "$release" ]; then
