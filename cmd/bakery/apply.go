@@ -131,11 +131,11 @@ nothing is applied. Exit code 0 on success, 1 on any error.`,
 			if output != "" && output != "name" && output != "json" {
 				return usageErrorf("--output must be name or json, not %q", output)
 			}
-			c, err := a.client(cmd)
+			b, err := loadFiles(a, files)
 			if err != nil {
 				return err
 			}
-			b, err := loadFiles(a, files)
+			c, err := a.client(cmd)
 			if err != nil {
 				return err
 			}

@@ -27,11 +27,11 @@ Exit codes (as kubectl diff):
   if ! bakery diff -f apps/ > /dev/null; then bakery apply -f apps/; fi`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client(cmd)
+			b, err := loadFiles(a, files)
 			if err != nil {
 				return err
 			}
-			b, err := loadFiles(a, files)
+			c, err := a.client(cmd)
 			if err != nil {
 				return err
 			}

@@ -544,6 +544,12 @@ func TestHelpAndCompletion(t *testing.T) {
 	if out := must(t, "", "completion", "bash"); !strings.Contains(out, "bash completion") {
 		t.Errorf("completion bash: %.200s", out)
 	}
+	if r := bakery(t, "", "aply"); r.code != 1 || !strings.Contains(r.stderr, "did you mean apply?") {
+		t.Errorf("unknown command: %+v", r)
+	}
+	if r := bakery(t, "", "diff"); r.code != 2 || !strings.Contains(r.stderr, "-f") {
+		t.Errorf("diff without -f: %+v, want exit 2", r)
+	}
 	out = must(t, "", "__complete", "get", "")
 	if !strings.Contains(out, "nodes") || !strings.Contains(out, "deployments") {
 		t.Errorf("completion of get: %q", out)
