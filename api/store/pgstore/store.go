@@ -396,7 +396,7 @@ func getRow(ctx context.Context, q querier, kind, name string) (*row, error) {
 // kindOf returns obj's kind: its TypeMeta.Kind, which must agree with its
 // Go type, or the kind of its Go type when TypeMeta.Kind is empty.
 func kindOf(obj api.Object) (string, error) {
-	if obj == nil || reflect.ValueOf(obj).IsNil() {
+	if v := reflect.ValueOf(obj); obj == nil || (v.Kind() == reflect.Pointer && v.IsNil()) {
 		return "", fmt.Errorf("%w: nil object", store.ErrInvalid)
 	}
 	kind := obj.GetTypeMeta().Kind
