@@ -76,7 +76,7 @@ var utf8BOM = []byte("\xef\xbb\xbf")
 
 func (d *decoder) decode(source string, data []byte) {
 	if len(data) > MaxBytes {
-		d.errs.add(tooLarge(source, int64(len(data))))
+		d.errs.add(tooLarge(source))
 		return
 	}
 	data = bytes.TrimPrefix(data, utf8BOM)
@@ -105,7 +105,7 @@ func (d *decoder) decode(source string, data []byte) {
 	d.decodeYAML(source, data)
 }
 
-func tooLarge(source string, size int64) *Error {
+func tooLarge(source string) *Error {
 	return &Error{
 		Source: source,
 		Reason: fmt.Sprintf("%s: input is larger than the limit of %d MiB", ErrTooLarge, MaxBytes>>20),

@@ -104,7 +104,7 @@ func readFile(name string) ([]byte, *Error) {
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxBytes {
-		return nil, tooLarge(name, fi.Size())
+		return nil, tooLarge(name)
 	}
 	return readLimited(f, name)
 }
@@ -116,7 +116,7 @@ func readLimited(r io.Reader, source string) ([]byte, *Error) {
 		return nil, &Error{Source: source, Reason: "read: " + ioReason(err), Err: err}
 	}
 	if len(data) > MaxBytes {
-		return nil, tooLarge(source, int64(len(data)))
+		return nil, tooLarge(source)
 	}
 	return data, nil
 }
