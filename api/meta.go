@@ -69,7 +69,7 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("must be an RFC 3339 time: %v", err)
 	}
-	t.Time = v.UTC()
+	t.Time = v.UTC().Truncate(time.Second)
 	return nil
 }
 
