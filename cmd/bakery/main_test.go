@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
 )
@@ -21,6 +23,7 @@ import (
 type testEnv struct {
 	url, token string
 	configHome string
+	store      *filestore.Store
 }
 
 // isolate gives the test its own config directory and clears the
@@ -56,7 +59,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	t.Cleanup(hs.Close)
 	t.Setenv("BAKERY_SERVER", hs.URL)
 	t.Setenv("BAKERY_TOKEN", token)
-	return &testEnv{url: hs.URL, token: token, configHome: home}
+	return &testEnv{url: hs.URL, token: token, configHome: home, store: st}
 }
 
 type result struct {
@@ -334,6 +337,77 @@ func TestDescribe(t *testing.T) {
 	if r := bakery(t, "", "describe", "node", "nope"); r.code != 1 || !strings.Contains(r.stderr, "not found") {
 		t.Errorf("describe missing: %+v", r)
 	}
+}
+
+// TestStatusOutput writes status as the control plane would, straight
+// into the store, and checks what get and describe make of it.
+func TestStatusOutput(t *testing.T) {
+	e := newTestEnv(t)
+	must(t, "", "apply", "-f", manifestDir(t))
+	ctx := t.Context()
+	now := time.Now()
+	o, err := e.store.Get(ctx, api.KindDeployment, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := o.(*api.Deployment)
+	d.Status = api.DeploymentStatus{
+		ObservedGeneration: 1,
+		Commit:             "0123456789abcdef0123456789abcdef01234567",
+		Revision:           3,
+		CurrentRollout:     &api.RolloutRef{ID: "r-42", State: "Running"},
+		Conditions: []api.Condition{
+			{Type: api.ConditionReady, Status: api.ConditionTrue, Reason: "Healthy", Message: "all nodes healthy", LastTransitionTime: api.NewTime(now.Add(-5 * time.Minute))},
+			{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: "Done"},
+		},
+		Nodes: []api.NodeAppStatus{{Node: "web-1", ActiveSlot: "green", Commit: "0123456789abcdef", Port: 9001, Healthy: true, UnitState: "active"}},
+	}
+	if _, err := e.store.UpdateStatus(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	o, err = e.store.Get(ctx, api.KindNode, "web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := o.(*api.Node)
+	n.Status = api.NodeStatus{
+		Reachable: true, LastHandshakeTime: api.NewTime(now.Add(-30 * time.Second)),
+		OS: "Debian GNU/Linux 12", Kernel: "6.1.0", Tools: []string{"git", "nginx"},
+		Disk:       &api.DiskUsage{BakeryBytes: 12 << 20, FilesystemBytes: 40 << 30, FreeBytes: 20 << 30},
+		Conditions: []api.Condition{{Type: api.ConditionReachable, Status: api.ConditionTrue, Reason: "Connected"}},
+	}
+	if _, err := e.store.UpdateStatus(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+
+	f := strings.Fields(lines(must(t, "", "get", "deployments"))[1])
+	if f[1] != "1/1" || f[2] != "0123456" || f[3] != "3" {
+		t.Errorf("deployment row %q, want READY 1/1, COMMIT 0123456, REVISION 3", f)
+	}
+	f = strings.Fields(lines(must(t, "", "get", "nodes", "-o", "wide"))[1])
+	if f[2] != "True" || f[6] != "Debian" || f[len(f)-1] != "12MiB" {
+		t.Errorf("node row %q", f)
+	}
+	out := must(t, "", "describe", "deploy", "hello")
+	for _, want := range []string{"0123456789abcdef0123456789abcdef01234567", "r-42 (Running)", "observed: 1",
+		"TYPE", "Ready", "True", "Healthy", "5m", "all nodes healthy", "Progressing",
+		"NODE", "SLOT", "web-1", "green", "9001", "active"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("describe deployment lacks %q:\n%s", want, out)
+		}
+	}
+	out = must(t, "", "describe", "node", "web-1")
+	for _, want := range []string{"Reachable:", "True", "Last handshake:", "Debian GNU/Linux 12 6.1.0", "git, nginx", "12MiB used by Bakery, 20GiB free of 40GiB", "Connected"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("describe node lacks %q:\n%s", want, out)
+		}
+	}
+	// Status is in -o yaml, and applying it back changes nothing.
+	y := must(t, "", "get", "deploy", "hello", "-o", "yaml")
+	if !strings.Contains(y, "revision: 3") {
+		t.Errorf("-o yaml lacks the status:\n%s", y)
+	}
+	wantLines(t, must(t, y, "apply", "-f", "-"), "deployment.bakery.dev/hello unchanged")
 }
 
 func TestApplyInvalid(t *testing.T) {
