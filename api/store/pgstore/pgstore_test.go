@@ -288,3 +288,155 @@ func BenchmarkApply1000(b *testing.B) {
 	s := open(b, pgtest.DatabaseURL(b))
 	storetest.BenchmarkApply(b, s, 1000)
 }
+
+// closed waits (bounded) until ch is closed, discarding events.
+func closed(t *testing.T, ch <-chan store.Event) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatal("watch channel not closed within 10s")
+		}
+	}
+}
+
+// A watcher that does not keep up has its channel closed; others go on.
+func TestSlowWatcherClosed(t *testing.T) {
+	s := open(t, pgtest.DatabaseURL(t), pgstore.WithWatchBuffer(2))
+	ctx := t.Context()
+	slow, err := s.Watch(ctx, store.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := s.Watch(ctx, store.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := s.Create(ctx, storetest.Node(fmt.Sprintf("n%d", i), "10.0.0.1", nil)); err != nil {
+			t.Fatal(err)
+		}
+		expectEvent(t, fast, store.Added, fmt.Sprintf("Node/n%d", i))
+	}
+	closed(t, slow)
+}
+
+func TestCloseClosesWatches(t *testing.T) {
+	s, err := pgstore.Open(t.Context(), pgtest.DatabaseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := s.Watch(t.Context(), store.WatchOptions{Kind: api.KindNode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Watch(t.Context(), store.WatchOptions{Kind: "Pod"}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("watch unknown kind: err = %v, want ErrInvalid", err)
+	}
+	s.Close()
+	closed(t, ch)
+	if _, err := s.Watch(t.Context(), store.WatchOptions{}); err == nil {
+		t.Fatal("watch on a closed store succeeded")
+	}
+}
+
+// Old events are pruned; a listener that was away longer than the
+// retention cannot know what it missed, so its watchers are closed (they
+// re-list).
+func TestPruneAndLongOutage(t *testing.T) {
+	url := pgtest.DatabaseURL(t)
+	s := open(t, url,
+		pgstore.WithEventRetention(200*time.Millisecond),
+		pgstore.WithPruneInterval(50*time.Millisecond),
+		pgstore.WithReconnectBackoff(300*time.Millisecond, time.Second))
+	ctx := t.Context()
+	if _, err := s.Create(ctx, storetest.Node("n1", "10.0.0.1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var n int
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events not pruned", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	ch, err := s.Watch(ctx, store.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = 'bakery-listener'`); err != nil {
+		t.Fatal(err)
+	}
+	closed(t, ch)
+	// Watching again works.
+	ch, err = s.Watch(ctx, store.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, storetest.Node("n2", "10.0.0.1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	expectEvent(t, ch, store.Added, "Node/n2")
+}
+
+func TestTxnMisuse(t *testing.T) {
+	s := open(t, pgtest.DatabaseURL(t))
+	ctx := t.Context()
+	var leaked store.Tx
+	if err := s.Txn(ctx, func(tx store.Tx) error { leaked = tx; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaked.Create(ctx, storetest.Node("n1", "10.0.0.1", nil)); err == nil {
+		t.Fatal("a Tx used after its Txn returned must fail")
+	}
+	// The kind must match the object's type.
+	n := storetest.Node("n1", "10.0.0.1", nil)
+	n.Kind = api.KindDeployment
+	if _, err := s.Create(ctx, n); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("mismatched kind: err = %v, want ErrInvalid", err)
+	}
+	// An empty kind is taken from the type.
+	n.Kind = ""
+	got, err := s.Create(ctx, n)
+	if err != nil || got.GetTypeMeta().Kind != api.KindNode {
+		t.Fatalf("create without kind: %v %v", got, err)
+	}
+	// A panic in fn rolls back and propagates.
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("panic swallowed")
+			}
+		}()
+		_ = s.Txn(ctx, func(tx store.Tx) error {
+			if _, err := tx.Create(ctx, storetest.Node("n2", "10.0.0.1", nil)); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	if _, err := s.Get(ctx, api.KindNode, "n2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("write of a panicking txn visible: %v", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
