@@ -1,6 +1,7 @@
 package filestore
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 const (
 	stateDir    = ".state"
 	specExt     = ".yaml"
+	stateExt    = ".json"
 	journalFile = ".journal"
 	rvFile      = ".rv"
 	lockFile    = ".lock"
@@ -80,7 +82,7 @@ func encodeSpec(o api.Object) ([]byte, error) {
 
 func encodeState(e *entry) ([]byte, error) {
 	m := e.obj.GetObjectMeta()
-	return yaml.Marshal(stateFile{
+	return json.MarshalIndent(stateFile{
 		UID:               m.UID,
 		Generation:        m.Generation,
 		ResourceVersion:   m.ResourceVersion,
@@ -88,7 +90,7 @@ func encodeState(e *entry) ([]byte, error) {
 		SpecHash:          e.specHash,
 		FileHash:          e.fileHash,
 		Status:            e.obj.StatusJSON(),
-	})
+	}, "", "  ")
 }
 
 // readState reads a state file; it returns nil, nil when there is none.
@@ -101,7 +103,9 @@ func readState(path string) (*stateFile, error) {
 		return nil, err
 	}
 	var st stateFile
-	if err := yaml.UnmarshalStrict(data, &st); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
 		return nil, err
 	}
 	switch {
@@ -238,48 +242,56 @@ func removeFile(path string) error {
 	return nil
 }
 
-// pendingWrite is one file of a commit.
+// pendingWrite is one file of a commit. Its content is produced by
+// encode, in a worker, so that encoding runs in parallel too.
 type pendingWrite struct {
-	path string
-	data []byte
-	perm fs.FileMode
-	tmp  string
+	path   string
+	perm   fs.FileMode
+	encode func() ([]byte, error)
+	tmp    string
 }
 
-// writeTemps writes every temporary file of a commit, several at a time
-// (concurrent fsyncs share the filesystem's journal commits). On error
-// every temporary file is removed.
-func writeTemps(ws []*pendingWrite) error {
+// writeTemps encodes and writes every temporary file of a commit, several
+// groups at a time (concurrent fsyncs share the filesystem's journal
+// commits); the files of one group are written in order. On error every
+// temporary file is removed.
+func writeTemps(groups [][]*pendingWrite) error {
 	const workers = 8
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
-		next = make(chan *pendingWrite)
+		next = make(chan []*pendingWrite)
 	)
-	for range min(workers, len(ws)) {
+	for range min(workers, len(groups)) {
 		wg.Go(func() {
-			for w := range next {
-				tmp, err := writeTemp(w.path, w.data, w.perm)
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("write %s: %w", w.path, err))
-					mu.Unlock()
-					continue
+			for g := range next {
+				for _, w := range g {
+					data, err := w.encode()
+					if err == nil {
+						w.tmp, err = writeTemp(w.path, data, w.perm)
+					}
+					if err != nil {
+						mu.Lock()
+						errs = append(errs, fmt.Errorf("write %s: %w", w.path, err))
+						mu.Unlock()
+						break
+					}
 				}
-				w.tmp = tmp
 			}
 		})
 	}
-	for _, w := range ws {
-		next <- w
+	for _, g := range groups {
+		next <- g
 	}
 	close(next)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		for _, w := range ws {
-			if w.tmp != "" {
-				os.Remove(w.tmp)
+		for _, g := range groups {
+			for _, w := range g {
+				if w.tmp != "" {
+					os.Remove(w.tmp)
+				}
 			}
 		}
 		return err

@@ -9,7 +9,7 @@
 //	<dir>/tokens.json               API tokens (0600)
 //	<dir>/nodes/<name>.yaml         user-owned: apiVersion, kind, metadata
 //	<dir>/deployments/<name>.yaml   (name, labels, annotations) and spec (0644)
-//	<dir>/nodes/.state/<name>.yaml  store-owned: uid, generation,
+//	<dir>/nodes/.state/<name>.json  store-owned: uid, generation,
 //	<dir>/deployments/.state/…      resourceVersion, creationTimestamp, the
 //	                                hashes of the last accepted spec and spec
 //	                                file, and status (0600)
@@ -18,6 +18,9 @@
 // state files are not (they are not watched). Keeping state in a hidden
 // subdirectory means status writes, the most frequent ones, never wake the
 // watcher of the spec directories, and a listing of nodes/ shows only specs.
+// State files are indented JSON: they are the store's, status is JSON
+// already (it round-trips exactly), and JSON costs a fraction of YAML to
+// write, which matters when a bundle rewrites a thousand objects.
 //
 // # Writes
 //

@@ -195,7 +195,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 		filepath.Join(dir, "nodes"):           0o700,
 		filepath.Join(dir, "nodes", ".state"): 0o700,
 		filepath.Join(dir, "tokens.json"):     0o600,
-		filepath.Join(dir, "nodes", ".state/n1.yaml"): 0o600,
+		filepath.Join(dir, "nodes", ".state/n1.json"): 0o600,
 		filepath.Join(dir, "nodes", "n1.yaml"):        0o644,
 	} {
 		fi, err := os.Stat(path)
@@ -350,7 +350,7 @@ func TestDropInAndRemove(t *testing.T) {
 	if _, err := s.Get(ctx, api.KindDeployment, "new"); err != nil {
 		t.Fatal(err)
 	}
-	state := filepath.Join(s.Dir(), "deployments", ".state", "new.yaml")
+	state := filepath.Join(s.Dir(), "deployments", ".state", "new.json")
 	if _, err := os.Stat(state); err != nil {
 		t.Fatalf("no state file for a dropped-in object: %v", err)
 	}
@@ -502,8 +502,8 @@ func TestCrashLeftovers(t *testing.T) {
 	// file whose object was never completely created.
 	writeFile(t, filepath.Join(nodes, ".n2.yaml.tmp-12345"), nodeYAML("n2", "10.0.0.2", ""))
 	writeFile(t, filepath.Join(nodes, ".state", ".n1.yaml.tmp-1"), "garbage: [")
-	orphan := filepath.Join(nodes, ".state", "n3.yaml")
-	writeFile(t, orphan, "uid: x\ngeneration: 1\nresourceVersion: \"9\"\ncreationTimestamp: \"2026-01-01T00:00:00Z\"\nspecHash: a\nfileHash: b\n")
+	orphan := filepath.Join(nodes, ".state", "n3.json")
+	writeFile(t, orphan, `{"uid": "x", "generation": 1, "resourceVersion": "9", "creationTimestamp": "2026-01-01T00:00:00Z", "specHash": "a", "fileHash": "b"}`)
 
 	s = open(t, dir)
 	l, _ := s.List(ctx, api.KindNode, store.ListOptions{})
@@ -634,7 +634,7 @@ func TestInvalidNameTouchesNothing(t *testing.T) {
 	for _, sub := range []string{"", "nodes", "nodes/.state"} {
 		ents, _ := os.ReadDir(filepath.Join(dir, sub))
 		for _, e := range ents {
-			if strings.HasSuffix(e.Name(), ".yaml") {
+			if strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".json") {
 				t.Errorf("%s/%s written for an invalid name", sub, e.Name())
 			}
 		}

@@ -193,7 +193,7 @@ func (s *Store) specPath(kind, name string) string {
 }
 
 func (s *Store) statePath(kind, name string) string {
-	return filepath.Join(s.dir, api.Resource(kind), stateDir, name+specExt)
+	return filepath.Join(s.dir, api.Resource(kind), stateDir, name+stateExt)
 }
 
 // recover rolls forward an interrupted commit and removes temporary files.
@@ -274,7 +274,7 @@ func (s *Store) load() error {
 			return fmt.Errorf("filestore: %w", err)
 		}
 		for _, de := range states {
-			name, ok := strings.CutSuffix(de.Name(), specExt)
+			name, ok := strings.CutSuffix(de.Name(), stateExt)
 			if !ok || strings.HasPrefix(name, ".") || specs[name] {
 				continue
 			}

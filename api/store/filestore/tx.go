@@ -268,7 +268,7 @@ func (s *Store) commit(t *tx) (bool, error) {
 		remove string
 	}
 	var (
-		writes  []*pendingWrite
+		groups  [][]*pendingWrite
 		steps   []step
 		deletes bool
 		objects int // objects whose files change
@@ -288,24 +288,25 @@ func (s *Store) commit(t *tx) (bool, error) {
 			continue
 		}
 		objects++
+		e := c.e
 		var sw, tw *pendingWrite
 		if c.spec {
-			data, err := encodeSpec(c.e.obj)
-			if err != nil {
-				return false, fmt.Errorf("filestore: encode %s/%s: %w", r.kind, r.name, err)
-			}
-			c.e.fileHash = hashBytes(data)
-			sw = &pendingWrite{path: spec, data: data, perm: specPerm}
-			writes = append(writes, sw)
+			sw = &pendingWrite{path: spec, perm: specPerm, encode: func() ([]byte, error) {
+				data, err := encodeSpec(e.obj)
+				e.fileHash = hashBytes(data) // before the state, which records it
+				return data, err
+			}}
 		}
 		if c.state {
-			data, err := encodeState(c.e)
-			if err != nil {
-				return false, fmt.Errorf("filestore: encode state of %s/%s: %w", r.kind, r.name, err)
-			}
-			tw = &pendingWrite{path: state, data: data, perm: statePerm}
-			writes = append(writes, tw)
+			tw = &pendingWrite{path: state, perm: statePerm, encode: func() ([]byte, error) { return encodeState(e) }}
 		}
+		var g []*pendingWrite
+		for _, w := range []*pendingWrite{sw, tw} {
+			if w != nil {
+				g = append(g, w)
+			}
+		}
+		groups = append(groups, g)
 		// For a new object the state goes first (a crash in between leaves
 		// a state file without spec: no object); for an existing one the
 		// spec goes first (a crash in between leaves a changed spec file,
@@ -320,7 +321,7 @@ func (s *Store) commit(t *tx) (bool, error) {
 			}
 		}
 	}
-	if err := writeTemps(writes); err != nil {
+	if err := writeTemps(groups); err != nil {
 		return false, fmt.Errorf("filestore: commit: %w", err)
 	}
 	ops := make([]fileOp, len(steps))
@@ -332,8 +333,10 @@ func (s *Store) commit(t *tx) (bool, error) {
 		}
 	}
 	cleanup := func() {
-		for _, w := range writes {
-			removeFile(w.tmp)
+		for _, st := range steps {
+			if st.w != nil {
+				removeFile(st.w.tmp)
+			}
 		}
 	}
 	// A higher counter is always safe, so it is written before anything.
