@@ -353,7 +353,7 @@ func (t *tx) flush(ctx context.Context) error {
 	if len(t.dirty) == 0 && len(t.events) == 0 {
 		return nil
 	}
-	var ins, upd upsert
+	var ins, upd rowArrays
 	var delKinds, delNames []string
 	var delRVs []int64
 	for _, k := range t.dirty {
@@ -420,15 +420,15 @@ func (t *tx) flush(ctx context.Context) error {
 	return nil
 }
 
-// upsert collects rows as the column arrays of an unnest().
-type upsert struct {
+// rowArrays holds rows as the column arrays of an unnest().
+type rowArrays struct {
 	kinds, names, uids              []string
 	gens, rvs, prevs                []int64
 	labels, annots, specs, statuses []string
 	created                         []time.Time
 }
 
-func (u *upsert) add(r *row, prev int64) {
+func (u *rowArrays) add(r *row, prev int64) {
 	u.kinds = append(u.kinds, r.kind)
 	u.names = append(u.names, r.name)
 	u.uids = append(u.uids, r.uid)
@@ -442,7 +442,7 @@ func (u *upsert) add(r *row, prev int64) {
 	u.prevs = append(u.prevs, prev)
 }
 
-func (u *upsert) args() []any {
+func (u *rowArrays) args() []any {
 	return []any{u.kinds, u.names, u.uids, u.gens, u.rvs, u.labels, u.annots, u.specs, u.statuses, u.created, u.prevs}
 }
 
