@@ -175,7 +175,7 @@ func startCluster() (*cluster, error) {
 		clSkip = true
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "bakery-pg-")
+	dir, err := os.MkdirTemp(tempRoot(), "bakery-pg-")
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +201,24 @@ func startCluster() (*cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// tempRoot is where the cluster's directory goes: the usual temp dir,
+// unless the unix socket path would be too long there or (as root) the
+// postgres user could not reach it; then /tmp.
+func tempRoot() string {
+	root := os.TempDir()
+	if len(root) > 60 {
+		return "/tmp"
+	}
+	if os.Geteuid() == 0 {
+		for d := root; d != "/" && d != "."; d = filepath.Dir(d) {
+			if fi, err := os.Stat(d); err != nil || fi.Mode().Perm()&0o001 == 0 {
+				return "/tmp"
+			}
+		}
+	}
+	return root
 }
 
 func (c *cluster) command(name string, args ...string) *exec.Cmd {
