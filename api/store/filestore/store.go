@@ -217,11 +217,11 @@ func (s *Store) recover() error {
 	return nil
 }
 
-// loaded is an object read at Open whose state file must be (re)written.
+// loaded is an object read at Open whose state file must be written or
+// removed.
 type loaded struct {
 	kind, name string
 	e          *entry
-	bumpRV     bool
 }
 
 // load reads every object into memory.
@@ -229,6 +229,7 @@ func (s *Store) load() error {
 	var (
 		corrupt []Problem
 		fresh   []loaded
+		orphans []loaded
 	)
 	bad := func(path string, err error) {
 		corrupt = append(corrupt, Problem{File: path, Reason: err.Error(), Time: time.Now()})
@@ -259,11 +260,16 @@ func (s *Store) load() error {
 			l, err := s.readObject(kind, name)
 			if err != nil {
 				bad(path, err)
+				// Its resourceVersion stays taken all the same.
+				if st, err := readState(s.statePath(kind, name)); err == nil && st != nil {
+					rv, _ := parseRV(st.ResourceVersion)
+					s.rv = max(s.rv, rv)
+				}
 				continue
 			}
 			s.rv = max(s.rv, l.stateRV)
-			if l.bumpRV || l.writeState {
-				fresh = append(fresh, loaded{kind, name, l.e, l.bumpRV})
+			if l.bumpRV {
+				fresh = append(fresh, loaded{kind, name, l.e})
 			}
 			s.objs[kind][name] = l.e
 		}
@@ -283,13 +289,7 @@ func (s *Store) load() error {
 				rv, _ := parseRV(st.ResourceVersion)
 				s.rv = max(s.rv, rv)
 			}
-			if err := s.writeRV(); err != nil {
-				return fmt.Errorf("filestore: %w", err)
-			}
-			if err := removeFile(path); err != nil {
-				return fmt.Errorf("filestore: %w", err)
-			}
-			s.log.Info("filestore: spec file removed while stopped; object deleted", "kind", kind, "name", name)
+			orphans = append(orphans, loaded{kind: kind, name: name})
 		}
 	}
 	if len(corrupt) > 0 {
@@ -305,14 +305,23 @@ func (s *Store) load() error {
 			s.log.Error("filestore: cannot use file; its object is not loaded", "file", p.File, "reason", p.Reason)
 		}
 	}
+	if len(orphans) > 0 {
+		if err := s.writeRV(); err != nil {
+			return fmt.Errorf("filestore: %w", err)
+		}
+	}
+	for _, o := range orphans {
+		if err := removeFile(s.statePath(o.kind, o.name)); err != nil {
+			return fmt.Errorf("filestore: %w", err)
+		}
+		s.log.Info("filestore: spec file removed while stopped; object deleted", "kind", o.kind, "name", o.name)
+	}
 	// Objects new or edited while the store was not running get a
 	// resourceVersion above every stored one, and their state is written.
 	for _, f := range fresh {
-		if f.bumpRV {
-			f.e.obj.GetObjectMeta().ResourceVersion = s.nextRV()
-			s.log.Info("filestore: picked up a spec file changed while stopped", "kind", f.kind, "name", f.name,
-				"generation", f.e.obj.GetObjectMeta().Generation)
-		}
+		f.e.obj.GetObjectMeta().ResourceVersion = s.nextRV()
+		s.log.Info("filestore: picked up a spec file new or changed while stopped", "kind", f.kind, "name", f.name,
+			"generation", f.e.obj.GetObjectMeta().Generation)
 		data, err := encodeState(f.e)
 		if err == nil {
 			err = writeAtomic(s.statePath(f.kind, f.name), data, statePerm)
@@ -327,10 +336,10 @@ func (s *Store) load() error {
 // readResult is an object read from its spec and state files.
 type readResult struct {
 	e *entry
-	// bumpRV: the spec file is new or changed and the object needs a new
-	// resourceVersion; writeState: the state file must be rewritten.
-	bumpRV, writeState bool
-	stateRV            uint64
+	// bumpRV: the spec file is new or changed: the object needs a new
+	// resourceVersion and its state file must be written.
+	bumpRV  bool
+	stateRV uint64
 }
 
 // readObject reads kind/name from disk. A spec file whose bytes are those
@@ -374,7 +383,7 @@ func (s *Store) readObject(kind, name string) (readResult, error) {
 		m.UID = newUID()
 		m.Generation = 1
 		m.CreationTimestamp = api.Now()
-		return readResult{e: e, bumpRV: true, writeState: true}, nil
+		return readResult{e: e, bumpRV: true}, nil
 	}
 	rv, _ := parseRV(st.ResourceVersion)
 	m.UID, m.Generation, m.ResourceVersion, m.CreationTimestamp = st.UID, st.Generation, st.ResourceVersion, st.CreationTimestamp
@@ -387,7 +396,7 @@ func (s *Store) readObject(kind, name string) (readResult, error) {
 	if !trusted {
 		// Changed by hand: labels may have changed too, so the object
 		// gets a new resourceVersion even if its spec did not change.
-		r.bumpRV, r.writeState = true, true
+		r.bumpRV = true
 		if e.specHash != st.SpecHash {
 			m.Generation++
 		}

@@ -56,7 +56,7 @@ func (t *tx) stage(r ref, e *entry, spec, state bool) {
 
 // identify checks obj and returns its kind and name.
 func identify(obj api.Object) (string, string, error) {
-	if obj == nil || reflect.ValueOf(obj).IsNil() {
+	if v := reflect.ValueOf(obj); obj == nil || v.Kind() == reflect.Pointer && v.IsNil() {
 		return "", "", fmt.Errorf("%w: no object", store.ErrInvalid)
 	}
 	kind, name := obj.GetTypeMeta().Kind, obj.GetObjectMeta().Name
