@@ -231,7 +231,8 @@ write_helper() {
 #   unit-remove APP SLOT              remove that unit file; prints "removed" or "absent"
 #   systemctl VERB APP SLOT           VERB: start stop restart reload enable disable show
 #                                     status is-active is-enabled is-failed reset-failed
-#                                     (exit status of systemctl passed through)
+#                                     (exit status of systemctl passed through;
+#                                     reset-failed of a unit that is not loaded is a no-op)
 #   daemon-reload                     systemctl daemon-reload
 #   nginx-site-install APP < content  write /etc/nginx/conf.d/bakery-APP.conf atomically,
 #                                     run `nginx -t`, restore the previous file if it fails;
@@ -409,9 +410,13 @@ systemctl)
 	*) refuse "systemctl verb '$1' not allowed" ;;
 	esac
 	check_name app "$2"; check_name slot "$3"
-	extra=()
-	[[ $1 == status ]] && extra=(--no-pager --lines=0)
-	exec systemctl "$1" "${extra[@]}" -- "bakery-$2-$3.service"
+	unit="bakery-$2-$3.service"
+	case $1 in
+	status) exec systemctl status --no-pager --lines=0 -- "$unit" ;;
+	# idempotent: a unit that is not loaded (stopped, disabled) has no failed state to reset
+	reset-failed) systemctl reset-failed -- "$unit" 2>/dev/null || true ;;
+	*) exec systemctl "$1" -- "$unit" ;;
+	esac
 	;;
 daemon-reload)
 	nargs 0 $# "$VERB"

@@ -48,7 +48,7 @@ LAB=bakery-testnodes # cgroup directory name
 SUITE=bookworm
 MAX_NODES=80
 # Bump when the build recipe below changes in a way that must rebuild the root.
-RECIPE=3
+RECIPE=4
 INCLUDE=systemd,systemd-sysv,dbus,openssh-server,sudo,git,curl,nginx-light,iproute2,ca-certificates,procps,nodejs,busybox,python3
 KEY=$STATE/id_ed25519
 KNOWN_HOSTS=$STATE/known_hosts
@@ -162,6 +162,10 @@ build_root() {
 	# $debcache to make rebuilds (installer changes) cheaper.
 	if ! mmdebstrap --mode=root --variant=minbase --include="$INCLUDE" \
 		--skip=essential/unlink \
+		--dpkgopt=force-unsafe-io --dpkgopt='path-exclude=/usr/share/man/*' \
+		--dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+		--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+		--dpkgopt='path-exclude=/usr/share/info/*' --aptopt='Acquire::Languages "none"' \
 		--setup-hook="mkdir -p \"\$1\"/var/cache/apt/archives && cp -a '$debcache'/. \"\$1\"/var/cache/apt/archives/" \
 		--customize-hook="copy-in '$CACHE/.key-$hash.pub' /root" \
 		--customize-hook="cat '$CACHE/.installer-$hash.sh' | chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 bash -s -- --no-docker --key \"\$(cat \"\$1\"/root/.key-$hash.pub)\" | tee '$CACHE/installer-$hash.log' >&2 && test \"\$(tail -n 1 '$CACHE/installer-$hash.log')\" = bakery-ready" \
@@ -191,7 +195,7 @@ prune_roots() { # remove older roots that no mounted overlay uses
 		[[ -d $r && $r != "$keep" ]] || continue
 		grep -q "lowerdir=$r[,:]" /proc/mounts && continue
 		log "removing old node root $r"
-		rm -rf "$r"
+		rm -rf "$r" "$CACHE/build-${r##*/root-}.log" "$CACHE/installer-${r##*/root-}.log"
 	done
 }
 
@@ -512,6 +516,7 @@ cmd_up() {
 	root=$(build_root)
 	cmd_down
 	lock_state
+	prune_roots "$root"
 	echo "$root" >"$STATE/root"
 	local t1 i name
 	t1=$(now)
