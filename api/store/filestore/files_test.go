@@ -664,3 +664,61 @@ func TestSlowWatcherIsClosed(t *testing.T) {
 		t.Fatalf("slow watcher got %d events before its channel closed, want 2", n)
 	}
 }
+
+func TestTxnMisuse(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, t.TempDir())
+	var leaked store.Tx
+	if err := s.Txn(ctx, func(tx store.Tx) error { leaked = tx; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaked.Create(ctx, storetest.Node("n1", "10.0.0.1", nil)); err == nil {
+		t.Fatal("a Tx used after its Txn returned must fail")
+	}
+	// The kind must match the object's type; an empty kind is taken from it.
+	n := storetest.Node("n1", "10.0.0.1", nil)
+	n.Kind = api.KindDeployment
+	if _, err := s.Create(ctx, n); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("mismatched kind: err = %v, want ErrInvalid", err)
+	}
+	n.Kind = ""
+	if got, err := s.Create(ctx, n); err != nil || got.GetTypeMeta().Kind != api.KindNode {
+		t.Fatalf("create without kind: %v %v", got, err)
+	}
+	// A panic in fn writes nothing, releases the store and propagates.
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("panic swallowed")
+			}
+		}()
+		_ = s.Txn(ctx, func(tx store.Tx) error {
+			if _, err := tx.Create(ctx, storetest.Node("n2", "10.0.0.1", nil)); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	if _, err := s.Get(ctx, api.KindNode, "n2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("write of a panicking txn visible: %v", err)
+	}
+	if _, err := os.Stat(s.specPath(api.KindNode, "n2")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("file of a panicking txn written: %v", err)
+	}
+	if _, err := s.Create(ctx, storetest.Node("n3", "10.0.0.1", nil)); err != nil {
+		t.Fatalf("store unusable after a panicking txn: %v", err)
+	}
+	// A cancelled context aborts before anything is written.
+	cctx, cancel := context.WithCancel(ctx)
+	err := s.Txn(cctx, func(tx store.Tx) error {
+		_, err := tx.Create(cctx, storetest.Node("n4", "10.0.0.1", nil))
+		cancel()
+		return err
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled txn: err = %v", err)
+	}
+	if _, err := s.Get(ctx, api.KindNode, "n4"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a cancelled txn was committed")
+	}
+}

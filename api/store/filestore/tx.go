@@ -60,6 +60,14 @@ func identify(obj api.Object) (string, string, error) {
 		return "", "", fmt.Errorf("%w: no object", store.ErrInvalid)
 	}
 	kind, name := obj.GetTypeMeta().Kind, obj.GetObjectMeta().Name
+	if kind == "" {
+		// An empty kind is taken from the type.
+		for _, k := range api.Kinds() {
+			if o, _ := api.New(k); reflect.TypeOf(o) == reflect.TypeOf(obj) {
+				kind = k
+			}
+		}
+	}
 	if err := store.CheckName(kind, name); err != nil {
 		return "", "", err
 	}
