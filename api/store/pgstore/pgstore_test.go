@@ -440,3 +440,27 @@ func TestTxnMisuse(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Resource versions handed out by a transaction that rolled back (here a
+// dry run) are never handed out again.
+func TestResourceVersionsNotReused(t *testing.T) {
+	s := open(t, pgtest.DatabaseURL(t))
+	ctx := t.Context()
+	bundle := []api.Object{storetest.Node("n1", "10.0.0.1", nil), storetest.Node("n2", "10.0.0.2", nil)}
+	dry, err := store.Apply(ctx, s, bundle, store.ApplyOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, err := store.Apply(ctx, s, bundle, store.ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, r := range append(dry, real...) {
+		rv := r.New.GetObjectMeta().ResourceVersion
+		if seen[rv] {
+			t.Fatalf("resourceVersion %s handed out twice", rv)
+		}
+		seen[rv] = true
+	}
+}

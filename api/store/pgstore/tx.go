@@ -28,9 +28,10 @@ type tx struct {
 	mu       sync.Mutex // fn may call tx from several goroutines
 	finished bool
 
-	now    time.Time // the transaction's timestamp, for creationTimestamp
-	nextRV int64     // the next resourceVersion to hand out
-	usedRV int64     // the highest handed out (0: none)
+	now time.Time // the transaction's timestamp, for creationTimestamp
+	// Resource versions reserved from the sequence: nextRV..lastRV are
+	// free to hand out; the next reservation takes twice as many.
+	nextRV, lastRV, block int64
 
 	known    map[key]*row  // current state of every key looked up
 	dbRV     map[key]int64 // resourceVersion in the database (0: absent), for keys in known
@@ -55,6 +56,7 @@ func (t *tx) begin(ctx context.Context) error {
 	b.Queue(`SELECT nextval('resource_versions'), now()`).QueryRow(func(r pgx.Row) error {
 		return r.Scan(&t.nextRV, &t.now)
 	})
+	t.lastRV, t.block = t.nextRV, 1
 	if err := t.pgtx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("pgstore: begin: %w", mapErr(err))
 	}
@@ -75,14 +77,25 @@ func (t *tx) lock() error {
 	return nil
 }
 
-// rv hands out the next resource version. Only holders of the write lock
-// allocate them, so the values after nextval() are free; flush moves the
-// sequence past the last one used.
-func (t *tx) rv() int64 {
+// rv hands out the next resource version. Versions are reserved from the
+// sequence (which is not transactional, so none is ever handed out twice,
+// not even after a rollback or a dry run) in blocks that double, so that a
+// transaction writing n objects needs about log2(n) round trips for them.
+// Only holders of the write lock reserve versions, so they follow commit
+// order.
+func (t *tx) rv(ctx context.Context) (int64, error) {
+	if t.nextRV > t.lastRV {
+		n := 2 * t.block
+		var last int64
+		err := t.pgtx.QueryRow(ctx, `SELECT setval('resource_versions', nextval('resource_versions') + $1 - 1)`, n).Scan(&last)
+		if err != nil {
+			return 0, fmt.Errorf("pgstore: reserve resource versions: %w", mapErr(err))
+		}
+		t.nextRV, t.lastRV, t.block = last-n+1, last, n
+	}
 	v := t.nextRV
 	t.nextRV++
-	t.usedRV = v
-	return v
+	return v, nil
 }
 
 // lookup returns the current row of k, or nil when it does not exist.
@@ -222,12 +235,16 @@ func (t *tx) Create(ctx context.Context, obj api.Object) (api.Object, error) {
 	if cur != nil {
 		return nil, fmt.Errorf("%s/%s: %w", k.kind, k.name, store.ErrAlreadyExists)
 	}
+	rv, err := t.rv(ctx)
+	if err != nil {
+		return nil, err
+	}
 	m := obj.GetObjectMeta()
 	r := &row{
 		kind: k.kind, name: k.name,
 		uid:        newUID(),
 		generation: 1,
-		rv:         t.rv(),
+		rv:         rv,
 		labels:     copyMap(m.Labels),
 		annots:     copyMap(m.Annotations),
 		spec:       obj.SpecJSON(),
@@ -276,7 +293,9 @@ func (t *tx) Update(ctx context.Context, obj api.Object) (api.Object, error) {
 		n.spec = obj.SpecJSON()
 		n.generation++
 	}
-	n.rv = t.rv()
+	if n.rv, err = t.rv(ctx); err != nil {
+		return nil, err
+	}
 	if err := t.set(k, &n, store.Modified, &n); err != nil {
 		return nil, err
 	}
@@ -313,7 +332,9 @@ func (t *tx) UpdateStatus(ctx context.Context, obj api.Object) (api.Object, erro
 	}
 	n := *cur
 	n.status = status
-	n.rv = t.rv()
+	if n.rv, err = t.rv(ctx); err != nil {
+		return nil, err
+	}
 	if err := t.set(k, &n, store.Modified, &n); err != nil {
 		return nil, err
 	}
@@ -347,8 +368,7 @@ func (t *tx) Delete(ctx context.Context, kind, name, resourceVersion string) err
 // for new objects, one UPDATE and one DELETE that also check the
 // resourceVersion the transaction read (a mismatch, impossible while every
 // writer takes the write lock, is reported as ErrConflict), one INSERT of
-// the events in order, the sequence moved past the versions used, and the
-// notification (sent by PostgreSQL at commit).
+// the events in order, and the notification (sent by PostgreSQL at commit).
 func (t *tx) flush(ctx context.Context) error {
 	if len(t.dirty) == 0 && len(t.events) == 0 {
 		return nil
@@ -404,9 +424,6 @@ func (t *tx) flush(ctx context.Context) error {
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS e(kind, name, type, object, i)
 			ORDER BY i`, kinds, names, types, objs)
 		b.Queue(`SELECT pg_notify($1, '')`, channel)
-	}
-	if t.usedRV > 0 {
-		b.Queue(`SELECT setval('resource_versions', greatest($1, (SELECT last_value FROM resource_versions)))`, t.usedRV)
 	}
 	if err := t.pgtx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("pgstore: write: %w", mapErr(err))
