@@ -451,12 +451,12 @@ func TestResourceVersionsNotReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	real, err := store.Apply(ctx, s, bundle, store.ApplyOptions{})
+	applied, err := store.Apply(ctx, s, bundle, store.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
-	for _, r := range append(dry, real...) {
+	for _, r := range append(dry, applied...) {
 		rv := r.New.GetObjectMeta().ResourceVersion
 		if seen[rv] {
 			t.Fatalf("resourceVersion %s handed out twice", rv)
