@@ -215,6 +215,11 @@ ensure_bridge() {
 ensure_node_net() { # index
 	local i=$1 ns veth ip mac
 	ns=$(node_netns "$i") veth=$(node_veth "$i") ip=$(node_ip "$i") mac=$(node_mac "$i")
+	# /run may survive a machine restart here (not tmpfs): a leftover file that is no longer
+	# a mounted namespace must go.
+	if [[ -e /run/netns/$ns ]] && ! grep -q " /run/netns/$ns " /proc/mounts; then
+		ip netns del "$ns" 2>/dev/null || rm -f "/run/netns/$ns"
+	fi
 	[[ -e /run/netns/$ns ]] || ip netns add "$ns"
 	if ! ip link show "$veth" >/dev/null 2>&1; then
 		ip -n "$ns" link del eth0 2>/dev/null || true

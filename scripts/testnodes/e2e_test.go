@@ -6,6 +6,12 @@ package testnodes
 // sets up on a node. They run in `make e2e` after `scripts/testnodes.sh up 3`.
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -277,4 +283,83 @@ func TestE2ERotateHostKey(t *testing.T) {
 		t.Errorf("trust-hostkey pinned %q, want %q", got, newKey)
 	}
 	mustSSH(t, n, "true")
+}
+
+// sshEd25519Key returns a fresh, valid "ssh-ed25519 AAAA... comment" line.
+func sshEd25519Key(t *testing.T, comment string) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blob []byte
+	for _, part := range [][]byte{[]byte("ssh-ed25519"), pub} {
+		blob = binary.BigEndian.AppendUint32(blob, uint32(len(part)))
+		blob = append(blob, part...)
+	}
+	return "ssh-ed25519 " + base64.StdEncoding.EncodeToString(blob) + " " + comment
+}
+
+// TestE2EInstallerChecks runs the installer (piped into `bash -s`, as users do)
+// on a private node: bad input fails loudly before changing anything, a second
+// key is added once, and a non-Debian OS is refused.
+func TestE2EInstallerChecks(t *testing.T) {
+	lab := Require(t)
+	installer, err := os.ReadFile(filepath.Join(filepath.Dir(lab.Script), "install-node-agent.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := Scratch(t)
+	runInstaller := func(args string) (string, error) {
+		return ExecInput(t, n.Name, "bash -s -- --no-docker "+args, installer)
+	}
+	bad := []struct{ args, want string }{
+		{"", "no SSH public key given"},
+		{"--key garbage", "invalid SSH public key"},
+		{"--key 'ssh-ed25519 AAAAnotbase64!! x'", "invalid SSH public key"},
+		{"--key 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPdGbn2WipuQNhPyKLjvkMB4vgN8DAQhj x'", "invalid SSH public key"}, // truncated blob
+		{`--key 'command="sh" ` + lab.PublicKey + `'`, "invalid SSH public key"},
+		{"--key '" + lab.PublicKey + "' --bogus", "unknown option"},
+	}
+	for _, c := range bad {
+		out, err := runInstaller(c.args)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(out, "bakery-ready") {
+			t.Errorf("installer %s: err = %v, want %q; output:\n%s", c.args, err, c.want, out)
+		}
+	}
+	ak := "/home/bakery-agent/.ssh/authorized_keys"
+	before, err := Exec(t, n.Name, "cat "+ak)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key2 := sshEd25519Key(t, "second-control-plane")
+	for i, want := range []string{"wrote " + ak, "done: 0 change(s)"} {
+		out, err := runInstaller("--key '" + key2 + "'")
+		if err != nil || !strings.Contains(out, want) || !strings.HasSuffix(out, "\nbakery-ready\n") {
+			t.Fatalf("installer run %d with a second key: err = %v, want %q in output:\n%s", i+1, err, want, out)
+		}
+	}
+	// the same key with another comment is not added again; env BAKERY_PUBLIC_KEY works
+	fields := strings.Fields(key2)
+	if out, err := ExecInput(t, n.Name, "BAKERY_PUBLIC_KEY='"+fields[0]+" "+fields[1]+" other-comment' bash -s -- --no-docker", installer); err != nil || !strings.Contains(out, "done: 0 change(s)") {
+		t.Errorf("installer with the same key, other comment: err = %v\n%s", err, out)
+	}
+	after, err := Exec(t, n.Name, "cat "+ak+"; stat -c '%a %U' "+ak+" /home/bakery-agent/.ssh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := before + key2 + "\n600 bakery-agent\n700 bakery-agent\n"; after != want {
+		t.Errorf("authorized_keys after adding a second key:\n%s\nwant:\n%s", after, want)
+	}
+	// both keys work
+	if _, err := SSH(t, n, "true"); err != nil {
+		t.Errorf("first key no longer works: %v", err)
+	}
+	// not Debian/Ubuntu
+	if _, err := Exec(t, n.Name, "cp --remove-destination /usr/lib/os-release /etc/os-release && sed -i 's/^ID=.*/ID=fedora/' /etc/os-release"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runInstaller("--key '" + lab.PublicKey + "'"); err == nil || !strings.Contains(err.Error(), "unsupported OS 'fedora'") {
+		t.Errorf("installer on a non-Debian OS: err = %v\n%s", err, out)
+	}
 }

@@ -208,6 +208,12 @@ func Exec(t testing.TB, name, cmd string) (string, error) {
 	return script(t, "exec", name, "sh", "-c", cmd)
 }
 
+// ExecInput is Exec with the given data as the command's stdin.
+func ExecInput(t testing.TB, name, cmd string, stdin []byte) (string, error) {
+	t.Helper()
+	return scriptInput(t, stdin, "exec", name, "sh", "-c", cmd)
+}
+
 // Stop powers the node off cleanly; its disk state is kept. Use it on a
 // Scratch node.
 func Stop(t testing.TB, name string) {
@@ -271,11 +277,16 @@ func Scratch(t testing.TB) Node {
 // script runs testnodes.sh with the given arguments and returns its stdout.
 func script(t testing.TB, args ...string) (string, error) {
 	t.Helper()
+	return scriptInput(t, nil, args...)
+}
+
+func scriptInput(t testing.TB, stdin []byte, args ...string) (string, error) {
+	t.Helper()
 	lab := Require(t)
 	if lab.Script == "" {
 		return "", errors.New("nodes.json names no script; set BAKERY_TESTNODES_SCRIPT")
 	}
-	return run(nil, "bash", append([]string{lab.Script}, args...)...)
+	return run(stdin, "bash", append([]string{lab.Script}, args...)...)
 }
 
 func run(stdin []byte, name string, args ...string) (string, error) {
