@@ -126,7 +126,12 @@ type NodeReconciler struct {
 
 // Reconcile implements Reconciler.
 func (r *NodeReconciler) Reconcile(ctx context.Context, req Request) (Result, error) {
-	obj, err := r.Store.Get(ctx, api.KindNode, req.Name)
+	return r.reconcile(ctx, req.Name, false)
+}
+
+// reconcile observes node name; force tries a stalled node again.
+func (r *NodeReconciler) reconcile(ctx context.Context, name string, force bool) (Result, error) {
+	obj, err := r.Store.Get(ctx, api.KindNode, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return Result{}, nil
 	}
@@ -136,7 +141,7 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, req Request) (Result, er
 	node := obj.(*api.Node)
 	gen := node.Metadata.Generation
 	st := &node.Status
-	if stalled := api.FindCondition(st.Conditions, api.ConditionStalled); stalled != nil &&
+	if stalled := api.FindCondition(st.Conditions, api.ConditionStalled); !force && stalled != nil &&
 		stalled.Status == api.ConditionTrue && stalled.ObservedGeneration == gen {
 		// Terminal until the spec changes: send nothing.
 		return Result{}, nil

@@ -396,3 +396,30 @@ func DecodeObject(data []byte, defaultKind string) (api.Object, error) {
 	}
 	return o, nil
 }
+
+// Bootstrap is the answer of GET /api/v1/nodes/{name}/bootstrap.
+type Bootstrap struct {
+	Node         string `json:"node"`
+	PublicKey    string `json:"publicKey"`
+	InstallerURL string `json:"installerURL"`
+	Command      string `json:"command"`
+}
+
+// NodeBootstrap returns the one-line command that prepares node name.
+func (c *Client) NodeBootstrap(ctx context.Context, name string) (*Bootstrap, error) {
+	var b Bootstrap
+	if err := c.do(ctx, http.MethodGet, "/api/v1/nodes/"+url.PathEscape(name)+"/bootstrap", nil, nil, &b); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// VerifyNode asks the server to connect to node name now and returns the
+// node with its fresh status.
+func (c *Client) VerifyNode(ctx context.Context, name string) (*api.Node, error) {
+	var n api.Node
+	if err := c.do(ctx, http.MethodPost, "/api/v1/nodes/"+url.PathEscape(name)+"/verify", nil, nil, &n); err != nil {
+		return nil, err
+	}
+	return &n, nil
+}

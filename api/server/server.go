@@ -24,7 +24,13 @@ type Config struct {
 	// Version, Commit and StoreKind ("file" or "postgres") are reported by
 	// /api/v1/version.
 	Version, Commit, StoreKind string
-	// Later issues add: the reconciler's actions, the web UI, webhooks.
+	// Actions is the control loop, for node verification and bootstrap
+	// commands (nil: those routes answer 503).
+	Actions Actions
+	// PublicURL is the base URL nodes and users reach this server at, used
+	// in bootstrap commands (default: the request's scheme and Host).
+	PublicURL string
+	// Later issues add: the web UI, webhooks.
 }
 
 // Server is Bakery's HTTP API. Its Handler is safe for concurrent use.
@@ -82,6 +88,9 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(v1+"/"+resourcePattern+"/{name}", s.wrap(http.StatusOK, s.replace)).Methods(http.MethodPut)
 	r.Handle(v1+"/"+resourcePattern+"/{name}", s.wrap(http.StatusOK, s.remove)).Methods(http.MethodDelete)
 	r.Handle(v1+"/"+resourcePattern+"/{name}/status", s.wrap(http.StatusOK, s.status)).Methods(http.MethodGet)
+	r.Handle(v1+"/nodes/{name}/bootstrap", s.wrap(http.StatusOK, s.bootstrap)).Methods(http.MethodGet)
+	r.Handle(v1+"/nodes/{name}/verify", s.wrap(http.StatusOK, s.verify)).Methods(http.MethodPost)
+	r.Handle(InstallerPath, http.HandlerFunc(s.installer)).Methods(http.MethodGet, http.MethodHead)
 
 	r.NotFoundHandler = s.wrap(0, func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path)

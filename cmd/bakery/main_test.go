@@ -14,6 +14,7 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
+	"bakery.dev/bakery/reconciler"
 )
 
 // testEnv is a real Bakery server (server.New on a file store in a
@@ -51,7 +52,16 @@ func newTestEnv(t *testing.T) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Store: st, Logger: log, Version: "v0.0.1-test", Commit: "feedbee", StoreKind: "file"})
+	id, err := reconciler.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "ssh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The real control loop's actions, without running its controllers.
+	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Store: st, Logger: log, Version: "v0.0.1-test", Commit: "feedbee", StoreKind: "file", Actions: mgr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +275,7 @@ func TestGetOutput(t *testing.T) {
 	}
 
 	tbl = lines(must(t, "", "get", "no"))
-	if got := strings.Join(strings.Fields(tbl[0]), " "); got != "NAME ADDRESS REACHABLE AGE" {
+	if got := strings.Join(strings.Fields(tbl[0]), " "); got != "NAME ADDRESS REACHABLE READY LAST-HANDSHAKE DISK AGE" {
 		t.Errorf("nodes header %q", got)
 	}
 	if len(tbl) != 3 || strings.Fields(tbl[1])[0] != "web-1" || strings.Fields(tbl[1])[1] != "127.0.0.1" || strings.Fields(tbl[1])[2] != "Unknown" ||
@@ -273,10 +283,10 @@ func TestGetOutput(t *testing.T) {
 		t.Errorf("nodes table:\n%s", strings.Join(tbl, "\n"))
 	}
 	tbl = lines(must(t, "", "get", "nodes", "-o", "wide"))
-	if got := strings.Join(strings.Fields(tbl[0]), " "); got != "NAME ADDRESS REACHABLE AGE USER PORT OS LAST-HANDSHAKE DISK" {
+	if got := strings.Join(strings.Fields(tbl[0]), " "); got != "NAME ADDRESS REACHABLE READY LAST-HANDSHAKE DISK AGE USER PORT OS FREE" {
 		t.Errorf("wide nodes header %q", got)
 	}
-	if f := strings.Fields(tbl[1]); len(f) != 9 || f[4] != "bakery-agent" || f[5] != "2222" {
+	if f := strings.Fields(tbl[1]); len(f) != 11 || f[7] != "bakery-agent" || f[8] != "2222" {
 		t.Errorf("wide nodes row %q", tbl[1])
 	}
 
@@ -385,7 +395,7 @@ func TestStatusOutput(t *testing.T) {
 		t.Errorf("deployment row %q, want READY 1/1, COMMIT 0123456, REVISION 3", f)
 	}
 	f = strings.Fields(lines(must(t, "", "get", "nodes", "-o", "wide"))[1])
-	if f[2] != "True" || f[6] != "Debian" || f[len(f)-1] != "12MiB" {
+	if f[2] != "True" || f[4] != "30s" || f[5] != "12MiB" || f[9] != "Debian" || f[len(f)-1] != "20GiB" {
 		t.Errorf("node row %q", f)
 	}
 	out := must(t, "", "describe", "deploy", "hello")

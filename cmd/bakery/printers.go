@@ -109,9 +109,9 @@ func printTable(w io.Writer, objs []api.Object, wide bool, now time.Time) error 
 }
 
 func nodeTable(w io.Writer, objs []api.Object, wide bool, now time.Time) {
-	h := "NAME\tADDRESS\tREACHABLE\tAGE"
+	h := "NAME\tADDRESS\tREACHABLE\tREADY\tLAST-HANDSHAKE\tDISK\tAGE"
 	if wide {
-		h += "\tUSER\tPORT\tOS\tLAST-HANDSHAKE\tDISK"
+		h += "\tUSER\tPORT\tOS\tFREE"
 	}
 	fmt.Fprintln(w, h)
 	for _, o := range objs {
@@ -120,18 +120,22 @@ func nodeTable(w io.Writer, objs []api.Object, wide bool, now time.Time) {
 		if n.Spec.Local {
 			addr = "<local>"
 		}
-		row := []string{n.Metadata.Name, orNone(addr), reachable(n), age(n.Metadata.CreationTimestamp, now)}
+		disk, free := "-", "-"
+		if d := n.Status.Disk; d != nil {
+			disk = humanBytes(d.BakeryBytes)
+			free = humanBytes(d.FreeBytes)
+		}
+		ready := string(api.ConditionUnknown)
+		if c := api.FindCondition(n.Status.Conditions, api.ConditionReady); c != nil {
+			ready = string(c.Status)
+		}
+		row := []string{n.Metadata.Name, orNone(addr), reachable(n), ready, ago(n.Status.LastHandshakeTime, now), disk, age(n.Metadata.CreationTimestamp, now)}
 		if wide {
 			port := "-"
 			if n.Spec.Port != 0 {
 				port = strconv.Itoa(n.Spec.Port)
 			}
-			disk := "-"
-			if d := n.Status.Disk; d != nil {
-				disk = humanBytes(d.BakeryBytes)
-			}
-			row = append(row, orDash(n.Spec.User), port, orDash(n.Status.OS),
-				ago(n.Status.LastHandshakeTime, now), disk)
+			row = append(row, orDash(n.Spec.User), port, orDash(n.Status.OS), free)
 		}
 		fmt.Fprintln(w, strings.Join(row, "\t"))
 	}

@@ -132,7 +132,7 @@ func newRootCmd(a *app) *cobra.Command {
 		&cobra.Group{ID: "server", Title: "Server and configuration:"},
 	)
 	for _, c := range []*cobra.Command{
-		newApplyCmd(a), newDiffCmd(a), newGetCmd(a), newDescribeCmd(a), newDeleteCmd(a),
+		newApplyCmd(a), newDiffCmd(a), newGetCmd(a), newDescribeCmd(a), newDeleteCmd(a), newNodeCmd(a),
 	} {
 		c.GroupID = "basic"
 		root.AddCommand(c)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/spf13/cobra"
@@ -18,7 +20,16 @@ import (
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/pgstore"
+	"bakery.dev/bakery/reconciler"
 )
+
+// envDuration reads a duration from the environment, or returns def.
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
 
 type serverOptions struct {
 	listen         string
@@ -28,6 +39,8 @@ type serverOptions struct {
 	logLevel       string
 	logFormat      string
 	maxBody        string
+	resync         time.Duration
+	publicURL      string
 }
 
 // defaultDataDir is $BAKERY_DATA, else $XDG_DATA_HOME/bakery, else
@@ -57,7 +70,13 @@ DATABASE_URL) a PostgreSQL database, which several servers may share.
 
 Data directory (--data): $BAKERY_DATA, else $XDG_DATA_HOME/bakery, else
 ~/.local/share/bakery. It holds the file store and, with either store, the
-admin token file <data>/admin-token (--admin-token-file names another).
+admin token file <data>/admin-token (--admin-token-file names another), the
+control plane's SSH key pair <data>/ssh/id_ed25519 (minted on first start;
+'bakery node bootstrap-command' prints the public half) and the git mirrors
+of deployed repositories (<data>/mirrors).
+
+The server runs the control loop: it observes every node and deployment over
+SSH, rolls deployments out blue/green, and repairs drift every --resync.
 
 On first start, with no token stored, the server creates the token "admin",
 writes it to the admin token file (0600) and prints it on stderr once,
@@ -93,6 +112,8 @@ BAKERY_MAX_BODY; a flag wins over its variable.`,
 	f.StringVar(&o.adminTokenFile, "admin-token-file", os.Getenv("BAKERY_ADMIN_TOKEN_FILE"), "where the first admin token is written (default <data>/admin-token) (env BAKERY_ADMIN_TOKEN_FILE)")
 	f.StringVar(&o.logLevel, "log-level", cmp.Or(os.Getenv("BAKERY_LOG_LEVEL"), "info"), "log level: debug, info, warn or error (env BAKERY_LOG_LEVEL)")
 	f.StringVar(&o.logFormat, "log-format", cmp.Or(os.Getenv("BAKERY_LOG_FORMAT"), "text"), "log format on stderr: text or json (env BAKERY_LOG_FORMAT)")
+	f.DurationVar(&o.resync, "resync", envDuration("BAKERY_RESYNC", 30*time.Second), "how often every node and deployment is observed again (drift detection) (env BAKERY_RESYNC)")
+	f.StringVar(&o.publicURL, "public-url", os.Getenv("BAKERY_PUBLIC_URL"), "URL nodes and users reach this server at, for bootstrap commands (default: as the request came in) (env BAKERY_PUBLIC_URL)")
 	f.StringVar(&o.maxBody, "max-body", cmp.Or(os.Getenv("BAKERY_MAX_BODY"), "4MiB"), "largest request body accepted, e.g. 4MiB, 512KiB, 1000000 (env BAKERY_MAX_BODY)")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
@@ -149,9 +170,20 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	identity, err := reconciler.LoadOrCreateIdentity(filepath.Join(o.data, "ssh"))
+	if err != nil {
+		return err
+	}
+	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{
+		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		Store: st, Logger: log, MaxBodyBytes: maxBody,
 		Version: version, Commit: commit, StoreKind: kind,
+		Actions: mgr, PublicURL: o.publicURL,
 	})
 	if err != nil {
 		return err
@@ -164,7 +196,17 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		fmt.Fprintf(a.errOut, "Point the CLI at this server with:\n  bakery login --server %s --token %s\n", url, token)
 	}
 	log.Info("starting", "version", version, "commit", commit, "store", kind, "addr", addr)
-	return server.Serve(ctx, addr, srv.Handler(), log)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		mgr.Run(ctx)
+	}()
+	err = server.Serve(ctx, addr, srv.Handler(), log)
+	cancel()
+	<-loopDone
+	return err
 }
 
 // resolveListen checks that addr can be listened on and returns it with a

@@ -1,0 +1,183 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/reconciler/source"
+	"bakery.dev/bakery/sshexec"
+)
+
+// Identity is the key pair the control plane logs in to nodes with.
+type Identity struct {
+	PrivatePEM []byte
+	// AuthorizedKey is the public key as one authorized_keys line.
+	AuthorizedKey string
+}
+
+// LoadOrCreateIdentity reads the control plane's SSH key from dir
+// (id_ed25519, 0600, and id_ed25519.pub), minting it on first use. The
+// private key is never printed or logged.
+func LoadOrCreateIdentity(dir string) (Identity, error) {
+	priv := filepath.Join(dir, "id_ed25519")
+	pub := priv + ".pub"
+	if b, err := os.ReadFile(priv); err == nil {
+		p, err := os.ReadFile(pub)
+		if err != nil {
+			return Identity{}, fmt.Errorf("ssh identity: %w", err)
+		}
+		if _, err := sshexec.ParsePrivateKey(b); err != nil {
+			return Identity{}, fmt.Errorf("ssh identity %s: %w", priv, err)
+		}
+		return Identity{PrivatePEM: b, AuthorizedKey: strings.TrimSpace(string(p))}, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return Identity{}, fmt.Errorf("ssh identity: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Identity{}, fmt.Errorf("ssh identity: %w", err)
+	}
+	host, _ := os.Hostname()
+	pem, authorized, err := sshexec.GenerateKey("bakery@" + host)
+	if err != nil {
+		return Identity{}, err
+	}
+	// Public key first: a crash in between leaves no private key without
+	// its public half.
+	if err := writeFileAtomic(pub, []byte(authorized+"\n"), 0o644); err != nil {
+		return Identity{}, err
+	}
+	if err := writeFileAtomic(priv, pem, 0o600); err != nil {
+		return Identity{}, err
+	}
+	return Identity{PrivatePEM: pem, AuthorizedKey: authorized}, nil
+}
+
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// ManagerConfig configures a Manager.
+type ManagerConfig struct {
+	Store    store.Store
+	Identity Identity
+	// DataDir holds the git mirrors (DataDir/mirrors).
+	DataDir string
+	// Resync is how often every object is observed again (default 30s).
+	Resync time.Duration
+	// Workers per controller (default 4).
+	Workers int
+	// BaseBackoff and MaxBackoff bound retries (defaults 1s, 5m).
+	BaseBackoff, MaxBackoff time.Duration
+	// StepTimeout bounds one rollout step on a node (default 15m).
+	StepTimeout time.Duration
+	// Locker makes keys exclusive across control planes.
+	Locker Locker
+	Logger *slog.Logger
+}
+
+// Manager runs Bakery's controllers and answers the actions the API asks
+// for. It is the reconciler's one entry point for the server.
+type Manager struct {
+	cfg   ManagerConfig
+	pool  *sshexec.Pool
+	nodes *NodeReconciler
+	deps  *DeploymentReconciler
+	ctls  []*Controller
+	depl  *Controller
+}
+
+// NewManager builds the controllers. The deployment controller runs only
+// when the store also keeps rollouts (store.Rollouts).
+func NewManager(cfg ManagerConfig) (*Manager, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	signer, err := sshexec.ParsePrivateKey(cfg.Identity.PrivatePEM)
+	if err != nil {
+		return nil, fmt.Errorf("ssh identity: %w", err)
+	}
+	m := &Manager{cfg: cfg}
+	m.pool, err = sshexec.NewPool(sshexec.Config{Signer: signer})
+	if err != nil {
+		return nil, err
+	}
+	conn := SSHConnector{Pool: m.pool, Local: sshexec.NewLocal()}
+	opts := func(kind string) Options {
+		return Options{Kind: kind, Workers: cfg.Workers, Resync: cfg.Resync, BaseBackoff: cfg.BaseBackoff,
+			MaxBackoff: cfg.MaxBackoff, Locker: cfg.Locker, Logger: cfg.Logger}
+	}
+	m.nodes = &NodeReconciler{Store: cfg.Store, Connector: conn, Resync: cfg.Resync, Logger: cfg.Logger}
+	m.ctls = append(m.ctls, New(cfg.Store, m.nodes, opts(api.KindNode)))
+	if ds, ok := cfg.Store.(DeploymentStore); ok {
+		m.deps = &DeploymentReconciler{Store: ds, Connector: conn, Mirrors: &source.Mirrors{Dir: filepath.Join(cfg.DataDir, "mirrors"), Logger: cfg.Logger},
+			Resync: cfg.Resync, StepTimeout: cfg.StepTimeout, Logger: cfg.Logger}
+		m.depl = New(cfg.Store, m.deps, opts(api.KindDeployment))
+		m.ctls = append(m.ctls, m.depl)
+	} else {
+		cfg.Logger.Warn("the store keeps no rollouts: deployments are stored but not rolled out")
+	}
+	return m, nil
+}
+
+// Run runs every controller until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	defer m.pool.Close()
+	var wg sync.WaitGroup
+	for _, c := range m.ctls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Run(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// PublicKey returns the control plane's public key (authorized_keys line).
+func (m *Manager) PublicKey() string { return m.cfg.Identity.AuthorizedKey }
+
+// VerifyNode connects to a node now, observes it and records the result
+// in its status, even when the node is stalled (a fixed host key or a
+// re-installed node is then picked up), and returns the node.
+func (m *Manager) VerifyNode(ctx context.Context, name string) (*api.Node, error) {
+	if _, err := m.cfg.Store.Get(ctx, api.KindNode, name); err != nil {
+		return nil, err
+	}
+	_, rerr := m.nodes.reconcile(ctx, name, true)
+	o, err := m.cfg.Store.Get(ctx, api.KindNode, name)
+	if err != nil {
+		return nil, err
+	}
+	_ = rerr // the outcome is in the node's status
+	return o.(*api.Node), nil
+}
