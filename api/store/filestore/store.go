@@ -99,6 +99,10 @@ type Store struct {
 	problems map[string]Problem
 	failed   error // a commit that could not be completed on disk
 
+	rmu      sync.Mutex // guards rollouts and logs, serialises their writes
+	rollouts map[string]*api.Rollout
+	logs     map[string]*rolloutLog
+
 	wmu      sync.Mutex // guards watchers
 	watchers map[*watcher]struct{}
 
@@ -153,6 +157,8 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		tokens:   map[string]store.Token{},
 		problems: map[string]Problem{},
 		watchers: map[*watcher]struct{}{},
+		rollouts: map[string]*api.Rollout{},
+		logs:     map[string]*rolloutLog{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -180,6 +186,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return fail(err)
 	}
 	if err := s.loadTokens(); err != nil {
+		return fail(err)
+	}
+	if err := s.loadRollouts(); err != nil {
 		return fail(err)
 	}
 	go s.watchFiles()
