@@ -263,9 +263,10 @@ func (t *tx) Delete(ctx context.Context, kind, name, resourceVersion string) err
 
 // commit writes the transaction's files, updates the cache and delivers
 // the events. It reports whether the transaction took effect: false means
-// nothing was changed. An error with true means the commit is recorded
-// (it will be completed at the next Open) but could not be finished: the
-// store refuses further writes.
+// nothing was changed. An error with true means the commit took effect in
+// memory but its files could not all be renamed: the store refuses further
+// writes, and Open recovers (rolling the journal forward, or, for one
+// object, reading whichever files made it).
 func (s *Store) commit(t *tx) (bool, error) {
 	if len(t.order) == 0 {
 		return true, nil
@@ -370,7 +371,7 @@ func (s *Store) commit(t *tx) (bool, error) {
 	}
 	s.mu.Lock()
 	if err != nil {
-		err = fmt.Errorf("filestore: commit could not be completed on disk (it will be completed when the store is reopened): %w", err)
+		err = fmt.Errorf("filestore: commit could not be completed on disk; reopen the store to recover: %w", err)
 		s.failed = err
 	}
 	for _, r := range t.order {
