@@ -722,3 +722,63 @@ func TestTxnMisuse(t *testing.T) {
 		t.Fatal("a cancelled txn was committed")
 	}
 }
+
+func TestCommitFailures(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := open(t, dir)
+	ch := watch(t, s)
+	first := mustCreate(t, s, storetest.Node("n1", "10.0.0.1", nil))
+	expect(t, next(t, ch), store.Added, "Node/n1")
+
+	// A file cannot be written: nothing happens, the store stays usable.
+	states := filepath.Join(dir, "deployments", ".state")
+	if err := os.RemoveAll(states); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, storetest.Deployment("d1", "/r")); err == nil {
+		t.Fatal("create succeeded without its state directory")
+	}
+	if _, err := s.Get(ctx, api.KindDeployment, "d1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a failed commit is visible: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "deployments")); len(ents) != 0 {
+		t.Fatalf("a failed commit left files: %v", ents)
+	}
+	if err := os.Mkdir(states, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	d1 := mustCreate(t, s, storetest.Deployment("d1", "/r"))
+	if rv(t, d1) != rv(t, first)+1 {
+		t.Errorf("resourceVersion %d after a failed commit, want %d (a failed commit allocates none)", rv(t, d1), rv(t, first)+1)
+	}
+	expect(t, next(t, ch), store.Added, "Deployment/d1")
+
+	// A rename fails half-way: the store refuses writes until reopened,
+	// and reopening finds a consistent state.
+	blocker := filepath.Join(dir, "nodes", "n9.yaml")
+	if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, storetest.Node("n9", "10.0.0.9", nil)); err == nil {
+		t.Fatal("create over a directory succeeded")
+	}
+	if err := s.Ping(ctx); err == nil {
+		t.Fatal("ping after an incomplete commit succeeded")
+	}
+	if _, err := s.Create(ctx, storetest.Node("n10", "10.0.0.10", nil)); err == nil {
+		t.Fatal("a store with an incomplete commit accepted a write")
+	}
+	s.Close()
+	if err := os.RemoveAll(blocker); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	l, _ := s.List(ctx, api.KindNode, store.ListOptions{})
+	if len(l) != 1 || l[0].GetObjectMeta().Name != "n1" {
+		t.Fatalf("after recovery: %d nodes", len(l))
+	}
+	if _, err := os.Stat(s.statePath(api.KindNode, "n9")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("state of the half-created object left: %v", err)
+	}
+}

@@ -323,7 +323,7 @@ func (s *Store) load() error {
 		if err := removeFile(s.statePath(o.kind, o.name)); err != nil {
 			return fmt.Errorf("filestore: %w", err)
 		}
-		s.log.Info("filestore: spec file removed while stopped; object deleted", "kind", o.kind, "name", o.name)
+		s.log.Info("filestore: removed a state file without spec file (spec removed while stopped, or a create interrupted)", "kind", o.kind, "name", o.name)
 	}
 	// Objects new or edited while the store was not running get a
 	// resourceVersion above every stored one, and their state is written.
