@@ -36,7 +36,7 @@
 set -euo pipefail
 
 readonly AGENT_USER=bakery-agent
-readonly AGENT_HOME=/home/bakery-agent
+AGENT_HOME=/home/bakery-agent # the real home is read back from passwd after useradd
 readonly HELPER=/usr/local/lib/bakery/bakery-sudo
 readonly SUDOERS=/etc/sudoers.d/bakery-agent
 readonly SSHD_DROPIN=/etc/ssh/sshd_config.d/bakery.conf
@@ -156,7 +156,7 @@ install_packages() {
 	apt-get update -q || die "apt-get update failed (network or mirror problem?); missing: ${missing[*]}"
 	apt-get install -y -q --no-install-recommends \
 		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-		"${missing[@]}" || die "apt-get install failed for: ${missing[*]}"
+		"${missing[@]}" || die "apt-get install failed for: ${missing[*]} (on Ubuntu, certbot needs the 'universe' component)"
 	note_change "installed ${missing[*]}"
 }
 
@@ -167,6 +167,8 @@ ensure_user() {
 		note_change "created user $AGENT_USER"
 	fi
 	local shell
+	AGENT_HOME=$(getent passwd "$AGENT_USER" | cut -d: -f6)
+	[[ $AGENT_HOME == /* && $AGENT_HOME != / ]] || die "user $AGENT_USER has an unusable home directory '$AGENT_HOME'"
 	shell=$(getent passwd "$AGENT_USER" | cut -d: -f7)
 	if [[ $shell != /bin/bash ]]; then
 		usermod --shell /bin/bash "$AGENT_USER"

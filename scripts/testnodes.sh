@@ -193,7 +193,7 @@ prune_roots() { # remove older roots that no mounted overlay uses
 	local keep=$1 r
 	for r in "$CACHE"/root-*; do
 		[[ -d $r && $r != "$keep" ]] || continue
-		grep -q "lowerdir=$r[,:]" /proc/mounts && continue
+		grep -qF "lowerdir=$r," /proc/mounts && continue
 		log "removing old node root $r"
 		rm -rf "$r" "$CACHE/build-${r##*/root-}.log" "$CACHE/installer-${r##*/root-}.log"
 	done
@@ -342,7 +342,8 @@ pin_host_key() { # node pubkey
 }
 
 mount_node() { # node root
-	local d=$(node_dir "$1")
+	local d
+	d=$(node_dir "$1")
 	mkdir -p "$d/upper" "$d/work" "$d/merged"
 	mountpoint -q "$d/merged" ||
 		mount -t overlay overlay -o "lowerdir=$2,upperdir=$d/upper,workdir=$d/work" "$d/merged"
