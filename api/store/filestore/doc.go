@@ -67,6 +67,10 @@
 // fails with an error naming it that wraps store.ErrCorrupt (unless
 // TolerateCorrupt is given); while running, the last good object stays in
 // memory, the file is left as it is, the problem is logged and listed by
-// Problems until the file is fixed or removed. A write through the store to
-// such an object replaces the broken file.
+// Problems until the file is fixed or removed. An Update or Delete through
+// the store replaces or removes such a file (UpdateStatus leaves it). A
+// "<x>.yaml" whose x is not a valid object name is reported the same way.
+// Files edited while the store was stopped are compared the same way at
+// Open. TolerateCorrupt covers spec and state files only: an unreadable
+// tokens.json or rollout record always fails Open.
 package filestore
