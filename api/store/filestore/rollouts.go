@@ -92,7 +92,7 @@ func (s *Store) loadRollouts() error {
 			return fmt.Errorf("filestore: %w", err)
 		}
 		var r api.Rollout
-		if err := json.Unmarshal(data, &r); err == nil && r.ID != id {
+		if err = json.Unmarshal(data, &r); err == nil && r.ID != id {
 			err = fmt.Errorf("id is %q, but the file is named %s", r.ID, e.Name())
 		}
 		if err != nil {

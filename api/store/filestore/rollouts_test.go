@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,5 +129,28 @@ func TestRollouts(t *testing.T) {
 	}
 	if diff := cmp.Diff([]api.LogLine{line(1), line(2), line(3), line(4)}, got); diff != "" {
 		t.Fatalf("logs after repair (-want +got):\n%s", diff)
+	}
+}
+
+func TestRolloutCorruptAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateRollout(t.Context(), &api.Rollout{ID: "r1", Deployment: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for name, data := range map[string]string{
+		"r1.json": `{"id": "r1", "deployment": "web"`,
+		"r2.json": `{"id": "other", "deployment": "web"}`,
+	} {
+		path := s.dir + "/rollouts/" + name
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(dir, WithLogger(testLogger(t)))
+		if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("%s: open: err = %v, want ErrCorrupt naming the file", name, err)
+		}
+		os.Remove(path)
 	}
 }
