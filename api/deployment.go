@@ -139,9 +139,27 @@ type DeploymentStatus struct {
 	// FailedAttempt records the last failed rollout's commit and spec, so
 	// that the loop does not retry the same broken revision on its own:
 	// a new commit, a spec change or a manual action starts a new attempt.
-	FailedAttempt  *FailedAttempt  `json:"failedAttempt,omitempty"`
+	FailedAttempt *FailedAttempt `json:"failedAttempt,omitempty"`
+	// Pin replaces the spec's ref with a commit chosen by an action
+	// (redeploy, rollback) for as long as the spec stays at Pin.Generation.
+	// A rollback's pin keeps the loop from deploying the rolled-back-from
+	// commit again on its own until the spec changes.
+	Pin *CommitPin `json:"pin,omitempty"`
+	// Restart is the latest restart asked for; RestartDone the last one
+	// carried out. They differ while a restart is pending.
+	Restart        string          `json:"restart,omitempty"`
+	RestartDone    string          `json:"restartDone,omitempty"`
 	CurrentRollout *RolloutRef     `json:"currentRollout,omitempty"`
 	Nodes          []NodeAppStatus `json:"nodes,omitempty"`
+}
+
+// CommitPin is a commit an action asked for.
+type CommitPin struct {
+	Commit     string `json:"commit"`
+	Reason     string `json:"reason"` // redeploy or rollback
+	Generation int64  `json:"generation"`
+	// Revision is the revision rolled back to (rollback only).
+	Revision int64 `json:"revision,omitempty"`
 }
 
 // FailedAttempt names a revision whose rollout failed.

@@ -171,7 +171,16 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		return Result{}, Terminal(errors.Join(fmt.Errorf("invalid spec: %s", msg), err))
 	}
 
-	commit, err := r.Mirrors.Resolve(ctx, d.Spec.Source.Repo, d.Spec.Source.Ref, d.Spec.Source.Commit)
+	pinned := d.Spec.Source.Commit
+	pin := d.Status.Pin
+	if pin != nil && pin.Generation != gen {
+		pin = nil // the spec changed since the action: the spec wins
+	}
+	if pin != nil {
+		pinned = pin.Commit
+	}
+	restart := d.Status.Restart != "" && d.Status.Restart != d.Status.RestartDone
+	commit, err := r.Mirrors.Resolve(ctx, d.Spec.Source.Repo, d.Spec.Source.Ref, pinned)
 	if err != nil {
 		msg := err.Error()
 		serr := r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
@@ -190,6 +199,12 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 	if commit != d.Status.Commit || sh != d.Status.SpecHash || revision == 0 {
 		revision++
 		trigger = api.TriggerApply
+		if pin != nil {
+			trigger = pin.Reason
+		}
+	}
+	if restart {
+		trigger = api.TriggerRestart
 	}
 	if fa := d.Status.FailedAttempt; fa != nil && fa.Commit == commit && fa.SpecHash == sh {
 		// The same revision failed before: wait for a new commit, a spec
@@ -209,7 +224,7 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 			n := &nodeRun{node: t.node.Metadata.Name, app: d.Metadata.Name, spec: &d.Spec, env: appEnv(&d.Spec),
 				ex: r.Connector.Executor(t.node, t.via), mirrors: r.Mirrors, timeout: r.stepTimeout()}
 			n.desired = Desired{App: d.Metadata.Name, Commit: commit, Revision: revision, SpecHash: sh, BuildHash: bh,
-				PortMin: r.portMin(), PortMax: r.portMax(), KeepReleases: d.Spec.KeepReleases, Remove: t.remove}
+				PortMin: r.portMin(), PortMax: r.portMax(), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: restart}
 			if d.Spec.Run.Port != nil {
 				n.desired.PinnedPort = *d.Spec.Run.Port
 			}
@@ -243,7 +258,7 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		return Result{RequeueAfter: r.resync()}, err
 	}
 	return r.rollout(ctx, d, rolloutPlan{targets: targets, runs: runs, plans: plans, errs: errs, commit: commit,
-		revision: revision, specHash: sh, trigger: trigger, missing: missing})
+		revision: revision, specHash: sh, trigger: trigger, missing: missing, restart: d.Status.Restart})
 }
 
 type rolloutPlan struct {
@@ -256,6 +271,7 @@ type rolloutPlan struct {
 	specHash string
 	trigger  string
 	missing  []string
+	restart  string // the restart request carried out, if any
 }
 
 func newRolloutID(app string, revision int64) string {
@@ -345,6 +361,9 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 		switch state {
 		case api.RolloutSucceeded:
 			s.FailedAttempt = nil
+			if p.trigger == api.TriggerRestart {
+				s.RestartDone = p.restart
+			}
 			r.summarize(s, p.targets, p.runs, gen, p.commit, p.revision, p.specHash, p.missing, obsErr)
 		case api.RolloutFailed:
 			s.FailedAttempt = &api.FailedAttempt{Commit: p.commit, SpecHash: p.specHash, Reason: msg}

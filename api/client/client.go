@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -422,4 +423,59 @@ func (c *Client) VerifyNode(ctx context.Context, name string) (*api.Node, error)
 		return nil, err
 	}
 	return &n, nil
+}
+
+// DeploymentAction asks for an action on a deployment: "deploy",
+// "redeploy" (commit), "restart" or "rollback" (toRevision, 0 = previous).
+// It returns the deployment once the action is recorded; the rollout runs
+// in the background.
+func (c *Client) DeploymentAction(ctx context.Context, name, action, commit string, toRevision int64) (*api.Deployment, error) {
+	body, err := json.Marshal(map[string]any{"commit": commit, "toRevision": toRevision})
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Deployment *api.Deployment `json:"deployment"`
+	}
+	path := "/api/v1/deployments/" + url.PathEscape(name) + "/actions/" + url.PathEscape(action)
+	if err := c.do(ctx, http.MethodPost, path, nil, &reqBody{data: body, contentType: "application/json"}, &out); err != nil {
+		return nil, err
+	}
+	return out.Deployment, nil
+}
+
+// Rollouts lists a deployment's rollouts, newest first (limit 0: all).
+func (c *Client) Rollouts(ctx context.Context, deployment string, limit int) ([]*api.Rollout, error) {
+	var out struct {
+		Items []*api.Rollout `json:"items"`
+	}
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/deployments/"+url.PathEscape(deployment)+"/rollouts", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Items, nil
+}
+
+// Rollout returns one rollout record.
+func (c *Client) Rollout(ctx context.Context, id string) (*api.Rollout, error) {
+	var r api.Rollout
+	if err := c.do(ctx, http.MethodGet, "/api/v1/rollouts/"+url.PathEscape(id), nil, nil, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Logs returns up to limit log lines of a rollout with seq > after.
+func (c *Client) Logs(ctx context.Context, id string, after int64, limit int) ([]api.LogLine, error) {
+	var out struct {
+		Items []api.LogLine `json:"items"`
+	}
+	q := url.Values{"after": {strconv.FormatInt(after, 10)}, "limit": {strconv.Itoa(limit)}}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/rollouts/"+url.PathEscape(id)+"/logs", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Items, nil
 }

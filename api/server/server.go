@@ -90,6 +90,10 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(v1+"/"+resourcePattern+"/{name}/status", s.wrap(http.StatusOK, s.status)).Methods(http.MethodGet)
 	r.Handle(v1+"/nodes/{name}/bootstrap", s.wrap(http.StatusOK, s.bootstrap)).Methods(http.MethodGet)
 	r.Handle(v1+"/nodes/{name}/verify", s.wrap(http.StatusOK, s.verify)).Methods(http.MethodPost)
+	r.Handle(v1+"/deployments/{name}/actions/{action:deploy|redeploy|restart|rollback}", s.wrap(http.StatusAccepted, s.action)).Methods(http.MethodPost)
+	r.Handle(v1+"/deployments/{name}/rollouts", s.wrap(http.StatusOK, s.rollouts)).Methods(http.MethodGet)
+	r.Handle(v1+"/rollouts/{id}", s.wrap(http.StatusOK, s.rollout)).Methods(http.MethodGet)
+	r.Handle(v1+"/rollouts/{id}/logs", s.wrap(http.StatusOK, s.rolloutLogs)).Methods(http.MethodGet)
 	r.Handle(InstallerPath, http.HandlerFunc(s.installer)).Methods(http.MethodGet, http.MethodHead)
 
 	r.NotFoundHandler = s.wrap(0, func(w http.ResponseWriter, r *http.Request) (any, error) {

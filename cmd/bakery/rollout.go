@@ -1,0 +1,331 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/client"
+)
+
+// deploymentArg accepts NAME, deployment/NAME or deploy/NAME.
+func deploymentArg(arg string) (string, error) {
+	if kind, name, ok := strings.Cut(arg, "/"); ok {
+		k, err := api.KindFor(kind)
+		if err != nil || k != api.KindDeployment {
+			return "", usageErrorf("%q does not name a deployment (use deployment/NAME)", arg)
+		}
+		arg = name
+	}
+	if r := api.ValidateName(arg); r != "" {
+		return "", usageErrorf("deployment name %s", r)
+	}
+	return arg, nil
+}
+
+func newDeployCmd(a *app) *cobra.Command {
+	var commitID string
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "deploy NAME",
+		Short: "Roll a deployment out now (re-resolve its ref, or a given commit)",
+		Long: `Ask the control loop to roll the deployment out now: it resolves the
+spec's ref again (a new commit on the branch is picked up at once instead of
+at the next resync) and clears a failed attempt, so the same revision is
+tried again. With --commit, that commit is rolled out instead of the ref's,
+until the spec changes.`,
+		Example: `  bakery deploy hello
+  bakery deploy hello --commit 0123456789abcdef0123456789abcdef01234567 --wait`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args[0])
+			if err != nil {
+				return err
+			}
+			action := "deploy"
+			if commitID != "" {
+				action = "redeploy"
+			}
+			return a.deploymentAction(cmd, name, action, commitID, 0, wait, timeout)
+		},
+	}
+	cmd.Flags().StringVar(&commitID, "commit", "", "full commit id to roll out instead of the ref's")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the rollout finishes (like 'rollout status')")
+	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long --wait waits")
+	return cmd
+}
+
+func (a *app) deploymentAction(cmd *cobra.Command, name, action, commitID string, toRevision int64, wait bool, timeout time.Duration) error {
+	c, err := a.client(cmd)
+	if err != nil {
+		return err
+	}
+	d, err := c.DeploymentAction(cmd.Context(), name, action, commitID, toRevision)
+	if err != nil {
+		return a.explain(c, err)
+	}
+	what := map[string]string{"deploy": "deploy requested", "redeploy": "redeploy of " + shortID(commitID) + " requested",
+		"restart": "restart requested", "rollback": "rollback requested"}[action]
+	if p := d.Status.Pin; action == "rollback" && p != nil {
+		what = fmt.Sprintf("rolling back to revision %d (commit %s)", p.Revision, shortID(p.Commit))
+	}
+	fmt.Fprintf(a.out, "deployment.bakery.dev/%s %s\n", name, what)
+	if !wait {
+		return nil
+	}
+	return a.waitRollout(cmd.Context(), c, name, timeout, d.Status.CurrentRollout)
+}
+
+func shortID(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// waitRollout polls the deployment until a rollout newer than prev ended
+// and the status describes the current spec, printing each change of state.
+func (a *app) waitRollout(ctx context.Context, c *client.Client, name string, timeout time.Duration, prev *api.RolloutRef) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := ""
+	for {
+		o, err := c.Get(ctx, api.KindDeployment, name)
+		if err != nil {
+			return a.explain(c, err)
+		}
+		d := o.(*api.Deployment)
+		s := d.Status
+		msg := progressLine(d)
+		if msg != last {
+			fmt.Fprintln(a.out, msg)
+			last = msg
+		}
+		started := s.CurrentRollout != nil && (prev == nil || s.CurrentRollout.ID != prev.ID)
+		current := s.ObservedGeneration == d.Metadata.Generation && (s.Restart == s.RestartDone)
+		progressing := api.IsTrue(s.Conditions, api.ConditionProgressing)
+		if current && !progressing && (started || prev == nil || api.IsTrue(s.Conditions, api.ConditionReady)) {
+			if s.CurrentRollout != nil && s.CurrentRollout.State == api.RolloutFailed || api.IsTrue(s.Conditions, api.ConditionDegraded) {
+				return fmt.Errorf("rollout of deployment %s failed: %s", name, conditionMessage(s.Conditions, api.ConditionDegraded))
+			}
+			if api.IsTrue(s.Conditions, api.ConditionReady) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("deployment %s: still not rolled out after %s", name, timeout)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func conditionMessage(conds []api.Condition, t string) string {
+	if c := api.FindCondition(conds, t); c != nil {
+		if c.Message != "" {
+			return c.Message
+		}
+		return c.Reason
+	}
+	return ""
+}
+
+func progressLine(d *api.Deployment) string {
+	s := d.Status
+	ro := "no rollout yet"
+	if r := s.CurrentRollout; r != nil {
+		ro = fmt.Sprintf("rollout %s %s", r.ID, r.State)
+	}
+	ready := "Unknown"
+	if c := api.FindCondition(s.Conditions, api.ConditionReady); c != nil {
+		ready = string(c.Status)
+	}
+	return fmt.Sprintf("deployment %s: revision %d, commit %s, %s, ready %s", d.Metadata.Name, s.Revision, orDash(shortID(s.Commit)), ro, ready)
+}
+
+func newRolloutCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rollout",
+		Short: "Manage rollouts: status, history, undo, restart",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	var timeout time.Duration
+	status := &cobra.Command{
+		Use:   "status deployment/NAME",
+		Short: "Wait for the current rollout to finish and report how it ended",
+		Long: `Follow the deployment's rollout until the status describes the current spec
+and no rollout is in progress. Exits 0 when the deployment is Ready, 1 when
+the rollout failed (the previous revision keeps serving) or --timeout passed.`,
+		Example: `  bakery rollout status deployment/hello`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			return a.waitRollout(cmd.Context(), c, name, timeout, nil)
+		},
+	}
+	status.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long to wait")
+
+	var limit int
+	history := &cobra.Command{
+		Use:     "history deployment/NAME",
+		Short:   "List a deployment's rollouts, newest first",
+		Example: `  bakery rollout history deployment/hello`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			ros, err := c.Rollouts(cmd.Context(), name, limit)
+			if err != nil {
+				return a.explain(c, err)
+			}
+			w := newTabWriter(a.out)
+			fmt.Fprintln(w, "REVISION\tROLLOUT\tTRIGGER\tCOMMIT\tSTATE\tAGE\tMESSAGE")
+			now := time.Now()
+			for _, r := range ros {
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Revision, r.ID, r.Trigger, shortID(r.Commit), r.State, age(r.CreatedAt, now), r.Message)
+			}
+			return w.Flush()
+		},
+	}
+	history.Flags().IntVar(&limit, "limit", 20, "how many rollouts to list (0: all)")
+
+	var toRevision int64
+	var wait bool
+	undo := &cobra.Command{
+		Use:   "undo deployment/NAME",
+		Short: "Roll back to the previous revision (or --to-revision N)",
+		Long: `Roll the deployment back to the previous succeeded revision, or to
+revision N. When the idle slot still holds that release, traffic switches
+back without a rebuild. The rolled-back-from commit is not deployed again on
+its own until the spec changes (or 'bakery deploy' is run).`,
+		Example: `  bakery rollout undo deployment/hello
+  bakery rollout undo deployment/hello --to-revision 3 --wait`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args[0])
+			if err != nil {
+				return err
+			}
+			return a.deploymentAction(cmd, name, "rollback", "", toRevision, wait, timeout)
+		},
+	}
+	undo.Flags().Int64Var(&toRevision, "to-revision", 0, "revision to roll back to (0: the previous one)")
+	undo.Flags().BoolVar(&wait, "wait", false, "wait until the rollback finishes")
+	undo.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long --wait waits")
+
+	restart := &cobra.Command{
+		Use:     "restart deployment/NAME",
+		Short:   "Restart with no downtime: start the same revision in the other slot and switch",
+		Example: `  bakery rollout restart deployment/hello --wait`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args[0])
+			if err != nil {
+				return err
+			}
+			return a.deploymentAction(cmd, name, "restart", "", 0, wait, timeout)
+		},
+	}
+	restart.Flags().BoolVar(&wait, "wait", false, "wait until the restart finishes")
+	restart.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long --wait waits")
+	cmd.AddCommand(status, history, undo, restart)
+	return cmd
+}
+
+func newLogsCmd(a *app) *cobra.Command {
+	var rolloutID string
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs deployment/NAME",
+		Short: "Print a rollout's log (the current one by default)",
+		Long: `Print the stored log of a deployment's rollout: every line its nodes
+printed, in order, as "NODE STREAM TEXT". With -f, keep printing new lines
+until the rollout ends.`,
+		Example: `  bakery logs deployment/hello
+  bakery logs deployment/hello -f
+  bakery logs deployment/hello --rollout hello-3-1a2b3c4d`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			id := rolloutID
+			if id == "" {
+				o, err := c.Get(ctx, api.KindDeployment, name)
+				if err != nil {
+					return a.explain(c, err)
+				}
+				d := o.(*api.Deployment)
+				if d.Status.CurrentRollout == nil {
+					return fmt.Errorf("deployment %s has no rollout yet", name)
+				}
+				id = d.Status.CurrentRollout.ID
+			}
+			var after int64
+			for {
+				lines, err := c.Logs(ctx, id, after, 1000)
+				if err != nil {
+					return a.explain(c, err)
+				}
+				for _, l := range lines {
+					fmt.Fprintf(a.out, "%s %s %s\n", orDash(l.Node), l.Stream, l.Text)
+					after = l.Seq
+				}
+				if len(lines) == 1000 {
+					continue
+				}
+				if !follow {
+					return nil
+				}
+				r, err := c.Rollout(ctx, id)
+				if err != nil {
+					return a.explain(c, err)
+				}
+				if r.Done() {
+					// One last page: lines stored after the state changed.
+					lines, err := c.Logs(ctx, id, after, 10000)
+					if err != nil {
+						return a.explain(c, err)
+					}
+					for _, l := range lines {
+						fmt.Fprintf(a.out, "%s %s %s\n", orDash(l.Node), l.Stream, l.Text)
+					}
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(500 * time.Millisecond):
+				}
+			}
+		},
+	}
+	cmd.Flags().StringVar(&rolloutID, "rollout", "", "rollout id (default: the deployment's current rollout)")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the rollout ends")
+	return cmd
+}

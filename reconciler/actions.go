@@ -1,0 +1,120 @@
+package reconciler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+)
+
+// Deployment actions the API can ask for.
+const (
+	ActionDeploy   = "deploy"   // re-resolve the ref now and roll out what it names
+	ActionRedeploy = "redeploy" // roll out a given commit
+	ActionRestart  = "restart"  // start the same revision in the other slot and switch, no downtime
+	ActionRollback = "rollback" // go back to a previous revision
+)
+
+// ActionRequest is an action on one deployment.
+type ActionRequest struct {
+	Action string `json:"action"`
+	// Commit is the commit to redeploy.
+	Commit string `json:"commit,omitempty"`
+	// ToRevision is the revision to roll back to (0: the previous one).
+	ToRevision int64 `json:"toRevision,omitempty"`
+}
+
+// ErrNoDeploymentLoop means the store keeps no rollouts, so deployment
+// actions cannot run.
+var ErrNoDeploymentLoop = errors.New("this server does not roll deployments out (its store keeps no rollouts)")
+
+// ActionError is an action the deployment's state does not allow (for
+// example a rollback with no earlier revision); the API answers 409.
+type ActionError struct{ Msg string }
+
+func (e *ActionError) Error() string { return e.Msg }
+
+var commitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// DeploymentAction records an action in the deployment's status and wakes
+// the loop, superseding a rollout in flight. It returns the deployment
+// with the recorded request; the rollout itself runs in the background.
+func (m *Manager) DeploymentAction(ctx context.Context, name string, req ActionRequest) (*api.Deployment, error) {
+	if m.deps == nil {
+		return nil, ErrNoDeploymentLoop
+	}
+	obj, err := m.cfg.Store.Get(ctx, api.KindDeployment, name)
+	if err != nil {
+		return nil, err
+	}
+	d := obj.(*api.Deployment)
+	gen := d.Metadata.Generation
+	var mutate func(s *api.DeploymentStatus)
+	switch req.Action {
+	case ActionDeploy:
+		mutate = func(s *api.DeploymentStatus) { s.Pin = nil; s.FailedAttempt = nil }
+	case ActionRedeploy:
+		if !commitRE.MatchString(req.Commit) {
+			return nil, fmt.Errorf("%w: commit must be a full 40-character lower-case hex id", store.ErrInvalid)
+		}
+		mutate = func(s *api.DeploymentStatus) {
+			s.Pin = &api.CommitPin{Commit: req.Commit, Reason: api.TriggerRedeploy, Generation: gen}
+			s.FailedAttempt = nil
+		}
+	case ActionRestart:
+		if d.Status.Commit == "" {
+			return nil, &ActionError{"nothing to restart: the deployment has not been rolled out yet"}
+		}
+		b := make([]byte, 6)
+		rand.Read(b)
+		id := hex.EncodeToString(b)
+		mutate = func(s *api.DeploymentStatus) { s.Restart = id; s.FailedAttempt = nil }
+	case ActionRollback:
+		target, err := m.rollbackTarget(ctx, d, req.ToRevision)
+		if err != nil {
+			return nil, err
+		}
+		mutate = func(s *api.DeploymentStatus) {
+			s.Pin = &api.CommitPin{Commit: target.Commit, Reason: api.TriggerRollback, Generation: gen, Revision: target.Revision}
+			s.FailedAttempt = nil
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown action %q (deploy, redeploy, restart, rollback)", store.ErrInvalid, req.Action)
+	}
+	if err := m.deps.setStatus(ctx, name, mutate); err != nil {
+		return nil, err
+	}
+	m.depl.Supersede(name)
+	obj, err = m.cfg.Store.Get(ctx, api.KindDeployment, name)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*api.Deployment), nil
+}
+
+// rollbackTarget finds the succeeded rollout of revision to (0: the
+// newest succeeded revision before the current one).
+func (m *Manager) rollbackTarget(ctx context.Context, d *api.Deployment, to int64) (*api.Rollout, error) {
+	ros, err := m.deps.Store.ListRollouts(ctx, d.Metadata.Name, 0)
+	if err != nil {
+		return nil, err
+	}
+	cur := d.Status.Revision
+	for _, ro := range ros {
+		if ro.State != api.RolloutSucceeded || ro.Commit == d.Status.Commit && to == 0 {
+			continue
+		}
+		if to == 0 && ro.Revision < cur || to != 0 && ro.Revision == to {
+			return ro, nil
+		}
+	}
+	if to != 0 {
+		return nil, &ActionError{fmt.Sprintf("no succeeded rollout of revision %d to roll back to", to)}
+	}
+	return nil, &ActionError{fmt.Sprintf("no earlier revision than %d to roll back to", cur)}
+}
