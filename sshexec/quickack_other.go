@@ -1,0 +1,7 @@
+//go:build !linux
+
+package sshexec
+
+import "net"
+
+func setQuickAck(net.Conn) {}

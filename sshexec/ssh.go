@@ -1,0 +1,230 @@
+package sshexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// sshExecutor runs commands on one Target through the Pool.
+type sshExecutor struct {
+	p      *Pool
+	t      Target
+	closed atomic.Bool
+}
+
+var _ Executor = (*sshExecutor)(nil)
+
+func (e *sshExecutor) Run(ctx context.Context, cmd Command) (Result, error) {
+	j, err := runJob(cmd)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := execute(ctx, e.start, j)
+	if err != nil && !errors.As(err, new(*ExitError)) {
+		err = fmt.Errorf("run on %s: %w", e.t, err)
+	}
+	return res, err
+}
+
+func (e *sshExecutor) WriteFile(ctx context.Context, f File) error {
+	j, err := fileJob(f)
+	if err != nil {
+		return err
+	}
+	res, err := execute(ctx, e.start, j)
+	return writeFileResult(f, res, err)
+}
+
+// Close makes later calls on this Executor fail with ErrClosed. The
+// connection belongs to the Pool (see Pool.Forget and Pool.Close).
+func (e *sshExecutor) Close() error {
+	e.closed.Store(true)
+	return nil
+}
+
+// openRetries bounds retries of a refused session open (sshd may still
+// count a just-closed session against MaxSessions for a moment).
+var openRetries = []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond}
+
+// start opens a session and starts the bootstrap. A connection found dead
+// before the command was sent is redialled once, transparently.
+func (e *sshExecutor) start(ctx context.Context) (process, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	redialled, refused := false, 0
+	for {
+		c, err := e.p.conn(ctx, e.t)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.acquire(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue // the connection died while we queued: redial
+		}
+		sp, err := startSession(c)
+		if err == nil {
+			return sp, nil
+		}
+		c.release()
+		var oce *ssh.OpenChannelError
+		if errors.As(err, &oce) {
+			// The connection works but the server refused a session.
+			if refused < len(openRetries) {
+				if err := sleepCtx(ctx, openRetries[refused]); err != nil {
+					return nil, err
+				}
+				refused++
+				continue
+			}
+			return nil, fmt.Errorf("%w: open session: %w", ErrConnection, err)
+		}
+		// The transport failed: drop the connection and dial once more.
+		c.close()
+		if redialled {
+			return nil, fmt.Errorf("%w: open session: %w", ErrConnection, err)
+		}
+		redialled = true
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func startSession(c *poolConn) (*sshProc, error) {
+	s, err := c.client.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	in, err1 := s.StdinPipe()
+	out, err2 := s.StdoutPipe()
+	errp, err3 := s.StderrPipe()
+	if err := errors.Join(err1, err2, err3); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.Start(Bootstrap); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return &sshProc{c: c, s: s, in: &sessionStdin{w: in, s: s}, out: out, err: errp, done: make(chan struct{})}, nil
+}
+
+// sessionStdin serialises Write and Close: x/crypto's channel does not
+// allow CloseWrite concurrently with Write. Closing during a Write (which
+// may be blocked on the SSH window) closes the whole session instead; the
+// node sees end of file either way.
+type sessionStdin struct {
+	w       io.WriteCloser
+	s       *ssh.Session
+	mu      sync.Mutex
+	writing bool
+	closed  bool
+}
+
+func (in *sessionStdin) Write(p []byte) (int, error) {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return 0, io.ErrClosedPipe
+	}
+	in.writing = true
+	in.mu.Unlock()
+	n, err := in.w.Write(p)
+	in.mu.Lock()
+	in.writing = false
+	in.mu.Unlock()
+	return n, err
+}
+
+func (in *sessionStdin) Close() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return nil
+	}
+	in.closed = true
+	if in.writing {
+		return in.s.Close()
+	}
+	return in.w.Close()
+}
+
+// sshProc is one session running the bootstrap.
+type sshProc struct {
+	c        *poolConn
+	s        *ssh.Session
+	in       io.WriteCloser
+	out, err io.Reader
+	done     chan struct{} // closed when wait has returned
+	waitOnce sync.Once
+	code     int
+	waitErr  error
+	killOnce sync.Once
+}
+
+func (p *sshProc) stdin() io.WriteCloser { return p.in }
+func (p *sshProc) stdout() io.Reader     { return p.out }
+func (p *sshProc) stderr() io.Reader     { return p.err }
+
+func (p *sshProc) wait() (int, error) {
+	p.waitOnce.Do(func() {
+		defer close(p.done)
+		err := p.s.Wait()
+		var ee *ssh.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee):
+			p.code = ee.ExitStatus()
+		default:
+			// No exit status: the connection (or sshd) went away. If it is
+			// really gone, the pool's watcher drops it; otherwise check.
+			if !p.c.alive(2 * time.Second) {
+				p.c.close()
+			}
+			p.waitErr = fmt.Errorf("%w: %w", ErrConnection, err)
+		}
+	})
+	return p.code, p.waitErr
+}
+
+// kill closes the session and frees its slot. If the session does not end
+// promptly (an unresponsive connection), the connection is closed, which
+// ends every read on it.
+func (p *sshProc) kill() {
+	p.killOnce.Do(func() {
+		_ = p.s.Close()
+		p.c.release()
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		go func() {
+			t := time.NewTimer(2 * time.Second)
+			defer t.Stop()
+			select {
+			case <-p.done:
+			case <-t.C:
+				p.c.close()
+			}
+		}()
+	})
+}
