@@ -1,0 +1,54 @@
+package store
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxRolloutIDLen is the longest rollout ID a store accepts.
+const MaxRolloutIDLen = 128
+
+var rolloutID = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// CheckRolloutID returns an ErrInvalid error unless id is a valid rollout
+// ID: 1 to 128 lower-case letters, digits and '-', starting and ending with
+// a letter or digit (a DNS-1123 label, only longer), such as
+// "hello-3-1a2b3c4d". Such an ID can never become a path ("/", "..") or
+// escape a query. Implementations of Rollouts call it before touching
+// storage.
+func CheckRolloutID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: rollout id is required", ErrInvalid)
+	case len(id) > MaxRolloutIDLen:
+		return fmt.Errorf("%w: rollout id must be at most %d characters", ErrInvalid, MaxRolloutIDLen)
+	case !rolloutID.MatchString(id):
+		return fmt.Errorf("%w: rollout id %q: want lower-case letters, digits and '-', starting and ending with a letter or digit", ErrInvalid, id)
+	}
+	return nil
+}
+
+// ValidText returns s with every byte that is not part of valid UTF-8, and
+// every NUL, replaced by U+FFFD (one per byte, as encoding/json does). Log
+// lines carry raw process output, which may be neither; stores keep what
+// ValidText returns instead of refusing the line, so the text of log lines
+// and the strings of rollout records read back as valid UTF-8 without NUL.
+func ValidText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == 0 || (r == utf8.RuneError && n == 1) {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
