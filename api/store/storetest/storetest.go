@@ -1,6 +1,7 @@
 // Package storetest is the conformance suite every store.Store
 // implementation must pass. An implementation's tests call Run with a
-// function that returns a new, empty store.
+// function that returns a new, empty store, and, if the store also keeps
+// rollouts (store.Rollouts), RunRollouts with the same function.
 package storetest
 
 import (
