@@ -27,12 +27,13 @@ type testServer struct {
 	authorized ssh.PublicKey
 	ln         net.Listener
 
-	mu       sync.Mutex
-	conns    map[*ssh.ServerConn]bool
-	accepted atomic.Int64 // connections authenticated
-	open     atomic.Int64 // sessions open now
-	maxOpen  atomic.Int64 // most sessions open at once
-	wg       sync.WaitGroup
+	mu        sync.Mutex
+	conns     map[*ssh.ServerConn]bool
+	accepted  atomic.Int64 // connections authenticated
+	open      atomic.Int64 // sessions open now
+	maxOpen   atomic.Int64 // most sessions open at once
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 }
 
 func newSigner(t testing.TB) ssh.Signer {
@@ -51,7 +52,13 @@ func newSigner(t testing.TB) ssh.Signer {
 // startTestServer serves on a free loopback port, accepting clientKey.
 func startTestServer(t testing.TB, clientKey ssh.PublicKey) *testServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startTestServerAt(t, clientKey, "127.0.0.1:0")
+}
+
+// startTestServerAt serves on addr.
+func startTestServerAt(t testing.TB, clientKey ssh.PublicKey, addr string) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +70,10 @@ func startTestServer(t testing.TB, clientKey ssh.PublicKey) *testServer {
 }
 
 func (s *testServer) close() {
+	s.closeOnce.Do(s.doClose)
+}
+
+func (s *testServer) doClose() {
 	s.ln.Close()
 	s.dropAll()
 	s.wg.Wait()
