@@ -153,10 +153,13 @@ install_packages() {
 	fi
 	say "packages: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q || die "apt-get update failed (network or mirror problem?); missing: ${missing[*]}"
+	# Error-Mode=any: a failed index download is an error, not a warning (apt >= 2.1; older
+	# apt ignores the unknown option).
+	apt-get update -q -o APT::Update::Error-Mode=any ||
+		die "apt-get update failed (no network or mirror problem?); missing packages: ${missing[*]}"
 	apt-get install -y -q --no-install-recommends \
 		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-		"${missing[@]}" || die "apt-get install failed for: ${missing[*]} (on Ubuntu, certbot needs the 'universe' component)"
+		"${missing[@]}" || die "apt-get install failed for: ${missing[*]} (no network? on Ubuntu, certbot needs the 'universe' component)"
 	note_change "installed ${missing[*]}"
 }
 

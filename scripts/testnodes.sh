@@ -390,7 +390,7 @@ launch_node() { # node index
 }
 
 ssh_opts() {
-	echo -o BatchMode=yes -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$KNOWN_HOSTS" \
+	echo -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o IdentityAgent=none -o "UserKnownHostsFile=$KNOWN_HOSTS" \
 		-o GlobalKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o IdentityFile="$KEY" \
 		-o ConnectTimeout=3 -o LogLevel=ERROR -o ControlMaster=no -o ControlPath=none
 }

@@ -355,6 +355,25 @@ func TestE2EInstallerChecks(t *testing.T) {
 	if _, err := SSH(t, n, "true"); err != nil {
 		t.Errorf("first key no longer works: %v", err)
 	}
+	// a missing package cannot be installed offline (docker.io: no --no-docker): a clear error
+	if out, err := ExecInput(t, n.Name, "bash -s -- --key '"+lab.PublicKey+"'", installer); err == nil ||
+		!strings.Contains(err.Error(), "docker.io") || !strings.Contains(err.Error(), "bakery-install: ERROR") || strings.Contains(out, "bakery-ready") {
+		t.Errorf("installer offline with a missing package: err = %v\n%s", err, out)
+	}
+	// a changed sshd drop-in is restored and sshd reloaded (systemd runs in the node)
+	if _, err := Exec(t, n.Name, "echo 'ClientAliveInterval 60' > /etc/ssh/sshd_config.d/bakery.conf"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runInstaller("--key '" + lab.PublicKey + "'"); err != nil || !strings.Contains(out, "wrote /etc/ssh/sshd_config.d/bakery.conf") || !strings.Contains(out, "reloaded sshd") {
+		t.Errorf("installer after a drop-in change: err = %v\n%s", err, out)
+	}
+	if out, err := Exec(t, n.Name, "sshd -T | grep -E '^(clientaliveinterval|clientalivecountmax|maxsessions) '"); err != nil ||
+		out != "maxsessions 20\nclientaliveinterval 5\nclientalivecountmax 3\n" {
+		t.Errorf("sshd -T: %q, %v", out, err)
+	}
+	if _, err := SSH(t, n, "true"); err != nil {
+		t.Errorf("ssh after sshd reload: %v", err)
+	}
 	// not Debian/Ubuntu
 	if _, err := Exec(t, n.Name, "cp --remove-destination /usr/lib/os-release /etc/os-release && sed -i 's/^ID=.*/ID=fedora/' /etc/os-release"); err != nil {
 		t.Fatal(err)
