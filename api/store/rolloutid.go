@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"strings"
@@ -51,4 +52,35 @@ func ValidText(s string) string {
 		i += n
 	}
 	return b.String()
+}
+
+// ReplaceJSONNul replaces each \u0000 escape in JSON text (as
+// encoding/json writes NUL) by \ufffd. JSON from encoding/json holds
+// invalid UTF-8 as U+FFFD already, byte by byte; after ReplaceJSONNul its
+// strings are what ValidText returns, which is what stores keep of a
+// rollout record (PostgreSQL's JSONB refuses \u0000). b is returned
+// as is when it holds no \u0000, else a new slice.
+func ReplaceJSONNul(b []byte) []byte {
+	const nul, repl = `\u0000`, `\ufffd`
+	if !bytes.Contains(b, []byte(nul)) {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		// In JSON a backslash only occurs in strings, always starting an
+		// escape: stepping over each escape as a whole never mistakes an
+		// escaped backslash followed by "u0000" for a NUL.
+		if b[i] != '\\' || i+1 >= len(b) {
+			out = append(out, b[i])
+			continue
+		}
+		if bytes.HasPrefix(b[i:], []byte(nul)) {
+			out = append(out, repl...)
+			i += len(nul) - 1
+			continue
+		}
+		out = append(out, b[i], b[i+1]) // any other escape: \\, \", \n, \u00e9 …
+		i++
+	}
+	return out
 }

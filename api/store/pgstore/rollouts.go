@@ -1,7 +1,6 @@
 package pgstore
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -222,39 +221,13 @@ func rolloutRecord(r *api.Rollout) ([]byte, *time.Time, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: rollout %s: %v", store.ErrInvalid, r.ID, err)
 	}
-	b = replaceJSONNul(b)
+	b = store.ReplaceJSONNul(b)
 	var created *time.Time
 	if r.CreatedAt != nil && !r.CreatedAt.IsZero() {
 		c := r.CreatedAt.UTC().Truncate(time.Second)
 		created = &c
 	}
 	return b, created, nil
-}
-
-// replaceJSONNul replaces the escape \u0000 in JSON text by \ufffd. In JSON
-// a backslash only occurs in strings, always starting an escape, so
-// stepping over each escape as a whole never mistakes an escaped
-// backslash followed by "u0000" for a NUL.
-func replaceJSONNul(b []byte) []byte {
-	const nul, repl = `\u0000`, `\ufffd`
-	if !bytes.Contains(b, []byte(nul)) {
-		return b
-	}
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		if b[i] != '\\' || i+1 >= len(b) {
-			out = append(out, b[i])
-			continue
-		}
-		if bytes.HasPrefix(b[i:], []byte(nul)) {
-			out = append(out, repl...)
-			i += len(nul) - 1
-			continue
-		}
-		out = append(out, b[i], b[i+1]) // any other escape, e.g. \\ or \"
-		i++
-	}
-	return out
 }
 
 func decodeRollout(id string, rec []byte) (*api.Rollout, error) {

@@ -48,8 +48,9 @@ import (
 //     of the batch. An empty batch is a no-op. Line content is never a
 //     reason to refuse a batch: Node, Stream and Text are kept exactly when
 //     they are valid UTF-8 without NUL, else as store.ValidText returns
-//     them (the same holds for the strings of a rollout record). A nil Time
-//     stays nil.
+//     them. The same holds for the strings of a rollout record
+//     (store.ReplaceJSONNul does it for a record marshalled with
+//     encoding/json). A nil Time stays nil.
 //   - Logs(id, after, limit) returns the lines with Seq > after in Seq
 //     order, at most limit of them (limit <= 0 means all). Past the last
 //     line it returns no lines and no error.
