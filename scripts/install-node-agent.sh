@@ -306,9 +306,20 @@ check_unit() {
 		val=${line#*=}; val=${val#"${val%%[![:space:]]*}"}; val=${val%"${val##*[![:space:]]}"}
 		[[ -n $section ]] || refuse "unit line $n: key outside a section"
 		case $section:$key in
-		Unit:Description | Unit:Documentation | Unit:After | Unit:Before | Unit:Wants | Unit:Requires | \
-			Unit:BindsTo | Unit:PartOf | Unit:StartLimitIntervalSec | Unit:StartLimitBurst) ;;
-		Install:WantedBy | Install:RequiredBy) ;;
+		Unit:Description | Unit:Documentation | Unit:After | Unit:Before | Unit:StartLimitIntervalSec | Unit:StartLimitBurst) ;;
+		Unit:Wants | Unit:Requires | Unit:BindsTo | Unit:PartOf)
+			# pulling in e.g. reboot.target or poweroff.target must not be possible
+			local u
+			for u in $val; do
+				case $u in
+				bakery-*.service | network.target | network-online.target | docker.service | containerd.service | \
+					nginx.service | postgresql.service) ;;
+				*) refuse "unit line $n: $key=$u not allowed (bakery-*.service or a fixed set of system units)" ;;
+				esac
+			done
+			;;
+		Install:WantedBy)
+			[[ $val == multi-user.target || $val == default.target ]] || refuse "unit line $n: WantedBy must be multi-user.target" ;;
 		Service:Type | Service:WorkingDirectory | Service:Environment | Service:Restart | Service:RestartSec | \
 			Service:TimeoutSec | Service:TimeoutStartSec | Service:TimeoutStopSec | Service:KillMode | \
 			Service:KillSignal | Service:SendSIGKILL | Service:FinalKillSignal | Service:SuccessExitStatus | \

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -63,6 +64,8 @@ func mustSSH(t *testing.T, n Node, cmd string, stdin ...string) string {
 
 const testUnit = `[Unit]
 Description=Bakery testnodes check
+After=network.target
+Wants=network-online.target
 
 [Service]
 Type=simple
@@ -204,6 +207,10 @@ func TestE2ERefused(t *testing.T) {
 		{"unit bind paths", helper + " unit-install tnref blue", testUnit + "[Service]\nBindPaths=/tmp:/etc/sudoers.d\n"},
 		{"unit continuation", helper + " unit-install tnref blue", strings.Replace(testUnit, "Restart=no", "Restart=no \\\n User=root", 1)},
 		{"unit alias", helper + " unit-install tnref blue", testUnit + "Alias=ssh.service\n"},
+		{"unit requires reboot", helper + " unit-install tnref blue", strings.Replace(testUnit, "[Unit]\n", "[Unit]\nRequires=reboot.target\n", 1)},
+		{"unit wants poweroff", helper + " unit-install tnref blue", strings.Replace(testUnit, "[Unit]\n", "[Unit]\nWants=network.target poweroff.target\n", 1)},
+		{"unit required by ssh", helper + " unit-install tnref blue", testUnit + "RequiredBy=ssh.service\n"},
+		{"unit wanted by ssh", helper + " unit-install tnref blue", strings.Replace(testUnit, "WantedBy=multi-user.target", "WantedBy=ssh.service", 1)},
 		{"unit drop-in section", helper + " unit-install tnref blue", testUnit + "[Socket]\nListenStream=22\n"},
 		{"unit empty", helper + " unit-install tnref blue", ""},
 		{"unit-remove traversal", helper + " unit-remove .. x", ""},
@@ -230,22 +237,31 @@ func TestE2ERefused(t *testing.T) {
 		{"certbot http server", helper + " certbot-certonly a.example --email a@b.example --server http://x/dir", ""},
 		{"certbot-renew hook", helper + " certbot-renew --deploy-hook 'touch /tmp/pwned'", ""},
 	}
+	// Each case is its own SSH connection; run several at once (sshd's MaxStartups
+	// allows 10 unauthenticated connections).
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 6)
 	for _, c := range refused {
-		var in []byte
-		if c.stdin != "" {
-			in = []byte(c.stdin)
-		}
-		out, err := SSHInput(t, n, c.cmd, in)
-		if err == nil {
-			t.Errorf("%s: allowed (%s) → %q", c.name, c.cmd, out)
-			continue
-		}
-		if strings.Contains(c.cmd, "bakery-sudo") && !strings.HasPrefix(c.cmd, "sudo -n PATH") && !strings.Contains(c.cmd, " -E ") && !strings.Contains(c.cmd, " -u ") {
-			if code := ExitCode(err); code != 2 {
-				t.Errorf("%s: exit %d, want 2 (refused): %v", c.name, code, err)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var in []byte
+			if c.stdin != "" {
+				in = []byte(c.stdin)
 			}
-		}
+			out, err := SSHInput(t, n, c.cmd, in)
+			if err == nil {
+				t.Errorf("%s: allowed (%s) → %q", c.name, c.cmd, out)
+				return
+			}
+			viaHelper := strings.HasPrefix(c.cmd, helper) && !strings.HasPrefix(c.cmd, "sudo -n PATH") && !strings.Contains(c.cmd, " -E ") && !strings.Contains(c.cmd, " -u ")
+			if code := ExitCode(err); viaHelper && code != 2 {
+				t.Errorf("%s: exit %d, want 2 (refused by the helper): %v", c.name, code, err)
+			}
+		}()
 	}
+	wg.Wait()
 	// nothing outside bakery-* was touched, ssh still runs
 	mustSSH(t, n, "test ! -e /etc/systemd/system/ssh.service && test ! -e /etc/systemd/system/x && test ! -e /etc/sudoers.d/x && "+
 		"test ! -e /etc/cron.d/x && test ! -e /etc/x && ! ls /etc/systemd/system /etc/nginx/conf.d | grep -q tnref && systemctl is-active ssh")
