@@ -55,4 +55,20 @@
 // after a longer outage every watcher's channel is closed so that its owner
 // re-lists. A Watch started at time T delivers exactly the events that
 // commit after T.
+//
+// # Rollouts
+//
+// Rollout records and their logs (store.Rollouts) are not objects: they
+// live in their own tables, rollouts(id, deployment, revision, created_at,
+// record JSONB) and rollout_logs(rollout_id, seq, node, stream, time,
+// text), are never watched and write no events. Each write is one
+// statement in its own implicit transaction, without the write lock, so
+// a rollout in progress neither waits for object transactions nor holds
+// them up. AppendLogs sends a batch as arrays to one INSERT … SELECT FROM
+// unnest(…), which inserts nothing unless the batch's first seq is above
+// the largest one stored (the caller's order is checked in Go first); the
+// foreign key to rollouts turns an unknown rollout into store.ErrNotFound.
+// Logs answers in one query whether the rollout exists and its lines.
+// Deleting a Deployment leaves its rollouts; deleting a rollout row deletes
+// its log (ON DELETE CASCADE).
 package pgstore
