@@ -76,6 +76,13 @@ func RunRollouts(t *testing.T, newStore NewStore) {
 		{"ConcurrentAppends", testLogsConcurrent},
 		{"DeploymentDeleted", testRolloutDeploymentDeleted},
 	}
+	if !t.Run("ImplementsRollouts", func(t *testing.T) {
+		if s := newStore(t); !implementsRollouts(s) {
+			t.Fatalf("%T does not implement store.Rollouts (CreateRollout, UpdateRollout, GetRollout, ListRollouts, AppendLogs, Logs)", s)
+		}
+	}) {
+		return
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
@@ -86,6 +93,11 @@ func RunRollouts(t *testing.T, newStore NewStore) {
 			tc.fn(t, s, r)
 		})
 	}
+}
+
+func implementsRollouts(s store.Store) bool {
+	_, ok := s.(store.Rollouts)
+	return ok
 }
 
 // Rollout returns a rollout record for tests: id, deployment and revision
