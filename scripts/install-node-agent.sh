@@ -552,12 +552,22 @@ MaxSessions 20
 EOF
 	grep -Eiq '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\.d/' /etc/ssh/sshd_config 2>/dev/null ||
 		say "WARNING: /etc/ssh/sshd_config does not Include sshd_config.d; add 'Include /etc/ssh/sshd_config.d/*.conf' at its top"
-	if command -v sshd >/dev/null 2>&1 || [[ -x /usr/sbin/sshd ]]; then
+	if [[ -x /usr/sbin/sshd ]]; then
 		mkdir -p /run/sshd
-		/usr/sbin/sshd -t >/dev/null 2>&1 || {
-			/usr/sbin/sshd -t || true
-			die "sshd -t fails with $SSHD_DROPIN"
-		}
+		# Without any host key (an image whose keys are made at first boot) sshd -t fails
+		# whatever the config: check the config with a throwaway key then.
+		local hk=() tmpk=""
+		if ! compgen -G '/etc/ssh/ssh_host_*_key' >/dev/null; then
+			tmpk=$(mktemp -d)
+			ssh-keygen -q -t ed25519 -N '' -f "$tmpk/key"
+			hk=(-h "$tmpk/key")
+		fi
+		if ! /usr/sbin/sshd -t "${hk[@]}" >/dev/null 2>&1; then
+			/usr/sbin/sshd -t "${hk[@]}" || true
+			[[ -n $tmpk ]] && rm -rf "$tmpk"
+			die "sshd -t fails with $SSHD_DROPIN in place (see above)"
+		fi
+		[[ -n $tmpk ]] && rm -rf "$tmpk"
 	fi
 	if ((CHANGES > before)); then
 		if systemd_running && systemctl is-active --quiet ssh 2>/dev/null; then

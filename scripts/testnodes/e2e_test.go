@@ -390,6 +390,11 @@ func TestE2EInstallerChecks(t *testing.T) {
 	if _, err := SSH(t, n, "true"); err != nil {
 		t.Errorf("ssh after sshd reload: %v", err)
 	}
+	// an image without sshd host keys yet (made at first boot): the config check still works
+	if out, err := ExecInput(t, n.Name, "mkdir -p /root/hk && mv /etc/ssh/ssh_host_* /root/hk/ && bash -s -- --no-docker --key '"+lab.PublicKey+"'; rc=$?; mv /root/hk/* /etc/ssh/; exit $rc", installer); err != nil ||
+		!strings.Contains(out, "done: 0 change(s)") {
+		t.Errorf("installer without sshd host keys: err = %v\n%s", err, out)
+	}
 	// not Debian/Ubuntu
 	if _, err := Exec(t, n.Name, "cp --remove-destination /usr/lib/os-release /etc/os-release && sed -i 's/^ID=.*/ID=fedora/' /etc/os-release"); err != nil {
 		t.Fatal(err)
