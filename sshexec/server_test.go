@@ -145,8 +145,8 @@ func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			break
 		}
 	}
-	defer s.open.Add(-1)
 	defer ch.Close()
+	defer s.open.Add(-1) // before the close the client waits for
 	for req := range reqs {
 		if req.Type != "exec" {
 			req.Reply(false, nil)
