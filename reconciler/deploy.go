@@ -228,7 +228,7 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 			if d.Spec.Run.Port != nil {
 				n.desired.PinnedPort = *d.Spec.Run.Port
 			}
-			n.desired.SiteHash = func(port int) string { return r.ingress().Hash(n, port) }
+			n.desired.SiteHash = func(slot string, port int) string { return r.ingress().Hash(n, slot, port) }
 			obs, err := ObserveApp(ctx, n.ex, n.app, 30*time.Second)
 			if err != nil {
 				errs[i] = fmt.Errorf("observe %s: %w", n.node, err)

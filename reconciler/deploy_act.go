@@ -44,13 +44,14 @@ type Runtime interface {
 
 // Ingress routes traffic to the active slot.
 type Ingress interface {
-	// Switch points traffic at port (and reloads the proxy).
-	Switch(ctx context.Context, n *nodeRun, port int) error
+	// Switch points traffic at slot's port, reloads the proxy and returns
+	// once the proxy really sends requests there.
+	Switch(ctx context.Context, n *nodeRun, slot string, port int) error
 	// Remove deletes the app's routing.
 	Remove(ctx context.Context, n *nodeRun) error
-	// Hash returns the hash of the site generated for port, as the
-	// observe script reports it.
-	Hash(n *nodeRun, port int) string
+	// Hash returns the hash of the site generated for slot's port, as
+	// the observe script reports it.
+	Hash(n *nodeRun, slot string, port int) string
 }
 
 // nodeRun carries what actions on one node need.
@@ -97,13 +98,18 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 	case ActInstall:
 		return rt.Install(ctx, n, a)
 	case ActStart:
-		return rt.Start(ctx, n, a)
+		if err := rt.Start(ctx, n, a); err != nil {
+			return err
+		}
+		n.obs.Units[a.Slot] = "active"
+		return nil
 	case ActHealth:
 		return n.health(ctx, a.Port)
 	case ActSwitch:
-		if err := ing.Switch(ctx, n, a.Port); err != nil {
+		if err := ing.Switch(ctx, n, a.Slot, a.Port); err != nil {
 			return err
 		}
+		n.obs.SiteHash = ing.Hash(n, a.Slot, a.Port)
 		return n.writeState(ctx, a)
 	case ActDrain:
 		d := n.spec.Strategy.Drain.Duration
@@ -115,9 +121,17 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 			return nil
 		}
 	case ActStop:
-		return rt.Stop(ctx, n, a.Slot)
+		if err := rt.Stop(ctx, n, a.Slot); err != nil {
+			return err
+		}
+		n.obs.Units[a.Slot] = "inactive"
+		return nil
 	case ActSite:
-		return ing.Switch(ctx, n, a.Port)
+		if err := ing.Switch(ctx, n, a.Slot, a.Port); err != nil {
+			return err
+		}
+		n.obs.SiteHash = ing.Hash(n, a.Slot, a.Port)
+		return nil
 	case ActPrune:
 		return n.prune(ctx)
 	case ActRemove:
@@ -342,20 +356,42 @@ done
 // nginxIngress writes the app's nginx site through bakery-sudo.
 type nginxIngress struct{}
 
-func (nginxIngress) site(n *nodeRun, port int) string {
+func (nginxIngress) site(n *nodeRun, slot string, port int) string {
 	var hosts []string
 	if n.spec.Ingress != nil {
 		hosts = n.spec.Ingress.Hosts
 	}
-	return nf.NginxSite(nf.Site{App: n.app, Hosts: hosts, Port: port})
+	return nf.NginxSite(nf.Site{App: n.app, Slot: slot, Hosts: hosts, Port: port})
 }
 
-func (g nginxIngress) Hash(n *nodeRun, port int) string { return SHA256Hex(g.site(n, port)) }
+func (g nginxIngress) Hash(n *nodeRun, slot string, port int) string {
+	return SHA256Hex(g.site(n, slot, port))
+}
 
-func (g nginxIngress) Switch(ctx context.Context, n *nodeRun, port int) error {
-	n.logf("pointing nginx at port %d", port)
-	_, err := n.run(ctx, sudo+` nginx-site-install "$APP" && `+sudo+` nginx-reload`,
-		map[string]string{"APP": n.app}, []byte(g.site(n, port)))
+// switchScript installs the site, reloads nginx, then waits until nginx
+// answers from the new slot (its X-Bakery-Slot header): a reload returns
+// before the new workers take over, and the old slot must not be stopped
+// while old workers still send to it.
+const switchScript = sudo + ` nginx-site-install "$APP" && ` + sudo + ` nginx-reload || exit 1
+i=0
+while [ $i -lt 200 ]; do
+  if curl -s -o /dev/null -D - -m 2 -H "Host: $HOST" "http://127.0.0.1:80$HPATH" 2>/dev/null | tr -d '\r' | grep -qix "x-bakery-slot: $SLOT"; then
+    echo "bakery: nginx now serves from the $SLOT slot"; exit 0
+  fi
+  i=$((i + 1)); sleep 0.05
+done
+echo "bakery: nginx did not switch to the $SLOT slot within 10s" >&2
+exit 1
+`
+
+func (g nginxIngress) Switch(ctx context.Context, n *nodeRun, slot string, port int) error {
+	n.logf("pointing nginx at the %s slot (port %d)", slot, port)
+	host := n.app
+	if n.spec.Ingress != nil && len(n.spec.Ingress.Hosts) > 0 {
+		host = n.spec.Ingress.Hosts[0]
+	}
+	_, err := n.run(ctx, switchScript,
+		map[string]string{"APP": n.app, "SLOT": slot, "HOST": host, "HPATH": n.spec.HealthCheck.Path}, []byte(g.site(n, slot, port)))
 	return err
 }
 

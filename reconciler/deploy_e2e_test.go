@@ -150,7 +150,7 @@ func TestE2EDeployment(t *testing.T) {
 	runController(t, st, rec, Options{Kind: api.KindDeployment, Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second})
 
 	d := helloDeployment(repo, nodes[0].Name, nodes[1].Name)
-	c1 := commit("noop", nil)
+	c1 := commit("v1", map[string]string{"CHANGES": "v1\n"})
 	start := time.Now()
 	if _, err := st.Create(ctx, d); err != nil {
 		t.Fatal(err)
@@ -230,7 +230,7 @@ func TestE2EDeployment(t *testing.T) {
 			}
 		}()
 	}
-	c2 := commit("v2", map[string]string{"lib.js": strings.Replace(mustRead(t, repo+"/lib.js"), "from", "FROM", 1)})
+	c2 := commit("v2", map[string]string{"build.js": strings.Replace(mustRead(t, repo+"/build.js"), "path.basename(__dirname)", "'v2-' + path.basename(__dirname)", 1)})
 	waitDeployment(t, st, "second rollout Ready", 3*time.Minute, readyAt(c2))
 	close(stop)
 	wg.Wait()
@@ -241,7 +241,7 @@ func TestE2EDeployment(t *testing.T) {
 	}
 	for _, n := range nodes {
 		body, err := get(client, n.Address)
-		if err != nil || !strings.HasPrefix(body, "hello FROM "+c2[:12]) {
+		if err != nil || !strings.HasPrefix(body, "hello from v2-"+c2[:9]) {
 			t.Fatalf("%s serves %q after the rollout, %v", n.Name, body, err)
 		}
 	}
@@ -253,7 +253,7 @@ func TestE2EDeployment(t *testing.T) {
 	})
 	for _, n := range nodes {
 		body, err := get(client, n.Address)
-		if err != nil || !strings.HasPrefix(body, "hello FROM "+c2[:12]) {
+		if err != nil || !strings.HasPrefix(body, "hello from v2-"+c2[:9]) {
 			t.Fatalf("%s serves %q after a failed rollout, %v; the old version must keep serving", n.Name, body, err)
 		}
 	}

@@ -67,8 +67,8 @@ type Desired struct {
 	// SpecHash identifies the runtime-relevant spec (command, env, pinned
 	// port); BuildHash the build commands.
 	SpecHash, BuildHash string
-	// SiteHash is the hash of the nginx site for a given port.
-	SiteHash func(port int) string
+	// SiteHash is the hash of the nginx site for a slot on a port.
+	SiteHash func(slot string, port int) string
 	// PinnedPort, when non-zero, is the blue slot's port (green: +1).
 	PinnedPort int
 	// PortRange bounds allocated ports.
@@ -166,7 +166,7 @@ func repairs(d Desired, obs Observed, active string, a nodefiles.SlotState) []Ac
 			Action{Type: ActStart, Slot: active, Commit: a.Commit, Port: a.Port, Reason: fmt.Sprintf("active unit is %s", orUnknown(st))},
 			Action{Type: ActHealth, Slot: active, Port: a.Port})
 	}
-	if d.SiteHash != nil && obs.SiteHash != d.SiteHash(a.Port) {
+	if d.SiteHash != nil && obs.SiteHash != d.SiteHash(active, a.Port) {
 		reason := "nginx site differs from the generated one"
 		if obs.SiteHash == "" {
 			reason = "nginx site missing"

@@ -17,7 +17,7 @@ const (
 func desired() Desired {
 	return Desired{
 		App: "web", Commit: c2, Revision: 2, SpecHash: "spec2", BuildHash: "build1",
-		SiteHash: func(port int) string { return "site" + string(rune('0'+port%10)) },
+		SiteHash: func(slot string, port int) string { return "site" + string(rune('0'+port%10)) },
 		PortMin:  20000, PortMax: 20009, KeepReleases: 3,
 	}
 }

@@ -59,6 +59,9 @@ func Unit(s Slot) string {
 // Site describes the nginx site of an app.
 type Site struct {
 	App string
+	// Slot is the active slot, sent back in the X-Bakery-Slot header so
+	// that a switch can be confirmed.
+	Slot string
 	// Hosts are the server names; without hosts the app's name is used,
 	// so that host-less apps never claim nginx's default server.
 	Hosts []string
@@ -90,6 +93,7 @@ func NginxSite(s Site) string {
 	fmt.Fprintf(&b, "        proxy_set_header X-Real-IP $remote_addr;\n")
 	fmt.Fprintf(&b, "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n")
 	fmt.Fprintf(&b, "        proxy_set_header X-Forwarded-Proto $scheme;\n")
+	fmt.Fprintf(&b, "        add_header X-Bakery-Slot %s always;\n", s.Slot)
 	fmt.Fprintf(&b, "    }\n}\n")
 	return b.String()
 }
