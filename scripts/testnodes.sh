@@ -363,7 +363,9 @@ launch_node() { # node index
 	# (= orderly poweroff of the node).
 	CGROUPS=$(cgroup_dirs "$name" | tr '\n' ' ') setsid bash -c '
 		name=$1 dir=$2 ns=$3; shift 3
-		for cg in $CGROUPS; do echo $$ >"$cg/cgroup.procs"; done
+		for cg in $CGROUPS; do
+			echo $$ >"$cg/cgroup.procs" || { echo "testnodes: cannot join cgroup $cg" >&2; exit 1; }
+		done
 		echo $$ >"$dir/supervisor.pid"
 		stop=0 child=
 		trap '"'"'stop=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null'"'"' TERM INT
