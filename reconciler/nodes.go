@@ -37,9 +37,6 @@ const BakeryRoot = "/var/lib/bakery"
 // RequiredTools must be present for a node to be Ready.
 var RequiredTools = []string{"git", "systemctl"}
 
-// knownTools are looked for on every node.
-var knownTools = []string{"git", "systemctl", "nginx", "certbot", "docker", "curl"}
-
 // Connector hands out executors for nodes.
 type Connector interface {
 	// Executor returns the executor for node; via is the jump host node

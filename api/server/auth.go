@@ -43,6 +43,9 @@ type authException struct {
 //   - the public, read-only node installer script.
 var authExceptions = []authException{}
 
+// String describes the exception for logs and tests.
+func (e authException) String() string { return e.prefix + ": " + e.why }
+
 func (e authException) matches(p string) bool {
 	if strings.HasSuffix(e.prefix, "/") {
 		return strings.HasPrefix(p, e.prefix)
