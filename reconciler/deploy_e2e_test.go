@@ -3,6 +3,7 @@
 package reconciler
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -17,7 +18,6 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
-	"bakery.dev/bakery/reconciler/source"
 	"bakery.dev/bakery/scripts/testnodes"
 )
 
@@ -141,13 +141,22 @@ func TestE2EDeployment(t *testing.T) {
 	for _, n := range nodes {
 		testnodes.SSH(t, n, "for s in blue green; do sudo -n /usr/local/lib/bakery/bakery-sudo systemctl stop hello $s; sudo -n /usr/local/lib/bakery/bakery-sudo unit-remove hello $s; done; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-site-remove hello; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-reload; rm -rf /var/lib/bakery/apps/hello")
 	}
-	counting := countingConnector{Connector: SSHConnector{Pool: pool}, runs: map[string]*atomic.Int64{}}
-	for _, n := range nodes {
-		counting.runs[n.Name] = &atomic.Int64{}
+	// The control loop as the server runs it: the Manager, with the lab's key.
+	key, err := os.ReadFile(lab.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
 	}
-	rec := &DeploymentReconciler{Store: st, Connector: counting, Mirrors: &source.Mirrors{Dir: t.TempDir()},
-		Resync: 500 * time.Millisecond, StepTimeout: 2 * time.Minute}
-	runController(t, st, rec, Options{Kind: api.KindDeployment, Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second})
+	mgr, err := NewManager(ManagerConfig{Store: st, Identity: Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
+		StepTimeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, mcancel := context.WithCancel(ctx)
+	mdone := make(chan struct{})
+	go func() { defer close(mdone); mgr.Run(mctx) }()
+	t.Cleanup(func() { mcancel(); <-mdone })
+	rec := mgr.deps
 
 	d := helloDeployment(repo, nodes[0].Name, nodes[1].Name)
 	c1 := commit("v1", map[string]string{"CHANGES": "v1\n"})
@@ -206,39 +215,10 @@ func TestE2EDeployment(t *testing.T) {
 	}
 
 	// A new commit rolls out with zero failed requests through nginx.
-	var okCount, failCount atomic.Int64
-	var failures sync.Map
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &http.Client{Timeout: 5 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := get(c, n.Address); err != nil {
-					failCount.Add(1)
-					failures.Store(err.Error(), true)
-				} else {
-					okCount.Add(1)
-				}
-			}
-		}()
-	}
+	load := startLoad(nodes)
 	c2 := commit("v2", map[string]string{"build.js": strings.Replace(mustRead(t, repo+"/build.js"), "path.basename(__dirname)", "'v2-' + path.basename(__dirname)", 1)})
 	waitDeployment(t, st, "second rollout Ready", 3*time.Minute, readyAt(c2))
-	close(stop)
-	wg.Wait()
-	t.Logf("zero-downtime rollout: %d requests ok, %d failed", okCount.Load(), failCount.Load())
-	if failCount.Load() > 0 {
-		failures.Range(func(k, _ any) bool { t.Errorf("request failed: %v", k); return true })
-		t.Fatalf("%d requests failed during the rollout", failCount.Load())
-	}
+	load.check(t, "new commit")
 	for _, n := range nodes {
 		body, err := get(client, n.Address)
 		if err != nil || !strings.HasPrefix(body, "hello from v2-"+c2[:9]) {
@@ -295,6 +275,103 @@ func TestE2EDeployment(t *testing.T) {
 	}
 	if r := getDeployment(t, st).Status.Revision; r != rev {
 		t.Fatalf("drift repair made a new revision: %d → %d", rev, r)
+	}
+
+	// Rollback under load: back to c2's revision, whose release the idle
+	// slot still holds (no rebuild), then a restart: both with no failed request.
+	load = startLoad(nodes)
+	before := getDeployment(t, st)
+	if _, err := mgr.DeploymentAction(ctx, "hello", ActionRequest{Action: ActionRollback}); err != nil {
+		t.Fatal(err)
+	}
+	rb := waitDeployment(t, st, "rolled back", 3*time.Minute, readyAt(c2))
+	if rb.Status.Revision <= before.Status.Revision {
+		t.Fatalf("a rollback makes a new revision: %d → %d", before.Status.Revision, rb.Status.Revision)
+	}
+	ros, err := st.ListRollouts(ctx, "hello", 1)
+	if err != nil || len(ros) != 1 || ros[0].Trigger != api.TriggerRollback {
+		t.Fatalf("latest rollout: %+v %v", ros, err)
+	}
+	for _, n := range ros[0].Nodes {
+		for _, step := range n.Steps {
+			if strings.HasPrefix(step.Name, string(ActBuild)) || strings.HasPrefix(step.Name, string(ActFetch)) {
+				t.Fatalf("rollback to a kept release rebuilt it: %s on %s", step.Name, n.Node)
+			}
+		}
+	}
+	for _, n := range nodes {
+		if body, err := get(client, n.Address); err != nil || !strings.HasPrefix(body, "hello from v2-"+c2[:9]) {
+			t.Fatalf("%s serves %q after the rollback, %v", n.Name, body, err)
+		}
+	}
+	// The rolled-back-from commit is not deployed again on its own.
+	d2, err := mgr.DeploymentAction(ctx, "hello", ActionRequest{Action: ActionRestart})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := map[string]string{}
+	for _, ns := range d2.Status.Nodes {
+		slots[ns.Node] = ns.ActiveSlot
+	}
+	restarted := waitDeployment(t, st, "restarted", 3*time.Minute, func(d *api.Deployment) bool {
+		return d.Status.RestartDone == d2.Status.Restart && api.IsTrue(d.Status.Conditions, api.ConditionReady)
+	})
+	for _, ns := range restarted.Status.Nodes {
+		if ns.ActiveSlot == slots[ns.Node] || ns.Commit != c2 {
+			t.Fatalf("restart on %s: slot %s → %s, commit %s", ns.Node, slots[ns.Node], ns.ActiveSlot, ns.Commit)
+		}
+	}
+	load.check(t, "rollback and restart")
+	if got := getDeployment(t, st).Status.Commit; got != c2 {
+		t.Fatalf("the loop rolled forward to %s on its own after a rollback", got)
+	}
+	t.Logf("zero-downtime total: %d requests, 0 failed", totalRequests.Load())
+}
+
+var totalRequests atomic.Int64
+
+// load sends requests through every node's nginx until check is called.
+type load struct {
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	ok, fail atomic.Int64
+	failures sync.Map
+}
+
+func startLoad(nodes []testnodes.Node) *load {
+	l := &load{stop: make(chan struct{})}
+	for _, n := range nodes {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			c := &http.Client{Timeout: 5 * time.Second}
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				if _, err := get(c, n.Address); err != nil {
+					l.fail.Add(1)
+					l.failures.Store(err.Error(), true)
+				} else {
+					l.ok.Add(1)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) check(t *testing.T, what string) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	totalRequests.Add(l.ok.Load() + l.fail.Load())
+	t.Logf("zero downtime during %s: %d requests ok, %d failed", what, l.ok.Load(), l.fail.Load())
+	if l.fail.Load() > 0 {
+		l.failures.Range(func(k, _ any) bool { t.Errorf("request failed: %v", k); return true })
+		t.Fatalf("%d requests failed during %s", l.fail.Load(), what)
 	}
 }
 
