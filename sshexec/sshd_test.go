@@ -149,8 +149,14 @@ func startSSHD(t testing.TB, clientKeys []ssh.PublicKey, extra string) *sshd {
 		t.Fatal(err)
 	}
 	port := freePort(t)
+	// extra may replace the listen address (at most 16 per sshd).
+	listen := "127.0.0.1"
+	if strings.Contains(extra, "ListenAddress") {
+		listen = strings.Fields(extra[strings.Index(extra, "ListenAddress"):])[1]
+	} else {
+		extra = "ListenAddress 127.0.0.1\n" + extra
+	}
 	cfg := fmt.Sprintf(`Port %d
-ListenAddress 127.0.0.1
 HostKey %s/host_ed25519
 AuthorizedKeysFile %s/authorized_keys
 PidFile none
@@ -171,7 +177,7 @@ LogLevel INFO
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := &sshd{t: t, path: path, dir: dir, cfg: cfgPath, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), hostKey: hostKey, user: u}
+	s := &sshd{t: t, path: path, dir: dir, cfg: cfgPath, addr: net.JoinHostPort(listen, strconv.Itoa(port)), hostKey: hostKey, user: u}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
