@@ -72,5 +72,7 @@
 // "<x>.yaml" whose x is not a valid object name is reported the same way.
 // Files edited while the store was stopped are compared the same way at
 // Open. TolerateCorrupt covers spec and state files only: an unreadable
-// tokens.json or rollout record always fails Open.
+// tokens.json or rollout record always fails Open (a "<x>.json" in
+// rollouts/ whose x is not a rollout ID, see store.CheckRolloutID, is
+// ignored with a warning: the store never writes one).
 package filestore

@@ -37,3 +37,7 @@ func BenchmarkApply1000(b *testing.B) {
 	s := open(b, b.TempDir())
 	storetest.BenchmarkApply(b, s, 1000)
 }
+
+func TestRolloutConformance(t *testing.T) {
+	storetest.RunRollouts(t, func(t *testing.T) store.Store { return open(t, t.TempDir()) })
+}

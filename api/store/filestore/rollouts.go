@@ -11,9 +11,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
@@ -22,8 +23,22 @@ import (
 // Rollouts live in <dir>/rollouts: <id>.json is the record (written
 // atomically), <id>.log its log, one JSON LogLine a line, appended and
 // fsynced a batch at a time. A crash in the middle of an append leaves a
-// partial last line, which is cut off (with a warning) before the next
-// append and skipped when reading.
+// partial last line, which is cut off (with a warning) the first time the
+// log is used after Open, and is never read as a line.
+//
+// The rules are those of storetest.RunRollouts: IDs are checked with
+// store.CheckRolloutID (so an ID is always a safe file name), strings of
+// records and log lines are kept as store.ValidText returns them, and the
+// Seq values of a batch must be > 0, strictly increasing and above those
+// stored.
+//
+// Records are held in memory (guarded by Store.rmu). Each log has its own
+// lock, held while a batch is written and fsynced, so appends to different
+// rollouts run in parallel and never wait for each other's fsync. Readers
+// take that lock only to learn how many bytes of the file are complete
+// lines, and read the file without it. A sparse in-memory index (the offset
+// of a line about every logIndexStep bytes, with its Seq) lets Logs start
+// near the first line it returns instead of at the top of the file.
 
 var _ store.Rollouts = (*Store)(nil)
 
@@ -31,10 +46,11 @@ const (
 	rolloutsDir = "rollouts"
 	rolloutExt  = ".json"
 	logExt      = ".log"
-)
 
-// rolloutID is what an ID must look like to become a file name.
-var rolloutID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	// logIndexStep is how many bytes of log lie between two index marks:
+	// Logs reads at most about this much before the first line it returns.
+	logIndexStep = 4 << 10
+)
 
 func (s *Store) rolloutPath(id string) string {
 	return filepath.Join(s.dir, rolloutsDir, id+rolloutExt)
@@ -42,11 +58,24 @@ func (s *Store) rolloutPath(id string) string {
 
 func (s *Store) logPath(id string) string { return filepath.Join(s.dir, rolloutsDir, id+logExt) }
 
-func checkRolloutID(id string) error {
-	if !rolloutID.MatchString(id) || strings.Contains(id, "..") {
-		return fmt.Errorf("%w: rollout id %q: want 1-128 letters, digits, '-', '_' or '.'", store.ErrInvalid, id)
+// cleanRollout returns a deep copy of r whose strings are what
+// store.ValidText returns, and its indented JSON for the record file.
+func cleanRollout(r *api.Rollout) (*api.Rollout, []byte, error) {
+	b, err := json.Marshal(r) // writes invalid UTF-8 as U+FFFD, byte by byte
+	if err != nil {
+		return nil, nil, fmt.Errorf("filestore: marshal rollout %s: %w", r.ID, err)
 	}
-	return nil
+	b = store.ReplaceJSONNul(b)
+	var out api.Rollout
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, nil, fmt.Errorf("filestore: copy rollout %s: %w", r.ID, err)
+	}
+	var ind bytes.Buffer
+	if err := json.Indent(&ind, b, "", "  "); err != nil {
+		return nil, nil, fmt.Errorf("filestore: indent rollout %s: %w", r.ID, err)
+	}
+	ind.WriteByte('\n')
+	return &out, ind.Bytes(), nil
 }
 
 func copyRollout(r *api.Rollout) *api.Rollout {
@@ -63,8 +92,29 @@ func copyRollout(r *api.Rollout) *api.Rollout {
 
 // rolloutLog is what the store knows of a rollout's log file.
 type rolloutLog struct {
-	checked bool  // the file's tail was checked for a torn line
-	lastSeq int64 // the largest Seq in the file
+	mu      sync.Mutex // serialises appends; guards the fields below
+	checked bool       // the file was checked for a torn line, the fields below are set
+	lastSeq int64      // the largest Seq in the file
+	size    int64      // bytes of complete lines: readers read no further
+	marks   []logMark  // increasing offsets, about logIndexStep apart
+}
+
+// logMark says that the line starting at off has Seq seq (every line
+// before it has a smaller one).
+type logMark struct {
+	seq, off int64
+}
+
+// addMark records the line at off with Seq seq if it lies far enough past
+// the last mark.
+func (l *rolloutLog) addMark(seq, off int64) {
+	last := int64(0)
+	if n := len(l.marks); n > 0 {
+		last = l.marks[n-1].off
+	}
+	if off-last >= logIndexStep {
+		l.marks = append(l.marks, logMark{seq: seq, off: off})
+	}
 }
 
 // loadRollouts reads every rollout record. Logs are read when used.
@@ -87,6 +137,11 @@ func (s *Store) loadRollouts() error {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
+		if store.CheckRolloutID(id) != nil {
+			// Not a name the store writes (nor could serve): leave it.
+			s.log.Warn("filestore: ignoring a rollout file whose name is not a rollout id", "file", path)
+			continue
+		}
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("filestore: %w", err)
@@ -112,7 +167,7 @@ func (s *Store) CreateRollout(ctx context.Context, r *api.Rollout) error {
 	if r == nil {
 		return fmt.Errorf("%w: no rollout", store.ErrInvalid)
 	}
-	if err := checkRolloutID(r.ID); err != nil {
+	if err := store.CheckRolloutID(r.ID); err != nil {
 		return err
 	}
 	if msg := api.ValidateName(r.Deployment); msg != "" {
@@ -121,12 +176,16 @@ func (s *Store) CreateRollout(ctx context.Context, r *api.Rollout) error {
 	if s.closed.Load() {
 		return errClosed
 	}
+	c, data, err := cleanRollout(r)
+	if err != nil {
+		return err
+	}
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	if _, ok := s.rollouts[r.ID]; ok {
 		return fmt.Errorf("rollout %q: %w", r.ID, store.ErrAlreadyExists)
 	}
-	return s.writeRollout(r)
+	return s.writeRollout(c, data)
 }
 
 // UpdateRollout implements store.Rollouts.
@@ -134,11 +193,15 @@ func (s *Store) UpdateRollout(ctx context.Context, r *api.Rollout) error {
 	if r == nil {
 		return fmt.Errorf("%w: no rollout", store.ErrInvalid)
 	}
-	if err := checkRolloutID(r.ID); err != nil {
+	if err := store.CheckRolloutID(r.ID); err != nil {
 		return err
 	}
 	if s.closed.Load() {
 		return errClosed
+	}
+	c, data, err := cleanRollout(r)
+	if err != nil {
+		return err
 	}
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
@@ -149,17 +212,16 @@ func (s *Store) UpdateRollout(ctx context.Context, r *api.Rollout) error {
 	if r.Deployment != old.Deployment {
 		return fmt.Errorf("%w: rollout %s belongs to deployment %s, not %s", store.ErrInvalid, r.ID, old.Deployment, r.Deployment)
 	}
-	return s.writeRollout(r)
+	return s.writeRollout(c, data)
 }
 
-// writeRollout stores r. The caller holds rmu.
-func (s *Store) writeRollout(r *api.Rollout) error {
-	c := copyRollout(r)
-	data, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return err
+// writeRollout stores c (the store's own copy) and its file data. The
+// caller holds rmu.
+func (s *Store) writeRollout(c *api.Rollout, data []byte) error {
+	if s.closed.Load() {
+		return errClosed
 	}
-	if err := writeAtomic(s.rolloutPath(c.ID), append(data, '\n'), statePerm); err != nil {
+	if err := writeAtomic(s.rolloutPath(c.ID), data, statePerm); err != nil {
 		return fmt.Errorf("filestore: write rollout %s: %w", c.ID, err)
 	}
 	s.rollouts[c.ID] = c
@@ -168,7 +230,7 @@ func (s *Store) writeRollout(r *api.Rollout) error {
 
 // GetRollout implements store.Rollouts.
 func (s *Store) GetRollout(ctx context.Context, id string) (*api.Rollout, error) {
-	if err := checkRolloutID(id); err != nil {
+	if err := store.CheckRolloutID(id); err != nil {
 		return nil, err
 	}
 	if s.closed.Load() {
@@ -183,7 +245,8 @@ func (s *Store) GetRollout(ctx context.Context, id string) (*api.Rollout, error)
 	return copyRollout(r), nil
 }
 
-// ListRollouts implements store.Rollouts.
+// ListRollouts implements store.Rollouts: highest Revision first, then
+// latest CreatedAt (whole seconds; nil is the oldest), then ID descending.
 func (s *Store) ListRollouts(ctx context.Context, deployment string, limit int) ([]*api.Rollout, error) {
 	if msg := api.ValidateName(deployment); msg != "" {
 		return nil, fmt.Errorf("%w: deployment: %s", store.ErrInvalid, msg)
@@ -192,26 +255,39 @@ func (s *Store) ListRollouts(ctx context.Context, deployment string, limit int) 
 		return nil, errClosed
 	}
 	s.rmu.Lock()
-	var out []*api.Rollout
+	defer s.rmu.Unlock()
+	out := []*api.Rollout{}
 	for _, r := range s.rollouts {
 		if r.Deployment == deployment {
 			out = append(out, r)
 		}
 	}
-	s.rmu.Unlock()
-	created := func(r *api.Rollout) int64 {
-		if r.CreatedAt == nil {
+	// cmpCreated compares creation times in whole seconds, nil first.
+	cmpCreated := func(a, b *api.Time) int {
+		switch {
+		case a == nil && b == nil:
 			return 0
+		case a == nil:
+			return -1
+		case b == nil:
+			return 1
 		}
-		return r.CreatedAt.Unix()
+		ua, ub := a.Unix(), b.Unix()
+		switch {
+		case ua < ub:
+			return -1
+		case ua > ub:
+			return 1
+		}
+		return 0
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Revision != b.Revision {
 			return a.Revision > b.Revision
 		}
-		if ca, cb := created(a), created(b); ca != cb {
-			return ca > cb
+		if c := cmpCreated(a.CreatedAt, b.CreatedAt); c != 0 {
+			return c > 0
 		}
 		return a.ID > b.ID
 	})
@@ -224,11 +300,28 @@ func (s *Store) ListRollouts(ctx context.Context, deployment string, limit int) 
 	return out, nil
 }
 
-// AppendLogs implements store.Rollouts. Lines must carry increasing Seq
-// values above those already stored (else ErrInvalid, and nothing is
-// appended).
+// rolloutLogFor returns the log state of a stored rollout, or ErrNotFound.
+func (s *Store) rolloutLogFor(id string) (*rolloutLog, error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if _, ok := s.rollouts[id]; !ok {
+		return nil, fmt.Errorf("rollout %q: %w", id, store.ErrNotFound)
+	}
+	l := s.logs[id]
+	if l == nil {
+		l = &rolloutLog{}
+		s.logs[id] = l
+	}
+	return l, nil
+}
+
+// AppendLogs implements store.Rollouts. The Seq values of lines must be
+// > 0, strictly increasing and above those already stored (else
+// ErrInvalid, and nothing is appended). Node, Stream and Text are kept as
+// store.ValidText returns them. The batch is one write and one fsync of
+// the rollout's log file.
 func (s *Store) AppendLogs(ctx context.Context, id string, lines []api.LogLine) error {
-	if err := checkRolloutID(id); err != nil {
+	if err := store.CheckRolloutID(id); err != nil {
 		return err
 	}
 	if s.closed.Load() {
@@ -237,36 +330,44 @@ func (s *Store) AppendLogs(ctx context.Context, id string, lines []api.LogLine) 
 	if len(lines) == 0 {
 		return nil
 	}
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	if _, ok := s.rollouts[id]; !ok {
-		return fmt.Errorf("rollout %q: %w", id, store.ErrNotFound)
-	}
-	l := s.logs[id]
-	if l == nil {
-		l = &rolloutLog{}
-		s.logs[id] = l
-	}
-	if !l.checked {
-		last, err := s.repairLog(id)
-		if err != nil {
-			return err
-		}
-		l.checked, l.lastSeq = true, last
-	}
+	// Check and encode the batch before taking any lock.
 	var buf bytes.Buffer
-	prev := l.lastSeq
-	for _, line := range lines {
+	offs := make([]int, len(lines)) // where each line starts in buf
+	prev := int64(0)
+	for i, line := range lines {
 		if line.Seq <= prev {
+			if i == 0 {
+				return fmt.Errorf("%w: rollout %s: log line seq %d: must be > 0", store.ErrInvalid, id, line.Seq)
+			}
 			return fmt.Errorf("%w: rollout %s: log line seq %d does not follow %d", store.ErrInvalid, id, line.Seq, prev)
 		}
 		prev = line.Seq
+		line.Node = store.ValidText(line.Node)
+		line.Stream = store.ValidText(line.Stream)
+		line.Text = store.ValidText(line.Text)
 		b, err := json.Marshal(line)
 		if err != nil {
-			return err
+			return fmt.Errorf("filestore: rollout %s: log line %d: %w", id, line.Seq, err)
 		}
+		offs[i] = buf.Len()
 		buf.Write(b)
 		buf.WriteByte('\n')
+	}
+
+	l, err := s.rolloutLogFor(id)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := s.checkLog(id, l); err != nil {
+		return err
+	}
+	if first := lines[0].Seq; first <= l.lastSeq {
+		return fmt.Errorf("%w: rollout %s: log line seq %d does not follow %d, the last one stored", store.ErrInvalid, id, first, l.lastSeq)
+	}
+	if s.closed.Load() {
+		return errClosed
 	}
 	f, err := os.OpenFile(s.logPath(id), os.O_WRONLY|os.O_APPEND|os.O_CREATE, statePerm)
 	if err != nil {
@@ -276,100 +377,150 @@ func (s *Store) AppendLogs(ctx context.Context, id string, lines []api.LogLine) 
 	if err == nil {
 		err = f.Sync()
 	}
+	if err != nil {
+		// The file may now end in part of the batch: cut it back to the
+		// lines stored before, or have the next use check it again.
+		if terr := f.Truncate(l.size); terr != nil {
+			l.checked = false
+		}
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		// The file may now end in part of the batch: check it again
-		// before the next append.
-		l.checked = false
 		return fmt.Errorf("filestore: append log of rollout %s: %w", id, err)
 	}
+	for i, line := range lines {
+		l.addMark(line.Seq, l.size+int64(offs[i]))
+	}
+	l.size += int64(buf.Len())
 	l.lastSeq = prev
 	return nil
 }
 
-// repairLog cuts a torn last line off a rollout's log and returns the
-// largest Seq in it. The caller holds rmu.
-func (s *Store) repairLog(id string) (int64, error) {
+// checkLog makes sure l describes the log file of rollout id: the first
+// time, it cuts a torn last line off the file and reads its lines for the
+// largest Seq and the index. The caller holds l.mu.
+func (s *Store) checkLog(id string, l *rolloutLog) error {
+	if l.checked {
+		return nil
+	}
 	path := s.logPath(id)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+		data, err = nil, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("filestore: %w", err)
+		return fmt.Errorf("filestore: %w", err)
 	}
 	if n := len(data); n > 0 && data[n-1] != '\n' {
 		keep := bytes.LastIndexByte(data, '\n') + 1
 		s.log.Warn("filestore: cutting a torn last line off a rollout log", "file", path, "bytes", n-keep)
 		if err := os.Truncate(path, int64(keep)); err != nil {
-			return 0, fmt.Errorf("filestore: %w", err)
+			return fmt.Errorf("filestore: %w", err)
 		}
 		data = data[:keep]
 	}
 	var last int64
-	err = scanLog(bytes.NewReader(data), func(l api.LogLine) bool {
-		last = max(last, l.Seq)
-		return true
-	})
-	return last, err
+	l.marks = l.marks[:0]
+	for off := 0; off < len(data); {
+		end := off + bytes.IndexByte(data[off:], '\n') + 1
+		seq, err := lineSeq(data[off:end])
+		if err != nil {
+			return fmt.Errorf("%s: line at byte %d: %w", path, off, err)
+		}
+		l.addMark(seq, int64(off))
+		last = max(last, seq)
+		off = end
+	}
+	l.checked, l.lastSeq, l.size = true, last, int64(len(data))
+	return nil
 }
 
-// scanLog calls fn for each complete line of a log until fn returns false.
-func scanLog(r io.Reader, fn func(api.LogLine) bool) error {
-	br := bufio.NewReader(r)
-	for {
-		b, err := br.ReadBytes('\n')
-		if len(b) > 0 && b[len(b)-1] == '\n' {
-			var l api.LogLine
-			if jerr := json.Unmarshal(b, &l); jerr != nil {
-				return fmt.Errorf("%w: rollout log: %v", store.ErrCorrupt, jerr)
+// lineSeq returns the Seq of a log line, reading only its start when it
+// has the shape json.Marshal gives it.
+func lineSeq(b []byte) (int64, error) {
+	const prefix = `{"seq":`
+	if rest, ok := bytes.CutPrefix(b, []byte(prefix)); ok {
+		if i := bytes.IndexByte(rest, ','); i > 0 {
+			if seq, err := strconv.ParseInt(string(rest[:i]), 10, 64); err == nil {
+				return seq, nil
 			}
-			if !fn(l) {
-				return nil
-			}
-		}
-		if err == io.EOF {
-			return nil // a torn last line is not a line yet
-		}
-		if err != nil {
-			return err
 		}
 	}
+	var l api.LogLine
+	if err := json.Unmarshal(b, &l); err != nil {
+		return 0, fmt.Errorf("%w: rollout log: %v", store.ErrCorrupt, err)
+	}
+	return l.Seq, nil
 }
 
 // Logs implements store.Rollouts.
 func (s *Store) Logs(ctx context.Context, id string, after int64, limit int) ([]api.LogLine, error) {
-	if err := checkRolloutID(id); err != nil {
+	if err := store.CheckRolloutID(id); err != nil {
 		return nil, err
 	}
 	if s.closed.Load() {
 		return nil, errClosed
 	}
-	s.rmu.Lock()
-	_, ok := s.rollouts[id]
-	s.rmu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("rollout %q: %w", id, store.ErrNotFound)
+	l, err := s.rolloutLogFor(id)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	if err := s.checkLog(id, l); err != nil {
+		l.mu.Unlock()
+		return nil, err
+	}
+	size, lastSeq := l.size, l.lastSeq
+	// Start at the last mark whose line (and so every line before it) has
+	// Seq <= after+1: the lines before it are all <= after.
+	var start int64
+	if i := sort.Search(len(l.marks), func(i int) bool { return l.marks[i].seq > after }); i > 0 {
+		start = l.marks[i-1].off
+	}
+	l.mu.Unlock()
+
+	out := []api.LogLine{}
+	if size == 0 || after >= lastSeq {
+		return out, nil
 	}
 	f, err := os.Open(s.logPath(id))
-	if errors.Is(err, fs.ErrNotExist) {
-		return []api.LogLine{}, nil
-	}
 	if err != nil {
 		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	defer f.Close()
-	out := []api.LogLine{}
-	err = scanLog(f, func(l api.LogLine) bool {
-		if l.Seq > after {
-			out = append(out, l)
+	// Only the complete lines known under l.mu: an append in flight writes
+	// past size.
+	br := bufio.NewReaderSize(io.NewSectionReader(f, start, size-start), 64<<10)
+	for limit <= 0 || len(out) < limit {
+		b, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer: collect it whole (b is
+			// overwritten by the next read, so copy it first).
+			head := append([]byte(nil), b...)
+			rest, rerr := br.ReadBytes('\n')
+			b, err = append(head, rest...), rerr
 		}
-		return limit <= 0 || len(out) < limit
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.logPath(id), err)
+		if len(b) > 0 && b[len(b)-1] == '\n' {
+			seq, serr := lineSeq(b)
+			if serr != nil {
+				return nil, fmt.Errorf("%s: %w", s.logPath(id), serr)
+			}
+			if seq > after {
+				var line api.LogLine
+				if jerr := json.Unmarshal(b, &line); jerr != nil {
+					return nil, fmt.Errorf("%s: %w: rollout log: %v", s.logPath(id), store.ErrCorrupt, jerr)
+				}
+				out = append(out, line)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("filestore: read log of rollout %s: %w", id, err)
+		}
 	}
 	return out, nil
 }

@@ -4,131 +4,149 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/storetest"
 )
 
-func TestRollouts(t *testing.T) {
+// The rules of store.Rollouts are tested by storetest.RunRollouts
+// (TestRolloutConformance); the tests here are about the files: what
+// survives a restart, a torn log line, unreadable records.
+
+func TestRolloutsReopen(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	s := open(t, dir)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	mk := func(id, dep string, rev int64, at time.Duration) *api.Rollout {
-		return &api.Rollout{ID: id, Deployment: dep, Revision: rev, Trigger: api.TriggerApply, State: api.RolloutPending,
-			CreatedAt: api.NewTime(t0.Add(at))}
-	}
-	for _, r := range []*api.Rollout{mk("r1", "web", 1, 0), mk("r2", "web", 2, time.Minute), mk("r3", "web", 2, 2*time.Minute), mk("x1", "other", 1, 0)} {
+	for _, r := range []*api.Rollout{
+		storetest.Rollout("web-1-aaaa0000", "web", 1, 0),
+		storetest.Rollout("web-2-aaaa0000", "web", 2, 60),
+		storetest.Rollout("web-2-bbbb0000", "web", 2, 120),
+	} {
 		if err := s.CreateRollout(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateRollout(ctx, mk("r1", "web", 9, 0)); !errors.Is(err, store.ErrAlreadyExists) {
-		t.Fatalf("duplicate id: %v", err)
+	line := func(seq int64) api.LogLine {
+		return api.LogLine{Seq: seq, Node: "n1", Stream: api.StreamStdout, Time: api.NewTime(t0),
+			Text: fmt.Sprintf("line %d: %s", seq, strings.Repeat("x", 100))}
 	}
-	for _, id := range []string{"../x", "", ".hidden", "a/b", ".."} {
-		if err := s.CreateRollout(ctx, mk(id, "web", 1, 0)); !errors.Is(err, store.ErrInvalid) {
-			t.Errorf("create rollout %q: %v", id, err)
-		}
-	}
-	if _, err := s.GetRollout(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("get missing: %v", err)
-	}
-	r2, err := s.GetRollout(ctx, "r2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2.State = api.RolloutSucceeded
-	r2.Nodes = []api.RolloutNode{{Node: "n1", State: "done", Steps: []api.RolloutStep{{Name: "build", Result: "succeeded"}}}}
-	if err := s.UpdateRollout(ctx, r2); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.UpdateRollout(ctx, mk("nope", "web", 1, 0)); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("update missing: %v", err)
-	}
-	ids := func(rs []*api.Rollout) []string {
-		var out []string
-		for _, r := range rs {
-			out = append(out, r.ID)
+	lines := func(from, to int64) []api.LogLine {
+		var out []api.LogLine
+		for seq := from; seq <= to; seq++ {
+			out = append(out, line(seq))
 		}
 		return out
 	}
-	l, err := s.ListRollouts(ctx, "web", 0)
+	const id = "web-2-aaaa0000"
+	// Enough lines for several index marks.
+	for from := int64(1); from <= 1000; from += 250 {
+		if err := s.AppendLogs(ctx, id, lines(from, from+249)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := s.ListRollouts(ctx, "web", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"r3", "r2", "r1"}, ids(l)); diff != "" {
-		t.Fatalf("list (-want +got):\n%s", diff)
-	}
-	if l, _ := s.ListRollouts(ctx, "web", 2); len(l) != 2 {
-		t.Fatalf("limit 2: %v", ids(l))
-	}
-
-	// Logs.
-	line := func(seq int64) api.LogLine {
-		return api.LogLine{Seq: seq, Node: "n1", Stream: api.StreamStdout, Time: api.NewTime(t0), Text: fmt.Sprintf("line %d", seq)}
-	}
-	if err := s.AppendLogs(ctx, "r2", []api.LogLine{line(1), line(2)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AppendLogs(ctx, "r2", []api.LogLine{line(3)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AppendLogs(ctx, "r2", []api.LogLine{line(4), line(3)}); !errors.Is(err, store.ErrInvalid) {
-		t.Fatalf("out-of-order seq: %v", err)
-	}
-	if err := s.AppendLogs(ctx, "nope", []api.LogLine{line(1)}); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("logs of a missing rollout: %v", err)
-	}
-	got, err := s.Logs(ctx, "r2", 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]api.LogLine{line(2), line(3)}, got); diff != "" {
-		t.Fatalf("logs after 1 (-want +got):\n%s", diff)
-	}
-	if got, _ := s.Logs(ctx, "r2", 0, 1); len(got) != 1 || got[0].Seq != 1 {
-		t.Fatalf("logs limit 1: %+v", got)
-	}
-	if got, err := s.Logs(ctx, "r1", 0, 0); err != nil || len(got) != 0 {
-		t.Fatalf("empty log: %+v %v", got, err)
-	}
-	before, _ := s.ListRollouts(ctx, "web", 0)
 	s.Close()
+	if err := s.AppendLogs(ctx, id, lines(1001, 1001)); !errors.Is(err, errClosed) {
+		t.Fatalf("append after close: err = %v, want errClosed", err)
+	}
 
 	// A crash in the middle of an append leaves a torn line.
-	f, err := os.OpenFile(s.logPath("r2"), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(s.logPath(id), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString(`{"seq":4,"stream":"std`)
+	f.WriteString(`{"seq":1001,"stream":"std`)
 	f.Close()
 
 	s = open(t, dir)
-	after, _ := s.ListRollouts(ctx, "web", 0)
-	if diff := cmp.Diff(before, after); diff != "" {
-		t.Fatalf("rollouts after reopen (-before +after):\n%s", diff)
-	}
-	if got, _ := s.Logs(ctx, "r2", 0, 0); len(got) != 3 {
-		t.Fatalf("a torn line must not be read: %+v", got)
-	}
-	if err := s.AppendLogs(ctx, "r2", []api.LogLine{line(3)}); !errors.Is(err, store.ErrInvalid) {
-		t.Fatalf("seq must continue after reopen: %v", err)
-	}
-	if err := s.AppendLogs(ctx, "r2", []api.LogLine{line(4)}); err != nil {
-		t.Fatal(err)
-	}
-	got, err = s.Logs(ctx, "r2", 0, 0)
+	after, err := s.ListRollouts(ctx, "web", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]api.LogLine{line(1), line(2), line(3), line(4)}, got); diff != "" {
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Fatalf("rollouts after reopen (-before +after):\n%s", diff)
+	}
+	// Reading after reopen uses the index built from the file.
+	for _, c := range []struct {
+		after int64
+		limit int
+		want  []api.LogLine
+	}{
+		{0, 0, lines(1, 1000)},
+		{0, 3, lines(1, 3)},
+		{500, 2, lines(501, 502)},
+		{998, 0, lines(999, 1000)},
+		{1000, 0, nil},
+	} {
+		got, err := s.Logs(ctx, id, c.after, c.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(c.want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("logs after %d, limit %d, after reopen (-want +got):\n%s", c.after, c.limit, diff)
+		}
+	}
+	if data, err := os.ReadFile(s.logPath(id)); err != nil || !strings.HasSuffix(string(data), "\n") {
+		t.Fatalf("the torn line was not cut off: %v", err)
+	}
+	if err := s.AppendLogs(ctx, id, lines(1000, 1000)); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("seq must continue after reopen: %v", err)
+	}
+	if err := s.AppendLogs(ctx, id, lines(1001, 1002)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Logs(ctx, id, 999, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(lines(1000, 1002), got); diff != "" {
 		t.Fatalf("logs after repair (-want +got):\n%s", diff)
+	}
+}
+
+// A torn line found by an append (not a read) after reopen is cut off too.
+func TestRolloutLogTornBeforeAppend(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := open(t, dir)
+	const id = "web-1-aaaa0000"
+	if err := s.CreateRollout(ctx, storetest.Rollout(id, "web", 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	l1 := api.LogLine{Seq: 1, Stream: api.StreamBakery, Text: "one"}
+	l2 := api.LogLine{Seq: 2, Stream: api.StreamBakery, Text: "two"}
+	if err := s.AppendLogs(ctx, id, []api.LogLine{l1}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	f, err := os.OpenFile(s.logPath(id), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"seq":2,"str`)
+	f.Close()
+	s = open(t, dir)
+	if err := s.AppendLogs(ctx, id, []api.LogLine{l2}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Logs(ctx, id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]api.LogLine{l1, l2}, got); diff != "" {
+		t.Fatalf("logs (-want +got):\n%s", diff)
 	}
 }
 
@@ -152,5 +170,24 @@ func TestRolloutCorruptAtOpen(t *testing.T) {
 			t.Fatalf("%s: open: err = %v, want ErrCorrupt naming the file", name, err)
 		}
 		os.Remove(path)
+	}
+}
+
+// A record file whose name is not a rollout ID (as an older store
+// accepted) is left alone and not served.
+func TestRolloutFileWithInvalidIDIgnored(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	s.Close()
+	path := filepath.Join(dir, rolloutsDir, "Web_1.json")
+	if err := os.WriteFile(path, []byte(`{"id": "Web_1", "deployment": "web"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	if list, err := s.ListRollouts(t.Context(), "web", 0); err != nil || len(list) != 0 {
+		t.Fatalf("list: %v, %v; want none", list, err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the file was removed: %v", err)
 	}
 }

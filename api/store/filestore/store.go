@@ -99,7 +99,7 @@ type Store struct {
 	problems map[string]Problem
 	failed   error // a commit that could not be completed on disk
 
-	rmu      sync.Mutex // guards rollouts and logs, serialises their writes
+	rmu      sync.Mutex // guards rollouts and logs (the maps), serialises record writes
 	rollouts map[string]*api.Rollout
 	logs     map[string]*rolloutLog
 
@@ -617,7 +617,8 @@ func (s *Store) Problems() []Problem {
 func (s *Store) Dir() string { return s.dir }
 
 // Close stops watching files, waits for a running transaction, closes every
-// watcher's channel and releases the data directory.
+// watcher's channel and releases the data directory. Rollout writes in
+// flight finish first.
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
@@ -626,6 +627,13 @@ func (s *Store) Close() error {
 		<-s.done
 		s.sem <- struct{}{} // wait for a running transaction; never released
 		s.closed.Store(true)
+		// Wait for rollout writes in flight; later ones see closed.
+		s.rmu.Lock()
+		for _, l := range s.logs {
+			l.mu.Lock()
+			l.mu.Unlock() //nolint:staticcheck // only waiting for the holder
+		}
+		s.rmu.Unlock()
 		s.wmu.Lock()
 		for w := range s.watchers {
 			s.dropWatcher(w)
