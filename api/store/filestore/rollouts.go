@@ -97,6 +97,7 @@ type rolloutLog struct {
 	lastSeq int64      // the largest Seq in the file
 	size    int64      // bytes of complete lines: readers read no further
 	marks   []logMark  // increasing offsets, about logIndexStep apart
+	closed  bool       // set by Store.Close once no write runs
 }
 
 // logMark says that the line starting at off has Seq seq (every line

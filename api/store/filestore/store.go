@@ -630,8 +630,9 @@ func (s *Store) Close() error {
 		// Wait for rollout writes in flight; later ones see closed.
 		s.rmu.Lock()
 		for _, l := range s.logs {
-			l.mu.Lock()
-			l.mu.Unlock() //nolint:staticcheck // only waiting for the holder
+			l.mu.Lock() // only waits for the holder: later writes see closed
+			l.closed = true
+			l.mu.Unlock()
 		}
 		s.rmu.Unlock()
 		s.wmu.Lock()
