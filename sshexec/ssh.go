@@ -108,32 +108,69 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// startSession opens a session channel and sends the exec request without
+// waiting for its reply (saving a round trip): the frame written next is
+// buffered by sshd until the command starts, and a refused exec shows as a
+// session closed without exit status.
 func startSession(c *poolConn) (*sshProc, error) {
-	s, err := c.client.NewSession()
+	ch, reqs, err := c.client.OpenChannel("session", nil)
 	if err != nil {
 		return nil, err
 	}
-	in, err1 := s.StdinPipe()
-	out, err2 := s.StdoutPipe()
-	errp, err3 := s.StderrPipe()
-	if err := errors.Join(err1, err2, err3); err != nil {
-		s.Close()
+	exec := struct{ Command string }{Bootstrap}
+	if _, err := ch.SendRequest("exec", false, ssh.Marshal(&exec)); err != nil {
+		ch.Close()
 		return nil, err
 	}
-	if err := s.Start(Bootstrap); err != nil {
-		s.Close()
-		return nil, err
+	p := &sshProc{c: c, ch: ch, in: &sessionStdin{ch: ch}, status: make(chan exitStatus, 1), done: make(chan struct{})}
+	go p.serveRequests(reqs)
+	return p, nil
+}
+
+type exitStatus struct {
+	code int
+	ok   bool // an exit-status or exit-signal arrived
+}
+
+// signalNumbers maps RFC 4254 signal names to Linux numbers, for exit
+// codes in the shell's 128+n convention.
+var signalNumbers = map[string]int{"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "ABRT": 6, "FPE": 8, "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15}
+
+// serveRequests reads the channel's requests until the channel closes and
+// then reports the exit status.
+func (p *sshProc) serveRequests(reqs <-chan *ssh.Request) {
+	var st exitStatus
+	for req := range reqs {
+		switch req.Type {
+		case "exit-status":
+			var v struct{ Status uint32 }
+			if ssh.Unmarshal(req.Payload, &v) == nil {
+				st = exitStatus{code: int(v.Status), ok: true}
+			}
+		case "exit-signal":
+			var v struct {
+				Signal     string
+				CoreDumped bool
+				Error      string
+				Lang       string
+			}
+			if ssh.Unmarshal(req.Payload, &v) == nil {
+				st = exitStatus{code: 128 + signalNumbers[v.Signal], ok: true}
+			}
+		}
+		if req.WantReply {
+			req.Reply(false, nil)
+		}
 	}
-	return &sshProc{c: c, s: s, in: &sessionStdin{w: in, s: s}, out: out, err: errp, done: make(chan struct{})}, nil
+	p.status <- st
 }
 
 // sessionStdin serialises Write and Close: x/crypto's channel does not
 // allow CloseWrite concurrently with Write. Closing during a Write (which
-// may be blocked on the SSH window) closes the whole session instead; the
+// may be blocked on the SSH window) closes the whole channel instead; the
 // node sees end of file either way.
 type sessionStdin struct {
-	w       io.WriteCloser
-	s       *ssh.Session
+	ch      ssh.Channel
 	mu      sync.Mutex
 	writing bool
 	closed  bool
@@ -147,7 +184,7 @@ func (in *sessionStdin) Write(p []byte) (int, error) {
 	}
 	in.writing = true
 	in.mu.Unlock()
-	n, err := in.w.Write(p)
+	n, err := in.ch.Write(p)
 	in.mu.Lock()
 	in.writing = false
 	in.mu.Unlock()
@@ -162,17 +199,17 @@ func (in *sessionStdin) Close() error {
 	}
 	in.closed = true
 	if in.writing {
-		return in.s.Close()
+		return in.ch.Close()
 	}
-	return in.w.Close()
+	return in.ch.CloseWrite()
 }
 
 // sshProc is one session running the bootstrap.
 type sshProc struct {
 	c        *poolConn
-	s        *ssh.Session
-	in       io.WriteCloser
-	out, err io.Reader
+	ch       ssh.Channel
+	in       *sessionStdin
+	status   chan exitStatus
 	done     chan struct{} // closed when wait has returned
 	waitOnce sync.Once
 	code     int
@@ -181,26 +218,24 @@ type sshProc struct {
 }
 
 func (p *sshProc) stdin() io.WriteCloser { return p.in }
-func (p *sshProc) stdout() io.Reader     { return p.out }
-func (p *sshProc) stderr() io.Reader     { return p.err }
+func (p *sshProc) stdout() io.Reader     { return p.ch }
+func (p *sshProc) stderr() io.Reader     { return p.ch.Stderr() }
 
 func (p *sshProc) wait() (int, error) {
 	p.waitOnce.Do(func() {
 		defer close(p.done)
-		err := p.s.Wait()
-		var ee *ssh.ExitError
-		switch {
-		case err == nil:
-		case errors.As(err, &ee):
-			p.code = ee.ExitStatus()
-		default:
-			// No exit status: the connection (or sshd) went away. If it is
-			// really gone, the pool's watcher drops it; otherwise check.
-			if !p.c.alive(2 * time.Second) {
-				p.c.close()
-			}
-			p.waitErr = fmt.Errorf("%w: %w", ErrConnection, err)
+		st := <-p.status
+		if st.ok {
+			p.code = st.code
+			return
 		}
+		// No exit status: the connection (or sshd) went away, or sshd
+		// refused the command. If the connection is really gone, the
+		// pool's watcher drops it; otherwise check.
+		if !p.c.alive(2 * time.Second) {
+			p.c.close()
+		}
+		p.waitErr = fmt.Errorf("%w: session ended without exit status", ErrConnection)
 	})
 	return p.code, p.waitErr
 }
@@ -210,7 +245,7 @@ func (p *sshProc) wait() (int, error) {
 // ends every read on it.
 func (p *sshProc) kill() {
 	p.killOnce.Do(func() {
-		_ = p.s.Close()
+		_ = p.ch.Close()
 		p.c.release()
 		select {
 		case <-p.done:
