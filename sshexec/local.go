@@ -109,54 +109,57 @@ func (l *Local) start(ctx context.Context) (process, error) {
 	outW.Close()
 	errW.Close()
 	lp.in, lp.out, lp.err = inW, outR, errR
+	lp.exited = make(chan struct{})
+	// Reap at once (cmd.Wait closes none of our pipes): the watcher on the
+	// node side tells a live script from a finished one by its pid.
+	go func() {
+		lp.reap(c.Wait())
+		close(lp.exited)
+	}()
 	return lp, nil
 }
 
 type localProc struct {
-	cmd           *exec.Cmd
-	in            *os.File
-	out, err      *os.File
-	waitOnce      sync.Once
-	code          int
-	waitErr       error
-	killOnce      sync.Once
-	finishedMutex sync.Mutex
-	finished      bool
+	cmd      *exec.Cmd
+	in       *os.File
+	out, err *os.File
+	exited   chan struct{} // closed when the process has been reaped
+	code     int
+	waitErr  error
+	killOnce sync.Once
 }
 
 func (p *localProc) stdin() io.WriteCloser { return p.in }
 func (p *localProc) stdout() io.Reader     { return p.out }
 func (p *localProc) stderr() io.Reader     { return p.err }
 
-func (p *localProc) wait() (int, error) {
-	p.waitOnce.Do(func() {
-		err := p.cmd.Wait()
-		p.finishedMutex.Lock()
-		p.finished = true
-		p.finishedMutex.Unlock()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-		case errors.As(err, &ee):
-			p.code = ee.ExitCode()
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				p.code = 128 + int(ws.Signal())
-			}
-		default:
-			p.waitErr = fmt.Errorf("%w: %w", ErrConnection, err)
+func (p *localProc) reap(err error) {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		p.code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			p.code = 128 + int(ws.Signal())
 		}
-	})
+	default:
+		p.waitErr = fmt.Errorf("%w: %w", ErrConnection, err)
+	}
+}
+
+func (p *localProc) wait() (int, error) {
+	<-p.exited
 	return p.code, p.waitErr
 }
 
 func (p *localProc) kill() {
 	p.killOnce.Do(func() {
-		p.finishedMutex.Lock()
-		if !p.finished && p.cmd.Process != nil {
-			// The bootstrap's own process group: the wrapper and watcher.
+		select {
+		case <-p.exited:
+		default:
+			// The command's process group: script, watcher and children.
 			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		}
-		p.finishedMutex.Unlock()
 		// Unblock readers held up by stray processes keeping the pipes.
 		p.out.Close()
 		p.err.Close()

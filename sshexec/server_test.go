@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"sync"
 	"sync/atomic"
@@ -174,22 +175,37 @@ func (s *testServer) run(ch ssh.Channel, command string) int {
 	if err != nil {
 		return 255
 	}
-	stdout, _ := cmd.StdoutPipe()
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return 255
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return 255
+	}
+	defer outR.Close()
+	defer errR.Close()
+	cmd.Stdout, cmd.Stderr = outW, errW
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
 		return 255
 	}
 	// Like sshd: client data goes to the command's stdin; EOF or a closed
-	// channel closes it.
+	// channel closes it. The child is reaped as soon as it exits; the exit
+	// status is sent once its output is drained too.
 	go func() {
 		io.Copy(stdin, ch)
 		stdin.Close()
 	}()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
 	var out sync.WaitGroup
-	out.Go(func() { io.Copy(ch, stdout) })
-	out.Go(func() { io.Copy(ch.Stderr(), stderr) })
+	out.Go(func() { io.Copy(ch, outR) })
+	out.Go(func() { io.Copy(ch.Stderr(), errR) })
 	out.Wait()
-	err = cmd.Wait()
+	err = <-waited
 	ch.CloseWrite()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
