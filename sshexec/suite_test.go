@@ -238,6 +238,36 @@ func testExecutor(t *testing.T, ex Executor) {
 		}
 	})
 
+	t.Run("LargeAndTrickyScripts", func(t *testing.T) {
+		// Over readModeMax (head -c) and over a pipe buffer (here-document
+		// written by a child of the shell); odd lines must pass verbatim.
+		var script, want strings.Builder
+		script.WriteString("set -e\ncat <<'END'\nEOF\n'quoted' \\ $HOME `x` $(y)\nEND\n")
+		want.WriteString("EOF\n'quoted' \\ $HOME `x` $(y)\n")
+		for i := range 5000 {
+			fmt.Fprintf(&script, "echo line-%d   \\\n  continued\n", i)
+			fmt.Fprintf(&want, "line-%d continued\n", i)
+		}
+		script.WriteString("printf 'last line without newline'")
+		want.WriteString("last line without newline")
+		for _, sc := range []string{script.String(), "echo small; exit 3"} {
+			res, err := ex.Run(t.Context(), Command{Script: sc})
+			if sc != script.String() {
+				var ee *ExitError
+				if !errors.As(err, &ee) || ee.Code != 3 || string(res.Stdout) != "small\n" {
+					t.Errorf("small script: %q, %v", res.Stdout, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("%d-byte script: %v: %s", len(sc), err, res.Stderr)
+			}
+			if diff := cmp.Diff(want.String(), string(res.Stdout)); diff != "" {
+				t.Errorf("large script output (-want +got):\n%s", diff)
+			}
+		}
+	})
+
 	t.Run("InvalidCommands", func(t *testing.T) {
 		for _, cmd := range []Command{
 			{Script: "true", Env: map[string]string{"BAD-NAME": "x"}},
