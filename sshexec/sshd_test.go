@@ -48,46 +48,50 @@ func sshdPath(t testing.TB) string {
 	return ""
 }
 
-var testUserOnce struct {
-	sync.Once
-	name string
-	err  error
+var (
+	testUsersMu sync.Mutex
+	testUsers   = map[string]error{} // users ensured to exist
+)
+
+// ensureUser creates a user with the given login shell if it is missing
+// ("-p *": no password, but not locked, as sshd with UsePAM no refuses
+// locked accounts; --create-home copies Debian's /etc/skel dotfiles).
+func ensureUser(t testing.TB, name, shell string) {
+	t.Helper()
+	testUsersMu.Lock()
+	defer testUsersMu.Unlock()
+	err, done := testUsers[name]
+	if !done {
+		if _, lerr := user.Lookup(name); lerr != nil {
+			out, cerr := exec.Command("useradd", "--create-home", "--shell", shell, "-p", "*", name).CombinedOutput()
+			if cerr != nil {
+				err = fmt.Errorf("useradd %s: %v: %s", name, cerr, out)
+			}
+		}
+		testUsers[name] = err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
-// testUser returns the user the tests log in as, creating bakerytest when
-// running as root.
+// testUser returns the user the tests log in as: $SSHEXEC_TEST_USER, else
+// bakerytest (login shell /bin/sh, created if missing) when running as
+// root, else the current user.
 func testUser(t testing.TB) string {
 	t.Helper()
-	testUserOnce.Do(func() {
-		if u := os.Getenv("SSHEXEC_TEST_USER"); u != "" {
-			testUserOnce.name = u
-			return
-		}
-		if os.Geteuid() != 0 {
-			u, err := user.Current()
-			if err != nil {
-				testUserOnce.err = err
-				return
-			}
-			testUserOnce.name = u.Username
-			return
-		}
-		const name = "bakerytest"
-		if _, err := user.Lookup(name); err != nil {
-			// "-p *": no password, but not locked (sshd with UsePAM no
-			// refuses locked accounts).
-			out, err := exec.Command("useradd", "--create-home", "--shell", "/bin/sh", "-p", "*", name).CombinedOutput()
-			if err != nil {
-				testUserOnce.err = fmt.Errorf("useradd %s: %v: %s", name, err, out)
-				return
-			}
-		}
-		testUserOnce.name = name
-	})
-	if testUserOnce.err != nil {
-		t.Fatal(testUserOnce.err)
+	if u := os.Getenv("SSHEXEC_TEST_USER"); u != "" {
+		return u
 	}
-	return testUserOnce.name
+	if os.Geteuid() == 0 {
+		ensureUser(t, "bakerytest", "/bin/sh")
+		return "bakerytest"
+	}
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Username
 }
 
 // sshd is one real OpenSSH server.
@@ -114,8 +118,13 @@ func (s *sshd) logText() string {
 // extra is appended to its config.
 func startSSHD(t testing.TB, clientKeys []ssh.PublicKey, extra string) *sshd {
 	t.Helper()
+	return startSSHDFor(t, testUser(t), clientKeys, extra)
+}
+
+// startSSHDFor starts an sshd for user u.
+func startSSHDFor(t testing.TB, u string, clientKeys []ssh.PublicKey, extra string) *sshd {
+	t.Helper()
 	path := sshdPath(t)
-	u := testUser(t)
 	if os.Geteuid() == 0 {
 		if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // privilege separation directory
 			t.Fatal(err)
@@ -301,6 +310,25 @@ func realSSHD(t testing.TB) (Executor, *sshd, *Pool) {
 
 func TestSSHD(t *testing.T) {
 	ex, _, _ := realSSHD(t)
+	testExecutor(t, ex)
+}
+
+// TestSSHDBashLoginShell runs the shared suite as a user whose login shell
+// is bash with Debian's default dotfiles, since the bootstrap is read by the
+// login shell. It needs root (to create the user bakerybash) or
+// $SSHEXEC_TEST_BASH_USER.
+func TestSSHDBashLoginShell(t *testing.T) {
+	u := os.Getenv("SSHEXEC_TEST_BASH_USER")
+	if u == "" {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to create a bash user, or SSHEXEC_TEST_BASH_USER")
+		}
+		u = "bakerybash"
+		ensureUser(t, u, "/bin/bash")
+	}
+	signer := newSigner(t)
+	s := startSSHDFor(t, u, []ssh.PublicKey{signer.PublicKey()}, "")
+	ex := newTestPool(t, signer, nil).Executor(s.target())
 	testExecutor(t, ex)
 }
 
