@@ -43,6 +43,9 @@ type job struct {
 func execute(ctx context.Context, start starter, j job) (res Result, err error) {
 	began := time.Now()
 	defer func() { res.Duration = time.Since(began) }()
+	if ctx.Err() != nil {
+		return res, ctxError(ctx, ctx)
+	}
 	runCtx := ctx
 	if j.cmd.Timeout > 0 {
 		var cancel context.CancelFunc

@@ -40,9 +40,10 @@ type Line struct {
 const MaxLineBytes = 64 << 10
 
 // Sink receives a command's output lines. For one command, Line is called in
-// Seq order and never concurrently. A slow Sink slows the command down
-// (back-pressure reaches the remote process through the SSH window); no line
-// is dropped.
+// Seq order and never concurrently, and never after Run has returned. A slow
+// Sink slows the command down (back-pressure reaches the remote process
+// through the SSH window); no line is dropped. A Sink that never returns
+// keeps Run from returning, even after cancellation.
 type Sink interface {
 	Line(Line)
 }
@@ -74,8 +75,9 @@ type Command struct {
 	// Dir is the working directory; empty means the user's home directory
 	// (SSH) or the control plane's working directory (Local).
 	Dir string
-	// Timeout, if positive, bounds the command; when it expires the remote
-	// process group is killed and Run returns an error matching ErrTimeout.
+	// Timeout, if positive, bounds the command, waiting for a connection
+	// and a session slot included; when it expires the remote process group
+	// is killed and Run returns an error matching ErrTimeout.
 	Timeout time.Duration
 	// Sink, if not nil, receives the output line by line as it is produced.
 	Sink Sink

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
@@ -387,4 +386,16 @@ func TestClosed(t *testing.T) {
 	}
 }
 
-var _ = ssh.KeyAlgoED25519
+func TestAlreadyCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	ex, srv, _ := inProcess(t)
+	for _, e := range []Executor{ex, NewLocal()} {
+		if _, err := e.Run(ctx, Command{Script: "true"}); !errors.Is(err, ErrCanceled) || !errors.Is(err, context.Canceled) {
+			t.Errorf("%T: %v", e, err)
+		}
+	}
+	if n := srv.accepted.Load(); n != 0 {
+		t.Errorf("dialled %d times for a canceled context", n)
+	}
+}
