@@ -13,6 +13,12 @@ type Deployment struct {
 	Status   DeploymentStatus `json:"status,omitempty"`
 }
 
+// AnnotationDeletionRequested marks a Deployment whose deletion was asked
+// for while a control loop runs: the loop removes the app from every node
+// (units stopped and removed, nginx site removed, files pruned) and then
+// deletes the object. Its value is the time of the request.
+const AnnotationDeletionRequested = "bakery.dev/deletion-requested"
+
 // Runtimes.
 const (
 	RuntimeSystemd = "systemd"

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/reconciler/internal/queue"
 )
@@ -190,7 +192,7 @@ func (c *Controller) Run(ctx context.Context) error {
 // reconnected) is simply restarted.
 func (c *Controller) watchLoop(ctx context.Context) {
 	delay := 100 * time.Millisecond
-	generations := map[string]int64{} // last generation seen per name
+	seen := map[string]string{} // last generation and metadata seen per name
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithCancel(ctx)
 		events, err := c.store.Watch(wctx, store.WatchOptions{Kind: c.opts.Kind})
@@ -213,16 +215,16 @@ func (c *Controller) watchLoop(ctx context.Context) {
 			m := ev.Object.GetObjectMeta()
 			switch ev.Type {
 			case store.Deleted:
-				delete(generations, m.Name)
+				delete(seen, m.Name)
 				c.cancelRunning(Request{Kind: c.opts.Kind, Name: m.Name}.String())
 			case store.Modified:
 				// Status writes (the reconcilers' own) do not change the
 				// generation: they are not a reason to reconcile again.
-				g, ok := generations[m.Name]
-				if ok && g == m.Generation {
+				prev, ok := seen[m.Name]
+				if ok && prev == version(m) {
 					continue
 				}
-				if ok {
+				if ok && !strings.HasPrefix(prev, fmt.Sprintf("%d/", m.Generation)) {
 					// A newer spec supersedes the reconcile in flight
 					// (a rollout of the old spec is cancelled, its
 					// remote process killed).
@@ -230,12 +232,19 @@ func (c *Controller) watchLoop(ctx context.Context) {
 				}
 			}
 			if ev.Type != store.Deleted {
-				generations[m.Name] = m.Generation
+				seen[m.Name] = version(m)
 			}
 			c.Enqueue(m.Name)
 		}
 		cancel()
 	}
+}
+
+// version identifies what users changed in an object: its generation
+// (spec) and its labels and annotations. Status writes change neither.
+func version(m *api.ObjectMeta) string {
+	b, _ := json.Marshal([2]map[string]string{m.Labels, m.Annotations})
+	return fmt.Sprintf("%d/%s", m.Generation, b)
 }
 
 func (c *Controller) enqueueAll(ctx context.Context) error {

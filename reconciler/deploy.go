@@ -156,6 +156,9 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 	d := obj.(*api.Deployment)
 	gen := d.Metadata.Generation
 	d.Default()
+	if d.Metadata.Annotations[api.AnnotationDeletionRequested] != "" {
+		return r.finalize(ctx, d)
+	}
 	if d.Spec.Suspend {
 		return Result{}, r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
 			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: ReasonSuspended, ObservedGeneration: gen})
@@ -351,6 +354,15 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 		state, reason, msg = api.RolloutFailed, ReasonRolloutFailed, fmt.Sprintf("node %s: %v", failedNode, failure)
 	}
 	rec.finish(state, msg)
+	if state == api.RolloutSucceeded {
+		var done []string
+		for _, i := range pending {
+			if !p.targets[i].remove {
+				done = append(done, p.targets[i].node.Metadata.Name)
+			}
+		}
+		r.recordLastDeployment(context.WithoutCancel(ctx), name, p.commit, p.revision, done)
+	}
 	// Status is written with a fresh context: a superseded rollout still
 	// records how it ended.
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -533,4 +545,77 @@ func envValues(s *api.DeploymentSpec) []string {
 		out = append(out, e.Value)
 	}
 	return out
+}
+
+// finalize removes the app from every node it may run on — the nodes in
+// status and the nodes its spec selects — and then deletes the
+// Deployment. A node that cannot be reached keeps the object (and the
+// deletion request) until it can, or until the Node itself is deleted.
+func (r *DeploymentReconciler) finalize(ctx context.Context, d *api.Deployment) (Result, error) {
+	name := d.Metadata.Name
+	targets, _, err := r.selectNodes(ctx, d)
+	if err != nil {
+		return Result{}, err
+	}
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := &nodeRun{node: t.node.Metadata.Name, app: name, spec: &d.Spec, ex: r.Connector.Executor(t.node, t.via),
+				mirrors: r.Mirrors, timeout: r.stepTimeout(),
+				log: func(stream, text string) {
+					r.log().Info("removing app", "deployment", name, "node", t.node.Metadata.Name, "stream", stream, "text", text)
+				}}
+			obs, err := ObserveApp(ctx, n.ex, name, 30*time.Second)
+			if err == nil {
+				n.obs = obs
+				var plan []Action
+				plan, err = Plan(Desired{App: name, Remove: true}, obs.Observed)
+				for _, a := range plan {
+					if err = n.act(ctx, r.runtime(), r.ingress(), a); err != nil {
+						break
+					}
+				}
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("node %s: %w", n.node, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		msg := "deleting: " + err.Error()
+		serr := r.setStatus(ctx, name, func(s *api.DeploymentStatus) {
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionTrue, Reason: "Deleting", Message: msg, ObservedGeneration: d.Metadata.Generation})
+		})
+		return Result{}, errors.Join(err, serr)
+	}
+	if err := r.Store.Delete(ctx, api.KindDeployment, name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Result{}, err
+	}
+	r.log().Info("deployment removed from its nodes and deleted", "deployment", name, "nodes", len(targets))
+	return Result{}, nil
+}
+
+// recordLastDeployment writes, on every node the rollout succeeded on,
+// which deployment last succeeded there.
+func (r *DeploymentReconciler) recordLastDeployment(ctx context.Context, name, commit string, revision int64, nodes []string) {
+	for _, node := range nodes {
+		for attempt := 0; attempt < 5; attempt++ {
+			o, err := r.Store.Get(ctx, api.KindNode, node)
+			if err != nil {
+				break
+			}
+			n := o.(*api.Node)
+			n.Status.LastDeployment = &api.LastDeployment{Deployment: name, Commit: commit, Revision: revision, Time: api.Now()}
+			if _, err := r.Store.UpdateStatus(ctx, n); !errors.Is(err, store.ErrConflict) {
+				break
+			}
+		}
+	}
 }

@@ -4,6 +4,7 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/scripts/testnodes"
 )
 
@@ -326,6 +328,79 @@ func TestE2EDeployment(t *testing.T) {
 		t.Fatalf("the loop rolled forward to %s on its own after a rollback", got)
 	}
 	t.Logf("zero-downtime total: %d requests, 0 failed", totalRequests.Load())
+
+	// The nodes record the last successful deployment.
+	for _, n := range nodes {
+		if ld := getNode(t, st, n.Name).Status.LastDeployment; ld == nil || ld.Deployment != "hello" || ld.Commit != c2 {
+			t.Errorf("node %s: last deployment %+v", n.Name, ld)
+		}
+	}
+
+	// A second app on the same nodes gets its own ports and serves beside
+	// the first; deleting the first removes it from the nodes and leaves
+	// the second serving.
+	other := helloDeployment(repo, nodes[0].Name, nodes[1].Name)
+	other.Metadata.Name = "hello2"
+	other.Spec.Ingress.Hosts = []string{"hello2.example.test"}
+	if _, err := st.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(3 * time.Minute)
+	for {
+		o, _ := st.Get(ctx, api.KindDeployment, "hello2")
+		if d := o.(*api.Deployment); api.IsTrue(d.Status.Conditions, api.ConditionReady) {
+			ports := map[int]bool{}
+			for _, ns := range getDeployment(t, st).Status.Nodes {
+				ports[ns.Port] = true
+			}
+			for _, ns := range d.Status.Nodes {
+				if ports[ns.Port] {
+					t.Fatalf("hello2 got port %d on %s, which hello uses", ns.Port, ns.Node)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("hello2 not Ready")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	getHost := func(ip, host string) (string, error) {
+		req, _ := http.NewRequest("GET", "http://"+net.JoinHostPort(ip, "80")+"/", nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b))), nil
+	}
+	cur = getDeployment(t, st)
+	cur.Metadata.Annotations = map[string]string{api.AnnotationDeletionRequested: "now"}
+	cur.Metadata.ResourceVersion = ""
+	if _, err := st.Update(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := st.Get(ctx, api.KindDeployment, "hello"); errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hello not deleted: %+v", getDeployment(t, st).Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, n := range nodes {
+		out, _ := testnodes.SSH(t, n, "ls /var/lib/bakery/apps /etc/systemd/system /etc/nginx/conf.d")
+		if strings.Contains(out, "hello\n") || strings.Contains(out, "bakery-hello.conf") || strings.Contains(out, "bakery-hello-") {
+			t.Errorf("%s: hello left behind:\n%s", n.Name, out)
+		}
+		if body, err := getHost(n.Address, "hello2.example.test"); err != nil || !strings.HasPrefix(body, "200 hello from") {
+			t.Errorf("%s: hello2 answers %q, %v after hello's deletion", n.Name, body, err)
+		}
+	}
 }
 
 var totalRequests atomic.Int64

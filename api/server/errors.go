@@ -129,11 +129,22 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) (any, error)
 
 // wrap turns h into an http.Handler that writes h's value as JSON with
 // status ok (200 or 201), or h's error as a coded JSON error.
+// withStatus lets a handler answer with a status other than the route's
+// usual one (202 for a delete that is still in progress).
+type withStatus struct {
+	code int
+	v    any
+}
+
 func (s *Server) wrap(ok int, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, err := h(w, r)
 		if err != nil {
 			s.writeError(w, r, err)
+			return
+		}
+		if ws, isWS := v.(withStatus); isWS {
+			writeJSON(w, ws.code, ws.v)
 			return
 		}
 		writeJSON(w, ok, v)

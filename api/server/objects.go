@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -148,6 +149,26 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request) (any, error) {
 	name, err := nameOf(r)
 	if err != nil {
 		return nil, err
+	}
+	if kind == api.KindDeployment && s.cfg.Actions != nil {
+		// The control loop removes the app from its nodes first, then
+		// deletes the object (202: in progress).
+		o, err := s.store.Get(r.Context(), kind, name)
+		if err != nil {
+			return nil, err
+		}
+		m := o.GetObjectMeta()
+		if m.Annotations[api.AnnotationDeletionRequested] == "" {
+			if m.Annotations == nil {
+				m.Annotations = map[string]string{}
+			}
+			m.Annotations[api.AnnotationDeletionRequested] = api.Now().Format(time.RFC3339)
+			m.ResourceVersion = ""
+			if _, err := s.store.Update(r.Context(), o); err != nil {
+				return nil, err
+			}
+		}
+		return withStatus{http.StatusAccepted, Status{Kind: "Status", Status: "Deleting", Details: StatusDetails{Kind: kind, Name: name}}}, nil
 	}
 	if err := s.store.Delete(r.Context(), kind, name, ""); err != nil {
 		return nil, err

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -10,14 +12,20 @@ import (
 
 func newDeleteCmd(a *app) *cobra.Command {
 	var files []string
-	var ignoreNotFound bool
+	var ignoreNotFound, wait bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "delete (-f FILE|DIR|- | TYPE NAME… | TYPE/NAME…)",
 		Short: "Delete nodes and deployments",
 		Long: `Delete the objects named on the command line or in manifests (-f).
 
 Every object is tried; one that does not exist is an error (exit code 1)
-unless --ignore-not-found is given.`,
+unless --ignore-not-found is given.
+
+Deleting a deployment removes its app from every node first (units stopped
+and removed, nginx site removed, files pruned); the object disappears once
+that is done. By default the command waits for it (--wait=false returns at
+once; 'bakery get' then shows the deployment until the nodes are clean).`,
 		Example: `  bakery delete deployment hello
   bakery delete node/web-1 node/web-2
   bakery delete -f examples/hello/
@@ -40,7 +48,7 @@ unless --ignore-not-found is given.`,
 				for _, o := range b.objs {
 					ts = append(ts, target{o.GetTypeMeta().Kind, o.GetObjectMeta().Name})
 				}
-				return deleteTargets(cmd, a, c, ts, ignoreNotFound)
+				return deleteTargets(cmd, a, c, ts, ignoreNotFound, wait, timeout)
 			default:
 				var err error
 				if ts, err = parseTargets(args, true); err != nil {
@@ -50,20 +58,30 @@ unless --ignore-not-found is given.`,
 				if err != nil {
 					return err
 				}
-				return deleteTargets(cmd, a, c, ts, ignoreNotFound)
+				return deleteTargets(cmd, a, c, ts, ignoreNotFound, wait, timeout)
 			}
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "delete the objects in these manifests (file, directory or -); repeatable")
 	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "treat an object that does not exist as deleted")
+	cmd.Flags().BoolVar(&wait, "wait", true, "wait until deployments are removed from their nodes and gone")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
 }
 
-func deleteTargets(cmd *cobra.Command, a *app, c *client.Client, ts []target, ignoreNotFound bool) error {
+func deleteTargets(cmd *cobra.Command, a *app, c *client.Client, ts []target, ignoreNotFound, wait bool, timeout time.Duration) error {
 	failed := 0
 	for _, t := range ts {
 		err := c.Delete(cmd.Context(), t.kind, t.name)
+		if err == nil && wait {
+			err = waitGone(cmd.Context(), c, t, timeout)
+			if err != nil {
+				printError(a.errOut, err)
+				failed++
+				continue
+			}
+		}
 		switch {
 		case err == nil:
 			fmt.Fprintf(a.out, "%s deleted\n", qualifiedName(t.kind, t.name))
@@ -82,4 +100,21 @@ func deleteTargets(cmd *cobra.Command, a *app, c *client.Client, ts []target, ig
 		return &exitCodeError{code: exitError}
 	}
 	return nil
+}
+
+// waitGone polls until t no longer exists.
+func waitGone(ctx context.Context, c *client.Client, t target, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		_, err := c.Get(ctx, t.kind, t.name)
+		if client.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: still being deleted after %s (its app is removed from its nodes first; see bakery describe)", qualifiedName(t.kind, t.name), timeout)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

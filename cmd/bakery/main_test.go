@@ -39,7 +39,9 @@ func isolate(t *testing.T) string {
 	return home
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+// newTestEnv starts the server; with loop true it gets the reconciler's
+// Manager as its Actions (controllers not started).
+func newTestEnv(t *testing.T, loop ...bool) *testEnv {
 	t.Helper()
 	home := isolate(t)
 	log := slog.New(slog.DiscardHandler)
@@ -52,16 +54,20 @@ func newTestEnv(t *testing.T) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := reconciler.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "ssh"))
-	if err != nil {
-		t.Fatal(err)
+	cfg := server.Config{Store: st, Logger: log, Version: "v0.0.1-test", Commit: "feedbee", StoreKind: "file"}
+	if len(loop) > 0 && loop[0] {
+		id, err := reconciler.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "ssh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The real control loop's actions, without running its controllers.
+		mgr, err := reconciler.NewManager(reconciler.ManagerConfig{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Actions = mgr
 	}
-	// The real control loop's actions, without running its controllers.
-	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Store: st, Logger: log, Version: "v0.0.1-test", Commit: "feedbee", StoreKind: "file", Actions: mgr})
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 func TestNodeCommands(t *testing.T) {
-	e := newTestEnv(t)
+	e := newTestEnv(t, true)
 	dir := t.TempDir()
 	writeFile(t, dir+"/nodes.yaml", `apiVersion: bakery.dev/v1
 kind: Node
