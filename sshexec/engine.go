@@ -143,7 +143,14 @@ func execute(ctx context.Context, start starter, j job) (res Result, err error) 
 	beat.Wait()
 	p.stdin().Close()
 	p.kill() // releases the session; a no-op for finished local processes
-	werr := <-wrote
+	// The writer ends once its writes fail, but a File.Reader that blocks
+	// may hold it: do not wait for it. An exit status of 0 means the node
+	// received everything.
+	var werr error
+	select {
+	case werr = <-wrote:
+	default:
+	}
 
 	res.ExitCode = ex.code
 	res.Stdout, res.Stderr = outCap.buf, errCap.buf

@@ -115,6 +115,8 @@ type File struct {
 	Content []byte      // the content, or
 	Reader  io.Reader   // the content, exactly Size bytes, when Content is nil
 	Size    int64
+	// Reader is read by a goroutine; if it blocks when WriteFile is
+	// cancelled, that goroutine ends only when Read returns.
 }
 
 // Executor runs commands on one node. Implementations are safe for

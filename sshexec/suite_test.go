@@ -453,10 +453,22 @@ func testExecutor(t *testing.T, ex Executor) {
 		if err := ex.WriteFile(t.Context(), File{Path: filepath.Join(dir, "missing", "x"), Content: content}); !errors.As(err, &ee) {
 			t.Errorf("missing directory: %v", err)
 		}
-		ents, _ := os.ReadDir(dir)
-		if len(ents) != 1 {
-			t.Errorf("directory holds %d entries, want 1", len(ents))
+		// Cancelled while the content is still coming: the old file stays
+		// and the temporary file is removed.
+		ctx, cancel := context.WithCancel(t.Context())
+		r := &blockingReader{data: []byte("partial"), block: ctx.Done(), started: make(chan struct{})}
+		done := make(chan error, 1)
+		go func() { done <- ex.WriteFile(ctx, File{Path: p, Reader: r, Size: 1 << 20}) }()
+		<-r.started
+		cancel()
+		if err := <-done; !errors.Is(err, ErrCanceled) {
+			t.Fatalf("canceled upload: %v", err)
 		}
+		checkFile(t, p, []byte("old"), 0o644)
+		eventually(t, 5*time.Second, "temporary file removed", func() bool {
+			ents, _ := os.ReadDir(dir)
+			return len(ents) == 1
+		})
 	})
 }
 
@@ -476,4 +488,23 @@ func checkFile(t testing.TB, p string, want []byte, mode os.FileMode) {
 	if st.Mode().Perm() != mode {
 		t.Errorf("%s: mode %v, want %v", p, st.Mode().Perm(), mode)
 	}
+}
+
+// blockingReader returns data, then blocks until block is closed.
+type blockingReader struct {
+	data    []byte
+	block   <-chan struct{}
+	started chan struct{}
+	once    sync.Once
+}
+
+func (r *blockingReader) Read(p []byte) (int, error) {
+	if len(r.data) > 0 {
+		n := copy(p, r.data)
+		r.data = r.data[n:]
+		return n, nil
+	}
+	r.once.Do(func() { close(r.started) })
+	<-r.block
+	return 0, context.Canceled
 }
