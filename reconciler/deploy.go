@@ -297,6 +297,20 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 	if err := r.Store.CreateRollout(ctx, ro); err != nil {
 		return Result{}, fmt.Errorf("create rollout: %w", err)
 	}
+	// A rollout still marked running was interrupted (one reconcile per
+	// key runs at a time: nothing else can be running it): the control
+	// plane stopped or lost its lock. This rollout continues from what
+	// the nodes say.
+	if cur := d.Status.CurrentRollout; cur != nil && cur.State == api.RolloutRunning {
+		if old, err := r.Store.GetRollout(ctx, cur.ID); err == nil && !old.Done() {
+			old.State = api.RolloutCancelled
+			old.Message = "interrupted before it finished (control plane stopped); continued by " + ro.ID
+			old.FinishedAt = api.Now()
+			if err := r.Store.UpdateRollout(ctx, old); err != nil {
+				r.log().Warn("marking an interrupted rollout", "rollout", old.ID, "err", err)
+			}
+		}
+	}
 	logs := newLogSink(r.Store, ro.ID, r.log(), envValues(&d.Spec)...)
 	defer logs.Close()
 	rec := &rolloutRecorder{store: r.Store, ro: ro}

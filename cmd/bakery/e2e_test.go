@@ -1,0 +1,289 @@
+//go:build e2e
+
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/scripts/testnodes"
+)
+
+// e2eServer is a `bakery server` process.
+type e2eServer struct {
+	cmd    *exec.Cmd
+	url    string
+	logs   *lockedBuffer
+	exited chan error
+}
+
+func startServer(t *testing.T, bin, data string, env []string) *e2eServer {
+	t.Helper()
+	s := &e2eServer{logs: &lockedBuffer{}, exited: make(chan error, 1)}
+	s.cmd = exec.Command(bin, "server", "--listen", "127.0.0.1:0", "--data", data, "--resync", "500ms")
+	s.cmd.Env = env
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urls := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`serving on (http://\S+)`)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			s.logs.Write(append(sc.Bytes(), '\n'))
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case urls <- m[1]:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		s.exited <- s.cmd.Wait()
+	}()
+	t.Cleanup(func() { s.kill() })
+	select {
+	case s.url = <-urls:
+	case err := <-s.exited:
+		t.Fatalf("server exited: %v\n%s", err, s.logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no banner within 30s:\n%s", s.logs.String())
+	}
+	waitReady(t, s.url)
+	return s
+}
+
+// kill sends SIGKILL: no graceful shutdown, nothing flushed.
+func (s *e2eServer) kill() {
+	if s.cmd.ProcessState == nil && s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+		<-s.exited
+		s.exited <- nil
+	}
+}
+
+// TestE2ECLIAndKilledControlPlane drives the real binary against real
+// nodes: bakery apply, get, rollout status, history and logs; then kills
+// the server with SIGKILL in the middle of a rollout (after nginx switched
+// on the first node, while the old slot drains) and starts it again: the
+// rollout is finished from what the nodes say, and no node is left with
+// two running slots or nginx pointing at a stopped one.
+func TestE2ECLIAndKilledControlPlane(t *testing.T) {
+	lab := testnodes.Require(t)
+	nodes := testnodes.RequireNodes(t, 2)
+	home := isolate(t)
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "bakery")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// The server's SSH identity is the lab's key, which the nodes trust.
+	data := filepath.Join(tmp, "data")
+	key, err := os.ReadFile(lab.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(data, "ssh"), 0o700)
+	os.WriteFile(filepath.Join(data, "ssh", "id_ed25519"), key, 0o600)
+	os.WriteFile(filepath.Join(data, "ssh", "id_ed25519.pub"), []byte(lab.PublicKey+"\n"), 0o644)
+	for _, n := range nodes {
+		testnodes.SSH(t, n, "for s in blue green; do sudo -n /usr/local/lib/bakery/bakery-sudo systemctl stop killtest $s; sudo -n /usr/local/lib/bakery/bakery-sudo unit-remove killtest $s; done; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-site-remove killtest; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-reload; rm -rf /var/lib/bakery/apps/killtest")
+	}
+
+	// The app's repository on the control plane.
+	repo := filepath.Join(tmp, "repo")
+	if err := os.CopyFS(repo, os.DirFS("../../examples/hello/app")); err != nil {
+		t.Fatal(err)
+	}
+	git := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@example.test", "-C", repo}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q", "-b", "main")
+	git("add", ".")
+	git("commit", "-q", "-m", "v1")
+	c1 := git("rev-parse", "HEAD")
+
+	env := append(os.Environ(), "XDG_CONFIG_HOME="+home, "DATABASE_URL=", "BAKERY_SERVER=", "BAKERY_TOKEN=")
+	srv := startServer(t, bin, data, env)
+	token, err := os.ReadFile(filepath.Join(data, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(env, "BAKERY_SERVER="+srv.url, "BAKERY_TOKEN="+strings.TrimSpace(string(token)))
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	mustCLI := func(args ...string) string {
+		t.Helper()
+		out, err := cli(args...)
+		if err != nil {
+			t.Fatalf("bakery %s: %v\n%s\nserver log:\n%s", strings.Join(args, " "), err, out, srv.logs.String())
+		}
+		return out
+	}
+
+	manifest := fmt.Sprintf(`apiVersion: bakery.dev/v1
+kind: Node
+metadata: {name: %[1]s}
+spec: {address: %[2]s, hostKey: "%[3]s"}
+---
+apiVersion: bakery.dev/v1
+kind: Node
+metadata: {name: %[4]s}
+spec: {address: %[5]s, hostKey: "%[6]s"}
+---
+apiVersion: bakery.dev/v1
+kind: Deployment
+metadata: {name: killtest}
+spec:
+  source: {repo: %[7]s, ref: main}
+  nodes: [%[1]s, %[4]s]
+  build: {test: node --test, build: node build.js}
+  run: {command: node server.js}
+  healthCheck: {path: /healthz, interval: 100ms, retries: 50}
+  ingress: {hosts: [killtest.example.test]}
+  strategy: {drain: 4s}
+`, nodes[0].Name, nodes[0].Address, nodes[0].HostKey, nodes[1].Name, nodes[1].Address, nodes[1].HostKey, repo)
+	mf := filepath.Join(tmp, "app.yaml")
+	os.WriteFile(mf, []byte(manifest), 0o644)
+	out := mustCLI("apply", "-f", mf)
+	for _, want := range []string{"node.bakery.dev/" + nodes[0].Name + " created", "deployment.bakery.dev/killtest created"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("apply output lacks %q:\n%s", want, out)
+		}
+	}
+	mustCLI("rollout", "status", "deployment/killtest", "--timeout", "3m")
+	out = mustCLI("get", "nodes")
+	if !strings.Contains(out, "True") {
+		t.Fatalf("get nodes:\n%s", out)
+	}
+	out = mustCLI("get", "deployment", "killtest", "-o", "json")
+	var d api.Deployment
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Status.Commit != c1 || d.Status.Revision != 1 || !api.IsTrue(d.Status.Conditions, api.ConditionReady) {
+		t.Fatalf("after the first rollout: %+v", d.Status)
+	}
+	if out := mustCLI("logs", "deployment/killtest"); !strings.Contains(out, "health check passed") {
+		t.Fatalf("bakery logs lacks the health check:\n%s", out)
+	}
+
+	// A new commit; kill the server while node 1 drains its old slot.
+	os.WriteFile(filepath.Join(repo, "CHANGES"), []byte("v2\n"), 0o644)
+	git("add", ".")
+	git("commit", "-q", "-m", "v2")
+	c2 := git("rev-parse", "HEAD")
+	mustCLI("deploy", "killtest")
+	deadline := time.Now().Add(3 * time.Minute)
+	var last string
+	for {
+		out := mustCLI("rollout", "history", "deployment/killtest", "--limit", "1")
+		last = out
+		if strings.Contains(out, c2[:12]) && strings.Contains(out, "running") {
+			r, _ := cli("get", "deployment", "killtest", "-o", "json")
+			var cur api.Deployment
+			json.Unmarshal([]byte(r), &cur)
+			if id := cur.Status.CurrentRollout; id != nil {
+				rj := httpGetJSON(t, srv.url+"/api/v1/rollouts/"+id.ID, strings.TrimSpace(string(token)))
+				last += "\n" + rj
+				if regexp.MustCompile(`"name":\s*"drain`).MatchString(rj) {
+					break
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollout never reached its drain step; last seen:\n%s", last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv.kill()
+	t.Log("control plane killed with SIGKILL while node 1 drained its old slot")
+
+	srv = startServer(t, bin, data, env)
+	if out, err := cli("rollout", "status", "deployment/killtest", "--timeout", "3m"); err != nil {
+		h, _ := cli("rollout", "history", "deployment/killtest")
+		lg, _ := cli("logs", "deployment/killtest")
+		var important []string
+		for _, l := range strings.Split(srv.logs.String(), "\n") {
+			if !strings.Contains(l, "http request") {
+				important = append(important, l)
+			}
+		}
+		t.Fatalf("rollout after the restart: %v\n%s\nhistory:\n%s\nlogs:\n%s\nserver:\n%s", err, out, h, lg, strings.Join(important, "\n"))
+	}
+	out = mustCLI("get", "deployment", "killtest", "-o", "json")
+	d = api.Deployment{}
+	json.Unmarshal([]byte(out), &d)
+	if d.Status.Commit != c2 || !api.IsTrue(d.Status.Conditions, api.ConditionReady) {
+		t.Fatalf("after the restart: %+v", d.Status)
+	}
+	// Every node: exactly one slot running, the one state.json and nginx name.
+	for _, n := range nodes {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			o, _ := testnodes.SSH(t, n, `a=$(sed -n 's/.*"active": "\(.*\)".*/\1/p' /var/lib/bakery/apps/killtest/state.json); `+
+				`echo "active=$a"; for s in blue green; do echo "$s=$(systemctl is-active bakery-killtest-$s)"; done; `+
+				`curl -s -o /dev/null -D - -H 'Host: killtest.example.test' http://127.0.0.1/healthz | tr -d '\r' | grep -i x-bakery-slot`)
+			f := map[string]string{}
+			for _, line := range strings.Split(o, "\n") {
+				if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+					f[k] = v
+				}
+				if k, v, ok := strings.Cut(line, ": "); ok && strings.EqualFold(k, "x-bakery-slot") {
+					f["nginx"] = strings.TrimSpace(v)
+				}
+			}
+			other := map[string]string{"blue": "green", "green": "blue"}[f["active"]]
+			if f["active"] != "" && f[f["active"]] == "active" && f[other] != "active" && f["nginx"] == f["active"] {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s is half-switched: %v\n%s", n.Name, f, o)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	out = mustCLI("rollout", "history", "deployment/killtest")
+	t.Logf("rollout history after the restart:\n%s", out)
+	if strings.Contains(out, "running") {
+		t.Errorf("a rollout is still marked running:\n%s", out)
+	}
+	mustCLI("delete", "deployment", "killtest", "--timeout", "2m")
+}
+
+func httpGetJSON(t *testing.T, url, token string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
