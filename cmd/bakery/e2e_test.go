@@ -287,3 +287,70 @@ func httpGetJSON(t *testing.T, url, token string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestE2ELocalMode copies the bakery binary into a node, runs `bakery
+// server` there as bakery-agent with a `local: true` Node, and deploys the
+// example app under that node's own systemd and nginx: the same workflow
+// through the local executor instead of SSH.
+func TestE2ELocalMode(t *testing.T) {
+	testnodes.Require(t)
+	node := testnodes.Scratch(t)
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "bakery")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec1 := func(cmd string, stdin []byte) string {
+		t.Helper()
+		out, err := testnodes.ExecInput(t, node.Name, cmd, stdin)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, out)
+		}
+		return out
+	}
+	exec1("cat > /usr/local/bin/bakery && chmod 755 /usr/local/bin/bakery", b)
+	// The app's repository, inside the node (a local node has no other host).
+	tarball, err := exec.Command("tar", "-C", "../../examples/hello/app", "-c", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec1(`set -e
+mkdir -p /srv/hello && tar -x -C /srv/hello && cd /srv/hello
+git init -q -b main && git add . && git -c user.name=t -c user.email=t@example.test commit -q -m v1
+chown -R bakery-agent: /srv/hello`, tarball)
+	exec1(`systemd-run --unit=bakery-control-plane --uid=bakery-agent --setenv=HOME=/home/bakery-agent \
+  /usr/local/bin/bakery server --data /var/lib/bakery/control-plane --listen 127.0.0.1:8080 --resync 1s`, nil)
+	manifest := `apiVersion: bakery.dev/v1
+kind: Node
+metadata: {name: self}
+spec: {local: true}
+---
+apiVersion: bakery.dev/v1
+kind: Deployment
+metadata: {name: hello}
+spec:
+  source: {repo: /srv/hello, ref: main}
+  nodes: [self]
+  build: {test: node --test, build: node build.js}
+  run: {command: node server.js, env: [{name: GREETING, value: local}]}
+  healthCheck: {path: /healthz, interval: 100ms, retries: 50}
+  ingress: {hosts: [local.example.test]}
+`
+	exec1("cat > /tmp/app.yaml", []byte(manifest))
+	out := exec1(`set -e
+for i in $(seq 100); do [ -s /var/lib/bakery/control-plane/admin-token ] && break; sleep 0.1; done
+export BAKERY_SERVER=http://127.0.0.1:8080 BAKERY_TOKEN=$(cat /var/lib/bakery/control-plane/admin-token)
+cd /tmp && runuser -u bakery-agent -- env BAKERY_SERVER=$BAKERY_SERVER BAKERY_TOKEN=$BAKERY_TOKEN bakery apply -f /tmp/app.yaml
+runuser -u bakery-agent -- env BAKERY_SERVER=$BAKERY_SERVER BAKERY_TOKEN=$BAKERY_TOKEN bakery rollout status deployment/hello --timeout 3m
+curl -fsS -H 'Host: local.example.test' http://127.0.0.1/`, nil)
+	if !strings.Contains(out, "local from ") {
+		t.Fatalf("the app deployed in local mode does not answer:\n%s", out)
+	}
+	if active := exec1("systemctl is-active bakery-hello-blue", nil); strings.TrimSpace(active) != "active" {
+		t.Fatalf("unit bakery-hello-blue: %s", active)
+	}
+}
