@@ -40,6 +40,12 @@ type DeploymentStore interface {
 // node in one round trip, Plan, act, record status. A converged deployment
 // costs one SSH round trip per node and writes nothing.
 type DeploymentReconciler struct {
+	// ports holds, per node, the ports that rollouts in flight have
+	// chosen but not yet recorded in the node's state files, so that two
+	// deployments rolling out on one node at once never pick the same port.
+	portsMu sync.Mutex
+	ports   map[string]map[int]string // node → port → app
+
 	Store     DeploymentStore
 	Connector Connector
 	Mirrors   *source.Mirrors
@@ -239,7 +245,7 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 			}
 			n.obs = obs
 			runs[i] = n
-			plans[i], errs[i] = Plan(n.desired, obs.Observed)
+			plans[i], errs[i] = r.planWithReservations(n, obs.Observed)
 		}()
 	}
 	wg.Wait()
@@ -612,6 +618,15 @@ func (r *DeploymentReconciler) finalize(ctx context.Context, d *api.Deployment) 
 	if err := r.Store.Delete(ctx, api.KindDeployment, name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Result{}, err
 	}
+	r.portsMu.Lock()
+	for _, res := range r.ports {
+		for p, app := range res {
+			if app == name {
+				delete(res, p)
+			}
+		}
+	}
+	r.portsMu.Unlock()
 	r.log().Info("deployment removed from its nodes and deleted", "deployment", name, "nodes", len(targets))
 	return Result{}, nil
 }
@@ -632,4 +647,39 @@ func (r *DeploymentReconciler) recordLastDeployment(ctx context.Context, name, c
 			}
 		}
 	}
+}
+
+// planWithReservations plans one node, treating ports that other apps'
+// rollouts in flight have reserved as used, and reserves the ports its own
+// plan uses until the next plan of this app on this node.
+func (r *DeploymentReconciler) planWithReservations(n *nodeRun, obs Observed) ([]Action, error) {
+	r.portsMu.Lock()
+	defer r.portsMu.Unlock()
+	if r.ports == nil {
+		r.ports = map[string]map[int]string{}
+	}
+	res := r.ports[n.node]
+	if res == nil {
+		res = map[int]string{}
+		r.ports[n.node] = res
+	}
+	used := make(map[int]bool, len(obs.UsedPorts)+len(res))
+	for p := range obs.UsedPorts {
+		used[p] = true
+	}
+	for p, app := range res {
+		if app == n.app {
+			delete(res, p) // this app's own earlier reservation
+		} else {
+			used[p] = true
+		}
+	}
+	obs.UsedPorts = used
+	plan, err := Plan(n.desired, obs)
+	for _, a := range plan {
+		if a.Port != 0 {
+			res[a.Port] = n.app
+		}
+	}
+	return plan, err
 }

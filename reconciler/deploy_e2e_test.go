@@ -253,8 +253,33 @@ func TestE2EDeployment(t *testing.T) {
 	if strings.Contains(text.String(), "canary-7f3e9c1d") {
 		t.Fatal("the secret env value reached the stored log")
 	}
+	// A failing health check: the new slot is stopped again, the old one
+	// keeps serving, Degraded says why.
+	goodTest := mustRead(t, repo+"/lib.test.js")[:strings.Index(mustRead(t, repo+"/lib.test.js"), "\ntest('broken'")] + "\n"
+	goodServer := mustRead(t, repo+"/server.js")
+	c3h := commit("unhealthy", map[string]string{"lib.test.js": goodTest,
+		"server.js": strings.Replace(goodServer, "res.writeHead(200, { 'content-type': 'text/plain' });\n    res.end('ok\\n');", "res.writeHead(500);\n    res.end('sick\\n');", 1)})
+	if !strings.Contains(mustRead(t, repo+"/server.js"), "sick") {
+		t.Fatal("test setup: the health endpoint was not broken")
+	}
+	deg = waitDeployment(t, st, "Degraded by the health check", 3*time.Minute, func(d *api.Deployment) bool {
+		return d.Status.FailedAttempt != nil && d.Status.FailedAttempt.Commit == c3h
+	})
+	if !strings.Contains(deg.Status.FailedAttempt.Reason, "health") {
+		t.Fatalf("failure reason %q does not name the health check", deg.Status.FailedAttempt.Reason)
+	}
+	for _, n := range nodes {
+		body, err := get(client, n.Address)
+		if err != nil || !strings.HasPrefix(body, "hello from v2-"+c2[:9]) {
+			t.Fatalf("%s serves %q after a failed health check, %v; the old version must keep serving", n.Name, body, err)
+		}
+		out, _ := testnodes.SSH(t, n, "systemctl is-active bakery-hello-blue bakery-hello-green")
+		if strings.Count(out, "inactive") != 1 && strings.Count(out, "failed") != 1 {
+			t.Fatalf("%s: after a failed health check exactly one slot must run, got %q", n.Name, out)
+		}
+	}
 	// A fixed commit recovers.
-	c4 := commit("fixed", map[string]string{"lib.test.js": mustRead(t, repo+"/lib.test.js")[:strings.Index(mustRead(t, repo+"/lib.test.js"), "\ntest('broken'")] + "\n"})
+	c4 := commit("fixed", map[string]string{"server.js": goodServer})
 	waitDeployment(t, st, "recovered", 3*time.Minute, readyAt(c4))
 
 	// Drift: stop the active unit on one node, delete the site on the other.
