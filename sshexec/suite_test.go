@@ -239,7 +239,7 @@ func testExecutor(t *testing.T, ex Executor) {
 	})
 
 	t.Run("LargeAndTrickyScripts", func(t *testing.T) {
-		// Over readModeMax (head -c) and over a pipe buffer (here-document
+		// Over readModeMax (read with dd) and over a pipe buffer (here-document
 		// written by a child of the shell); odd lines must pass verbatim.
 		var script, want strings.Builder
 		script.WriteString("set -e\ncat <<'END'\nEOF\n'quoted' \\ $HOME `x` $(y)\nEND\n")
@@ -265,6 +265,12 @@ func testExecutor(t *testing.T, ex Executor) {
 			if diff := cmp.Diff(want.String(), string(res.Stdout)); diff != "" {
 				t.Errorf("large script output (-want +got):\n%s", diff)
 			}
+		}
+		// A large script followed by stdin data: the reader of the script
+		// must not read ahead into the data.
+		res, err := ex.Run(t.Context(), Command{Script: script.String() + "\ncat", Stdin: strings.NewReader("stdin data\n"), Timeout: 20 * time.Second})
+		if err != nil || !strings.HasSuffix(string(res.Stdout), "last line without newlinestdin data\n") {
+			t.Errorf("large script with stdin: %v; output ends %q", err, res.Stdout[max(0, len(res.Stdout)-60):])
 		}
 	})
 
