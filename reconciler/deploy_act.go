@@ -375,7 +375,7 @@ func (g nginxIngress) Hash(n *nodeRun, slot string, port int) string {
 const switchScript = sudo + ` nginx-site-install "$APP" && ` + sudo + ` nginx-reload || exit 1
 i=0
 while [ $i -lt 200 ]; do
-  if curl -s -o /dev/null -D - -m 2 -H "Host: $HOST" "http://127.0.0.1:80$HPATH" 2>/dev/null | tr -d '\r' | grep -qix "x-bakery-slot: $SLOT"; then
+  if curl -s -o /dev/null -D - -m 2 -H "Host: $HOST" "http://127.0.0.1:80$HPATH" 2>/dev/null | tr -d '\r' | grep -qix "x-bakery-slot: $APP/$SLOT"; then
     echo "bakery: nginx now serves from the $SLOT slot"; exit 0
   fi
   i=$((i + 1)); sleep 0.05

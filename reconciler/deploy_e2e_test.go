@@ -186,8 +186,7 @@ func TestE2EDeployment(t *testing.T) {
 	for _, n := range nodes {
 		solo.runs[n.Name] = &atomic.Int64{}
 	}
-	rec2 := *rec
-	rec2.Connector = solo
+	rec2 := &DeploymentReconciler{Store: rec.Store, Connector: solo, Mirrors: rec.Mirrors, Resync: rec.Resync, StepTimeout: rec.StepTimeout}
 	for i := range 3 {
 		t0 := time.Now()
 		if _, err := rec2.Reconcile(ctx, Request{Kind: api.KindDeployment, Name: "hello"}); err != nil {

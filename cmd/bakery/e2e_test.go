@@ -258,7 +258,7 @@ spec:
 				}
 			}
 			other := map[string]string{"blue": "green", "green": "blue"}[f["active"]]
-			if f["active"] != "" && f[f["active"]] == "active" && f[other] != "active" && f["nginx"] == f["active"] {
+			if f["active"] != "" && f[f["active"]] == "active" && f[other] != "active" && f["nginx"] == "killtest/"+f["active"] {
 				break
 			}
 			if time.Now().After(deadline) {

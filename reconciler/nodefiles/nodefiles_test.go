@@ -46,7 +46,7 @@ func TestNginxSite(t *testing.T) {
 		"listen 80;",
 		"server_name a.example.test b.example.test;",
 		"proxy_pass http://bakery-hello;",
-		"add_header X-Bakery-Slot blue always;",
+		"add_header X-Bakery-Slot hello/blue always;",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("site lacks %q:\n%s", want, s)

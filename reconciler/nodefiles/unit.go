@@ -59,8 +59,10 @@ func Unit(s Slot) string {
 // Site describes the nginx site of an app.
 type Site struct {
 	App string
-	// Slot is the active slot, sent back in the X-Bakery-Slot header so
-	// that a switch can be confirmed.
+	// Slot is the active slot, sent back as "X-Bakery-Slot: APP/SLOT" so
+	// that a switch can be confirmed (the app's name in it: a request for
+	// a host whose site is not loaded yet lands on nginx's default server,
+	// which may be another app's site).
 	Slot string
 	// Hosts are the server names; without hosts the app's name is used,
 	// so that host-less apps never claim nginx's default server.
@@ -93,7 +95,7 @@ func NginxSite(s Site) string {
 	fmt.Fprintf(&b, "        proxy_set_header X-Real-IP $remote_addr;\n")
 	fmt.Fprintf(&b, "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n")
 	fmt.Fprintf(&b, "        proxy_set_header X-Forwarded-Proto $scheme;\n")
-	fmt.Fprintf(&b, "        add_header X-Bakery-Slot %s always;\n", s.Slot)
+	fmt.Fprintf(&b, "        add_header X-Bakery-Slot %s/%s always;\n", s.App, s.Slot)
 	fmt.Fprintf(&b, "    }\n}\n")
 	return b.String()
 }
