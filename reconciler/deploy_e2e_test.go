@@ -141,7 +141,12 @@ func TestE2EDeployment(t *testing.T) {
 	}
 	// Remove what an earlier run left on the shared nodes.
 	for _, n := range nodes {
-		testnodes.SSH(t, n, "for s in blue green; do sudo -n /usr/local/lib/bakery/bakery-sudo systemctl stop hello $s; sudo -n /usr/local/lib/bakery/bakery-sudo unit-remove hello $s; done; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-site-remove hello; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-reload; rm -rf /var/lib/bakery/apps/hello")
+		testnodes.SSH(t, n, `h=/usr/local/lib/bakery/bakery-sudo
+for a in hello hello2; do
+  for s in blue green; do sudo -n $h systemctl disable $a $s; sudo -n $h systemctl stop $a $s; sudo -n $h unit-remove $a $s; done
+  sudo -n $h nginx-site-remove $a; rm -rf /var/lib/bakery/apps/$a
+done
+sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	}
 	// The control loop as the server runs it: the Manager, with the lab's key.
 	key, err := os.ReadFile(lab.PrivateKey)
