@@ -29,6 +29,9 @@ func (e *emitter) emit(s Stream, t time.Time, lines [][]byte) {
 	}
 }
 
+// readBufs recycles the read buffers of pump (two per command).
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // capture keeps the first limit bytes of a stream.
 type capture struct {
 	limit     int
@@ -51,7 +54,9 @@ func (c *capture) write(p []byte) {
 // pump reads r until EOF or error, splitting it into lines for the emitter
 // and keeping the captured prefix. It returns the read error other than EOF.
 func pump(r io.Reader, s Stream, e *emitter, c *capture) error {
-	buf := make([]byte, 64<<10)
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf := *bp
 	var partial []byte // an incomplete line carried to the next read
 	var lines [][]byte
 	for {
