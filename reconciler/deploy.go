@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sort"
 	"strings"
@@ -233,7 +234,7 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 			n := &nodeRun{node: t.node.Metadata.Name, app: d.Metadata.Name, spec: &d.Spec, env: appEnv(&d.Spec),
 				ex: r.Connector.Executor(t.node, t.via), mirrors: r.Mirrors, timeout: r.stepTimeout()}
 			n.desired = Desired{App: d.Metadata.Name, Commit: commit, Revision: revision, SpecHash: sh, BuildHash: bh,
-				PortMin: r.portMin(), PortMax: r.portMax(), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: restart}
+				PortMin: r.portMin(), PortMax: r.portMax(), PortStart: r.portStart(d.Metadata.Name), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: restart}
 			if d.Spec.Run.Port != nil {
 				n.desired.PinnedPort = *d.Spec.Run.Port
 			}
@@ -682,4 +683,13 @@ func (r *DeploymentReconciler) planWithReservations(n *nodeRun, obs Observed) ([
 		}
 	}
 	return plan, err
+}
+
+// portStart is where an app's search for free ports begins: a hash of its
+// name, even, so that its two slots tend to sit side by side.
+func (r *DeploymentReconciler) portStart(app string) int {
+	h := fnv.New32a()
+	h.Write([]byte(app))
+	span := r.portMax() - r.portMin() + 1
+	return r.portMin() + int(h.Sum32()%uint32(span))&^1
 }

@@ -104,7 +104,7 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 		n.obs.Units[a.Slot] = "active"
 		return nil
 	case ActHealth:
-		return n.health(ctx, a.Port)
+		return n.health(ctx, a.Slot, a.Port)
 	case ActSwitch:
 		if err := ing.Switch(ctx, n, a.Slot, a.Port); err != nil {
 			return err
@@ -216,6 +216,16 @@ start=$(date +%s)
 fails=0
 while :; do
   if out=$(curl -fsS -o /dev/null -w '%{http_code}' -m "$TIMEOUT" "$url" 2>&1); then
+    if [ -n "$UNIT" ]; then
+      # The answer must come from this slot's unit, not from another
+      # process that holds the port.
+      pids=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)
+      mine=
+      for p in $pids; do grep -q "/$UNIT\$" "/proc/$p/cgroup" 2>/dev/null && mine=1; done
+      if [ -n "$pids" ] && [ -z "$mine" ]; then
+        echo "bakery: $url answers, but not from $UNIT: port $PORT is held by another process (pid $pids)" >&2; exit 1
+      fi
+    fi
     echo "bakery: health check passed: $url answered $out"; exit 0
   fi
   now=$(date +%s)
@@ -230,9 +240,10 @@ done
 
 func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
 
-func (n *nodeRun) health(ctx context.Context, port int) error {
+func (n *nodeRun) health(ctx context.Context, slot string, port int) error {
 	h := n.spec.HealthCheck
 	env := map[string]string{
+		"UNIT":     nf.UnitName(n.app, slot),
 		"PORT":     strconv.Itoa(port),
 		"HPATH":    h.Path,
 		"TIMEOUT":  seconds(h.Timeout.Duration),

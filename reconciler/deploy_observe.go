@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 //	release <commit> <build hash | ->
 //	have <commit in the node's repo>
 //	other <another app's state.json on one line>
+//	listen <TCP port something listens on>
 const appObserveScript = `d=/var/lib/bakery/apps/$APP
 if [ -f "$d/state.json" ]; then printf 'state '; tr -d '\n' < "$d/state.json"; echo; fi
 for s in blue green; do
@@ -42,6 +44,7 @@ for f in /var/lib/bakery/apps/*/state.json; do
   [ "$f" = "$d/state.json" ] && continue
   printf 'other '; tr -d '\n' < "$f"; echo
 done
+ss -Hltn 2>/dev/null | awk '{n=split($4, a, ":"); print "listen " a[n]}'
 exit 0
 `
 
@@ -50,6 +53,8 @@ type AppObservation struct {
 	Observed
 	// Haves are the commits the node's repository already holds.
 	Haves []string
+	// Listening are the TCP ports something listens on.
+	Listening map[int]bool
 }
 
 // ObserveApp observes app on one node in one round trip.
@@ -63,7 +68,7 @@ func ObserveApp(ctx context.Context, ex sshexec.Executor, app string, timeout ti
 
 // ParseAppObservation parses the output of the app observe script.
 func ParseAppObservation(out string) (AppObservation, error) {
-	o := AppObservation{Observed: Observed{
+	o := AppObservation{Listening: map[int]bool{}, Observed: Observed{
 		Units:     map[string]string{},
 		Releases:  map[string]string{},
 		UsedPorts: map[int]bool{},
@@ -106,9 +111,26 @@ func ParseAppObservation(out string) (AppObservation, error) {
 					o.UsedPorts[s.Port] = true
 				}
 			}
+		case "listen":
+			if p, err := strconv.Atoi(rest); err == nil {
+				o.Listening[p] = true
+			}
 		case "":
 		default:
 			return o, fmt.Errorf("unexpected observe output %q", truncate(sc.Text(), 100))
+		}
+	}
+	// A port something listens on is used, unless it is one of this
+	// app's own slots (which may be running).
+	own := map[int]bool{}
+	if o.State != nil {
+		for _, s := range o.State.Slots {
+			own[s.Port] = true
+		}
+	}
+	for p := range o.Listening {
+		if !own[p] {
+			o.UsedPorts[p] = true
 		}
 	}
 	return o, sc.Err()

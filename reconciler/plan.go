@@ -71,8 +71,10 @@ type Desired struct {
 	SiteHash func(slot string, port int) string
 	// PinnedPort, when non-zero, is the blue slot's port (green: +1).
 	PinnedPort int
-	// PortRange bounds allocated ports.
-	PortMin, PortMax int
+	// PortMin and PortMax bound allocated ports; the search for a free one
+	// starts at PortStart (wrapping around), so that different apps start
+	// in different places and control planes rarely race for one port.
+	PortMin, PortMax, PortStart int
 	KeepReleases     int
 	// NewSlot forces a rollout into the idle slot even when the active one
 	// already runs the desired commit and spec (restart with no downtime).
@@ -203,7 +205,13 @@ func allocatePort(d Desired, obs Observed, slot string) int {
 		}
 		otherPort = obs.State.Slots[nodefiles.Other(slot)].Port
 	}
-	for p := d.PortMin; p <= d.PortMax; p++ {
+	n := d.PortMax - d.PortMin + 1
+	start := d.PortStart
+	if start < d.PortMin || start > d.PortMax {
+		start = d.PortMin
+	}
+	for i := 0; i < n; i++ {
+		p := d.PortMin + (start-d.PortMin+i)%n
 		if p != otherPort && !obs.UsedPorts[p] {
 			return p
 		}
