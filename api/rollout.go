@@ -61,12 +61,14 @@ type RolloutNode struct {
 
 // RolloutStep is one action run on a node.
 type RolloutStep struct {
-	Name     string `json:"name"`
-	Start    *Time  `json:"start,omitempty"`
-	End      *Time  `json:"end,omitempty"`
-	Result   string `json:"result,omitempty"` // succeeded, failed, cancelled
-	ExitCode int    `json:"exitCode,omitempty"`
-	Message  string `json:"message,omitempty"`
+	Name  string `json:"name"`
+	Start *Time  `json:"start,omitempty"`
+	End   *Time  `json:"end,omitempty"`
+	// DurationMillis is how long the step took, in milliseconds.
+	DurationMillis int64  `json:"durationMs,omitempty"`
+	Result         string `json:"result,omitempty"` // succeeded, failed, cancelled
+	ExitCode       int    `json:"exitCode,omitempty"`
+	Message        string `json:"message,omitempty"`
 }
 
 // Log streams.

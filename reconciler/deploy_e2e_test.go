@@ -127,7 +127,7 @@ func readyAt(commit string) func(d *api.Deployment) bool {
 
 func TestE2EDeployment(t *testing.T) {
 	lab := testnodes.Require(t)
-	nodes := testnodes.RequireNodes(t, 2)
+	nodes := testnodes.RequireNodes(t, 3)
 	st := openStore(t).(DeploymentStore)
 	pool := labPool(t, lab)
 	ctx := t.Context()
@@ -165,14 +165,27 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	t.Cleanup(func() { mcancel(); <-mdone })
 	rec := mgr.deps
 
-	d := helloDeployment(repo, nodes[0].Name, nodes[1].Name)
+	d := helloDeployment(repo, nodes[0].Name, nodes[1].Name, nodes[2].Name)
 	c1 := commit("v1", map[string]string{"CHANGES": "v1\n"})
 	start := time.Now()
 	if _, err := st.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	got := waitDeployment(t, st, "first rollout Ready", 3*time.Minute, readyAt(c1))
-	t.Logf("fresh rollout of the example app on %d nodes: %v", len(nodes), time.Since(start))
+	t.Logf("fresh rollout of the example app on %d nodes (one at a time): %v", len(nodes), time.Since(start))
+	if ro, err := st.GetRollout(ctx, got.Status.CurrentRollout.ID); err == nil {
+		per := map[string]int64{}
+		var total int64
+		for _, n := range ro.Nodes {
+			for _, s := range n.Steps {
+				kind, _, _ := strings.Cut(s.Name, " ")
+				per[kind] += s.DurationMillis
+				total += s.DurationMillis
+			}
+		}
+		t.Logf("step time summed over nodes: total %d ms; build+test %d ms, health %d ms, drain %d ms; Bakery's own (fetch, install, start, switch, prune) %d ms; by step %v",
+			total, per["build"], per["health"], per["drain"], per["fetch"]+per["install"]+per["start"]+per["switch"]+per["prune"], per)
+	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, n := range nodes {
 		body, err := get(client, n.Address)
@@ -180,7 +193,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 			t.Fatalf("%s serves %q, %v; want hello from %s", n.Name, body, err, c1[:12])
 		}
 	}
-	if len(got.Status.Nodes) != 2 || got.Status.Nodes[0].ActiveSlot != "blue" || got.Status.Revision != 1 {
+	if len(got.Status.Nodes) != 3 || got.Status.Nodes[0].ActiveSlot != "blue" || got.Status.Revision != 1 {
 		t.Fatalf("status after first rollout: %+v", got.Status)
 	}
 

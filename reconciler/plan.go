@@ -75,7 +75,7 @@ type Desired struct {
 	// starts at PortStart (wrapping around), so that different apps start
 	// in different places and control planes rarely race for one port.
 	PortMin, PortMax, PortStart int
-	KeepReleases     int
+	KeepReleases                int
 	// NewSlot forces a rollout into the idle slot even when the active one
 	// already runs the desired commit and spec (restart with no downtime).
 	NewSlot bool

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -106,9 +107,10 @@ func (s *logSink) Close() {
 
 // rolloutRecorder keeps a rollout record up to date in the store.
 type rolloutRecorder struct {
-	store store.Rollouts
-	mu    sync.Mutex
-	ro    *api.Rollout
+	store   store.Rollouts
+	mu      sync.Mutex
+	ro      *api.Rollout
+	started map[string]time.Time // node/step index → monotonic start
 }
 
 func (r *rolloutRecorder) save() {
@@ -139,8 +141,13 @@ func (r *rolloutRecorder) stepStart(node, name string) int {
 	defer r.mu.Unlock()
 	n := r.node(node)
 	n.Steps = append(n.Steps, api.RolloutStep{Name: name, Start: api.Now()})
+	if r.started == nil {
+		r.started = map[string]time.Time{}
+	}
+	idx := len(n.Steps) - 1
+	r.started[fmt.Sprintf("%s/%d", node, idx)] = time.Now()
 	r.save()
-	return len(n.Steps) - 1
+	return idx
 }
 
 func (r *rolloutRecorder) stepEnd(node string, idx int, err error) {
@@ -148,6 +155,9 @@ func (r *rolloutRecorder) stepEnd(node string, idx int, err error) {
 	defer r.mu.Unlock()
 	st := &r.node(node).Steps[idx]
 	st.End = api.Now()
+	if t0, ok := r.started[fmt.Sprintf("%s/%d", node, idx)]; ok {
+		st.DurationMillis = max(time.Since(t0).Milliseconds(), 1)
+	}
 	st.Result = api.RolloutSucceeded
 	if err != nil {
 		st.Result = api.RolloutFailed
