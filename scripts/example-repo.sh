@@ -15,7 +15,7 @@ fi
 git clone -q "$dest" "$work/w" 2>/dev/null || git init -q -b main "$work/w"
 cp -a "$src"/. "$work/w"/
 git -C "$work/w" add -A
-if git -C "$work/w" -c user.name=bakery -c user.email=bakery@localhost commit -q -m "hello example" 2>/dev/null; then
+if git -C "$work/w" -c user.name=bakery -c user.email=bakery@localhost commit -q -m "hello example" >/dev/null 2>&1; then
 	git -C "$work/w" push -q "$dest" HEAD:refs/heads/main
 fi
 echo "example repository: $dest (main at $(git --git-dir="$dest" rev-parse --short main))"
