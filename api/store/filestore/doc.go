@@ -9,6 +9,7 @@
 //	<dir>/tokens.json               API tokens (0600)
 //	<dir>/rollouts/<id>.json        rollout records (0600)
 //	<dir>/rollouts/<id>.log         rollout logs, one JSON line each (0600)
+//	<dir>/settings/<name>           control-plane settings (store.Settings), raw bytes (0600)
 //	<dir>/nodes/<name>.yaml         user-owned: apiVersion, kind, metadata
 //	<dir>/deployments/<name>.yaml   (name, labels, annotations) and spec (0644)
 //	<dir>/nodes/.state/<name>.json  store-owned: uid, generation,

@@ -41,3 +41,7 @@ func BenchmarkApply1000(b *testing.B) {
 func TestRolloutConformance(t *testing.T) {
 	storetest.RunRollouts(t, func(t *testing.T) store.Store { return open(t, t.TempDir()) })
 }
+
+func TestSettingsConformance(t *testing.T) {
+	storetest.RunSettings(t, func(t *testing.T) store.Store { return open(t, t.TempDir()) })
+}

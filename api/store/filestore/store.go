@@ -191,6 +191,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err := s.loadRollouts(); err != nil {
 		return fail(err)
 	}
+	if err := s.initSettings(); err != nil {
+		return fail(err)
+	}
 	go s.watchFiles()
 	return s, nil
 }

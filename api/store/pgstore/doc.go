@@ -71,4 +71,13 @@
 // Logs answers in one query whether the rollout exists and its lines.
 // Deleting a Deployment leaves its rollouts; deleting a rollout row deletes
 // its log (ON DELETE CASCADE).
+//
+// # Settings
+//
+// Settings (store.Settings) live in settings(name, value bytea,
+// updated_at), outside objects and events, each write one statement
+// without the write lock. CreateSetting is an INSERT … ON CONFLICT DO
+// NOTHING, so of servers minting one value at once exactly one wins (the
+// control plane's SSH identity is minted that way). Secrets are sealed by
+// the caller (package sealed) before they are stored.
 package pgstore
