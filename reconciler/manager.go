@@ -2,12 +2,9 @@ package reconciler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,74 +13,6 @@ import (
 	"bakery.dev/bakery/reconciler/source"
 	"bakery.dev/bakery/sshexec"
 )
-
-// Identity is the key pair the control plane logs in to nodes with.
-type Identity struct {
-	PrivatePEM []byte
-	// AuthorizedKey is the public key as one authorized_keys line.
-	AuthorizedKey string
-}
-
-// LoadOrCreateIdentity reads the control plane's SSH key from dir
-// (id_ed25519, 0600, and id_ed25519.pub), minting it on first use. The
-// private key is never printed or logged.
-func LoadOrCreateIdentity(dir string) (Identity, error) {
-	priv := filepath.Join(dir, "id_ed25519")
-	pub := priv + ".pub"
-	if b, err := os.ReadFile(priv); err == nil {
-		p, err := os.ReadFile(pub)
-		if err != nil {
-			return Identity{}, fmt.Errorf("ssh identity: %w", err)
-		}
-		if _, err := sshexec.ParsePrivateKey(b); err != nil {
-			return Identity{}, fmt.Errorf("ssh identity %s: %w", priv, err)
-		}
-		return Identity{PrivatePEM: b, AuthorizedKey: strings.TrimSpace(string(p))}, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return Identity{}, fmt.Errorf("ssh identity: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return Identity{}, fmt.Errorf("ssh identity: %w", err)
-	}
-	host, _ := os.Hostname()
-	pem, authorized, err := sshexec.GenerateKey("bakery@" + host)
-	if err != nil {
-		return Identity{}, err
-	}
-	// Public key first: a crash in between leaves no private key without
-	// its public half.
-	if err := writeFileAtomic(pub, []byte(authorized+"\n"), 0o644); err != nil {
-		return Identity{}, err
-	}
-	if err := writeFileAtomic(priv, pem, 0o600); err != nil {
-		return Identity{}, err
-	}
-	return Identity{PrivatePEM: pem, AuthorizedKey: authorized}, nil
-}
-
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
 
 // ManagerConfig configures a Manager.
 type ManagerConfig struct {
