@@ -325,11 +325,9 @@ func short(c string) string {
 type systemdRuntime struct{}
 
 func (systemdRuntime) Install(ctx context.Context, n *nodeRun, a Action) error {
-	envDir := path.Dir(nf.EnvPath(n.app, a.Slot))
-	if _, err := n.run(ctx, `mkdir -p "$E" && chmod 700 "$E"`, map[string]string{"E": envDir}, nil); err != nil {
-		return err
-	}
-	if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.EnvPath(n.app, a.Slot), Mode: 0o600, Content: []byte(nf.EnvFile(n.env))}); err != nil {
+	runDir := path.Dir(nf.RunScriptPath(n.app, a.Slot))
+	if _, err := n.run(ctx, `mkdir -p "$E" && chmod 700 "$E" && `+sudo+` env-install "$APP" "$SLOT" >/dev/null`,
+		map[string]string{"E": runDir, "APP": n.app, "SLOT": a.Slot}, []byte(nf.EnvFile(n.env))); err != nil {
 		return fmt.Errorf("env file: %w", err)
 	}
 	if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.RunScriptPath(n.app, a.Slot), Mode: 0o700, Content: []byte(nf.RunScript(n.spec.Run.Command))}); err != nil {
@@ -359,6 +357,7 @@ func (systemdRuntime) Remove(ctx context.Context, n *nodeRun) error {
   `+sudo+` systemctl disable "$APP" "$s" 2>/dev/null
   `+sudo+` systemctl stop "$APP" "$s" || true
   `+sudo+` unit-remove "$APP" "$s"
+  `+sudo+` env-remove "$APP" "$s"
 done
 `+sudo+` daemon-reload`, map[string]string{"APP": n.app}, nil)
 	return err

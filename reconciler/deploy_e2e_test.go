@@ -227,8 +227,8 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 		if strings.Contains(out, "canary-7f3e9c1d") {
 			t.Fatalf("%s: the secret env value shows in a unit file or process list", n.Name)
 		}
-		out, _ = testnodes.SSH(t, n, "stat -c %a /var/lib/bakery/apps/hello/env/blue.env; grep -c canary-7f3e9c1d /var/lib/bakery/apps/hello/env/blue.env")
-		if f := strings.Fields(out); len(f) != 2 || f[0] != "600" || f[1] != "1" {
+		out, _ = testnodes.Exec(t, n.Name, "stat -c '%a %U' /etc/bakery/env/bakery-hello-blue.env; grep -c canary-7f3e9c1d /etc/bakery/env/bakery-hello-blue.env")
+		if f := strings.Fields(out); len(f) != 3 || f[0] != "600" || f[1] != "root" || f[2] != "1" {
 			t.Fatalf("%s: env file mode/content: %q", n.Name, out)
 		}
 	}

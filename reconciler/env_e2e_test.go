@@ -43,11 +43,13 @@ func TestE2EEnvFileRoundTrip(t *testing.T) {
 		return string(res.Stdout)
 	}
 	t.Cleanup(func() {
-		ex.Run(ctx, sshexec.Command{Script: sudo + " systemctl stop envcheck blue; " + sudo + " unit-remove envcheck blue; " + sudo + " daemon-reload; rm -rf /var/lib/bakery/apps/envcheck"})
+		ex.Run(ctx, sshexec.Command{Script: sudo + " systemctl stop envcheck blue; " + sudo + " unit-remove envcheck blue; " + sudo + " env-remove envcheck blue; " + sudo + " daemon-reload; rm -rf /var/lib/bakery/apps/envcheck"})
 	})
-	run(`mkdir -p /var/lib/bakery/apps/envcheck/env /var/lib/bakery/apps/envcheck/releases/`+strings.Repeat("e", 40)+` && chmod 700 /var/lib/bakery/apps/envcheck/env`, nil, "")
-	if err := ex.WriteFile(ctx, sshexec.File{Path: nf.EnvPath(app, nf.Blue), Mode: 0o600, Content: []byte(nf.EnvFile(values))}); err != nil {
-		t.Fatal(err)
+	run(`mkdir -p /var/lib/bakery/apps/envcheck/run /var/lib/bakery/apps/envcheck/releases/`+strings.Repeat("e", 40), nil, "")
+	run(sudo+` env-install envcheck blue`, nil, nf.EnvFile(values))
+	// bakery-agent cannot read the file it had written (root 0600).
+	if res, err := ex.Run(ctx, sshexec.Command{Script: "cat " + nf.EnvPath(app, nf.Blue)}); err == nil {
+		t.Fatalf("bakery-agent can read the env file: %s", res.Stdout)
 	}
 	// The run script prints each variable between markers, then idles.
 	script := "for v in QUOTES DOLLAR BACKSL SPACES UNI EMPTY HASH; do printf '%s=[%s]\\n' \"$v\" \"$(printenv \"$v\")\"; done\nexec sleep 600"

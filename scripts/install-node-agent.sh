@@ -234,6 +234,11 @@ write_helper() {
 #                                     content must run as User=bakery-agent and use only
 #                                     allowlisted directives (see check_unit below).
 #   unit-remove APP SLOT              remove that unit file; prints "removed" or "absent"
+#   env-install APP SLOT < content    write the slot's environment file /etc/bakery/env/
+#                                     bakery-APP-SLOT.env (root 0600 in a root 0700 dir, so
+#                                     that units never read a file bakery-agent controls);
+#                                     prints "changed" or "unchanged"
+#   env-remove APP SLOT               remove it; prints "removed" or "absent"
 #   systemctl VERB APP SLOT           VERB: start stop restart reload enable disable show
 #                                     status is-active is-enabled is-failed reset-failed
 #                                     (exit status of systemctl passed through;
@@ -335,7 +340,9 @@ check_unit() {
 			case $val in journal | null | inherit | journal+console) ;; *) refuse "unit line $n: $key=$val not allowed" ;; esac ;;
 		Service:EnvironmentFile)
 			local p=${val#-}
-			[[ $p == /var/lib/bakery/* && $p != *..* ]] || refuse "unit line $n: EnvironmentFile must be under /var/lib/bakery"
+			# Only env files written by env-install: root-owned, so that no
+			# symlink planted by bakery-agent makes PID 1 read another file.
+			[[ $p =~ ^/etc/bakery/env/bakery-[a-z0-9-]+\.env$ ]] || refuse "unit line $n: EnvironmentFile must be an env-install file (/etc/bakery/env/bakery-APP-SLOT.env)"
 			;;
 		Service:ExecStart | Service:ExecStartPre | Service:ExecStartPost | Service:ExecStop | \
 			Service:ExecStopPost | Service:ExecReload)
@@ -418,6 +425,24 @@ unit-install)
 unit-remove)
 	nargs 2 $# "$VERB"; check_name app "$1"; check_name slot "$2"
 	remove_file "$UNIT_DIR/bakery-$1-$2.service"
+	;;
+env-install)
+	nargs 2 $# "$VERB"; check_name app "$1"; check_name slot "$2"
+	install -d -m 0700 -o root -g root /etc/bakery /etc/bakery/env
+	tmp=$(mktemp /etc/bakery/env/.bakery-sudo.XXXXXX); trap 'rm -f "$tmp"' EXIT
+	read_content "$tmp"
+	dest="/etc/bakery/env/bakery-$1-$2.env"
+	if [[ -f $dest && ! -L $dest ]] && cmp -s "$tmp" "$dest"; then
+		echo unchanged
+	else
+		chmod 0600 "$tmp"
+		mv -f "$tmp" "$dest"
+		echo changed
+	fi
+	;;
+env-remove)
+	nargs 2 $# "$VERB"; check_name app "$1"; check_name slot "$2"
+	remove_file "/etc/bakery/env/bakery-$1-$2.env"
 	;;
 systemctl)
 	nargs 3 $# "$VERB"
@@ -509,7 +534,7 @@ certbot-renew)
 	exec certbot "${args[@]}"
 	;;
 verbs)
-	echo unit-install unit-remove systemctl daemon-reload nginx-site-install nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew verbs
+	echo unit-install unit-remove env-install env-remove systemctl daemon-reload nginx-site-install nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew verbs
 	;;
 "") refuse "no verb given (try: verbs)" ;;
 *) refuse "unknown verb '$VERB'" ;;

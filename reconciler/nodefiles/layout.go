@@ -47,8 +47,11 @@ func ReleaseDir(app, commit string) string { return path.Join(ReleasesDir(app), 
 // StatePath is the app's state file.
 func StatePath(app string) string { return path.Join(AppDir(app), "state.json") }
 
-// EnvPath is the 0600 environment file of a slot.
-func EnvPath(app, slot string) string { return path.Join(AppDir(app), "env", slot+".env") }
+// EnvPath is the environment file of a slot. It is written by the node's
+// bakery-sudo helper (env-install) into a root-owned 0700 directory as a
+// root 0600 file: systemd reads it as root, so it must not live where
+// bakery-agent could plant a symlink to another file.
+func EnvPath(app, slot string) string { return "/etc/bakery/env/bakery-" + app + "-" + slot + ".env" }
 
 // UnitName is the systemd unit of a slot.
 func UnitName(app, slot string) string { return "bakery-" + app + "-" + slot + ".service" }
@@ -76,6 +79,10 @@ func Hash(parts ...string) string {
 // keeps every other byte (newlines included) as is, so values read back
 // exactly. Values never appear on a command line.
 func EnvFile(env map[string]string) string {
+	if len(env) == 0 {
+		// The node's helper refuses empty content.
+		return "# no environment variables\n"
+	}
 	keys := make([]string, 0, len(env))
 	for k := range env {
 		keys = append(keys, k)

@@ -13,8 +13,8 @@ func TestEnvFile(t *testing.T) {
 	if got != want {
 		t.Fatalf("EnvFile:\n%s\nwant:\n%s", got, want)
 	}
-	if EnvFile(nil) != "" {
-		t.Fatal("empty env must give an empty file")
+	if got := EnvFile(nil); got != "# no environment variables\n" {
+		t.Fatalf("empty env gives %q; the node's helper refuses empty content", got)
 	}
 }
 
@@ -24,8 +24,8 @@ func TestUnit(t *testing.T) {
 		"User=bakery-agent\n",
 		"WorkingDirectory=/var/lib/bakery/apps/hello/releases/" + strings.Repeat("a", 40) + "\n",
 		"Environment=PORT=20001\n",
-		"EnvironmentFile=/var/lib/bakery/apps/hello/env/green.env\n",
-		"ExecStart=/bin/sh /var/lib/bakery/apps/hello/env/green.run\n",
+		"EnvironmentFile=/etc/bakery/env/bakery-hello-green.env\n",
+		"ExecStart=/bin/sh /var/lib/bakery/apps/hello/run/green.sh\n",
 		"Restart=on-failure\n",
 		"WantedBy=multi-user.target\n",
 		"commit aaaaaaaaaaaa\n",

@@ -20,7 +20,7 @@ type Slot struct {
 
 // RunScriptPath is the script a slot's unit executes: it holds the spec's
 // run command, so that the command needs no systemd quoting.
-func RunScriptPath(app, slot string) string { return path.Join(AppDir(app), "env", slot+".run") }
+func RunScriptPath(app, slot string) string { return path.Join(AppDir(app), "run", slot+".sh") }
 
 // RunScript is the content of RunScriptPath for command.
 func RunScript(command string) string {

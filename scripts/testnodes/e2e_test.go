@@ -166,6 +166,16 @@ func TestE2EAllowedOperations(t *testing.T) {
 		t.Errorf("nginx-site-remove: %q", got)
 	}
 	mustSSH(t, n, helper+" nginx-reload")
+	// Environment files go to a root-owned directory bakery-agent cannot read.
+	if got := strings.TrimSpace(mustSSH(t, n, helper+" env-install tncheck blue", "A=\"b\"\n")); got != "changed" && got != "unchanged" {
+		t.Errorf("env-install: %q", got)
+	}
+	if out, err := SSH(t, n, "cat /etc/bakery/env/bakery-tncheck-blue.env"); err == nil {
+		t.Errorf("bakery-agent reads the env file: %q", out)
+	}
+	if got := strings.TrimSpace(mustSSH(t, n, helper+" env-remove tncheck blue")); got != "removed" {
+		t.Errorf("env-remove: %q", got)
+	}
 	if got := mustSSH(t, n, helper+" verbs"); !strings.Contains(got, "certbot-certonly") {
 		t.Errorf("verbs: %q", got)
 	}
@@ -198,6 +208,10 @@ func TestE2ERefused(t *testing.T) {
 		{"unit dot", helper + " unit-install ssh.service blue", testUnit},
 		{"unit too long", helper + " unit-install " + strings.Repeat("a", 64) + " blue", testUnit},
 		{"unit extra arg", helper + " unit-install app blue extra", testUnit},
+		{"unit env file bakery-agent owns", helper + " unit-install tncheck blue", strings.Replace(testUnit, "User=bakery-agent\n", "User=bakery-agent\nEnvironmentFile=/var/lib/bakery/x.env\n", 1)},
+		{"unit env file elsewhere", helper + " unit-install tncheck blue", strings.Replace(testUnit, "User=bakery-agent\n", "User=bakery-agent\nEnvironmentFile=/etc/shadow\n", 1)},
+		{"env traversal", helper + " env-install '../x' blue", "A=b\n"},
+		{"env empty", helper + " env-install tncheck blue", ""},
 		{"unit as root", helper + " unit-install tnref blue", strings.Replace(testUnit, "User=bakery-agent", "User=root", 1)},
 		{"unit without user", helper + " unit-install tnref blue", strings.Replace(testUnit, "User=bakery-agent\n", "", 1)},
 		{"unit privileged prefix", helper + " unit-install tnref blue", strings.Replace(testUnit, "ExecStart=/bin/sh", "ExecStart=+/bin/sh", 1)},
