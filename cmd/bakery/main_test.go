@@ -33,7 +33,7 @@ func isolate(t *testing.T) string {
 	t.Helper()
 	home := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", home)
-	for _, v := range []string{"BAKERY_SERVER", "BAKERY_TOKEN", "BAKERY_CONFIG", "BAKERY_DATA", "BAKERY_LISTEN", "DATABASE_URL"} {
+	for _, v := range []string{"BAKERY_SERVER", "BAKERY_TOKEN", "BAKERY_CONFIG", "BAKERY_DATA", "BAKERY_LISTEN", "DATABASE_URL", "BAKERY_ENCRYPTION_KEY", "BAKERY_ENCRYPTION_KEY_FILE"} {
 		t.Setenv(v, "")
 	}
 	return home

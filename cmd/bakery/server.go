@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/pgstore"
+	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/reconciler"
 )
 
@@ -41,7 +43,21 @@ type serverOptions struct {
 	maxBody        string
 	resync         time.Duration
 	publicURL      string
+	// encryptionKeyFile names a file holding the keyring; empty means
+	// $BAKERY_ENCRYPTION_KEY.
+	encryptionKeyFile string
 }
+
+// encryptionKeyEnv holds the keyring when --encryption-key-file is not
+// given. It is not a flag: a key on the command line shows in ps.
+const encryptionKeyEnv = "BAKERY_ENCRYPTION_KEY"
+
+// missingKeyHelp explains how to make an encryption key.
+const missingKeyHelp = `the postgres store keeps the control plane's SSH key pair in the database, encrypted:
+set ` + encryptionKeyEnv + ` (or --encryption-key-file) to an encryption key, the same on
+every server sharing the database, and keep it safe (without it the stored key pair
+cannot be read). Make one with:
+  head -c 32 /dev/urandom | base64`
 
 // defaultDataDir is $BAKERY_DATA, else $XDG_DATA_HOME/bakery, else
 // ~/.local/share/bakery, else ./.bakery-data.
@@ -70,10 +86,21 @@ DATABASE_URL) a PostgreSQL database, which several servers may share.
 
 Data directory (--data): $BAKERY_DATA, else $XDG_DATA_HOME/bakery, else
 ~/.local/share/bakery. It holds the file store and, with either store, the
-admin token file <data>/admin-token (--admin-token-file names another), the
-control plane's SSH key pair <data>/ssh/id_ed25519 (minted on first start;
-'bakery node bootstrap-command' prints the public half) and the git mirrors
-of deployed repositories (<data>/mirrors).
+admin token file <data>/admin-token (--admin-token-file names another) and
+the git mirrors of deployed repositories (<data>/mirrors).
+
+SSH key pair: the control plane logs in to nodes with one key pair, minted on
+first start ('bakery node bootstrap-command' prints the public half; the
+private key is never printed). With the file store it is <data>/ssh/id_ed25519
+(0600). With PostgreSQL it is kept in the database, encrypted (AES-256-GCM),
+so that every server sharing the database uses the same one (the first to
+start mints it). That needs an encryption key: base64 of 32 random bytes in
+BAKERY_ENCRYPTION_KEY, or in a file named by --encryption-key-file, the same on
+every server; make one with 'head -c 32 /dev/urandom | base64'. To rotate,
+give a comma-separated list, the new key first: values sealed with the older
+keys still open (stored values are not re-encrypted with the new key yet, so
+keep the old keys in the list). A server whose keys do not open the stored
+key pair refuses to start.
 
 The server runs the control loop: it observes every node and deployment over
 SSH, rolls deployments out blue/green, and repairs drift every --resync.
@@ -87,15 +114,19 @@ connections and lets requests in flight finish.
 
 Every flag can be set from the environment: BAKERY_LISTEN, BAKERY_DATA,
 DATABASE_URL, BAKERY_ADMIN_TOKEN_FILE, BAKERY_LOG_LEVEL, BAKERY_LOG_FORMAT,
-BAKERY_MAX_BODY; a flag wins over its variable.`,
+BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE; a flag wins over its variable.`,
 		Example: `  # Local development: file store under ~/.local/share/bakery
   bakery server
 
   # Listen on every interface, data in /var/lib/bakery, JSON logs
   bakery server --listen :8080 --data /var/lib/bakery --log-format json
 
-  # PostgreSQL store
-  DATABASE_URL=postgres://bakery@db/bakery bakery server --data /var/lib/bakery`,
+  # PostgreSQL store (several servers may share it: give them one key)
+  export BAKERY_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64)   # once; keep it safe
+  DATABASE_URL=postgres://bakery@db/bakery bakery server --data /var/lib/bakery
+
+  # Rotate the encryption key: the new key first, the old one still opens
+  BAKERY_ENCRYPTION_KEY=NEWKEY,OLDKEY bakery server --database-url postgres://bakery@db/bakery`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Not a flag default: --help would show the URL's password.
@@ -114,6 +145,7 @@ BAKERY_MAX_BODY; a flag wins over its variable.`,
 	f.StringVar(&o.logFormat, "log-format", cmp.Or(os.Getenv("BAKERY_LOG_FORMAT"), "text"), "log format on stderr: text or json (env BAKERY_LOG_FORMAT)")
 	f.DurationVar(&o.resync, "resync", envDuration("BAKERY_RESYNC", 30*time.Second), "how often every node and deployment is observed again (drift detection) (env BAKERY_RESYNC)")
 	f.StringVar(&o.publicURL, "public-url", os.Getenv("BAKERY_PUBLIC_URL"), "URL nodes and users reach this server at, for bootstrap commands (default: as the request came in) (env BAKERY_PUBLIC_URL)")
+	f.StringVar(&o.encryptionKeyFile, "encryption-key-file", os.Getenv("BAKERY_ENCRYPTION_KEY_FILE"), "file holding the encryption key(s) for secrets in the postgres store, as BAKERY_ENCRYPTION_KEY: base64 of 32 bytes, comma-separated when rotating, newest first (default: $BAKERY_ENCRYPTION_KEY) (env BAKERY_ENCRYPTION_KEY_FILE)")
 	f.StringVar(&o.maxBody, "max-body", cmp.Or(os.Getenv("BAKERY_MAX_BODY"), "4MiB"), "largest request body accepted, e.g. 4MiB, 512KiB, 1000000 (env BAKERY_MAX_BODY)")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
@@ -151,7 +183,13 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 
 	var st store.Store
 	var kind, where string
+	var keyring *sealed.Keyring
 	if o.databaseURL != "" {
+		// Before the database is touched: a server that cannot read the
+		// stored secrets changes nothing.
+		if keyring, err = loadKeyring(o.encryptionKeyFile); err != nil {
+			return err
+		}
 		ps, err := pgstore.Open(ctx, o.databaseURL, pgstore.WithLogger(log))
 		if err != nil {
 			return fmt.Errorf("open postgres store: %w", err)
@@ -166,11 +204,18 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	}
 	defer st.Close()
 
-	token, created, err := server.EnsureAdminToken(ctx, st, tokenFile)
+	// The identity first: a server that cannot open it (a wrong
+	// encryption key) stops before it creates or prints anything.
+	var identity reconciler.Identity
+	if ss, ok := st.(store.Settings); ok && keyring != nil {
+		identity, err = reconciler.StoredIdentity(ctx, ss, keyring)
+	} else {
+		identity, err = reconciler.LoadOrCreateIdentity(filepath.Join(o.data, "ssh"))
+	}
 	if err != nil {
 		return err
 	}
-	identity, err := reconciler.LoadOrCreateIdentity(filepath.Join(o.data, "ssh"))
+	token, created, err := server.EnsureAdminToken(ctx, st, tokenFile)
 	if err != nil {
 		return err
 	}
@@ -207,6 +252,31 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	cancel()
 	<-loopDone
 	return err
+}
+
+// loadKeyring reads the encryption keyring from file, else from
+// $BAKERY_ENCRYPTION_KEY. Neither is an error explaining how to make a key.
+// The keys themselves never appear in an error.
+func loadKeyring(file string) (*sealed.Keyring, error) {
+	src, text := encryptionKeyEnv, os.Getenv(encryptionKeyEnv)
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--encryption-key-file: %w", err)
+		}
+		src, text = file, string(b)
+	}
+	if strings.TrimSpace(text) == "" {
+		if file != "" {
+			return nil, fmt.Errorf("--encryption-key-file %s is empty: %s", file, missingKeyHelp)
+		}
+		return nil, errors.New(missingKeyHelp)
+	}
+	kr, err := sealed.ParseKeyring(text)
+	if err != nil {
+		return nil, fmt.Errorf("encryption key from %s: %w; make one with: head -c 32 /dev/urandom | base64", src, err)
+	}
+	return kr, nil
 }
 
 // resolveListen checks that addr can be listened on and returns it with a

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api/store/pgstore/pgtest"
+	"bakery.dev/bakery/api/store/sealed"
 )
 
 // startServerCmd runs 'bakery server' in-process until the returned stop
@@ -138,6 +139,7 @@ func TestServerPostgres(t *testing.T) {
 	dbURL := pgtest.DatabaseURL(t)
 	data := filepath.Join(t.TempDir(), "data")
 	t.Setenv("DATABASE_URL", dbURL)
+	t.Setenv("BAKERY_ENCRYPTION_KEY", sealed.NewKey())
 	url, stderr, stop := startServerCmd(t, "--data", data)
 	tok, err := os.ReadFile(filepath.Join(data, "admin-token"))
 	if err != nil {
@@ -159,5 +161,95 @@ func TestServerPostgres(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "nodes")); err == nil {
 		t.Errorf("a file store was created in %s", data)
+	}
+	if _, err := os.Stat(filepath.Join(data, "ssh")); err == nil {
+		t.Errorf("the SSH key pair was written to %s with the postgres store", data)
+	}
+}
+
+// bootstrapKey returns the public key in the bootstrap command of node
+// name on the server at url.
+func bootstrapKey(t *testing.T, url, token, name string) string {
+	t.Helper()
+	line := strings.TrimSpace(must(t, "", "node", "bootstrap-command", name, "--server", url, "--token", token))
+	_, key, ok := strings.Cut(line, "--key '")
+	if !ok || !strings.HasPrefix(key, "ssh-ed25519 AAAA") {
+		t.Fatalf("bootstrap command %q has no key", line)
+	}
+	return strings.TrimSuffix(key, "'")
+}
+
+// Servers sharing a database share one SSH key pair, sealed with the
+// encryption key in the database; a server without the key, or with
+// another one, refuses to start and says why.
+func TestServerPostgresSharedIdentity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	isolate(t)
+	dbURL := pgtest.DatabaseURL(t)
+	t.Setenv("DATABASE_URL", dbURL)
+	tmp := t.TempDir()
+	serve := func(data string, args ...string) result {
+		return bakery(t, "", append([]string{"server", "--listen", "127.0.0.1:0", "--data", filepath.Join(tmp, data)}, args...)...)
+	}
+
+	// No key: a clear error on how to make one, before the database is
+	// touched.
+	r := serve("nokey")
+	if r.code != 1 || !strings.Contains(r.stderr, "BAKERY_ENCRYPTION_KEY") || !strings.Contains(r.stderr, "head -c 32 /dev/urandom | base64") {
+		t.Fatalf("server without a key: exit %d\n%s", r.code, r.stderr)
+	}
+	t.Setenv("BAKERY_ENCRYPTION_KEY", "not-a-key")
+	if r := serve("badkey"); r.code != 1 || !strings.Contains(r.stderr, "BAKERY_ENCRYPTION_KEY") || strings.Contains(r.stderr, "not-a-key") {
+		t.Fatalf("server with a malformed key: exit %d\n%s", r.code, r.stderr)
+	}
+
+	key := sealed.NewKey()
+	t.Setenv("BAKERY_ENCRYPTION_KEY", key)
+	urlA, stderrA, _ := startServerCmd(t, "--data", filepath.Join(tmp, "a"), "--log-level", "warn")
+	urlB, stderrB, _ := startServerCmd(t, "--data", filepath.Join(tmp, "b"), "--log-level", "warn")
+	tok, err := os.ReadFile(filepath.Join(tmp, "a", "admin-token"))
+	if err != nil {
+		t.Fatalf("admin token: %v\n%s", err, stderrA())
+	}
+	token := strings.TrimSpace(string(tok))
+	must(t, "", "apply", "-f", manifestDir(t), "--server", urlA, "--token", token)
+	keyA, keyB := bootstrapKey(t, urlA, token, "web-1"), bootstrapKey(t, urlB, token, "web-1")
+	if keyA != keyB {
+		t.Fatalf("two servers on one database have different SSH keys:\n%s\n%s", keyA, keyB)
+	}
+	for _, out := range []string{stderrA(), stderrB()} {
+		if strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, key) {
+			t.Fatalf("a server printed a secret:\n%s", out)
+		}
+	}
+	for _, d := range []string{"a", "b"} {
+		if _, err := os.Stat(filepath.Join(tmp, d, "ssh")); err == nil {
+			t.Errorf("server %s wrote its SSH key pair to its data directory", d)
+		}
+	}
+
+	// Another key: refused, naming the variable; nothing printed of a
+	// token.
+	t.Setenv("BAKERY_ENCRYPTION_KEY", sealed.NewKey())
+	r = serve("c")
+	if r.code != 1 || !strings.Contains(r.stderr, "BAKERY_ENCRYPTION_KEY") || !strings.Contains(r.stderr, "encryption key this server does not have") {
+		t.Fatalf("server with another key: exit %d\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, "serving on") || strings.Contains(r.stderr, "bkr_") {
+		t.Fatalf("server with another key started:\n%s", r.stderr)
+	}
+
+	// Rotation through --encryption-key-file: a new key first, the old
+	// one after it; the key pair is the same.
+	t.Setenv("BAKERY_ENCRYPTION_KEY", "")
+	keyFile := filepath.Join(tmp, "keys")
+	if err := os.WriteFile(keyFile, []byte(sealed.NewKey()+",\n"+key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	urlD, _, _ := startServerCmd(t, "--data", filepath.Join(tmp, "d"), "--log-level", "warn", "--encryption-key-file", keyFile)
+	if keyD := bootstrapKey(t, urlD, token, "web-1"); keyD != keyA {
+		t.Fatalf("rotated keyring: another SSH key:\n%s\n%s", keyA, keyD)
 	}
 }
