@@ -25,7 +25,7 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(pt) > 0 && bytes.Contains(s, pt) {
+		if len(pt) >= 8 && bytes.Contains(s, pt) { // a short one may occur by chance
 			t.Fatal("the sealed value holds the plaintext")
 		}
 		if s[0] != 1 || len(s) != 1+4+12+len(pt)+16 {
