@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -103,8 +104,9 @@ func plural(n int, what string) string {
 
 func newApplyCmd(a *app) *cobra.Command {
 	var files []string
-	var dryRun bool
+	var dryRun, wait bool
 	var output string
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|DIR|- [-f …]",
 		Short: "Create or update objects from manifests",
@@ -119,7 +121,12 @@ an array or a List). -f takes a file, a directory (read recursively: *.yaml,
 Each object is reported as created, configured (its labels, annotations or
 spec changed; a spec change increases metadata.generation) or unchanged.
 Invalid manifests are rejected with every problem and its field path, and
-nothing is applied. Exit code 0 on success, 1 on any error.`,
+nothing is applied. Exit code 0 on success, 1 on any error.
+
+With --wait, apply then follows every deployment until its status describes
+the applied spec and no rollout is in progress, printing each node's current
+step as it changes, and exits 1 if a rollout failed (the previous revision
+keeps serving) or --timeout passed.`,
 		Example: `  bakery apply -f examples/hello/app.yaml
   bakery apply -f nodes.yaml -f apps/
   bakery get deployment hello -o yaml | bakery apply -f -
@@ -157,11 +164,22 @@ nothing is applied. Exit code 0 on success, 1 on any error.`,
 				}
 				fmt.Fprintf(a.out, "%s %s%s\n", qualifiedName(r.Kind, r.Name), r.Action, suffix)
 			}
-			return nil
+			if !wait || resp.DryRun {
+				return nil
+			}
+			gens := map[string]int64{}
+			for _, r := range resp.Results {
+				if r.Kind == api.KindDeployment {
+					gens[r.Name] = r.Generation
+				}
+			}
+			return waitApplied(cmd.Context(), a.out, c, gens, timeout)
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "manifest file, directory (recursive) or - for stdin; repeatable")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "ask the server what would change, and change nothing")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every deployment is rolled out, showing each node's current step; exit 1 if a rollout fails")
+	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long --wait waits")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output: name (TYPE/NAME per object) or json (the server's answer); default: TYPE/NAME ACTION")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd

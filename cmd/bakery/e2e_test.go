@@ -169,13 +169,14 @@ spec:
 `, nodes[0].Name, nodes[0].Address, nodes[0].HostKey, nodes[1].Name, nodes[1].Address, nodes[1].HostKey, repo)
 	mf := filepath.Join(tmp, "app.yaml")
 	os.WriteFile(mf, []byte(manifest), 0o644)
-	out := mustCLI("apply", "-f", mf)
-	for _, want := range []string{"node.bakery.dev/" + nodes[0].Name + " created", "deployment.bakery.dev/killtest created"} {
+	out := mustCLI("apply", "-f", mf, "--wait", "--timeout", "3m")
+	for _, want := range []string{"node.bakery.dev/" + nodes[0].Name + " created", "deployment.bakery.dev/killtest created",
+		"deployment.bakery.dev/killtest rolled out: revision 1"} {
 		if !strings.Contains(out, want) {
-			t.Fatalf("apply output lacks %q:\n%s", want, out)
+			t.Fatalf("apply --wait output lacks %q:\n%s", want, out)
 		}
 	}
-	mustCLI("rollout", "status", "deployment/killtest", "--timeout", "3m")
+	t.Logf("apply --wait:\n%s", out)
 	out = mustCLI("get", "nodes")
 	if !strings.Contains(out, "True") {
 		t.Fatalf("get nodes:\n%s", out)
@@ -271,6 +272,12 @@ spec:
 	t.Logf("rollout history after the restart:\n%s", out)
 	if strings.Contains(out, "running") {
 		t.Errorf("a rollout is still marked running:\n%s", out)
+	}
+	// apply --wait exits non-zero when the rollout fails.
+	broken := strings.Replace(manifest, "build: {test: node --test, build: node build.js}", "build: {test: 'exit 3', build: node build.js}", 1)
+	os.WriteFile(mf, []byte(broken), 0o644)
+	if out, err := cli("apply", "-f", mf, "--wait", "--timeout", "3m"); err == nil || !strings.Contains(out, "killtest failed") {
+		t.Fatalf("apply --wait of a failing rollout: err %v\n%s", err, out)
 	}
 	mustCLI("delete", "deployment", "killtest", "--timeout", "2m")
 }
