@@ -250,7 +250,8 @@ write_helper() {
 #   nginx-site-remove APP             remove that file; prints "removed" or "absent"
 #   nginx-test                        nginx -t
 #   nginx-reload                      reload nginx (systemctl reload nginx)
-#   journal APP SLOT [LINES]          journalctl -u bakery-APP-SLOT.service -n LINES (200)
+#   journal APP SLOT [LINES] [follow] journalctl -u bakery-APP-SLOT.service -n LINES (200);
+#                                     with "follow", keeps printing new lines (-f) until killed
 #   certbot-certonly DOMAIN... --email EMAIL [--webroot] [--server HTTPS-URL]
 #                                     certbot certonly --nginx (or --webroot with the fixed
 #                                     webroot /var/lib/bakery/acme) --non-interactive
@@ -494,11 +495,16 @@ nginx-reload)
 	if systemd_running; then exec systemctl reload nginx; else exec nginx -s reload; fi
 	;;
 journal)
-	[[ $# -eq 2 || $# -eq 3 ]] || refuse "journal takes APP SLOT [LINES]"
+	[[ $# -ge 2 && $# -le 4 ]] || refuse "journal takes APP SLOT [LINES] [follow]"
 	check_name app "$1"; check_name slot "$2"
 	lines=${3:-200}
 	[[ $lines =~ ^[0-9]{1,6}$ ]] || refuse "invalid line count '$lines'"
-	exec journalctl --no-pager -o short-iso -n "$lines" -u "bakery-$1-$2.service"
+	follow=()
+	if [[ $# -eq 4 ]]; then
+		[[ $4 == follow ]] || refuse "journal: 4th argument must be 'follow'"
+		follow=(-f)
+	fi
+	exec journalctl --no-pager -o short-iso -n "$lines" "${follow[@]}" -u "bakery-$1-$2.service"
 	;;
 certbot-certonly)
 	domains=() email="" server="" method=--nginx

@@ -193,13 +193,45 @@ spec:
 		t.Fatalf("bakery logs lacks the health check:\n%s", out)
 	}
 
+	// Runtime logs: the app's journal on every node, over SSE.
+	tok := strings.TrimSpace(string(token))
+	body := httpGetJSON(t, srv.url+"/api/v1/deployments/killtest/logs?lines=50", tok)
+	if !strings.Contains(body, "event: end") || strings.Count(body, "listening on 127.0.0.1:") < 2 {
+		t.Fatalf("runtime logs of both nodes:\n%s", body)
+	}
+	// Following: the remote journalctl ends when the client goes away.
+	freq, _ := http.NewRequest("GET", srv.url+"/api/v1/deployments/killtest/logs?lines=1&follow=true&node="+nodes[0].Name, nil)
+	freq.Header.Set("Authorization", "Bearer "+tok)
+	fresp, err := http.DefaultClient.Do(freq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(fresp.Body)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "event: line") {
+	}
+	running := func() bool {
+		out, _ := testnodes.Exec(t, nodes[0].Name, "pgrep -f 'journalctl.*bakery-killtest' || true")
+		return strings.TrimSpace(out) != ""
+	}
+	if !running() {
+		t.Fatal("no journalctl runs on the node while the runtime log is followed")
+	}
+	fresp.Body.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for running() {
+		if time.Now().After(deadline) {
+			t.Fatal("the remote journalctl still runs 20s after the client went away")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
 	// A new commit; kill the server while node 1 drains its old slot.
 	os.WriteFile(filepath.Join(repo, "CHANGES"), []byte("v2\n"), 0o644)
 	git("add", ".")
 	git("commit", "-q", "-m", "v2")
 	c2 := git("rev-parse", "HEAD")
 	mustCLI("deploy", "killtest")
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline = time.Now().Add(3 * time.Minute)
 	var last string
 	for {
 		out := mustCLI("rollout", "history", "deployment/killtest", "--limit", "1")
