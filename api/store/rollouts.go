@@ -23,4 +23,8 @@ type Rollouts interface {
 	AppendLogs(ctx context.Context, id string, lines []api.LogLine) error
 	// Logs returns up to limit lines with Seq > after, in order.
 	Logs(ctx context.Context, id string, after int64, limit int) ([]api.LogLine, error)
+	// DeleteRollout removes a rollout record and its log (ErrNotFound if
+	// missing). Retention is the caller's policy: the store never deletes
+	// rollouts on its own.
+	DeleteRollout(ctx context.Context, id string) error
 }

@@ -98,6 +98,7 @@ type rolloutLog struct {
 	size    int64      // bytes of complete lines: readers read no further
 	marks   []logMark  // increasing offsets, about logIndexStep apart
 	closed  bool       // set by Store.Close once no write runs
+	deleted bool       // set by DeleteRollout: the log is gone, writes and reads fail
 }
 
 // logMark says that the line starting at off has Seq seq (every line
@@ -361,6 +362,9 @@ func (s *Store) AppendLogs(ctx context.Context, id string, lines []api.LogLine) 
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.deleted {
+		return fmt.Errorf("rollout %q: %w", id, store.ErrNotFound)
+	}
 	if err := s.checkLog(id, l); err != nil {
 		return err
 	}
@@ -469,6 +473,10 @@ func (s *Store) Logs(ctx context.Context, id string, after int64, limit int) ([]
 		return nil, err
 	}
 	l.mu.Lock()
+	if l.deleted {
+		l.mu.Unlock()
+		return nil, fmt.Errorf("rollout %q: %w", id, store.ErrNotFound)
+	}
 	if err := s.checkLog(id, l); err != nil {
 		l.mu.Unlock()
 		return nil, err
@@ -487,6 +495,10 @@ func (s *Store) Logs(ctx context.Context, id string, after int64, limit int) ([]
 		return out, nil
 	}
 	f, err := os.Open(s.logPath(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		// Deleted since the lock was released.
+		return nil, fmt.Errorf("rollout %q: %w", id, store.ErrNotFound)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("filestore: %w", err)
 	}
@@ -524,4 +536,48 @@ func (s *Store) Logs(ctx context.Context, id string, after int64, limit int) ([]
 		}
 	}
 	return out, nil
+}
+
+// DeleteRollout implements store.Rollouts. The log file goes first, then
+// the record: a crash in between leaves a record with an empty log, which
+// a later delete removes, never a log without its record. An append or a
+// read waiting for the log's lock fails with ErrNotFound once it gets it.
+func (s *Store) DeleteRollout(ctx context.Context, id string) error {
+	if err := store.CheckRolloutID(id); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return errClosed
+	}
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if _, ok := s.rollouts[id]; !ok {
+		return fmt.Errorf("rollout %q: %w", id, store.ErrNotFound)
+	}
+	if s.closed.Load() {
+		return errClosed
+	}
+	// Lock order as in Close: rmu, then the log's lock. Appends and reads
+	// release rmu before they take the log's lock.
+	if l := s.logs[id]; l != nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if err := removeFile(s.logPath(id)); err != nil {
+			return fmt.Errorf("filestore: delete log of rollout %s: %w", id, err)
+		}
+		// Whatever happens to the record, the log is now empty.
+		l.checked = false
+		l.deleted = true
+		delete(s.logs, id)
+	} else if err := removeFile(s.logPath(id)); err != nil {
+		return fmt.Errorf("filestore: delete log of rollout %s: %w", id, err)
+	}
+	if err := removeFile(s.rolloutPath(id)); err != nil {
+		return fmt.Errorf("filestore: delete rollout %s: %w", id, err)
+	}
+	delete(s.rollouts, id)
+	if err := syncDir(filepath.Join(s.dir, rolloutsDir)); err != nil {
+		return fmt.Errorf("filestore: delete rollout %s: %w", id, err)
+	}
+	return nil
 }

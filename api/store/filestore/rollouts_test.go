@@ -191,3 +191,54 @@ func TestRolloutFileWithInvalidIDIgnored(t *testing.T) {
 		t.Fatalf("the file was removed: %v", err)
 	}
 }
+
+// DeleteRollout removes both files: the rollout stays gone after a
+// restart, and a delete racing appends leaves no log file behind.
+func TestRolloutDeleteFiles(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := open(t, dir)
+	for _, id := range []string{"web-1-aaaa0000", "web-2-aaaa0000"} {
+		if err := s.CreateRollout(ctx, storetest.Rollout(id, "web", 1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendLogs(ctx, id, []api.LogLine{{Seq: 1, Stream: api.StreamBakery, Text: "x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Appends run while the rollout is deleted: each either lands before
+	// the delete or fails with ErrNotFound.
+	const id = "web-1-aaaa0000"
+	done := make(chan error, 1)
+	go func() {
+		for seq := int64(2); ; seq++ {
+			err := s.AppendLogs(ctx, id, []api.LogLine{{Seq: seq, Stream: api.StreamBakery, Text: "y"}})
+			if err != nil {
+				if errors.Is(err, store.ErrNotFound) {
+					err = nil
+				}
+				done <- err
+				return
+			}
+		}
+	}()
+	if err := s.DeleteRollout(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("append racing a delete: %v", err)
+	}
+	for _, p := range []string{s.rolloutPath(id), s.logPath(id)} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after delete: %v, want it gone", p, err)
+		}
+	}
+	s.Close()
+	s = open(t, dir)
+	if _, err := s.GetRollout(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted rollout after reopen: err = %v", err)
+	}
+	if lines, err := s.Logs(ctx, "web-2-aaaa0000", 0, 0); err != nil || len(lines) != 1 {
+		t.Fatalf("the other rollout's log after reopen: %v, %v", lines, err)
+	}
+}

@@ -192,6 +192,22 @@ func (s *Store) Logs(ctx context.Context, id string, after int64, limit int) ([]
 	return out, nil
 }
 
+// DeleteRollout implements store.Rollouts. Its log goes with it (ON DELETE
+// CASCADE), in the same statement.
+func (s *Store) DeleteRollout(ctx context.Context, id string) error {
+	if err := store.CheckRolloutID(id); err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM rollouts WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("pgstore: delete rollout %q: %w", id, mapErr(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("rollout %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
 // sqlLimit turns a limit (<= 0: all) into a LIMIT argument (NULL: all).
 func sqlLimit(limit int) *int64 {
 	if limit <= 0 {

@@ -54,6 +54,11 @@ import (
 //   - Logs(id, after, limit) returns the lines with Seq > after in Seq
 //     order, at most limit of them (limit <= 0 means all). Past the last
 //     line it returns no lines and no error.
+//   - DeleteRollout removes the record and its whole log: afterwards
+//     GetRollout, Logs, AppendLogs, UpdateRollout and a second
+//     DeleteRollout of that ID return ErrNotFound, and ListRollouts leaves
+//     it out. Every other rollout and log is untouched. A deleted ID may be
+//     created again; its log then starts empty (Seq from 1 again).
 //   - The store does not cascade: deleting the Deployment object leaves its
 //     rollouts and their logs readable.
 //   - AppendLogs may be called concurrently for different rollouts; each
@@ -75,10 +80,11 @@ func RunRollouts(t *testing.T, newStore NewStore) {
 		{"LogsSeqRules", testLogsSeqRules},
 		{"ConcurrentAppends", testLogsConcurrent},
 		{"DeploymentDeleted", testRolloutDeploymentDeleted},
+		{"Delete", testRolloutDelete},
 	}
 	if !t.Run("ImplementsRollouts", func(t *testing.T) {
 		if s := newStore(t); !implementsRollouts(s) {
-			t.Fatalf("%T does not implement store.Rollouts (CreateRollout, UpdateRollout, GetRollout, ListRollouts, AppendLogs, Logs)", s)
+			t.Fatalf("%T does not implement store.Rollouts (CreateRollout, UpdateRollout, GetRollout, ListRollouts, AppendLogs, Logs, DeleteRollout)", s)
 		}
 	}) {
 		return
@@ -484,6 +490,9 @@ func testRolloutInvalidIDs(t *testing.T, _ store.Store, r store.Rollouts) {
 		if _, err := r.Logs(ctx, id, 0, 0); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("logs of rollout %q: err = %v, want ErrInvalid", id, err)
 		}
+		if err := r.DeleteRollout(ctx, id); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("delete rollout %q: err = %v, want ErrInvalid", id, err)
+		}
 	}
 	if err := r.CreateRollout(ctx, nil); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("create nil rollout: err = %v, want ErrInvalid", err)
@@ -820,4 +829,111 @@ func testRolloutDeploymentDeleted(t *testing.T, s store.Store, r store.Rollouts)
 	if got := mustLogs(t, r, ro.ID, 0, 0); len(got) != 5 {
 		t.Fatalf("log has %d lines, want 5", len(got))
 	}
+}
+
+// DeleteRollout removes one record and its log; the others stay as they
+// were.
+func testRolloutDelete(t *testing.T, _ store.Store, r store.Rollouts) {
+	ctx := t.Context()
+	all := []*api.Rollout{
+		Rollout("web-1-de100001", "web", 1, 0),
+		Rollout("web-2-de100002", "web", 2, 10),
+		Rollout("web-3-de100003", "web", 3, 20),
+		Rollout("api-1-de100004", "api", 1, 5),
+	}
+	logs := map[string][]api.LogLine{}
+	for i, ro := range all {
+		mustCreateRollout(t, r, ro)
+		// Several batches, enough for more than one page of any index.
+		for b := range 3 {
+			batch := logLines(int64(b*200), 200)
+			for j := range batch {
+				batch[j].Text = fmt.Sprintf("%s %s", ro.ID, batch[j].Text)
+			}
+			if i == 3 && b > 0 {
+				break // one rollout with a short log
+			}
+			if err := r.AppendLogs(ctx, ro.ID, batch); err != nil {
+				t.Fatal(err)
+			}
+			logs[ro.ID] = append(logs[ro.ID], batch...)
+		}
+	}
+	// One without any log.
+	empty := Rollout("web-2-de100005", "web", 2, 30)
+	mustCreateRollout(t, r, empty)
+	all = append(all, empty)
+
+	gone := map[string]bool{}
+	check := func(when string) {
+		t.Helper()
+		for _, ro := range all {
+			if gone[ro.ID] {
+				if _, err := r.GetRollout(ctx, ro.ID); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("%s: get deleted %s: err = %v, want ErrNotFound", when, ro.ID, err)
+				}
+				if _, err := r.Logs(ctx, ro.ID, 0, 0); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("%s: logs of deleted %s: err = %v, want ErrNotFound", when, ro.ID, err)
+				}
+				continue
+			}
+			if diff := cmp.Diff(ro, mustGetRollout(t, r, ro.ID), rolloutOpts); diff != "" {
+				t.Errorf("%s: rollout %s changed (-want +got):\n%s", when, ro.ID, diff)
+			}
+			if diff := cmp.Diff(logs[ro.ID], mustLogs(t, r, ro.ID, 0, 0), rolloutOpts); diff != "" {
+				t.Errorf("%s: log of %s changed (-want +got):\n%s", when, ro.ID, diff)
+			}
+		}
+	}
+	del := func(id string) {
+		t.Helper()
+		if err := r.DeleteRollout(ctx, id); err != nil {
+			t.Fatalf("delete %s: %v", id, err)
+		}
+		gone[id] = true
+	}
+
+	del("web-2-de100002")
+	check("after deleting web-2-de100002")
+	if diff := cmp.Diff([]string{"web-3-de100003", "web-2-de100005", "web-1-de100001"}, listIDs(t, r, "web", 0)); diff != "" {
+		t.Errorf("list after delete (-want +got):\n%s", diff)
+	}
+	// Writes to a deleted rollout fail and create nothing.
+	if err := r.AppendLogs(ctx, "web-2-de100002", logLines(600, 1)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("append logs to a deleted rollout: err = %v, want ErrNotFound", err)
+	}
+	if err := r.UpdateRollout(ctx, Rollout("web-2-de100002", "web", 2, 10)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("update a deleted rollout: err = %v, want ErrNotFound", err)
+	}
+	if err := r.DeleteRollout(ctx, "web-2-de100002"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("delete twice: err = %v, want ErrNotFound", err)
+	}
+	if err := r.DeleteRollout(ctx, "web-9-00000000"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("delete a rollout that never was: err = %v, want ErrNotFound", err)
+	}
+	check("after refused writes")
+
+	// A rollout without a log, and the last of another deployment.
+	del(empty.ID)
+	del("api-1-de100004")
+	check("after deleting two more")
+	if got := listIDs(t, r, "api", 0); len(got) != 0 {
+		t.Errorf("list api after deleting its only rollout = %v", got)
+	}
+	if diff := cmp.Diff([]string{"web-3-de100003", "web-1-de100001"}, listIDs(t, r, "web", 0)); diff != "" {
+		t.Errorf("list web (-want +got):\n%s", diff)
+	}
+
+	// The ID can be used again, with a new, empty log.
+	again := Rollout("web-2-de100002", "web", 5, 50)
+	mustCreateRollout(t, r, again)
+	if got := mustLogs(t, r, again.ID, 0, 0); len(got) != 0 {
+		t.Fatalf("log of a re-created rollout holds %d old lines", len(got))
+	}
+	if err := r.AppendLogs(ctx, again.ID, logLines(0, 2)); err != nil {
+		t.Fatalf("append to a re-created rollout from seq 1: %v", err)
+	}
+	delete(gone, again.ID)
+	all[1], logs[again.ID] = again, logLines(0, 2)
+	check("after re-creating a deleted id")
 }
