@@ -129,3 +129,20 @@ func TestActionsWithoutLoop(t *testing.T) {
 	want(t, e.req("POST", "/api/v1/deployments/web/actions/deploy", "", ""), 503)
 	want(t, e.req("POST", "/api/v1/nodes/x/verify", "", ""), 503)
 }
+
+func TestRuntimeLogsRefusals(t *testing.T) {
+	mod, _ := withManager(t)
+	e := newEnv(t, mod)
+	want(t, e.req("POST", "/api/v1/deployments", "application/yaml", deployment("web")), 201)
+	want(t, e.req("GET", "/api/v1/deployments/missing/logs", "", ""), 404)
+	r := e.req("GET", "/api/v1/deployments/web/logs", "", "")
+	want(t, r, 409)
+	if !strings.Contains(r.err(t).Message, "runs on no node yet") {
+		t.Fatalf("message %q", r.err(t).Message)
+	}
+	want(t, e.req("GET", "/api/v1/deployments/web/logs?lines=x", "", ""), 400)
+	want(t, e.req("GET", "/api/v1/deployments/web/logs?follow=maybe", "", ""), 400)
+	e2 := newEnv(t)
+	want(t, e2.req("POST", "/api/v1/deployments", "application/yaml", deployment("web")), 201)
+	want(t, e2.req("GET", "/api/v1/deployments/web/logs", "", ""), 503)
+}

@@ -53,11 +53,7 @@ func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badField("follow", "must be true or false"))
 		return
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		s.writeError(w, r, errorf(http.StatusInternalServerError, "streaming unsupported"))
-		return
-	}
+	rc := http.NewResponseController(w)
 	// Answer what can be answered before streaming starts.
 	o, err := s.store.Get(r.Context(), api.KindDeployment, name)
 	if err != nil {
@@ -93,13 +89,13 @@ func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
 		defer mu.Unlock()
 		start()
 		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
-		flusher.Flush()
+		rc.Flush()
 	}
 	// Headers go out at once: a quiet log must not look like a hung server.
 	mu.Lock()
 	start()
 	fmt.Fprint(w, ": streaming\n\n")
-	flusher.Flush()
+	rc.Flush()
 	mu.Unlock()
 	// A keepalive comment while the log is quiet keeps proxies from
 	// closing the stream.
@@ -121,7 +117,7 @@ func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
 			case <-t.C:
 				mu.Lock()
 				fmt.Fprint(w, ": keepalive\n\n")
-				flusher.Flush()
+				rc.Flush()
 				mu.Unlock()
 			}
 		}

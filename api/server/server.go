@@ -30,6 +30,8 @@ type Config struct {
 	// PublicURL is the base URL nodes and users reach this server at, used
 	// in bootstrap commands (default: the request's scheme and Host).
 	PublicURL string
+	// Stream tunes the rollout log stream (zero: the defaults).
+	Stream StreamConfig
 	// Later issues add: the web UI, webhooks.
 }
 
@@ -94,6 +96,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(v1+"/deployments/{name}/rollouts", s.wrap(http.StatusOK, s.rollouts)).Methods(http.MethodGet)
 	r.Handle(v1+"/rollouts/{id}", s.wrap(http.StatusOK, s.rollout)).Methods(http.MethodGet)
 	r.Handle(v1+"/rollouts/{id}/logs", s.wrap(http.StatusOK, s.rolloutLogs)).Methods(http.MethodGet)
+	r.Handle(v1+"/rollouts/{id}/logs/stream", http.HandlerFunc(s.logStream)).Methods(http.MethodGet)
 	r.Handle(InstallerPath, http.HandlerFunc(s.installer)).Methods(http.MethodGet, http.MethodHead)
 
 	r.NotFoundHandler = s.wrap(0, func(w http.ResponseWriter, r *http.Request) (any, error) {
