@@ -1,0 +1,165 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"bakery.dev/bakery/api"
+)
+
+// StreamEnd is how a rollout ended, as the last event of its log stream
+// says.
+type StreamEnd struct {
+	State   string `json:"state"`
+	Message string `json:"message"`
+}
+
+// Reconnection of StreamLogs: at most streamRetries attempts in a row
+// without receiving anything, waiting streamBackoff, then twice as long
+// each time, at most streamMaxBackoff.
+const (
+	streamRetries    = 6
+	streamBackoff    = 100 * time.Millisecond
+	streamMaxBackoff = 5 * time.Second
+	// maxEventBytes bounds one line of the stream (a log line's JSON).
+	maxEventBytes = 4 << 20
+)
+
+// errStreamCut is a stream that ended without its end event.
+var errStreamCut = errors.New("log stream ended before the rollout did")
+
+// StreamLogs follows rollout id's log from the line after seq after: it
+// calls fn with every line, in order and each once, until the rollout is
+// done and every line was delivered, and returns how it ended. A dropped
+// connection is reopened with Last-Event-ID (with backoff, a bounded number
+// of times in a row); an error answer of the server (4xx), ctx ending or
+// too many failed attempts end it with an error. WithTimeout does not
+// apply: only ctx bounds the stream.
+func (c *Client) StreamLogs(ctx context.Context, id string, after int64, fn func(api.LogLine)) (*StreamEnd, error) {
+	last := after
+	failures := 0
+	backoff := streamBackoff
+	for {
+		before := last
+		end, err := c.streamOnce(ctx, id, last, func(l api.LogLine) {
+			if l.Seq <= last {
+				return // already delivered before a reconnect
+			}
+			last = l.Seq
+			fn(l)
+		})
+		if end != nil {
+			return end, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Code < 500 {
+			return nil, err
+		}
+		if last > before {
+			// Progress was made: the connection dropped, it did not fail.
+			failures, backoff = 0, streamBackoff
+		}
+		failures++
+		if failures >= streamRetries {
+			return nil, fmt.Errorf("rollout %s: log stream: giving up after %d attempts: %w", id, failures, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, streamMaxBackoff)
+	}
+}
+
+// streamOnce reads one connection of the log stream; it returns the end
+// event, or why the stream stopped without one.
+func (c *Client) streamOnce(ctx context.Context, id string, after int64, fn func(api.LogLine)) (*StreamEnd, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	path := "/api/v1/rollouts/" + url.PathEscape(id) + "/logs/stream"
+	u := *c.base
+	u.Path = c.base.Path + path
+	u.RawQuery = url.Values{"after": {strconv.FormatInt(after, 10)}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("User-Agent", c.userAgent)
+	if after > 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, decodeError(resp.StatusCode, data)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+		return nil, &APIError{Code: resp.StatusCode, Message: fmt.Sprintf("GET %s: answer is %q, not an event stream", path, resp.Header.Get("Content-Type"))}
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), maxEventBytes)
+	var event string
+	var data bytes.Buffer
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 { // dispatch
+			switch event {
+			case "line":
+				var l api.LogLine
+				if err := json.Unmarshal(data.Bytes(), &l); err != nil {
+					return nil, fmt.Errorf("GET %s: line event: %w", path, err)
+				}
+				fn(l)
+			case "end":
+				var end StreamEnd
+				if err := json.Unmarshal(data.Bytes(), &end); err != nil {
+					return nil, fmt.Errorf("GET %s: end event: %w", path, err)
+				}
+				return &end, nil
+			}
+			event = ""
+			data.Reset()
+			continue
+		}
+		if line[0] == ':' {
+			continue // a comment: keepalive
+		}
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "event":
+			event = string(value)
+		case "data":
+			if data.Len() > 0 {
+				data.WriteByte('\n')
+			}
+			data.Write(value)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	return nil, errStreamCut
+}
