@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
@@ -16,13 +18,15 @@ import (
 
 // logSink numbers a rollout's log lines across all nodes and appends them
 // to the store in batches from its own goroutine, so that a slow store
-// never blocks the SSH readers for long. Values listed in mask (the app's
-// environment) are replaced by *** before anything is stored.
+// never blocks the SSH readers for long. Before a line is stored it is
+// cleaned (see cleanLine): values listed in mask (the app's environment)
+// are replaced by ***, control characters and invalid UTF-8 are escaped
+// visibly, and a line longer than maxLogLine is cut.
 type logSink struct {
 	st      store.Rollouts
 	id      string
 	log     *slog.Logger
-	mask    *strings.Replacer
+	mask    *strings.Replacer // nil: nothing to mask
 	mu      sync.Mutex
 	seq     int64
 	buf     []api.LogLine
@@ -34,23 +38,172 @@ type logSink struct {
 
 const logBatch = 500
 
+// maxLogLine is the longest line text stored, in bytes, before the
+// truncation marker.
+const maxLogLine = 16 << 10
+
+// minMasked is the shortest value masked: shorter ones (a port, "1",
+// "true") would blank out ordinary output.
+const minMasked = 4
+
 func newLogSink(st store.Rollouts, id string, log *slog.Logger, secrets ...string) *logSink {
-	var pairs []string
-	for _, s := range secrets {
-		if len(s) >= 4 {
-			pairs = append(pairs, s, "***")
-		}
-	}
-	s := &logSink{st: st, id: id, log: log, mask: strings.NewReplacer(pairs...), wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+	s := &logSink{st: st, id: id, log: log, mask: maskReplacer(secrets), wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	go s.loop()
 	return s
 }
 
-// Add appends one line.
+// maskReplacer returns a replacer of every secret of at least minMasked
+// bytes by ***, or nil when there is none. Longer secrets come first: a
+// secret that begins another would otherwise be replaced at its place
+// and leave the rest of the longer one readable.
+func maskReplacer(secrets []string) *strings.Replacer {
+	var vals []string
+	for _, v := range secrets {
+		if len(v) >= minMasked && !slices.Contains(vals, v) {
+			vals = append(vals, v)
+		}
+	}
+	if len(vals) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(vals, func(a, b string) int { return len(b) - len(a) })
+	pairs := make([]string, 0, 2*len(vals))
+	for _, v := range vals {
+		pairs = append(pairs, v, "***")
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// cleanLine returns text as it is stored:
+//
+//  1. every occurrence of a masked value is replaced by *** (on the whole
+//     line, before it is cut, so a value across the cut is masked whole);
+//  2. control characters other than tab, and bytes that are not UTF-8,
+//     are written as visible escapes: \x1b for a byte (an ANSI colour
+//     code reads "\x1b[1;32m"), \u0085 for a C1 control. Backslashes
+//     already in the text are kept as they are;
+//  3. if the result is longer than maxLogLine bytes, it is cut at a rune
+//     boundary at most maxLogLine bytes in (never inside an escape made in
+//     step 2) and " …[truncated N bytes]" is added, N being the bytes cut
+//     off.
+//
+// If escaping changed the line, masking runs once more: a value holding
+// what an escape spells out (a literal "\x1b") is masked too.
+func cleanLine(mask *strings.Replacer, text string) string {
+	if mask != nil {
+		text = mask.Replace(text)
+	}
+	if esc, changed := escapeControls(text); changed {
+		text = esc
+		if mask != nil {
+			text = mask.Replace(text)
+		}
+	}
+	if len(text) <= maxLogLine {
+		return text
+	}
+	cut := maxLogLine
+	for cut > 0 && !utf8.RuneStart(text[cut]) {
+		cut--
+	}
+	// Do not split an escape: \xHH is 4 bytes, \uHHHH 6.
+	for back := 1; back < 6 && back <= cut; back++ {
+		i := cut - back
+		if text[i] != '\\' || i+1 >= len(text) {
+			continue
+		}
+		if n := escLen(text[i+1]); n > 0 && i+n > cut && isEscape(text[i:], n) {
+			cut = i
+			break
+		}
+	}
+	return text[:cut] + fmt.Sprintf(" …[truncated %d bytes]", len(text)-cut)
+}
+
+// escLen is the length of an escape that starts with a backslash and c.
+func escLen(c byte) int {
+	switch c {
+	case 'x':
+		return 4
+	case 'u':
+		return 6
+	}
+	return 0
+}
+
+// isEscape says whether s begins with an escape of n bytes (\xHH or
+// \uHHHH).
+func isEscape(s string, n int) bool {
+	if len(s) < n {
+		return false
+	}
+	for _, c := range []byte(s[2:n]) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// escapeControls writes control characters other than tab and bytes that
+// are not UTF-8 as escapes (see cleanLine), and says whether it changed
+// anything. Text without any is returned as it is, without allocating.
+func escapeControls(s string) (string, bool) {
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if needsEscape(rune(c)) {
+				break
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || needsEscape(r) {
+			break
+		}
+		i += size
+	}
+	if i == len(s) {
+		return s, false
+	}
+	const hex = "0123456789abcdef"
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	b.WriteString(s[:i])
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1, r < utf8.RuneSelf && needsEscape(r):
+			b.WriteString(`\x`)
+			b.WriteByte(hex[s[i]>>4])
+			b.WriteByte(hex[s[i]&0xf])
+		case needsEscape(r): // C1: U+0080 to U+009F
+			b.WriteString(`\u00`)
+			b.WriteByte(hex[r>>4&0xf])
+			b.WriteByte(hex[r&0xf])
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String(), true
+}
+
+// needsEscape says whether r is a control character other than tab: C0,
+// DEL or C1.
+func needsEscape(r rune) bool {
+	return r != '\t' && (r < 0x20 || 0x7f <= r && r <= 0x9f)
+}
+
+// Add appends one line, cleaned (see cleanLine).
 func (s *logSink) Add(node, stream, text string) {
+	text = cleanLine(s.mask, text) // outside the lock: nodes add in parallel
+	now := api.Now()
 	s.mu.Lock()
 	s.seq++
-	s.buf = append(s.buf, api.LogLine{Seq: s.seq, Node: node, Stream: stream, Time: api.Now(), Text: s.mask.Replace(text)})
+	s.buf = append(s.buf, api.LogLine{Seq: s.seq, Node: node, Stream: stream, Time: now, Text: text})
 	full := len(s.buf) >= logBatch
 	s.mu.Unlock()
 	if full {

@@ -1,0 +1,180 @@
+package reconciler
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/storetest"
+)
+
+// testSecrets are the env values of the table tests: "abc" is too short
+// to be masked, "hunter2" begins a longer value, one holds a raw control
+// character and one spells out an escape.
+var testSecrets = []string{"s3cr3t-token", "abc", "hunter2", "hunter2-extended", "tok\x1ben", `pa\x00ss`, "s3cr3t-token"}
+
+func TestCleanLine(t *testing.T) {
+	const max = maxLogLine
+	a := func(n int) string { return strings.Repeat("a", n) }
+	trunc := func(n int) string { return fmt.Sprintf(" …[truncated %d bytes]", n) }
+	for _, c := range []struct {
+		name, in, want string
+	}{
+		{"plain", "compiling package 3 of 90", "compiling package 3 of 90"},
+		{"empty", "", ""},
+		{"tab kept", "a\tb\t", "a\tb\t"},
+		{"unicode kept", "ünïcödé ✓ 日本語 🍞 \u2028 \ufffd", "ünïcödé ✓ 日本語 🍞 \u2028 \ufffd"},
+		{"backslashes kept", `C:\x1b \\ \u0000`, `C:\x1b \\ \u0000`},
+		{"ANSI colours", "\x1b[1;32mOK\x1b[0m done", `\x1b[1;32mOK\x1b[0m done`},
+		{"CR, NUL, DEL, BEL", "50%\r100%\x00\x7f\x07", `50%\x0d100%\x00\x7f\x07`},
+		{"invalid UTF-8", "bad \xff\xfe, cut rune \xe2\x82.", `bad \xff\xfe, cut rune \xe2\x82.`},
+		{"C1 control", "next\u0085line \u009b", `next\u0085line \u009b`},
+		{"masked", "token=s3cr3t-token;", "token=***;"},
+		{"masked several times", "s3cr3t-token s3cr3t-tokens3cr3t-token x s3cr3t-token", "*** ****** x ***"},
+		{"short values not masked", "abc abcd", "abc abcd"},
+		{"longer value first", "hunter2-extended and hunter2", "*** and ***"},
+		{"value with a control character", "x tok\x1ben y", "x *** y"},
+		{"value spelled by an escape", "pa\x00ss", "***"},
+		{"masked among escapes", "\x1b[31ms3cr3t-token\x1b[0m", `\x1b[31m***\x1b[0m`},
+		{"exactly the limit", a(max), a(max)},
+		{"one byte over", a(max + 1), a(max) + trunc(1)},
+		{"64 KiB", a(64 << 10), a(max) + trunc(64<<10-max)},
+		{"rune across the cut", a(max-1) + "€zz", a(max-1) + trunc(5)},
+		{"4-byte rune across the cut", a(max-2) + "🍞", a(max-2) + trunc(4)},
+		{"escape across the cut", a(max-2) + "\x1bzzz", a(max-2) + trunc(7)},
+		{"C1 escape across the cut", a(max-5) + "\u0085z", a(max-5) + trunc(7)},
+		{"escape ending at the cut", a(max-4) + "\x1bz", a(max-4) + `\x1b` + trunc(1)},
+		{"escapes past the limit", strings.Repeat("\xff", 10000), strings.Repeat(`\xff`, max/4) + trunc(40000-max)},
+		{"value across the cut", a(max-5) + "s3cr3t-token" + a(100), a(max-5) + "***" + "aa" + trunc(98)},
+		{"value just past the cut", a(max-1) + "s3cr3t-token", a(max-1) + "*" + trunc(2)},
+		{"several values, under the limit once masked",
+			"s3cr3t-token " + a(max-20) + "s3cr3t-token" + a(10) + "s3cr3t-token",
+			"*** " + a(max-20) + "***" + a(10) + "***"},
+		{"values before, across and after the cut",
+			"s3cr3t-token " + a(max-5) + "s3cr3t-token" + a(10) + "s3cr3t-token",
+			"*** " + a(max-5) + "*" + trunc(15)},
+		{"values before and after the cut",
+			"s3cr3t-token " + a(max-10) + "s3cr3t-token" + a(10) + "s3cr3t-token",
+			"*** " + a(max-10) + "***" + a(3) + trunc(10)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := cleanLine(maskReplacer(testSecrets), c.in)
+			if got != c.want {
+				if len(got) > 200 || len(c.want) > 200 {
+					t.Fatalf("cleanLine: %d bytes, ends %q; want %d bytes, ending %q", len(got), tail(got), len(c.want), tail(c.want))
+				}
+				t.Fatalf("cleanLine(%q)\n got %q\nwant %q", c.in, got, c.want)
+			}
+			checkClean(t, got)
+			// Nothing of a value is left (a value across the cut must
+			// not leave its beginning).
+			if strings.Contains(got, "s3cr") || strings.Contains(got, "hunter2-") {
+				t.Fatalf("part of a value left in %q", tail(got))
+			}
+		})
+	}
+}
+
+func tail(s string) string { return s[max(0, len(s)-60):] }
+
+// checkClean checks what holds for every cleaned line: valid UTF-8 (so the
+// store keeps it exactly), no control character but tab, not longer than
+// the limit and its marker, and no masked value in it.
+func checkClean(t *testing.T, s string) {
+	t.Helper()
+	if !utf8.ValidString(s) {
+		t.Fatalf("not valid UTF-8: %q", tail(s))
+	}
+	if store.ValidText(s) != s {
+		t.Fatalf("the store would change it: %q", tail(s))
+	}
+	for _, r := range s {
+		if needsEscape(r) {
+			t.Fatalf("holds control character %U: %q", r, tail(s))
+		}
+	}
+	if len(s) > maxLogLine+len(" …[truncated 99999 bytes]") {
+		t.Fatalf("%d bytes, longer than the limit", len(s))
+	}
+	for _, v := range testSecrets {
+		if len(v) >= minMasked && strings.Contains(s, v) {
+			t.Fatalf("value %q not masked in %q", v, tail(s))
+		}
+	}
+}
+
+func FuzzCleanLine(f *testing.F) {
+	for _, s := range []string{"", "plain", "\x1b[0m", "\xff", strings.Repeat("\xe2\x82", 9000),
+		strings.Repeat("x", maxLogLine-3) + "s3cr3t-token", "hunter2-extended\r", "tok\x1ben"} {
+		f.Add(s)
+	}
+	mask := maskReplacer(testSecrets)
+	f.Fuzz(func(t *testing.T, s string) {
+		checkClean(t, cleanLine(mask, s))
+	})
+}
+
+func TestMaskReplacer(t *testing.T) {
+	if m := maskReplacer([]string{"", "a", "abc"}); m != nil {
+		t.Fatalf("values shorter than %d bytes make a replacer", minMasked)
+	}
+	if got := cleanLine(nil, "x\x1by"); got != `x\x1by` {
+		t.Fatalf("without a mask: %q", got)
+	}
+}
+
+// The sink cleans lines before it stores them, numbers them across nodes
+// in the order they were added, and stores every one by Close.
+func TestLogSinkStoresCleanLines(t *testing.T) {
+	st := openStore(t).(store.Rollouts)
+	const id = "web-1-10650000"
+	if err := st.CreateRollout(t.Context(), storetest.Rollout(id, "web", 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	sink := newLogSink(st, id, slog.New(slog.DiscardHandler), testSecrets...)
+	in := []api.LogLine{
+		{Node: "n1", Stream: api.StreamStdout, Text: "\x1b[32mbuilt\x1b[0m with s3cr3t-token"},
+		{Node: "n2", Stream: api.StreamStderr, Text: "bad \xff byte"},
+		{Node: "", Stream: api.StreamBakery, Text: "step build"},
+		{Node: "n1", Stream: api.StreamStdout, Text: strings.Repeat("z", maxLogLine+10)},
+	}
+	// More than one batch.
+	for i := range 2*logBatch + 7 {
+		in = append(in, api.LogLine{Node: "n2", Stream: api.StreamStdout, Text: fmt.Sprintf("line %d\r", i)})
+	}
+	for _, l := range in {
+		sink.Add(l.Node, l.Stream, l.Text)
+	}
+	sink.Close()
+	sink.Close() // twice is fine
+	if got := sink.LastSeq(); got != int64(len(in)) {
+		t.Fatalf("LastSeq = %d, want %d", got, len(in))
+	}
+	got, err := st.Logs(t.Context(), id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]api.LogLine, len(in))
+	mask := maskReplacer(testSecrets)
+	for i, l := range in {
+		want[i] = api.LogLine{Seq: int64(i + 1), Node: l.Node, Stream: l.Stream, Text: cleanLine(mask, l.Text)}
+	}
+	if want[0].Text != `\x1b[32mbuilt\x1b[0m with ***` || want[1].Text != `bad \xff byte` || !strings.HasSuffix(want[3].Text, " …[truncated 10 bytes]") {
+		t.Fatalf("cleanLine: %q, %q", want[0].Text, want[1].Text)
+	}
+	for i := range got {
+		if got[i].Time == nil {
+			t.Fatalf("line %d has no time", got[i].Seq)
+		}
+		got[i].Time = nil
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("stored lines (-want +got):\n%s", diff)
+	}
+}
