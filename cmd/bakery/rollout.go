@@ -258,8 +258,9 @@ func newLogsCmd(a *app) *cobra.Command {
 		Use:   "logs deployment/NAME",
 		Short: "Print a rollout's log (the current one by default)",
 		Long: `Print the stored log of a deployment's rollout: every line its nodes
-printed, in order, as "NODE STREAM TEXT". With -f, keep printing new lines
-until the rollout ends.`,
+printed, in order, as "NODE STREAM TEXT". With -f, follow the log as the
+rollout writes it (a dropped connection is resumed without losing or
+repeating lines) until the rollout ends; exit 1 if it failed.`,
 		Example: `  bakery logs deployment/hello
   bakery logs deployment/hello -f
   bakery logs deployment/hello --rollout hello-3-1a2b3c4d`,
@@ -286,6 +287,23 @@ until the rollout ends.`,
 				}
 				id = d.Status.CurrentRollout.ID
 			}
+			printLine := func(l api.LogLine) {
+				fmt.Fprintf(a.out, "%s %s %s\n", orDash(l.Node), l.Stream, l.Text)
+			}
+			if follow {
+				end, err := c.StreamLogs(ctx, id, 0, printLine)
+				if err != nil {
+					return a.explain(c, err)
+				}
+				if end.State == api.RolloutFailed {
+					msg := ""
+					if end.Message != "" {
+						msg = ": " + end.Message
+					}
+					return fmt.Errorf("rollout %s failed%s", id, msg)
+				}
+				return nil
+			}
 			var after int64
 			for {
 				lines, err := c.Logs(ctx, id, after, 1000)
@@ -293,34 +311,11 @@ until the rollout ends.`,
 					return a.explain(c, err)
 				}
 				for _, l := range lines {
-					fmt.Fprintf(a.out, "%s %s %s\n", orDash(l.Node), l.Stream, l.Text)
+					printLine(l)
 					after = l.Seq
 				}
-				if len(lines) == 1000 {
-					continue
-				}
-				if !follow {
+				if len(lines) < 1000 {
 					return nil
-				}
-				r, err := c.Rollout(ctx, id)
-				if err != nil {
-					return a.explain(c, err)
-				}
-				if r.Done() {
-					// One last page: lines stored after the state changed.
-					lines, err := c.Logs(ctx, id, after, 10000)
-					if err != nil {
-						return a.explain(c, err)
-					}
-					for _, l := range lines {
-						fmt.Fprintf(a.out, "%s %s %s\n", orDash(l.Node), l.Stream, l.Text)
-					}
-					return nil
-				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(500 * time.Millisecond):
 				}
 			}
 		},
