@@ -57,7 +57,11 @@ type DeploymentReconciler struct {
 	// StepTimeout bounds one step on a node (default 15m; the progress
 	// deadline bounds the whole rollout).
 	StepTimeout time.Duration
-	Logger      *slog.Logger
+	// KeepRollouts is how many rollouts (records and logs) are kept per
+	// deployment: after a rollout finishes, older ones beyond it are
+	// deleted. Zero means DefaultKeepRollouts; negative keeps every one.
+	KeepRollouts int
+	Logger       *slog.Logger
 	// Runtime and Ingress default to systemd units and nginx.
 	Runtime Runtime
 	Ingress Ingress
@@ -375,6 +379,7 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 		state, reason, msg = api.RolloutFailed, ReasonRolloutFailed, fmt.Sprintf("node %s: %v", failedNode, failure)
 	}
 	rec.finish(state, msg)
+	r.pruneRollouts(ctx, name, ro.ID)
 	if state == api.RolloutSucceeded {
 		var done []string
 		for _, i := range pending {

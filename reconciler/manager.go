@@ -28,6 +28,10 @@ type ManagerConfig struct {
 	BaseBackoff, MaxBackoff time.Duration
 	// StepTimeout bounds one rollout step on a node (default 15m).
 	StepTimeout time.Duration
+	// KeepRollouts is how many rollouts (records and logs) are kept per
+	// deployment, the oldest deleted after each rollout (default 20,
+	// DefaultKeepRollouts; negative keeps every one).
+	KeepRollouts int
 	// Locker makes keys exclusive across control planes.
 	Locker Locker
 	Logger *slog.Logger
@@ -68,7 +72,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	m.ctls = append(m.ctls, New(cfg.Store, m.nodes, opts(api.KindNode)))
 	if ds, ok := cfg.Store.(DeploymentStore); ok {
 		m.deps = &DeploymentReconciler{Store: ds, Connector: conn, Mirrors: &source.Mirrors{Dir: filepath.Join(cfg.DataDir, "mirrors"), Logger: cfg.Logger},
-			Resync: cfg.Resync, StepTimeout: cfg.StepTimeout, Logger: cfg.Logger}
+			Resync: cfg.Resync, StepTimeout: cfg.StepTimeout, KeepRollouts: cfg.KeepRollouts, Logger: cfg.Logger}
 		m.depl = New(cfg.Store, m.deps, opts(api.KindDeployment))
 		m.ctls = append(m.ctls, m.depl)
 	} else {

@@ -331,3 +331,55 @@ func (r *rolloutRecorder) finish(state, msg string) {
 	r.ro.FinishedAt = api.Now()
 	r.save()
 }
+
+// DefaultKeepRollouts is how many rollouts per deployment are kept when
+// DeploymentReconciler.KeepRollouts is zero.
+const DefaultKeepRollouts = 20
+
+// keepRollouts returns how many rollouts per deployment to keep; 0 means
+// all.
+func (r *DeploymentReconciler) keepRollouts() int {
+	switch {
+	case r.KeepRollouts == 0:
+		return DefaultKeepRollouts
+	case r.KeepRollouts < 0:
+		return 0
+	}
+	return r.KeepRollouts
+}
+
+// pruneRollouts deletes a deployment's oldest rollouts (in ListRollouts
+// order), with their logs, so that the current one and the keep-1 newest
+// others are left. The current rollout is never deleted, even when it
+// sorts below others (a rollback to an older revision). Failures are
+// logged, not returned: retention never fails a rollout, and the next
+// rollout tries again.
+func (r *DeploymentReconciler) pruneRollouts(ctx context.Context, deployment, current string) {
+	keep := r.keepRollouts()
+	if keep <= 0 {
+		return
+	}
+	// Runs after a rollout that may have been cancelled: it still prunes.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	list, err := r.Store.ListRollouts(ctx, deployment, 0)
+	if err != nil {
+		r.log().Warn("listing rollouts to prune", "deployment", deployment, "err", err)
+		return
+	}
+	kept := 1 // the current one
+	for _, ro := range list {
+		if ro.ID == current {
+			continue
+		}
+		if kept < keep {
+			kept++
+			continue
+		}
+		if err := r.Store.DeleteRollout(ctx, ro.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			r.log().Warn("deleting an old rollout", "deployment", deployment, "rollout", ro.ID, "err", err)
+			continue
+		}
+		r.log().Debug("deleted an old rollout", "deployment", deployment, "rollout", ro.ID, "keep", keep)
+	}
+}

@@ -43,6 +43,9 @@ type serverOptions struct {
 	maxBody        string
 	resync         time.Duration
 	publicURL      string
+	// keepRollouts is how many rollouts per deployment are kept; 0 keeps
+	// every one.
+	keepRollouts int
 	// encryptionKeyFile names a file holding the keyring; empty means
 	// $BAKERY_ENCRYPTION_KEY.
 	encryptionKeyFile string
@@ -133,6 +136,13 @@ BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE; a flag wins over its variable.`,
 			if !cmd.Flags().Changed("database-url") {
 				o.databaseURL = os.Getenv("DATABASE_URL")
 			}
+			if v := os.Getenv("BAKERY_KEEP_ROLLOUTS"); v != "" && !cmd.Flags().Changed("keep-rollouts") {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil {
+					return usageErrorf("BAKERY_KEEP_ROLLOUTS=%q: not a number", v)
+				}
+				o.keepRollouts = n
+			}
 			return runServer(cmd, a, o)
 		},
 	}
@@ -146,6 +156,7 @@ BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE; a flag wins over its variable.`,
 	f.DurationVar(&o.resync, "resync", envDuration("BAKERY_RESYNC", 30*time.Second), "how often every node and deployment is observed again (drift detection) (env BAKERY_RESYNC)")
 	f.StringVar(&o.publicURL, "public-url", os.Getenv("BAKERY_PUBLIC_URL"), "URL nodes and users reach this server at, for bootstrap commands (default: as the request came in) (env BAKERY_PUBLIC_URL)")
 	f.StringVar(&o.encryptionKeyFile, "encryption-key-file", os.Getenv("BAKERY_ENCRYPTION_KEY_FILE"), "file holding the encryption key(s) for secrets in the postgres store, as BAKERY_ENCRYPTION_KEY: base64 of 32 bytes, comma-separated when rotating, newest first (default: $BAKERY_ENCRYPTION_KEY) (env BAKERY_ENCRYPTION_KEY_FILE)")
+	f.IntVar(&o.keepRollouts, "keep-rollouts", reconciler.DefaultKeepRollouts, "how many rollouts (records and logs) to keep per deployment, the oldest deleted after each rollout; 0 keeps every one (env BAKERY_KEEP_ROLLOUTS)")
 	f.StringVar(&o.maxBody, "max-body", cmp.Or(os.Getenv("BAKERY_MAX_BODY"), "4MiB"), "largest request body accepted, e.g. 4MiB, 512KiB, 1000000 (env BAKERY_MAX_BODY)")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
@@ -165,6 +176,13 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	}
 	if o.data == "" {
 		return usageErrorf("--data must not be empty")
+	}
+	if o.keepRollouts < 0 {
+		return usageErrorf("--keep-rollouts must be 0 (keep every rollout) or more, not %d", o.keepRollouts)
+	}
+	keepRollouts := o.keepRollouts
+	if keepRollouts == 0 {
+		keepRollouts = -1 // the reconciler's "keep every one"
 	}
 	if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -220,7 +238,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		return err
 	}
 	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{
-		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, Logger: log,
+		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
 	})
 	if err != nil {
 		return err
