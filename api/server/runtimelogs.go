@@ -54,6 +54,8 @@ func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
+	ctx, cancel := streamContext(r)
+	defer cancel()
 	// Answer what can be answered before streaming starts.
 	o, err := s.store.Get(r.Context(), api.KindDeployment, name)
 	if err != nil {
@@ -122,12 +124,13 @@ func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	err = rl.RuntimeLogs(r.Context(), name, req, func(l reconciler.RuntimeLogLine) { send("line", l) })
+	_ = rc.SetWriteDeadline(time.Time{}) // a followed log may run for hours
+	err = rl.RuntimeLogs(ctx, name, req, func(l reconciler.RuntimeLogLine) { send("line", l) })
 	end := map[string]string{}
 	if err != nil {
 		end["error"] = err.Error()
 	}
-	if r.Context().Err() == nil {
+	if ctx.Err() == nil {
 		send("end", end)
 	}
 }

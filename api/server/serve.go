@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -43,6 +44,8 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 	if log == nil {
 		log = slog.Default()
 	}
+	closing := make(chan struct{})
+	var closeOnce sync.Once
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
@@ -51,8 +54,13 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		BaseContext: func(net.Listener) context.Context {
+			return context.WithValue(context.WithoutCancel(ctx), shutdownKey{}, (<-chan struct{})(closing))
+		},
 	}
+	// Streams (rollout logs, runtime logs) end when shutdown begins;
+	// ordinary requests in flight are left to finish.
+	srv.RegisterOnShutdown(func() { closeOnce.Do(func() { close(closing) }) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String())
@@ -75,4 +83,23 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 	}
 	log.Info("server stopped")
 	return nil
+}
+
+type shutdownKey struct{}
+
+// streamContext returns a context for a long-lived response (SSE): it ends
+// with the request, and also when the server begins a graceful shutdown,
+// so that open streams close instead of holding the shutdown up.
+func streamContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	if closing, ok := r.Context().Value(shutdownKey{}).(<-chan struct{}); ok {
+		go func() {
+			select {
+			case <-closing:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return ctx, cancel
 }

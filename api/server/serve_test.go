@@ -119,3 +119,42 @@ func TestServeListenError(t *testing.T) {
 		t.Fatal("Serve on a taken address returned nil")
 	}
 }
+
+// TestServeShutdownEndsStreams: an open stream (which uses streamContext)
+// ends when shutdown begins, so a graceful shutdown does not wait for the
+// shutdown timeout.
+func TestServeShutdownEndsStreams(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	streaming := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := streamContext(r)
+		defer cancel()
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		close(streaming)
+		<-ctx.Done() // a stream that would otherwise never end
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- serve(ctx, ln, h, slog.New(slog.DiscardHandler), time.Minute) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	<-streaming
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("shutdown waited for the open stream")
+	}
+	t.Logf("shutdown with an open stream took %v", time.Since(start))
+}

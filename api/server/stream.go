@@ -85,7 +85,8 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
+	ctx, cancel := streamContext(r)
+	defer cancel()
 	ro, err := rs.GetRollout(ctx, id)
 	if err != nil {
 		return err
