@@ -7,13 +7,18 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/filestore"
+	"bakery.dev/bakery/api/store/pgstore"
+	"bakery.dev/bakery/api/store/pgstore/pgtest"
 	"bakery.dev/bakery/api/store/storetest"
+	"bakery.dev/bakery/sshexec"
 )
 
 // testSecrets are the env values of the table tests: "abc" is too short
@@ -295,4 +300,173 @@ func TestPruneRollouts(t *testing.T) {
 		r.pruneRollouts(ctx, "web", webID(4))
 		checkRollouts(t, st, "web", webIDs(4, 3), webIDs(2, 1))
 	})
+}
+
+// Throughput: 100,000 lines through the rollout log path the reconciler
+// uses (logSink → store), on both stores.
+
+const throughputLines = 100_000
+
+// rolloutStores are the stores a rollout log is written to.
+var rolloutStores = []struct {
+	name string
+	open func(testing.TB) store.Rollouts
+}{
+	{"file", func(tb testing.TB) store.Rollouts {
+		s, err := filestore.Open(tb.TempDir(), filestore.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { s.Close() })
+		return s
+	}},
+	{"postgres", func(tb testing.TB) store.Rollouts {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := pgstore.Open(ctx, pgtest.DatabaseURL(tb), pgstore.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { s.Close() })
+		return s
+	}},
+}
+
+// buildOutput returns n lines of build output as a node sends them: two
+// nodes, stdout and stderr, every tenth line in ANSI colours, some with
+// an env value in them.
+func buildOutput(n int) []api.LogLine {
+	out := make([]api.LogLine, n)
+	for i := range out {
+		l := api.LogLine{Node: "n1", Stream: api.StreamStdout, Text: fmt.Sprintf("[%6d/%d] CC src/module%03d/file%04d.c -o build/file%04d.o", i+1, n, i%100, i%10000, i%10000)}
+		switch {
+		case i%10 == 0:
+			l.Text = "\x1b[1;33mwarning:\x1b[0m " + l.Text
+		case i%97 == 0:
+			l.Text += " DATABASE_PASSWORD=s3cr3t-token"
+		}
+		if i%3 == 0 {
+			l.Node, l.Stream = "n2", api.StreamStderr
+		}
+		out[i] = l
+	}
+	return out
+}
+
+// pushLog creates rollout id and sends lines through a log sink into it;
+// it returns when every line is stored.
+func pushLog(tb testing.TB, st store.Rollouts, id string, lines []api.LogLine) {
+	if err := st.CreateRollout(context.Background(), storetest.Rollout(id, "web", 1, 0)); err != nil {
+		tb.Fatal(err)
+	}
+	sink := newLogSink(st, id, slog.New(slog.DiscardHandler), testSecrets...)
+	for _, l := range lines {
+		sink.Add(l.Node, l.Stream, l.Text)
+	}
+	sink.Close()
+}
+
+// checkStoredLog reads the log of id back page by page, as a client
+// following it does, and compares it with lines, cleaned.
+func checkStoredLog(tb testing.TB, st store.Rollouts, id string, lines []api.LogLine) {
+	tb.Helper()
+	mask := maskReplacer(testSecrets)
+	next, after := 0, int64(0)
+	for {
+		page, err := st.Logs(context.Background(), id, after, 4096)
+		if err != nil {
+			tb.Fatalf("logs after %d: %v", after, err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, got := range page {
+			if next >= len(lines) {
+				tb.Fatalf("line %d stored beyond the %d sent", got.Seq, len(lines))
+			}
+			want := lines[next]
+			if got.Seq != int64(next+1) || got.Node != want.Node || got.Stream != want.Stream || got.Text != cleanLine(mask, want.Text) || got.Time == nil {
+				tb.Fatalf("line %d: got %+v, want seq %d %s/%s %q", next+1, got, next+1, want.Node, want.Stream, cleanLine(mask, want.Text))
+			}
+			next++
+		}
+		after = page[len(page)-1].Seq
+	}
+	if next != len(lines) {
+		tb.Fatalf("%d lines stored, want %d", next, len(lines))
+	}
+}
+
+func TestRolloutLog100k(t *testing.T) {
+	lines := buildOutput(throughputLines)
+	for _, sc := range rolloutStores {
+		t.Run(sc.name, func(t *testing.T) {
+			st := sc.open(t)
+			const id = "web-1-100c0000"
+			start := time.Now()
+			pushLog(t, st, id, lines)
+			stored := time.Since(start)
+			checkStoredLog(t, st, id, lines)
+			t.Logf("%s store: %d lines stored in %v (%.0f lines/s), read back in %v",
+				sc.name, len(lines), stored.Round(time.Millisecond), float64(len(lines))/stored.Seconds(), (time.Since(start) - stored).Round(time.Millisecond))
+		})
+	}
+}
+
+// BenchmarkRolloutLog100k sends 100,000 lines of build output through a
+// log sink into each store; lines/s counts lines stored (the sink is
+// closed, so every line is in the store).
+func BenchmarkRolloutLog100k(b *testing.B) {
+	lines := buildOutput(throughputLines)
+	for _, sc := range rolloutStores {
+		b.Run(sc.name, func(b *testing.B) {
+			st := sc.open(b)
+			var last string
+			for i := 0; b.Loop(); i++ {
+				last = fmt.Sprintf("web-%d-100c0000", i+1)
+				pushLog(b, st, last, lines)
+			}
+			b.ReportMetric(float64(b.N*len(lines))/b.Elapsed().Seconds(), "lines/s")
+			checkStoredLog(b, st, last, lines)
+		})
+	}
+}
+
+// BenchmarkLocalSeq100k runs "seq 100000" with the local executor, the
+// output discarded (no sink, nothing captured) and then streamed, as a
+// rollout step's is, through a log sink into the file store. overhead-x
+// is how many times longer the streamed run takes.
+func BenchmarkLocalSeq100k(b *testing.B) {
+	ctx := context.Background()
+	ex := sshexec.NewLocal()
+	st := rolloutStores[0].open(b)
+	var discard, streamed time.Duration
+	var last string
+	for i := 0; b.Loop(); i++ {
+		t0 := time.Now()
+		if _, err := ex.Run(ctx, sshexec.Command{Script: "seq 100000", CaptureLimit: -1}); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		last = fmt.Sprintf("web-%d-5e900000", i+1)
+		if err := st.CreateRollout(ctx, storetest.Rollout(last, "web", 1, 0)); err != nil {
+			b.Fatal(err)
+		}
+		sink := newLogSink(st, last, slog.New(slog.DiscardHandler))
+		if _, err := ex.Run(ctx, sshexec.Command{Script: "seq 100000", CaptureLimit: -1, Sink: sshexec.SinkFunc(func(l sshexec.Line) {
+			sink.Add("n1", l.Stream.String(), l.Text)
+		})}); err != nil {
+			b.Fatal(err)
+		}
+		sink.Close()
+		t2 := time.Now()
+		discard += t1.Sub(t0)
+		streamed += t2.Sub(t1)
+	}
+	b.ReportMetric(float64(discard.Milliseconds())/float64(b.N), "discard-ms/op")
+	b.ReportMetric(float64(streamed.Milliseconds())/float64(b.N), "logsink-ms/op")
+	b.ReportMetric(float64(streamed)/float64(discard), "overhead-x")
+	if got, err := st.Logs(ctx, last, 99_999, 0); err != nil || len(got) != 1 || got[0].Text != "100000" {
+		b.Fatalf("last line stored: %v, %v; want 100000", got, err)
+	}
 }
