@@ -91,18 +91,57 @@ func (c *Client) streamOnce(ctx context.Context, id string, after int64, fn func
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	path := "/api/v1/rollouts/" + url.PathEscape(id) + "/logs/stream"
+	h := http.Header{}
+	if after > 0 {
+		h.Set("Last-Event-ID", strconv.FormatInt(after, 10))
+	}
+	body, err := c.openEventStream(ctx, path, url.Values{"after": {strconv.FormatInt(after, 10)}}, h)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	var end *StreamEnd
+	err = readEvents(body, path, func(event string, data []byte) (bool, error) {
+		switch event {
+		case "line":
+			var l api.LogLine
+			if err := json.Unmarshal(data, &l); err != nil {
+				return true, fmt.Errorf("GET %s: line event: %w", path, err)
+			}
+			fn(l)
+		case "end":
+			end = &StreamEnd{}
+			if err := json.Unmarshal(data, end); err != nil {
+				return true, fmt.Errorf("GET %s: end event: %w", path, err)
+			}
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if end == nil {
+		return nil, errStreamCut
+	}
+	return end, nil
+}
+
+// openEventStream sends GET path?q with header and returns the body of a
+// text/event-stream answer; an error answer decodes into *APIError.
+func (c *Client) openEventStream(ctx context.Context, path string, q url.Values, header http.Header) (io.ReadCloser, error) {
 	u := *c.base
 	u.Path = c.base.Path + path
-	u.RawQuery = url.Values{"after": {strconv.FormatInt(after, 10)}}.Encode()
+	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
 	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("User-Agent", c.userAgent)
-	if after > 0 {
-		req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
-	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -110,34 +149,33 @@ func (c *Client) streamOnce(ctx context.Context, id string, after int64, fn func
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return nil, decodeError(resp.StatusCode, data)
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+		resp.Body.Close()
 		return nil, &APIError{Code: resp.StatusCode, Message: fmt.Sprintf("GET %s: answer is %q, not an event stream", path, resp.Header.Get("Content-Type"))}
 	}
-	sc := bufio.NewScanner(resp.Body)
+	return resp.Body, nil
+}
+
+// readEvents reads Server-Sent Events from r and calls fn with each
+// event's name and data until fn says stop (or fails) or the stream ends.
+// Comments (keepalives) are skipped.
+func readEvents(r io.Reader, path string, fn func(event string, data []byte) (stop bool, err error)) error {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxEventBytes)
 	var event string
 	var data bytes.Buffer
 	for sc.Scan() {
 		line := sc.Bytes()
 		if len(line) == 0 { // dispatch
-			switch event {
-			case "line":
-				var l api.LogLine
-				if err := json.Unmarshal(data.Bytes(), &l); err != nil {
-					return nil, fmt.Errorf("GET %s: line event: %w", path, err)
+			if event != "" || data.Len() > 0 {
+				if stop, err := fn(event, data.Bytes()); stop || err != nil {
+					return err
 				}
-				fn(l)
-			case "end":
-				var end StreamEnd
-				if err := json.Unmarshal(data.Bytes(), &end); err != nil {
-					return nil, fmt.Errorf("GET %s: end event: %w", path, err)
-				}
-				return &end, nil
 			}
 			event = ""
 			data.Reset()
@@ -159,7 +197,7 @@ func (c *Client) streamOnce(ctx context.Context, id string, after int64, fn func
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("GET %s: %w", path, err)
+		return fmt.Errorf("GET %s: %w", path, err)
 	}
-	return nil, errStreamCut
+	return nil
 }

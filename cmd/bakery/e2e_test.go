@@ -199,6 +199,12 @@ spec:
 	if !strings.Contains(body, "event: end") || strings.Count(body, "listening on 127.0.0.1:") < 2 {
 		t.Fatalf("runtime logs of both nodes:\n%s", body)
 	}
+	out = mustCLI("logs", "deployment/killtest", "--runtime", "--lines", "20")
+	for _, n := range nodes {
+		if !strings.Contains(out, n.Name+" blue ") || !strings.Contains(out, "listening on 127.0.0.1:") {
+			t.Fatalf("bakery logs --runtime lacks %s's journal:\n%s", n.Name, out)
+		}
+	}
 	// Following: the remote journalctl ends when the client goes away.
 	freq, _ := http.NewRequest("GET", srv.url+"/api/v1/deployments/killtest/logs?lines=1&follow=true&node="+nodes[0].Name, nil)
 	freq.Header.Set("Authorization", "Bearer "+tok)

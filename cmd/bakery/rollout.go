@@ -252,18 +252,25 @@ its own until the spec changes (or 'bakery deploy' is run).`,
 }
 
 func newLogsCmd(a *app) *cobra.Command {
-	var rolloutID string
-	var follow bool
+	var rolloutID, node string
+	var follow, runtime bool
+	var lines int
 	cmd := &cobra.Command{
 		Use:   "logs deployment/NAME",
 		Short: "Print a rollout's log (the current one by default)",
 		Long: `Print the stored log of a deployment's rollout: every line its nodes
 printed, in order, as "NODE STREAM TEXT". With -f, follow the log as the
 rollout writes it (a dropped connection is resumed without losing or
-repeating lines) until the rollout ends; exit 1 if it failed.`,
+repeating lines) until the rollout ends; exit 1 if it failed.
+
+With --runtime, print the running app's own log instead: the journal of
+its active slot on each node (or --node N), read over SSH, the last --lines
+lines, as "NODE SLOT TEXT"; -f keeps following until interrupted (the
+remote journalctl stops with the command).`,
 		Example: `  bakery logs deployment/hello
   bakery logs deployment/hello -f
-  bakery logs deployment/hello --rollout hello-3-1a2b3c4d`,
+  bakery logs deployment/hello --rollout hello-3-1a2b3c4d
+  bakery logs deployment/hello --runtime --node web-1 -f`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := deploymentArg(args[0])
@@ -275,6 +282,21 @@ repeating lines) until the rollout ends; exit 1 if it failed.`,
 				return err
 			}
 			ctx := cmd.Context()
+			if runtime {
+				if rolloutID != "" {
+					return usageErrorf("--runtime and --rollout do not go together")
+				}
+				err := c.RuntimeLogs(ctx, name, node, lines, follow, func(l client.RuntimeLogLine) {
+					fmt.Fprintf(a.out, "%s %s %s\n", l.Node, l.Slot, l.Text)
+				})
+				if err != nil {
+					return a.explain(c, err)
+				}
+				return nil
+			}
+			if node != "" {
+				return usageErrorf("--node goes with --runtime")
+			}
 			id := rolloutID
 			if id == "" {
 				o, err := c.Get(ctx, api.KindDeployment, name)
@@ -321,6 +343,9 @@ repeating lines) until the rollout ends; exit 1 if it failed.`,
 		},
 	}
 	cmd.Flags().StringVar(&rolloutID, "rollout", "", "rollout id (default: the deployment's current rollout)")
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the rollout ends")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the rollout ends (with --runtime: until interrupted)")
+	cmd.Flags().BoolVar(&runtime, "runtime", false, "the running app's own log (its active slot's journal on each node) instead of a rollout's")
+	cmd.Flags().StringVar(&node, "node", "", "with --runtime: only this node")
+	cmd.Flags().IntVar(&lines, "lines", 100, "with --runtime: how many past lines to print first")
 	return cmd
 }

@@ -1,0 +1,69 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+)
+
+// RuntimeLogLine is one line of a running app's own log (its active
+// slot's journal) on one node.
+type RuntimeLogLine struct {
+	Node   string `json:"node"`
+	Slot   string `json:"slot"`
+	Stream string `json:"stream"`
+	Text   string `json:"text"`
+}
+
+// RuntimeLogs reads the journal of a deployment's active slot on its
+// nodes (node "" = all): the last lines lines, then, with follow, new ones
+// until ctx ends. fn is called in arrival order.
+func (c *Client) RuntimeLogs(ctx context.Context, name, node string, lines int, follow bool, fn func(RuntimeLogLine)) error {
+	path := "/api/v1/deployments/" + url.PathEscape(name) + "/logs"
+	q := url.Values{"lines": {strconv.Itoa(lines)}, "follow": {strconv.FormatBool(follow)}}
+	if node != "" {
+		q.Set("node", node)
+	}
+	body, err := c.openEventStream(ctx, path, q, nil)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	var endErr error
+	ended := false
+	err = readEvents(body, path, func(event string, data []byte) (bool, error) {
+		switch event {
+		case "line":
+			var l RuntimeLogLine
+			if err := json.Unmarshal(data, &l); err != nil {
+				return true, fmt.Errorf("GET %s: line event: %w", path, err)
+			}
+			fn(l)
+		case "end":
+			ended = true
+			var end struct {
+				Error string `json:"error"`
+			}
+			if err := json.Unmarshal(data, &end); err != nil {
+				return true, fmt.Errorf("GET %s: end event: %w", path, err)
+			}
+			if end.Error != "" {
+				endErr = errors.New(end.Error)
+			}
+			return true, nil
+		}
+		return false, nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case ctx.Err() != nil:
+		return nil // the caller stopped following
+	case !ended:
+		return fmt.Errorf("GET %s: the log stream ended early", path)
+	}
+	return endErr
+}
