@@ -334,6 +334,10 @@ func (s *Store) AppendLogs(ctx context.Context, id string, lines []api.LogLine) 
 	}
 	// Check and encode the batch before taking any lock.
 	var buf bytes.Buffer
+	buf.Grow(len(lines) * 128)
+	// One encoder for the batch: Encode writes what json.Marshal returns,
+	// and a newline, without a buffer of its own per line.
+	enc := json.NewEncoder(&buf)
 	offs := make([]int, len(lines)) // where each line starts in buf
 	prev := int64(0)
 	for i, line := range lines {
@@ -347,13 +351,10 @@ func (s *Store) AppendLogs(ctx context.Context, id string, lines []api.LogLine) 
 		line.Node = store.ValidText(line.Node)
 		line.Stream = store.ValidText(line.Stream)
 		line.Text = store.ValidText(line.Text)
-		b, err := json.Marshal(line)
-		if err != nil {
+		offs[i] = buf.Len()
+		if err := enc.Encode(line); err != nil {
 			return fmt.Errorf("filestore: rollout %s: log line %d: %w", id, line.Seq, err)
 		}
-		offs[i] = buf.Len()
-		buf.Write(b)
-		buf.WriteByte('\n')
 	}
 
 	l, err := s.rolloutLogFor(id)
