@@ -379,7 +379,6 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 		state, reason, msg = api.RolloutFailed, ReasonRolloutFailed, fmt.Sprintf("node %s: %v", failedNode, failure)
 	}
 	rec.finish(state, msg)
-	r.pruneRollouts(ctx, name, ro.ID)
 	if state == api.RolloutSucceeded {
 		var done []string
 		for _, i := range pending {
@@ -414,6 +413,9 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: gen})
 		}
 	})
+	// Retention after the status is written: deleting old logs never
+	// delays it.
+	r.pruneRollouts(ctx, name, ro.ID)
 	switch state {
 	case api.RolloutSucceeded:
 		return Result{RequeueAfter: r.resync()}, errors.Join(obsErr, serr)
