@@ -22,21 +22,38 @@ import (
 // cleaned (see cleanLine): values listed in mask (the app's environment)
 // are replaced by ***, control characters and invalid UTF-8 are escaped
 // visibly, and a line longer than maxLogLine is cut.
+//
+// What waits to be stored is bounded: when maxPending bytes of lines are
+// buffered (a command printing faster than the store takes it), Add waits
+// until the next batch is taken, and the command slows down (sshexec's
+// back-pressure) instead of the control plane's memory growing.
 type logSink struct {
-	st      store.Rollouts
-	id      string
-	log     *slog.Logger
-	mask    *strings.Replacer // nil: nothing to mask
-	mu      sync.Mutex
-	seq     int64
-	buf     []api.LogLine
-	wake    chan struct{}
-	done    chan struct{}
-	stopped chan struct{}
-	close   sync.Once
+	st         store.Rollouts
+	id         string
+	log        *slog.Logger
+	mask       *strings.Replacer // nil: nothing to mask
+	maxPending int               // bytes buffered before Add waits
+	mu         sync.Mutex
+	taken      *sync.Cond // on mu: a batch was taken, or the sink stopped
+	seq        int64
+	buf        []api.LogLine
+	pending    int  // bytes of buf, by lineCost
+	ended      bool // the loop stopped: nothing takes batches any more
+	wake       chan struct{}
+	done       chan struct{}
+	stopped    chan struct{}
+	close      sync.Once
 }
 
 const logBatch = 500
+
+// maxPendingLog is how many bytes of lines (by lineCost) a sink buffers
+// before Add waits for the store.
+const maxPendingLog = 8 << 20
+
+// lineCost is what a buffered line counts against maxPending: its text and
+// about the rest of an api.LogLine.
+func lineCost(text string) int { return len(text) + 96 }
 
 // maxLogLine is the longest line text stored, in bytes, before the
 // truncation marker.
@@ -47,7 +64,9 @@ const maxLogLine = 16 << 10
 const minMasked = 4
 
 func newLogSink(st store.Rollouts, id string, log *slog.Logger, secrets ...string) *logSink {
-	s := &logSink{st: st, id: id, log: log, mask: maskReplacer(secrets), wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+	s := &logSink{st: st, id: id, log: log, mask: maskReplacer(secrets), maxPending: maxPendingLog,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+	s.taken = sync.NewCond(&s.mu)
 	go s.loop()
 	return s
 }
@@ -202,9 +221,13 @@ func (s *logSink) Add(node, stream, text string) {
 	text = cleanLine(s.mask, text) // outside the lock: nodes add in parallel
 	now := api.Now()
 	s.mu.Lock()
+	for s.pending >= s.maxPending && !s.ended {
+		s.taken.Wait()
+	}
 	s.seq++
 	s.buf = append(s.buf, api.LogLine{Seq: s.seq, Node: node, Stream: stream, Time: now, Text: text})
-	full := len(s.buf) >= logBatch
+	s.pending += lineCost(text)
+	full := len(s.buf) >= logBatch || s.pending >= s.maxPending
 	s.mu.Unlock()
 	if full {
 		select {
@@ -223,6 +246,12 @@ func (s *logSink) LastSeq() int64 {
 
 func (s *logSink) loop() {
 	defer close(s.stopped)
+	defer func() {
+		s.mu.Lock()
+		s.ended = true
+		s.taken.Broadcast()
+		s.mu.Unlock()
+	}()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -240,7 +269,8 @@ func (s *logSink) loop() {
 func (s *logSink) flush() {
 	s.mu.Lock()
 	lines := s.buf
-	s.buf = nil
+	s.buf, s.pending = nil, 0
+	s.taken.Broadcast()
 	s.mu.Unlock()
 	if len(lines) == 0 {
 		return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -468,5 +469,76 @@ func BenchmarkLocalSeq100k(b *testing.B) {
 	b.ReportMetric(float64(streamed)/float64(discard), "overhead-x")
 	if got, err := st.Logs(ctx, last, 99_999, 0); err != nil || len(got) != 1 || got[0].Text != "100000" {
 		b.Fatalf("last line stored: %v, %v; want 100000", got, err)
+	}
+}
+
+// gatedStore holds AppendLogs until gate is closed.
+type gatedStore struct {
+	store.Rollouts
+	gate    chan struct{}
+	entered atomic.Int32
+}
+
+func (g *gatedStore) AppendLogs(ctx context.Context, id string, lines []api.LogLine) error {
+	g.entered.Add(1)
+	<-g.gate
+	return g.Rollouts.AppendLogs(ctx, id, lines)
+}
+
+// A store slower than the command: Add waits once maxPending bytes are
+// buffered, and every line is stored once the store goes on.
+func TestLogSinkBoundsPending(t *testing.T) {
+	fs := openStore(t).(store.Rollouts)
+	const id = "web-1-b0d00000"
+	if err := fs.CreateRollout(t.Context(), storetest.Rollout(id, "web", 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	st := &gatedStore{Rollouts: fs, gate: make(chan struct{})}
+	sink := newLogSink(st, id, slog.New(slog.DiscardHandler))
+	const perLine, bound = 20, 10 // lines in buffer before Add waits
+	sink.mu.Lock()
+	sink.maxPending = bound * lineCost(fmt.Sprintf("line %0*d", perLine-5, 0))
+	sink.mu.Unlock()
+	const total = 200
+	var added atomic.Int32
+	go func() {
+		for i := range total {
+			sink.Add("n1", api.StreamStdout, fmt.Sprintf("line %0*d", perLine-5, i))
+			added.Add(1)
+		}
+	}()
+	// The first batch is taken and held in the store; then the buffer
+	// fills up to the bound, and Add waits.
+	eventually(t, "a batch held in the store", func() bool { return st.entered.Load() == 1 })
+	eventually(t, "the buffer full", func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.pending >= sink.maxPending
+	})
+	held := func() int {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return int(sink.seq) - len(sink.buf) // lines in the batch held by the store
+	}()
+	for range 20 {
+		if n := int(added.Load()); n > held+bound {
+			t.Fatalf("%d lines added while the store held a batch of %d and the bound is %d lines", n, held, bound)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	close(st.gate)
+	eventually(t, "every line added", func() bool { return added.Load() == total })
+	sink.Close()
+	got, err := fs.Logs(t.Context(), id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != total {
+		t.Fatalf("%d lines stored, want %d", len(got), total)
+	}
+	for i, l := range got {
+		if l.Seq != int64(i+1) || l.Text != fmt.Sprintf("line %0*d", perLine-5, i) {
+			t.Fatalf("line %d: %+v", i+1, l)
+		}
 	}
 }
