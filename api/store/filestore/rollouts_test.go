@@ -1,10 +1,12 @@
 package filestore
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -241,4 +243,58 @@ func TestRolloutDeleteFiles(t *testing.T) {
 	if lines, err := s.Logs(ctx, "web-2-aaaa0000", 0, 0); err != nil || len(lines) != 1 {
 		t.Fatalf("the other rollout's log after reopen: %v, %v", lines, err)
 	}
+}
+
+// appendLogLine writes what json.Marshal writes for a log line.
+func TestAppendLogLine(t *testing.T) {
+	// A new field in api.LogLine must be written by appendLogLine too.
+	var fields []string
+	rt := reflect.TypeFor[api.LogLine]()
+	for i := range rt.NumField() {
+		fields = append(fields, rt.Field(i).Name+" "+string(rt.Field(i).Tag))
+	}
+	want := []string{`Seq json:"seq"`, `Node json:"node,omitempty"`, `Stream json:"stream"`, `Time json:"time"`, `Text json:"text"`}
+	if diff := cmp.Diff(want, fields); diff != "" {
+		t.Fatalf("api.LogLine changed: update appendLogLine (-known +now):\n%s", diff)
+	}
+	at := api.NewTime(time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC))
+	zone := time.FixedZone("x", -7*3600)
+	all := ""
+	for b := range 256 {
+		all += string(rune(b)) + string([]byte{byte(b)})
+	}
+	for _, l := range []api.LogLine{
+		{Seq: 1, Node: "n1", Stream: api.StreamStdout, Time: at, Text: "plain"},
+		{Seq: 1<<63 - 1, Stream: api.StreamBakery, Text: ""},
+		{Seq: -5, Node: "", Stream: "", Time: &api.Time{}, Text: ""},
+		{Seq: 2, Node: "n<1>", Stream: "std&err", Time: &api.Time{Time: time.Date(2026, 3, 4, 5, 6, 7, 890, zone)}, Text: `"quoted" \back\slash <script>&amp;`},
+		{Seq: 3, Text: "\x00\x01\b\f\n\r\t\x1b\x7f ünïcödé 日本語 🍞 \u2028\u2029 \ufffd \xff\xfe \xe2\x82"},
+		{Seq: 4, Text: all},
+		{Seq: 5, Time: &api.Time{Time: time.Date(12345, 1, 1, 0, 0, 0, 0, time.UTC)}, Text: "far"},
+	} {
+		checkAppendLogLine(t, l)
+	}
+}
+
+func checkAppendLogLine(t *testing.T, l api.LogLine) {
+	t.Helper()
+	want, err := json.Marshal(l)
+	if err != nil {
+		t.Skipf("json.Marshal: %v", err)
+	}
+	if got := appendLogLine(nil, &l); string(got) != string(want) {
+		t.Fatalf("appendLogLine(%+v)\n got %s\nwant %s", l, got, want)
+	}
+}
+
+func FuzzAppendLogLine(f *testing.F) {
+	f.Add(int64(1), "n1", "stdout", int64(0), "plain")
+	f.Add(int64(-1), "", "\x00", int64(1e9), "<&>\u2028\xff\"\\")
+	f.Fuzz(func(t *testing.T, seq int64, node, stream string, unix int64, text string) {
+		l := api.LogLine{Seq: seq, Node: node, Stream: stream, Text: text}
+		if unix != 0 {
+			l.Time = api.NewTime(time.Unix(unix%(1<<40), 0))
+		}
+		checkAppendLogLine(t, l)
+	})
 }
