@@ -32,7 +32,10 @@ type logSink struct {
 	id         string
 	log        *slog.Logger
 	mask       *strings.Replacer // nil: nothing to mask
-	maxPending int               // bytes buffered before Add waits
+	secrets    []string          // the values mask replaces, longest first
+	tailMu     sync.Mutex
+	tails      map[[2]string]string // {node, stream} → end of a line sshexec split
+	maxPending int                  // bytes buffered before Add waits
 	mu         sync.Mutex
 	taken      *sync.Cond // on mu: a batch was taken, or the sink stopped
 	seq        int64
@@ -64,11 +67,24 @@ const maxLogLine = 16 << 10
 const minMasked = 4
 
 func newLogSink(st store.Rollouts, id string, log *slog.Logger, secrets ...string) *logSink {
-	s := &logSink{st: st, id: id, log: log, mask: maskReplacer(secrets), maxPending: maxPendingLog,
+	s := &logSink{st: st, id: id, log: log, mask: maskReplacer(secrets), secrets: maskedValues(secrets), maxPending: maxPendingLog,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	s.taken = sync.NewCond(&s.mu)
 	go s.loop()
 	return s
+}
+
+// maskedValues returns the secrets that are masked: those of at least
+// minMasked bytes, each once, longest first.
+func maskedValues(secrets []string) []string {
+	var vals []string
+	for _, v := range secrets {
+		if len(v) >= minMasked && !slices.Contains(vals, v) {
+			vals = append(vals, v)
+		}
+	}
+	slices.SortStableFunc(vals, func(a, b string) int { return len(b) - len(a) })
+	return vals
 }
 
 // maskReplacer returns a replacer of every secret of at least minMasked
@@ -76,16 +92,10 @@ func newLogSink(st store.Rollouts, id string, log *slog.Logger, secrets ...strin
 // secret that begins another would otherwise be replaced at its place
 // and leave the rest of the longer one readable.
 func maskReplacer(secrets []string) *strings.Replacer {
-	var vals []string
-	for _, v := range secrets {
-		if len(v) >= minMasked && !slices.Contains(vals, v) {
-			vals = append(vals, v)
-		}
-	}
+	vals := maskedValues(secrets)
 	if len(vals) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(vals, func(a, b string) int { return len(b) - len(a) })
 	pairs := make([]string, 0, 2*len(vals))
 	for _, v := range vals {
 		pairs = append(pairs, v, "***")
@@ -216,9 +226,56 @@ func needsEscape(r rune) bool {
 	return r != '\t' && (r < 0x20 || 0x7f <= r && r <= 0x9f)
 }
 
-// Add appends one line, cleaned (see cleanLine).
+// sshexec cuts an output line longer than sshexec.MaxLineBytes into
+// pieces, and the sink stores each piece's first maxLogLine bytes: the end
+// of a piece, where a value may begin, is never stored (this fails to
+// compile otherwise), but the beginning of the next piece is. maskSplit
+// masks it.
+var _ [sshexec.MaxLineBytes - maxLogLine - 1]struct{}
+
+// maskSplit returns text with its beginning replaced by *** when it ends a
+// masked value that the line before it, from the same node and stream,
+// began, that line being a piece sshexec cut off at MaxLineBytes (a line
+// of exactly that length is taken for one: then at worst a few bytes too
+// many are masked).
+func (s *logSink) maskSplit(node, stream, text string) string {
+	if len(s.secrets) == 0 {
+		return text
+	}
+	key := [2]string{node, stream}
+	s.tailMu.Lock()
+	prev, cont := s.tails[key]
+	if len(text) == sshexec.MaxLineBytes {
+		if s.tails == nil {
+			s.tails = map[[2]string]string{}
+		}
+		// The longest value is longer than any part of it to match.
+		s.tails[key] = strings.Clone(text[len(text)-min(len(text), len(s.secrets[0])):])
+	} else if cont {
+		delete(s.tails, key)
+	}
+	s.tailMu.Unlock()
+	if !cont {
+		return text
+	}
+	cut := 0
+	for _, v := range s.secrets {
+		for k := 1; k < len(v); k++ {
+			if len(v)-k > cut && strings.HasSuffix(prev, v[:k]) && strings.HasPrefix(text, v[k:]) {
+				cut = len(v) - k
+			}
+		}
+	}
+	if cut == 0 {
+		return text
+	}
+	return "***" + text[cut:]
+}
+
+// Add appends one line, cleaned (see cleanLine and maskSplit).
 func (s *logSink) Add(node, stream, text string) {
-	text = cleanLine(s.mask, text) // outside the lock: nodes add in parallel
+	// Outside the lock: nodes add in parallel.
+	text = cleanLine(s.mask, s.maskSplit(node, stream, text))
 	now := api.Now()
 	s.mu.Lock()
 	for s.pending >= s.maxPending && !s.ended {

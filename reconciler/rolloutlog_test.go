@@ -542,3 +542,74 @@ func TestLogSinkBoundsPending(t *testing.T) {
 		}
 	}
 }
+
+// A value that sshexec's cut of a long line splits in two is masked: the
+// end of the first piece is never stored, and the beginning of the next
+// one is masked.
+func TestLogSinkMasksValueSplitByExecutor(t *testing.T) {
+	st := openStore(t).(store.Rollouts)
+	ctx := t.Context()
+	const id = "web-1-5e910000"
+	if err := st.CreateRollout(ctx, storetest.Rollout(id, "web", 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	sink := newLogSink(st, id, slog.New(slog.DiscardHandler), testSecrets...)
+	// Through the local executor, as a rollout step: a line of more than
+	// MaxLineBytes whose cut falls inside s3cr3t-token ("s3cr" | "3t-token"),
+	// then a line of exactly MaxLineBytes followed by one that only looks
+	// like the end of a value, and one after a split on another stream.
+	script := fmt.Sprintf(`pad() { head -c "$1" /dev/zero | tr '\0' a; }
+pad %d; printf 's3cr3t-token tail\n'
+pad %d; printf '\n3t-token is not a value here\n'
+pad %d >&2; printf 's3cr' >&2; printf '3t-token on stdout\n'; printf '3t-token rest\n' >&2
+`, sshexec.MaxLineBytes-4, sshexec.MaxLineBytes, sshexec.MaxLineBytes-4)
+	_, err := sshexec.NewLocal().Run(ctx, sshexec.Command{Script: script, CaptureLimit: -1, Sink: sshexec.SinkFunc(func(l sshexec.Line) {
+		sink.Add("n1", l.Stream.String(), l.Text)
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.Close()
+	lines, err := st.Logs(ctx, id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range lines {
+		text := l.Text
+		if len(text) > 40 {
+			text = fmt.Sprintf("%d bytes, ending %q", len(text), text[len(text)-30:])
+		}
+		got = append(got, l.Stream+": "+text)
+	}
+	cut := func(n int) string {
+		text := strings.Repeat("a", maxLogLine) + fmt.Sprintf(" …[truncated %d bytes]", n)
+		return fmt.Sprintf("%d bytes, ending %q", len(text), text[len(text)-30:])
+	}
+	want := []string{
+		"stdout: " + cut(sshexec.MaxLineBytes-maxLogLine),
+		"stdout: *** tail",
+		"stdout: " + cut(sshexec.MaxLineBytes-maxLogLine),
+		"stdout: 3t-token is not a value here",
+		"stderr: " + cut(sshexec.MaxLineBytes-maxLogLine),
+		"stdout: 3t-token on stdout",
+		"stderr: *** rest",
+	}
+	// The two streams are read apart: only the order within each is fixed.
+	byStream := func(lines []string, prefix string) []string {
+		var out []string
+		for _, l := range lines {
+			// An empty line follows a line of exactly MaxLineBytes
+			// when its newline came in a later read.
+			if strings.HasPrefix(l, prefix) && l != prefix {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	for _, stream := range []string{"stdout: ", "stderr: "} {
+		if diff := cmp.Diff(byStream(want, stream), byStream(got, stream)); diff != "" {
+			t.Errorf("%s lines (-want +got):\n%s", stream, diff)
+		}
+	}
+}
