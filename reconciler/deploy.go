@@ -89,7 +89,7 @@ func specHash(s *api.DeploymentSpec) string {
 	if s.Ingress != nil {
 		hosts = strings.Join(s.Ingress.Hosts, ",")
 	}
-	return nf.Hash(s.Runtime, s.Run.Command, port, strings.Join(env, "\x00"), hosts)
+	return nf.Hash(s.Runtime, s.Run.Command, port, strings.Join(env, "\x00"), hosts, buildHash(s))
 }
 
 func buildHash(s *api.DeploymentSpec) string {

@@ -94,7 +94,7 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 	case ActFetch:
 		return n.fetch(ctx, a.Commit)
 	case ActBuild:
-		return n.build(ctx, a.Commit)
+		return n.build(ctx, a.Commit, a.Release)
 	case ActInstall:
 		return rt.Install(ctx, n, a)
 	case ActStart:
@@ -193,8 +193,8 @@ done
 printf '%s' "$BAKERY_BUILD_HASH" > .bakery-built
 `
 
-func (n *nodeRun) build(ctx context.Context, commit string) error {
-	rel := nf.ReleaseDir(n.app, commit)
+func (n *nodeRun) build(ctx context.Context, commit, release string) error {
+	rel := nf.ReleaseDir(n.app, release)
 	if _, err := n.run(ctx, `mkdir -p "$R"`+"\n"+source.NodeCheckoutScript(nf.RepoDir(n.app), rel, commit), map[string]string{"R": nf.ReleasesDir(n.app)}, nil); err != nil {
 		return fmt.Errorf("checkout: %w", err)
 	}
@@ -267,7 +267,7 @@ func (n *nodeRun) writeState(ctx context.Context, a Action) error {
 	}
 	st.Active = a.Slot
 	st.Revision = n.desired.Revision
-	st.Slots[a.Slot] = nf.SlotState{Commit: a.Commit, Port: a.Port, Revision: n.desired.Revision, SpecHash: n.desired.SpecHash}
+	st.Slots[a.Slot] = nf.SlotState{Commit: a.Commit, Release: a.Release, Port: a.Port, Revision: n.desired.Revision, SpecHash: n.desired.SpecHash}
 	n.obs.State = st
 	return n.ex.WriteFile(ctx, sshexec.File{Path: nf.StatePath(n.app), Mode: 0o644, Content: st.Marshal()})
 }
@@ -277,10 +277,11 @@ func (n *nodeRun) prune(ctx context.Context) error {
 	keep := map[string]bool{}
 	if n.obs.State != nil {
 		for _, s := range n.obs.State.Slots {
-			keep[s.Commit] = true
+			keep[s.Release] = true
+			keep[s.Commit] = true // a release directory named by its commit alone
 		}
 	}
-	keep[n.desired.Commit] = true
+	keep[nf.ReleaseID(n.desired.Commit, n.desired.BuildHash)] = true
 	var others []string
 	for c := range n.obs.Releases {
 		if !keep[c] {
@@ -333,7 +334,7 @@ func (systemdRuntime) Install(ctx context.Context, n *nodeRun, a Action) error {
 	if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.RunScriptPath(n.app, a.Slot), Mode: 0o700, Content: []byte(nf.RunScript(n.spec.Run.Command))}); err != nil {
 		return fmt.Errorf("run script: %w", err)
 	}
-	unit := nf.Unit(nf.Slot{App: n.app, Slot: a.Slot, Commit: a.Commit, Port: a.Port})
+	unit := nf.Unit(nf.Slot{App: n.app, Slot: a.Slot, Commit: a.Commit, Release: a.Release, Port: a.Port})
 	_, err := n.run(ctx, sudo+` unit-install "$APP" "$SLOT" && `+sudo+` daemon-reload`,
 		map[string]string{"APP": n.app, "SLOT": a.Slot}, []byte(unit))
 	return err

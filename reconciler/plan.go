@@ -39,10 +39,11 @@ const (
 
 // Action is one idempotent step on one node.
 type Action struct {
-	Type   ActionType
-	Slot   string `json:",omitempty"`
-	Commit string `json:",omitempty"`
-	Port   int    `json:",omitempty"`
+	Type    ActionType
+	Slot    string `json:",omitempty"`
+	Commit  string `json:",omitempty"`
+	Release string `json:",omitempty"`
+	Port    int    `json:",omitempty"`
 	// Reason says why the step is needed (logged with it).
 	Reason string `json:",omitempty"`
 }
@@ -92,7 +93,8 @@ type Observed struct {
 	// SiteHash is the SHA-256 (nodefiles.Hash of the content) of the
 	// app's nginx site, "" when absent.
 	SiteHash string
-	// Releases maps commit → the BuildHash its release was built with ("" = not built).
+	// Releases maps release (nodefiles.ReleaseID) → the build hash its
+	// marker holds ("" = checked out but not built).
 	Releases map[string]string
 	// UsedPorts holds the ports other apps' slots use on the node.
 	UsedPorts map[int]bool
@@ -131,17 +133,19 @@ func Plan(d Desired, obs Observed) ([]Action, error) {
 		return nil, ErrNoFreePort
 	}
 	var plan []Action
-	if _, ok := obs.Releases[d.Commit]; !ok {
-		plan = append(plan, Action{Type: ActFetch, Commit: d.Commit})
-	}
-	if obs.Releases[d.Commit] != d.BuildHash {
-		plan = append(plan, Action{Type: ActBuild, Commit: d.Commit})
+	rel := nodefiles.ReleaseID(d.Commit, d.BuildHash)
+	if obs.Releases[rel] != d.BuildHash {
+		// Not built yet: ship the commit (nothing moves when the node
+		// has it already) and build it into its own release directory.
+		plan = append(plan,
+			Action{Type: ActFetch, Commit: d.Commit},
+			Action{Type: ActBuild, Commit: d.Commit, Release: rel})
 	}
 	plan = append(plan,
-		Action{Type: ActInstall, Slot: idle, Commit: d.Commit, Port: port},
-		Action{Type: ActStart, Slot: idle, Commit: d.Commit, Port: port},
+		Action{Type: ActInstall, Slot: idle, Commit: d.Commit, Release: rel, Port: port},
+		Action{Type: ActStart, Slot: idle, Commit: d.Commit, Release: rel, Port: port},
 		Action{Type: ActHealth, Slot: idle, Port: port},
-		Action{Type: ActSwitch, Slot: idle, Commit: d.Commit, Port: port},
+		Action{Type: ActSwitch, Slot: idle, Commit: d.Commit, Release: rel, Port: port},
 	)
 	if active != "" {
 		plan = append(plan, Action{Type: ActDrain, Slot: active}, Action{Type: ActStop, Slot: active, Reason: "replaced"})
@@ -165,7 +169,7 @@ func repairs(d Desired, obs Observed, active string, a nodefiles.SlotState) []Ac
 	var plan []Action
 	if st := obs.Units[active]; !running(st) {
 		plan = append(plan,
-			Action{Type: ActStart, Slot: active, Commit: a.Commit, Port: a.Port, Reason: fmt.Sprintf("active unit is %s", orUnknown(st))},
+			Action{Type: ActStart, Slot: active, Commit: a.Commit, Release: a.Release, Port: a.Port, Reason: fmt.Sprintf("active unit is %s", orUnknown(st))},
 			Action{Type: ActHealth, Slot: active, Port: a.Port})
 	}
 	if d.SiteHash != nil && obs.SiteHash != d.SiteHash(active, a.Port) {

@@ -31,26 +31,33 @@ func serving(c, h string) Observed {
 		}},
 		Units:     map[string]string{nf.Blue: "active", nf.Green: "inactive"},
 		SiteHash:  "site0",
-		Releases:  map[string]string{c: "build1"},
+		Releases:  map[string]string{nf.ReleaseID(c, "build1"): "build1"},
 		UsedPorts: map[int]bool{},
 	}
 }
 
 func TestPlan(t *testing.T) {
+	rel2 := nf.ReleaseID(c2, "build1")
 	rolloutTo := func(slot string, port int, old string, extra ...Action) []Action {
 		p := append([]Action{}, extra...)
+		rel := rel2
+		for _, a := range extra {
+			if a.Type == ActBuild {
+				rel = a.Release
+			}
+		}
 		p = append(p,
-			Action{Type: ActInstall, Slot: slot, Commit: c2, Port: port},
-			Action{Type: ActStart, Slot: slot, Commit: c2, Port: port},
+			Action{Type: ActInstall, Slot: slot, Commit: c2, Release: rel, Port: port},
+			Action{Type: ActStart, Slot: slot, Commit: c2, Release: rel, Port: port},
 			Action{Type: ActHealth, Slot: slot, Port: port},
-			Action{Type: ActSwitch, Slot: slot, Commit: c2, Port: port},
+			Action{Type: ActSwitch, Slot: slot, Commit: c2, Release: rel, Port: port},
 		)
 		if old != "" {
 			p = append(p, Action{Type: ActDrain, Slot: old}, Action{Type: ActStop, Slot: old, Reason: "replaced"})
 		}
 		return append(p, Action{Type: ActPrune})
 	}
-	fetchBuild := []Action{{Type: ActFetch, Commit: c2}, {Type: ActBuild, Commit: c2}}
+	fetchBuild := []Action{{Type: ActFetch, Commit: c2}, {Type: ActBuild, Commit: c2, Release: rel2}}
 
 	tests := []struct {
 		name  string
@@ -86,23 +93,23 @@ func TestPlan(t *testing.T) {
 			name: "build commands changed: rebuild without fetch",
 			d:    func(d *Desired) { d.BuildHash = "build2" },
 			obs:  func() Observed { return serving(c1, "spec2") },
-			want: rolloutTo(nf.Green, 20001, nf.Blue, Action{Type: ActFetch, Commit: c2}, Action{Type: ActBuild, Commit: c2}),
+			want: rolloutTo(nf.Green, 20001, nf.Blue, Action{Type: ActFetch, Commit: c2}, Action{Type: ActBuild, Commit: c2, Release: nf.ReleaseID(c2, "build2")}),
 		},
 		{
-			name: "release fetched but its build failed before: build again",
+			name: "release checked out but its build failed before: build again",
 			obs: func() Observed {
 				o := serving(c1, "spec2")
-				o.Releases[c2] = ""
+				o.Releases[rel2] = ""
 				return o
 			},
-			want: rolloutTo(nf.Green, 20001, nf.Blue, Action{Type: ActBuild, Commit: c2}),
+			want: rolloutTo(nf.Green, 20001, nf.Blue, fetchBuild...),
 		},
 		{
 			name: "failed previous attempt left the idle slot running: restarted into it, then old stopped",
 			obs: func() Observed {
 				o := serving(c1, "spec2")
 				o.Units[nf.Green] = "failed"
-				o.Releases[c2] = "build1"
+				o.Releases[rel2] = "build1"
 				o.State.Slots[nf.Green] = nf.SlotState{Commit: c2, Port: 20001, SpecHash: "spec2"}
 				return o
 			},
@@ -113,16 +120,15 @@ func TestPlan(t *testing.T) {
 			d:    func(d *Desired) { d.Commit = c1 },
 			obs: func() Observed {
 				o := serving(c2, "spec2")
-				o.Releases[c2] = "build1"
-				o.State.Slots[nf.Green] = nf.SlotState{Commit: c1, Port: 20001, SpecHash: "spec2"}
-				o.Releases[c1] = "build1"
+				o.State.Slots[nf.Green] = nf.SlotState{Commit: c1, Release: nf.ReleaseID(c1, "build1"), Port: 20001, SpecHash: "spec2"}
+				o.Releases[nf.ReleaseID(c1, "build1")] = "build1"
 				return o
 			},
 			want: []Action{
-				{Type: ActInstall, Slot: nf.Green, Commit: c1, Port: 20001},
-				{Type: ActStart, Slot: nf.Green, Commit: c1, Port: 20001},
+				{Type: ActInstall, Slot: nf.Green, Commit: c1, Release: nf.ReleaseID(c1, "build1"), Port: 20001},
+				{Type: ActStart, Slot: nf.Green, Commit: c1, Release: nf.ReleaseID(c1, "build1"), Port: 20001},
 				{Type: ActHealth, Slot: nf.Green, Port: 20001},
-				{Type: ActSwitch, Slot: nf.Green, Commit: c1, Port: 20001},
+				{Type: ActSwitch, Slot: nf.Green, Commit: c1, Release: nf.ReleaseID(c1, "build1"), Port: 20001},
 				{Type: ActDrain, Slot: nf.Blue}, {Type: ActStop, Slot: nf.Blue, Reason: "replaced"},
 				{Type: ActPrune},
 			},

@@ -38,11 +38,16 @@ func AppDir(app string) string { return path.Join(Root, "apps", app) }
 // RepoDir is the app's bare repository on the node.
 func RepoDir(app string) string { return path.Join(AppDir(app), "repo.git") }
 
-// ReleasesDir holds one checked-out release per commit.
+// ReleasesDir holds the checked-out, built releases.
 func ReleasesDir(app string) string { return path.Join(AppDir(app), "releases") }
 
-// ReleaseDir is the release of commit.
-func ReleaseDir(app, commit string) string { return path.Join(ReleasesDir(app), commit) }
+// ReleaseID names the release of a commit built with given build commands
+// (their hash): a change of build commands makes a new release directory
+// instead of rebuilding the one a running slot works in.
+func ReleaseID(commit, buildHash string) string { return commit + "-" + buildHash }
+
+// ReleaseDir is the directory of a release.
+func ReleaseDir(app, release string) string { return path.Join(ReleasesDir(app), release) }
 
 // StatePath is the app's state file.
 func StatePath(app string) string { return path.Join(AppDir(app), "state.json") }

@@ -19,10 +19,10 @@ func TestEnvFile(t *testing.T) {
 }
 
 func TestUnit(t *testing.T) {
-	u := Unit(Slot{App: "hello", Slot: Green, Commit: strings.Repeat("a", 40), Port: 20001})
+	u := Unit(Slot{App: "hello", Slot: Green, Commit: strings.Repeat("a", 40), Release: ReleaseID(strings.Repeat("a", 40), "b1"), Port: 20001})
 	for _, want := range []string{
 		"User=bakery-agent\n",
-		"WorkingDirectory=/var/lib/bakery/apps/hello/releases/" + strings.Repeat("a", 40) + "\n",
+		"WorkingDirectory=/var/lib/bakery/apps/hello/releases/" + strings.Repeat("a", 40) + "-b1\n",
 		"Environment=PORT=20001\n",
 		"EnvironmentFile=/etc/bakery/env/bakery-hello-green.env\n",
 		"ExecStart=/bin/sh /var/lib/bakery/apps/hello/run/green.sh\n",

@@ -27,7 +27,9 @@ type AppState struct {
 
 // SlotState is one slot's record in the state file.
 type SlotState struct {
-	Commit   string `json:"commit,omitempty"`
+	Commit string `json:"commit,omitempty"`
+	// Release is the release directory the slot runs from (ReleaseID).
+	Release  string `json:"release,omitempty"`
 	Port     int    `json:"port,omitempty"`
 	Revision int64  `json:"revision,omitempty"`
 	// SpecHash identifies the runtime-relevant spec the slot was started
