@@ -499,12 +499,23 @@ journal)
 	check_name app "$1"; check_name slot "$2"
 	lines=${3:-200}
 	[[ $lines =~ ^[0-9]{1,6}$ ]] || refuse "invalid line count '$lines'"
-	follow=()
 	if [[ $# -eq 4 ]]; then
 		[[ $4 == follow ]] || refuse "journal: 4th argument must be 'follow'"
-		follow=(-f)
+		# The caller's signals do not reach us: sudo does not relay a signal
+		# sent from its own process group, and the caller (bakery-agent) may
+		# not signal root's processes. So follow only while our sudo lives:
+		# when the session ends, the caller's watcher kills sudo, and we stop.
+		journalctl --no-pager -o short-iso -n "$lines" -f -u "bakery-$1-$2.service" &
+		jp=$!
+		parent=$PPID
+		while kill -0 "$jp" 2>/dev/null; do
+			if ! kill -0 "$parent" 2>/dev/null; then kill "$jp" 2>/dev/null; break; fi
+			sleep 0.5
+		done
+		wait "$jp" 2>/dev/null || true
+		exit 0
 	fi
-	exec journalctl --no-pager -o short-iso -n "$lines" "${follow[@]}" -u "bakery-$1-$2.service"
+	exec journalctl --no-pager -o short-iso -n "$lines" -u "bakery-$1-$2.service"
 	;;
 certbot-certonly)
 	domains=() email="" server="" method=--nginx

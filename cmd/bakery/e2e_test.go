@@ -216,7 +216,7 @@ spec:
 	for sc.Scan() && !strings.HasPrefix(sc.Text(), "event: line") {
 	}
 	running := func() bool {
-		out, _ := testnodes.Exec(t, nodes[0].Name, "pgrep -f 'journalctl.*bakery-killtest' || true")
+		out, _ := testnodes.Exec(t, nodes[0].Name, "pgrep -f '^journalctl .*bakery-killtest' || true")
 		return strings.TrimSpace(out) != ""
 	}
 	if !running() {
@@ -315,7 +315,9 @@ spec:
 	broken := strings.Replace(manifest, "build: {test: node --test, build: node build.js}", "build: {test: 'exit 3', build: node build.js}", 1)
 	os.WriteFile(mf, []byte(broken), 0o644)
 	if out, err := cli("apply", "-f", mf, "--wait", "--timeout", "3m"); err == nil || !strings.Contains(out, "killtest failed") {
-		t.Fatalf("apply --wait of a failing rollout: err %v\n%s", err, out)
+		h, _ := cli("rollout", "history", "deployment/killtest")
+		g, _ := cli("get", "deployment", "killtest", "-o", "yaml")
+		t.Fatalf("apply --wait of a failing rollout: err %v\n%s\nhistory:\n%s\n%s", err, out, h, g)
 	}
 	mustCLI("delete", "deployment", "killtest", "--timeout", "2m")
 }
