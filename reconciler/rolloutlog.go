@@ -436,8 +436,8 @@ func (r *DeploymentReconciler) keepRollouts() int {
 }
 
 // pruneRollouts deletes a deployment's oldest rollouts (in ListRollouts
-// order), with their logs, so that the current one and the keep-1 newest
-// others are left. The current rollout is never deleted, even when it
+// order), with their logs, so that the current one, the two newest
+// succeeded ones (rollback targets) and the keep-1 newest others are left. The current rollout is never deleted, even when it
 // sorts below others (a rollback to an older revision). Failures are
 // logged, not returned: retention never fails a rollout, and the next
 // rollout tries again.
@@ -455,9 +455,18 @@ func (r *DeploymentReconciler) pruneRollouts(ctx context.Context, deployment, cu
 		return
 	}
 	kept := 1 // the current one
+	succeeded := 0
 	for _, ro := range list {
 		if ro.ID == current {
 			continue
+		}
+		// The two newest succeeded rollouts are what a rollback goes back
+		// to: kept even when many failed rollouts came after them.
+		if ro.State == api.RolloutSucceeded {
+			succeeded++
+			if succeeded <= 2 {
+				continue
+			}
 		}
 		if kept < keep {
 			kept++

@@ -286,6 +286,27 @@ func TestPruneRollouts(t *testing.T) {
 		r.pruneRollouts(t.Context(), "web", webID(DefaultKeepRollouts+7))
 		checkRollouts(t, st, "web", webIDs(revRange(DefaultKeepRollouts+7, 8)...), webIDs(revRange(7, 1)...))
 	})
+	t.Run("RollbackTargetsSurviveFailures", func(t *testing.T) {
+		// Revisions 1 and 2 succeeded, then ten rollouts failed: the two
+		// succeeded ones stay (a rollback needs them) beside the newest.
+		st := pruneStore(t, 12)
+		for rev := 1; rev <= 12; rev++ {
+			ro, err := st.GetRollout(t.Context(), webID(rev))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ro.State = api.RolloutFailed
+			if rev <= 2 {
+				ro.State = api.RolloutSucceeded
+			}
+			if err := st.UpdateRollout(t.Context(), ro); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := &DeploymentReconciler{Store: st, KeepRollouts: 3, Logger: quiet}
+		r.pruneRollouts(t.Context(), "web", webID(12))
+		checkRollouts(t, st, "web", webIDs(12, 11, 10, 2, 1), webIDs(revRange(9, 3)...))
+	})
 	t.Run("NegativeKeepsAll", func(t *testing.T) {
 		st := pruneStore(t, DefaultKeepRollouts+3)
 		r := &DeploymentReconciler{Store: st, KeepRollouts: -1, Logger: quiet}
