@@ -56,8 +56,8 @@ type Writer interface {
 	// kept.
 	Update(ctx context.Context, obj api.Object) (api.Object, error)
 	// UpdateStatus replaces status only; generation never changes. A
-	// non-empty resourceVersion must match. An unchanged status writes
-	// nothing.
+	// non-empty resourceVersion must match (a stale one is ErrConflict
+	// even when nothing would change). An unchanged status writes nothing.
 	UpdateStatus(ctx context.Context, obj api.Object) (api.Object, error)
 	// Delete removes kind/name. A non-empty resourceVersion must match.
 	Delete(ctx context.Context, kind, name, resourceVersion string) error
@@ -107,7 +107,7 @@ type Tokens interface {
 	TokenByHash(ctx context.Context, h string) (Token, error)
 	// ListTokens returns all tokens sorted by name.
 	ListTokens(ctx context.Context) ([]Token, error)
-	// DeleteToken removes a token by name.
+	// DeleteToken removes a token by name; ErrNotFound if there is none.
 	DeleteToken(ctx context.Context, name string) error
 }
 
@@ -117,15 +117,20 @@ type Store interface {
 	Writer
 	Tokens
 	// Txn runs fn in a transaction: every write fn makes is committed
-	// together, or none is (when fn or the commit fails). Events are
-	// delivered after the commit. Concurrent transactions are serialised
-	// as far as conflicts require: of two writers updating one object with
-	// the same resourceVersion exactly one wins.
+	// together, or none is (when fn or the commit fails, or fn panics —
+	// the panic then propagates). Events are delivered after the commit.
+	// Concurrent transactions are serialised as far as conflicts require:
+	// of two writers updating one object with the same resourceVersion
+	// exactly one wins. fn must use only tx — calling the Store itself
+	// inside fn can deadlock a store that serialises transactions — and
+	// tx must not be used after Txn returns.
 	Txn(ctx context.Context, fn func(tx Tx) error) error
-	// Watch delivers committed changes in commit order until ctx ends.
-	// Events for one object are never reordered. When a watcher cannot
-	// keep up, its channel is closed early: the caller re-lists and
-	// watches again (level-based consumers lose nothing).
+	// Watch delivers changes committed after the call, in commit order,
+	// until ctx ends. Events for one object are never reordered. When a
+	// watcher cannot keep up, its channel is closed early: the caller
+	// re-lists and watches again (level-based consumers lose nothing).
+	// Start the Watch before the List it complements, so that nothing
+	// changed in between is missed.
 	Watch(ctx context.Context, opts WatchOptions) (<-chan Event, error)
 	// Ping reports whether the store is usable (for /readyz).
 	Ping(ctx context.Context) error
