@@ -252,7 +252,7 @@ its own until the spec changes (or 'bakery deploy' is run).`,
 }
 
 func newLogsCmd(a *app) *cobra.Command {
-	var rolloutID, node string
+	var rolloutID, node, colorMode string
 	var follow, runtime bool
 	var lines int
 	cmd := &cobra.Command{
@@ -282,12 +282,16 @@ remote journalctl stops with the command).`,
 				return err
 			}
 			ctx := cmd.Context()
+			col, err := newColorizer(a.out, colorMode)
+			if err != nil {
+				return err
+			}
 			if runtime {
 				if rolloutID != "" {
 					return usageErrorf("--runtime and --rollout do not go together")
 				}
 				err := c.RuntimeLogs(ctx, name, node, lines, follow, func(l client.RuntimeLogLine) {
-					fmt.Fprintf(a.out, "%s %s %s\n", l.Node, l.Slot, l.Text)
+					fmt.Fprintf(a.out, "%s %s %s\n", col.node(l.Node), l.Slot, l.Text)
 				})
 				if err != nil {
 					return a.explain(c, err)
@@ -310,7 +314,7 @@ remote journalctl stops with the command).`,
 				id = d.Status.CurrentRollout.ID
 			}
 			printLine := func(l api.LogLine) {
-				fmt.Fprintf(a.out, "%s %s %s\n", orDash(l.Node), l.Stream, l.Text)
+				fmt.Fprintf(a.out, "%s %s %s\n", col.node(orDash(l.Node)), col.stream(l.Stream), l.Text)
 			}
 			if follow {
 				end, err := c.StreamLogs(ctx, id, 0, printLine)
@@ -346,6 +350,7 @@ remote journalctl stops with the command).`,
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the rollout ends (with --runtime: until interrupted)")
 	cmd.Flags().BoolVar(&runtime, "runtime", false, "the running app's own log (its active slot's journal on each node) instead of a rollout's")
 	cmd.Flags().StringVar(&node, "node", "", "with --runtime: only this node")
+	cmd.Flags().StringVar(&colorMode, "color", "auto", "color per node and stream: auto (on a terminal, unless NO_COLOR is set), always or never")
 	cmd.Flags().IntVar(&lines, "lines", 100, "with --runtime: how many past lines to print first")
 	return cmd
 }

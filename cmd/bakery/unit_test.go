@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +68,36 @@ func TestBannerHost(t *testing.T) {
 		if got := bannerHost(in); got != want {
 			t.Errorf("bannerHost(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestColorizer(t *testing.T) {
+	on, err := newColorizer(io.Discard, "always")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := on.node("web-1"); got == "web-1" || !strings.HasSuffix(got, "web-1\x1b[0m") {
+		t.Fatalf("node color %q", got)
+	}
+	if on.node("web-1") != on.node("web-1") {
+		t.Fatal("a node must keep its color")
+	}
+	if got := on.stream("stderr"); !strings.HasPrefix(got, "\x1b[31m") {
+		t.Fatalf("stderr color %q", got)
+	}
+	if on.stream("stdout") != "stdout" {
+		t.Fatal("stdout is not colored")
+	}
+	// auto: not a terminal → plain.
+	off, _ := newColorizer(&strings.Builder{}, "auto")
+	if off.node("web-1") != "web-1" || off.stream("stderr") != "stderr" {
+		t.Fatal("auto colored output that is not a terminal")
+	}
+	never, _ := newColorizer(io.Discard, "never")
+	if never.node("x") != "x" {
+		t.Fatal("never colored")
+	}
+	if _, err := newColorizer(io.Discard, "sometimes"); err == nil {
+		t.Fatal("bad --color accepted")
 	}
 }
