@@ -79,7 +79,7 @@ func TestColorizer(t *testing.T) {
 	if got := on.node("web-1"); got == "web-1" || !strings.HasSuffix(got, "web-1\x1b[0m") {
 		t.Fatalf("node color %q", got)
 	}
-	if on.node("web-1") != on.node("web-1") {
+	if first, again := on.node("web-1"), on.node("web-1"); first != again {
 		t.Fatal("a node must keep its color")
 	}
 	if got := on.stream("stderr"); !strings.HasPrefix(got, "\x1b[31m") {
