@@ -1,0 +1,34 @@
+package api
+
+// Event types: what the control plane tells operators about.
+const (
+	EventRolloutSucceeded = "RolloutSucceeded"
+	EventRolloutFailed    = "RolloutFailed"
+	EventUnitUnhealthy    = "UnitUnhealthy"
+	EventNodeUnreachable  = "NodeUnreachable"
+	EventNodeRecovered    = "NodeRecovered"
+	EventDiskLow          = "DiskLow"
+)
+
+// Event severities.
+const (
+	SeverityInfo    = "info"
+	SeverityWarning = "warning"
+	SeverityError   = "error"
+)
+
+// Event is something that happened to an object, kept for `bakery
+// describe` and the API and sent to notification targets. It is a record
+// written by the control plane, not a spec.
+type Event struct {
+	ID   string `json:"id"`
+	Time *Time  `json:"time"`
+	Type string `json:"type"`
+	// Severity is info, warning or error.
+	Severity string `json:"severity"`
+	// Object is "Kind/name" (Deployment/hello, Node/web-1).
+	Object  string `json:"object"`
+	Message string `json:"message"`
+	// Rollout names the rollout the event is about, if any.
+	Rollout string `json:"rollout,omitempty"`
+}
