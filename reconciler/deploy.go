@@ -65,6 +65,10 @@ type DeploymentReconciler struct {
 	// Runtime and Ingress default to systemd units and nginx.
 	Runtime Runtime
 	Ingress Ingress
+
+	// events records RolloutSucceeded, RolloutFailed and UnitUnhealthy
+	// (nil: none).
+	events *eventRecorder
 }
 
 func (r *DeploymentReconciler) log() *slog.Logger {
@@ -345,6 +349,7 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 			pending = append(pending, i)
 		}
 	}
+	r.unitUnhealthyEvents(ctx, name, ro.ID, p, pending)
 	for start := 0; start < len(pending) && failure == nil; start += batch {
 		end := min(start+batch, len(pending))
 		var wg sync.WaitGroup
@@ -413,6 +418,7 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: gen})
 		}
 	})
+	r.rolloutFinishedEvent(sctx, name, ro, state, msg)
 	// Retention after the status is written: deleting old logs never
 	// delays it.
 	r.pruneRollouts(ctx, name, ro.ID)
@@ -425,6 +431,36 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 		return Result{RequeueAfter: r.resync()}, serr
 	}
 	return Result{}, errors.Join(failure, serr)
+}
+
+// unitUnhealthyEvents raises UnitUnhealthy once per node whose plan
+// repairs drift by starting an active unit found not running.
+func (r *DeploymentReconciler) unitUnhealthyEvents(ctx context.Context, name, rolloutID string, p rolloutPlan, pending []int) {
+	for _, i := range pending {
+		for _, a := range p.plans[i] {
+			if a.Type == ActStart && strings.HasPrefix(a.Reason, "active unit is ") {
+				r.events.record(ctx, &api.Event{Type: api.EventUnitUnhealthy, Severity: api.SeverityWarning, Object: api.KindDeployment + "/" + name,
+					Rollout: rolloutID, Message: fmt.Sprintf("node %s: %s (%s slot); restarting it", p.targets[i].node.Metadata.Name, a.Reason, a.Slot)})
+				break
+			}
+		}
+	}
+}
+
+// rolloutFinishedEvent raises RolloutSucceeded or RolloutFailed (nothing
+// for a superseded rollout).
+func (r *DeploymentReconciler) rolloutFinishedEvent(ctx context.Context, name string, ro *api.Rollout, state, msg string) {
+	e := &api.Event{Object: api.KindDeployment + "/" + name, Rollout: ro.ID}
+	switch state {
+	case api.RolloutSucceeded:
+		e.Type, e.Severity = api.EventRolloutSucceeded, api.SeverityInfo
+		e.Message = fmt.Sprintf("revision %d (commit %s, %s) rolled out", ro.Revision, short(ro.Commit), ro.Trigger)
+	case api.RolloutFailed:
+		e.Type, e.Severity, e.Message = api.EventRolloutFailed, api.SeverityError, msg
+	default:
+		return
+	}
+	r.events.record(ctx, e)
 }
 
 // runNode executes a node's plan in order. A failed step after the new

@@ -10,6 +10,7 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/reconciler/notify"
 	"bakery.dev/bakery/reconciler/source"
 	"bakery.dev/bakery/sshexec"
 )
@@ -35,6 +36,13 @@ type ManagerConfig struct {
 	// Locker makes keys exclusive across control planes.
 	Locker Locker
 	Logger *slog.Logger
+	// Notify are the webhooks events are sent to (besides being kept in
+	// the store when it keeps events, store.Events).
+	Notify []notify.Target
+	// DiskLowPercent is the free space, in percent of a node's
+	// filesystem, below which DiskLow is raised (default
+	// DefaultDiskLowPercent; negative: never).
+	DiskLowPercent float64
 }
 
 // Manager runs Bakery's controllers and answers the actions the API asks
@@ -46,6 +54,8 @@ type Manager struct {
 	deps  *DeploymentReconciler
 	ctls  []*Controller
 	depl  *Controller
+	// notifier sends events until Run returns.
+	notifier *notify.Notifier
 }
 
 // NewManager builds the controllers. The deployment controller runs only
@@ -68,11 +78,21 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		return Options{Kind: kind, Workers: cfg.Workers, Resync: cfg.Resync, BaseBackoff: cfg.BaseBackoff,
 			MaxBackoff: cfg.MaxBackoff, Locker: cfg.Locker, Logger: cfg.Logger}
 	}
-	m.nodes = &NodeReconciler{Store: cfg.Store, Connector: conn, Resync: cfg.Resync, Logger: cfg.Logger}
+	for _, t := range cfg.Notify {
+		if err := t.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.Notify) > 0 {
+		m.notifier = notify.New(cfg.Notify, notify.WithLogger(cfg.Logger))
+	}
+	events := newEventRecorder(cfg.Store, m.notifier, cfg.Logger)
+	m.nodes = &NodeReconciler{Store: cfg.Store, Connector: conn, Resync: cfg.Resync, Logger: cfg.Logger,
+		DiskLowPercent: cfg.DiskLowPercent, events: events}
 	m.ctls = append(m.ctls, New(cfg.Store, m.nodes, opts(api.KindNode)))
 	if ds, ok := cfg.Store.(DeploymentStore); ok {
 		m.deps = &DeploymentReconciler{Store: ds, Connector: conn, Mirrors: &source.Mirrors{Dir: filepath.Join(cfg.DataDir, "mirrors"), Logger: cfg.Logger},
-			Resync: cfg.Resync, StepTimeout: cfg.StepTimeout, KeepRollouts: cfg.KeepRollouts, Logger: cfg.Logger}
+			Resync: cfg.Resync, StepTimeout: cfg.StepTimeout, KeepRollouts: cfg.KeepRollouts, Logger: cfg.Logger, events: events}
 		m.depl = New(cfg.Store, m.deps, opts(api.KindDeployment))
 		m.ctls = append(m.ctls, m.depl)
 	} else {
@@ -81,9 +101,11 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	return m, nil
 }
 
-// Run runs every controller until ctx ends.
+// Run runs every controller until ctx ends, then delivers the
+// notifications still queued (for a few seconds at most).
 func (m *Manager) Run(ctx context.Context) error {
 	defer m.pool.Close()
+	defer m.notifier.Close()
 	var wg sync.WaitGroup
 	for _, c := range m.ctls {
 		wg.Add(1)

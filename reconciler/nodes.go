@@ -119,6 +119,14 @@ type NodeReconciler struct {
 	Logger         *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// DiskLowPercent is the free space, in percent of the filesystem,
+	// below which DiskLow is raised (default DefaultDiskLowPercent;
+	// negative: never).
+	DiskLowPercent float64
+
+	// events records NodeUnreachable, NodeRecovered and DiskLow on
+	// transitions (nil: none).
+	events *eventRecorder
 }
 
 // Reconcile implements Reconciler.
@@ -138,6 +146,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, name string, force bool)
 	node := obj.(*api.Node)
 	gen := node.Metadata.Generation
 	st := &node.Status
+	prev := r.health(node)
 	if stalled := api.FindCondition(st.Conditions, api.ConditionStalled); !force && stalled != nil &&
 		stalled.Status == api.ConditionTrue && stalled.ObservedGeneration == gen {
 		// Terminal until the spec changes: send nothing.
@@ -149,7 +158,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, name string, force bool)
 		if err != nil {
 			msg := fmt.Sprintf("jump host %q: %v", node.Spec.Via, err)
 			r.setUnreachable(node, ReasonUnreachable, msg)
-			return Result{}, errors.Join(errors.New(msg), r.saveStatus(ctx, node))
+			return Result{}, errors.Join(errors.New(msg), r.save(ctx, node, prev))
 		}
 		via = vo.(*api.Node)
 	}
@@ -162,7 +171,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, name string, force bool)
 			api.SetCondition(&st.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionTrue,
 				Reason: ReasonHostKeyMismatch, Message: "the node presented a host key other than the pinned one; no command is sent to it until its spec changes (fix spec.hostKey)", ObservedGeneration: gen})
 			st.ObservedGeneration = gen
-			return Result{}, Terminal(errors.Join(err, r.saveStatus(ctx, node)))
+			return Result{}, Terminal(errors.Join(err, r.save(ctx, node, prev)))
 		case errors.Is(err, sshexec.ErrAuth):
 			r.setUnreachable(node, ReasonAuthFailed, err.Error())
 		case errors.Is(err, sshexec.ErrConnection), errors.Is(err, sshexec.ErrTimeout):
@@ -171,7 +180,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, name string, force bool)
 			r.setUnreachable(node, ReasonObserveFailed, err.Error())
 		}
 		st.ObservedGeneration = gen
-		return Result{}, errors.Join(fmt.Errorf("node %s: %w", node.Metadata.Name, err), r.saveStatus(ctx, node))
+		return Result{}, errors.Join(fmt.Errorf("node %s: %w", node.Metadata.Name, err), r.save(ctx, node, prev))
 	}
 
 	// Reached: pin the host key seen on first use.
@@ -194,7 +203,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, name string, force bool)
 	}
 	api.SetCondition(&st.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionFalse, Reason: ReasonConnected, ObservedGeneration: gen})
 	st.ObservedGeneration = gen
-	if err := r.saveStatus(ctx, node); err != nil {
+	if err := r.save(ctx, node, prev); err != nil {
 		return Result{}, err
 	}
 	return Result{RequeueAfter: r.Resync}, nil
@@ -207,6 +216,65 @@ func (r *NodeReconciler) setUnreachable(node *api.Node, reason, msg string) {
 	st.LastError = msg
 	api.SetCondition(&st.Conditions, api.Condition{Type: api.ConditionReachable, Status: api.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: gen})
 	api.SetCondition(&st.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: gen})
+}
+
+// nodeHealth is what node events are raised on the transitions of.
+type nodeHealth struct {
+	reachable api.ConditionStatus // "" before the first observation
+	diskLow   bool
+}
+
+func (r *NodeReconciler) health(n *api.Node) nodeHealth {
+	h := nodeHealth{diskLow: diskLow(n.Status.Disk, r.diskLowPercent())}
+	if c := api.FindCondition(n.Status.Conditions, api.ConditionReachable); c != nil {
+		h.reachable = c.Status
+	}
+	return h
+}
+
+func (r *NodeReconciler) diskLowPercent() float64 {
+	if r.DiskLowPercent == 0 {
+		return DefaultDiskLowPercent
+	}
+	return r.DiskLowPercent
+}
+
+// save writes node's status and, once written, raises the events of the
+// transitions from prev: Reachable True→False (NodeUnreachable), False→True
+// (NodeRecovered), free disk space falling below the threshold (DiskLow).
+func (r *NodeReconciler) save(ctx context.Context, node *api.Node, prev nodeHealth) error {
+	if err := r.saveStatus(ctx, node); err != nil {
+		return err
+	}
+	cur := r.health(node)
+	obj := api.KindNode + "/" + node.Metadata.Name
+	switch {
+	case prev.reachable == api.ConditionTrue && cur.reachable == api.ConditionFalse:
+		r.events.record(ctx, &api.Event{Type: api.EventNodeUnreachable, Severity: api.SeverityError, Object: obj, Message: node.Status.LastError})
+	case prev.reachable == api.ConditionFalse && cur.reachable == api.ConditionTrue:
+		r.events.record(ctx, &api.Event{Type: api.EventNodeRecovered, Severity: api.SeverityInfo, Object: obj, Message: "reachable again"})
+	}
+	if cur.diskLow && !prev.diskLow {
+		d := node.Status.Disk
+		r.events.record(ctx, &api.Event{Type: api.EventDiskLow, Severity: api.SeverityWarning, Object: obj,
+			Message: fmt.Sprintf("%.1f%% of the filesystem free (%s of %s), below %g%%", float64(d.FreeBytes)*100/float64(d.FilesystemBytes),
+				humanBytes(d.FreeBytes), humanBytes(d.FilesystemBytes), r.diskLowPercent())})
+	}
+	return nil
+}
+
+// humanBytes formats n in binary units (1.5 GiB).
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // saveStatus writes node's status; a conflict (the spec changed meanwhile)
