@@ -23,6 +23,7 @@ import (
 	"bakery.dev/bakery/api/store/pgstore"
 	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/notify"
 )
 
 // envDuration reads a duration from the environment, or returns def.
@@ -49,6 +50,47 @@ type serverOptions struct {
 	// encryptionKeyFile names a file holding the keyring; empty means
 	// $BAKERY_ENCRYPTION_KEY.
 	encryptionKeyFile string
+	// notify are the --notify values (else $BAKERY_NOTIFY, split on
+	// spaces).
+	notify []string
+	// diskLowPercent is the DiskLow threshold; 0 disables it.
+	diskLowPercent float64
+}
+
+// notifyEnv holds notification targets separated by spaces when --notify
+// is not given. Not a flag default: webhook URLs are secrets and --help
+// would show them.
+const notifyEnv = "BAKERY_NOTIFY"
+
+// notifyTargets parses the --notify values, else the targets in env.
+func notifyTargets(flags []string, env string) ([]notify.Target, error) {
+	src := "--notify"
+	if len(flags) == 0 {
+		flags, src = strings.Fields(env), notifyEnv
+	}
+	var out []notify.Target
+	for _, v := range flags {
+		t, err := notify.ParseTarget(v)
+		if err != nil {
+			// The error names the URL, which may hold a secret: say
+			// which value without repeating it.
+			return nil, usageErrorf("%s: target %d of %d: %v", src, len(out)+1, len(flags), redactErr(err, v))
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// redactErr drops the query of URLs in err (webhook tokens sit there or in
+// the path; the path is kept so a typo can be found).
+func redactErr(err error, value string) string {
+	msg := err.Error()
+	for _, f := range strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == '=' || r == ' ' }) {
+		if i := strings.IndexByte(f, '?'); i >= 0 && strings.Contains(f, "://") {
+			msg = strings.ReplaceAll(msg, f, f[:i]+"?…")
+		}
+	}
+	return msg
 }
 
 // encryptionKeyEnv holds the keyring when --encryption-key-file is not
@@ -108,6 +150,17 @@ key pair refuses to start.
 The server runs the control loop: it observes every node and deployment over
 SSH, rolls deployments out blue/green, and repairs drift every --resync.
 
+Events: the control loop records what operators should know about — a rollout
+succeeded or failed (RolloutSucceeded, RolloutFailed), an app's unit found
+stopped and restarted (UnitUnhealthy), a node lost or back (NodeUnreachable,
+NodeRecovered), a node's free disk space below --disk-low-percent (DiskLow) —
+and sends each to every --notify webhook: url=<http(s) URL> (required),
+format=json (the event as JSON, the default), slack ({"text": …}) or discord
+({"content": …}), on=all (the default) or failures (warnings and errors
+only). Deliveries are retried with backoff and never hold up the control
+loop. --notify is repeatable; BAKERY_NOTIFY holds targets separated by
+spaces.
+
 On first start, with no token stored, the server creates the token "admin",
 writes it to the admin token file (0600) and prints it on stderr once,
 together with the 'bakery login' command that uses it.
@@ -117,7 +170,8 @@ connections and lets requests in flight finish.
 
 Every flag can be set from the environment: BAKERY_LISTEN, BAKERY_DATA,
 DATABASE_URL, BAKERY_ADMIN_TOKEN_FILE, BAKERY_LOG_LEVEL, BAKERY_LOG_FORMAT,
-BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE; a flag wins over its variable.`,
+BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE, BAKERY_NOTIFY,
+BAKERY_DISK_LOW_PERCENT; a flag wins over its variable.`,
 		Example: `  # Local development: file store under ~/.local/share/bakery
   bakery server
 
@@ -127,6 +181,10 @@ BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE; a flag wins over its variable.`,
   # PostgreSQL store (several servers may share it: give them one key)
   export BAKERY_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64)   # once; keep it safe
   DATABASE_URL=postgres://bakery@db/bakery bakery server --data /var/lib/bakery
+
+  # Failures to Slack, every event as JSON to another webhook
+  bakery server --notify url=https://hooks.slack.com/services/T0/B0/XXX,format=slack,on=failures \
+    --notify url=https://ops.example/bakery-events
 
   # Rotate the encryption key: the new key first, the old one still opens
   BAKERY_ENCRYPTION_KEY=NEWKEY,OLDKEY bakery server --database-url postgres://bakery@db/bakery`,
@@ -143,6 +201,13 @@ BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE; a flag wins over its variable.`,
 				}
 				o.keepRollouts = n
 			}
+			if v := os.Getenv("BAKERY_DISK_LOW_PERCENT"); v != "" && !cmd.Flags().Changed("disk-low-percent") {
+				n, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "%")), 64)
+				if err != nil {
+					return usageErrorf("BAKERY_DISK_LOW_PERCENT=%q: not a number", v)
+				}
+				o.diskLowPercent = n
+			}
 			return runServer(cmd, a, o)
 		},
 	}
@@ -158,6 +223,8 @@ BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE; a flag wins over its variable.`,
 	f.StringVar(&o.encryptionKeyFile, "encryption-key-file", os.Getenv("BAKERY_ENCRYPTION_KEY_FILE"), "file holding the encryption key(s) for secrets in the postgres store, as BAKERY_ENCRYPTION_KEY: base64 of 32 bytes, comma-separated when rotating, newest first (default: $BAKERY_ENCRYPTION_KEY) (env BAKERY_ENCRYPTION_KEY_FILE)")
 	f.IntVar(&o.keepRollouts, "keep-rollouts", reconciler.DefaultKeepRollouts, "how many rollouts (records and logs) to keep per deployment, the oldest deleted after each rollout; 0 keeps every one (env BAKERY_KEEP_ROLLOUTS)")
 	f.StringVar(&o.maxBody, "max-body", cmp.Or(os.Getenv("BAKERY_MAX_BODY"), "4MiB"), "largest request body accepted, e.g. 4MiB, 512KiB, 1000000 (env BAKERY_MAX_BODY)")
+	f.StringArrayVar(&o.notify, "notify", nil, "send events to a webhook: url=URL[,format=json|slack|discord][,on=all|failures]; repeatable (env "+notifyEnv+": targets separated by spaces)")
+	f.Float64Var(&o.diskLowPercent, "disk-low-percent", reconciler.DefaultDiskLowPercent, "raise DiskLow when a node's free disk space falls below this percentage of its filesystem; 0 never (env BAKERY_DISK_LOW_PERCENT)")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagDirname("data")
@@ -183,6 +250,17 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	keepRollouts := o.keepRollouts
 	if keepRollouts == 0 {
 		keepRollouts = -1 // the reconciler's "keep every one"
+	}
+	if o.diskLowPercent < 0 || o.diskLowPercent >= 100 {
+		return usageErrorf("--disk-low-percent must be between 0 (never) and 100, not %g", o.diskLowPercent)
+	}
+	diskLow := o.diskLowPercent
+	if diskLow == 0 {
+		diskLow = -1 // the reconciler's "never"
+	}
+	targets, err := notifyTargets(o.notify, os.Getenv(notifyEnv))
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -239,6 +317,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	}
 	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
+		Notify: targets, DiskLowPercent: diskLow,
 	})
 	if err != nil {
 		return err
@@ -259,6 +338,9 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		fmt.Fprintf(a.errOut, "Point the CLI at this server with:\n  bakery login --server %s --token %s\n", url, token)
 	}
 	log.Info("starting", "version", version, "commit", commit, "store", kind, "addr", addr)
+	for _, t := range targets {
+		log.Info("sending events to", "target", t.String())
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	loopDone := make(chan struct{})
