@@ -1,16 +1,24 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/client"
 )
+
+// describeEvents is how many of an object's newest events describe shows.
+const describeEvents = 10
 
 func newDescribeCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
@@ -19,7 +27,8 @@ func newDescribeCmd(a *app) *cobra.Command {
 		Long: `Show a readable summary of objects: the essentials of their spec, their
 conditions, and their observed status — for a deployment the resolved
 commit, revision, current rollout and the slot on each node; for a node its
-reachability, host key, OS and tools. Without a NAME every object of the
+reachability, host key, OS and tools. Each ends with the object's newest
+events (when the server keeps events). Without a NAME every object of the
 type is described.`,
 		Example: `  bakery describe deployment hello
   bakery describe node web-1
@@ -43,7 +52,7 @@ type is described.`,
 				if i > 0 {
 					fmt.Fprintln(a.out)
 				}
-				describe(a.out, o, now)
+				describe(a.out, o, now, objectEvents(cmd.Context(), a, c, o)...)
 			}
 			if len(objs) == 0 && failed == 0 {
 				fmt.Fprintln(a.errOut, "No resources found.")
@@ -73,7 +82,26 @@ func (d describer) section(level int, key string) {
 	fmt.Fprintf(d.tw, "%s%s:\n", strings.Repeat("  ", level), key)
 }
 
-func describe(w io.Writer, o api.Object, now time.Time) {
+// objectEvents returns the newest events of o, or none when the server
+// keeps no events (503), predates them (404) or fails (with a warning:
+// describe shows the object all the same).
+func objectEvents(ctx context.Context, a *app, c *client.Client, o api.Object) []*api.Event {
+	object := o.GetTypeMeta().Kind + "/" + o.GetObjectMeta().Name
+	evs, err := c.Events(ctx, object, describeEvents)
+	if err != nil {
+		if ae, ok := errors.AsType[*client.APIError](err); ok &&
+			(ae.Code == http.StatusServiceUnavailable || ae.Code == http.StatusNotFound || ae.Code == http.StatusMethodNotAllowed) {
+			return nil
+		}
+		fmt.Fprintf(a.errOut, "warning: events of %s: %v\n", object, err)
+		return nil
+	}
+	return evs
+}
+
+// describe prints o and then its events (newest first; no section when
+// there are none).
+func describe(w io.Writer, o api.Object, now time.Time, events ...*api.Event) {
 	tw := newTabWriter(w)
 	d := describer{tw}
 	m := o.GetObjectMeta()
@@ -92,7 +120,30 @@ func describe(w io.Writer, o api.Object, now time.Time) {
 		d.line(0, "Generation", "%d (observed: %s)", m.Generation, observed(o.Status.ObservedGeneration))
 		describeNode(d, o, now)
 	}
+	describeEventTable(d, events, now)
 	tw.Flush()
+}
+
+func describeEventTable(d describer, events []*api.Event, now time.Time) {
+	if len(events) == 0 {
+		return
+	}
+	d.section(0, "Events")
+	fmt.Fprintln(d.tw, "  AGE\tTYPE\tMESSAGE")
+	for _, e := range events {
+		fmt.Fprintf(d.tw, "  %s\t%s\t%s\n", ago(e.Time, now), orDash(printable(e.Type)), printable(oneLine(e.Message)))
+	}
+}
+
+// printable replaces the control characters left in s (escape sequences
+// of process output) so that they cannot act on the terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }
 
 func observed(g int64) string {
