@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/reconciler/notify"
 	"bakery.dev/bakery/scripts/testnodes"
 )
 
@@ -153,9 +155,23 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A Slack-format receiver for failures, on the control plane's host.
+	var hookMu sync.Mutex
+	var hooks []string
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hookMu.Lock()
+		hooks = append(hooks, string(b))
+		hookMu.Unlock()
+	}))
+	t.Cleanup(receiver.Close)
+	target, err := notify.ParseTarget("url=" + receiver.URL + ",format=slack,on=failures")
+	if err != nil {
+		t.Fatal(err)
+	}
 	mgr, err := NewManager(ManagerConfig{Store: st, Identity: Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
-		StepTimeout: 2 * time.Minute})
+		StepTimeout: 2 * time.Minute, Notify: []notify.Target{target}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,6 +279,28 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	var text strings.Builder
 	for _, l := range logs {
 		text.WriteString(l.Text + "\n")
+	}
+	// The failure reached the notification target, once.
+	deadlineHook := time.Now().Add(30 * time.Second)
+	for {
+		hookMu.Lock()
+		n := 0
+		for _, h := range hooks {
+			if strings.Contains(h, api.EventRolloutFailed) && strings.Contains(h, "Deployment/hello") {
+				n++
+			}
+		}
+		hookMu.Unlock()
+		if n == 1 {
+			break
+		}
+		if n > 1 || time.Now().After(deadlineHook) {
+			t.Fatalf("RolloutFailed notifications: %d, want 1; got %q", n, hooks)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if evs, err := st.(store.Events).ListEvents(ctx, "Deployment/hello", 0); err != nil || len(evs) == 0 {
+		t.Fatalf("no events recorded for the deployment: %v", err)
 	}
 	if !strings.Contains(text.String(), "broken on purpose") {
 		t.Fatalf("the failed rollout's log does not show why:\n%s", text.String())
