@@ -329,6 +329,18 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 	logs := newLogSink(r.Store, ro.ID, r.log(), envValues(&d.Spec)...)
 	defer logs.Close()
 	rec := &rolloutRecorder{store: r.Store, ro: ro}
+	// After every step the deployment's status tells how far the log got,
+	// so a client can start following from there.
+	rec.afterStep = func() {
+		seq := logs.LastSeq()
+		if err := r.setStatus(ctx, name, func(s *api.DeploymentStatus) {
+			if s.CurrentRollout != nil && s.CurrentRollout.ID == ro.ID && s.CurrentRollout.LastLogSeq < seq {
+				s.CurrentRollout.LastLogSeq = seq
+			}
+		}); err != nil {
+			r.log().Debug("recording the log position", "deployment", name, "err", err)
+		}
+	}
 
 	if err := r.setStatus(ctx, name, func(s *api.DeploymentStatus) {
 		s.CurrentRollout = &api.RolloutRef{ID: ro.ID, State: ro.State}

@@ -209,6 +209,9 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 			t.Fatalf("%s serves %q, %v; want hello from %s", n.Name, body, err, c1[:12])
 		}
 	}
+	if got.Status.CurrentRollout == nil || got.Status.CurrentRollout.LastLogSeq == 0 {
+		t.Fatalf("the deployment's status does not say how far the rollout log got: %+v", got.Status.CurrentRollout)
+	}
 	if len(got.Status.Nodes) != 3 || got.Status.Nodes[0].ActiveSlot != "blue" || got.Status.Revision != 1 {
 		t.Fatalf("status after first rollout: %+v", got.Status)
 	}

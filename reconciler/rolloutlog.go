@@ -351,6 +351,8 @@ type rolloutRecorder struct {
 	mu      sync.Mutex
 	ro      *api.Rollout
 	started map[string]time.Time // node/step index → monotonic start
+	// afterStep, if set, is called after each step ended (outside the lock).
+	afterStep func()
 }
 
 func (r *rolloutRecorder) save() {
@@ -391,6 +393,9 @@ func (r *rolloutRecorder) stepStart(node, name string) int {
 }
 
 func (r *rolloutRecorder) stepEnd(node string, idx int, err error) {
+	if r.afterStep != nil {
+		defer r.afterStep() // runs after the unlock below
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := &r.node(node).Steps[idx]
