@@ -267,14 +267,8 @@ func (t *tx) Update(ctx context.Context, obj api.Object) (api.Object, error) {
 		return nil, err
 	}
 	defer t.mu.Unlock()
-	cur, err := t.lookup(ctx, k)
+	cur, err := t.existing(ctx, k, obj.GetObjectMeta().ResourceVersion)
 	if err != nil {
-		return nil, err
-	}
-	if cur == nil {
-		return nil, notFound(k.kind, k.name)
-	}
-	if err := checkRV(k, cur, obj.GetObjectMeta().ResourceVersion); err != nil {
 		return nil, err
 	}
 	curObj, err := cur.object()
@@ -312,14 +306,8 @@ func (t *tx) UpdateStatus(ctx context.Context, obj api.Object) (api.Object, erro
 		return nil, err
 	}
 	defer t.mu.Unlock()
-	cur, err := t.lookup(ctx, k)
+	cur, err := t.existing(ctx, k, obj.GetObjectMeta().ResourceVersion)
 	if err != nil {
-		return nil, err
-	}
-	if cur == nil {
-		return nil, notFound(k.kind, k.name)
-	}
-	if err := checkRV(k, cur, obj.GetObjectMeta().ResourceVersion); err != nil {
 		return nil, err
 	}
 	curObj, err := cur.object()
@@ -351,17 +339,28 @@ func (t *tx) Delete(ctx context.Context, kind, name, resourceVersion string) err
 	}
 	defer t.mu.Unlock()
 	k := key{kind, name}
-	cur, err := t.lookup(ctx, k)
+	cur, err := t.existing(ctx, k, resourceVersion)
 	if err != nil {
 		return err
 	}
+	return t.set(k, nil, store.Deleted, cur)
+}
+
+// existing returns the stored row of k for a write whose precondition is
+// resourceVersion (empty: none): ErrNotFound when there is no such object,
+// ErrConflict when it changed. The caller holds t.mu.
+func (t *tx) existing(ctx context.Context, k key, resourceVersion string) (*row, error) {
+	cur, err := t.lookup(ctx, k)
+	if err != nil {
+		return nil, err
+	}
 	if cur == nil {
-		return notFound(kind, name)
+		return nil, notFound(k.kind, k.name)
 	}
 	if err := checkRV(k, cur, resourceVersion); err != nil {
-		return err
+		return nil, err
 	}
-	return t.set(k, nil, store.Deleted, cur)
+	return cur, nil
 }
 
 // flush sends the pending writes and events in one round trip: one INSERT
