@@ -175,15 +175,9 @@ func (t *tx) Update(ctx context.Context, obj api.Object) (api.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.done {
-		return nil, errTxDone
-	}
 	r := ref{kind, name}
-	cur := t.lookup(r)
-	if cur == nil {
-		return nil, notFound(kind, name)
-	}
-	if err := checkRV(kind, name, cur, obj.GetObjectMeta().ResourceVersion); err != nil {
+	cur, err := t.existing(r, obj.GetObjectMeta().ResourceVersion)
+	if err != nil {
 		return nil, err
 	}
 	specChanged, metaChanged := store.Changed(cur.obj, obj)
@@ -214,15 +208,9 @@ func (t *tx) UpdateStatus(ctx context.Context, obj api.Object) (api.Object, erro
 	if err != nil {
 		return nil, err
 	}
-	if t.done {
-		return nil, errTxDone
-	}
 	r := ref{kind, name}
-	cur := t.lookup(r)
-	if cur == nil {
-		return nil, notFound(kind, name)
-	}
-	if err := checkRV(kind, name, cur, obj.GetObjectMeta().ResourceVersion); err != nil {
+	cur, err := t.existing(r, obj.GetObjectMeta().ResourceVersion)
+	if err != nil {
 		return nil, err
 	}
 	status := obj.StatusJSON()
@@ -245,20 +233,31 @@ func (t *tx) Delete(ctx context.Context, kind, name, resourceVersion string) err
 	if err := store.CheckName(kind, name); err != nil {
 		return err
 	}
-	if t.done {
-		return errTxDone
-	}
 	r := ref{kind, name}
-	cur := t.lookup(r)
-	if cur == nil {
-		return notFound(kind, name)
-	}
-	if err := checkRV(kind, name, cur, resourceVersion); err != nil {
+	cur, err := t.existing(r, resourceVersion)
+	if err != nil {
 		return err
 	}
 	t.stage(r, nil, false, false)
 	t.events = append(t.events, store.Event{Type: store.Deleted, Object: cur.obj})
 	return nil
+}
+
+// existing returns the current entry of r for a write whose precondition
+// is resourceVersion (empty: none): ErrNotFound when there is no such
+// object, ErrConflict when it changed.
+func (t *tx) existing(r ref, resourceVersion string) (*entry, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	cur := t.lookup(r)
+	if cur == nil {
+		return nil, notFound(r.kind, r.name)
+	}
+	if err := checkRV(r.kind, r.name, cur, resourceVersion); err != nil {
+		return nil, err
+	}
+	return cur, nil
 }
 
 // commit writes the transaction's files, updates the cache and delivers
