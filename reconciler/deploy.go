@@ -29,6 +29,7 @@ const (
 	ReasonSuperseded        = "Superseded"
 	ReasonDeadlineExceeded  = "ProgressDeadlineExceeded"
 	ReasonSuspended         = "Suspended"
+	ReasonNotSupported      = "NotSupported"
 )
 
 // DeploymentStore is what the deployment reconciler needs of a store.
@@ -187,6 +188,15 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: ReasonInvalidSpec, Message: msg, ObservedGeneration: gen})
 		})
 		return Result{}, Terminal(errors.Join(fmt.Errorf("invalid spec: %s", msg), err))
+	}
+	if msg := unsupported(&d.Spec); msg != "" {
+		// Refuse openly rather than deploy something other than asked.
+		err := r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
+			s.ObservedGeneration = gen
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionTrue, Reason: ReasonNotSupported, Message: msg, ObservedGeneration: gen})
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: ReasonNotSupported, Message: msg, ObservedGeneration: gen})
+		})
+		return Result{}, Terminal(errors.Join(errors.New(msg), err))
 	}
 
 	pinned := d.Spec.Source.Commit
@@ -747,4 +757,18 @@ func (r *DeploymentReconciler) portStart(app string) int {
 	h.Write([]byte(app))
 	span := r.portMax() - r.portMin() + 1
 	return r.portMin() + int(h.Sum32()%uint32(span))&^1
+}
+
+// unsupported names what a spec asks for that this control plane cannot
+// do yet ("" when everything is supported): the docker runtime and TLS
+// ingress are not built yet, and a deployment asking for them must not be
+// rolled out as a plain systemd/HTTP app.
+func unsupported(s *api.DeploymentSpec) string {
+	switch {
+	case s.Runtime == api.RuntimeDocker:
+		return "runtime docker is not supported by this version of Bakery yet; use runtime systemd"
+	case s.Ingress != nil && s.Ingress.TLS != nil:
+		return "ingress.tls is not supported by this version of Bakery yet; remove it to serve HTTP"
+	}
+	return ""
 }
