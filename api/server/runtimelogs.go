@@ -72,33 +72,22 @@ func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusConflict, "deployment %s runs on no node yet%s", name, map[bool]string{true: " named " + req.Node}[req.Node != ""]))
 		return
 	}
-	var mu sync.Mutex
-	started := false
-	start := func() {
-		if started {
-			return
-		}
-		started = true
-		h := w.Header()
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Accel-Buffering", "no")
-		w.WriteHeader(http.StatusOK)
-	}
+	// Headers go out at once: a quiet log must not look like a hung server.
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": streaming\n\n")
+	rc.Flush()
+	var mu sync.Mutex // one writer at a time: lines from several nodes, keepalives
 	send := func(event string, v any) {
 		b, _ := json.Marshal(v)
 		mu.Lock()
 		defer mu.Unlock()
-		start()
 		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
 		rc.Flush()
 	}
-	// Headers go out at once: a quiet log must not look like a hung server.
-	mu.Lock()
-	start()
-	fmt.Fprint(w, ": streaming\n\n")
-	rc.Flush()
-	mu.Unlock()
 	// A keepalive comment while the log is quiet keeps proxies from
 	// closing the stream.
 	hbDone := make(chan struct{})
