@@ -34,6 +34,7 @@ declare -A want=(
 	[curl]=/usr/bin/curl
 	[ca-certificates]=/etc/ssl/certs
 	[make]=/usr/bin/make
+	[busybox]=/usr/bin/busybox
 )
 missing=()
 for pkg in "${!want[@]}"; do

@@ -23,6 +23,9 @@ func TestInProcessSSH(t *testing.T) {
 func TestLocalBusybox(t *testing.T) {
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("busybox not installed (scripts/install-test-deps.sh installs it)")
+		}
 		t.Skip("busybox not installed")
 	}
 	dir := t.TempDir()

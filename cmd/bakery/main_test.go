@@ -478,7 +478,7 @@ spec:
 func TestExampleHello(t *testing.T) {
 	const example = "../../examples/hello/app.yaml"
 	if _, err := os.Stat(example); err != nil {
-		t.Skipf("no example: %v", err)
+		t.Fatalf("the example the README names is missing: %v", err)
 	}
 	newTestEnv(t)
 	wantLines(t, must(t, "", "apply", "-f", example), "node.bakery.dev/web-1 created", "deployment.bakery.dev/hello created")
