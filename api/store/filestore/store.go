@@ -83,6 +83,9 @@ type ref struct{ kind, name string }
 // Store is a store.Store kept in a directory of YAML files. See the package
 // documentation for the layout and the handling of hand edits.
 type Store struct {
+	// Writes runs Create, Update, UpdateStatus and Delete each in a Txn.
+	store.Writes
+
 	dir  string
 	opts options
 	log  *slog.Logger
@@ -162,6 +165,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	s.Writes = store.Writes{Txn: s.Txn}
 	fail := func(err error) (*Store, error) {
 		if s.fsw != nil {
 			s.fsw.Close()
@@ -516,40 +520,6 @@ func copySorted(es []*entry) []api.Object {
 
 func notFound(kind, name string) error {
 	return fmt.Errorf("%s %q: %w", kind, name, store.ErrNotFound)
-}
-
-// Create implements store.Writer.
-func (s *Store) Create(ctx context.Context, obj api.Object) (out api.Object, err error) {
-	err = s.Txn(ctx, func(tx store.Tx) error {
-		out, err = tx.Create(ctx, obj)
-		return err
-	})
-	return out, err
-}
-
-// Update implements store.Writer.
-func (s *Store) Update(ctx context.Context, obj api.Object) (out api.Object, err error) {
-	err = s.Txn(ctx, func(tx store.Tx) error {
-		out, err = tx.Update(ctx, obj)
-		return err
-	})
-	return out, err
-}
-
-// UpdateStatus implements store.Writer.
-func (s *Store) UpdateStatus(ctx context.Context, obj api.Object) (out api.Object, err error) {
-	err = s.Txn(ctx, func(tx store.Tx) error {
-		out, err = tx.UpdateStatus(ctx, obj)
-		return err
-	})
-	return out, err
-}
-
-// Delete implements store.Writer.
-func (s *Store) Delete(ctx context.Context, kind, name, resourceVersion string) error {
-	return s.Txn(ctx, func(tx store.Tx) error {
-		return tx.Delete(ctx, kind, name, resourceVersion)
-	})
 }
 
 // Txn implements store.Store. Transactions run one at a time; fn must use

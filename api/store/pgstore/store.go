@@ -75,6 +75,9 @@ func WithReconnectBackoff(min, max time.Duration) Option {
 
 // Store is a store.Store on PostgreSQL.
 type Store struct {
+	// Writes runs Create, Update, UpdateStatus and Delete each in a Txn.
+	store.Writes
+
 	pool *pgxpool.Pool
 	cfg  config
 	log  *slog.Logger
@@ -136,6 +139,7 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, erro
 		log:  c.logger.With("component", "pgstore"),
 		done: make(chan struct{}),
 	}
+	s.Writes = store.Writes{Txn: s.Txn}
 	s.hub = newHub(s, last)
 	l := &listener{s: s, cfg: lcfg, last: last}
 	// The first connection is made here so that Open fails on a database
@@ -191,40 +195,6 @@ func (s *Store) Get(ctx context.Context, kind, name string) (api.Object, error) 
 // List implements store.Reader.
 func (s *Store) List(ctx context.Context, kind string, opts store.ListOptions) ([]api.Object, error) {
 	return list(ctx, s.pool, kind, opts)
-}
-
-// Create implements store.Writer.
-func (s *Store) Create(ctx context.Context, obj api.Object) (out api.Object, err error) {
-	err = s.Txn(ctx, func(tx store.Tx) error {
-		out, err = tx.Create(ctx, obj)
-		return err
-	})
-	return out, err
-}
-
-// Update implements store.Writer.
-func (s *Store) Update(ctx context.Context, obj api.Object) (out api.Object, err error) {
-	err = s.Txn(ctx, func(tx store.Tx) error {
-		out, err = tx.Update(ctx, obj)
-		return err
-	})
-	return out, err
-}
-
-// UpdateStatus implements store.Writer.
-func (s *Store) UpdateStatus(ctx context.Context, obj api.Object) (out api.Object, err error) {
-	err = s.Txn(ctx, func(tx store.Tx) error {
-		out, err = tx.UpdateStatus(ctx, obj)
-		return err
-	})
-	return out, err
-}
-
-// Delete implements store.Writer.
-func (s *Store) Delete(ctx context.Context, kind, name, resourceVersion string) error {
-	return s.Txn(ctx, func(tx store.Tx) error {
-		return tx.Delete(ctx, kind, name, resourceVersion)
-	})
 }
 
 // Txn implements store.Store. The transaction takes the write lock first
