@@ -28,7 +28,10 @@
 #
 # Environment: BAKERY_TESTNODES (state dir, default /var/tmp/bakery-testnodes),
 # BAKERY_TESTNODES_CACHE (default /var/cache/bakery-testnodes),
-# BAKERY_TESTNODES_BOOT_TIMEOUT (seconds per node, default 90).
+# BAKERY_TESTNODES_BOOT_TIMEOUT (seconds per node, default 90),
+# BAKERY_TESTNODES_LAB (0..9, default 0): a separate lab with its own bridge bakerybrN,
+# subnet 10.77.N.0/24, namespaces and state dir (/var/tmp/bakery-testnodes-N), so that
+# several checkouts can run end-to-end tests at the same time. Lab 0 keeps the plain names.
 #
 # State dir: id_ed25519{,.pub} (the test control plane's key; kept by `down`), known_hosts,
 # nodes.json (read by the Go package bakery.dev/bakery/scripts/testnodes), nodes/<node>/
@@ -38,13 +41,17 @@ set -euo pipefail
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 SCRIPTS_DIR=$(dirname "$SCRIPT")
 INSTALLER=$SCRIPTS_DIR/install-node-agent.sh
-STATE=${BAKERY_TESTNODES:-/var/tmp/bakery-testnodes}
+LAB_ID=${BAKERY_TESTNODES_LAB:-0}
+[[ $LAB_ID =~ ^[0-9]$ ]] || { echo "testnodes: BAKERY_TESTNODES_LAB must be 0..9" >&2; exit 2; }
+SFX= # name suffix of everything a lab other than 0 creates
+((LAB_ID == 0)) || SFX=$LAB_ID
+STATE=${BAKERY_TESTNODES:-/var/tmp/bakery-testnodes${SFX:+-$SFX}}
 CACHE=${BAKERY_TESTNODES_CACHE:-/var/cache/bakery-testnodes}
 BOOT_TIMEOUT=${BAKERY_TESTNODES_BOOT_TIMEOUT:-90}
-BRIDGE=bakerybr0
-BRIDGE_IP=10.77.0.1
-NET_PREFIX=10.77.0
-LAB=bakery-testnodes # cgroup directory name
+BRIDGE=bakerybr$LAB_ID
+NET_PREFIX=10.77.$LAB_ID
+BRIDGE_IP=$NET_PREFIX.1
+LAB=bakery-testnodes$SFX # cgroup directory name
 SUITE=bookworm
 MAX_NODES=80
 # Bump when the build recipe below changes in a way that must rebuild the root.
@@ -69,9 +76,9 @@ node_index() { # node3 -> 3
 	echo "$i"
 }
 node_ip() { echo "$NET_PREFIX.$((10 + $1))"; }
-node_mac() { printf '02:77:00:00:00:%02x' $((10 + $1)); }
-node_netns() { echo "bn-$1"; }
-node_veth() { echo "bnv-$1"; }
+node_mac() { printf '02:77:%02x:00:00:%02x' "$LAB_ID" $((10 + $1)); }
+node_netns() { echo "bn$SFX-$1"; }
+node_veth() { echo "bnv$SFX-$1"; }
 node_dir() { echo "$STATE/nodes/$1"; }
 
 # ---------------------------------------------------------------- host prerequisites
@@ -189,11 +196,12 @@ build_root() {
 	echo "$root"
 }
 
-prune_roots() { # remove older roots that no mounted overlay uses
+prune_roots() { # remove older roots that no mounted overlay uses (and no other lab just built)
 	local keep=$1 r
 	for r in "$CACHE"/root-*; do
 		[[ -d $r && $r != "$keep" ]] || continue
 		grep -qF "lowerdir=$r," /proc/mounts && continue
+		[[ -n $(find "$r" -maxdepth 0 -mmin -720) ]] && continue
 		log "removing old node root $r"
 		rm -rf "$r" "$CACHE/build-${r##*/root-}.log" "$CACHE/installer-${r##*/root-}.log"
 	done
@@ -206,7 +214,7 @@ ensure_bridge() {
 	modprobe_quiet veth
 	if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
 		ip link add "$BRIDGE" type bridge
-		ip link set "$BRIDGE" address 02:77:00:00:00:01
+		ip link set "$BRIDGE" address "$(printf '02:77:%02x:00:00:01' "$LAB_ID")"
 	fi
 	ip addr replace "$BRIDGE_IP/24" dev "$BRIDGE"
 	ip link set "$BRIDGE" up
@@ -224,7 +232,7 @@ ensure_node_net() { # index
 	if ! ip link show "$veth" >/dev/null 2>&1; then
 		ip -n "$ns" link del eth0 2>/dev/null || true
 		ip link add "$veth" type veth peer name eth0 netns "$ns"
-		ip link set "$veth" address "$(printf '02:77:00:00:01:%02x' $((10 + i)))"
+		ip link set "$veth" address "$(printf '02:77:%02x:00:01:%02x' "$LAB_ID" $((10 + i)))"
 	fi
 	ip link set "$veth" master "$BRIDGE" up
 	ip -n "$ns" link set lo up
@@ -499,12 +507,12 @@ cmd_down() {
 		rm -rf "$d"
 	done
 	# leftovers of a partial up (netns/veths without a node dir)
-	for d in /run/netns/bn-*; do
+	for d in /run/netns/bn$SFX-*; do
 		[[ -e $d ]] || continue
-		i=${d##*/bn-}
+		i=${d##*/bn$SFX-}
 		remove_node_net "$i"
 	done
-	for d in /sys/class/net/bnv-*; do [[ -e $d ]] && ip link del "${d##*/}" 2>/dev/null; done
+	for d in /sys/class/net/bnv$SFX-*; do [[ -e $d ]] && ip link del "${d##*/}" 2>/dev/null; done
 	ip link del "$BRIDGE" 2>/dev/null || true
 	for d in /sys/fs/cgroup/systemd/$LAB /sys/fs/cgroup/unified/$LAB /sys/fs/cgroup/$LAB; do
 		[[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true

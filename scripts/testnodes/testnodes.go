@@ -67,10 +67,14 @@ type Lab struct {
 	Nodes         []Node `json:"nodes"`
 }
 
-// StateDir returns $BAKERY_TESTNODES or DefaultStateDir.
+// StateDir returns $BAKERY_TESTNODES, or the state directory of lab
+// $BAKERY_TESTNODES_LAB (DefaultStateDir-N for N in 1..9), or DefaultStateDir.
 func StateDir() string {
 	if d := os.Getenv("BAKERY_TESTNODES"); d != "" {
 		return d
+	}
+	if l := os.Getenv("BAKERY_TESTNODES_LAB"); len(l) == 1 && l >= "1" && l <= "9" {
+		return DefaultStateDir + "-" + l
 	}
 	return DefaultStateDir
 }
