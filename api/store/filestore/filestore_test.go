@@ -45,3 +45,7 @@ func TestRolloutConformance(t *testing.T) {
 func TestSettingsConformance(t *testing.T) {
 	storetest.RunSettings(t, func(t *testing.T) store.Store { return open(t, t.TempDir()) })
 }
+
+func TestAccountsConformance(t *testing.T) {
+	storetest.RunAccounts(t, func(t *testing.T) store.Store { return open(t, t.TempDir()) })
+}
