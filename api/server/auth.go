@@ -39,10 +39,12 @@ type authException struct {
 
 // authExceptions is the complete list of routes under /api/ served without a
 // bearer token. Every entry must name how its handler authenticates instead.
-// Today it is empty. Later issues add:
-//   - the GitHub webhook receiver (HMAC-SHA256 signature, constant time),
-//   - the web UI and its SSE streams (session cookie + CSRF token),
-//   - the public, read-only node installer script.
+// Today it is empty. Later issues add the GitHub webhook receiver
+// (HMAC-SHA256 signature, constant time). The web UI and its SSE streams
+// are not exceptions: they live outside /api/, under /ui/ (package api/ui
+// checks the session cookie, and the CSRF token on every change), and
+// reach the API in-process; so does the public, read-only installer script
+// (InstallerPath).
 var authExceptions = []authException{}
 
 // String describes the exception for logs and tests.

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/ui"
 )
 
 // Config configures a Server.
@@ -32,7 +33,10 @@ type Config struct {
 	PublicURL string
 	// Stream tunes the rollout log stream (zero: the defaults).
 	Stream StreamConfig
-	// Later issues add: the web UI, webhooks.
+	// UI, when set, serves the web UI under /ui/ (package api/ui); New
+	// fills in its API and NewToken. Nil: no UI.
+	UI *ui.Config
+	// Later issues add: webhooks.
 }
 
 // Server is Bakery's HTTP API. Its Handler is safe for concurrent use.
@@ -43,6 +47,7 @@ type Server struct {
 	cfg     Config
 	router  *mux.Router
 	handler http.Handler
+	ui      *ui.UI
 }
 
 // readyTimeout bounds the store Ping behind /readyz.
@@ -62,6 +67,19 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.maxBody == 0 {
 		s.maxBody = DefaultMaxBodyBytes
+	}
+	if cfg.UI != nil {
+		uc := *cfg.UI
+		uc.API = http.HandlerFunc(s.serveForUI)
+		uc.NewToken = NewToken
+		if uc.Logger == nil {
+			uc.Logger = s.log
+		}
+		u, err := ui.New(uc)
+		if err != nil {
+			return nil, err
+		}
+		s.ui = u
 	}
 	s.router = s.routes()
 	s.handler = s.accessLog(s.authenticate(s.router))
@@ -100,6 +118,15 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(v1+"/rollouts/{id}/logs", s.wrap(http.StatusOK, s.rolloutLogs)).Methods(http.MethodGet)
 	r.Handle(v1+"/rollouts/{id}/logs/stream", http.HandlerFunc(s.logStream)).Methods(http.MethodGet)
 	r.Handle(InstallerPath, http.HandlerFunc(s.installer)).Methods(http.MethodGet, http.MethodHead)
+	if s.ui != nil {
+		// Outside /api/: the UI authenticates by session cookie (+ CSRF
+		// token on every change); its SSE routes pass the API's streams
+		// through after that check.
+		r.PathPrefix(ui.Prefix + "/").Handler(s.ui)
+		toUI := http.RedirectHandler(ui.Prefix+"/", http.StatusSeeOther)
+		r.Handle("/", toUI).Methods(http.MethodGet, http.MethodHead)
+		r.Handle(ui.Prefix, toUI).Methods(http.MethodGet, http.MethodHead)
+	}
 
 	r.NotFoundHandler = s.wrap(0, func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path)
@@ -110,6 +137,18 @@ func (s *Server) routes() *mux.Router {
 		return nil, errorf(http.StatusMethodNotAllowed, "method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", "))
 	})
 	return r
+}
+
+// serveForUI serves an API request the UI makes in-process for its
+// logged-in user (ui.User): the UI checked the session already, so no
+// bearer token is needed; the caller is recorded as "user:<name>".
+func (s *Server) serveForUI(w http.ResponseWriter, r *http.Request) {
+	user := ui.User(r.Context())
+	if user == "" {
+		s.writeError(w, r, errorf(http.StatusUnauthorized, "no UI user"))
+		return
+	}
+	s.router.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, "user:"+user)))
 }
 
 // allowedMethods lists the methods that some route serves for r's path.

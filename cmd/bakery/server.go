@@ -322,10 +322,14 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	uiCfg, setup, err := webUIConfig(ctx, st, targets)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		Store: st, Logger: log, MaxBodyBytes: maxBody,
 		Version: version, Commit: commit, StoreKind: kind,
-		Actions: mgr, PublicURL: o.publicURL,
+		Actions: mgr, PublicURL: o.publicURL, UI: uiCfg,
 	})
 	if err != nil {
 		return err
@@ -333,6 +337,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 
 	url := "http://" + bannerHost(addr)
 	fmt.Fprintf(a.errOut, "Bakery %s serving on %s (%s store: %s)\n", version, url, kind, where)
+	printWebUI(a.errOut, cmp.Or(strings.TrimRight(o.publicURL, "/"), url), setup)
 	if created {
 		fmt.Fprintf(a.errOut, "Created the admin API token (shown only this once; also in %s):\n  %s\n", tokenFile, token)
 		fmt.Fprintf(a.errOut, "Point the CLI at this server with:\n  bakery login --server %s --token %s\n", url, token)

@@ -1,0 +1,353 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Prefix is where the UI is mounted.
+const Prefix = "/ui"
+
+// Defaults of Config.
+const (
+	DefaultSessionTTL    = 12 * time.Hour
+	DefaultLoginFailures = 5
+	DefaultLoginWindow   = 15 * time.Minute
+)
+
+// Config configures the UI.
+type Config struct {
+	// Store keeps API tokens (managed on the settings page). Required.
+	Store store.Store
+	// Accounts keeps users and sessions. Required.
+	Accounts store.Accounts
+	// API serves the HTTP API's routes without bearer-token checks: the UI
+	// calls it in-process after it checked the session, with the user in
+	// the request's context (see User). Package server sets it.
+	API http.Handler
+	// Logger receives errors (default slog.Default()).
+	Logger *slog.Logger
+	// SetupToken, when set and no user exists, lets whoever presents it at
+	// /ui/setup create the first user, once. cmd/bakery prints the link.
+	SetupToken string
+	// NewToken returns a new API token and the hash to store (package
+	// server's NewToken). Required.
+	NewToken func() (token, hash string, err error)
+	// Notify describes the notification targets (shown on the settings
+	// page, secrets already removed).
+	Notify []string
+	// SessionTTL is how long a login lasts (default DefaultSessionTTL).
+	SessionTTL time.Duration
+	// LoginFailures failed logins within LoginWindow, for one account or
+	// from one address, block further attempts until the window has
+	// passed (defaults DefaultLoginFailures, DefaultLoginWindow).
+	LoginFailures int
+	LoginWindow   time.Duration
+	// BcryptCost is the cost of new password hashes (default
+	// bcrypt.DefaultCost; tests use bcrypt.MinCost).
+	BcryptCost int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// UI is the web UI's http.Handler.
+type UI struct {
+	cfg     Config
+	log     *slog.Logger
+	pages   map[string]*template.Template
+	router  *mux.Router
+	limiter *limiter
+	static  http.Handler
+
+	setupMu sync.Mutex
+	setup   string // the setup token; "" once used
+}
+
+type userKey struct{}
+
+// User returns the name of the logged-in user a UI request with context
+// ctx acts for, or "".
+func User(ctx context.Context) string {
+	u, _ := ctx.Value(userKey{}).(string)
+	return u
+}
+
+// New returns the UI for cfg.
+func New(cfg Config) (*UI, error) {
+	if cfg.Store == nil || cfg.Accounts == nil || cfg.API == nil || cfg.NewToken == nil {
+		return nil, errors.New("ui: Config.Store, Accounts, API and NewToken are required")
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.LoginFailures <= 0 {
+		cfg.LoginFailures = DefaultLoginFailures
+	}
+	if cfg.LoginWindow <= 0 {
+		cfg.LoginWindow = DefaultLoginWindow
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	u := &UI{cfg: cfg, log: cfg.Logger, setup: cfg.SetupToken}
+	if u.log == nil {
+		u.log = slog.Default()
+	}
+	u.limiter = newLimiter(cfg.LoginFailures, cfg.LoginWindow, cfg.Now)
+	pages, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	u.pages = pages
+	sub, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return nil, err
+	}
+	u.static = http.StripPrefix(Prefix+"/static/", http.FileServer(http.FS(sub)))
+	u.router = u.routes()
+	return u, nil
+}
+
+// ServeHTTP implements http.Handler: every answer carries the security
+// headers.
+func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	u.router.ServeHTTP(w, r)
+}
+
+func (u *UI) routes() *mux.Router {
+	r := mux.NewRouter()
+	p := Prefix
+	get, post := http.MethodGet, http.MethodPost
+	r.PathPrefix(p + "/static/").Handler(http.HandlerFunc(u.serveStatic)).Methods(get, http.MethodHead)
+	r.HandleFunc(p+"/login", u.loginPage).Methods(get)
+	r.HandleFunc(p+"/login", u.login).Methods(post)
+	r.HandleFunc(p+"/setup", u.setupPage).Methods(get)
+	r.HandleFunc(p+"/setup", u.setupPost).Methods(post)
+	r.Handle(p+"/logout", u.authed(u.logout)).Methods(post)
+
+	r.Handle(p+"/", u.authed(func(w http.ResponseWriter, r *http.Request, s *session) {
+		http.Redirect(w, r, p+"/deployments", http.StatusSeeOther)
+	})).Methods(get)
+	r.Handle(p+"/nodes", u.authed(u.nodesPage)).Methods(get)
+	r.Handle(p+"/nodes/new", u.authed(u.nodeNewPage)).Methods(get)
+	r.Handle(p+"/nodes", u.authed(u.nodeCreate)).Methods(post)
+	r.Handle(p+"/nodes/{name}", u.authed(u.nodePage)).Methods(get)
+	r.Handle(p+"/nodes/{name}", u.authed(u.nodeUpdate)).Methods(post)
+	r.Handle(p+"/nodes/{name}/delete", u.authed(u.nodeDelete)).Methods(post)
+	r.Handle(p+"/nodes/{name}/verify", u.authed(u.nodeVerify)).Methods(post)
+
+	r.Handle(p+"/deployments", u.authed(u.deploymentsPage)).Methods(get)
+	r.Handle(p+"/deployments/{name}", u.authed(u.deploymentPage)).Methods(get)
+	r.Handle(p+"/deployments/{name}/status", u.authed(u.deploymentStatus)).Methods(get)
+	r.Handle(p+"/deployments/{name}/current-rollout", u.authed(u.currentRollout)).Methods(get)
+	r.Handle(p+"/deployments/{name}/actions/{action:deploy|redeploy|restart|rollback}", u.authed(u.deploymentAction)).Methods(post)
+	r.Handle(p+"/deployments/{name}/delete", u.authed(u.deploymentDelete)).Methods(post)
+	r.Handle(p+"/deployments/{name}/logs/stream", u.authed(u.runtimeLogStream)).Methods(get)
+	r.Handle(p+"/rollouts/{id}/stream", u.authed(u.rolloutLogStream)).Methods(get)
+
+	r.Handle(p+"/editor", u.authed(u.editorPage)).Methods(get)
+	r.Handle(p+"/editor", u.authed(u.editorPost)).Methods(post)
+
+	r.Handle(p+"/settings", u.authed(u.settingsPage)).Methods(get)
+	r.Handle(p+"/settings/users", u.authed(u.userCreate)).Methods(post)
+	r.Handle(p+"/settings/users/{user}/delete", u.authed(u.userDelete)).Methods(post)
+	r.Handle(p+"/settings/tokens", u.authed(u.tokenCreate)).Methods(post)
+	r.Handle(p+"/settings/tokens/{token}/delete", u.authed(u.tokenDelete)).Methods(post)
+
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.errorPage(w, r, nil, http.StatusNotFound, "There is no page "+r.URL.Path+".")
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.errorPage(w, r, nil, http.StatusMethodNotAllowed, "Method "+r.Method+" is not allowed here.")
+	})
+	return r
+}
+
+func (u *UI) serveStatic(w http.ResponseWriter, r *http.Request) {
+	// The files are part of the binary: a browser may keep them for an
+	// hour; a new binary is picked up after that.
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	u.static.ServeHTTP(w, r)
+}
+
+// funcs are the template functions.
+var funcs = template.FuncMap{
+	"short": func(s string) string {
+		if len(s) > 12 {
+			return s[:12]
+		}
+		return s
+	},
+	"bytes": humanBytes,
+	"pct": func(part, whole int64) int64 {
+		if whole <= 0 {
+			return 0
+		}
+		return part * 100 / whole
+	},
+	"join": strings.Join,
+	"list": func(s ...string) []string { return s },
+	"usedPct": func(d *api.DiskUsage) int64 {
+		if d == nil || d.FilesystemBytes <= 0 {
+			return 0
+		}
+		return (d.FilesystemBytes - d.FreeBytes) * 100 / d.FilesystemBytes
+	},
+	"actionLabel": func(a string) string {
+		return map[string]string{"deploy": "Deploy now", "redeploy": "Redeploy last commit", "restart": "Restart service", "rollback": "Rollback"}[a]
+	},
+	"diffLines": diffLines,
+	"condClass": func(status, typ string) string {
+		switch {
+		case typ == "Degraded" || typ == "Stalled":
+			if status == "True" {
+				return "bad"
+			}
+			return "muted"
+		case status == "True":
+			return "good"
+		case status == "False":
+			return "bad"
+		}
+		return "muted"
+	},
+}
+
+// humanBytes writes n bytes in IEC units.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// parsePages parses every page template together with the layout.
+func parsePages() (map[string]*template.Template, error) {
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
+	if err != nil {
+		return nil, fmt.Errorf("ui: %w", err)
+	}
+	files, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	pages := map[string]*template.Template{}
+	for _, f := range files {
+		name := strings.TrimSuffix(path.Base(f), ".html")
+		if name == "layout" {
+			continue
+		}
+		t, err := template.Must(base.Clone()).ParseFS(templateFS, f)
+		if err != nil {
+			return nil, fmt.Errorf("ui: %w", err)
+		}
+		pages[name] = t
+	}
+	return pages, nil
+}
+
+// page is what every page template gets.
+type page struct {
+	Title   string
+	Nav     string
+	User    string
+	CSRF    string
+	Message string // a notice shown at the top
+	Error   string // an error shown at the top
+	Data    any
+}
+
+// WithData returns p with d as its data (for sub-templates).
+func (p page) WithData(d any) page {
+	p.Data = d
+	return p
+}
+
+// diffLine is one line of a unified diff with its CSS class.
+type diffLine struct{ Class, Text string }
+
+func diffLines(diff string) []diffLine {
+	var out []diffLine
+	for _, l := range strings.Split(strings.TrimSuffix(diff, "\n"), "\n") {
+		c := ""
+		switch {
+		case strings.HasPrefix(l, "+++"), strings.HasPrefix(l, "---"):
+			c = "hdr"
+		case strings.HasPrefix(l, "+"):
+			c = "add"
+		case strings.HasPrefix(l, "-"):
+			c = "del"
+		case strings.HasPrefix(l, "@@"):
+			c = "hunk"
+		}
+		out = append(out, diffLine{c, l})
+	}
+	return out
+}
+
+// render writes page name with code; fragment, when set, renders only that
+// template of the page (for htmx swaps).
+func (u *UI) render(w http.ResponseWriter, r *http.Request, code int, name, fragment string, p page) {
+	t, ok := u.pages[name]
+	if !ok {
+		u.log.Error("ui: no such page", "page", name)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if fragment == "" {
+		fragment = "layout.html"
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, fragment, p); err != nil {
+		u.log.Error("ui: render", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(buf.Bytes())
+}
+
+// errorPage answers code with msg in the layout.
+func (u *UI) errorPage(w http.ResponseWriter, r *http.Request, s *session, code int, msg string) {
+	p := page{Title: http.StatusText(code), Error: msg}
+	if s != nil {
+		p.User, p.CSRF = s.User, s.CSRF
+	}
+	u.render(w, r, code, "error", "", p)
+}
