@@ -145,7 +145,7 @@ func (u *UI) routes() *mux.Router {
 	r := mux.NewRouter()
 	p := Prefix
 	get, post := http.MethodGet, http.MethodPost
-	r.PathPrefix(p + "/static/").Handler(http.HandlerFunc(u.serveStatic)).Methods(get, http.MethodHead)
+	r.PathPrefix(p+"/static/").Handler(http.HandlerFunc(u.serveStatic)).Methods(get, http.MethodHead)
 	r.HandleFunc(p+"/login", u.loginPage).Methods(get)
 	r.HandleFunc(p+"/login", u.login).Methods(post)
 	r.HandleFunc(p+"/setup", u.setupPage).Methods(get)
