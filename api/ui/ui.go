@@ -226,6 +226,11 @@ var funcs = template.FuncMap{
 	"diffLines": diffLines,
 	"condClass": func(status, typ string) string {
 		switch {
+		case typ == "Progressing":
+			if status == "True" {
+				return "warn"
+			}
+			return "muted"
 		case typ == "Degraded" || typ == "Stalled":
 			if status == "True" {
 				return "bad"

@@ -1,0 +1,201 @@
+package ui_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/ui/browsertest"
+)
+
+// TestBrowserPages drives the UI in headless Chromium without nodes: log
+// in, every page at 390 and 1366 px (no sideways scrolling, screenshots
+// in test-artifacts/ui), the spec editor (diff, then apply), the live log
+// panel following lines as the store gets them (auto-scroll pausing when
+// scrolled up, resuming), and logging out. No page may raise a script
+// error or a CSP violation. The parts that need a control loop and nodes
+// are TestE2EBrowser (cmd/bakery).
+func TestBrowserPages(t *testing.T) {
+	e := newEnv(t, false)
+	ctx := t.Context()
+	n := node("web-1")
+	n.Metadata.Labels = map[string]string{"role": "web"}
+	e.create(n)
+	o, _ := e.st.Get(ctx, api.KindNode, "web-1")
+	n = o.(*api.Node)
+	now := api.Now() // a *api.Time
+	n.Status = api.NodeStatus{Reachable: true, LastHandshakeTime: now, OS: "Debian GNU/Linux 12 (bookworm)", Kernel: "6.1.0",
+		Tools: []string{"git", "systemctl", "nginx"}, HostKeyFingerprint: "SHA256:9mQnZ0sExampleFingerprintAAAAAAAAAAAAAAAAAAAAAAAA",
+		Disk: &api.DiskUsage{BakeryBytes: 120 << 20, FilesystemBytes: 40 << 30, FreeBytes: 12 << 30}}
+	if _, err := e.st.UpdateStatus(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	d := deployment("hello")
+	d.Metadata.Labels = map[string]string{"team": "web"}
+	d.Metadata.Annotations = map[string]string{"note": evil}
+	e.create(d)
+	o, _ = e.st.Get(ctx, api.KindDeployment, "hello")
+	d = o.(*api.Deployment)
+	d.Status = api.DeploymentStatus{Revision: 2, Commit: "4f1c2a9e0b7d35c6e8a1f0b2c3d4e5f607182930", ObservedGeneration: 1,
+		Conditions: []api.Condition{
+			{Type: api.ConditionReady, Status: api.ConditionTrue, Reason: "RolloutSucceeded", Message: "revision 2 serves on 1 of 1 nodes"},
+			{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: "Idle"},
+			{Type: api.ConditionDegraded, Status: api.ConditionFalse, Reason: "Healthy"},
+		},
+		Nodes: []api.NodeAppStatus{{Node: "web-1", ActiveSlot: "green", Commit: "4f1c2a9e0b7d35c6e8a1f0b2c3d4e5f607182930", Port: 20001, Healthy: true, UnitState: "active"}}}
+	if _, err := e.st.UpdateStatus(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	var rs store.Rollouts = e.st
+	ro := &api.Rollout{ID: "hello-2-4f1c2a9e", Deployment: "hello", Revision: 2, Trigger: api.TriggerApply, TriggeredBy: "user:alice",
+		Commit: d.Status.Commit, State: api.RolloutRunning, CreatedAt: now}
+	if err := rs.CreateRollout(ctx, ro); err != nil {
+		t.Fatal(err)
+	}
+	seq := int64(0)
+	appendLines := func(n int) {
+		var ls []api.LogLine
+		for range n {
+			seq++
+			node, stream := "web-1", api.StreamStdout
+			if seq%3 == 0 {
+				node = "web-2"
+			}
+			if seq%7 == 0 {
+				stream = api.StreamStderr
+			}
+			ls = append(ls, api.LogLine{Seq: seq, Node: node, Stream: stream, Time: now, Text: fmt.Sprintf("build output line %d", seq)})
+		}
+		if err := rs.AppendLogs(ctx, ro.ID, ls); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendLines(5)
+
+	b := browsertest.Start(t)
+	base := e.ts.URL
+	// Log in through the form; the next= target is honoured.
+	b.CheckWidths(base+"/ui/login", "login", "#login")
+	b.Do(30*time.Second, "log in",
+		chromedp.Navigate(base+"/ui/nodes"),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+		chromedp.SetValue(chromedp.CSS("#name"), testUser),
+		chromedp.SetValue(chromedp.CSS("#password"), testPassword),
+		chromedp.Click(chromedp.CSS("#login")),
+		chromedp.WaitVisible(chromedp.CSS("#nodes")),
+	)
+
+	for _, p := range []struct{ path, name, ready string }{
+		{"/ui/deployments", "deployments", "#deployments"},
+		{"/ui/deployments/hello", "deployment", "#rollouts"},
+		{"/ui/nodes", "nodes", "#nodes"},
+		{"/ui/nodes/new", "node-new", "#node-form"},
+		{"/ui/nodes/web-1", "node", "#bootstrap-cmd, #verify"},
+		{"/ui/editor", "editor-new", "#yaml"},
+		{"/ui/editor?deployment=hello", "editor", "#yaml"},
+		{"/ui/settings", "settings", "#tokens"},
+	} {
+		b.CheckWidths(base+p.path, p.name, p.ready)
+	}
+	if got := browsertest.Eval[bool](b, `typeof htmx === "object"`); !got {
+		t.Fatal("htmx did not load")
+	}
+
+	// The live log panel: stored lines, then new ones as they arrive.
+	b.Do(30*time.Second, "deployment page", chromedp.EmulateViewport(1366, 900), chromedp.Navigate(base+"/ui/deployments/hello"))
+	b.WaitJS(20*time.Second, "first lines", `document.querySelector("#log").textContent.includes("build output line 5")`)
+	appendLines(60)
+	b.WaitJS(20*time.Second, "live lines", `document.querySelector("#log").textContent.includes("build output line 65")`)
+	if got := browsertest.Eval[int](b, `document.querySelectorAll("#log .line").length`); got != 65 {
+		t.Fatalf("log panel has %d lines, want 65 (each line once)", got)
+	}
+	if got := browsertest.Eval[string](b, `document.querySelector("#log-state").textContent`); got != "live" {
+		t.Fatalf("log state %q, want live", got)
+	}
+	if !browsertest.Eval[bool](b, `(() => { const l = document.querySelector("#log"); return l.scrollHeight - l.scrollTop - l.clientHeight < 4 })()`) {
+		t.Fatal("the panel did not follow the new lines")
+	}
+	// Two nodes get two colours.
+	if got := browsertest.Eval[string](b, `[...new Set([...document.querySelectorAll("#log .line")].map(l => l.className.split(" ").find(c => /^n\d$/.test(c))))].sort().join(",")`); got != "n0,n1" {
+		t.Fatalf("node colour classes %q, want n0,n1", got)
+	}
+	// Scrolled up, the panel stays put and offers to resume.
+	browsertest.Eval[bool](b, `(() => { const l = document.querySelector("#log"); l.scrollTop = 0; l.dispatchEvent(new Event("scroll")); return true })()`)
+	appendLines(20)
+	b.WaitJS(20*time.Second, "lines while scrolled up", `document.querySelector("#log").textContent.includes("build output line 85")`)
+	if top := browsertest.Eval[float64](b, `document.querySelector("#log").scrollTop`); top != 0 {
+		t.Fatalf("scrolled-up panel moved to %v", top)
+	}
+	b.Do(10*time.Second, "resume", chromedp.WaitVisible(chromedp.CSS("#log-resume")), chromedp.Click(chromedp.CSS("#log-resume")))
+	b.WaitJS(10*time.Second, "resumed at the bottom", `(() => { const l = document.querySelector("#log"); return l.scrollHeight - l.scrollTop - l.clientHeight < 4 })()`)
+	b.Screenshot("deployment-live-log")
+	// The rollout ends: the panel says so.
+	ro.State, ro.Message = api.RolloutSucceeded, "revision 2 rolled out"
+	if err := rs.UpdateRollout(ctx, ro); err != nil {
+		t.Fatal(err)
+	}
+	b.WaitJS(20*time.Second, "end of the rollout", `document.querySelector("#log-state").textContent.startsWith("succeeded")`)
+
+	// The editor: diff first (nothing stored), then apply.
+	yaml := "apiVersion: bakery.dev/v1\nkind: Deployment\nmetadata: {name: shop, labels: {team: web}}\nspec:\n  source: {repo: /srv/git/shop.git, ref: main}\n  nodes: [web-1]\n  run: {command: ./shop}\n"
+	b.Do(30*time.Second, "diff",
+		chromedp.Navigate(base+"/ui/editor"),
+		chromedp.SetValue(chromedp.CSS("#yaml"), yaml),
+		chromedp.Click(chromedp.CSS("#diff")),
+		chromedp.WaitVisible(chromedp.CSS("#results")),
+	)
+	if txt := browsertest.Eval[string](b, `document.querySelector("#results").textContent`); !strings.Contains(txt, "created (dry run)") || !strings.Contains(txt, "+    command: ./shop") {
+		t.Fatalf("diff shows:\n%s", txt)
+	}
+	b.Screenshot("editor-diff")
+	if _, err := e.st.Get(ctx, api.KindDeployment, "shop"); err == nil {
+		t.Fatal("diff stored the deployment")
+	}
+	b.Do(30*time.Second, "apply",
+		chromedp.Click(chromedp.CSS("#apply")),
+		chromedp.WaitVisible(chromedp.CSS("#rollouts")),
+	)
+	if h := browsertest.Eval[string](b, `document.querySelector("h1").textContent`); h != "Deployment shop" {
+		t.Fatalf("after apply the page is %q", h)
+	}
+	// Bad input: the field path is shown next to the editor.
+	b.Do(30*time.Second, "bad spec",
+		chromedp.Navigate(base+"/ui/editor"),
+		chromedp.SetValue(chromedp.CSS("#yaml"), strings.Replace(yaml, "ref: main", "ref: main, tag: x", 1)),
+		chromedp.Click(chromedp.CSS("#apply")),
+		chromedp.WaitVisible(chromedp.CSS("#problems")),
+	)
+	if txt := browsertest.Eval[string](b, `document.querySelector("#problems").textContent`); !strings.Contains(txt, "spec.source") {
+		t.Fatalf("problems shown: %s", txt)
+	}
+	b.Screenshot("editor-error")
+
+	// The escaped <script> annotation is text on the page, never run.
+	if got := browsertest.Eval[bool](b, `window.alertCalled === undefined`); !got {
+		t.Fatal("a script ran")
+	}
+
+	// Log out: back at the login page, and the pages are closed.
+	b.Do(30*time.Second, "log out",
+		chromedp.Navigate(base+"/ui/settings"),
+		chromedp.Click(chromedp.CSS("#logout")),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+		chromedp.Navigate(base+"/ui/deployments"),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+	)
+	var ps []string
+	for _, p := range b.Problems() {
+		// The bad spec's page is answered 400 on purpose.
+		if !strings.Contains(p, "status of 400") {
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) > 0 {
+		t.Fatalf("the browser reported problems:\n%s", strings.Join(ps, "\n"))
+	}
+}
