@@ -2,7 +2,8 @@
 # Installs what Bakery's test suite needs on a Debian/Ubuntu machine, as
 # root: PostgreSQL (the tests start throwaway clusters themselves), OpenSSH
 # server and client (the tests start their own sshd), git, and the tools the
-# test-node harness uses (systemd-nspawn, mmdebstrap, iproute2, zstd).
+# test-node harness uses (systemd-nspawn, mmdebstrap, iproute2, zstd), and
+# Chromium for the web UI's browser tests.
 # Idempotent: only missing packages are installed; apt-get update runs only
 # when something is missing.
 set -euo pipefail
@@ -35,6 +36,10 @@ declare -A want=(
 	[ca-certificates]=/etc/ssl/certs
 	[make]=/usr/bin/make
 	[busybox]=/usr/bin/busybox
+	# The web UI's browser tests (headless, driven over DevTools); the
+	# fonts are only recommended by chromium, and the screenshots need one.
+	[chromium]=/usr/bin/chromium
+	[fonts-liberation]=/usr/share/fonts/truetype/liberation
 )
 missing=()
 for pkg in "${!want[@]}"; do
