@@ -72,6 +72,9 @@ func New(cfg Config) (*Server, error) {
 		uc := *cfg.UI
 		uc.API = http.HandlerFunc(s.serveForUI)
 		uc.NewToken = NewToken
+		if strings.HasPrefix(cfg.PublicURL, "https://") {
+			uc.SecureCookies = true
+		}
 		if uc.Logger == nil {
 			uc.Logger = s.log
 		}

@@ -116,8 +116,9 @@ func NeedsSetup(ctx context.Context, a store.Accounts) (string, error) {
 	return randomToken(24), nil
 }
 
-// secure reports whether r came over TLS (cookies get Secure then).
-func secure(r *http.Request) bool { return r.TLS != nil }
+// secure reports whether cookies set in answer to r get Secure: when r
+// came over TLS, or the server is known to be reached over https.
+func (u *UI) secure(r *http.Request) bool { return r.TLS != nil || u.cfg.SecureCookies }
 
 // authed wraps a handler that needs a logged-in user: without a valid
 // session a GET is redirected to the login page and anything else gets
@@ -176,7 +177,7 @@ func (u *UI) preToken(w http.ResponseWriter, r *http.Request) string {
 		return c.Value
 	}
 	tok := randomToken(24)
-	http.SetCookie(w, &http.Cookie{Name: preCookie, Value: tok, Path: Prefix + "/", HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: preCookie, Value: tok, Path: Prefix + "/", HttpOnly: true, Secure: u.secure(r), SameSite: http.SameSiteStrictMode})
 	return tok
 }
 
@@ -285,7 +286,7 @@ func (u *UI) startSession(w http.ResponseWriter, r *http.Request, user string) e
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: secret, Path: "/",
 		Expires: s.ExpiresAt, MaxAge: int(u.cfg.SessionTTL / time.Second),
-		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: u.secure(r), SameSite: http.SameSiteLaxMode,
 	})
 	return nil
 }
@@ -296,7 +297,7 @@ func (u *UI) logout(w http.ResponseWriter, r *http.Request, s *session) {
 		u.errorPage(w, r, s, http.StatusInternalServerError, "Could not end the session.")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: u.secure(r), SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, Prefix+"/login", http.StatusSeeOther)
 }
 

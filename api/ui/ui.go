@@ -58,6 +58,10 @@ type Config struct {
 	// Notify describes the notification targets (shown on the settings
 	// page, secrets already removed).
 	Notify []string
+	// SecureCookies marks cookies Secure even on plain-HTTP requests: for a
+	// server behind a TLS-terminating proxy (package server sets it when
+	// its PublicURL is https). Requests over TLS always get Secure cookies.
+	SecureCookies bool
 	// SessionTTL is how long a login lasts (default DefaultSessionTTL).
 	SessionTTL time.Duration
 	// LoginFailures failed logins within LoginWindow, for one account or

@@ -623,3 +623,36 @@ func TestSettingsTokensUsers(t *testing.T) {
 		t.Fatal("notification targets not shown")
 	}
 }
+
+// Behind a TLS-terminating proxy (PublicURL https) cookies are Secure
+// although the request came over plain HTTP.
+func TestSecureCookiesBehindTLSProxy(t *testing.T) {
+	st, err := filestore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := ui.CreateUser(t.Context(), st, testUser, testPassword, bcrypt.MinCost, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Store: st, PublicURL: "https://bakery.example", Logger: slog.New(slog.DiscardHandler),
+		UI: &ui.Config{Store: st, Accounts: st, BcryptCost: bcrypt.MinCost}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	resp, err := http.Get(ts.URL + "/ui/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if !c.Secure {
+			t.Fatalf("cookie %s is not Secure behind an https PublicURL", c.Name)
+		}
+	}
+	if len(resp.Cookies()) == 0 {
+		t.Fatal("no pre-session cookie set")
+	}
+}

@@ -168,13 +168,15 @@ spec:
 	git("add", ".")
 	git("commit", "-q", "-m", "v2")
 	c2 := git("rev-parse", "HEAD")
-	b.Do(30*time.Second, "deploy now", chromedp.Click(chromedp.CSS("#action-deploy")), chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+	b.Do(30*time.Second, "deploy now", chromedp.Click(chromedp.CSS("#action-deploy")))
+	b.WaitJS(30*time.Second, "deploy started", `location.search === "?done=deploy" && document.readyState === "complete"`)
 	b.WaitJS(3*time.Minute, "revision 2 rolled out",
 		`(() => { const r = document.querySelector("#rollouts tbody tr"); return r && r.children[0].textContent === "2" && r.textContent.includes("succeeded") })()`)
 	if got := text("#status .mono"); !strings.HasPrefix(c2, got) {
 		fail("commit after deploy: %q, want %s", got, c2)
 	}
-	b.Do(30*time.Second, "rollback", chromedp.Click(chromedp.CSS("#action-rollback")), chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+	b.Do(30*time.Second, "rollback", chromedp.Click(chromedp.CSS("#action-rollback")))
+	b.WaitJS(30*time.Second, "rollback started", `location.search === "?done=rollback" && document.readyState === "complete"`)
 	b.WaitJS(3*time.Minute, "the page shows the rollback",
 		`(() => { const r = document.querySelector("#rollouts tbody tr"); return r && r.querySelector(".trigger").textContent === "rollback" && r.textContent.includes("succeeded") })()`)
 	b.WaitJS(30*time.Second, "the commit is the first again", `document.querySelector("#status .mono").textContent === `+jsString(c1[:12]))

@@ -168,14 +168,24 @@ func Eval[T any](b *Browser, expr string) T {
 	return v
 }
 
-// WaitJS waits until the JavaScript expression is true (bounded by d).
+// WaitJS waits until the JavaScript expression is true, checking every
+// 100 ms for at most d. A page that is navigating meanwhile (a form's
+// redirect) is waited out, not an error.
 func (b *Browser) WaitJS(d time.Duration, what, expr string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.Ctx, d)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr)); err != nil {
-		b.t.Fatalf("%s (waited for %s): %v\n%s", what, expr, err, b.where())
+	deadline := time.Now().Add(d)
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(b.Ctx, 10*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
 	}
+	b.t.Fatalf("%s: %s not true within %s (last error: %v)\n%s", what, expr, d, last, b.where())
 }
 
 // ArtifactDir is where screenshots go: $BAKERY_TEST_ARTIFACTS, else
