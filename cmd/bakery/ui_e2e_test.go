@@ -86,6 +86,7 @@ func TestE2EBrowser(t *testing.T) {
 		return browsertest.Eval[string](b, `(document.querySelector(`+jsString(sel)+`) || {}).textContent || ""`)
 	}
 	const user, password = "admin", "a long enough password"
+	b.CheckWidths(setup, "setup", "#create") // a GET does not use the link up
 	b.Do(30*time.Second, "setup: first user",
 		chromedp.EmulateViewport(1366, 900),
 		chromedp.Navigate(setup),
