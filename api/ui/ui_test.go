@@ -21,6 +21,8 @@ import (
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/filestore"
+	"bakery.dev/bakery/api/store/pgstore"
+	"bakery.dev/bakery/api/store/pgstore/pgtest"
 	"bakery.dev/bakery/api/ui"
 )
 
@@ -48,20 +50,50 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// testStore is what the tests need of a store: both stores provide it.
+type testStore interface {
+	store.Store
+	store.Accounts
+	store.Rollouts
+}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 type env struct {
 	t     *testing.T
-	st    *filestore.Store
+	st    testStore
 	ts    *httptest.Server
 	clock *clock
 }
 
 // newEnv starts the API server with the UI on a fresh file store holding
 // user alice. Without users when noUser.
-func newEnv(t *testing.T, noUser bool) *env {
+func newEnv(t *testing.T, noUser bool) *env { return newEnvOn(t, "file", noUser) }
+
+// stores are the stores the account tests run on.
+var stores = []string{"file", "postgres"}
+
+// newEnvOn is newEnv on the store kind ("file" or "postgres").
+func newEnvOn(t *testing.T, kind string, noUser bool) *env {
 	t.Helper()
-	st, err := filestore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	var st testStore
+	switch kind {
+	case "file":
+		fs, err := filestore.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = fs
+	case "postgres":
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		ps, err := pgstore.Open(ctx, pgtest.DatabaseURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = ps
+	default:
+		t.Fatalf("unknown store %q", kind)
 	}
 	t.Cleanup(func() { st.Close() })
 	clk := &clock{t: time.Now()}
@@ -295,43 +327,47 @@ func TestEveryPageRendersWithHeaders(t *testing.T) {
 }
 
 func TestLoginSessionLogout(t *testing.T) {
-	e := newEnv(t, false)
-	b := e.browser()
-	if code, body := b.login(testUser, "wrong password"); code != http.StatusUnauthorized || !strings.Contains(body, "Wrong user name or password") {
-		t.Fatalf("wrong password: %d", code)
-	}
-	b.get("/ui/login")
-	code, _, h := b.post("/ui/login", url.Values{"name": {testUser}, "password": {testPassword}, "next": {"https://evil.example/"}})
-	if code != http.StatusSeeOther || h.Get("Location") != "/ui/deployments" {
-		t.Fatalf("login with an outside next: %d to %q, want 303 to /ui/deployments", code, h.Get("Location"))
-	}
-	var sc *http.Cookie
-	for _, c := range (&http.Response{Header: h}).Cookies() {
-		if c.Name == ui.SessionCookie {
-			sc = c
-		}
-	}
-	if sc == nil || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Path != "/" || sc.Secure {
-		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Lax, Path=/ (not Secure over plain HTTP)", sc)
-	}
-	if code, _, _ := b.get("/ui/settings"); code != http.StatusOK {
-		t.Fatalf("after login: %d", code)
-	}
-	// Logout destroys the session in the store: the old cookie is dead.
-	if code, _, h := b.post("/ui/logout", nil); code != http.StatusSeeOther || h.Get("Location") != "/ui/login" {
-		t.Fatalf("logout: %d %q", code, h.Get("Location"))
-	}
-	old := e.browser()
-	u, _ := url.Parse(e.ts.URL)
-	old.hc.Jar.SetCookies(u, []*http.Cookie{{Name: ui.SessionCookie, Value: sc.Value}})
-	if code, _, _ := old.get("/ui/settings"); code != http.StatusSeeOther {
-		t.Fatalf("old session cookie after logout: %d, want 303 to login", code)
-	}
-	// Sessions expire.
-	b2 := e.loggedIn()
-	e.clock.Add(2 * time.Hour)
-	if code, _, _ := b2.get("/ui/settings"); code != http.StatusSeeOther {
-		t.Fatalf("after the session TTL: %d, want 303 to login", code)
+	for _, kind := range stores {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnvOn(t, kind, false)
+			b := e.browser()
+			if code, body := b.login(testUser, "wrong password"); code != http.StatusUnauthorized || !strings.Contains(body, "Wrong user name or password") {
+				t.Fatalf("wrong password: %d", code)
+			}
+			b.get("/ui/login")
+			code, _, h := b.post("/ui/login", url.Values{"name": {testUser}, "password": {testPassword}, "next": {"https://evil.example/"}})
+			if code != http.StatusSeeOther || h.Get("Location") != "/ui/deployments" {
+				t.Fatalf("login with an outside next: %d to %q, want 303 to /ui/deployments", code, h.Get("Location"))
+			}
+			var sc *http.Cookie
+			for _, c := range (&http.Response{Header: h}).Cookies() {
+				if c.Name == ui.SessionCookie {
+					sc = c
+				}
+			}
+			if sc == nil || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Path != "/" || sc.Secure {
+				t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Lax, Path=/ (not Secure over plain HTTP)", sc)
+			}
+			if code, _, _ := b.get("/ui/settings"); code != http.StatusOK {
+				t.Fatalf("after login: %d", code)
+			}
+			// Logout destroys the session in the store: the old cookie is dead.
+			if code, _, h := b.post("/ui/logout", nil); code != http.StatusSeeOther || h.Get("Location") != "/ui/login" {
+				t.Fatalf("logout: %d %q", code, h.Get("Location"))
+			}
+			old := e.browser()
+			u, _ := url.Parse(e.ts.URL)
+			old.hc.Jar.SetCookies(u, []*http.Cookie{{Name: ui.SessionCookie, Value: sc.Value}})
+			if code, _, _ := old.get("/ui/settings"); code != http.StatusSeeOther {
+				t.Fatalf("old session cookie after logout: %d, want 303 to login", code)
+			}
+			// Sessions expire.
+			b2 := e.loggedIn()
+			e.clock.Add(2 * time.Hour)
+			if code, _, _ := b2.get("/ui/settings"); code != http.StatusSeeOther {
+				t.Fatalf("after the session TTL: %d, want 303 to login", code)
+			}
+		})
 	}
 }
 
@@ -358,31 +394,35 @@ func TestLoginRateLimit(t *testing.T) {
 }
 
 func TestSetupOnce(t *testing.T) {
-	e := newEnv(t, true)
-	b := e.browser()
-	if code, _, _ := b.get("/ui/setup?token=wrong"); code != http.StatusForbidden {
-		t.Fatalf("setup with a wrong token: %d", code)
-	}
-	if code, _, _ := b.get("/ui/setup?token=" + setupToken); code != http.StatusOK {
-		t.Fatalf("setup page: %d", code)
-	}
-	code, body, _ := b.post("/ui/setup", url.Values{"token": {setupToken}, "name": {"root"}, "password": {"short"}, "password2": {"short"}})
-	if code != http.StatusBadRequest || !strings.Contains(body, "at least 8") {
-		t.Fatalf("short password: %d", code)
-	}
-	code, _, h := b.post("/ui/setup", url.Values{"token": {setupToken}, "name": {"root"}, "password": {testPassword}, "password2": {testPassword}})
-	if code != http.StatusSeeOther || h.Get("Location") != "/ui/deployments" {
-		t.Fatalf("setup: %d %q", code, h.Get("Location"))
-	}
-	if code, _, _ := b.get("/ui/deployments"); code != http.StatusOK {
-		t.Fatalf("logged in after setup: %d", code)
-	}
-	b2 := e.browser()
-	if code, _, _ := b2.get("/ui/setup?token=" + setupToken); code != http.StatusForbidden {
-		t.Fatalf("setup link used twice: %d, want 403", code)
-	}
-	if _, err := e.st.GetUser(t.Context(), "root"); err != nil {
-		t.Fatal(err)
+	for _, kind := range stores {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnvOn(t, kind, true)
+			b := e.browser()
+			if code, _, _ := b.get("/ui/setup?token=wrong"); code != http.StatusForbidden {
+				t.Fatalf("setup with a wrong token: %d", code)
+			}
+			if code, _, _ := b.get("/ui/setup?token=" + setupToken); code != http.StatusOK {
+				t.Fatalf("setup page: %d", code)
+			}
+			code, body, _ := b.post("/ui/setup", url.Values{"token": {setupToken}, "name": {"root"}, "password": {"short"}, "password2": {"short"}})
+			if code != http.StatusBadRequest || !strings.Contains(body, "at least 8") {
+				t.Fatalf("short password: %d", code)
+			}
+			code, _, h := b.post("/ui/setup", url.Values{"token": {setupToken}, "name": {"root"}, "password": {testPassword}, "password2": {testPassword}})
+			if code != http.StatusSeeOther || h.Get("Location") != "/ui/deployments" {
+				t.Fatalf("setup: %d %q", code, h.Get("Location"))
+			}
+			if code, _, _ := b.get("/ui/deployments"); code != http.StatusOK {
+				t.Fatalf("logged in after setup: %d", code)
+			}
+			b2 := e.browser()
+			if code, _, _ := b2.get("/ui/setup?token=" + setupToken); code != http.StatusForbidden {
+				t.Fatalf("setup link used twice: %d, want 403", code)
+			}
+			if _, err := e.st.GetUser(t.Context(), "root"); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
@@ -566,61 +606,65 @@ func TestDeploymentPages(t *testing.T) {
 }
 
 func TestSettingsTokensUsers(t *testing.T) {
-	e := newEnv(t, false)
-	b := e.loggedIn()
-	code, body, _ := b.post("/ui/settings/tokens", url.Values{"name": {"laptop"}})
-	m := regexp.MustCompile(`<pre class="cmd" id="new-token">(bkr_[A-Za-z0-9_-]+)</pre>`).FindStringSubmatch(body)
-	if code != http.StatusOK || m == nil {
-		t.Fatalf("create token: %d\n%s", code, body)
-	}
-	tok := m[1]
-	api := func() int {
-		req, _ := http.NewRequest(http.MethodGet, e.ts.URL+"/api/v1/deployments", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	if c := api(); c != http.StatusOK {
-		t.Fatalf("the CLI with the new token: %d", c)
-	}
-	if _, body, _ := b.get("/ui/settings"); strings.Contains(body, tok) || !strings.Contains(body, "laptop") {
-		t.Fatal("settings page shows the token again, or not its name")
-	}
-	if code, _, _ := b.post("/ui/settings/tokens", url.Values{"name": {"laptop"}}); code != http.StatusConflict {
-		t.Fatalf("duplicate token name: %d", code)
-	}
-	if code, _, _ := b.post("/ui/settings/tokens", url.Values{"name": {"Bad Name"}}); code != http.StatusBadRequest {
-		t.Fatalf("bad token name: %d", code)
-	}
-	if code, _, _ := b.post("/ui/settings/tokens/laptop/delete", nil); code != http.StatusOK {
-		t.Fatalf("revoke: %d", code)
-	}
-	if c := api(); c != http.StatusUnauthorized {
-		t.Fatalf("revoked token: %d, want 401", c)
-	}
-	// Users: create, log in as them, cannot delete yourself, delete ends their sessions.
-	if code, _, _ := b.post("/ui/settings/users", url.Values{"name": {"bob"}, "password": {"bob's password"}}); code != http.StatusOK {
-		t.Fatalf("create user: %d", code)
-	}
-	bob := e.browser()
-	if code, _ := bob.login("bob", "bob's password"); code != http.StatusSeeOther {
-		t.Fatalf("bob's login: %d", code)
-	}
-	if code, _, _ := bob.post("/ui/settings/users/bob/delete", nil); code != http.StatusBadRequest {
-		t.Fatalf("delete yourself: %d, want 400", code)
-	}
-	if code, _, _ := b.post("/ui/settings/users/bob/delete", nil); code != http.StatusOK {
-		t.Fatalf("delete bob: %d", code)
-	}
-	if code, _, _ := bob.get("/ui/settings"); code != http.StatusSeeOther {
-		t.Fatalf("bob's session after his deletion: %d, want 303 to login", code)
-	}
-	if _, body, _ := b.get("/ui/settings"); !strings.Contains(body, "https://hooks.example (slack, failures)") {
-		t.Fatal("notification targets not shown")
+	for _, kind := range stores {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnvOn(t, kind, false)
+			b := e.loggedIn()
+			code, body, _ := b.post("/ui/settings/tokens", url.Values{"name": {"laptop"}})
+			m := regexp.MustCompile(`<pre class="cmd" id="new-token">(bkr_[A-Za-z0-9_-]+)</pre>`).FindStringSubmatch(body)
+			if code != http.StatusOK || m == nil {
+				t.Fatalf("create token: %d\n%s", code, body)
+			}
+			tok := m[1]
+			api := func() int {
+				req, _ := http.NewRequest(http.MethodGet, e.ts.URL+"/api/v1/deployments", nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			if c := api(); c != http.StatusOK {
+				t.Fatalf("the CLI with the new token: %d", c)
+			}
+			if _, body, _ := b.get("/ui/settings"); strings.Contains(body, tok) || !strings.Contains(body, "laptop") {
+				t.Fatal("settings page shows the token again, or not its name")
+			}
+			if code, _, _ := b.post("/ui/settings/tokens", url.Values{"name": {"laptop"}}); code != http.StatusConflict {
+				t.Fatalf("duplicate token name: %d", code)
+			}
+			if code, _, _ := b.post("/ui/settings/tokens", url.Values{"name": {"Bad Name"}}); code != http.StatusBadRequest {
+				t.Fatalf("bad token name: %d", code)
+			}
+			if code, _, _ := b.post("/ui/settings/tokens/laptop/delete", nil); code != http.StatusOK {
+				t.Fatalf("revoke: %d", code)
+			}
+			if c := api(); c != http.StatusUnauthorized {
+				t.Fatalf("revoked token: %d, want 401", c)
+			}
+			// Users: create, log in as them, cannot delete yourself, delete ends their sessions.
+			if code, _, _ := b.post("/ui/settings/users", url.Values{"name": {"bob"}, "password": {"bob's password"}}); code != http.StatusOK {
+				t.Fatalf("create user: %d", code)
+			}
+			bob := e.browser()
+			if code, _ := bob.login("bob", "bob's password"); code != http.StatusSeeOther {
+				t.Fatalf("bob's login: %d", code)
+			}
+			if code, _, _ := bob.post("/ui/settings/users/bob/delete", nil); code != http.StatusBadRequest {
+				t.Fatalf("delete yourself: %d, want 400", code)
+			}
+			if code, _, _ := b.post("/ui/settings/users/bob/delete", nil); code != http.StatusOK {
+				t.Fatalf("delete bob: %d", code)
+			}
+			if code, _, _ := bob.get("/ui/settings"); code != http.StatusSeeOther {
+				t.Fatalf("bob's session after his deletion: %d, want 303 to login", code)
+			}
+			if _, body, _ := b.get("/ui/settings"); !strings.Contains(body, "https://hooks.example (slack, failures)") {
+				t.Fatal("notification targets not shown")
+			}
+		})
 	}
 }
 
