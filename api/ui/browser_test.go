@@ -141,6 +141,12 @@ func TestBrowserPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.WaitJS(20*time.Second, "end of the rollout", `document.querySelector("#log-state").textContent.startsWith("succeeded")`)
+	// A rollout from the history, pinned: its whole log, no following.
+	b.Do(30*time.Second, "pinned rollout",
+		chromedp.Navigate(base+"/ui/deployments/hello?rollout="+ro.ID),
+		chromedp.WaitVisible(chromedp.CSS("#log-follow")),
+	)
+	b.WaitJS(20*time.Second, "pinned rollout's log", `document.querySelectorAll("#log .line").length === 85 && document.querySelector("#log-state").textContent.startsWith("succeeded")`)
 
 	// The editor: diff first (nothing stored), then apply.
 	yaml := "apiVersion: bakery.dev/v1\nkind: Deployment\nmetadata: {name: shop, labels: {team: web}}\nspec:\n  source: {repo: /srv/git/shop.git, ref: main}\n  nodes: [web-1]\n  run: {command: ./shop}\n"

@@ -339,6 +339,9 @@ type deploymentData struct {
 	Rollouts []*api.Rollout
 	Events   []*api.Event
 	Latest   *api.Rollout
+	// Pinned is the rollout whose log the panel shows instead of
+	// following the newest (?rollout=ID).
+	Pinned string
 }
 
 func (u *UI) loadDeployment(r *http.Request, name string) (*deploymentData, error) {
@@ -367,6 +370,9 @@ func (u *UI) deploymentPage(w http.ResponseWriter, r *http.Request, s *session) 
 	if err != nil {
 		u.errorPage(w, r, s, apiStatus(err), "Deployment "+name+": "+err.Error())
 		return
+	}
+	if id := r.URL.Query().Get("rollout"); id != "" && store.CheckRolloutID(id) == nil {
+		d.Pinned = id
 	}
 	p := u.pageFor(s, "Deployment "+name, "deployments", d)
 	if a := r.URL.Query().Get("done"); a != "" {
@@ -465,6 +471,10 @@ func (u *UI) rolloutLogStream(w http.ResponseWriter, r *http.Request, s *session
 
 func (u *UI) runtimeLogStream(w http.ResponseWriter, r *http.Request, s *session) {
 	name := mux.Vars(r)["name"]
+	if reason := api.ValidateName(name); reason != "" {
+		http.Error(w, "deployment name: "+reason, http.StatusBadRequest)
+		return
+	}
 	q := url.Values{"follow": {"true"}, "lines": {"100"}}
 	u.passThrough(w, r, "/api/v1/deployments/"+url.PathEscape(name)+"/logs", q)
 }

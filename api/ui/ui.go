@@ -27,6 +27,10 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
+// maxFormBytes bounds a form: the largest is the editor's YAML, which the
+// API limits to 4 MiB (DefaultMaxBodyBytes) anyway.
+const maxFormBytes = 5 << 20
+
 // Prefix is where the UI is mounted.
 const Prefix = "/ui"
 
@@ -142,6 +146,9 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	}
 	u.router.ServeHTTP(w, r)
 }
 

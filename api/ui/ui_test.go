@@ -573,6 +573,15 @@ func TestDeploymentPages(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, "hello-1-abc") || !strings.Contains(body, "Rollback") {
 		t.Fatalf("deployment page: %d\n%s", code, body)
 	}
+	if _, body, _ := b.get("/ui/deployments/hello?rollout=hello-1-abc"); !strings.Contains(body, `data-pinned="hello-1-abc"`) {
+		t.Fatal("?rollout= does not pin the log panel")
+	}
+	if _, body, _ := b.get("/ui/deployments/hello?rollout=../x"); strings.Contains(body, "data-pinned") {
+		t.Fatal("an invalid rollout id is pinned")
+	}
+	if code, _, _ := b.get("/ui/deployments/Bad_Name/logs/stream"); code != http.StatusBadRequest {
+		t.Fatalf("runtime log stream with a bad name: %d, want 400", code)
+	}
 	if _, body, _ := b.get("/ui/deployments/hello/current-rollout"); !strings.Contains(body, `"id":"hello-1-abc"`) {
 		t.Fatalf("current rollout: %s", body)
 	}

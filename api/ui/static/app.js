@@ -122,6 +122,11 @@
         es = null;
       });
     }
+    var pinned = pre.getAttribute("data-pinned");
+    if (pinned) {
+      open(pinned);
+      return;
+    }
     function poll() {
       fetch(pre.getAttribute("data-current"), { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : null; })
