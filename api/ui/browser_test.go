@@ -1,8 +1,12 @@
 package ui_test
 
 import (
+	"bytes"
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +25,8 @@ import (
 // error or a CSP violation. The parts that need a control loop and nodes
 // are TestE2EBrowser (cmd/bakery).
 func TestBrowserPages(t *testing.T) {
-	e := newEnv(t, false)
+	cut := &streamCutter{}
+	e := newEnvOn(t, "file", false, cut.wrap)
 	ctx := t.Context()
 	n := node("web-1")
 	n.Metadata.Labels = map[string]string{"role": "web"}
@@ -110,10 +115,17 @@ func TestBrowserPages(t *testing.T) {
 	// The live log panel: stored lines, then new ones as they arrive.
 	b.Do(30*time.Second, "deployment page", chromedp.EmulateViewport(1366, 900), chromedp.Navigate(base+"/ui/deployments/hello"))
 	b.WaitJS(20*time.Second, "first lines", `document.querySelector("#log").textContent.includes("build output line 5")`)
+	// The connection breaks after 10 of the next 60 lines: EventSource
+	// reconnects with Last-Event-ID and the panel gets the rest, each line
+	// once, in order.
+	cut.arm(10)
 	appendLines(60)
-	b.WaitJS(20*time.Second, "live lines", `document.querySelector("#log").textContent.includes("build output line 65")`)
-	if got := browsertest.Eval[int](b, `document.querySelectorAll("#log .line").length`); got != 65 {
-		t.Fatalf("log panel has %d lines, want 65 (each line once)", got)
+	b.WaitJS(20*time.Second, "live lines after a reconnect", `document.querySelector("#log").textContent.includes("build output line 65")`)
+	if got := browsertest.Eval[string](b, `[...document.querySelectorAll("#log .line")].map(l => l.textContent.match(/line (\d+)/)[1]).join(",")`); got != seqList(1, 65) {
+		t.Fatalf("log panel lines %s, want 1..65 each once in order", got)
+	}
+	if got := cut.lastEventIDs(); len(got) < 2 || got[len(got)-1] != "15" {
+		t.Fatalf("Last-Event-ID of the stream requests: %q, want the reconnect to send 15", got)
 	}
 	if got := browsertest.Eval[string](b, `document.querySelector("#log-state").textContent`); got != "live" {
 		t.Fatalf("log state %q, want live", got)
@@ -198,8 +210,8 @@ func TestBrowserPages(t *testing.T) {
 	var ps []string
 	for _, p := range b.Problems() {
 		// The bad spec's page is answered 400 and the missing node's 404
-		// on purpose.
-		if !strings.Contains(p, "status of 400") && !strings.Contains(p, "status of 404") {
+		// on purpose, and the log stream is cut on purpose.
+		if !strings.Contains(p, "status of 400") && !strings.Contains(p, "status of 404") && !strings.Contains(p, "ERR_INCOMPLETE_CHUNKED_ENCODING") {
 			ps = append(ps, p)
 		}
 	}
@@ -207,3 +219,77 @@ func TestBrowserPages(t *testing.T) {
 		t.Fatalf("the browser reported problems:\n%s", strings.Join(ps, "\n"))
 	}
 }
+
+func seqList(from, to int) string {
+	var b strings.Builder
+	for i := from; i <= to; i++ {
+		if i > from {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(i))
+	}
+	return b.String()
+}
+
+// streamCutter breaks a rollout log stream once, when armed: the write that
+// carries the next lines is cut after n events and the connection dropped,
+// as a proxy restart would. It records each stream request's Last-Event-ID.
+type streamCutter struct {
+	mu    sync.Mutex
+	n     int // events to let through before the cut; 0: not armed
+	ids   []string
+	fired bool
+}
+
+func (c *streamCutter) arm(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n = n
+}
+
+func (c *streamCutter) lastEventIDs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.ids...)
+}
+
+func (c *streamCutter) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/ui/rollouts/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		c.mu.Lock()
+		c.ids = append(c.ids, r.Header.Get("Last-Event-ID"))
+		c.mu.Unlock()
+		h.ServeHTTP(&cutWriter{ResponseWriter: w, c: c}, r)
+	})
+}
+
+type cutWriter struct {
+	http.ResponseWriter
+	c *streamCutter
+}
+
+func (w *cutWriter) Write(b []byte) (int, error) {
+	w.c.mu.Lock()
+	n, fire := w.c.n, w.c.n > 0 && !w.c.fired && bytes.Count(b, []byte("event: line")) > w.c.n
+	if fire {
+		w.c.fired = true
+	}
+	w.c.mu.Unlock()
+	if !fire {
+		return w.ResponseWriter.Write(b)
+	}
+	end := 0
+	for range n {
+		end += bytes.Index(b[end:], []byte("\n\n")) + 2
+	}
+	w.ResponseWriter.Write(b[:end])
+	http.NewResponseController(w.ResponseWriter).Flush()
+	panic(http.ErrAbortHandler) // drop the connection mid-batch
+}
+
+func (w *cutWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *cutWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -70,11 +70,15 @@ type env struct {
 // user alice. Without users when noUser.
 func newEnv(t *testing.T, noUser bool) *env { return newEnvOn(t, "file", noUser) }
 
+// wrapHandler, when set by a test before newEnv, wraps the server's
+// handler (to cut connections).
+type wrapHandler func(http.Handler) http.Handler
+
 // stores are the stores the account tests run on.
 var stores = []string{"file", "postgres"}
 
 // newEnvOn is newEnv on the store kind ("file" or "postgres").
-func newEnvOn(t *testing.T, kind string, noUser bool) *env {
+func newEnvOn(t *testing.T, kind string, noUser bool, wrap ...wrapHandler) *env {
 	t.Helper()
 	var st testStore
 	switch kind {
@@ -111,7 +115,11 @@ func newEnvOn(t *testing.T, kind string, noUser bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	h := srv.Handler()
+	for _, w := range wrap {
+		h = w(h)
+	}
+	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	return &env{t: t, st: st, ts: ts, clock: clk}
 }
