@@ -111,6 +111,16 @@ func TestBrowserPages(t *testing.T) {
 	if got := browsertest.Eval[bool](b, `typeof htmx === "object"`); !got {
 		t.Fatal("htmx did not load")
 	}
+	// Verify goes through htmx: the result is swapped into the page, which
+	// stays where it is (this server has no control loop, so it says so).
+	b.Do(30*time.Second, "verify via htmx",
+		chromedp.Navigate(base+"/ui/nodes/web-1"),
+		chromedp.Click(chromedp.CSS("#verify")),
+		chromedp.WaitVisible(chromedp.CSS("#verify-status")),
+	)
+	if loc, msg := browsertest.Eval[string](b, `location.pathname`), browsertest.Eval[string](b, `document.querySelector("#verify-result").textContent`); loc != "/ui/nodes/web-1" || !strings.Contains(msg, "no control loop") {
+		t.Fatalf("verify: at %s, result %q; want the fragment swapped in on /ui/nodes/web-1", loc, msg)
+	}
 
 	// The live log panel: stored lines, then new ones as they arrive.
 	b.Do(30*time.Second, "deployment page", chromedp.EmulateViewport(1366, 900), chromedp.Navigate(base+"/ui/deployments/hello"))

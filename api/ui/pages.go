@@ -185,7 +185,7 @@ func (u *UI) nodeCreate(w http.ResponseWriter, r *http.Request, s *session) {
 	u.render(w, r, http.StatusBadRequest, "node", "", p)
 }
 
-// nodeData reads node name with its bootstrap command.
+// loadNode reads node name with its bootstrap command.
 func (u *UI) loadNode(r *http.Request, name string) (nodeData, error) {
 	c := u.client(r)
 	o, err := c.Get(r.Context(), api.KindNode, name)

@@ -217,12 +217,6 @@ var funcs = template.FuncMap{
 		return s
 	},
 	"bytes": humanBytes,
-	"pct": func(part, whole int64) int64 {
-		if whole <= 0 {
-			return 0
-		}
-		return part * 100 / whole
-	},
 	"join": strings.Join,
 	"list": func(s ...string) []string { return s },
 	"usedPct": func(d *api.DiskUsage) int64 {
