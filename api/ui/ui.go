@@ -217,8 +217,8 @@ var funcs = template.FuncMap{
 		return s
 	},
 	"bytes": humanBytes,
-	"join": strings.Join,
-	"list": func(s ...string) []string { return s },
+	"join":  strings.Join,
+	"list":  func(s ...string) []string { return s },
 	"usedPct": func(d *api.DiskUsage) int64 {
 		if d == nil || d.FilesystemBytes <= 0 {
 			return 0
