@@ -519,8 +519,11 @@ func (r *DeploymentReconciler) runNode(ctx context.Context, n *nodeRun, plan []A
 		rec.stepEnd(n.node, idx, err)
 		if err != nil {
 			n.log(api.StreamBakery, fmt.Sprintf("step %s failed: %v", a.Type, err))
-			if a.Type == ActStart || a.Type == ActHealth {
-				// Take the unhealthy new slot down; the active slot was never touched.
+			if (a.Type == ActStart || a.Type == ActHealth) && (n.obs.State == nil || n.obs.State.Active != a.Slot) {
+				// Take the unhealthy new slot down; the active slot was never
+				// touched. (A drift repair of the active slot that failed or
+				// was superseded leaves it as it is: stopping it could only
+				// take down what still serves.)
 				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 				if serr := rt.Stop(cctx, n, a.Slot); serr != nil {
 					n.logf("stopping the failed %s slot: %v", a.Slot, serr)

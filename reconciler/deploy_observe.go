@@ -167,6 +167,9 @@ func ParseAppObservation(out string) (AppObservation, error) {
 			o.Images[rest] = true
 		case "container":
 			f := strings.Fields(rest)
+			if len(f) == 0 {
+				continue // docker inspect prints an empty line when no container exists
+			}
 			if len(f) != 6 {
 				return o, fmt.Errorf("unexpected observe output %q", truncate(sc.Text(), 100))
 			}
