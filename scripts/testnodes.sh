@@ -3,6 +3,9 @@
 # systemd as PID 1 by systemd-nspawn, each in its own network namespace on a host bridge,
 # reachable only from the host over SSH as bakery-agent (set up by install-node-agent.sh).
 # See /work/shared/TESTNODES.md for the measured facts this follows. Run as root.
+# Every node also runs a docker engine (docker.io from the installer, bakery-agent in the
+# docker group; /var/lib/docker on the host's ext4 under the node's state dir) with the
+# image bakery-busybox:latest imported (a busybox-static root: nodes reach no registry).
 #
 # Usage:
 #   testnodes.sh up N                 (re)create N fresh nodes node1..nodeN and wait until all
@@ -65,7 +68,7 @@ die() { printf 'testnodes: ERROR: %s\n' "$*" >&2; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 
-usage() { sed -n '6,31p' "$SCRIPT" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '9,34p' "$SCRIPT" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------- names
 
