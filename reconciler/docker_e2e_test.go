@@ -242,7 +242,6 @@ docker inspect --format '{{.State.Status}} init={{.HostConfig.Init}} restart={{.
 		t.Fatal(err)
 	}
 	rb := waitDockerDeployment(t, st, "rolled back", 3*time.Minute, dockerReadyAt(c1))
-	load.check(t, "docker rollback")
 	per, ro := stepTimes(t, st, rb.Status.CurrentRollout.ID)
 	logStepTimes(t, "docker rollback", per, len(nodes))
 	if ro.Trigger != api.TriggerRollback || per["build"] != 0 || per["fetch"] != 0 {
@@ -253,6 +252,24 @@ docker inspect --format '{{.State.Status}} init={{.HostConfig.Init}} restart={{.
 		out, _ := testnodes.SSH(t, n, `docker image ls --format '{{.Tag}}' bakery/dhello`)
 		if strings.Contains(out, "stale") || strings.Count(strings.TrimSpace(out), "\n") != 1 {
 			t.Fatalf("%s: images after the rollback's prune:\n%s", n.Name, out)
+		}
+	}
+	// A restart (same revision into the other slot), still under load.
+	d2, err := mgr.DeploymentAction(ctx, dockerApp, ActionRequest{Action: ActionRestart})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := map[string]string{}
+	for _, ns := range d2.Status.Nodes {
+		slots[ns.Node] = ns.ActiveSlot
+	}
+	restarted := waitDockerDeployment(t, st, "restarted", 3*time.Minute, func(d *api.Deployment) bool {
+		return d.Status.RestartDone == d2.Status.Restart && api.IsTrue(d.Status.Conditions, api.ConditionReady)
+	})
+	load.check(t, "docker rollback and restart")
+	for _, ns := range restarted.Status.Nodes {
+		if ns.ActiveSlot == slots[ns.Node] || ns.Commit != c1 {
+			t.Fatalf("restart on %s: slot %s → %s, commit %s", ns.Node, slots[ns.Node], ns.ActiveSlot, ns.Commit)
 		}
 	}
 
@@ -276,6 +293,41 @@ docker inspect --format '{{.State.Status}} init={{.HostConfig.Init}} restart={{.
 	}
 	if r := getDockerDeployment(t, st).Status.Revision; r != rev {
 		t.Fatalf("drift repair made a new revision: %d → %d", rev, r)
+	}
+
+	// Host networking: a second app on one node, its container in the
+	// node's network namespace, listening on the slot port itself.
+	hd := dockerDeployment(repo, nodes[0].Name)
+	hd.Metadata.Name = "dhost"
+	hd.Spec.Docker.Network = "host"
+	hd.Spec.Ingress.Hosts = []string{"dhost.example.test"}
+	testnodes.SSH(t, nodes[0], `docker rm -f bakery-dhost-blue bakery-dhost-green >/dev/null 2>&1; rm -rf /var/lib/bakery/apps/dhost`)
+	if _, err := st.Create(ctx, hd); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		o, _ := st.Get(ctx, api.KindDeployment, "dhost")
+		if api.IsTrue(o.(*api.Deployment).Status.Conditions, api.ConditionReady) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dhost not Ready: %+v", o.(*api.Deployment).Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if body, err := getAs(client, nodes[0].Address, "dhost.example.test"); err != nil || !strings.HasPrefix(body, "hello from "+c2[:12]) {
+		t.Fatalf("host-network app serves %q, %v", body, err)
+	}
+	if out, _ := testnodes.SSH(t, nodes[0], `docker inspect --format '{{.HostConfig.NetworkMode}}' bakery-dhost-blue`); strings.TrimSpace(out) != "host" {
+		t.Fatalf("dhost's container network: %q", out)
+	}
+	o, _ := st.Get(ctx, api.KindDeployment, "dhost")
+	hd = o.(*api.Deployment)
+	hd.Metadata.Annotations = map[string]string{api.AnnotationDeletionRequested: "now"}
+	hd.Metadata.ResourceVersion = ""
+	if _, err := st.Update(ctx, hd); err != nil {
+		t.Fatal(err)
 	}
 
 	// A failing docker build (with a spec change, which ends the
