@@ -1,6 +1,8 @@
 package reconciler
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -85,5 +87,45 @@ func TestDockerHashes(t *testing.T) {
 	// Unchanged for systemd: existing deployments must not roll out anew.
 	if buildHash(sys) != nf.Hash("", "", "make") {
 		t.Fatal("the systemd build hash changed")
+	}
+}
+
+// stopRecorder is a Runtime whose Start fails and which records stops.
+type stopRecorder struct{ stopped []string }
+
+func (*stopRecorder) Install(context.Context, *nodeRun, Action) error { return nil }
+func (*stopRecorder) Start(context.Context, *nodeRun, Action) error {
+	return errors.New("start failed")
+}
+func (s *stopRecorder) Stop(_ context.Context, _ *nodeRun, slot string) error {
+	s.stopped = append(s.stopped, slot)
+	return nil
+}
+func (*stopRecorder) Remove(context.Context, *nodeRun) error { return nil }
+
+// A failed start of a new slot stops it again; a failed (or superseded)
+// repair of the active slot leaves it alone: stopping it could only take
+// down what still serves.
+func TestFailedStartStopsOnlyANewSlot(t *testing.T) {
+	st := openStore(t).(DeploymentStore)
+	for _, tc := range []struct {
+		slot string
+		want []string
+	}{{"green", []string{"green"}}, {"blue", nil}} {
+		rt := &stopRecorder{}
+		r := &DeploymentReconciler{Store: st, Runtime: rt}
+		ro := &api.Rollout{ID: "x-1-" + tc.slot, Deployment: "x", Nodes: []api.RolloutNode{{Node: "n1"}}}
+		if err := st.CreateRollout(t.Context(), ro); err != nil {
+			t.Fatal(err)
+		}
+		n := &nodeRun{node: "n1", app: "x", spec: &api.DeploymentSpec{}, log: func(string, string) {},
+			obs: AppObservation{Observed: Observed{State: &nf.AppState{Active: "blue"}, Units: map[string]string{}}}}
+		err := r.runNode(t.Context(), n, []Action{{Type: ActStart, Slot: tc.slot}}, &rolloutRecorder{store: st, ro: ro})
+		if err == nil {
+			t.Fatal("the failed start was not reported")
+		}
+		if diff := cmp.Diff(tc.want, rt.stopped); diff != "" {
+			t.Errorf("start of %s failed: stops (-want +got):\n%s", tc.slot, diff)
+		}
 	}
 }
