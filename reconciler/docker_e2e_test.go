@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,6 +178,26 @@ h=/usr/local/lib/bakery/bakery-sudo; sudo -n $h nginx-site-remove dhello && sudo
 	per, _ := stepTimes(t, st, first.Status.CurrentRollout.ID)
 	logStepTimes(t, "fresh docker rollout", per, len(nodes))
 	serves("first rollout", "hello from "+c1[:12])
+	// Converged: containers and images are observed in the same single
+	// round trip per node as the rest (a reconciler with its own counters).
+	rec := mgr.deps
+	solo := countingConnector{Connector: SSHConnector{Pool: labPool(t, lab)}, runs: map[string]*atomic.Int64{}}
+	for _, n := range nodes {
+		solo.runs[n.Name] = &atomic.Int64{}
+	}
+	rec2 := &DeploymentReconciler{Store: rec.Store, Connector: solo, Mirrors: rec.Mirrors, Resync: rec.Resync, StepTimeout: rec.StepTimeout}
+	for i := range 3 {
+		t0 := time.Now()
+		if _, err := rec2.Reconcile(ctx, Request{Kind: api.KindDeployment, Name: dockerApp}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("no-op reconcile %d of a docker deployment on %d nodes: %v", i+1, len(nodes), time.Since(t0))
+	}
+	for name, c := range solo.runs {
+		if c.Load() != 3 {
+			t.Errorf("node %s: %d commands for 3 converged reconciles of a docker app, want 3 (one round trip each)", name, c.Load())
+		}
+	}
 	for _, n := range nodes {
 		slot := "blue"
 		out, err := testnodes.SSH(t, n, `cat /var/lib/bakery/apps/dhello/state.json; stat -c '%a %U' /var/lib/bakery/apps/dhello/run/`+slot+`.env
