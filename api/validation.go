@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -185,19 +186,7 @@ func (d *Deployment) Validate() FieldErrors {
 			es.add("spec.docker", "is only allowed with runtime docker")
 		}
 	case RuntimeDocker:
-		if s.Docker != nil {
-			if s.Docker.Network != "bridge" && s.Docker.Network != "host" {
-				es.add("spec.docker.network", "must be bridge or host, not %q", s.Docker.Network)
-			}
-			if strings.HasPrefix(s.Docker.Dockerfile, "/") || strings.Contains(s.Docker.Dockerfile, "..") {
-				es.add("spec.docker.dockerfile", "must be a relative path inside the repository")
-			}
-			for k := range s.Docker.BuildArgs {
-				if !envName.MatchString(k) {
-					es.add("spec.docker.buildArgs", "invalid name %q", k)
-				}
-			}
-		}
+		validateDocker(&es, s)
 	default:
 		es.add("spec.runtime", "must be systemd or docker, not %q", s.Runtime)
 	}
@@ -281,4 +270,51 @@ func (d *Deployment) Validate() FieldErrors {
 	}
 	positive("spec.progressDeadline", s.ProgressDeadline)
 	return es
+}
+
+// dockerfilePath is a relative path of plain segments: it reaches the
+// node's shell (docker build -f) and must stay inside the release.
+var dockerfilePath = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$`)
+
+// validateDocker checks what runtime docker passes to docker on the node.
+func validateDocker(es *FieldErrors, s *DeploymentSpec) {
+	if s.Docker != nil {
+		if s.Docker.Network != "bridge" && s.Docker.Network != "host" {
+			es.add("spec.docker.network", "must be bridge or host, not %q", s.Docker.Network)
+		}
+		if f := s.Docker.Dockerfile; len(f) > 255 || !dockerfilePath.MatchString(f) || strings.Contains(f, "..") {
+			es.add("spec.docker.dockerfile", "%q must be a relative path inside the repository (letters, digits, . _ - and /; no ..)", f)
+		}
+		keys := make([]string, 0, len(s.Docker.BuildArgs))
+		for k := range s.Docker.BuildArgs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			p := "spec.docker.buildArgs." + k
+			if !envName.MatchString(k) {
+				p = fmt.Sprintf("spec.docker.buildArgs[%q]", k)
+				es.add(p, "%q is not a valid build argument name", k)
+				continue
+			}
+			if strings.HasPrefix(k, "BAKERY_") {
+				es.add(p, "names starting with BAKERY_ are set by Bakery")
+			}
+			if v := s.Docker.BuildArgs[k]; strings.ContainsAny(v, "\x00\n\r") {
+				es.add(p, "must not contain NUL or line breaks")
+			}
+		}
+	}
+	// docker's --env-file holds one NAME=value per line, taken literally:
+	// a value cannot span lines.
+	for i, e := range s.Run.Env {
+		if strings.ContainsAny(e.Value, "\n\r") {
+			es.add(fmt.Sprintf("spec.run.env[%d].value", i), "must not contain line breaks with runtime docker (docker env files hold one line per variable)")
+		}
+	}
+	for _, c := range []struct{ path, v string }{{"spec.build.install", s.Build.Install}, {"spec.build.test", s.Build.Test}, {"spec.build.build", s.Build.Build}} {
+		if c.v != "" {
+			es.add(c.path, "is not used with runtime docker: put build and test steps into the Dockerfile")
+		}
+	}
 }

@@ -94,10 +94,30 @@ func specHash(s *api.DeploymentSpec) string {
 	if s.Ingress != nil {
 		hosts = strings.Join(s.Ingress.Hosts, ",")
 	}
-	return nf.Hash(s.Runtime, s.Run.Command, port, strings.Join(env, "\x00"), hosts, buildHash(s))
+	h := nf.Hash(s.Runtime, s.Run.Command, port, strings.Join(env, "\x00"), hosts, buildHash(s))
+	if isDocker(s) && s.Docker != nil {
+		h = nf.Hash(h, s.Docker.Network)
+	}
+	return h
 }
 
 func buildHash(s *api.DeploymentSpec) string {
+	if isDocker(s) {
+		// The image is built from the Dockerfile with the build args:
+		// a change of either makes a new release (and image).
+		var args []string
+		if s.Docker != nil {
+			for k, v := range s.Docker.BuildArgs {
+				args = append(args, k+"="+v)
+			}
+		}
+		sort.Strings(args)
+		file := ""
+		if s.Docker != nil {
+			file = s.Docker.Dockerfile
+		}
+		return nf.Hash("docker", file, strings.Join(args, "\x00"))
+	}
 	return nf.Hash(s.Build.Install, s.Build.Test, s.Build.Build)
 }
 
@@ -257,12 +277,13 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 				n.desired.PinnedPort = *d.Spec.Run.Port
 			}
 			n.desired.SiteHash = func(slot string, port int) string { return r.ingress().Hash(n, slot, port) }
-			obs, err := ObserveApp(ctx, n.ex, n.app, 30*time.Second)
+			obs, err := ObserveAppRuntime(ctx, n.ex, n.app, d.Spec.Runtime, 30*time.Second)
 			if err != nil {
 				errs[i] = fmt.Errorf("observe %s: %w", n.node, err)
 				return
 			}
 			n.obs = obs
+			n.prev = previousRuntime(&d.Spec, obs)
 			runs[i] = n
 			plans[i], errs[i] = r.planWithReservations(n, obs.Observed)
 		}()
@@ -490,7 +511,7 @@ func (r *DeploymentReconciler) rolloutFinishedEvent(ctx context.Context, name st
 // alone.
 func (r *DeploymentReconciler) runNode(ctx context.Context, n *nodeRun, plan []Action, rec *rolloutRecorder) error {
 	rec.nodeState(n.node, api.RolloutRunning)
-	rt, ing := r.runtime(), r.ingress()
+	rt, ing := r.runtimeFor(n.spec), r.ingress()
 	for _, a := range plan {
 		n.logf("step %s", a)
 		idx := rec.stepStart(n.node, a.String())
@@ -498,8 +519,11 @@ func (r *DeploymentReconciler) runNode(ctx context.Context, n *nodeRun, plan []A
 		rec.stepEnd(n.node, idx, err)
 		if err != nil {
 			n.log(api.StreamBakery, fmt.Sprintf("step %s failed: %v", a.Type, err))
-			if a.Type == ActStart || a.Type == ActHealth {
-				// Take the unhealthy new slot down; the active slot was never touched.
+			if (a.Type == ActStart || a.Type == ActHealth) && (n.obs.State == nil || n.obs.State.Active != a.Slot) {
+				// Take the unhealthy new slot down; the active slot was never
+				// touched. (A drift repair of the active slot that failed or
+				// was superseded leaves it as it is: stopping it could only
+				// take down what still serves.)
 				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 				if serr := rt.Stop(cctx, n, a.Slot); serr != nil {
 					n.logf("stopping the failed %s slot: %v", a.Slot, serr)
@@ -610,9 +634,26 @@ func (r *DeploymentReconciler) portMax() int {
 	return 29999
 }
 
-func (r *DeploymentReconciler) runtime() Runtime {
+// runtimeFor returns the Runtime of a spec: r.Runtime when set (tests),
+// else docker containers or systemd units per spec.runtime.
+func (r *DeploymentReconciler) runtimeFor(s *api.DeploymentSpec) Runtime {
 	if r.Runtime != nil {
 		return r.Runtime
+	}
+	if isDocker(s) {
+		return dockerRuntime{}
+	}
+	return systemdRuntime{}
+}
+
+// previousRuntime returns the runtime the app's node state says it ran
+// under, when that differs from the spec's (nil otherwise).
+func previousRuntime(s *api.DeploymentSpec, obs AppObservation) Runtime {
+	if obs.State == nil || obs.State.Active == "" || obs.State.Dockerized == isDocker(s) {
+		return nil
+	}
+	if obs.State.Dockerized {
+		return dockerRuntime{}
 	}
 	return systemdRuntime{}
 }
@@ -655,13 +696,14 @@ func (r *DeploymentReconciler) finalize(ctx context.Context, d *api.Deployment) 
 				log: func(stream, text string) {
 					r.log().Info("removing app", "deployment", name, "node", t.node.Metadata.Name, "stream", stream, "text", text)
 				}}
-			obs, err := ObserveApp(ctx, n.ex, name, 30*time.Second)
+			obs, err := ObserveAppRuntime(ctx, n.ex, name, d.Spec.Runtime, 30*time.Second)
 			if err == nil {
 				n.obs = obs
+				n.prev = previousRuntime(&d.Spec, obs)
 				var plan []Action
 				plan, err = Plan(Desired{App: name, Remove: true}, obs.Observed)
 				for _, a := range plan {
-					if err = n.act(ctx, r.runtime(), r.ingress(), a); err != nil {
+					if err = n.act(ctx, r.runtimeFor(&d.Spec), r.ingress(), a); err != nil {
 						break
 					}
 				}
@@ -760,13 +802,10 @@ func (r *DeploymentReconciler) portStart(app string) int {
 }
 
 // unsupported names what a spec asks for that this control plane cannot
-// do yet ("" when everything is supported): the docker runtime and TLS
-// ingress are not built yet, and a deployment asking for them must not be
-// rolled out as a plain systemd/HTTP app.
+// do yet ("" when everything is supported): TLS ingress is not built yet,
+// and a deployment asking for it must not be rolled out as a plain HTTP app.
 func unsupported(s *api.DeploymentSpec) string {
 	switch {
-	case s.Runtime == api.RuntimeDocker:
-		return "runtime docker is not supported by this version of Bakery yet; use runtime systemd"
 	case s.Ingress != nil && s.Ingress.TLS != nil:
 		return "ingress.tls is not supported by this version of Bakery yet; remove it to serve HTTP"
 	}

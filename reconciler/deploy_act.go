@@ -66,6 +66,11 @@ type nodeRun struct {
 	mirrors *source.Mirrors
 	log     func(stream, text string) // rollout log
 	timeout time.Duration             // per step
+	// prev is the runtime the app ran under on this node when it differs
+	// from the spec's (the runtime was changed): slots this run did not
+	// install are stopped, and a removal cleaned up, with it too.
+	prev      Runtime
+	installed map[string]bool // slots installed by this run
 }
 
 // run runs a script on the node, streaming its output into the rollout log.
@@ -94,8 +99,15 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 	case ActFetch:
 		return n.fetch(ctx, a.Commit)
 	case ActBuild:
+		if b, ok := rt.(builder); ok {
+			return b.Build(ctx, n, a.Commit, a.Release)
+		}
 		return n.build(ctx, a.Commit, a.Release)
 	case ActInstall:
+		if n.installed == nil {
+			n.installed = map[string]bool{}
+		}
+		n.installed[a.Slot] = true
 		return rt.Install(ctx, n, a)
 	case ActStart:
 		if err := rt.Start(ctx, n, a); err != nil {
@@ -121,6 +133,9 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 			return nil
 		}
 	case ActStop:
+		if n.prev != nil && !n.installed[a.Slot] {
+			rt = n.prev // a slot of the runtime the app ran under before
+		}
 		if err := rt.Stop(ctx, n, a.Slot); err != nil {
 			return err
 		}
@@ -133,10 +148,21 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 		n.obs.SiteHash = ing.Hash(n, a.Slot, a.Port)
 		return nil
 	case ActPrune:
-		return n.prune(ctx)
+		if err := n.prune(ctx); err != nil {
+			return err
+		}
+		if p, ok := rt.(imagePruner); ok {
+			return p.PruneImages(ctx, n)
+		}
+		return nil
 	case ActRemove:
 		if err := rt.Remove(ctx, n); err != nil {
 			return err
+		}
+		if n.prev != nil {
+			if err := n.prev.Remove(ctx, n); err != nil {
+				return err
+			}
 		}
 		if err := ing.Remove(ctx, n); err != nil {
 			return err
@@ -193,10 +219,19 @@ done
 printf '%s' "$BAKERY_BUILD_HASH" > .bakery-built
 `
 
-func (n *nodeRun) build(ctx context.Context, commit, release string) error {
+// checkout checks commit out into the release's directory.
+func (n *nodeRun) checkout(ctx context.Context, commit, release string) error {
 	rel := nf.ReleaseDir(n.app, release)
 	if _, err := n.run(ctx, `mkdir -p "$R"`+"\n"+source.NodeCheckoutScript(nf.RepoDir(n.app), rel, commit), map[string]string{"R": nf.ReleasesDir(n.app)}, nil); err != nil {
 		return fmt.Errorf("checkout: %w", err)
+	}
+	return nil
+}
+
+func (n *nodeRun) build(ctx context.Context, commit, release string) error {
+	rel := nf.ReleaseDir(n.app, release)
+	if err := n.checkout(ctx, commit, release); err != nil {
+		return err
 	}
 	env := map[string]string{}
 	for k, v := range n.env {
@@ -226,13 +261,26 @@ while :; do
         echo "bakery: $url answers, but not from $UNIT: port $PORT is held by another process (pid $pids)" >&2; exit 1
       fi
     fi
+    if [ -n "$CONTAINER" ]; then
+      # The answer must come from this slot's container, running.
+      st=$(docker inspect --format '{{.State.Running}}' "$CONTAINER" 2>&1)
+      if [ "$st" != true ]; then
+        echo "bakery: $url answers, but container $CONTAINER is not running ($st)" >&2; exit 1
+      fi
+    fi
     echo "bakery: health check passed: $url answered $out"; exit 0
   fi
   now=$(date +%s)
   if [ $((now - start)) -ge "$GRACE" ]; then
     fails=$((fails + 1))
     echo "bakery: health check $fails/$RETRIES failed: $url: $out" >&2
-    if [ "$fails" -ge "$RETRIES" ]; then exit 1; fi
+    if [ "$fails" -ge "$RETRIES" ]; then
+      if [ -n "$CONTAINER" ]; then
+        echo "bakery: container $CONTAINER: $(docker inspect --format '{{.State.Status}}, exit code {{.State.ExitCode}}' "$CONTAINER" 2>&1); its last log lines:" >&2
+        docker logs --tail 20 "$CONTAINER" 2>&1 | sed 's/^/  /' >&2
+      fi
+      exit 1
+    fi
   fi
   sleep "$INTERVAL"
 done
@@ -242,14 +290,19 @@ func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), '
 
 func (n *nodeRun) health(ctx context.Context, slot string, port int) error {
 	h := n.spec.HealthCheck
+	unit, container := nf.UnitName(n.app, slot), ""
+	if isDocker(n.spec) {
+		unit, container = "", nf.ContainerName(n.app, slot)
+	}
 	env := map[string]string{
-		"UNIT":     nf.UnitName(n.app, slot),
-		"PORT":     strconv.Itoa(port),
-		"HPATH":    h.Path,
-		"TIMEOUT":  seconds(h.Timeout.Duration),
-		"INTERVAL": seconds(h.Interval.Duration),
-		"RETRIES":  strconv.Itoa(h.Retries),
-		"GRACE":    strconv.Itoa(int(h.StartPeriod.Duration.Seconds())),
+		"UNIT":      unit,
+		"CONTAINER": container,
+		"PORT":      strconv.Itoa(port),
+		"HPATH":     h.Path,
+		"TIMEOUT":   seconds(h.Timeout.Duration),
+		"INTERVAL":  seconds(h.Interval.Duration),
+		"RETRIES":   strconv.Itoa(h.Retries),
+		"GRACE":     strconv.Itoa(int(h.StartPeriod.Duration.Seconds())),
 	}
 	_, err := n.run(ctx, healthScript, env, nil)
 	if err != nil {
@@ -267,6 +320,7 @@ func (n *nodeRun) writeState(ctx context.Context, a Action) error {
 	}
 	st.Active = a.Slot
 	st.Revision = n.desired.Revision
+	st.Dockerized = isDocker(n.spec)
 	st.Slots[a.Slot] = nf.SlotState{Commit: a.Commit, Release: a.Release, Port: a.Port, Revision: n.desired.Revision, SpecHash: n.desired.SpecHash}
 	n.obs.State = st
 	return n.ex.WriteFile(ctx, sshexec.File{Path: nf.StatePath(n.app), Mode: 0o644, Content: st.Marshal()})

@@ -23,12 +23,31 @@ import (
 //	have <commit in the node's repo>
 //	other <another app's state.json on one line>
 //	listen <TCP port something listens on>
+//
+// For a docker app (RUNTIME=docker, or a state file saying dockerized)
+// also, from `docker image ls` and `docker inspect`:
+//
+//	docker
+//	image <tag of the app's image repository>
+//	container <name> <status> <health | -> <image> <commit label | -> <revision label | ->
+//	docker-error <why docker cannot be asked>
 const appObserveScript = `d=/var/lib/bakery/apps/$APP
 if [ -f "$d/state.json" ]; then printf 'state '; tr -d '\n' < "$d/state.json"; echo; fi
 for s in blue green; do
   st=$(systemctl show -p ActiveState --value "bakery-$APP-$s.service" 2>/dev/null) || st=unknown
   echo "unit $s ${st:-unknown}"
 done
+if [ "$RUNTIME" = docker ] || grep -qs '"dockerized": true' "$d/state.json"; then
+  if ! command -v docker >/dev/null 2>&1; then
+    echo "docker-error docker is not installed on this node (install-node-agent.sh installs it unless --no-docker)"
+  elif ! imgs=$(docker image ls --format '{{.Tag}}' "bakery/$APP" 2>&1); then
+    echo "docker-error $(printf '%s' "$imgs" | head -n 1)"
+  else
+    echo docker
+    for t in $imgs; do echo "image $t"; done
+    docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.Config.Image}} {{or (index .Config.Labels "bakery.commit") "-"}} {{or (index .Config.Labels "bakery.revision") "-"}}' "bakery-$APP-blue" "bakery-$APP-green" 2>/dev/null | sed 's/^/container /'
+  fi
+fi
 site=/etc/nginx/conf.d/bakery-$APP.conf
 if [ -f "$site" ]; then echo "site $(sha256sum < "$site" | cut -d' ' -f1)"; else echo "site -"; fi
 if [ -d "$d/releases" ]; then
@@ -55,11 +74,36 @@ type AppObservation struct {
 	Haves []string
 	// Listening are the TCP ports something listens on.
 	Listening map[int]bool
+	// Docker says the app's containers and images were observed (runtime
+	// docker): Units then holds the containers' states.
+	Docker bool
+	// Containers holds the slots' containers as docker inspect showed them.
+	Containers map[string]Container
+	// Images holds the tags of the app's images (one per built release).
+	Images map[string]bool
 }
 
-// ObserveApp observes app on one node in one round trip.
+// Container is one slot's docker container as observed.
+type Container struct {
+	Status string // docker's State.Status: running, exited, restarting, …
+	Health string // State.Health.Status ("" without a HEALTHCHECK)
+	Image  string // the image reference it was created from
+	Commit string // its bakery.commit label
+	// Revision is its bakery.revision label.
+	Revision string
+}
+
+// ObserveApp observes app on one node in one round trip (its docker
+// containers too when its state file says it is dockerized).
 func ObserveApp(ctx context.Context, ex sshexec.Executor, app string, timeout time.Duration) (AppObservation, error) {
-	res, err := ex.Run(ctx, sshexec.Command{Script: appObserveScript, Env: map[string]string{"APP": app}, Timeout: timeout})
+	return ObserveAppRuntime(ctx, ex, app, "", timeout)
+}
+
+// ObserveAppRuntime is ObserveApp for an app of the given runtime: with
+// runtime docker, its containers and images are observed in the same
+// round trip.
+func ObserveAppRuntime(ctx context.Context, ex sshexec.Executor, app, runtime string, timeout time.Duration) (AppObservation, error) {
+	res, err := ex.Run(ctx, sshexec.Command{Script: appObserveScript, Env: map[string]string{"APP": app, "RUNTIME": runtime}, Timeout: timeout})
 	if err != nil {
 		return AppObservation{}, err
 	}
@@ -68,7 +112,7 @@ func ObserveApp(ctx context.Context, ex sshexec.Executor, app string, timeout ti
 
 // ParseAppObservation parses the output of the app observe script.
 func ParseAppObservation(out string) (AppObservation, error) {
-	o := AppObservation{Listening: map[int]bool{}, Observed: Observed{
+	o := AppObservation{Listening: map[int]bool{}, Containers: map[string]Container{}, Images: map[string]bool{}, Observed: Observed{
 		Units:     map[string]string{},
 		Releases:  map[string]string{},
 		UsedPorts: map[int]bool{},
@@ -115,10 +159,37 @@ func ParseAppObservation(out string) (AppObservation, error) {
 			if p, err := strconv.Atoi(rest); err == nil {
 				o.Listening[p] = true
 			}
+		case "docker":
+			o.Docker = true
+		case "docker-error":
+			return o, fmt.Errorf("docker: %s", rest)
+		case "image":
+			o.Images[rest] = true
+		case "container":
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				continue // docker inspect prints an empty line when no container exists
+			}
+			if len(f) != 6 {
+				return o, fmt.Errorf("unexpected observe output %q", truncate(sc.Text(), 100))
+			}
+			name := strings.TrimPrefix(f[0], "/")
+			for _, slot := range nf.Slots {
+				if strings.HasSuffix(name, "-"+slot) {
+					c := Container{Status: f[1], Image: f[3], Commit: f[4], Revision: f[5]}
+					if f[2] != "-" {
+						c.Health = f[2]
+					}
+					o.Containers[slot] = c
+				}
+			}
 		case "":
 		default:
 			return o, fmt.Errorf("unexpected observe output %q", truncate(sc.Text(), 100))
 		}
+	}
+	if o.Docker {
+		o.dockerUnits()
 	}
 	// A port something listens on is used, unless it is one of this
 	// app's own slots (which may be running).
@@ -134,4 +205,36 @@ func ParseAppObservation(out string) (AppObservation, error) {
 		}
 	}
 	return o, sc.Err()
+}
+
+// dockerUnits puts the containers' states where Plan reads the units'
+// (running → active) and counts a release as built only while its image
+// exists: an image removed behind Bakery's back is rebuilt, and a rollback
+// to a release whose image is still there rebuilds nothing.
+func (o *AppObservation) dockerUnits() {
+	for _, slot := range nf.Slots {
+		c, ok := o.Containers[slot]
+		var st string
+		switch {
+		case !ok:
+			st = "absent"
+		case o.State != nil && o.State.Slots[slot].Commit != "" && c.Commit != o.State.Slots[slot].Commit:
+			// Not the container Bakery started for the slot.
+			st = "replaced"
+		case c.Status == "running" && c.Health == "unhealthy":
+			st = "unhealthy"
+		case c.Status == "running":
+			st = "active"
+		case c.Status == "restarting":
+			st = "activating"
+		default:
+			st = c.Status
+		}
+		o.Units[slot] = st
+	}
+	for rel := range o.Releases {
+		if !o.Images[rel] {
+			o.Releases[rel] = ""
+		}
+	}
 }

@@ -247,7 +247,6 @@ func TestUnsupportedSpecsStall(t *testing.T) {
 		name   string
 		mutate func(d *api.Deployment)
 	}{
-		{"docker", func(d *api.Deployment) { d.Spec.Runtime = api.RuntimeDocker }},
 		{"tls", func(d *api.Deployment) {
 			d.Spec.Ingress = &api.Ingress{Hosts: []string{"a.example.test"}, TLS: &api.TLS{Email: "ops@example.test"}}
 		}},

@@ -13,7 +13,8 @@ import (
 )
 
 // RuntimeLogRequest asks for the running app's own log (the journal of
-// its active slot's unit) on its nodes.
+// its active slot's unit, or `docker logs` of its container for runtime
+// docker) on its nodes.
 type RuntimeLogRequest struct {
 	// Node limits the log to one node ("" = every node of the deployment).
 	Node string
@@ -84,6 +85,14 @@ func (m *Manager) RuntimeLogs(ctx context.Context, name string, req RuntimeLogRe
 	script := sudo + ` journal "$APP" "$SLOT" "$LINES"`
 	if req.Follow {
 		script += " follow"
+	}
+	if d.Spec.Runtime == api.RuntimeDocker {
+		// The container's own log (stdout and stderr kept apart); as
+		// bakery-agent, so the follow ends with the SSH session.
+		script = `docker logs --timestamps --tail "$LINES" "bakery-$APP-$SLOT"`
+		if req.Follow {
+			script = `docker logs --timestamps --follow --tail "$LINES" "bakery-$APP-$SLOT"`
+		}
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(targets))

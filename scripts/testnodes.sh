@@ -3,6 +3,9 @@
 # systemd as PID 1 by systemd-nspawn, each in its own network namespace on a host bridge,
 # reachable only from the host over SSH as bakery-agent (set up by install-node-agent.sh).
 # See /work/shared/TESTNODES.md for the measured facts this follows. Run as root.
+# Every node also runs a docker engine (docker.io from the installer, bakery-agent in the
+# docker group; /var/lib/docker on the host's ext4 under the node's state dir) with the
+# image bakery-busybox:latest imported (a busybox-static root: nodes reach no registry).
 #
 # Usage:
 #   testnodes.sh up N                 (re)create N fresh nodes node1..nodeN and wait until all
@@ -55,7 +58,7 @@ LAB=bakery-testnodes$SFX # cgroup directory name
 SUITE=bookworm
 MAX_NODES=80
 # Bump when the build recipe below changes in a way that must rebuild the root.
-RECIPE=4
+RECIPE=5
 INCLUDE=systemd,systemd-sysv,dbus,openssh-server,sudo,git,curl,nginx-light,iproute2,ca-certificates,procps,nodejs,busybox,python3
 KEY=$STATE/id_ed25519
 KNOWN_HOSTS=$STATE/known_hosts
@@ -65,7 +68,7 @@ die() { printf 'testnodes: ERROR: %s\n' "$*" >&2; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 
-usage() { sed -n '6,31p' "$SCRIPT" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '9,34p' "$SCRIPT" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------- names
 
@@ -175,8 +178,9 @@ build_root() {
 		--dpkgopt='path-exclude=/usr/share/info/*' --aptopt='Acquire::Languages "none"' \
 		--setup-hook="mkdir -p \"\$1\"/var/cache/apt/archives && cp -a '$debcache'/. \"\$1\"/var/cache/apt/archives/" \
 		--customize-hook="copy-in '$CACHE/.key-$hash.pub' /root" \
-		--customize-hook="cat '$CACHE/.installer-$hash.sh' | chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 bash -s -- --no-docker --key \"\$(cat \"\$1\"/root/.key-$hash.pub)\" | tee '$CACHE/installer-$hash.log' >&2 && test \"\$(tail -n 1 '$CACHE/installer-$hash.log')\" = bakery-ready" \
+		--customize-hook="cat '$CACHE/.installer-$hash.sh' | chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 bash -s -- --key \"\$(cat \"\$1\"/root/.key-$hash.pub)\" | tee '$CACHE/installer-$hash.log' >&2 && test \"\$(tail -n 1 '$CACHE/installer-$hash.log')\" = bakery-ready" \
 		--customize-hook="cp -a \"\$1\"/var/cache/apt/archives/*.deb '$debcache'/ 2>/dev/null || true" \
+		--customize-hook="$(base_image_hook)" \
 		--customize-hook="rm -f \"\$1\"/root/.key-$hash.pub \"\$1\"/etc/ssh/ssh_host_* \"\$1\"/var/cache/apt/archives/*.deb && rm -rf \"\$1\"/var/lib/apt/lists/* && : > \"\$1\"/etc/resolv.conf" \
 		--customize-hook="chroot \"\$1\" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer certbot.timer fstrim.timer man-db.timer systemd-networkd-wait-online.service >/dev/null 2>&1 || true" \
 		"$SUITE" "$tmp" "$sources" >"$CACHE/build-$hash.log" 2>&1; then
@@ -194,6 +198,40 @@ build_root() {
 	echo "build_seconds=$(elapsed "$t0")" >"$root/.bakery-build-info"
 	prune_roots "$root"
 	echo "$root"
+}
+
+# The base image docker apps on test nodes build FROM (the nodes reach no registry): a
+# rootfs of Debian's busybox-static (one static binary and its applet links), made while
+# the root is built and kept in it as a tar; `up` imports it into each node's docker as
+# BASE_IMAGE. Printed as an mmdebstrap customize hook ($1 = the root).
+BASE_IMAGE=bakery-busybox:latest
+BASE_TAR=/usr/local/share/bakery-testnodes/busybox-rootfs.tar
+base_image_hook() {
+	cat <<HOOK
+chroot "\$1" sh -ec 'cd /tmp && rm -rf bb bbimg busybox-static_*.deb
+apt-get download -q busybox-static >/dev/null
+dpkg-deb -x busybox-static_*.deb bb
+mkdir -p bbimg/bin bbimg/etc bbimg/tmp bbimg/root bbimg/proc bbimg/sys bbimg/dev
+cp bb/bin/busybox bbimg/bin/busybox
+for a in \$(bbimg/bin/busybox --list); do [ "\$a" = busybox ] || ln -s busybox "bbimg/bin/\$a"; done
+chmod 1777 bbimg/tmp
+printf "root:x:0:0:root:/root:/bin/sh\\nnobody:x:65534:65534:nobody:/:/bin/false\\n" >bbimg/etc/passwd
+printf "root:x:0:\\nnogroup:x:65534:\\n" >bbimg/etc/group
+mkdir -p $(dirname "$BASE_TAR")
+tar -C bbimg --numeric-owner -cf $BASE_TAR .
+rm -rf bb bbimg busybox-static_*.deb'
+HOOK
+}
+
+# import_base_image PID — wait for the node's dockerd and import BASE_TAR as BASE_IMAGE.
+import_base_image() {
+	local pid=$1 k
+	for ((k = 0; k < 300; k++)); do
+		in_node "$pid" docker info >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	in_node "$pid" docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return 0
+	in_node "$pid" docker import -c 'ENV PATH=/bin' "$BASE_TAR" "$BASE_IMAGE" >/dev/null
 }
 
 prune_roots() { # remove older roots that no mounted overlay uses (and no other lab just built)
@@ -352,7 +390,7 @@ pin_host_key() { # node pubkey
 mount_node() { # node root
 	local d
 	d=$(node_dir "$1")
-	mkdir -p "$d/upper" "$d/work" "$d/merged"
+	mkdir -p "$d/upper" "$d/work" "$d/merged" "$d/docker"
 	mountpoint -q "$d/merged" ||
 		mount -t overlay overlay -o "lowerdir=$2,upperdir=$d/upper,workdir=$d/work" "$d/merged"
 }
@@ -378,8 +416,13 @@ launch_node() { # node index
 		stop=0 child=
 		trap '"'"'stop=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null'"'"' TERM INT
 		while :; do
-			systemd-nspawn --boot --keep-unit --register=no --directory="$dir/merged" \
-				--machine="$name" --network-namespace-path="/run/netns/$ns" \
+			# Docker inside the node (TESTNODES.md): a writable cgroup2 tree, CAP_NET_ADMIN
+			# and a writable /proc/sys/net (--private-network, still in our namespace), the
+			# syscalls runc needs, and /var/lib/docker on the host ext4 (overlay2 does not
+			# work on the node overlay root).
+			SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --boot --keep-unit --register=no --directory="$dir/merged" \
+				--machine="$name" --private-network --network-namespace-path="/run/netns/$ns" \
+				--system-call-filter=@keyring --system-call-filter=bpf --bind="$dir/docker:/var/lib/docker" \
 				--console=read-only --link-journal=no --resolv-conf=off --timezone=off &
 			child=$!
 			while :; do
@@ -557,6 +600,12 @@ cmd_up() {
 	for ((i = 1; i <= n; i++)); do check_installer "node$i" & pids+=($!); done
 	for j in "${pids[@]}"; do wait "$j" || rc=1; done
 	((rc == 0)) || die "installer re-run check failed"
+	t1=$(now)
+	pids=()
+	for ((i = 1; i <= n; i++)); do import_base_image "$(leader_pid "node$i")" & pids+=($!); done
+	for j in "${pids[@]}"; do wait "$j" || rc=1; done
+	((rc == 0)) || die "importing the docker base image $BASE_IMAGE failed"
+	log "docker base image $BASE_IMAGE imported on $n node(s) in $(elapsed "$t1") s"
 	log "up $n done in $(elapsed "$t0") s; lab description: $STATE/nodes.json"
 }
 
@@ -571,7 +620,7 @@ check_installer() { # node
 	pid=$(leader_pid "$name") || die "$name is not running"
 	local probe="for f in $(echo $MANAGED); do stat -c '%n %a %U:%G' \"\$f\"; sha256sum \"\$f\"; done; for d in $(echo $MANAGED_DIRS); do stat -c '%n %a %U:%G' \"\$d\"; done"
 	before=$(in_node "$pid" sh -c "$probe")
-	if ! out=$(in_node "$pid" bash -s -- --no-docker --key "$(cat "$KEY.pub")" <"$INSTALLER" 2>&1); then
+	if ! out=$(in_node "$pid" bash -s -- --key "$(cat "$KEY.pub")" <"$INSTALLER" 2>&1); then
 		printf '%s\n' "$out" >&2
 		die "$name: installer re-run failed"
 	fi
@@ -682,6 +731,7 @@ cmd_add() {
 	write_known_hosts
 	launch_node "$name" "$i"
 	wait_ready "$name" "$i"
+	import_base_image "$(leader_pid "$name")" || die "$name: importing the docker base image failed"
 	log "scratch node $name up in $(elapsed "$t0") s"
 	node_json "$name"
 }
