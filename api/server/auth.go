@@ -39,11 +39,13 @@ type authException struct {
 
 // authExceptions is the complete list of routes under /api/ served without a
 // bearer token. Every entry must name how its handler authenticates instead.
-// Today it is empty. Later issues add:
-//   - the GitHub webhook receiver (HMAC-SHA256 signature, constant time),
+// Later issues add:
 //   - the web UI and its SSE streams (session cookie + CSRF token),
 //   - the public, read-only node installer script.
-var authExceptions = []authException{}
+var authExceptions = []authException{
+	{GitHubWebhookPath, "push webhook: HMAC-SHA256 of the body (X-Hub-Signature-256) under the repository's webhook secret, compared in constant time"},
+	{GenericWebhookPath, "push webhook: HMAC-SHA256 of the body (X-Hub-Signature-256) under the repository's webhook secret, compared in constant time"},
+}
 
 // String describes the exception for logs and tests.
 func (e authException) String() string { return e.prefix + ": " + e.why }

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/sealed"
 )
 
 // Config configures a Server.
@@ -32,7 +33,12 @@ type Config struct {
 	PublicURL string
 	// Stream tunes the rollout log stream (zero: the defaults).
 	Stream StreamConfig
-	// Later issues add: the web UI, webhooks.
+	// Keyring seals webhook secrets and OAuth tokens in the store's
+	// settings (nil: webhook secrets cannot be kept; webhooks answer 401).
+	Keyring *sealed.Keyring
+	// MaxWebhookBytes limits webhook bodies (default DefaultMaxWebhookBytes).
+	MaxWebhookBytes int64
+	// Later issues add: the web UI.
 }
 
 // Server is Bakery's HTTP API. Its Handler is safe for concurrent use.
@@ -43,6 +49,8 @@ type Server struct {
 	cfg     Config
 	router  *mux.Router
 	handler http.Handler
+	// deliveries remembers webhook delivery ids (replays are refused).
+	deliveries deliveryLog
 }
 
 // readyTimeout bounds the store Ping behind /readyz.
@@ -72,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // resourcePattern matches the {resource} path segment of docs/api.md.
-const resourcePattern = "{resource:nodes|deployments}"
+const resourcePattern = "{resource:nodes|deployments|manifestsources}"
 
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
@@ -99,6 +107,11 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(v1+"/rollouts/{id}", s.wrap(http.StatusOK, s.rollout)).Methods(http.MethodGet)
 	r.Handle(v1+"/rollouts/{id}/logs", s.wrap(http.StatusOK, s.rolloutLogs)).Methods(http.MethodGet)
 	r.Handle(v1+"/rollouts/{id}/logs/stream", http.HandlerFunc(s.logStream)).Methods(http.MethodGet)
+	r.Handle(GitHubWebhookPath, s.wrap(http.StatusOK, s.githubWebhook)).Methods(http.MethodPost)
+	r.Handle(GenericWebhookPath, s.wrap(http.StatusOK, s.genericWebhook)).Methods(http.MethodPost)
+	r.Handle(v1+"/webhooks/secrets", s.wrap(http.StatusOK, s.getWebhookSecret)).Methods(http.MethodGet)
+	r.Handle(v1+"/webhooks/secrets", s.wrap(http.StatusCreated, s.createWebhookSecret)).Methods(http.MethodPost)
+	r.Handle(v1+"/manifestsources/{name}/sync", s.wrap(http.StatusAccepted, s.syncSource)).Methods(http.MethodPost)
 	r.Handle(InstallerPath, http.HandlerFunc(s.installer)).Methods(http.MethodGet, http.MethodHead)
 
 	r.NotFoundHandler = s.wrap(0, func(w http.ResponseWriter, r *http.Request) (any, error) {
