@@ -43,6 +43,7 @@ type authException struct {
 //   - the web UI and its SSE streams (session cookie + CSRF token),
 //   - the public, read-only node installer script.
 var authExceptions = []authException{
+	{GitHubCallbackPath, "GitHub OAuth callback: its state must be one minted, at most 10 minutes before, by GET /api/v1/github/login with a valid token (used once)"},
 	{GitHubWebhookPath, "push webhook: HMAC-SHA256 of the body (X-Hub-Signature-256) under the repository's webhook secret, compared in constant time"},
 	{GenericWebhookPath, "push webhook: HMAC-SHA256 of the body (X-Hub-Signature-256) under the repository's webhook secret, compared in constant time"},
 }

@@ -38,6 +38,8 @@ type Config struct {
 	Keyring *sealed.Keyring
 	// MaxWebhookBytes limits webhook bodies (default DefaultMaxWebhookBytes).
 	MaxWebhookBytes int64
+	// GitHub configures the GitHub integration (nil: its routes answer 503).
+	GitHub *GitHubConfig
 	// Later issues add: the web UI.
 }
 
@@ -51,6 +53,8 @@ type Server struct {
 	handler http.Handler
 	// deliveries remembers webhook delivery ids (replays are refused).
 	deliveries deliveryLog
+	// oauth holds pending GitHub sign-ins.
+	oauth oauthStates
 }
 
 // readyTimeout bounds the store Ping behind /readyz.
@@ -112,6 +116,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(v1+"/webhooks/secrets", s.wrap(http.StatusOK, s.getWebhookSecret)).Methods(http.MethodGet)
 	r.Handle(v1+"/webhooks/secrets", s.wrap(http.StatusCreated, s.createWebhookSecret)).Methods(http.MethodPost)
 	r.Handle(v1+"/manifestsources/{name}/sync", s.wrap(http.StatusAccepted, s.syncSource)).Methods(http.MethodPost)
+	s.githubRoutes(r)
 	r.Handle(InstallerPath, http.HandlerFunc(s.installer)).Methods(http.MethodGet, http.MethodHead)
 
 	r.NotFoundHandler = s.wrap(0, func(w http.ResponseWriter, r *http.Request) (any, error) {

@@ -57,6 +57,9 @@ type serverOptions struct {
 	diskLowPercent float64
 	// manifests is a directory of manifests kept applied (watched).
 	manifests string
+	// githubClientID, githubURL and githubAPIURL configure the GitHub
+	// integration; the client secret comes from the environment only.
+	githubClientID, githubURL, githubAPIURL string
 }
 
 // notifyEnv holds notification targets separated by spaces when --notify
@@ -236,6 +239,9 @@ file store and no key given, one is minted in <data>/encryption-key (0600).`,
 	f.StringVar(&o.maxBody, "max-body", cmp.Or(os.Getenv("BAKERY_MAX_BODY"), "4MiB"), "largest request body accepted, e.g. 4MiB, 512KiB, 1000000 (env BAKERY_MAX_BODY)")
 	f.StringArrayVar(&o.notify, "notify", nil, "send events to a webhook: url=URL[,format=json|slack|discord][,on=all|failures]; repeatable (env "+notifyEnv+": targets separated by spaces)")
 	f.StringVar(&o.manifests, "manifests", os.Getenv("BAKERY_MANIFESTS"), "a directory of manifests kept applied: watched, changes applied as one unit, objects whose files are removed pruned (env BAKERY_MANIFESTS)")
+	f.StringVar(&o.githubClientID, "github-client-id", os.Getenv("BAKERY_GITHUB_CLIENT_ID"), "GitHub OAuth app client id: enables GitHub sign-in, repository lists and webhook registration; the client secret is read from BAKERY_GITHUB_CLIENT_SECRET (env BAKERY_GITHUB_CLIENT_ID)")
+	f.StringVar(&o.githubURL, "github-url", cmp.Or(os.Getenv("BAKERY_GITHUB_URL"), "https://github.com"), "GitHub web URL for OAuth (GitHub Enterprise: https://HOST) (env BAKERY_GITHUB_URL)")
+	f.StringVar(&o.githubAPIURL, "github-api-url", cmp.Or(os.Getenv("BAKERY_GITHUB_API_URL"), "https://api.github.com"), "GitHub REST API URL (GitHub Enterprise: https://HOST/api/v3) (env BAKERY_GITHUB_API_URL)")
 	f.Float64Var(&o.diskLowPercent, "disk-low-percent", reconciler.DefaultDiskLowPercent, "raise DiskLow when a node's free disk space falls below this percentage of its filesystem; 0 never (env BAKERY_DISK_LOW_PERCENT)")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
@@ -338,10 +344,14 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	gh, err := githubConfig(o)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		Store: st, Logger: log, MaxBodyBytes: maxBody,
 		Version: version, Commit: commit, StoreKind: kind,
-		Actions: mgr, PublicURL: o.publicURL, Keyring: secrets,
+		Actions: mgr, PublicURL: o.publicURL, Keyring: secrets, GitHub: gh,
 	})
 	if err != nil {
 		return err

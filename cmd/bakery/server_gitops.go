@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/google/renameio/v2"
 
+	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/reconciler/manifestsync"
@@ -63,4 +65,22 @@ func watchManifests(ctx context.Context, dir string, st store.Store, log *slog.L
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	return done, nil
+}
+
+// githubConfig is the GitHub integration's configuration, or nil when no
+// client id is given.
+func githubConfig(o serverOptions) (*server.GitHubConfig, error) {
+	if o.githubClientID == "" {
+		return nil, nil
+	}
+	secret := os.Getenv("BAKERY_GITHUB_CLIENT_SECRET")
+	if secret == "" {
+		return nil, usageErrorf("--github-client-id needs the OAuth app's client secret in BAKERY_GITHUB_CLIENT_SECRET")
+	}
+	for _, u := range []struct{ flag, v string }{{"--github-url", o.githubURL}, {"--github-api-url", o.githubAPIURL}} {
+		if pu, err := url.Parse(u.v); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			return nil, usageErrorf("%s: %q is not an http(s) URL", u.flag, u.v)
+		}
+	}
+	return &server.GitHubConfig{ClientID: o.githubClientID, ClientSecret: secret, WebURL: o.githubURL, APIURL: o.githubAPIURL}, nil
 }
