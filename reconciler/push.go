@@ -68,31 +68,24 @@ type PushOutcome struct {
 	Triggered, Ignored []string
 }
 
-// branchOf returns the short name of a pushed ref and whether it is a tag.
-func branchOf(ref string) (name string, tag bool) {
+// shortRef returns the branch or tag name of a full pushed ref.
+func shortRef(ref string) string {
 	if n, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
-		return n, false
+		return n
 	}
 	if n, ok := strings.CutPrefix(ref, "refs/tags/"); ok {
-		return n, true
+		return n
 	}
-	return ref, false
+	return ref
 }
 
 // tracks reports whether a source following want (a short or full branch
-// or tag name) follows the pushed ref.
+// or tag name, as source.Mirrors.Resolve reads it) follows the pushed ref.
 func tracks(want, pushed string) bool {
-	name, tag := branchOf(pushed)
-	switch {
-	case want == pushed:
-		return true
-	case strings.HasPrefix(want, "refs/"):
-		return false
-	case want == name:
-		return true
+	if strings.HasPrefix(want, "refs/") {
+		return want == pushed
 	}
-	_ = tag
-	return false
+	return want == shortRef(pushed)
 }
 
 // HandlePush wakes every Deployment and ManifestSource that fetches the
