@@ -81,6 +81,11 @@ type ManifestSourceStatus struct {
 	Unchanged int      `json:"unchanged,omitempty"`
 	// Inventory names every object the source's manifests hold.
 	Inventory []string `json:"inventory,omitempty"`
+	// SyncRequested is the latest sync asked for (bakery source sync);
+	// SyncHandled the last one carried out. They differ while one is
+	// pending.
+	SyncRequested string `json:"syncRequested,omitempty"`
+	SyncHandled   string `json:"syncHandled,omitempty"`
 }
 
 // GetTypeMeta implements Object.

@@ -69,9 +69,12 @@ func (r *ManifestSourceReconciler) Reconcile(ctx context.Context, req Request) (
 	ms := obj.(*api.ManifestSource)
 	gen := ms.Metadata.Generation
 	ms.Default()
+	// A sync asked for before this read is carried out by this reconcile.
+	request := ms.Status.SyncRequested
 	if ms.Spec.Suspend {
 		return Result{}, r.setStatus(ctx, ms.Metadata.Name, func(s *api.ManifestSourceStatus) {
 			s.ObservedGeneration = gen
+			s.SyncHandled = request
 			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: ReasonSuspended, ObservedGeneration: gen})
 		})
 	}
@@ -79,6 +82,7 @@ func (r *ManifestSourceReconciler) Reconcile(ctx context.Context, req Request) (
 		msg := errs.Error()
 		err := r.setStatus(ctx, ms.Metadata.Name, func(s *api.ManifestSourceStatus) {
 			s.ObservedGeneration = gen
+			s.SyncHandled = request
 			s.LastError = msg
 			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionTrue, Reason: ReasonInvalidSpec, Message: msg, ObservedGeneration: gen})
 			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: ReasonInvalidSpec, Message: msg, ObservedGeneration: gen})
@@ -128,6 +132,7 @@ func (r *ManifestSourceReconciler) Reconcile(ctx context.Context, req Request) (
 	}
 	err = r.setStatus(ctx, ms.Metadata.Name, func(s *api.ManifestSourceStatus) {
 		s.ObservedGeneration = gen
+		s.SyncHandled = request
 		s.LastAttemptedCommit = commit
 		s.LastSyncedCommit = commit
 		s.LastError = ""
@@ -164,6 +169,7 @@ func (r *ManifestSourceReconciler) failed(ctx context.Context, ms *api.ManifestS
 	}
 	err := r.setStatus(ctx, ms.Metadata.Name, func(s *api.ManifestSourceStatus) {
 		s.ObservedGeneration = gen
+		s.SyncHandled = ms.Status.SyncRequested
 		if commit != "" {
 			s.LastAttemptedCommit = commit
 		}

@@ -2,6 +2,8 @@ package reconciler
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -187,11 +189,29 @@ func (m *Manager) rollingOut(ctx context.Context, d *api.Deployment, commit stri
 	return err == nil && !ro.Done() && ro.Commit == commit
 }
 
-// SyncSource asks for the ManifestSource name to be synced now.
-func (m *Manager) SyncSource(ctx context.Context, name string) error {
-	if _, err := m.cfg.Store.Get(ctx, api.KindManifestSource, name); err != nil {
-		return err
+// SyncSource asks for the ManifestSource name to be synced now. It
+// returns the request's id: the source's status.syncHandled equals it
+// once the sync is done (its outcome is then in the status).
+func (m *Manager) SyncSource(ctx context.Context, name string) (string, error) {
+	b := make([]byte, 6)
+	rand.Read(b)
+	id := hex.EncodeToString(b)
+	for attempt := 0; ; attempt++ {
+		o, err := m.cfg.Store.Get(ctx, api.KindManifestSource, name)
+		if err != nil {
+			return "", err
+		}
+		ms := o.(*api.ManifestSource)
+		ms.Status.SyncRequested = id
+		_, err = m.cfg.Store.UpdateStatus(ctx, ms)
+		if errors.Is(err, store.ErrConflict) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		break
 	}
 	m.srcs.Supersede(name)
-	return nil
+	return id, nil
 }

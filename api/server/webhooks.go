@@ -382,13 +382,14 @@ func (l *deliveryLog) record(ctx context.Context, ss store.Settings, id string) 
 // SourceSyncer is the part of the control loop that syncs manifest
 // sources on demand.
 type SourceSyncer interface {
-	SyncSource(ctx context.Context, name string) error
+	SyncSource(ctx context.Context, name string) (request string, err error)
 }
 
-// SyncResponse is the answer of POST /api/v1/manifestsources/{name}/sync.
+// SyncResponse is the answer of POST /api/v1/manifestsources/{name}/sync:
+// the source's status.syncHandled becomes Request once the sync is done.
 type SyncResponse struct {
-	Name   string `json:"name"`
-	Result string `json:"result"`
+	Name    string `json:"name"`
+	Request string `json:"request"`
 }
 
 func (s *Server) syncSource(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -400,8 +401,9 @@ func (s *Server) syncSource(w http.ResponseWriter, r *http.Request) (any, error)
 	if !ok {
 		return nil, errorf(http.StatusServiceUnavailable, "this server runs no control loop")
 	}
-	if err := ss.SyncSource(r.Context(), name); err != nil {
+	id, err := ss.SyncSource(r.Context(), name)
+	if err != nil {
 		return nil, err
 	}
-	return SyncResponse{Name: name, Result: "queued"}, nil
+	return SyncResponse{Name: name, Request: id}, nil
 }

@@ -411,6 +411,12 @@ spec:
 	if _, err := cli("get", "deployment", "handmade"); err != nil {
 		t.Fatal("the hand-made deployment was pruned")
 	}
+	if out := mustCLI("source", "sync", "apps", "--wait", "30s"); !strings.Contains(out, "synced commit "+m3[:7]+" (0 objects); last changes: pruned Deployment/"+app) {
+		t.Fatalf("source sync --wait:\n%s", out)
+	}
+	if out := mustCLI("source", "get"); !strings.Contains(out, "apps") || !strings.Contains(out, m3[:7]) {
+		t.Fatalf("source get:\n%s", out)
+	}
 
 	// 7. The watched directory: write, rename over, delete.
 	dep := func(cmd string) string {

@@ -84,12 +84,8 @@ and print the outcome.`,
 				return err
 			}
 			ctx := cmd.Context()
-			before, err := c.Get(ctx, api.KindManifestSource, args[0])
+			id, err := c.SyncSource(ctx, args[0])
 			if err != nil {
-				return err
-			}
-			prev := before.(*api.ManifestSource).Status
-			if err := c.SyncSource(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.out, "manifestsource/%s sync requested\n", args[0])
@@ -103,20 +99,15 @@ and print the outcome.`,
 					return err
 				}
 				s := o.(*api.ManifestSource).Status
-				ready := api.FindCondition(s.Conditions, api.ConditionReady)
-				prevReady := api.FindCondition(prev.Conditions, api.ConditionReady)
-				changed := ready != nil && (prevReady == nil || ready.LastTransitionTime != prevReady.LastTransitionTime ||
-					ready.Message != prevReady.Message || s.LastAttemptedCommit != prev.LastAttemptedCommit || s.LastError != prev.LastError ||
-					!timeEq(s.LastSyncTime, prev.LastSyncTime))
-				if changed || time.Now().After(deadline) {
+				if s.SyncHandled == id {
 					if s.LastError != "" {
 						return fmt.Errorf("sync failed: %s", s.LastError)
 					}
-					if !changed {
-						return fmt.Errorf("no new sync outcome within %s (last synced commit %s)", wait, orDash(shortCommit(s.LastSyncedCommit)))
-					}
-					fmt.Fprintf(a.out, "synced commit %s: %s\n", shortCommit(s.LastSyncedCommit), syncSummary(s))
+					fmt.Fprintf(a.out, "synced commit %s (%d objects); last changes: %s\n", shortCommit(s.LastSyncedCommit), len(s.Inventory), syncSummary(s))
 					return nil
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("the sync did not finish within %s", wait)
 				}
 				select {
 				case <-ctx.Done():
@@ -129,13 +120,6 @@ and print the outcome.`,
 	sync.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for the outcome (0: do not wait)")
 	cmd.AddCommand(get, desc, sync)
 	return cmd
-}
-
-func timeEq(a, b *api.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Equal(b.Time)
 }
 
 func syncSummary(s api.ManifestSourceStatus) string {
@@ -270,4 +254,97 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+func newGitHubCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "github",
+		Short: "Sign in to GitHub, list repositories and branches, register push webhooks",
+		Long: `The server's GitHub integration (bakery server --github-client-id, with the
+OAuth app's secret in BAKERY_GITHUB_CLIENT_SECRET). 'login' prints a URL to open
+in a browser; GitHub sends the browser back to the server, which keeps the
+token encrypted, per API token. Then 'repos' and 'branches' list what the
+signed-in user can reach, and 'hook' registers the push webhook on a
+repository with a newly generated secret (sent to GitHub, kept encrypted by the
+server, never printed).`,
+	}
+	login := &cobra.Command{
+		Use:   "login",
+		Short: "Print the URL that signs this API token in to GitHub",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			u, err := c.GitHubLogin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.errOut, "Open this URL in a browser to sign in to GitHub (valid for 10 minutes):\n")
+			fmt.Fprintln(a.out, u)
+			return nil
+		},
+	}
+	repos := &cobra.Command{
+		Use:   "repos",
+		Short: "List the signed-in user's repositories",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			rs, err := c.GitHubRepos(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := newTabWriter(a.out)
+			fmt.Fprintln(tw, "REPOSITORY\tPRIVATE\tDEFAULT-BRANCH\tCLONE-URL")
+			for _, r := range rs {
+				fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", printable(r.FullName), r.Private, printable(r.DefaultBranch), printable(r.CloneURL))
+			}
+			return tw.Flush()
+		},
+	}
+	branches := &cobra.Command{
+		Use:   "branches OWNER/REPO",
+		Short: "List a repository's branches",
+		Args:  exactArgs(1, "OWNER/REPO"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			bs, err := c.GitHubBranches(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			tw := newTabWriter(a.out)
+			fmt.Fprintln(tw, "BRANCH\tCOMMIT")
+			for _, b := range bs {
+				fmt.Fprintf(tw, "%s\t%s\n", printable(b.Name), printable(b.Commit))
+			}
+			return tw.Flush()
+		},
+	}
+	hook := &cobra.Command{
+		Use:   "hook OWNER/REPO",
+		Short: "Register the push webhook on a repository (a new secret; an old one stops working)",
+		Args:  exactArgs(1, "OWNER/REPO"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			h, err := c.GitHubCreateHook(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.out, "webhook %d registered on %s: pushes go to %s\n", h.ID, h.Repo, h.URL)
+			return nil
+		},
+	}
+	cmd.AddCommand(login, repos, branches, hook)
+	return cmd
 }
