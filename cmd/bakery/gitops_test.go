@@ -38,7 +38,7 @@ func gitopsEnv(t *testing.T, ghURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log})
+	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log, Rules: server.CheckBundleRules})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +103,25 @@ func TestCLISourceAndWebhook(t *testing.T) {
 	}
 	if r := bakery(t, "", "get", "node", "n2"); r.code == 0 {
 		t.Fatal("n2 applied from a broken commit")
+	}
+	// A commit breaking a cross-object rule (an ingress host claimed by a
+	// hand-made deployment) applies nothing either.
+	os.Remove(filepath.Join(repo, "bad.yaml"))
+	dep := func(name string) string {
+		return "apiVersion: bakery.dev/v1\nkind: Deployment\nmetadata: {name: " + name + "}\nspec:\n  source: {repo: /srv/x}\n  nodes: [n1]\n  run: {command: x}\n  suspend: true\n  ingress: {hosts: [taken.example.test]}\n"
+	}
+	hand := filepath.Join(t.TempDir(), "hand.yaml")
+	writeFile(t, hand, dep("hand"))
+	must(t, "", "apply", "-f", hand)
+	writeFile(t, filepath.Join(repo, "web.yaml"), dep("web"))
+	git("add", "-A")
+	git("commit", "-q", "-m", "clash")
+	r = bakery(t, "", "source", "sync", "infra", "--wait", "20s")
+	if r.code == 0 || !strings.Contains(r.stderr, "claimed by Deployment/hand") {
+		t.Fatalf("sync of a clashing commit: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := bakery(t, "", "get", "deployment", "web"); r.code == 0 {
+		t.Fatal("web applied despite the clash")
 	}
 	// Webhook secrets: printed once.
 	r = bakery(t, "", "webhook", "create", repo)

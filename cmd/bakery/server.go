@@ -335,7 +335,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	}
 	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
-		Notify: targets, DiskLowPercent: diskLow,
+		Notify: targets, DiskLowPercent: diskLow, Rules: server.CheckBundleRules,
 	})
 	if err != nil {
 		return err
