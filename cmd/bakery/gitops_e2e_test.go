@@ -64,7 +64,6 @@ func (r gitRepo) commit(msg string, files map[string]string) string {
 type webhookSender struct {
 	t   *testing.T
 	url string
-	n   int
 }
 
 func (w *webhookSender) push(repo, ref, after, secret, delivery string) (int, string) {
