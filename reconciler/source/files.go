@@ -18,9 +18,9 @@ type TreeFile struct {
 	Data []byte
 }
 
-// Files returns the regular files (and symlinks, as their target text
-// is not followed: they are skipped) under dir in commit of repo's
-// mirror, for which match returns true, sorted by path. dir is a clean
+// Files returns the regular files under dir in commit of repo's mirror
+// for which match returns true, sorted by path (symlinks and submodules
+// are skipped, never followed). dir is a clean
 // relative path ("." for the whole tree). The commit must be in the
 // mirror (Resolve first); Files does not fetch. Files larger than
 // maxFile, or more than maxTotal bytes in all, are an error, detected
@@ -29,7 +29,8 @@ func (m *Mirrors) Files(ctx context.Context, repo, commit, dir string, match fun
 	if err := checkCommit("commit", commit); err != nil {
 		return nil, err
 	}
-	if dir == "" || strings.HasPrefix(dir, "-") || strings.HasPrefix(dir, "/") || hasControl(dir) || path.Clean(dir) != dir {
+	if dir == "" || strings.HasPrefix(dir, "-") || strings.HasPrefix(dir, "/") || hasControl(dir) || path.Clean(dir) != dir ||
+		dir == ".." || strings.HasPrefix(dir, "../") {
 		return nil, invalidf("path %q is not a clean relative path", dir)
 	}
 	mr, unlock, err := m.open(ctx, repo)
