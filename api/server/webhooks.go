@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -124,6 +125,12 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, delivery, event
 		return nil, errorf(http.StatusServiceUnavailable, "this server runs no control loop")
 	}
 	err = pq.QueuePush(reconciler.Push{Delivery: delivery, Repos: p.Repos, Ref: p.Ref, After: p.After, Received: time.Now()})
+	if err != nil {
+		// Not handled: a redelivery of this id must not count as a replay.
+		if ferr := s.deliveries.forget(context.WithoutCancel(r.Context()), s.settings(), delivery); ferr != nil {
+			s.log.Warn("webhook: forgetting a delivery not queued", "delivery", delivery, "err", ferr)
+		}
+	}
 	if errors.Is(err, reconciler.ErrPushQueueFull) {
 		w.Header().Set("Retry-After", "5")
 		return nil, errorf(http.StatusServiceUnavailable, "%v", err)
@@ -406,4 +413,27 @@ func (s *Server) syncSource(w http.ResponseWriter, r *http.Request) (any, error)
 		return nil, err
 	}
 	return SyncResponse{Name: name, Request: id}, nil
+}
+
+// forget removes id, recorded for a delivery that was then not handled.
+func (l *deliveryLog) forget(ctx context.Context, ss store.Settings, id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ss == nil {
+		l.mem = slices.DeleteFunc(l.mem, func(m string) bool { return m == id })
+		return nil
+	}
+	b, err := ss.GetSetting(ctx, deliverySetting)
+	if err != nil {
+		return err
+	}
+	var recs []deliveryRecord
+	if err := json.Unmarshal(b, &recs); err != nil {
+		return err
+	}
+	recs = slices.DeleteFunc(recs, func(r deliveryRecord) bool { return r.ID == id })
+	if b, err = json.Marshal(recs); err != nil {
+		return err
+	}
+	return ss.PutSetting(ctx, deliverySetting, b)
 }

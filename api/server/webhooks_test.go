@@ -26,6 +26,7 @@ import (
 type pushRecorder struct {
 	mu     sync.Mutex
 	pushes []reconciler.Push
+	full   bool // QueuePush answers ErrPushQueueFull
 }
 
 func (p *pushRecorder) PublicKey() string { return "" }
@@ -35,6 +36,9 @@ func (p *pushRecorder) VerifyNode(context.Context, string) (*api.Node, error) {
 func (p *pushRecorder) QueuePush(push reconciler.Push) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.full {
+		return reconciler.ErrPushQueueFull
+	}
 	p.pushes = append(p.pushes, push)
 	return nil
 }
@@ -178,6 +182,20 @@ func TestWebhookSecretsAndDeliveries(t *testing.T) {
 	if p := pr.pushes[len(pr.pushes)-1]; p.Ref != "refs/heads/main" || p.Repos[0] != "/srv/git/app" {
 		t.Fatalf("generic push: %+v", p)
 	}
+	// A full queue: 503 with Retry-After, and the delivery id is not spent.
+	pr.mu.Lock()
+	pr.full = true
+	pr.mu.Unlock()
+	gen2 := `{"repo":"/srv/git/app","ref":"main","after":"` + strings.Repeat("b", 40) + `"}`
+	r = e.hook(server.GenericWebhookPath, "", "g-full", sign(local.Secret, []byte(gen2)), gen2)
+	want(t, r, http.StatusServiceUnavailable)
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	pr.mu.Lock()
+	pr.full = false
+	pr.mu.Unlock()
+	want(t, e.hook(server.GenericWebhookPath, "", "g-full", sign(local.Secret, []byte(gen2)), gen2), http.StatusAccepted)
 	// A bad payload, signed: 400.
 	bad := `{"repo":"/srv/git/app","ref":"main","after":"nope"}`
 	want(t, e.hook(server.GenericWebhookPath, "", "g-2", sign(local.Secret, []byte(bad)), bad), http.StatusBadRequest)
