@@ -63,7 +63,13 @@ func watchManifests(ctx context.Context, dir string, st store.Store, log *slog.L
 	}
 	w := &manifestsync.Watcher{Dir: dir, Store: st, DeleteViaLoop: true, Rules: server.CheckBundleRules, Logger: log}
 	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	go func() {
+		err := w.Run(ctx)
+		if err != nil {
+			log.Error("the manifests directory is no longer watched", "dir", dir, "err", err)
+		}
+		done <- err
+	}()
 	return done, nil
 }
 
