@@ -106,6 +106,10 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, delivery, event
 	if !s.verifySignature(r.Context(), repos, body, mac) {
 		return nil, errorf(http.StatusUnauthorized, "signature does not match the repository's webhook secret")
 	}
+	pq, canQueue := s.cfg.Actions.(PushQueue)
+	if parse != nil && !canQueue {
+		return nil, errorf(http.StatusServiceUnavailable, "this server runs no control loop")
+	}
 	fresh, err := s.deliveries.record(r.Context(), s.settings(), delivery)
 	if err != nil {
 		return nil, err
@@ -119,10 +123,6 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, delivery, event
 		return WebhookResponse{Delivery: delivery, Result: "pong"}, nil
 	case parse == nil:
 		return WebhookResponse{Delivery: delivery, Result: "ignored"}, nil
-	}
-	pq, ok := s.cfg.Actions.(PushQueue)
-	if !ok {
-		return nil, errorf(http.StatusServiceUnavailable, "this server runs no control loop")
 	}
 	err = pq.QueuePush(reconciler.Push{Delivery: delivery, Repos: p.Repos, Ref: p.Ref, After: p.After, Received: time.Now()})
 	if err != nil {
