@@ -12,7 +12,7 @@ func TestFiles(t *testing.T) {
 	gitEnvForTest(t)
 	ctx := testCtx(t)
 	r := newRepo(t)
-	c := r.commit("files", map[string]string{
+	r.commit("files", map[string]string{
 		"deploy/a.yaml":         "a: 1\n",
 		"deploy/sub/b.yaml":     "b: 2\n",
 		"deploy/notes.txt":      "not matched\n",
@@ -27,7 +27,7 @@ func TestFiles(t *testing.T) {
 	git(t, r.work, "add", "-A")
 	git(t, r.work, "commit", "-q", "-m", "link")
 	git(t, r.work, "push", "-q", "origin", "HEAD")
-	c = git(t, r.work, "rev-parse", "HEAD")
+	c := git(t, r.work, "rev-parse", "HEAD")
 	m := newMirrors(t)
 	if _, err := m.Resolve(ctx, r.origin, "refs/heads/"+git(t, r.work, "branch", "--show-current"), ""); err != nil {
 		t.Fatal(err)
