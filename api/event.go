@@ -8,6 +8,11 @@ const (
 	EventNodeUnreachable  = "NodeUnreachable"
 	EventNodeRecovered    = "NodeRecovered"
 	EventDiskLow          = "DiskLow"
+	// GitOps: a push webhook and manifest syncs.
+	EventPushReceived    = "PushReceived"
+	EventPushIgnored     = "PushIgnored"
+	EventManifestsSynced = "ManifestsSynced"
+	EventManifestsFailed = "ManifestsFailed"
 )
 
 // Event severities.

@@ -46,12 +46,17 @@ func Kinds() []string {
 var registry = map[string]func() Object{
 	KindNode:       func() Object { return &Node{TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindNode}} },
 	KindDeployment: func() Object { return &Deployment{TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindDeployment}} },
+	KindManifestSource: func() Object {
+		return &ManifestSource{TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindManifestSource}}
+	},
 }
 
 // aliases maps the names users type (kubectl style) to kinds.
 var aliases = map[string]string{
 	"node": KindNode, "nodes": KindNode, "no": KindNode,
 	"deployment": KindDeployment, "deployments": KindDeployment, "deploy": KindDeployment,
+	"manifestsource": KindManifestSource, "manifestsources": KindManifestSource, "source": KindManifestSource,
+	"sources": KindManifestSource, "ms": KindManifestSource,
 }
 
 // New returns an empty object of kind with its TypeMeta set.
@@ -72,7 +77,7 @@ func KindFor(name string) (string, error) {
 	if k, ok := aliases[name]; ok {
 		return k, nil
 	}
-	return "", fmt.Errorf("unknown resource type %q (known: nodes, deployments)", name)
+	return "", fmt.Errorf("unknown resource type %q (known: nodes, deployments, manifestsources)", name)
 }
 
 // Resource returns the lower-case plural used in URLs for a kind
@@ -83,6 +88,8 @@ func Resource(kind string) string {
 		return "nodes"
 	case KindDeployment:
 		return "deployments"
+	case KindManifestSource:
+		return "manifestsources"
 	}
 	return ""
 }

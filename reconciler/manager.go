@@ -39,6 +39,9 @@ type ManagerConfig struct {
 	// Notify are the webhooks events are sent to (besides being kept in
 	// the store when it keeps events, store.Events).
 	Notify []notify.Target
+	// Rules, if set, checks the cross-object rules inside every manifest
+	// sync's transaction (an error applies nothing).
+	Rules func(ctx context.Context, tx store.Tx, written []api.Object) error
 	// DiskLowPercent is the free space, in percent of a node's
 	// filesystem, below which DiskLow is raised (default
 	// DefaultDiskLowPercent; negative: never).
@@ -56,6 +59,10 @@ type Manager struct {
 	depl  *Controller
 	// notifier sends events until Run returns.
 	notifier *notify.Notifier
+	// srcs syncs ManifestSources; pushes holds webhook pushes to handle.
+	srcs   *Controller
+	pushes chan Push
+	events *eventRecorder
 }
 
 // NewManager builds the controllers. The deployment controller runs only
@@ -68,7 +75,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssh identity: %w", err)
 	}
-	m := &Manager{cfg: cfg}
+	m := &Manager{cfg: cfg, pushes: make(chan Push, pushQueueLen)}
 	m.pool, err = sshexec.NewPool(sshexec.Config{Signer: signer})
 	if err != nil {
 		return nil, err
@@ -87,17 +94,22 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		m.notifier = notify.New(cfg.Notify, notify.WithLogger(cfg.Logger))
 	}
 	events := newEventRecorder(cfg.Store, m.notifier, cfg.Logger)
+	m.events = events
+	mirrors := &source.Mirrors{Dir: filepath.Join(cfg.DataDir, "mirrors"), Logger: cfg.Logger}
 	m.nodes = &NodeReconciler{Store: cfg.Store, Connector: conn, Resync: cfg.Resync, Logger: cfg.Logger,
 		DiskLowPercent: cfg.DiskLowPercent, events: events}
 	m.ctls = append(m.ctls, New(cfg.Store, m.nodes, opts(api.KindNode)))
 	if ds, ok := cfg.Store.(DeploymentStore); ok {
-		m.deps = &DeploymentReconciler{Store: ds, Connector: conn, Mirrors: &source.Mirrors{Dir: filepath.Join(cfg.DataDir, "mirrors"), Logger: cfg.Logger},
+		m.deps = &DeploymentReconciler{Store: ds, Connector: conn, Mirrors: mirrors,
 			Resync: cfg.Resync, StepTimeout: cfg.StepTimeout, KeepRollouts: cfg.KeepRollouts, Logger: cfg.Logger, events: events}
 		m.depl = New(cfg.Store, m.deps, opts(api.KindDeployment))
 		m.ctls = append(m.ctls, m.depl)
 	} else {
 		cfg.Logger.Warn("the store keeps no rollouts: deployments are stored but not rolled out")
 	}
+	srcRec := &ManifestSourceReconciler{Store: cfg.Store, Mirrors: mirrors, DeleteViaLoop: m.deps != nil, Rules: cfg.Rules, Logger: cfg.Logger, events: events}
+	m.srcs = New(cfg.Store, srcRec, opts(api.KindManifestSource))
+	m.ctls = append(m.ctls, m.srcs)
 	return m, nil
 }
 
@@ -107,6 +119,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer m.pool.Close()
 	defer m.notifier.Close()
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.pushLoop(ctx)
+	}()
 	for _, c := range m.ctls {
 		wg.Add(1)
 		go func() {

@@ -39,13 +39,15 @@ type authException struct {
 
 // authExceptions is the complete list of routes under /api/ served without a
 // bearer token. Every entry must name how its handler authenticates instead.
-// Today it is empty. Later issues add the GitHub webhook receiver
-// (HMAC-SHA256 signature, constant time). The web UI and its SSE streams
-// are not exceptions: they live outside /api/, under /ui/ (package api/ui
-// checks the session cookie, and the CSRF token on every change), and
-// reach the API in-process; so does the public, read-only installer script
-// (InstallerPath).
-var authExceptions = []authException{}
+// The web UI and its SSE streams are not exceptions: they live outside
+// /api/, under /ui/ (package api/ui checks the session cookie, and the CSRF
+// token on every change), and reach the API in-process; so does the public,
+// read-only installer script (InstallerPath).
+var authExceptions = []authException{
+	{GitHubCallbackPath, "GitHub OAuth callback: its state must be one minted, at most 10 minutes before, by GET /api/v1/github/login with a valid token (used once)"},
+	{GitHubWebhookPath, "push webhook: HMAC-SHA256 of the body (X-Hub-Signature-256) under the repository's webhook secret, compared in constant time"},
+	{GenericWebhookPath, "push webhook: HMAC-SHA256 of the body (X-Hub-Signature-256) under the repository's webhook secret, compared in constant time"},
+}
 
 // String describes the exception for logs and tests.
 func (e authException) String() string { return e.prefix + ": " + e.why }

@@ -40,8 +40,11 @@ type ObjectStatus struct {
 
 // kindOf returns the kind named by the {resource} path variable.
 func kindOf(r *http.Request) string {
-	if mux.Vars(r)["resource"] == "nodes" {
+	switch mux.Vars(r)["resource"] {
+	case "nodes":
 		return api.KindNode
+	case "manifestsources":
+		return api.KindManifestSource
 	}
 	return api.KindDeployment
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/api/ui"
 )
 
@@ -36,7 +37,13 @@ type Config struct {
 	// UI, when set, serves the web UI under /ui/ (package api/ui); New
 	// fills in its API and NewToken. Nil: no UI.
 	UI *ui.Config
-	// Later issues add: webhooks.
+	// Keyring seals webhook secrets and OAuth tokens in the store's
+	// settings (nil: webhook secrets cannot be kept; webhooks answer 401).
+	Keyring *sealed.Keyring
+	// MaxWebhookBytes limits webhook bodies (default DefaultMaxWebhookBytes).
+	MaxWebhookBytes int64
+	// GitHub configures the GitHub integration (nil: its routes answer 503).
+	GitHub *GitHubConfig
 }
 
 // Server is Bakery's HTTP API. Its Handler is safe for concurrent use.
@@ -48,6 +55,10 @@ type Server struct {
 	router  *mux.Router
 	handler http.Handler
 	ui      *ui.UI
+	// deliveries remembers webhook delivery ids (replays are refused).
+	deliveries deliveryLog
+	// oauth holds pending GitHub sign-ins.
+	oauth oauthStates
 }
 
 // readyTimeout bounds the store Ping behind /readyz.
@@ -93,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // resourcePattern matches the {resource} path segment of docs/api.md.
-const resourcePattern = "{resource:nodes|deployments}"
+const resourcePattern = "{resource:nodes|deployments|manifestsources}"
 
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
@@ -120,6 +131,12 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(v1+"/rollouts/{id}", s.wrap(http.StatusOK, s.rollout)).Methods(http.MethodGet)
 	r.Handle(v1+"/rollouts/{id}/logs", s.wrap(http.StatusOK, s.rolloutLogs)).Methods(http.MethodGet)
 	r.Handle(v1+"/rollouts/{id}/logs/stream", http.HandlerFunc(s.logStream)).Methods(http.MethodGet)
+	r.Handle(GitHubWebhookPath, s.wrap(http.StatusOK, s.githubWebhook)).Methods(http.MethodPost)
+	r.Handle(GenericWebhookPath, s.wrap(http.StatusOK, s.genericWebhook)).Methods(http.MethodPost)
+	r.Handle(v1+"/webhooks/secrets", s.wrap(http.StatusOK, s.getWebhookSecret)).Methods(http.MethodGet)
+	r.Handle(v1+"/webhooks/secrets", s.wrap(http.StatusCreated, s.createWebhookSecret)).Methods(http.MethodPost)
+	r.Handle(v1+"/manifestsources/{name}/sync", s.wrap(http.StatusAccepted, s.syncSource)).Methods(http.MethodPost)
+	s.githubRoutes(r)
 	r.Handle(InstallerPath, http.HandlerFunc(s.installer)).Methods(http.MethodGet, http.MethodHead)
 	if s.ui != nil {
 		// Outside /api/: the UI authenticates by session cookie (+ CSRF

@@ -119,6 +119,9 @@ func describe(w io.Writer, o api.Object, now time.Time, events ...*api.Event) {
 	case *api.Node:
 		d.line(0, "Generation", "%d (observed: %s)", m.Generation, observed(o.Status.ObservedGeneration))
 		describeNode(d, o, now)
+	case *api.ManifestSource:
+		d.line(0, "Generation", "%d (observed: %s)", m.Generation, observed(o.Status.ObservedGeneration))
+		describeSource(d, o, now)
 	}
 	describeEventTable(d, events, now)
 	tw.Flush()

@@ -28,10 +28,11 @@ type e2eServer struct {
 	exited chan error
 }
 
-func startServer(t *testing.T, bin, data string, env []string) *e2eServer {
+// startServer starts `bakery server`; extra flags come last (and win).
+func startServer(t *testing.T, bin, data string, env []string, extra ...string) *e2eServer {
 	t.Helper()
 	s := &e2eServer{logs: &lockedBuffer{}, exited: make(chan error, 1)}
-	s.cmd = exec.Command(bin, "server", "--listen", "127.0.0.1:0", "--data", data, "--resync", "500ms")
+	s.cmd = exec.Command(bin, append([]string{"server", "--listen", "127.0.0.1:0", "--data", data, "--resync", "500ms"}, extra...)...)
 	s.cmd.Env = env
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {

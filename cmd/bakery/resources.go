@@ -24,7 +24,7 @@ type target struct {
 // With needName every target must name an object.
 func parseTargets(args []string, needName bool) ([]target, error) {
 	if len(args) == 0 {
-		return nil, usageErrorf("name a resource type (nodes, deployments) or TYPE/NAME")
+		return nil, usageErrorf("name a resource type (nodes, deployments, manifestsources) or TYPE/NAME")
 	}
 	var ts []target
 	if strings.Contains(args[0], "/") {

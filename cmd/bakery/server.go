@@ -55,6 +55,11 @@ type serverOptions struct {
 	notify []string
 	// diskLowPercent is the DiskLow threshold; 0 disables it.
 	diskLowPercent float64
+	// manifests is a directory of manifests kept applied (watched).
+	manifests string
+	// githubClientID, githubURL and githubAPIURL configure the GitHub
+	// integration; the client secret comes from the environment only.
+	githubClientID, githubURL, githubAPIURL string
 }
 
 // notifyEnv holds notification targets separated by spaces when --notify
@@ -171,7 +176,16 @@ connections and lets requests in flight finish.
 Every flag can be set from the environment: BAKERY_LISTEN, BAKERY_DATA,
 DATABASE_URL, BAKERY_ADMIN_TOKEN_FILE, BAKERY_LOG_LEVEL, BAKERY_LOG_FORMAT,
 BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE, BAKERY_NOTIFY,
-BAKERY_DISK_LOW_PERCENT; a flag wins over its variable.`,
+BAKERY_DISK_LOW_PERCENT, BAKERY_MANIFESTS; a flag wins over its variable.
+
+GitOps: --manifests DIR keeps the manifests of a local directory applied
+(watched; each change applied as one unit; objects created from it and whose
+files are removed are pruned, deployments removed from their nodes first).
+ManifestSource objects do the same for a git branch. Push webhooks
+(/api/v1/webhooks/github and /api/v1/webhooks/generic, secrets from 'bakery
+webhook create') make deployments and sources following the pushed branch
+fetch it at once. Webhook secrets are sealed with the encryption key; with the
+file store and no key given, one is minted in <data>/encryption-key (0600).`,
 		Example: `  # Local development: file store under ~/.local/share/bakery
   bakery server
 
@@ -224,6 +238,10 @@ BAKERY_DISK_LOW_PERCENT; a flag wins over its variable.`,
 	f.IntVar(&o.keepRollouts, "keep-rollouts", reconciler.DefaultKeepRollouts, "how many rollouts (records and logs) to keep per deployment, the oldest deleted after each rollout; 0 keeps every one (env BAKERY_KEEP_ROLLOUTS)")
 	f.StringVar(&o.maxBody, "max-body", cmp.Or(os.Getenv("BAKERY_MAX_BODY"), "4MiB"), "largest request body accepted, e.g. 4MiB, 512KiB, 1000000 (env BAKERY_MAX_BODY)")
 	f.StringArrayVar(&o.notify, "notify", nil, "send events to a webhook: url=URL[,format=json|slack|discord][,on=all|failures]; repeatable (env "+notifyEnv+": targets separated by spaces)")
+	f.StringVar(&o.manifests, "manifests", os.Getenv("BAKERY_MANIFESTS"), "a directory of manifests kept applied: watched, changes applied as one unit, objects whose files are removed pruned (env BAKERY_MANIFESTS)")
+	f.StringVar(&o.githubClientID, "github-client-id", os.Getenv("BAKERY_GITHUB_CLIENT_ID"), "GitHub OAuth app client id: enables GitHub sign-in, repository lists and webhook registration; the client secret is read from BAKERY_GITHUB_CLIENT_SECRET (env BAKERY_GITHUB_CLIENT_ID)")
+	f.StringVar(&o.githubURL, "github-url", cmp.Or(os.Getenv("BAKERY_GITHUB_URL"), "https://github.com"), "GitHub web URL for OAuth (GitHub Enterprise: https://HOST) (env BAKERY_GITHUB_URL)")
+	f.StringVar(&o.githubAPIURL, "github-api-url", cmp.Or(os.Getenv("BAKERY_GITHUB_API_URL"), "https://api.github.com"), "GitHub REST API URL (GitHub Enterprise: https://HOST/api/v3) (env BAKERY_GITHUB_API_URL)")
 	f.Float64Var(&o.diskLowPercent, "disk-low-percent", reconciler.DefaultDiskLowPercent, "raise DiskLow when a node's free disk space falls below this percentage of its filesystem; 0 never (env BAKERY_DISK_LOW_PERCENT)")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
@@ -317,8 +335,16 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	}
 	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
-		Notify: targets, DiskLowPercent: diskLow,
+		Notify: targets, DiskLowPercent: diskLow, Rules: server.CheckBundleRules,
 	})
+	if err != nil {
+		return err
+	}
+	secrets, err := secretsKeyring(o, keyring)
+	if err != nil {
+		return err
+	}
+	gh, err := githubConfig(o)
 	if err != nil {
 		return err
 	}
@@ -329,7 +355,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	srv, err := server.New(server.Config{
 		Store: st, Logger: log, MaxBodyBytes: maxBody,
 		Version: version, Commit: commit, StoreKind: kind,
-		Actions: mgr, PublicURL: o.publicURL, UI: uiCfg,
+		Actions: mgr, PublicURL: o.publicURL, UI: uiCfg, Keyring: secrets, GitHub: gh,
 	})
 	if err != nil {
 		return err
@@ -348,6 +374,10 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	watchDone, err := watchManifests(ctx, o.manifests, st, log)
+	if err != nil {
+		return err
+	}
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
@@ -356,6 +386,11 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	err = server.Serve(ctx, addr, srv.Handler(), log)
 	cancel()
 	<-loopDone
+	if watchDone != nil {
+		if werr := <-watchDone; werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
 	return err
 }
 
