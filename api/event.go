@@ -8,6 +8,9 @@ const (
 	EventNodeUnreachable  = "NodeUnreachable"
 	EventNodeRecovered    = "NodeRecovered"
 	EventDiskLow          = "DiskLow"
+	// EventCertificateRenewalFailed: a certificate due for renewal could
+	// not be renewed (it keeps being served until it expires).
+	EventCertificateRenewalFailed = "CertificateRenewalFailed"
 )
 
 // Event severities.

@@ -66,6 +66,14 @@ type DeploymentReconciler struct {
 	// Runtime and Ingress default to systemd units and nginx.
 	Runtime Runtime
 	Ingress Ingress
+	// ACMEServer is the ACME directory certificates come from when a spec
+	// names none (default DefaultACMEServer).
+	ACMEServer string
+	// RenewBefore is how long before expiry a certificate is renewed
+	// (default DefaultRenewBefore); CertRetry how long a failed
+	// certificate step waits before it is tried again (default
+	// DefaultCertRetry).
+	RenewBefore, CertRetry time.Duration
 
 	// events records RolloutSucceeded, RolloutFailed and UnitUnhealthy
 	// (nil: none).
@@ -250,14 +258,19 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		go func() {
 			defer wg.Done()
 			n := &nodeRun{node: t.node.Metadata.Name, app: d.Metadata.Name, spec: &d.Spec, env: appEnv(&d.Spec),
-				ex: r.Connector.Executor(t.node, t.via), mirrors: r.Mirrors, timeout: r.stepTimeout()}
+				ex: r.Connector.Executor(t.node, t.via), mirrors: r.Mirrors, timeout: r.stepTimeout(), acme: r.acmeServer(&d.Spec)}
 			n.desired = Desired{App: d.Metadata.Name, Commit: commit, Revision: revision, SpecHash: sh, BuildHash: bh,
-				PortMin: r.portMin(), PortMax: r.portMax(), PortStart: r.portStart(d.Metadata.Name), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: restart}
+				PortMin: r.portMin(), PortMax: r.portMax(), PortStart: r.portStart(d.Metadata.Name), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: restart,
+				TLSHosts: tlsHosts(&d.Spec), RenewBefore: r.renewBefore(), Now: time.Now()}
 			if d.Spec.Run.Port != nil {
 				n.desired.PinnedPort = *d.Spec.Run.Port
 			}
 			n.desired.SiteHash = func(slot string, port int) string { return r.ingress().Hash(n, slot, port) }
-			obs, err := ObserveApp(ctx, n.ex, n.app, 30*time.Second)
+			var certHosts []string
+			if !t.remove {
+				certHosts = tlsHosts(&d.Spec)
+			}
+			obs, err := ObserveApp(ctx, n.ex, n.app, 30*time.Second, certHosts...)
 			if err != nil {
 				errs[i] = fmt.Errorf("observe %s: %w", n.node, err)
 				return
@@ -396,8 +409,14 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 	logs.Close()
 
 	state, reason, msg := api.RolloutSucceeded, ReasonConverged, ""
+	var certErr *certError
 	switch {
 	case failure == nil:
+	case errors.As(failure, &certErr) && ctx.Err() == nil && dctx.Err() == nil:
+		state, reason, msg = api.RolloutFailed, ReasonCertificateFailed, fmt.Sprintf("node %s: %v", failedNode, failure)
+		if certErr.renew {
+			reason = ReasonCertificateRenewalFailed
+		}
 	case ctx.Err() != nil:
 		state, reason, msg = api.RolloutSuperseded, ReasonSuperseded, "superseded by a newer spec or cancelled"
 	case errors.Is(dctx.Err(), context.DeadlineExceeded):
@@ -422,6 +441,23 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 	obsErr := errors.Join(p.errs...)
 	serr := r.setStatus(sctx, name, func(s *api.DeploymentStatus) {
 		s.CurrentRollout = &api.RolloutRef{ID: ro.ID, State: state, LastLogSeq: logs.LastSeq()}
+		switch {
+		case certErr != nil && state == api.RolloutFailed:
+			// The revision itself is out; only a certificate is missing
+			// or due. No FailedAttempt: the step is retried after
+			// CertRetry.
+			s.FailedAttempt = nil
+			if p.trigger == api.TriggerRestart {
+				s.RestartDone = p.restart
+			}
+			r.summarize(s, p.targets, p.runs, gen, p.commit, p.revision, p.specHash, p.missing, obsErr)
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: gen})
+			if !certErr.renew {
+				api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: reason,
+					Message: "served over HTTP only: " + msg, ObservedGeneration: gen})
+			}
+			return
+		}
 		switch state {
 		case api.RolloutSucceeded:
 			s.FailedAttempt = nil
@@ -441,9 +477,16 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 		}
 	})
 	r.rolloutFinishedEvent(sctx, name, ro, state, msg)
+	if certErr != nil && certErr.renew && state == api.RolloutFailed {
+		r.certificateRenewalFailedEvent(sctx, name, failedNode, ro.ID, certErr)
+	}
 	// Retention after the status is written: deleting old logs never
 	// delays it.
 	r.pruneRollouts(ctx, name, ro.ID)
+	switch {
+	case certErr != nil && state == api.RolloutFailed:
+		return Result{RequeueAfter: r.certRetry()}, serr
+	}
 	switch state {
 	case api.RolloutSucceeded:
 		return Result{RequeueAfter: r.resync()}, errors.Join(obsErr, serr)
@@ -553,6 +596,7 @@ func (r *DeploymentReconciler) nodeSummary(s *api.DeploymentStatus, targets []ta
 			ns.ActiveSlot, ns.Commit, ns.Port = a, slot.Commit, slot.Port
 			ns.UnitState = n.obs.Units[a]
 			ns.Healthy = running(ns.UnitState) || slot.Commit == n.desired.Commit
+			ns.Certificates = certStatus(n.spec, n.obs.Certs)
 		} else if runs[i] == nil {
 			ns.Message = "unreachable"
 		}
@@ -760,15 +804,13 @@ func (r *DeploymentReconciler) portStart(app string) int {
 }
 
 // unsupported names what a spec asks for that this control plane cannot
-// do yet ("" when everything is supported): the docker runtime and TLS
-// ingress are not built yet, and a deployment asking for them must not be
-// rolled out as a plain systemd/HTTP app.
+// do yet ("" when everything is supported): the docker runtime is not
+// built yet, and a deployment asking for it must not be rolled out as a
+// plain systemd app.
 func unsupported(s *api.DeploymentSpec) string {
 	switch {
 	case s.Runtime == api.RuntimeDocker:
 		return "runtime docker is not supported by this version of Bakery yet; use runtime systemd"
-	case s.Ingress != nil && s.Ingress.TLS != nil:
-		return "ingress.tls is not supported by this version of Bakery yet; remove it to serve HTTP"
 	}
 	return ""
 }

@@ -23,6 +23,11 @@ import (
 //	have <commit in the node's repo>
 //	other <another app's state.json on one line>
 //	listen <TCP port something listens on>
+//	cert <host> <notAfter, unix seconds> <serial> | cert <host> -
+//	certerr <message>
+//
+// Certificates (ingress.tls, hosts in $CERTS) are read through the
+// bakery-sudo helper: certbot keeps them where only root may look.
 const appObserveScript = `d=/var/lib/bakery/apps/$APP
 if [ -f "$d/state.json" ]; then printf 'state '; tr -d '\n' < "$d/state.json"; echo; fi
 for s in blue green; do
@@ -45,6 +50,10 @@ for f in /var/lib/bakery/apps/*/state.json; do
   printf 'other '; tr -d '\n' < "$f"; echo
 done
 ss -Hltn 2>/dev/null | awk '{n=split($4, a, ":"); print "listen " a[n]}'
+if [ -n "$CERTS" ]; then
+  if c=$(sudo -n ` + nf.SudoHelper + ` cert-info $CERTS 2>/dev/null); then printf '%s\n' "$c"
+  else echo "certerr the node's bakery-sudo helper cannot report certificates (cert-info): re-run install-node-agent.sh on it"; fi
+fi
 exit 0
 `
 
@@ -57,9 +66,10 @@ type AppObservation struct {
 	Listening map[int]bool
 }
 
-// ObserveApp observes app on one node in one round trip.
-func ObserveApp(ctx context.Context, ex sshexec.Executor, app string, timeout time.Duration) (AppObservation, error) {
-	res, err := ex.Run(ctx, sshexec.Command{Script: appObserveScript, Env: map[string]string{"APP": app}, Timeout: timeout})
+// ObserveApp observes app on one node in one round trip, with the
+// certificates of certHosts (validated host names).
+func ObserveApp(ctx context.Context, ex sshexec.Executor, app string, timeout time.Duration, certHosts ...string) (AppObservation, error) {
+	res, err := ex.Run(ctx, sshexec.Command{Script: appObserveScript, Env: map[string]string{"APP": app, "CERTS": strings.Join(certHosts, " ")}, Timeout: timeout})
 	if err != nil {
 		return AppObservation{}, err
 	}
@@ -72,6 +82,7 @@ func ParseAppObservation(out string) (AppObservation, error) {
 		Units:     map[string]string{},
 		Releases:  map[string]string{},
 		UsedPorts: map[int]bool{},
+		Certs:     map[string]Cert{},
 	}}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -115,6 +126,16 @@ func ParseAppObservation(out string) (AppObservation, error) {
 			if p, err := strconv.Atoi(rest); err == nil {
 				o.Listening[p] = true
 			}
+		case "cert":
+			host, c, ok, err := parseCertLine(rest)
+			if err != nil {
+				return o, err
+			}
+			if ok {
+				o.Certs[host] = c
+			}
+		case "certerr":
+			return o, fmt.Errorf("observe certificates: %s", rest)
 		case "":
 		default:
 			return o, fmt.Errorf("unexpected observe output %q", truncate(sc.Text(), 100))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/filestore"
@@ -55,6 +56,10 @@ type serverOptions struct {
 	notify []string
 	// diskLowPercent is the DiskLow threshold; 0 disables it.
 	diskLowPercent float64
+	// acmeServer, acmeStaging and certRenewBefore configure ingress.tls.
+	acmeServer      string
+	acmeStaging     bool
+	certRenewBefore time.Duration
 }
 
 // notifyEnv holds notification targets separated by spaces when --notify
@@ -171,7 +176,8 @@ connections and lets requests in flight finish.
 Every flag can be set from the environment: BAKERY_LISTEN, BAKERY_DATA,
 DATABASE_URL, BAKERY_ADMIN_TOKEN_FILE, BAKERY_LOG_LEVEL, BAKERY_LOG_FORMAT,
 BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE, BAKERY_NOTIFY,
-BAKERY_DISK_LOW_PERCENT; a flag wins over its variable.`,
+BAKERY_DISK_LOW_PERCENT, BAKERY_ACME_SERVER, BAKERY_ACME_STAGING,
+BAKERY_CERT_RENEW_BEFORE; a flag wins over its variable.`,
 		Example: `  # Local development: file store under ~/.local/share/bakery
   bakery server
 
@@ -225,6 +231,9 @@ BAKERY_DISK_LOW_PERCENT; a flag wins over its variable.`,
 	f.StringVar(&o.maxBody, "max-body", cmp.Or(os.Getenv("BAKERY_MAX_BODY"), "4MiB"), "largest request body accepted, e.g. 4MiB, 512KiB, 1000000 (env BAKERY_MAX_BODY)")
 	f.StringArrayVar(&o.notify, "notify", nil, "send events to a webhook: url=URL[,format=json|slack|discord][,on=all|failures]; repeatable (env "+notifyEnv+": targets separated by spaces)")
 	f.Float64Var(&o.diskLowPercent, "disk-low-percent", reconciler.DefaultDiskLowPercent, "raise DiskLow when a node's free disk space falls below this percentage of its filesystem; 0 never (env BAKERY_DISK_LOW_PERCENT)")
+	f.StringVar(&o.acmeServer, "acme-server", cmp.Or(os.Getenv("BAKERY_ACME_SERVER"), reconciler.DefaultACMEServer), "ACME directory URL for ingress.tls certificates when a deployment names none (env BAKERY_ACME_SERVER)")
+	f.BoolVar(&o.acmeStaging, "acme-staging", os.Getenv("BAKERY_ACME_STAGING") == "true", "use Let's Encrypt's staging directory (untrusted test certificates) instead of --acme-server (env BAKERY_ACME_STAGING=true)")
+	f.DurationVar(&o.certRenewBefore, "cert-renew-before", envDuration("BAKERY_CERT_RENEW_BEFORE", reconciler.DefaultRenewBefore), "renew an ingress.tls certificate when it expires within this time (env BAKERY_CERT_RENEW_BEFORE)")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagDirname("data")
@@ -257,6 +266,19 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	diskLow := o.diskLowPercent
 	if diskLow == 0 {
 		diskLow = -1 // the reconciler's "never"
+	}
+	acmeServer := o.acmeServer
+	if o.acmeStaging {
+		if cmd.Flags().Changed("acme-server") {
+			return usageErrorf("--acme-staging and --acme-server exclude each other")
+		}
+		acmeServer = reconciler.ACMEStagingServer
+	}
+	if r := api.ValidateACMEServer(acmeServer); r != "" {
+		return usageErrorf("--acme-server: %s", r)
+	}
+	if o.certRenewBefore <= 0 {
+		return usageErrorf("--cert-renew-before must be positive, not %s", o.certRenewBefore)
 	}
 	targets, err := notifyTargets(o.notify, os.Getenv(notifyEnv))
 	if err != nil {
@@ -317,7 +339,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	}
 	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
-		Notify: targets, DiskLowPercent: diskLow,
+		Notify: targets, DiskLowPercent: diskLow, ACMEServer: acmeServer, CertRenewBefore: o.certRenewBefore,
 	})
 	if err != nil {
 		return err
