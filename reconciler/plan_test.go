@@ -248,9 +248,6 @@ func TestUnsupportedSpecsStall(t *testing.T) {
 		mutate func(d *api.Deployment)
 	}{
 		{"docker", func(d *api.Deployment) { d.Spec.Runtime = api.RuntimeDocker }},
-		{"tls", func(d *api.Deployment) {
-			d.Spec.Ingress = &api.Ingress{Hosts: []string{"a.example.test"}, TLS: &api.TLS{Email: "ops@example.test"}}
-		}},
 	} {
 		d := &api.Deployment{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindDeployment},
 			Metadata: api.ObjectMeta{Name: tc.name},

@@ -257,6 +257,11 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 			}
 		}
 	}
+	for _, l := range strings.Split(rolloutLogText(t, st, "secure"), "\n") {
+		if strings.Contains(l, " issued in ") {
+			t.Logf("issuance: %s", l)
+		}
+	}
 	if len(got.Status.Nodes) != 1 || len(got.Status.Nodes[0].Certificates) != len(hosts) {
 		t.Fatalf("status has no certificates per host: %+v", got.Status.Nodes)
 	}
