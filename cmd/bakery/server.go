@@ -166,6 +166,14 @@ only). Deliveries are retried with backoff and never hold up the control
 loop. --notify is repeatable; BAKERY_NOTIFY holds targets separated by
 spaces.
 
+TLS: a deployment with ingress.tls gets a certificate per host from an ACME
+server — the deployment's own ingress.tls.server, else --acme-server (Let's
+Encrypt by default; --acme-staging for Let's Encrypt's staging directory) —
+with certbot on each node (HTTP-01 through the node's nginx), and is served
+over HTTPS with HTTP redirected. Certificates expiring within
+--cert-renew-before are renewed; a failed renewal raises
+CertificateRenewalFailed.
+
 On first start, with no token stored, the server creates the token "admin",
 writes it to the admin token file (0600) and prints it on stderr once,
 together with the 'bakery login' command that uses it.
@@ -363,6 +371,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	for _, t := range targets {
 		log.Info("sending events to", "target", t.String())
 	}
+	log.Info("ingress.tls certificates", "acme-server", acmeServer, "renew-before", o.certRenewBefore)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	loopDone := make(chan struct{})
