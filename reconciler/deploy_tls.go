@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/sshexec"
 )
 
 // ACME directories.
@@ -97,7 +98,7 @@ func (g nginxIngress) Certificate(ctx context.Context, n *nodeRun, host string) 
 	t0 := time.Now()
 	res, err := n.run(ctx, certScript, n.certEnv(host), []byte(site))
 	if err != nil {
-		return &certError{host: host, err: err}
+		return &certError{host: host, err: withCertbotDetail(err, res)}
 	}
 	c, err := findCert(string(res.Stdout), host)
 	if err != nil {
@@ -113,7 +114,7 @@ func (nginxIngress) Renew(ctx context.Context, n *nodeRun, host string) error {
 	t0 := time.Now()
 	res, err := n.run(ctx, renewScript, n.certEnv(host), nil)
 	if err != nil {
-		return &certError{host: host, renew: true, notAfter: old.NotAfter, err: err}
+		return &certError{host: host, renew: true, notAfter: old.NotAfter, err: withCertbotDetail(err, res)}
 	}
 	c, err := findCert(string(res.Stdout), host)
 	if err == nil && c.Serial == old.Serial {
@@ -125,6 +126,31 @@ func (nginxIngress) Renew(ctx context.Context, n *nodeRun, host string) error {
 	n.setCert(host, c)
 	n.logf("certificate for %s renewed in %s: serial %s, valid until %s; nginx reloaded", host, time.Since(t0).Round(time.Millisecond), c.Serial, c.NotAfter.UTC().Format(time.RFC3339))
 	return nil
+}
+
+// withCertbotDetail adds what the ACME server said ("Detail: …" in
+// certbot's output), else the last line of stderr, to a failed step's
+// error; the whole output is in the rollout log.
+func withCertbotDetail(err error, res sshexec.Result) error {
+	detail := ""
+	for _, l := range strings.Split(string(res.Stdout)+"\n"+string(res.Stderr), "\n") {
+		if d, ok := strings.CutPrefix(strings.TrimSpace(l), "Detail:"); ok {
+			detail = strings.TrimSpace(d)
+			break
+		}
+	}
+	if detail == "" {
+		lines := strings.Split(strings.TrimSpace(string(res.Stderr)), "\n")
+		for i := len(lines) - 1; i >= 0 && detail == ""; i-- {
+			if l := strings.TrimSpace(lines[i]); l != "" && !strings.HasPrefix(l, "Ask for help") {
+				detail = l
+			}
+		}
+	}
+	if detail == "" {
+		return err
+	}
+	return fmt.Errorf("%w: %s", err, truncate(detail, 300))
 }
 
 func (n *nodeRun) setCert(host string, c Cert) {

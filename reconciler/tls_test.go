@@ -237,6 +237,9 @@ func TestCertificateFailure(t *testing.T) {
 	if !strings.Contains(strings.Join(*logs, "\n"), "Certbot failed to authenticate") {
 		t.Errorf("certbot's output is not in the step's log: %q", *logs)
 	}
+	if !strings.Contains(err.Error(), "Certbot failed to authenticate some domains") {
+		t.Errorf("the error does not say what certbot said: %v", err)
+	}
 	n.obs.Certs = map[string]Cert{"a.example.test": {NotAfter: time.Now().Add(time.Hour), Serial: "01"}}
 	err = (nginxIngress{}).Renew(t.Context(), n, "a.example.test")
 	if err == nil || !errors.As(err, &ce) || !ce.renew || ce.notAfter.IsZero() {
@@ -262,5 +265,24 @@ func TestACMEServerChoice(t *testing.T) {
 		if r := api.ValidateACMEServer(u); r != "" {
 			t.Errorf("%s: %s", u, r)
 		}
+	}
+}
+
+func TestCertbotDetail(t *testing.T) {
+	base := errors.New("sshexec: exit status 1")
+	res := sshexec.Result{
+		Stdout: []byte("Requesting a certificate for a.example.test\n\nCertbot failed to authenticate some domains (authenticator: webroot).\n  Domain: a.example.test\n  Type:   dns\n  Detail: DNS problem: NXDOMAIN looking up A for a.example.test\n"),
+		Stderr: []byte("Some challenges have failed.\nAsk for help or search for solutions at https://community.letsencrypt.org.\n"),
+	}
+	err := withCertbotDetail(base, res)
+	if !errors.Is(err, base) || !strings.HasSuffix(err.Error(), ": DNS problem: NXDOMAIN looking up A for a.example.test") {
+		t.Errorf("with a Detail line: %v", err)
+	}
+	res.Stdout = nil
+	if err := withCertbotDetail(base, res); !strings.HasSuffix(err.Error(), ": Some challenges have failed.") {
+		t.Errorf("without: %v", err)
+	}
+	if err := withCertbotDetail(base, sshexec.Result{}); err != base {
+		t.Errorf("no output: %v", err)
 	}
 }
