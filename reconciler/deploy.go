@@ -476,9 +476,11 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: gen})
 		}
 	})
-	r.rolloutFinishedEvent(sctx, name, ro, state, msg)
-	if certErr != nil && certErr.renew && state == api.RolloutFailed {
-		r.certificateRenewalFailedEvent(sctx, name, failedNode, ro.ID, certErr)
+	if !repeatedCertFailure(d.Status.Conditions, certErr, reason) {
+		r.rolloutFinishedEvent(sctx, name, ro, state, msg)
+		if certErr != nil && certErr.renew && state == api.RolloutFailed {
+			r.certificateRenewalFailedEvent(sctx, name, failedNode, ro.ID, certErr)
+		}
 	}
 	// Retention after the status is written: deleting old logs never
 	// delays it.

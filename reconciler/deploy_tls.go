@@ -244,6 +244,18 @@ func certStatus(s *api.DeploymentSpec, certs map[string]Cert) []api.CertificateS
 	return out
 }
 
+// repeatedCertFailure reports whether a failed certificate step fails
+// again the way the deployment's Degraded condition already says (a retry
+// after CertRetry): such a retry raises no new events — except a renewal
+// within a week of expiry, raised (as an error) on every failed attempt.
+func repeatedCertFailure(conds []api.Condition, ce *certError, reason string) bool {
+	c := api.FindCondition(conds, api.ConditionDegraded)
+	if ce == nil || c == nil || c.Status != api.ConditionTrue || c.Reason != reason {
+		return false
+	}
+	return !ce.renew || time.Until(ce.notAfter) >= 7*24*time.Hour
+}
+
 // certificateRenewalFailedEvent tells operators that a certificate due for
 // renewal was not renewed; an error when it expires within a week.
 func (r *DeploymentReconciler) certificateRenewalFailedEvent(ctx context.Context, name, node, rolloutID string, ce *certError) {

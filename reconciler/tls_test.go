@@ -286,3 +286,39 @@ func TestCertbotDetail(t *testing.T) {
 		t.Errorf("no output: %v", err)
 	}
 }
+
+func TestCertificateFailureEvents(t *testing.T) {
+	failing := []api.Condition{{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: ReasonCertificateRenewalFailed}}
+	month := &certError{host: "a.example.test", renew: true, notAfter: time.Now().Add(20 * 24 * time.Hour), err: errors.New("x")}
+	days := &certError{host: "a.example.test", renew: true, notAfter: time.Now().Add(3 * 24 * time.Hour), err: errors.New("x")}
+	issue := &certError{host: "a.example.test", err: errors.New("x")}
+	for _, c := range []struct {
+		name  string
+		conds []api.Condition
+		ce    *certError
+		r     string
+		want  bool
+	}{
+		{"first renewal failure", nil, month, ReasonCertificateRenewalFailed, false},
+		{"renewal failing again, weeks left", failing, month, ReasonCertificateRenewalFailed, true},
+		{"renewal failing again, days left", failing, days, ReasonCertificateRenewalFailed, false},
+		{"issuance after a renewal failure", failing, issue, ReasonCertificateFailed, false},
+		{"issuance failing again", []api.Condition{{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: ReasonCertificateFailed}}, issue, ReasonCertificateFailed, true},
+		{"not a certificate failure", failing, nil, ReasonRolloutFailed, false},
+	} {
+		if got := repeatedCertFailure(c.conds, c.ce, c.r); got != c.want {
+			t.Errorf("%s: repeated = %t, want %t", c.name, got, c.want)
+		}
+	}
+
+	l := newEventLog(t, nil)
+	r := &DeploymentReconciler{events: l.rec}
+	r.certificateRenewalFailedEvent(t.Context(), "web", "web-1", "web-2-abcd", month)
+	if e := l.last(); e.Type != api.EventCertificateRenewalFailed || e.Severity != api.SeverityWarning || !strings.Contains(e.Message, "node web-1: the certificate of a.example.test expires in") {
+		t.Fatalf("event %+v", e)
+	}
+	r.certificateRenewalFailedEvent(t.Context(), "web", "web-1", "web-2-abcd", days)
+	if e := l.last(); e.Severity != api.SeverityError {
+		t.Fatalf("within a week of expiry: %+v", e)
+	}
+}
