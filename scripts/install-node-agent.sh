@@ -265,7 +265,8 @@ write_helper() {
 #                                     --no-random-sleep-on-renew [--force-renewal]
 #   cert-info CERT-NAME...            per name one line "cert NAME NOTAFTER-UNIX SERIAL", or
 #                                     "cert NAME -" without a certificate (reads
-#                                     /etc/letsencrypt/live/NAME/cert.pem, 0700 for others)
+#                                     /etc/letsencrypt/live/NAME/cert.pem, 0700 for others;
+#                                     cached in /run/bakery-sudo until the file changes)
 #   verbs                             list the verbs (for feature detection)
 # Every call is logged to syslog/journal with the tag bakery-sudo. Exit status 2 = refused.
 set -euo pipefail
@@ -574,11 +575,25 @@ certbot-renew)
 cert-info)
 	[[ $# -ge 1 ]] || refuse "cert-info needs at least one CERT-NAME"
 	for name in "$@"; do check_domain "$name"; done
+	# Observed on every resync: openssl runs only when a certificate file changed (the
+	# answer is cached by device, inode, mtime and size of live/NAME/cert.pem).
+	cache=/run/bakery-sudo/cert-info
+	install -d -m 0700 -o root -g root /run/bakery-sudo "$cache"
 	for name in "$@"; do
 		f=/etc/letsencrypt/live/$name/cert.pem
-		if [[ -f $f ]] && end=$(openssl x509 -in "$f" -noout -enddate 2>/dev/null) &&
-			serial=$(openssl x509 -in "$f" -noout -serial 2>/dev/null) && end=$(date -u -d "${end#notAfter=}" +%s 2>/dev/null); then
-			echo "cert $name $end ${serial#serial=}"
+		if ! key=$(stat -L -c '%d:%i:%Y:%s' "$f" 2>/dev/null); then
+			echo "cert $name -"
+			continue
+		fi
+		if [[ -f $cache/$name ]] && read -r k end serial <"$cache/$name" && [[ $k == "$key" && -n $serial ]]; then
+			echo "cert $name $end $serial"
+			continue
+		fi
+		if out=$(openssl x509 -in "$f" -noout -enddate -serial 2>/dev/null) &&
+			end=${out#*notAfter=} && end=$(date -u -d "${end%%$'\n'*}" +%s 2>/dev/null) &&
+			serial=${out#*serial=} && serial=${serial%%$'\n'*} && [[ $serial =~ ^[0-9A-Fa-f]+$ ]]; then
+			printf '%s %s %s\n' "$key" "$end" "$serial" >"$cache/$name"
+			echo "cert $name $end $serial"
 		else
 			echo "cert $name -"
 		fi
