@@ -224,7 +224,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	cfg := ManagerConfig{Store: st, Identity: Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute, ACMEServer: pebbleACME, CertRetry: time.Hour}
-	_, stop := runManager(t, cfg)
+	mgr, stop := runManager(t, cfg)
 
 	repo, commit := exampleRepo(t)
 	c1 := commit("v1", map[string]string{"CHANGES": "v1\n"})
@@ -272,6 +272,26 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 			t.Errorf("%s: certificate expires in %v, want Pebble's 90 days", c.Host, left)
 		}
 		serials[c.Host] = c.Serial
+	}
+
+	// Converged with TLS: still one SSH round trip per reconcile (the
+	// certificates' expiry comes with the rest of the observation), and
+	// nothing written.
+	rv := got.Metadata.ResourceVersion
+	solo := countingConnector{Connector: SSHConnector{Pool: labPool(t, lab)}, runs: map[string]*atomic.Int64{node.Name: {}}}
+	rec := &DeploymentReconciler{Store: st, Connector: solo, Mirrors: mgr.deps.Mirrors, ACMEServer: pebbleACME}
+	for i := range 3 {
+		t0 := time.Now()
+		if _, err := rec.Reconcile(ctx, Request{Kind: api.KindDeployment, Name: "secure"}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("no-op reconcile %d of the TLS deployment: %v", i+1, time.Since(t0).Round(time.Millisecond))
+	}
+	if n := solo.runs[node.Name].Load(); n != 3 {
+		t.Errorf("%d commands for 3 converged reconciles of a TLS deployment, want 3", n)
+	}
+	if now := getNamed(t, st, "secure").Metadata.ResourceVersion; now != rv {
+		t.Errorf("a converged reconcile wrote the deployment (rv %s → %s)", rv, now)
 	}
 
 	// HTTPS verifies against Pebble's issuing root and reaches the app.
