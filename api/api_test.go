@@ -103,6 +103,27 @@ func TestDeploymentValidation(t *testing.T) {
 		{"health timeout", func(d *Deployment) { d.Spec.HealthCheck.Timeout = &Duration{-1} }, []string{"spec.healthCheck.timeout"}},
 		{"bad host", func(d *Deployment) { d.Spec.Ingress.Hosts = []string{"a b"} }, []string{"spec.ingress.hosts[0]"}},
 		{"tls email", func(d *Deployment) { d.Spec.Ingress.TLS = &TLS{Email: "x"} }, []string{"spec.ingress.tls.email"}},
+		{"tls email shell", func(d *Deployment) { d.Spec.Ingress.TLS = &TLS{Email: "a$(id)@b.example"} }, []string{"spec.ingress.tls.email"}},
+		{"tls email option", func(d *Deployment) { d.Spec.Ingress.TLS = &TLS{Email: "--config-dir=/tmp@b.example"} }, []string{"spec.ingress.tls.email"}},
+		{"tls email quote", func(d *Deployment) { d.Spec.Ingress.TLS = &TLS{Email: "a;b@c.example"} }, []string{"spec.ingress.tls.email"}},
+		{"tls ok", func(d *Deployment) {
+			d.Spec.Ingress.TLS = &TLS{Email: "ops+tls@example.com", Server: "https://pebble:14000/dir"}
+		}, []string{}},
+		{"tls no hosts", func(d *Deployment) { d.Spec.Ingress = &Ingress{TLS: &TLS{Email: "ops@example.com"}} }, []string{"spec.ingress.tls"}},
+		{"tls wildcard", func(d *Deployment) {
+			d.Spec.Ingress.Hosts = []string{"*.example.test"}
+			d.Spec.Ingress.TLS = &TLS{Email: "ops@example.com"}
+		}, []string{"spec.ingress.hosts[0]"}},
+		{"tls single label", func(d *Deployment) {
+			d.Spec.Ingress.Hosts = []string{"hello.example.test", "localhost"}
+			d.Spec.Ingress.TLS = &TLS{Email: "ops@example.com"}
+		}, []string{"spec.ingress.hosts[1]"}},
+		{"tls numeric tld", func(d *Deployment) {
+			d.Spec.Ingress.Hosts = []string{"10.0.0.1"}
+			d.Spec.Ingress.TLS = &TLS{Email: "ops@example.com"}
+		}, []string{"spec.ingress.hosts[0]"}},
+		{"tls server http", func(d *Deployment) { d.Spec.Ingress.TLS = &TLS{Email: "a@b.example", Server: "http://x/dir"} }, []string{"spec.ingress.tls.server"}},
+		{"tls server query", func(d *Deployment) { d.Spec.Ingress.TLS = &TLS{Email: "a@b.example", Server: "https://x/dir?a=$(id)"} }, []string{"spec.ingress.tls.server"}},
 		{"keep releases", func(d *Deployment) { d.Spec.KeepReleases = -1 }, []string{"spec.keepReleases"}},
 		{"all at once", func(d *Deployment) {
 			d.Spec.Run.Port = &zero

@@ -114,10 +114,14 @@ type Ingress struct {
 	TLS   *TLS     `json:"tls,omitempty"`
 }
 
-// TLS asks for a certificate from an ACME server with certbot.
+// TLS asks for a certificate per host from an ACME server, with certbot
+// on each node (HTTP-01 challenge through the node's nginx), and serves
+// the hosts over HTTPS with HTTP redirected to it.
 type TLS struct {
+	// Email is the ACME account's contact address.
 	Email string `json:"email"`
-	// Server is the ACME directory URL (default Let's Encrypt).
+	// Server is the ACME directory URL (default: the control plane's
+	// --acme-server, which defaults to Let's Encrypt).
 	Server string `json:"server,omitempty"`
 }
 
@@ -192,6 +196,17 @@ type NodeAppStatus struct {
 	Healthy    bool   `json:"healthy,omitempty"`
 	UnitState  string `json:"unitState,omitempty"`
 	Message    string `json:"message,omitempty"`
+	// Certificates are the node's certificates for the TLS hosts.
+	Certificates []CertificateStatus `json:"certificates,omitempty"`
+}
+
+// CertificateStatus is one host's certificate on one node.
+type CertificateStatus struct {
+	Host string `json:"host"`
+	// NotAfter is when the certificate expires (nil: none issued yet).
+	NotAfter *Time `json:"notAfter,omitempty"`
+	// Serial is the certificate's serial number in hex.
+	Serial string `json:"serial,omitempty"`
 }
 
 // GetTypeMeta implements Object.

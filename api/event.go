@@ -13,6 +13,9 @@ const (
 	EventPushIgnored     = "PushIgnored"
 	EventManifestsSynced = "ManifestsSynced"
 	EventManifestsFailed = "ManifestsFailed"
+	// EventCertificateRenewalFailed: a certificate due for renewal could
+	// not be renewed (it keeps being served until it expires).
+	EventCertificateRenewalFailed = "CertificateRenewalFailed"
 )
 
 // Event severities.

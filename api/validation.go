@@ -42,15 +42,20 @@ func (es *FieldErrors) add(field, format string, args ...any) {
 }
 
 var (
-	dns1123Label  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	envName       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	commitID      = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
-	labelKey      = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
-	labelValue    = regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$`)
-	hostnameRE    = regexp.MustCompile(`^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-	gitRefRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)
-	httpPathRE    = regexp.MustCompile(`^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$`)
-	emailRE       = regexp.MustCompile(`^[^@\s'"\\]+@[^@\s'"\\]+\.[^@\s'"\\]+$`)
+	dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	envName      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	commitID     = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
+	labelKey     = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
+	labelValue   = regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$`)
+	hostnameRE   = regexp.MustCompile(`^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	gitRefRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)
+	httpPathRE   = regexp.MustCompile(`^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$`)
+	// emailRE, certHostRE and acmeServerRE are exactly what the node's
+	// bakery-sudo helper accepts (check_email, check_domain,
+	// check_https_url in scripts/install-node-agent.sh).
+	emailRE       = regexp.MustCompile(`^[A-Za-z0-9_%+][A-Za-z0-9._%+-]*@[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}$`)
+	certHostRE    = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	acmeServerRE  = regexp.MustCompile(`^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$`)
 	unixUserRE    = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)
 	hostKeyTypeRE = regexp.MustCompile(`^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$`)
 )
@@ -66,6 +71,39 @@ func ValidateName(name string) string {
 		return "must be at most 63 characters"
 	case !dns1123Label.MatchString(name):
 		return fmt.Sprintf("%q must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit", name)
+	}
+	return ""
+}
+
+// ValidateEmail checks the ACME account e-mail address of ingress.tls and
+// returns the reason when it is not acceptable ("" when it is). Only plain
+// addresses pass: no quotes, spaces or shell characters.
+func ValidateEmail(email string) string {
+	if len(email) > 254 || !emailRE.MatchString(email) {
+		return fmt.Sprintf("%q is not a plain e-mail address (letters, digits and ._%%+- before the @, a domain name after it)", email)
+	}
+	return ""
+}
+
+// ValidateCertificateHost checks that host can get a certificate over
+// HTTP-01: a fully qualified DNS name (at least two labels, each at most
+// 63 characters, the last starting with a letter), no wildcard, no IP
+// address.
+func ValidateCertificateHost(host string) string {
+	switch {
+	case strings.HasPrefix(host, "*."):
+		return fmt.Sprintf("%q: wildcard certificates need the DNS-01 challenge; ingress.tls uses HTTP-01 and needs plain host names", host)
+	case len(host) > 253 || !certHostRE.MatchString(host):
+		return fmt.Sprintf("%q is not a DNS name a certificate can be issued for (lower-case labels separated by dots, the last one starting with a letter)", host)
+	}
+	return ""
+}
+
+// ValidateACMEServer checks an ACME directory URL: https, a host name or
+// address, an optional port and a plain path.
+func ValidateACMEServer(u string) string {
+	if len(u) > 2000 || !acmeServerRE.MatchString(u) {
+		return fmt.Sprintf("%q must be an https:// ACME directory URL (host, optional port, path of letters, digits and ._~/-)", u)
 	}
 	return ""
 }
@@ -248,11 +286,18 @@ func (d *Deployment) Validate() FieldErrors {
 			if len(ing.Hosts) == 0 {
 				es.add("spec.ingress.tls", "needs spec.ingress.hosts")
 			}
-			if !emailRE.MatchString(ing.TLS.Email) {
-				es.add("spec.ingress.tls.email", "must be an e-mail address")
+			for i, host := range ing.Hosts {
+				if r := ValidateCertificateHost(host); r != "" && hostnameRE.MatchString(host) {
+					es.add(fmt.Sprintf("spec.ingress.hosts[%d]", i), "%s", r)
+				}
 			}
-			if ing.TLS.Server != "" && !strings.HasPrefix(ing.TLS.Server, "https://") {
-				es.add("spec.ingress.tls.server", "must be an https:// ACME directory URL")
+			if r := ValidateEmail(ing.TLS.Email); r != "" {
+				es.add("spec.ingress.tls.email", "%s", r)
+			}
+			if ing.TLS.Server != "" {
+				if r := ValidateACMEServer(ing.TLS.Server); r != "" {
+					es.add("spec.ingress.tls.server", "%s", r)
+				}
 			}
 		}
 	}

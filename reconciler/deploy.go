@@ -29,7 +29,6 @@ const (
 	ReasonSuperseded        = "Superseded"
 	ReasonDeadlineExceeded  = "ProgressDeadlineExceeded"
 	ReasonSuspended         = "Suspended"
-	ReasonNotSupported      = "NotSupported"
 )
 
 // DeploymentStore is what the deployment reconciler needs of a store.
@@ -66,6 +65,14 @@ type DeploymentReconciler struct {
 	// Runtime and Ingress default to systemd units and nginx.
 	Runtime Runtime
 	Ingress Ingress
+	// ACMEServer is the ACME directory certificates come from when a spec
+	// names none (default DefaultACMEServer).
+	ACMEServer string
+	// RenewBefore is how long before expiry a certificate is renewed
+	// (default DefaultRenewBefore); CertRetry how long a failed
+	// certificate step waits before it is tried again (default
+	// DefaultCertRetry).
+	RenewBefore, CertRetry time.Duration
 
 	// events records RolloutSucceeded, RolloutFailed and UnitUnhealthy
 	// (nil: none).
@@ -209,15 +216,6 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		})
 		return Result{}, Terminal(errors.Join(fmt.Errorf("invalid spec: %s", msg), err))
 	}
-	if msg := unsupported(&d.Spec); msg != "" {
-		// Refuse openly rather than deploy something other than asked.
-		err := r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
-			s.ObservedGeneration = gen
-			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionTrue, Reason: ReasonNotSupported, Message: msg, ObservedGeneration: gen})
-			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: ReasonNotSupported, Message: msg, ObservedGeneration: gen})
-		})
-		return Result{}, Terminal(errors.Join(errors.New(msg), err))
-	}
 
 	pinned := d.Spec.Source.Commit
 	pin := d.Status.Pin
@@ -270,14 +268,19 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		go func() {
 			defer wg.Done()
 			n := &nodeRun{node: t.node.Metadata.Name, app: d.Metadata.Name, spec: &d.Spec, env: appEnv(&d.Spec),
-				ex: r.Connector.Executor(t.node, t.via), mirrors: r.Mirrors, timeout: r.stepTimeout()}
+				ex: r.Connector.Executor(t.node, t.via), mirrors: r.Mirrors, timeout: r.stepTimeout(), acme: r.acmeServer(&d.Spec)}
 			n.desired = Desired{App: d.Metadata.Name, Commit: commit, Revision: revision, SpecHash: sh, BuildHash: bh,
-				PortMin: r.portMin(), PortMax: r.portMax(), PortStart: r.portStart(d.Metadata.Name), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: restart}
+				PortMin: r.portMin(), PortMax: r.portMax(), PortStart: r.portStart(d.Metadata.Name), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: restart,
+				TLSHosts: tlsHosts(&d.Spec), RenewBefore: r.renewBefore(), Now: time.Now()}
 			if d.Spec.Run.Port != nil {
 				n.desired.PinnedPort = *d.Spec.Run.Port
 			}
 			n.desired.SiteHash = func(slot string, port int) string { return r.ingress().Hash(n, slot, port) }
-			obs, err := ObserveAppRuntime(ctx, n.ex, n.app, d.Spec.Runtime, 30*time.Second)
+			var certHosts []string
+			if !t.remove {
+				certHosts = tlsHosts(&d.Spec)
+			}
+			obs, err := ObserveAppRuntime(ctx, n.ex, n.app, d.Spec.Runtime, 30*time.Second, certHosts...)
 			if err != nil {
 				errs[i] = fmt.Errorf("observe %s: %w", n.node, err)
 				return
@@ -417,8 +420,14 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 	logs.Close()
 
 	state, reason, msg := api.RolloutSucceeded, ReasonConverged, ""
+	var certErr *certError
 	switch {
 	case failure == nil:
+	case errors.As(failure, &certErr) && ctx.Err() == nil && dctx.Err() == nil:
+		state, reason, msg = api.RolloutFailed, ReasonCertificateFailed, fmt.Sprintf("node %s: %v", failedNode, failure)
+		if certErr.renew {
+			reason = ReasonCertificateRenewalFailed
+		}
 	case ctx.Err() != nil:
 		state, reason, msg = api.RolloutSuperseded, ReasonSuperseded, "superseded by a newer spec or cancelled"
 	case errors.Is(dctx.Err(), context.DeadlineExceeded):
@@ -443,6 +452,23 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 	obsErr := errors.Join(p.errs...)
 	serr := r.setStatus(sctx, name, func(s *api.DeploymentStatus) {
 		s.CurrentRollout = &api.RolloutRef{ID: ro.ID, State: state, LastLogSeq: logs.LastSeq()}
+		switch {
+		case certErr != nil && state == api.RolloutFailed:
+			// The revision itself is out; only a certificate is missing
+			// or due. No FailedAttempt: the step is retried after
+			// CertRetry.
+			s.FailedAttempt = nil
+			if p.trigger == api.TriggerRestart {
+				s.RestartDone = p.restart
+			}
+			r.summarize(s, p.targets, p.runs, gen, p.commit, p.revision, p.specHash, p.missing, obsErr)
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: gen})
+			if !certErr.renew {
+				api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: reason,
+					Message: "served over HTTP only: " + msg, ObservedGeneration: gen})
+			}
+			return
+		}
 		switch state {
 		case api.RolloutSucceeded:
 			s.FailedAttempt = nil
@@ -461,10 +487,19 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: gen})
 		}
 	})
-	r.rolloutFinishedEvent(sctx, name, ro, state, msg)
+	if !repeatedCertFailure(d.Status.Conditions, certErr, reason) {
+		r.rolloutFinishedEvent(sctx, name, ro, state, msg)
+		if certErr != nil && certErr.renew && state == api.RolloutFailed {
+			r.certificateRenewalFailedEvent(sctx, name, failedNode, ro.ID, certErr)
+		}
+	}
 	// Retention after the status is written: deleting old logs never
 	// delays it.
 	r.pruneRollouts(ctx, name, ro.ID)
+	switch {
+	case certErr != nil && state == api.RolloutFailed:
+		return Result{RequeueAfter: r.certRetry()}, serr
+	}
 	switch state {
 	case api.RolloutSucceeded:
 		return Result{RequeueAfter: r.resync()}, errors.Join(obsErr, serr)
@@ -577,6 +612,7 @@ func (r *DeploymentReconciler) nodeSummary(s *api.DeploymentStatus, targets []ta
 			ns.ActiveSlot, ns.Commit, ns.Port = a, slot.Commit, slot.Port
 			ns.UnitState = n.obs.Units[a]
 			ns.Healthy = running(ns.UnitState) || slot.Commit == n.desired.Commit
+			ns.Certificates = certStatus(n.spec, n.obs.Certs)
 		} else if runs[i] == nil {
 			ns.Message = "unreachable"
 		}
@@ -799,15 +835,4 @@ func (r *DeploymentReconciler) portStart(app string) int {
 	h.Write([]byte(app))
 	span := r.portMax() - r.portMin() + 1
 	return r.portMin() + int(h.Sum32()%uint32(span))&^1
-}
-
-// unsupported names what a spec asks for that this control plane cannot
-// do yet ("" when everything is supported): TLS ingress is not built yet,
-// and a deployment asking for it must not be rolled out as a plain HTTP app.
-func unsupported(s *api.DeploymentSpec) string {
-	switch {
-	case s.Ingress != nil && s.Ingress.TLS != nil:
-		return "ingress.tls is not supported by this version of Bakery yet; remove it to serve HTTP"
-	}
-	return ""
 }

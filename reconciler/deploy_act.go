@@ -45,12 +45,20 @@ type Runtime interface {
 // Ingress routes traffic to the active slot.
 type Ingress interface {
 	// Switch points traffic at slot's port, reloads the proxy and returns
-	// once the proxy really sends requests there.
+	// once the proxy really sends requests there. Hosts with a
+	// certificate (n.obs.Certs) are served over HTTPS.
 	Switch(ctx context.Context, n *nodeRun, slot string, port int) error
+	// Certificate obtains host's certificate (ingress.tls), serving the
+	// ACME challenge first, and records it in n.obs.Certs.
+	Certificate(ctx context.Context, n *nodeRun, host string) error
+	// Renew renews host's certificate, reloads the proxy and records the
+	// new certificate in n.obs.Certs.
+	Renew(ctx context.Context, n *nodeRun, host string) error
 	// Remove deletes the app's routing.
 	Remove(ctx context.Context, n *nodeRun) error
 	// Hash returns the hash of the site generated for slot's port, as
-	// the observe script reports it.
+	// the observe script reports it, once every TLS host has its
+	// certificate.
 	Hash(n *nodeRun, slot string, port int) string
 }
 
@@ -71,6 +79,8 @@ type nodeRun struct {
 	// install are stopped, and a removal cleaned up, with it too.
 	prev      Runtime
 	installed map[string]bool // slots installed by this run
+	// acme is the ACME directory URL certificates come from.
+	acme string
 }
 
 // run runs a script on the node, streaming its output into the rollout log.
@@ -155,6 +165,10 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 			return p.PruneImages(ctx, n)
 		}
 		return nil
+	case ActCert:
+		return ing.Certificate(ctx, n, a.Host)
+	case ActRenew:
+		return ing.Renew(ctx, n, a.Host)
 	case ActRemove:
 		if err := rt.Remove(ctx, n); err != nil {
 			return err
@@ -421,16 +435,31 @@ done
 // nginxIngress writes the app's nginx site through bakery-sudo.
 type nginxIngress struct{}
 
-func (nginxIngress) site(n *nodeRun, slot string, port int) string {
-	var hosts []string
+// site renders the app's site; with goal, as it is once every TLS host
+// has its certificate, else for the certificates known now.
+func (g nginxIngress) site(n *nodeRun, slot string, port int, goal bool) string {
+	s := nf.Site{App: n.app, Slot: slot, Port: port, CertHosts: g.certHosts(n, goal)}
 	if n.spec.Ingress != nil {
-		hosts = n.spec.Ingress.Hosts
+		s.Hosts = n.spec.Ingress.Hosts
+		s.TLS = n.spec.Ingress.TLS != nil
 	}
-	return nf.NginxSite(nf.Site{App: n.app, Slot: slot, Hosts: hosts, Port: port})
+	return nf.NginxSite(s)
+}
+
+// certHosts are the TLS hosts served over HTTPS: those with a certificate
+// on the node, or with goal every one.
+func (nginxIngress) certHosts(n *nodeRun, goal bool) []string {
+	var out []string
+	for _, h := range tlsHosts(n.spec) {
+		if _, ok := n.obs.Certs[h]; ok || goal {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 func (g nginxIngress) Hash(n *nodeRun, slot string, port int) string {
-	return SHA256Hex(g.site(n, slot, port))
+	return SHA256Hex(g.site(n, slot, port, true))
 }
 
 // switchScript installs the site, reloads nginx, then waits until nginx
@@ -438,9 +467,26 @@ func (g nginxIngress) Hash(n *nodeRun, slot string, port int) string {
 // before the new workers take over, and the old slot must not be stopped
 // while old workers still send to it.
 const switchScript = sudo + ` nginx-site-install "$APP" && ` + sudo + ` nginx-reload || exit 1
+# With TLS, every host with a certificate must answer over HTTPS from the
+# site just written (its token), else HOST over HTTP.
+probe() {
+  if [ -n "$TOKEN" ]; then
+    # The certificate need not verify here: only which site answers counts.
+    curl -s -k -o /dev/null -D - -m 2 --resolve "$1:443:127.0.0.1" "https://$1$HPATH"
+  else
+    curl -s -o /dev/null -D - -m 2 -H "Host: $1" "http://127.0.0.1:80$HPATH"
+  fi
+}
+serves() {
+  h=$(probe "$1" 2>/dev/null | tr -d '\r')
+  printf '%s\n' "$h" | grep -qix "x-bakery-slot: $APP/$SLOT" || return 1
+  [ -z "$TOKEN" ] || printf '%s\n' "$h" | grep -qix "x-bakery-site: $TOKEN"
+}
 i=0
 while [ $i -lt 200 ]; do
-  if curl -s -o /dev/null -D - -m 2 -H "Host: $HOST" "http://127.0.0.1:80$HPATH" 2>/dev/null | tr -d '\r' | grep -qix "x-bakery-slot: $APP/$SLOT"; then
+  all=1
+  for h in $HOSTS; do serves "$h" || { all=; break; }; done
+  if [ -n "$all" ]; then
     echo "bakery: nginx now serves from the $SLOT slot"; exit 0
   fi
   i=$((i + 1)); sleep 0.05
@@ -451,12 +497,15 @@ exit 1
 
 func (g nginxIngress) Switch(ctx context.Context, n *nodeRun, slot string, port int) error {
 	n.logf("pointing nginx at the %s slot (port %d)", slot, port)
-	host := n.app
+	hosts, token := []string{n.app}, ""
 	if n.spec.Ingress != nil && len(n.spec.Ingress.Hosts) > 0 {
-		host = n.spec.Ingress.Hosts[0]
+		hosts = n.spec.Ingress.Hosts[:1]
+		if certHosts := g.certHosts(n, false); len(certHosts) > 0 {
+			hosts, token = certHosts, nf.SiteToken(certHosts)
+		}
 	}
 	_, err := n.run(ctx, switchScript,
-		map[string]string{"APP": n.app, "SLOT": slot, "HOST": host, "HPATH": n.spec.HealthCheck.Path}, []byte(g.site(n, slot, port)))
+		map[string]string{"APP": n.app, "SLOT": slot, "HOSTS": strings.Join(hosts, " "), "HPATH": n.spec.HealthCheck.Path, "TOKEN": token}, []byte(g.site(n, slot, port, false)))
 	return err
 }
 

@@ -31,6 +31,11 @@ import (
 //	image <tag of the app's image repository>
 //	container <name> <status> <health | -> <image> <commit label | -> <revision label | ->
 //	docker-error <why docker cannot be asked>
+//	cert <host> <notAfter, unix seconds> <serial> | cert <host> -
+//	certerr <message>
+//
+// Certificates (ingress.tls, hosts in $CERTS) are read through the
+// bakery-sudo helper: certbot keeps them where only root may look.
 const appObserveScript = `d=/var/lib/bakery/apps/$APP
 if [ -f "$d/state.json" ]; then printf 'state '; tr -d '\n' < "$d/state.json"; echo; fi
 for s in blue green; do
@@ -64,6 +69,10 @@ for f in /var/lib/bakery/apps/*/state.json; do
   printf 'other '; tr -d '\n' < "$f"; echo
 done
 ss -Hltn 2>/dev/null | awk '{n=split($4, a, ":"); print "listen " a[n]}'
+if [ -n "$CERTS" ]; then
+  if c=$(sudo -n ` + nf.SudoHelper + ` cert-info $CERTS 2>/dev/null); then printf '%s\n' "$c"
+  else echo "certerr the node's bakery-sudo helper cannot report certificates (cert-info): re-run install-node-agent.sh on it"; fi
+fi
 exit 0
 `
 
@@ -101,9 +110,10 @@ func ObserveApp(ctx context.Context, ex sshexec.Executor, app string, timeout ti
 
 // ObserveAppRuntime is ObserveApp for an app of the given runtime: with
 // runtime docker, its containers and images are observed in the same
-// round trip.
-func ObserveAppRuntime(ctx context.Context, ex sshexec.Executor, app, runtime string, timeout time.Duration) (AppObservation, error) {
-	res, err := ex.Run(ctx, sshexec.Command{Script: appObserveScript, Env: map[string]string{"APP": app, "RUNTIME": runtime}, Timeout: timeout})
+// round trip, and so are the certificates of certHosts (validated host
+// names, ingress.tls).
+func ObserveAppRuntime(ctx context.Context, ex sshexec.Executor, app, runtime string, timeout time.Duration, certHosts ...string) (AppObservation, error) {
+	res, err := ex.Run(ctx, sshexec.Command{Script: appObserveScript, Env: map[string]string{"APP": app, "RUNTIME": runtime, "CERTS": strings.Join(certHosts, " ")}, Timeout: timeout})
 	if err != nil {
 		return AppObservation{}, err
 	}
@@ -116,6 +126,7 @@ func ParseAppObservation(out string) (AppObservation, error) {
 		Units:     map[string]string{},
 		Releases:  map[string]string{},
 		UsedPorts: map[int]bool{},
+		Certs:     map[string]Cert{},
 	}}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -183,6 +194,16 @@ func ParseAppObservation(out string) (AppObservation, error) {
 					o.Containers[slot] = c
 				}
 			}
+		case "cert":
+			host, c, ok, err := parseCertLine(rest)
+			if err != nil {
+				return o, err
+			}
+			if ok {
+				o.Certs[host] = c
+			}
+		case "certerr":
+			return o, fmt.Errorf("observe certificates: %s", rest)
 		case "":
 		default:
 			return o, fmt.Errorf("unexpected observe output %q", truncate(sc.Text(), 100))

@@ -46,6 +46,13 @@ type ManagerConfig struct {
 	// filesystem, below which DiskLow is raised (default
 	// DefaultDiskLowPercent; negative: never).
 	DiskLowPercent float64
+	// ACMEServer is the ACME directory for ingress.tls certificates when
+	// a deployment names none (default DefaultACMEServer).
+	ACMEServer string
+	// CertRenewBefore is how long before expiry a certificate is renewed
+	// (default DefaultRenewBefore); CertRetry how long a failed
+	// certificate step waits (default DefaultCertRetry).
+	CertRenewBefore, CertRetry time.Duration
 }
 
 // Manager runs Bakery's controllers and answers the actions the API asks
@@ -101,7 +108,8 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	m.ctls = append(m.ctls, New(cfg.Store, m.nodes, opts(api.KindNode)))
 	if ds, ok := cfg.Store.(DeploymentStore); ok {
 		m.deps = &DeploymentReconciler{Store: ds, Connector: conn, Mirrors: mirrors,
-			Resync: cfg.Resync, StepTimeout: cfg.StepTimeout, KeepRollouts: cfg.KeepRollouts, Logger: cfg.Logger, events: events}
+			Resync: cfg.Resync, StepTimeout: cfg.StepTimeout, KeepRollouts: cfg.KeepRollouts, Logger: cfg.Logger, events: events,
+			ACMEServer: cfg.ACMEServer, RenewBefore: cfg.CertRenewBefore, CertRetry: cfg.CertRetry}
 		m.depl = New(cfg.Store, m.deps, opts(api.KindDeployment))
 		m.ctls = append(m.ctls, m.depl)
 	} else {

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"bakery.dev/bakery/reconciler/nodefiles"
 )
@@ -35,6 +36,11 @@ const (
 	ActPrune ActionType = "prune"
 	// ActRemove removes the app from the node entirely.
 	ActRemove ActionType = "remove"
+	// ActCert obtains a host's certificate with certbot (HTTP-01 through
+	// the site's challenge location).
+	ActCert ActionType = "certificate"
+	// ActRenew renews a host's certificate and reloads nginx.
+	ActRenew ActionType = "renew"
 )
 
 // Action is one idempotent step on one node.
@@ -44,6 +50,8 @@ type Action struct {
 	Commit  string `json:",omitempty"`
 	Release string `json:",omitempty"`
 	Port    int    `json:",omitempty"`
+	// Host is the host a certificate step is for.
+	Host string `json:",omitempty"`
 	// Reason says why the step is needed (logged with it).
 	Reason string `json:",omitempty"`
 }
@@ -52,6 +60,9 @@ func (a Action) String() string {
 	s := string(a.Type)
 	if a.Slot != "" {
 		s += " " + a.Slot
+	}
+	if a.Host != "" {
+		s += " " + a.Host
 	}
 	if a.Reason != "" {
 		s += " (" + a.Reason + ")"
@@ -82,6 +93,12 @@ type Desired struct {
 	NewSlot bool
 	// Remove asks for the app to be removed from the node.
 	Remove bool
+	// TLSHosts are the hosts that need a certificate (ingress.tls).
+	TLSHosts []string
+	// RenewBefore is how long before its expiry a certificate is renewed;
+	// Now is the time Plan compares expiry dates with.
+	RenewBefore time.Duration
+	Now         time.Time
 }
 
 // Observed is what one observe round trip found on a node for an app.
@@ -98,6 +115,16 @@ type Observed struct {
 	Releases map[string]string
 	// UsedPorts holds the ports other apps' slots use on the node.
 	UsedPorts map[int]bool
+	// Certs are the certificates found for the TLS hosts (a host without
+	// one is absent).
+	Certs map[string]Cert
+}
+
+// Cert is a certificate found on a node.
+type Cert struct {
+	NotAfter time.Time
+	// Serial is the serial number in hex.
+	Serial string
 }
 
 func running(state string) bool {
@@ -157,7 +184,41 @@ func Plan(d Desired, obs Observed) ([]Action, error) {
 		}
 	}
 	plan = append(plan, Action{Type: ActPrune})
+	if certs := certActions(d, obs); len(certs) > 0 {
+		plan = append(plan, certs...)
+		if needsSite(certs) {
+			plan = append(plan, Action{Type: ActSite, Slot: idle, Port: port, Reason: "serve HTTPS with the new certificates"})
+		}
+	}
 	return plan, nil
+}
+
+// certActions returns the certificate steps: obtain a missing one, renew
+// one that expires within RenewBefore.
+func certActions(d Desired, obs Observed) []Action {
+	var plan []Action
+	for _, h := range d.TLSHosts {
+		c, ok := obs.Certs[h]
+		switch {
+		case !ok:
+			plan = append(plan, Action{Type: ActCert, Host: h, Reason: "no certificate yet"})
+		case c.NotAfter.Sub(d.Now) < d.RenewBefore:
+			plan = append(plan, Action{Type: ActRenew, Host: h, Reason: "expires " + c.NotAfter.UTC().Format(time.RFC3339)})
+		}
+	}
+	return plan
+}
+
+// needsSite reports whether the site must be rewritten after certs: a new
+// certificate adds an HTTPS server (a renewed one only needs the reload
+// the renew step does).
+func needsSite(certs []Action) bool {
+	for _, a := range certs {
+		if a.Type == ActCert {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrNoFreePort means every port of the range is taken on the node.
@@ -167,15 +228,20 @@ var ErrNoFreePort = errors.New("no free port in the node's port range")
 // runs the desired revision.
 func repairs(d Desired, obs Observed, active string, a nodefiles.SlotState) []Action {
 	var plan []Action
+	certs := certActions(d, obs)
 	if st := obs.Units[active]; !running(st) {
 		plan = append(plan,
 			Action{Type: ActStart, Slot: active, Commit: a.Commit, Release: a.Release, Port: a.Port, Reason: fmt.Sprintf("active unit is %s", orUnknown(st))},
 			Action{Type: ActHealth, Slot: active, Port: a.Port})
 	}
+	plan = append(plan, certs...)
 	if d.SiteHash != nil && obs.SiteHash != d.SiteHash(active, a.Port) {
 		reason := "nginx site differs from the generated one"
-		if obs.SiteHash == "" {
+		switch {
+		case obs.SiteHash == "":
 			reason = "nginx site missing"
+		case needsSite(certs):
+			reason = "serve HTTPS with the new certificates"
 		}
 		plan = append(plan, Action{Type: ActSite, Slot: active, Port: a.Port, Reason: reason})
 	}

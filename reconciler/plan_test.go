@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"bakery.dev/bakery/api"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
 )
 
@@ -237,37 +236,5 @@ func TestPlan(t *testing.T) {
 				t.Fatalf("plan (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestUnsupportedSpecsStall(t *testing.T) {
-	st := openStore(t).(DeploymentStore)
-	ctx := t.Context()
-	for _, tc := range []struct {
-		name   string
-		mutate func(d *api.Deployment)
-	}{
-		{"tls", func(d *api.Deployment) {
-			d.Spec.Ingress = &api.Ingress{Hosts: []string{"a.example.test"}, TLS: &api.TLS{Email: "ops@example.test"}}
-		}},
-	} {
-		d := &api.Deployment{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindDeployment},
-			Metadata: api.ObjectMeta{Name: tc.name},
-			Spec:     api.DeploymentSpec{Source: api.Source{Repo: "/nonexistent"}, Nodes: []string{"n1"}, Run: api.Run{Command: "x"}}}
-		tc.mutate(d)
-		d.Default()
-		if _, err := st.Create(ctx, d); err != nil {
-			t.Fatal(err)
-		}
-		r := &DeploymentReconciler{Store: st}
-		_, err := r.Reconcile(ctx, Request{Kind: api.KindDeployment, Name: tc.name})
-		if !IsTerminal(err) {
-			t.Fatalf("%s: err = %v, want a terminal error", tc.name, err)
-		}
-		o, _ := st.Get(ctx, api.KindDeployment, tc.name)
-		c := api.FindCondition(o.(*api.Deployment).Status.Conditions, api.ConditionStalled)
-		if c == nil || c.Status != api.ConditionTrue || c.Reason != ReasonNotSupported {
-			t.Fatalf("%s: Stalled condition %+v", tc.name, c)
-		}
 	}
 }

@@ -252,11 +252,21 @@ write_helper() {
 #   nginx-reload                      reload nginx (systemctl reload nginx)
 #   journal APP SLOT [LINES] [follow] journalctl -u bakery-APP-SLOT.service -n LINES (200);
 #                                     with "follow", keeps printing new lines (-f) until killed
-#   certbot-certonly DOMAIN... --email EMAIL [--webroot] [--server HTTPS-URL]
-#                                     certbot certonly --nginx (or --webroot with the fixed
-#                                     webroot /var/lib/bakery/acme) --non-interactive
-#   certbot-renew [--server HTTPS-URL] [--dry-run]
-#                                     certbot renew --non-interactive --no-random-sleep-on-renew
+#   certbot-certonly DOMAIN... --email EMAIL [--server HTTPS-URL]
+#                                     certbot certonly --webroot -w /var/www/bakery-acme
+#                                     --cert-name (first DOMAIN) --keep-until-expiring
+#                                     --non-interactive --agree-tos (one certbot at a time:
+#                                     waits for a lock); its deploy hook (kept for
+#                                     certbot's own timer too) is `bakery-sudo nginx-reload`.
+#                                     The webroot is root-owned: bakery-agent cannot redirect
+#                                     root's writes with a symlink.
+#   certbot-renew CERT-NAME [--server HTTPS-URL] [--force] [--dry-run]
+#                                     certbot renew --cert-name CERT-NAME --non-interactive
+#                                     --no-random-sleep-on-renew [--force-renewal]
+#   cert-info CERT-NAME...            per name one line "cert NAME NOTAFTER-UNIX SERIAL", or
+#                                     "cert NAME -" without a certificate (reads
+#                                     /etc/letsencrypt/live/NAME/cert.pem, 0700 for others;
+#                                     cached in /run/bakery-sudo until the file changes)
 #   verbs                             list the verbs (for feature detection)
 # Every call is logged to syslog/journal with the tag bakery-sudo. Exit status 2 = refused.
 set -euo pipefail
@@ -268,7 +278,7 @@ readonly NAME_RE='^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'
 readonly MAX_CONTENT=1048576
 readonly UNIT_DIR=/etc/systemd/system
 readonly NGINX_DIR=/etc/nginx/conf.d
-readonly ACME_WEBROOT=/var/lib/bakery/acme
+readonly ACME_WEBROOT=/var/www/bakery-acme
 readonly AGENT=bakery-agent
 
 refuse() { printf 'bakery-sudo: refused: %s\n' "$*" >&2; logger -t bakery-sudo -- "refused (${SUDO_USER:-?}): $*" 2>/dev/null || true; exit 2; }
@@ -408,6 +418,16 @@ remove_file() {
 check_https_url() {
 	[[ $1 =~ ^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$ ]] || refuse "invalid --server URL '$1' (https only)"
 }
+# certbot_lock — one certbot at a time (certbot itself fails at once with "Another
+# instance of Certbot is already running"); the lock is held by certbot after exec.
+certbot_lock() {
+	mkdir -p /run/lock
+	exec 8>/run/lock/bakery-sudo-certbot.lock
+	flock -w 900 8 || fail "another certbot run holds the lock for more than 15 minutes"
+}
+check_email() {
+	[[ ${#1} -le 254 && $1 =~ ^[A-Za-z0-9_%+][A-Za-z0-9._%+-]*@[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}$ ]] || refuse "invalid e-mail address '$1'"
+}
 check_domain() {
 	[[ ${#1} -le 253 && $1 =~ ^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || refuse "invalid domain '$1'"
 }
@@ -518,40 +538,69 @@ journal)
 	exec journalctl --no-pager -o short-iso -n "$lines" -u "bakery-$1-$2.service"
 	;;
 certbot-certonly)
-	domains=() email="" server="" method=--nginx
+	domains=() email="" server="" name=""
 	while [[ $# -gt 0 ]]; do
 		case $1 in
 		--email) [[ $# -ge 2 ]] || refuse "--email needs a value"; email=$2; shift 2 ;;
 		--server) [[ $# -ge 2 ]] || refuse "--server needs a value"; server=$2; check_https_url "$server"; shift 2 ;;
-		--webroot) method=--webroot; shift ;;
 		-*) refuse "certbot-certonly option '$1' not allowed" ;;
-		*) check_domain "$1"; domains+=(-d "$1"); shift ;;
+		*) check_domain "$1"; domains+=(-d "$1"); name=${name:-$1}; shift ;;
 		esac
 	done
 	[[ ${#domains[@]} -gt 0 ]] || refuse "certbot-certonly needs at least one DOMAIN"
-	[[ $email =~ ^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$ ]] || refuse "certbot-certonly needs --email with a valid address"
-	args=(certonly --non-interactive --agree-tos -m "$email" "${domains[@]}")
-	if [[ $method == --webroot ]]; then
-		mkdir -p "$ACME_WEBROOT"; args+=(--webroot -w "$ACME_WEBROOT")
-	else
-		args+=(--nginx)
-	fi
+	check_email "$email"
+	install -d -m 0755 -o root -g root "$ACME_WEBROOT"
+	args=(certonly --non-interactive --agree-tos --no-eff-email -m "$email" --cert-name "$name" "${domains[@]}"
+		--keep-until-expiring --webroot -w "$ACME_WEBROOT" --deploy-hook "/usr/local/lib/bakery/bakery-sudo nginx-reload")
 	[[ -n $server ]] && args+=(--server "$server")
+	certbot_lock
 	exec certbot "${args[@]}"
 	;;
 certbot-renew)
-	args=(renew --non-interactive --no-random-sleep-on-renew)
+	[[ $# -ge 1 ]] || refuse "certbot-renew needs a CERT-NAME"
+	check_domain "$1"
+	args=(renew --cert-name "$1" --non-interactive --no-random-sleep-on-renew)
+	shift
 	while [[ $# -gt 0 ]]; do
 		case $1 in
 		--server) [[ $# -ge 2 ]] || refuse "--server needs a value"; check_https_url "$2"; args+=(--server "$2"); shift 2 ;;
+		--force) args+=(--force-renewal); shift ;;
 		--dry-run) args+=(--dry-run); shift ;;
 		*) refuse "certbot-renew option '$1' not allowed" ;;
 		esac
 	done
+	certbot_lock
 	exec certbot "${args[@]}"
 	;;
+cert-info)
+	[[ $# -ge 1 ]] || refuse "cert-info needs at least one CERT-NAME"
+	for name in "$@"; do check_domain "$name"; done
+	# Observed on every resync: openssl runs only when a certificate file changed (the
+	# answer is cached by device, inode, mtime and size of live/NAME/cert.pem).
+	cache=/run/bakery-sudo/cert-info
+	install -d -m 0700 -o root -g root /run/bakery-sudo "$cache"
+	for name in "$@"; do
+		f=/etc/letsencrypt/live/$name/cert.pem
+		if ! key=$(stat -L -c '%d:%i:%Y:%s' "$f" 2>/dev/null); then
+			echo "cert $name -"
+			continue
+		fi
+		if [[ -f $cache/$name ]] && read -r k end serial <"$cache/$name" && [[ $k == "$key" && -n $serial ]]; then
+			echo "cert $name $end $serial"
+			continue
+		fi
+		if out=$(openssl x509 -in "$f" -noout -enddate -serial 2>/dev/null) &&
+			end=${out#*notAfter=} && end=$(date -u -d "${end%%$'\n'*}" +%s 2>/dev/null) &&
+			serial=${out#*serial=} && serial=${serial%%$'\n'*} && [[ $serial =~ ^[0-9A-Fa-f]+$ ]]; then
+			printf '%s %s %s\n' "$key" "$end" "$serial" >"$cache/$name"
+			echo "cert $name $end $serial"
+		else
+			echo "cert $name -"
+		fi
+	done
+	;;
 verbs)
-	echo unit-install unit-remove env-install env-remove systemctl daemon-reload nginx-site-install nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew verbs
+	echo unit-install unit-remove env-install env-remove systemctl daemon-reload nginx-site-install nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew cert-info verbs
 	;;
 "") refuse "no verb given (try: verbs)" ;;
 *) refuse "unknown verb '$VERB'" ;;

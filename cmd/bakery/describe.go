@@ -252,6 +252,30 @@ func describeDeployment(d describer, o *api.Deployment, now time.Time) {
 		fmt.Fprintf(d.tw, "  %s\t%s\t%s\t%s\t%t\t%s\t%s\n", n.Node, orDash(n.ActiveSlot), orDash(shortCommit(n.Commit)),
 			port, n.Healthy, orDash(n.UnitState), oneLine(n.Message))
 	}
+	describeCertificates(d, t.Nodes, now)
+}
+
+// describeCertificates lists each node's certificate per TLS host.
+func describeCertificates(d describer, nodes []api.NodeAppStatus, now time.Time) {
+	any := false
+	for _, n := range nodes {
+		any = any || len(n.Certificates) > 0
+	}
+	if !any {
+		return
+	}
+	d.section(0, "Certificates")
+	fmt.Fprintln(d.tw, "  NODE\tHOST\tEXPIRES\tIN\tSERIAL")
+	for _, n := range nodes {
+		for _, c := range n.Certificates {
+			if c.NotAfter == nil {
+				fmt.Fprintf(d.tw, "  %s\t%s\t<none>\t-\t-\n", n.Node, c.Host)
+				continue
+			}
+			fmt.Fprintf(d.tw, "  %s\t%s\t%s\t%s\t%s\n", n.Node, c.Host, c.NotAfter.UTC().Format(time.RFC3339),
+				humanDuration(c.NotAfter.Sub(now)), orDash(c.Serial))
+		}
+	}
 }
 
 func revision(r int64) string {

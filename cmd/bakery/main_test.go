@@ -376,7 +376,8 @@ func TestStatusOutput(t *testing.T) {
 			{Type: api.ConditionReady, Status: api.ConditionTrue, Reason: "Healthy", Message: "all nodes healthy", LastTransitionTime: api.NewTime(now.Add(-5 * time.Minute))},
 			{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: "Done"},
 		},
-		Nodes: []api.NodeAppStatus{{Node: "web-1", ActiveSlot: "green", Commit: "0123456789abcdef", Port: 9001, Healthy: true, UnitState: "active"}},
+		Nodes: []api.NodeAppStatus{{Node: "web-1", ActiveSlot: "green", Commit: "0123456789abcdef", Port: 9001, Healthy: true, UnitState: "active",
+			Certificates: []api.CertificateStatus{{Host: "hello.example.test", NotAfter: api.NewTime(now.Add(50*24*time.Hour + time.Minute)), Serial: "4BB424659C012AA1"}, {Host: "www.example.test"}}}},
 	}
 	if _, err := e.store.UpdateStatus(ctx, d); err != nil {
 		t.Fatal(err)
@@ -407,7 +408,8 @@ func TestStatusOutput(t *testing.T) {
 	out := must(t, "", "describe", "deploy", "hello")
 	for _, want := range []string{"0123456789abcdef0123456789abcdef01234567", "r-42 (Running)", "observed: 1",
 		"TYPE", "Ready", "True", "Healthy", "5m", "all nodes healthy", "Progressing",
-		"NODE", "SLOT", "web-1", "green", "9001", "active"} {
+		"NODE", "SLOT", "web-1", "green", "9001", "active",
+		"Certificates:", "EXPIRES", "hello.example.test", "50d", "4BB424659C012AA1", "www.example.test", "<none>"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("describe deployment lacks %q:\n%s", want, out)
 		}

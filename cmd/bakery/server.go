@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/filestore"
@@ -60,6 +61,10 @@ type serverOptions struct {
 	// githubClientID, githubURL and githubAPIURL configure the GitHub
 	// integration; the client secret comes from the environment only.
 	githubClientID, githubURL, githubAPIURL string
+	// acmeServer, acmeStaging and certRenewBefore configure ingress.tls.
+	acmeServer      string
+	acmeStaging     bool
+	certRenewBefore time.Duration
 }
 
 // notifyEnv holds notification targets separated by spaces when --notify
@@ -166,6 +171,14 @@ only). Deliveries are retried with backoff and never hold up the control
 loop. --notify is repeatable; BAKERY_NOTIFY holds targets separated by
 spaces.
 
+TLS: a deployment with ingress.tls gets a certificate per host from an ACME
+server — the deployment's own ingress.tls.server, else --acme-server (Let's
+Encrypt by default; --acme-staging for Let's Encrypt's staging directory) —
+with certbot on each node (HTTP-01 through the node's nginx), and is served
+over HTTPS with HTTP redirected. Certificates expiring within
+--cert-renew-before are renewed; a failed renewal raises
+CertificateRenewalFailed.
+
 On first start, with no token stored, the server creates the token "admin",
 writes it to the admin token file (0600) and prints it on stderr once,
 together with the 'bakery login' command that uses it.
@@ -176,7 +189,8 @@ connections and lets requests in flight finish.
 Every flag can be set from the environment: BAKERY_LISTEN, BAKERY_DATA,
 DATABASE_URL, BAKERY_ADMIN_TOKEN_FILE, BAKERY_LOG_LEVEL, BAKERY_LOG_FORMAT,
 BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE, BAKERY_NOTIFY,
-BAKERY_DISK_LOW_PERCENT, BAKERY_MANIFESTS; a flag wins over its variable.
+BAKERY_DISK_LOW_PERCENT, BAKERY_MANIFESTS, BAKERY_ACME_SERVER,
+BAKERY_ACME_STAGING, BAKERY_CERT_RENEW_BEFORE; a flag wins over its variable.
 
 GitOps: --manifests DIR keeps the manifests of a local directory applied
 (watched; each change applied as one unit; objects created from it and whose
@@ -243,6 +257,9 @@ file store and no key given, one is minted in <data>/encryption-key (0600).`,
 	f.StringVar(&o.githubURL, "github-url", cmp.Or(os.Getenv("BAKERY_GITHUB_URL"), "https://github.com"), "GitHub web URL for OAuth (GitHub Enterprise: https://HOST) (env BAKERY_GITHUB_URL)")
 	f.StringVar(&o.githubAPIURL, "github-api-url", cmp.Or(os.Getenv("BAKERY_GITHUB_API_URL"), "https://api.github.com"), "GitHub REST API URL (GitHub Enterprise: https://HOST/api/v3) (env BAKERY_GITHUB_API_URL)")
 	f.Float64Var(&o.diskLowPercent, "disk-low-percent", reconciler.DefaultDiskLowPercent, "raise DiskLow when a node's free disk space falls below this percentage of its filesystem; 0 never (env BAKERY_DISK_LOW_PERCENT)")
+	f.StringVar(&o.acmeServer, "acme-server", cmp.Or(os.Getenv("BAKERY_ACME_SERVER"), reconciler.DefaultACMEServer), "ACME directory URL for ingress.tls certificates when a deployment names none (env BAKERY_ACME_SERVER)")
+	f.BoolVar(&o.acmeStaging, "acme-staging", os.Getenv("BAKERY_ACME_STAGING") == "true", "use Let's Encrypt's staging directory (untrusted test certificates) instead of --acme-server (env BAKERY_ACME_STAGING=true)")
+	f.DurationVar(&o.certRenewBefore, "cert-renew-before", envDuration("BAKERY_CERT_RENEW_BEFORE", reconciler.DefaultRenewBefore), "renew an ingress.tls certificate when it expires within this time (env BAKERY_CERT_RENEW_BEFORE)")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagDirname("data")
@@ -275,6 +292,19 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	diskLow := o.diskLowPercent
 	if diskLow == 0 {
 		diskLow = -1 // the reconciler's "never"
+	}
+	acmeServer := o.acmeServer
+	if o.acmeStaging {
+		if cmd.Flags().Changed("acme-server") {
+			return usageErrorf("--acme-staging and --acme-server exclude each other")
+		}
+		acmeServer = reconciler.ACMEStagingServer
+	}
+	if r := api.ValidateACMEServer(acmeServer); r != "" {
+		return usageErrorf("--acme-server: %s", r)
+	}
+	if o.certRenewBefore <= 0 {
+		return usageErrorf("--cert-renew-before must be positive, not %s", o.certRenewBefore)
 	}
 	targets, err := notifyTargets(o.notify, os.Getenv(notifyEnv))
 	if err != nil {
@@ -336,6 +366,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
 		Notify: targets, DiskLowPercent: diskLow, Rules: server.CheckBundleRules,
+		ACMEServer: acmeServer, CertRenewBefore: o.certRenewBefore,
 	})
 	if err != nil {
 		return err
@@ -372,6 +403,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	for _, t := range targets {
 		log.Info("sending events to", "target", t.String())
 	}
+	log.Info("ingress.tls certificates", "acme-server", acmeServer, "renew-before", o.certRenewBefore)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	watchDone, err := watchManifests(ctx, o.manifests, st, log)

@@ -176,7 +176,7 @@ func TestE2EAllowedOperations(t *testing.T) {
 	if got := strings.TrimSpace(mustSSH(t, n, helper+" env-remove tncheck blue")); got != "removed" {
 		t.Errorf("env-remove: %q", got)
 	}
-	if got := mustSSH(t, n, helper+" verbs"); !strings.Contains(got, "certbot-certonly") {
+	if got := mustSSH(t, n, helper+" verbs"); !strings.Contains(got, "certbot-certonly") || !strings.Contains(got, "cert-info") {
 		t.Errorf("verbs: %q", got)
 	}
 }
@@ -250,6 +250,15 @@ func TestE2ERefused(t *testing.T) {
 		{"certbot no email", helper + " certbot-certonly a.example", ""},
 		{"certbot http server", helper + " certbot-certonly a.example --email a@b.example --server http://x/dir", ""},
 		{"certbot-renew hook", helper + " certbot-renew --deploy-hook 'touch /tmp/pwned'", ""},
+		{"certbot-renew hook after name", helper + " certbot-renew a.example --deploy-hook 'touch /tmp/pwned'", ""},
+		{"certbot-renew no name", helper + " certbot-renew", ""},
+		{"certbot email shell", helper + " certbot-certonly a.example --email 'a$(id)@b.example'", ""},
+		{"certbot email option", helper + " certbot-certonly a.example --email '-m@b.example'", ""},
+		{"certbot nginx plugin", helper + " certbot-certonly a.example --email a@b.example --nginx", ""},
+		{"certbot webroot path", helper + " certbot-certonly a.example --email a@b.example -w /etc", ""},
+		{"certbot wildcard", helper + " certbot-certonly '*.example.test' --email a@b.example", ""},
+		{"cert-info traversal", helper + " cert-info ../../shadow", ""},
+		{"cert-info no name", helper + " cert-info", ""},
 	}
 	// Each case is its own SSH connection; run several at once (sshd's MaxStartups
 	// allows 10 unauthenticated connections).
