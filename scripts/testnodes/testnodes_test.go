@@ -61,6 +61,15 @@ func TestStateDirFromEnv(t *testing.T) {
 		t.Fatal(StateDir())
 	}
 	t.Setenv("BAKERY_TESTNODES", "")
+	t.Setenv("BAKERY_TESTNODES_LAB", "")
+	if StateDir() != DefaultStateDir {
+		t.Fatal(StateDir())
+	}
+	t.Setenv("BAKERY_TESTNODES_LAB", "4")
+	if StateDir() != DefaultStateDir+"-4" {
+		t.Fatal(StateDir())
+	}
+	t.Setenv("BAKERY_TESTNODES_LAB", "0")
 	if StateDir() != DefaultStateDir {
 		t.Fatal(StateDir())
 	}
