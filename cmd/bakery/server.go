@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -55,6 +56,9 @@ type serverOptions struct {
 	notify []string
 	// diskLowPercent is the DiskLow threshold; 0 disables it.
 	diskLowPercent float64
+	// takeover bounds how long a key held by another server (postgres
+	// store) waits, and how soon a dead server's keys are taken over.
+	takeover time.Duration
 }
 
 // notifyEnv holds notification targets separated by spaces when --notify
@@ -224,6 +228,7 @@ BAKERY_DISK_LOW_PERCENT; a flag wins over its variable.`,
 	f.IntVar(&o.keepRollouts, "keep-rollouts", reconciler.DefaultKeepRollouts, "how many rollouts (records and logs) to keep per deployment, the oldest deleted after each rollout; 0 keeps every one (env BAKERY_KEEP_ROLLOUTS)")
 	f.StringVar(&o.maxBody, "max-body", cmp.Or(os.Getenv("BAKERY_MAX_BODY"), "4MiB"), "largest request body accepted, e.g. 4MiB, 512KiB, 1000000 (env BAKERY_MAX_BODY)")
 	f.StringArrayVar(&o.notify, "notify", nil, "send events to a webhook: url=URL[,format=json|slack|discord][,on=all|failures]; repeatable (env "+notifyEnv+": targets separated by spaces)")
+	f.DurationVar(&o.takeover, "takeover-interval", envDuration("BAKERY_TAKEOVER_INTERVAL", 2*time.Second), "with several servers on one database: how often a server retries an object another server is reconciling, checks its own lock connection, and looks for objects whose server died; a killed server's work is taken over within about this long (env BAKERY_TAKEOVER_INTERVAL)")
 	f.Float64Var(&o.diskLowPercent, "disk-low-percent", reconciler.DefaultDiskLowPercent, "raise DiskLow when a node's free disk space falls below this percentage of its filesystem; 0 never (env BAKERY_DISK_LOW_PERCENT)")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
@@ -277,6 +282,12 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		return err
 	}
 
+	if o.takeover <= 0 {
+		return usageErrorf("--takeover-interval must be positive, not %s", o.takeover)
+	}
+	serverID := reconciler.NewServerID()
+	var mgrRef atomic.Pointer[reconciler.Manager]
+	var coord *pgstore.Coordinator
 	var st store.Store
 	var kind, where string
 	var keyring *sealed.Keyring
@@ -291,6 +302,19 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 			return fmt.Errorf("open postgres store: %w", err)
 		}
 		st, kind, where = ps, "postgres", "postgres"
+		coord, err = pgstore.NewCoordinator(ctx, ps, serverID, pgstore.CoordinatorOptions{
+			Interval: o.takeover, Logger: log,
+			OnOrphan: func(key string) {
+				if m := mgrRef.Load(); m != nil {
+					log.Info("taking over an object whose server is gone", "key", key)
+					m.EnqueueKey(key)
+				}
+			},
+		})
+		if err != nil {
+			ps.Close()
+			return fmt.Errorf("open postgres store: %w", err)
+		}
 	} else {
 		fs, err := filestore.Open(o.data, filestore.WithLogger(log))
 		if err != nil {
@@ -315,18 +339,26 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{
+	mcfg := reconciler.ManagerConfig{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
-		Notify: targets, DiskLowPercent: diskLow,
-	})
+		Notify: targets, DiskLowPercent: diskLow, ServerID: serverID,
+	}
+	scfg := server.Config{
+		Store: st, Logger: log, MaxBodyBytes: maxBody,
+		Version: version, Commit: commit, StoreKind: kind,
+		PublicURL: o.publicURL, ServerID: serverID,
+	}
+	if coord != nil {
+		mcfg.Locker, mcfg.LockRetry, mcfg.Ports = coord, o.takeover, coord
+		scfg.Cluster = coord
+	}
+	mgr, err := reconciler.NewManager(mcfg)
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{
-		Store: st, Logger: log, MaxBodyBytes: maxBody,
-		Version: version, Commit: commit, StoreKind: kind,
-		Actions: mgr, PublicURL: o.publicURL,
-	})
+	mgrRef.Store(mgr)
+	scfg.Actions = mgr
+	srv, err := server.New(scfg)
 	if err != nil {
 		return err
 	}
@@ -337,7 +369,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		fmt.Fprintf(a.errOut, "Created the admin API token (shown only this once; also in %s):\n  %s\n", tokenFile, token)
 		fmt.Fprintf(a.errOut, "Point the CLI at this server with:\n  bakery login --server %s --token %s\n", url, token)
 	}
-	log.Info("starting", "version", version, "commit", commit, "store", kind, "addr", addr)
+	log.Info("starting", "version", version, "commit", commit, "store", kind, "addr", addr, "server", serverID)
 	for _, t := range targets {
 		log.Info("sending events to", "target", t.String())
 	}
@@ -346,6 +378,13 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
+		if coord != nil {
+			// Stopped after the control loop: its locks are freed last.
+			cctx, ccancel := context.WithCancel(context.WithoutCancel(ctx))
+			cdone := make(chan struct{})
+			go func() { defer close(cdone); coord.Run(cctx) }()
+			defer func() { ccancel(); <-cdone }()
+		}
 		mgr.Run(ctx)
 	}()
 	err = server.Serve(ctx, addr, srv.Handler(), log)
