@@ -253,18 +253,19 @@ func (c *Controller) watchLoop(ctx context.Context) {
 				// Status writes (the reconcilers' own) do not change the
 				// generation: they are not a reason to reconcile again.
 				prev, ok := seen[m.Name]
-				if ok && prev == version(m) {
+				if ok && prev == version(ev.Object) {
 					continue
 				}
-				if ok && !strings.HasPrefix(prev, fmt.Sprintf("%d/", m.Generation)) {
-					// A newer spec supersedes the reconcile in flight
-					// (a rollout of the old spec is cancelled, its
-					// remote process killed).
+				if ok && !strings.HasPrefix(prev, supersedes(ev.Object)+"\n") {
+					// A newer spec or action supersedes the reconcile in
+					// flight (a rollout of the old spec is cancelled,
+					// its remote process killed) — also when another
+					// control plane's API recorded the action.
 					c.cancelRunning(Request{Kind: c.opts.Kind, Name: m.Name}.String())
 				}
 			}
 			if ev.Type != store.Deleted {
-				seen[m.Name] = version(m)
+				seen[m.Name] = version(ev.Object)
 			}
 			c.Enqueue(m.Name)
 		}
@@ -272,11 +273,25 @@ func (c *Controller) watchLoop(ctx context.Context) {
 	}
 }
 
-// version identifies what users changed in an object: its generation
-// (spec) and its labels and annotations. Status writes change neither.
-func version(m *api.ObjectMeta) string {
+// version identifies what users changed in an object: what supersedes a
+// reconcile in flight, and its labels and annotations. The control loop's
+// own status writes change neither.
+func version(o api.Object) string {
+	m := o.GetObjectMeta()
 	b, _ := json.Marshal([2]map[string]string{m.Labels, m.Annotations})
-	return fmt.Sprintf("%d/%s", m.Generation, b)
+	return supersedes(o) + "\n" + string(b)
+}
+
+// supersedes identifies what makes a reconcile in flight obsolete: the
+// generation (spec) and, for a deployment, the actions recorded in its
+// status (a rollback or redeploy pin, a restart request).
+func supersedes(o api.Object) string {
+	s := fmt.Sprint(o.GetObjectMeta().Generation)
+	if d, ok := o.(*api.Deployment); ok {
+		b, _ := json.Marshal([2]any{d.Status.Pin, d.Status.Restart})
+		s += "/" + string(b)
+	}
+	return s
 }
 
 func (c *Controller) enqueueAll(ctx context.Context) error {
@@ -364,8 +379,11 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	delete(c.periodic, key)
 	c.mu.Unlock()
 	res, err := c.reconcile(lk.Ctx, req)
+	// The lock's context ended before Release: the lock was lost (or the
+	// reconcile was cancelled), and what ran is not recorded as done.
+	lost := lk.Ctx.Err() != nil && rctx.Err() == nil
 	lk.Release(err == nil && lk.Ctx.Err() == nil)
-	if ctx.Err() == nil && rctx.Err() == nil && lk.Ctx.Err() != nil && err == nil {
+	if lost && err == nil {
 		err = errors.New("lock lost during the reconcile")
 	}
 	switch {

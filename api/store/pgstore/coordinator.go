@@ -223,7 +223,9 @@ func (c *Coordinator) TryLock(ctx context.Context, cl store.Claim) (store.Lock, 
 	if _, ok := c.held[cl.Key]; ok {
 		return store.Lock{BusyAt: time.Now()}, nil
 	}
-	qctx, cancel := context.WithTimeout(ctx, c.opts.QueryTimeout)
+	// Not cancelled with ctx: pgx closes a connection whose query is
+	// cancelled, and this one holds every lock of this server.
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.QueryTimeout)
 	defer cancel()
 	// The finished reconcile is read in the same statement; a stale read
 	// (the holder recorded it just after this snapshot) only costs one
