@@ -15,8 +15,8 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store/pgstore"
 	"bakery.dev/bakery/api/store/pgstore/pgtest"
-	nf "bakery.dev/bakery/reconciler/nodefiles"
 	"bakery.dev/bakery/reconciler/internal/simnode"
+	nf "bakery.dev/bakery/reconciler/nodefiles"
 	"bakery.dev/bakery/reconciler/source"
 	"bakery.dev/bakery/sshexec"
 )
@@ -325,4 +325,3 @@ func BenchmarkReconcileConverged(b *testing.B) {
 		})
 	}
 }
-
