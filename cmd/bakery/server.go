@@ -165,6 +165,14 @@ only). Deliveries are retried with backoff and never hold up the control
 loop. --notify is repeatable; BAKERY_NOTIFY holds targets separated by
 spaces.
 
+Several servers may share one database: each reconcile of an object runs on
+one of them at a time (a PostgreSQL advisory lock, freed when the holder's
+connection ends), an apply through one wakes them all, and the objects of a
+server that dies (even SIGKILLed) are taken over within about
+--takeover-interval. GET /api/v1/leases shows who reconciles what; each
+server has an id (host name, process id, random suffix) shown there and in
+the rollouts it runs.
+
 On first start, with no token stored, the server creates the token "admin",
 writes it to the admin token file (0600) and prints it on stderr once,
 together with the 'bakery login' command that uses it.
@@ -175,7 +183,8 @@ connections and lets requests in flight finish.
 Every flag can be set from the environment: BAKERY_LISTEN, BAKERY_DATA,
 DATABASE_URL, BAKERY_ADMIN_TOKEN_FILE, BAKERY_LOG_LEVEL, BAKERY_LOG_FORMAT,
 BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE, BAKERY_NOTIFY,
-BAKERY_DISK_LOW_PERCENT; a flag wins over its variable.`,
+BAKERY_DISK_LOW_PERCENT, BAKERY_TAKEOVER_INTERVAL; a flag wins over its
+variable.`,
 		Example: `  # Local development: file store under ~/.local/share/bakery
   bakery server
 
