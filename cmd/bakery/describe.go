@@ -116,14 +116,9 @@ func objectLeases(ctx context.Context, c *client.Client) map[string]*api.Lease {
 	return out
 }
 
-// describe prints o and then its events (newest first; no section when
-// there are none).
-func describe(w io.Writer, o api.Object, now time.Time, events ...*api.Event) {
-	describeWithLease(w, o, now, nil, events...)
-}
-
-// describeWithLease is describe, saying which control plane reconciles o
-// now when lease is not nil.
+// describeWithLease prints o, which control plane reconciles it now
+// (when lease is not nil) and then its events (newest first; no section
+// when there are none).
 func describeWithLease(w io.Writer, o api.Object, now time.Time, lease *api.Lease, events ...*api.Event) {
 	tw := newTabWriter(w)
 	d := describer{tw}
