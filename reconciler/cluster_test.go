@@ -113,3 +113,91 @@ func total(m *sync.Map) int64 {
 	m.Range(func(_, v any) bool { n += v.(*atomic.Int64).Load(); return true })
 	return n
 }
+
+// An action recorded in a deployment's status (a rollback pin) through
+// another server's store cancels the reconcile in flight here, as a new
+// spec does; a status write of the control loop's own (conditions) does
+// not; and an action this server recorded itself (Supersede with the
+// object) is not cancelled a second time when its store event arrives.
+func TestSupersedeAcrossServers(t *testing.T) {
+	url := pgtest.DatabaseURL(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	open := func() *pgstore.Store {
+		st, err := pgstore.Open(ctx, url, pgstore.WithPollInterval(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	here, there := open(), open()
+	var starts, cancels, markers atomic.Int64
+	rec := Func(func(ctx context.Context, req Request) (Result, error) {
+		if req.Name == "marker" {
+			markers.Add(1)
+			return Result{}, nil
+		}
+		starts.Add(1)
+		<-ctx.Done()
+		cancels.Add(1)
+		return Result{}, ctx.Err()
+	})
+	ctl := New(here, rec, Options{Kind: api.KindDeployment, Resync: time.Hour, BaseBackoff: 10 * time.Millisecond})
+	wg.Add(1)
+	go func() { defer wg.Done(); ctl.Run(ctx) }()
+	d := storetest.Deployment("app", "/srv/app")
+	if _, err := there.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the reconcile started", func() bool { return starts.Load() == 1 })
+	setStatus := func(st *pgstore.Store, mutate func(*api.DeploymentStatus)) api.Object {
+		t.Helper()
+		o, err := st.Get(ctx, api.KindDeployment, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mutate(&o.(*api.Deployment).Status)
+		got, err := st.UpdateStatus(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	marker := func(name string) {
+		t.Helper()
+		n := markers.Load()
+		m := storetest.Deployment(name, "/srv/m")
+		if _, err := there.Create(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the marker reconciled", func() bool { return markers.Load() > n })
+	}
+	setStatus(there, func(s *api.DeploymentStatus) { s.Commit = "0123" })
+	setStatus(there, func(s *api.DeploymentStatus) {
+		s.Pin = &api.CommitPin{Commit: "4567", Reason: api.TriggerRollback, Generation: 1}
+	})
+	eventually(t, "the pinned rollback cancelled the reconcile in flight", func() bool { return cancels.Load() == 1 })
+	eventually(t, "reconciled again", func() bool { return starts.Load() == 2 })
+	marker("marker")
+	if c := cancels.Load(); c != 1 {
+		t.Fatalf("%d cancels; a status write of the loop's own must cancel nothing", c)
+	}
+
+	// This server's own action: Supersede with the object it wrote.
+	o := setStatus(here, func(s *api.DeploymentStatus) { s.Restart = "r1" })
+	ctl.Supersede("app", o)
+	eventually(t, "the action superseded the reconcile", func() bool { return cancels.Load() == 2 && starts.Load() == 3 })
+	if err := there.Delete(ctx, api.KindDeployment, "marker", ""); err != nil {
+		t.Fatal(err)
+	}
+	m2 := markers.Load()
+	if _, err := there.Create(ctx, storetest.Deployment("marker", "/srv/m")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the second marker reconciled", func() bool { return markers.Load() > m2 })
+	if c, s := cancels.Load(), starts.Load(); c != 2 || s != 3 {
+		t.Fatalf("after the action's own event: %d cancels, %d starts; want 2, 3", c, s)
+	}
+}

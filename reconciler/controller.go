@@ -132,6 +132,9 @@ type Controller struct {
 	// store's time of the first such attempt: a reconcile that started
 	// after it and finished makes this one unnecessary.
 	busy map[string]time.Time
+	// tokens holds, per name, what supersedes its reconciles as last
+	// seen (supersedes): a change cancels the reconcile in flight.
+	tokens map[string]string
 	// periodic holds the keys queued only by a timer (resync,
 	// RequeueAfter), with half the period: a reconcile by another
 	// control plane within it makes this one unnecessary.
@@ -170,6 +173,7 @@ func New(st store.Store, rec Reconciler, opts Options) *Controller {
 		running:  map[string]context.CancelFunc{},
 		busy:     map[string]time.Time{},
 		periodic: map[string]time.Duration{},
+		tokens:   map[string]string{},
 	}
 }
 
@@ -248,6 +252,9 @@ func (c *Controller) watchLoop(ctx context.Context) {
 			switch ev.Type {
 			case store.Deleted:
 				delete(seen, m.Name)
+				c.mu.Lock()
+				delete(c.tokens, m.Name)
+				c.mu.Unlock()
 				c.cancelRunning(Request{Kind: c.opts.Kind, Name: m.Name}.String())
 			case store.Modified:
 				// Status writes (the reconcilers' own) do not change the
@@ -256,13 +263,15 @@ func (c *Controller) watchLoop(ctx context.Context) {
 				if ok && prev == version(ev.Object) {
 					continue
 				}
-				if ok && !strings.HasPrefix(prev, supersedes(ev.Object)+"\n") {
+				if c.newToken(m.Name, supersedes(ev.Object)) {
 					// A newer spec or action supersedes the reconcile in
 					// flight (a rollout of the old spec is cancelled,
 					// its remote process killed) — also when another
 					// control plane's API recorded the action.
 					c.cancelRunning(Request{Kind: c.opts.Kind, Name: m.Name}.String())
 				}
+			case store.Added:
+				c.newToken(m.Name, supersedes(ev.Object))
 			}
 			if ev.Type != store.Deleted {
 				seen[m.Name] = version(ev.Object)
@@ -305,9 +314,25 @@ func (c *Controller) enqueueAll(ctx context.Context) error {
 	return nil
 }
 
+// newToken records what supersedes name's reconciles now (supersedes)
+// and reports whether it changed since last recorded.
+func (c *Controller) newToken(name, tok string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old, ok := c.tokens[name]
+	c.tokens[name] = tok
+	return ok && old != tok
+}
+
 // Supersede cancels the reconcile of name that is running now, if any,
-// and enqueues name again: a newer spec wins over an in-flight rollout.
-func (c *Controller) Supersede(name string) {
+// and enqueues name again: a newer spec or action wins over an in-flight
+// rollout. current, when not nil, is the object as the action left it:
+// its store event then cancels nothing more (the reconcile started by
+// this call already sees the action).
+func (c *Controller) Supersede(name string, current api.Object) {
+	if current != nil {
+		c.newToken(name, supersedes(current))
+	}
 	key := Request{Kind: c.opts.Kind, Name: name}.String()
 	c.cancelRunning(key)
 	c.queue.Add(key)
