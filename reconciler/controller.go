@@ -327,14 +327,23 @@ func (c *Controller) newToken(name, tok string) bool {
 // Supersede cancels the reconcile of name that is running now, if any,
 // and enqueues name again: a newer spec or action wins over an in-flight
 // rollout. current, when not nil, is the object as the action left it:
-// its store event then cancels nothing more (the reconcile started by
-// this call already sees the action).
+// the reconcile is cancelled once, whether this call or the action's
+// store event comes first (what starts after either sees the action).
 func (c *Controller) Supersede(name string, current api.Object) {
-	if current != nil {
-		c.newToken(name, supersedes(current))
-	}
 	key := Request{Kind: c.opts.Kind, Name: name}.String()
-	c.cancelRunning(key)
+	cancel := true
+	if current != nil {
+		tok := supersedes(current)
+		c.mu.Lock()
+		// The store event came first: the watch cancelled already, and
+		// what runs now started after it.
+		cancel = c.tokens[name] != tok
+		c.tokens[name] = tok
+		c.mu.Unlock()
+	}
+	if cancel {
+		c.cancelRunning(key)
+	}
 	c.queue.Add(key)
 }
 
