@@ -449,15 +449,24 @@ spec:
 	c.start(victim)
 	os.WriteFile(mf, []byte(manifest.String()+small("2")+killDep), 0o644)
 	c.cli(c.servers[0], "apply", "-f", mf)
+	// Restart once rollouts of the new specs are under way.
 	deadline = time.Now().Add(time.Minute)
-	for {
-		c.getJSON(c.servers[0], "/api/v1/leases", &ls)
-		if len(ls.Leases) >= 2 || time.Now().After(deadline) {
-			break
+	running := 0
+	for running < 3 && time.Now().Before(deadline) {
+		var list struct {
+			Items []api.Deployment `json:"items"`
+		}
+		c.getJSON(c.servers[0], "/api/v1/deployments", &list)
+		running = 0
+		for _, d := range list.Items {
+			if cur := d.Status.CurrentRollout; cur != nil && cur.State == api.RolloutRunning && d.Status.ObservedGeneration < d.Metadata.Generation {
+				running++
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Logf("restarting PostgreSQL with %d keys held", len(ls.Leases))
+	c.getJSON(c.servers[0], "/api/v1/leases", &ls)
+	t.Logf("restarting PostgreSQL with %d keys held, %d rollouts running", len(ls.Leases), running)
 	pgtest.Restart(t)
 	c.waitConverged(c.servers[1], names, commits, 3*time.Minute)
 	stateCount := map[string]int{}
