@@ -175,7 +175,19 @@ func (c *Coordinator) Run(ctx context.Context) {
 				c.opts.OnOrphan(k)
 			}
 		}
+		if due, err := c.Due(ctx, "prune-reconcile-keys", time.Hour); err == nil && due {
+			if err := c.pruneKeys(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("pruning reconcile_keys", "err", err)
+			}
+		}
 	}
+}
+
+// pruneKeys deletes the rows of keys nobody holds whose object is gone.
+func (c *Coordinator) pruneKeys(ctx context.Context) error {
+	_, err := c.s.pool.Exec(ctx, `DELETE FROM reconcile_keys k WHERE holder IS NULL
+		AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.kind || '/' || o.name = k.key)`)
+	return err
 }
 
 // tick checks the lock connection (re-making it when down) and returns

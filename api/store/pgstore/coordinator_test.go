@@ -266,3 +266,35 @@ func TestWatchAcrossServersByNotify(t *testing.T) {
 	}
 	expectEvent(t, ch, store.Added, "Node/n1")
 }
+
+// The rows of deleted objects that nobody holds are pruned; held keys and
+// keys of existing objects stay.
+func TestCoordinatorPrunesKeys(t *testing.T) {
+	url := pgtest.DatabaseURL(t)
+	s := open(t, url)
+	c := coordinator(t, s, "server-a", pgstore.CoordinatorOptions{})
+	if _, err := s.Create(t.Context(), storetest.Node("n1", "10.0.0.1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"Node/n1", "Node/gone"} {
+		tryLock(t, c, store.Claim{Key: k}).Release(true)
+	}
+	held := tryLock(t, c, store.Claim{Key: "Node/gone-but-held"})
+	defer held.Release(true)
+	if err := pgstore.PruneKeys(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	rows, _ := admin.Query(t.Context(), `SELECT key FROM reconcile_keys ORDER BY key`)
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(keys, []string{"Node/gone-but-held", "Node/n1"}) {
+		t.Fatalf("after pruning: %v", keys)
+	}
+}
