@@ -403,6 +403,9 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 	case failure == nil:
 	case ctx.Err() != nil:
 		state, reason, msg = api.RolloutSuperseded, ReasonSuperseded, "superseded by a newer spec or cancelled"
+		if errors.Is(context.Cause(ctx), store.ErrLockLost) {
+			msg = "stopped: this control plane lost its lock on the deployment (its database connection broke); the next reconcile continues from what the nodes say"
+		}
 	case errors.Is(dctx.Err(), context.DeadlineExceeded):
 		state, reason, msg = api.RolloutFailed, ReasonDeadlineExceeded, fmt.Sprintf("not finished within the progress deadline (%s)", d.Spec.ProgressDeadline.Duration)
 	default:

@@ -2,8 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrLockLost is the cause (context.Cause) of a held Lock's context ending
+// because the lock was lost: the connection holding it broke.
+var ErrLockLost = errors.New("store: lock lost (its database connection broke)")
 
 // Claim asks for the exclusive right to reconcile one key ("Kind/name")
 // across every control plane sharing a store (see Locker).

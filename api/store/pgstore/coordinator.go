@@ -63,7 +63,7 @@ type Coordinator struct {
 
 type heldKey struct {
 	since  time.Time
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 }
 
 var (
@@ -140,7 +140,7 @@ func (c *Coordinator) broken(err error) {
 	cancel()
 	c.conn = nil
 	for k, h := range c.held {
-		h.cancel()
+		h.cancel(store.ErrLockLost)
 		delete(c.held, k)
 	}
 }
@@ -159,7 +159,7 @@ func (c *Coordinator) Run(ctx context.Context) {
 			c.conn = nil
 		}
 		for k, h := range c.held {
-			h.cancel()
+			h.cancel(store.ErrLockLost)
 			delete(c.held, k)
 		}
 		c.mu.Unlock()
@@ -266,13 +266,13 @@ func (c *Coordinator) TryLock(ctx context.Context, cl store.Claim) (store.Lock, 
 		c.broken(err)
 		return store.Lock{}, fmt.Errorf("pgstore: lock %s: %w", cl.Key, err)
 	}
-	lctx, lcancel := context.WithCancel(ctx)
+	lctx, lcancel := context.WithCancelCause(ctx)
 	h := &heldKey{since: now, cancel: lcancel}
 	c.held[cl.Key] = h
 	var once sync.Once
 	release := func(done bool) {
 		once.Do(func() {
-			lcancel()
+			lcancel(nil)
 			c.release(cl.Key, h, done)
 		})
 	}

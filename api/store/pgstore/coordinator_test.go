@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -136,6 +137,9 @@ func TestCoordinatorTakeover(t *testing.T) {
 	}
 	select {
 	case <-la.Ctx.Done():
+		if !errors.Is(context.Cause(la.Ctx), store.ErrLockLost) {
+			t.Fatalf("cause %v, want ErrLockLost", context.Cause(la.Ctx))
+		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a's reconcile was not cancelled after its lock was lost")
 	}
