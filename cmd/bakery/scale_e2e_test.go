@@ -422,6 +422,10 @@ spec:
 			t.Errorf("the successor %s ran again on %s, which had finished", next.ID, rn.Node)
 		}
 	}
+	if h := c.cli(survivor, "rollout", "history", "deployment/"+killName); !strings.Contains(h, "SERVER") ||
+		!strings.Contains(h, c.ids[victim]) || !strings.Contains(h, c.ids[1-victim]) {
+		t.Errorf("rollout history should name both servers:\n%s", h)
+	}
 	for _, n := range nodes {
 		if got := builds(n)[killName]; got != "v1 v2" {
 			t.Errorf("%s on %s built %q, want v1 v2", killName, n.Name, got)
