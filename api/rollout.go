@@ -35,10 +35,13 @@ type Rollout struct {
 	Generation int64  `json:"generation"`
 	// TriggeredBy says who or what asked for it (a token name, "webhook", "controller").
 	TriggeredBy string `json:"triggeredBy,omitempty"`
-	State       string `json:"state"`
-	Message     string `json:"message,omitempty"`
-	CreatedAt   *Time  `json:"createdAt,omitempty"`
-	FinishedAt  *Time  `json:"finishedAt,omitempty"`
+	// Server is the control plane that ran it (its server id), when
+	// several share one database.
+	Server     string `json:"server,omitempty"`
+	State      string `json:"state"`
+	Message    string `json:"message,omitempty"`
+	CreatedAt  *Time  `json:"createdAt,omitempty"`
+	FinishedAt *Time  `json:"finishedAt,omitempty"`
 	// Nodes holds the steps run on each node, in order.
 	Nodes []RolloutNode `json:"nodes,omitempty"`
 }

@@ -89,11 +89,12 @@ func (m *Manager) DeploymentAction(ctx context.Context, name string, req ActionR
 	if err := m.deps.setStatus(ctx, name, mutate); err != nil {
 		return nil, err
 	}
-	m.depl.Supersede(name)
 	obj, err = m.cfg.Store.Get(ctx, api.KindDeployment, name)
 	if err != nil {
+		m.depl.Supersede(name, nil)
 		return nil, err
 	}
+	m.depl.Supersede(name, obj)
 	return obj.(*api.Deployment), nil
 }
 

@@ -85,19 +85,18 @@ func IsTerminal(err error) bool {
 }
 
 // Locker is the exclusivity point: a key is reconciled by at most one
-// worker across every control plane sharing the store. Lock blocks until
-// the key is held or ctx ends; the returned function releases it.
-// In-process exclusivity comes from the queue already, so a single
-// control plane uses NopLocker.
-type Locker interface {
-	Lock(ctx context.Context, key string) (unlock func(), err error)
-}
+// worker across every control plane sharing the store (store.Locker; the
+// postgres store's is pgstore.Coordinator). In-process exclusivity comes
+// from the queue already, so a single control plane uses NopLocker.
+type Locker = store.Locker
 
-// NopLocker is the Locker of a single control plane.
+// NopLocker is the Locker of a single control plane: every key is free.
 type NopLocker struct{}
 
-// Lock implements Locker.
-func (NopLocker) Lock(context.Context, string) (func(), error) { return func() {}, nil }
+// TryLock implements Locker.
+func (NopLocker) TryLock(ctx context.Context, _ store.Claim) (store.Lock, error) {
+	return store.Lock{Held: true, Ctx: ctx, Release: func(bool) {}}, nil
+}
 
 // Options configure a Controller.
 type Options struct {
@@ -112,7 +111,11 @@ type Options struct {
 	BaseBackoff, MaxBackoff time.Duration
 	// Locker makes keys exclusive across control planes (default NopLocker).
 	Locker Locker
-	Logger *slog.Logger
+	// LockRetry is how soon a key another control plane holds is tried
+	// again (default 2s): it bounds how long a key waits after its
+	// holder finished or died.
+	LockRetry time.Duration
+	Logger    *slog.Logger
 }
 
 // Controller runs a Reconciler for every object of one kind.
@@ -125,6 +128,17 @@ type Controller struct {
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
+	// busy holds, per key found held by another control plane, the
+	// store's time of the first such attempt: a reconcile that started
+	// after it and finished makes this one unnecessary.
+	busy map[string]time.Time
+	// tokens holds, per name, what supersedes its reconciles as last
+	// seen (supersedes): a change cancels the reconcile in flight.
+	tokens map[string]string
+	// periodic holds the keys queued only by a timer (resync,
+	// RequeueAfter), with half the period: a reconcile by another
+	// control plane within it makes this one unnecessary.
+	periodic map[string]time.Duration
 }
 
 // New returns a controller for objects of opts.Kind in st.
@@ -144,22 +158,44 @@ func New(st store.Store, rec Reconciler, opts Options) *Controller {
 	if opts.Locker == nil {
 		opts.Locker = NopLocker{}
 	}
+	if opts.LockRetry <= 0 {
+		opts.LockRetry = 2 * time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	return &Controller{
-		opts:    opts,
-		rec:     rec,
-		store:   st,
-		queue:   queue.New(opts.BaseBackoff, opts.MaxBackoff),
-		log:     opts.Logger.With("controller", opts.Kind),
-		running: map[string]context.CancelFunc{},
+		opts:     opts,
+		rec:      rec,
+		store:    st,
+		queue:    queue.New(opts.BaseBackoff, opts.MaxBackoff),
+		log:      opts.Logger.With("controller", opts.Kind),
+		running:  map[string]context.CancelFunc{},
+		busy:     map[string]time.Time{},
+		periodic: map[string]time.Duration{},
+		tokens:   map[string]string{},
 	}
 }
 
 // Enqueue asks for name to be reconciled soon.
 func (c *Controller) Enqueue(name string) {
-	c.queue.Add(Request{Kind: c.opts.Kind, Name: name}.String())
+	key := Request{Kind: c.opts.Kind, Name: name}.String()
+	c.mu.Lock()
+	// Something happened: whatever another control plane did before is
+	// no reason to skip this reconcile.
+	delete(c.busy, key)
+	delete(c.periodic, key)
+	c.mu.Unlock()
+	c.queue.Add(key)
+}
+
+// after queues key again in d, a timer's request that another control
+// plane's reconcile within d/2 satisfies.
+func (c *Controller) after(key string, d time.Duration) {
+	c.mu.Lock()
+	c.periodic[key] = d / 2
+	c.mu.Unlock()
+	c.queue.AddAfter(key, d)
 }
 
 // Run watches the store, lists every object once, and reconciles until ctx
@@ -216,23 +252,29 @@ func (c *Controller) watchLoop(ctx context.Context) {
 			switch ev.Type {
 			case store.Deleted:
 				delete(seen, m.Name)
+				c.mu.Lock()
+				delete(c.tokens, m.Name)
+				c.mu.Unlock()
 				c.cancelRunning(Request{Kind: c.opts.Kind, Name: m.Name}.String())
 			case store.Modified:
 				// Status writes (the reconcilers' own) do not change the
 				// generation: they are not a reason to reconcile again.
 				prev, ok := seen[m.Name]
-				if ok && prev == version(m) {
+				if ok && prev == version(ev.Object) {
 					continue
 				}
-				if ok && !strings.HasPrefix(prev, fmt.Sprintf("%d/", m.Generation)) {
-					// A newer spec supersedes the reconcile in flight
-					// (a rollout of the old spec is cancelled, its
-					// remote process killed).
+				if c.newToken(m.Name, supersedes(ev.Object)) {
+					// A newer spec or action supersedes the reconcile in
+					// flight (a rollout of the old spec is cancelled,
+					// its remote process killed) — also when another
+					// control plane's API recorded the action.
 					c.cancelRunning(Request{Kind: c.opts.Kind, Name: m.Name}.String())
 				}
+			case store.Added:
+				c.newToken(m.Name, supersedes(ev.Object))
 			}
 			if ev.Type != store.Deleted {
-				seen[m.Name] = version(m)
+				seen[m.Name] = version(ev.Object)
 			}
 			c.Enqueue(m.Name)
 		}
@@ -240,11 +282,25 @@ func (c *Controller) watchLoop(ctx context.Context) {
 	}
 }
 
-// version identifies what users changed in an object: its generation
-// (spec) and its labels and annotations. Status writes change neither.
-func version(m *api.ObjectMeta) string {
+// version identifies what users changed in an object: what supersedes a
+// reconcile in flight, and its labels and annotations. The control loop's
+// own status writes change neither.
+func version(o api.Object) string {
+	m := o.GetObjectMeta()
 	b, _ := json.Marshal([2]map[string]string{m.Labels, m.Annotations})
-	return fmt.Sprintf("%d/%s", m.Generation, b)
+	return supersedes(o) + "\n" + string(b)
+}
+
+// supersedes identifies what makes a reconcile in flight obsolete: the
+// generation (spec) and, for a deployment, the actions recorded in its
+// status (a rollback or redeploy pin, a restart request).
+func supersedes(o api.Object) string {
+	s := fmt.Sprint(o.GetObjectMeta().Generation)
+	if d, ok := o.(*api.Deployment); ok {
+		b, _ := json.Marshal([2]any{d.Status.Pin, d.Status.Restart})
+		s += "/" + string(b)
+	}
+	return s
 }
 
 func (c *Controller) enqueueAll(ctx context.Context) error {
@@ -258,11 +314,36 @@ func (c *Controller) enqueueAll(ctx context.Context) error {
 	return nil
 }
 
+// newToken records what supersedes name's reconciles now (supersedes)
+// and reports whether it changed since last recorded.
+func (c *Controller) newToken(name, tok string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old, ok := c.tokens[name]
+	c.tokens[name] = tok
+	return ok && old != tok
+}
+
 // Supersede cancels the reconcile of name that is running now, if any,
-// and enqueues name again: a newer spec wins over an in-flight rollout.
-func (c *Controller) Supersede(name string) {
+// and enqueues name again: a newer spec or action wins over an in-flight
+// rollout. current, when not nil, is the object as the action left it:
+// the reconcile is cancelled once, whether this call or the action's
+// store event comes first (what starts after either sees the action).
+func (c *Controller) Supersede(name string, current api.Object) {
 	key := Request{Kind: c.opts.Kind, Name: name}.String()
-	c.cancelRunning(key)
+	cancel := true
+	if current != nil {
+		tok := supersedes(current)
+		c.mu.Lock()
+		// The store event came first: the watch cancelled already, and
+		// what runs now started after it.
+		cancel = c.tokens[name] != tok
+		c.tokens[name] = tok
+		c.mu.Unlock()
+	}
+	if cancel {
+		c.cancelRunning(key)
+	}
 	c.queue.Add(key)
 }
 
@@ -296,15 +377,49 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		cancel()
 	}()
 
-	unlock, err := c.opts.Locker.Lock(rctx, key)
-	if err != nil {
+	claim := store.Claim{Key: key}
+	c.mu.Lock()
+	claim.DoneAfter, claim.DoneWithin = c.busy[key], c.periodic[key]
+	c.mu.Unlock()
+	lk, err := c.opts.Locker.TryLock(rctx, claim)
+	switch {
+	case err != nil:
 		if ctx.Err() == nil {
-			c.queue.AddRateLimited(key)
+			c.log.Debug("cannot take the key; retrying", "key", key, "err", err)
+			c.queue.AddAfter(key, c.opts.LockRetry)
 		}
 		return true
+	case lk.Skip:
+		// Another control plane did this work since it was asked for.
+		c.mu.Lock()
+		delete(c.busy, key)
+		c.mu.Unlock()
+		c.queue.Forget(key)
+		c.after(key, jitter(c.opts.Resync))
+		return true
+	case !lk.Held:
+		// Another control plane reconciles it now: look again soon (it
+		// may die), but do not redo what it finishes.
+		c.mu.Lock()
+		if _, ok := c.busy[key]; !ok {
+			c.busy[key] = lk.BusyAt
+		}
+		c.mu.Unlock()
+		c.queue.AddAfter(key, c.opts.LockRetry)
+		return true
 	}
-	res, err := c.reconcile(rctx, req)
-	unlock()
+	c.mu.Lock()
+	delete(c.busy, key)
+	delete(c.periodic, key)
+	c.mu.Unlock()
+	res, err := c.reconcile(lk.Ctx, req)
+	// The lock's context ended before Release: the lock was lost (or the
+	// reconcile was cancelled), and what ran is not recorded as done.
+	lost := lk.Ctx.Err() != nil && rctx.Err() == nil
+	lk.Release(err == nil && lk.Ctx.Err() == nil)
+	if lost && err == nil {
+		err = errors.New("lock lost during the reconcile")
+	}
 	switch {
 	case ctx.Err() != nil:
 		// Shutting down: nothing to schedule.
@@ -317,10 +432,10 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		c.queue.AddRateLimited(key)
 	case res.RequeueAfter > 0:
 		c.queue.Forget(key)
-		c.queue.AddAfter(key, res.RequeueAfter)
+		c.after(key, res.RequeueAfter)
 	default:
 		c.queue.Forget(key)
-		c.queue.AddAfter(key, jitter(c.opts.Resync))
+		c.after(key, jitter(c.opts.Resync))
 	}
 	return true
 }

@@ -195,6 +195,6 @@ func TestControllerSupersedeCancelsRunning(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("reconcile did not start")
 	}
-	ctrl.Supersede("app")
+	ctrl.Supersede("app", nil)
 	eventually(t, "superseded reconcile cancelled and run again", func() bool { return c.get("app") == 2 })
 }

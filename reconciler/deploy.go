@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -41,11 +42,8 @@ type DeploymentStore interface {
 // node in one round trip, Plan, act, record status. A converged deployment
 // costs one SSH round trip per node and writes nothing.
 type DeploymentReconciler struct {
-	// ports holds, per node, the ports that rollouts in flight have
-	// chosen but not yet recorded in the node's state files, so that two
-	// deployments rolling out on one node at once never pick the same port.
-	portsMu sync.Mutex
-	ports   map[string]map[int]string // node → port → app
+	// memPorts books ports when Ports is nil.
+	memPorts memPortBook
 
 	Store     DeploymentStore
 	Connector Connector
@@ -62,6 +60,14 @@ type DeploymentReconciler struct {
 	// deleted. Zero means DefaultKeepRollouts; negative keeps every one.
 	KeepRollouts int
 	Logger       *slog.Logger
+	// Ports books the ports that rollouts in flight have chosen but not
+	// yet recorded in the node's state files, so that two deployments
+	// rolling out on one node at once never pick the same port. Several
+	// control planes sharing a store must share it (pgstore.Coordinator);
+	// nil keeps the bookings in this process.
+	Ports store.PortBook
+	// ServerID names this control plane in the rollouts it runs.
+	ServerID string
 	// Runtime and Ingress default to systemd units and nginx.
 	Runtime Runtime
 	Ingress Ingress
@@ -288,7 +294,7 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 			n.obs = obs
 			n.prev = previousRuntime(&d.Spec, obs)
 			runs[i] = n
-			plans[i], errs[i] = r.planWithReservations(n, obs.Observed)
+			plans[i], errs[i] = r.planWithReservations(ctx, n, obs.Observed)
 		}()
 	}
 	wg.Wait()
@@ -301,8 +307,14 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 	}
 	obsErr := errors.Join(errs...)
 	if converged {
+		// A rollout still marked running was interrupted after its last
+		// step (its control plane stopped): the nodes say it is done.
+		interrupted := r.closeInterrupted(ctx, d, api.RolloutSucceeded, "its control plane stopped before recording the end; the nodes were found converged")
 		err := r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
 			r.summarize(s, targets, runs, gen, commit, revision, sh, missing, obsErr)
+			if interrupted != "" && s.CurrentRollout != nil && s.CurrentRollout.ID == interrupted {
+				s.CurrentRollout.State = api.RolloutSucceeded
+			}
 		})
 		if obsErr != nil {
 			return Result{}, errors.Join(obsErr, err)
@@ -337,7 +349,7 @@ func newRolloutID(app string, revision int64) string {
 func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p rolloutPlan) (Result, error) {
 	name, gen := d.Metadata.Name, d.Metadata.Generation
 	ro := &api.Rollout{ID: newRolloutID(name, p.revision), Deployment: name, Revision: p.revision, Trigger: p.trigger,
-		Commit: p.commit, Generation: gen, TriggeredBy: "controller", State: api.RolloutRunning, CreatedAt: api.Now()}
+		Commit: p.commit, Generation: gen, TriggeredBy: "controller", Server: r.ServerID, State: api.RolloutRunning, CreatedAt: api.Now()}
 	for i, t := range p.targets {
 		if len(p.plans[i]) > 0 {
 			ro.Nodes = append(ro.Nodes, api.RolloutNode{Node: t.node.Metadata.Name, State: api.RolloutPending})
@@ -350,16 +362,7 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 	// key runs at a time: nothing else can be running it): the control
 	// plane stopped or lost its lock. This rollout continues from what
 	// the nodes say.
-	if cur := d.Status.CurrentRollout; cur != nil && cur.State == api.RolloutRunning {
-		if old, err := r.Store.GetRollout(ctx, cur.ID); err == nil && !old.Done() {
-			old.State = api.RolloutCancelled
-			old.Message = "interrupted before it finished (control plane stopped); continued by " + ro.ID
-			old.FinishedAt = api.Now()
-			if err := r.Store.UpdateRollout(ctx, old); err != nil {
-				r.log().Warn("marking an interrupted rollout", "rollout", old.ID, "err", err)
-			}
-		}
-	}
+	r.closeInterrupted(ctx, d, api.RolloutCancelled, "interrupted before it finished (its control plane stopped or lost its lock); continued by "+ro.ID)
 	logs := newLogSink(r.Store, ro.ID, r.log(), envValues(&d.Spec)...)
 	defer logs.Close()
 	rec := &rolloutRecorder{store: r.Store, ro: ro}
@@ -430,6 +433,9 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 		}
 	case ctx.Err() != nil:
 		state, reason, msg = api.RolloutSuperseded, ReasonSuperseded, "superseded by a newer spec or cancelled"
+		if errors.Is(context.Cause(ctx), store.ErrLockLost) {
+			msg = "stopped: this control plane lost its lock on the deployment (its database connection broke); the next reconcile continues from what the nodes say"
+		}
 	case errors.Is(dctx.Err(), context.DeadlineExceeded):
 		state, reason, msg = api.RolloutFailed, ReasonDeadlineExceeded, fmt.Sprintf("not finished within the progress deadline (%s)", d.Spec.ProgressDeadline.Duration)
 	default:
@@ -509,6 +515,28 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 		return Result{RequeueAfter: r.resync()}, serr
 	}
 	return Result{}, errors.Join(failure, serr)
+}
+
+// closeInterrupted ends the deployment's current rollout if its record is
+// still running: only a reconcile of this key could run it, and this one
+// holds the key, so its control plane stopped. It returns the rollout's
+// id ("" when there was none).
+func (r *DeploymentReconciler) closeInterrupted(ctx context.Context, d *api.Deployment, state, msg string) string {
+	cur := d.Status.CurrentRollout
+	if cur == nil || cur.State != api.RolloutRunning {
+		return ""
+	}
+	old, err := r.Store.GetRollout(ctx, cur.ID)
+	if err != nil || old.Done() {
+		return ""
+	}
+	old.State, old.Message, old.FinishedAt = state, msg, api.Now()
+	if err := r.Store.UpdateRollout(ctx, old); err != nil {
+		r.log().Warn("marking an interrupted rollout", "rollout", old.ID, "err", err)
+		return ""
+	}
+	r.log().Info("interrupted rollout closed", "rollout", old.ID, "ranOn", old.Server, "state", state)
+	return old.ID
 }
 
 // unitUnhealthyEvents raises UnitUnhealthy once per node whose plan
@@ -762,15 +790,9 @@ func (r *DeploymentReconciler) finalize(ctx context.Context, d *api.Deployment) 
 	if err := r.Store.Delete(ctx, api.KindDeployment, name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Result{}, err
 	}
-	r.portsMu.Lock()
-	for _, res := range r.ports {
-		for p, app := range res {
-			if app == name {
-				delete(res, p)
-			}
-		}
+	if err := r.portBook().ForgetPorts(ctx, name); err != nil {
+		r.log().Warn("forgetting the deleted deployment's port bookings", "deployment", name, "err", err)
 	}
-	r.portsMu.Unlock()
 	r.log().Info("deployment removed from its nodes and deleted", "deployment", name, "nodes", len(targets))
 	return Result{}, nil
 }
@@ -794,38 +816,94 @@ func (r *DeploymentReconciler) recordLastDeployment(ctx context.Context, name, c
 }
 
 // planWithReservations plans one node, treating ports that other apps'
-// rollouts in flight have reserved as used, and reserves the ports its own
+// rollouts in flight have booked as used, and books the ports its own
 // plan uses until the next plan of this app on this node.
-func (r *DeploymentReconciler) planWithReservations(n *nodeRun, obs Observed) ([]Action, error) {
-	r.portsMu.Lock()
-	defer r.portsMu.Unlock()
-	if r.ports == nil {
-		r.ports = map[string]map[int]string{}
-	}
-	res := r.ports[n.node]
-	if res == nil {
-		res = map[int]string{}
-		r.ports[n.node] = res
-	}
-	used := make(map[int]bool, len(obs.UsedPorts)+len(res))
-	for p := range obs.UsedPorts {
-		used[p] = true
-	}
-	for p, app := range res {
-		if app == n.app {
-			delete(res, p) // this app's own earlier reservation
-		} else {
+func (r *DeploymentReconciler) planWithReservations(ctx context.Context, n *nodeRun, obs Observed) ([]Action, error) {
+	var plan []Action
+	err := r.portBook().BookPorts(ctx, n.node, n.app, func(taken map[int]bool) ([]int, error) {
+		used := make(map[int]bool, len(obs.UsedPorts)+len(taken))
+		for p := range obs.UsedPorts {
 			used[p] = true
 		}
+		for p := range taken {
+			used[p] = true
+		}
+		o := obs
+		o.UsedPorts = used
+		var err error
+		plan, err = Plan(n.desired, o)
+		if err != nil {
+			return nil, err
+		}
+		var mine []int
+		for _, a := range plan {
+			if a.Port != 0 && !slices.Contains(mine, a.Port) {
+				mine = append(mine, a.Port)
+			}
+		}
+		return mine, nil
+	})
+	return plan, err
+}
+
+func (r *DeploymentReconciler) portBook() store.PortBook {
+	if r.Ports != nil {
+		return r.Ports
 	}
-	obs.UsedPorts = used
-	plan, err := Plan(n.desired, obs)
-	for _, a := range plan {
-		if a.Port != 0 {
-			res[a.Port] = n.app
+	return &r.memPorts
+}
+
+// memPortBook is the PortBook of a single control plane.
+type memPortBook struct {
+	mu    sync.Mutex
+	ports map[string]map[int]string // node → port → app
+}
+
+// BookPorts implements store.PortBook.
+func (b *memPortBook) BookPorts(_ context.Context, node, app string, plan func(map[int]bool) ([]int, error)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	taken := map[int]bool{}
+	for p, a := range b.ports[node] {
+		if a != app {
+			taken[p] = true
 		}
 	}
-	return plan, err
+	mine, err := plan(taken)
+	if err != nil {
+		return err
+	}
+	if b.ports == nil {
+		b.ports = map[string]map[int]string{}
+	}
+	res := b.ports[node]
+	if res == nil {
+		res = map[int]string{}
+		b.ports[node] = res
+	}
+	for p, a := range res {
+		if a == app {
+			delete(res, p)
+		}
+	}
+	for _, p := range mine {
+		res[p] = app
+	}
+	return nil
+}
+
+// ForgetPorts implements store.PortBook.
+func (b *memPortBook) ForgetPorts(_ context.Context, app string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, res := range b.ports {
+		for p, a := range res {
+			if a == app {
+				delete(res, p)
+			}
+		}
+	}
+	return nil
 }
 
 // portStart is where an app's search for free ports begins: a hash of its

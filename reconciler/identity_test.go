@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"bakery.dev/bakery/reconciler/internal/simnode"
 	"bytes"
 	"context"
 	"errors"
@@ -22,7 +23,14 @@ import (
 	"bakery.dev/bakery/sshexec"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	// The scale benchmarks run their simulated nodes in a child process
+	// of this binary.
+	if os.Getenv(simnode.ChildEnv) != "" {
+		os.Exit(simnode.ChildMain(os.Stdin, os.Stdout))
+	}
+	pgtest.Main(m)
+}
 
 func keyring(t *testing.T, s string) *sealed.Keyring {
 	t.Helper()

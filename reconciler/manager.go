@@ -35,7 +35,16 @@ type ManagerConfig struct {
 	KeepRollouts int
 	// Locker makes keys exclusive across control planes.
 	Locker Locker
-	Logger *slog.Logger
+	// LockRetry is how soon a key held by another control plane is
+	// tried again (default 2s).
+	LockRetry time.Duration
+	// Ports books ports on nodes across control planes (nil: in this
+	// process only).
+	Ports store.PortBook
+	// ServerID names this control plane (NewServerID), recorded in the
+	// rollouts it runs.
+	ServerID string
+	Logger   *slog.Logger
 	// Notify are the webhooks events are sent to (besides being kept in
 	// the store when it keeps events, store.Events).
 	Notify []notify.Target
@@ -90,7 +99,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	conn := SSHConnector{Pool: m.pool, Local: sshexec.NewLocal()}
 	opts := func(kind string) Options {
 		return Options{Kind: kind, Workers: cfg.Workers, Resync: cfg.Resync, BaseBackoff: cfg.BaseBackoff,
-			MaxBackoff: cfg.MaxBackoff, Locker: cfg.Locker, Logger: cfg.Logger}
+			MaxBackoff: cfg.MaxBackoff, Locker: cfg.Locker, LockRetry: cfg.LockRetry, Logger: cfg.Logger}
 	}
 	for _, t := range cfg.Notify {
 		if err := t.Validate(); err != nil {
@@ -109,7 +118,8 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if ds, ok := cfg.Store.(DeploymentStore); ok {
 		m.deps = &DeploymentReconciler{Store: ds, Connector: conn, Mirrors: mirrors,
 			Resync: cfg.Resync, StepTimeout: cfg.StepTimeout, KeepRollouts: cfg.KeepRollouts, Logger: cfg.Logger, events: events,
-			ACMEServer: cfg.ACMEServer, RenewBefore: cfg.CertRenewBefore, CertRetry: cfg.CertRetry}
+			ACMEServer: cfg.ACMEServer, RenewBefore: cfg.CertRenewBefore, CertRetry: cfg.CertRetry,
+			Ports: cfg.Ports, ServerID: cfg.ServerID}
 		m.depl = New(cfg.Store, m.deps, opts(api.KindDeployment))
 		m.ctls = append(m.ctls, m.depl)
 	} else {
@@ -141,6 +151,21 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// EnqueueKey asks for the object named by key ("Kind/name") to be
+// reconciled soon; unknown kinds are ignored. Another control plane's
+// orphaned keys come in here.
+func (m *Manager) EnqueueKey(key string) {
+	req, err := ParseRequest(key)
+	if err != nil {
+		return
+	}
+	for _, c := range m.ctls {
+		if c.opts.Kind == req.Kind {
+			c.Enqueue(req.Name)
+		}
+	}
 }
 
 // PublicKey returns the control plane's public key (authorized_keys line).

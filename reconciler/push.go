@@ -149,7 +149,7 @@ func (m *Manager) HandlePush(ctx context.Context, p Push) (PushOutcome, error) {
 		if m.rollingOut(ctx, d, p.After) {
 			m.depl.Enqueue(d.Metadata.Name)
 		} else {
-			m.depl.Supersede(d.Metadata.Name)
+			m.depl.Supersede(d.Metadata.Name, nil)
 		}
 	}
 	srcs, err := m.cfg.Store.List(ctx, api.KindManifestSource, store.ListOptions{})
@@ -212,6 +212,6 @@ func (m *Manager) SyncSource(ctx context.Context, name string) (string, error) {
 		}
 		break
 	}
-	m.srcs.Supersede(name)
+	m.srcs.Supersede(name, nil)
 	return id, nil
 }

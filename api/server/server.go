@@ -44,6 +44,11 @@ type Config struct {
 	MaxWebhookBytes int64
 	// GitHub configures the GitHub integration (nil: its routes answer 503).
 	GitHub *GitHubConfig
+	// ServerID names this control plane in /api/v1/leases.
+	ServerID string
+	// Cluster reports the control planes sharing the store and what
+	// they hold (nil: this server alone, holding nothing visible).
+	Cluster Cluster
 }
 
 // Server is Bakery's HTTP API. Its Handler is safe for concurrent use.
@@ -128,6 +133,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(v1+"/deployments/{name}/rollouts", s.wrap(http.StatusOK, s.rollouts)).Methods(http.MethodGet)
 	r.Handle(v1+"/deployments/{name}/logs", http.HandlerFunc(s.runtimeLogs)).Methods(http.MethodGet)
 	r.Handle(v1+"/events", s.wrap(http.StatusOK, s.listEvents)).Methods(http.MethodGet)
+	r.Handle(v1+"/leases", s.wrap(http.StatusOK, s.leases)).Methods(http.MethodGet)
 	r.Handle(v1+"/rollouts/{id}", s.wrap(http.StatusOK, s.rollout)).Methods(http.MethodGet)
 	r.Handle(v1+"/rollouts/{id}/logs", s.wrap(http.StatusOK, s.rolloutLogs)).Methods(http.MethodGet)
 	r.Handle(v1+"/rollouts/{id}/logs/stream", http.HandlerFunc(s.logStream)).Methods(http.MethodGet)

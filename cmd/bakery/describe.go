@@ -48,11 +48,13 @@ type is described.`,
 				return err
 			}
 			now := time.Now()
+			leases := objectLeases(cmd.Context(), c)
 			for i, o := range objs {
 				if i > 0 {
 					fmt.Fprintln(a.out)
 				}
-				describe(a.out, o, now, objectEvents(cmd.Context(), a, c, o)...)
+				key := o.GetTypeMeta().Kind + "/" + o.GetObjectMeta().Name
+				describeWithLease(a.out, o, now, leases[key], objectEvents(cmd.Context(), a, c, o)...)
 			}
 			if len(objs) == 0 && failed == 0 {
 				fmt.Fprintln(a.errOut, "No resources found.")
@@ -99,9 +101,25 @@ func objectEvents(ctx context.Context, a *app, c *client.Client, o api.Object) [
 	return evs
 }
 
-// describe prints o and then its events (newest first; no section when
-// there are none).
-func describe(w io.Writer, o api.Object, now time.Time, events ...*api.Event) {
+// objectLeases returns the leases held now by key ("Kind/name"); none
+// when the server cannot say (an older server, an error: describe shows
+// the objects all the same).
+func objectLeases(ctx context.Context, c *client.Client) map[string]*api.Lease {
+	out := map[string]*api.Lease{}
+	ls, err := c.Leases(ctx)
+	if err != nil {
+		return out
+	}
+	for i := range ls.Leases {
+		out[ls.Leases[i].Key] = &ls.Leases[i]
+	}
+	return out
+}
+
+// describeWithLease prints o, which control plane reconciles it now
+// (when lease is not nil) and then its events (newest first; no section
+// when there are none).
+func describeWithLease(w io.Writer, o api.Object, now time.Time, lease *api.Lease, events ...*api.Event) {
 	tw := newTabWriter(w)
 	d := describer{tw}
 	m := o.GetObjectMeta()
@@ -122,6 +140,9 @@ func describe(w io.Writer, o api.Object, now time.Time, events ...*api.Event) {
 	case *api.ManifestSource:
 		d.line(0, "Generation", "%d (observed: %s)", m.Generation, observed(o.Status.ObservedGeneration))
 		describeSource(d, o, now)
+	}
+	if lease != nil {
+		d.line(0, "Reconciled by", "%s (for %s)", printable(lease.Server), ago(lease.Since, now))
 	}
 	describeEventTable(d, events, now)
 	tw.Flush()

@@ -31,8 +31,14 @@ type e2eServer struct {
 // startServer starts `bakery server`; extra flags come last (and win).
 func startServer(t *testing.T, bin, data string, env []string, extra ...string) *e2eServer {
 	t.Helper()
+	return startServerArgs(t, bin, env, append([]string{"--data", data, "--resync", "500ms"}, extra...)...)
+}
+
+// startServerArgs starts `bakery server --listen 127.0.0.1:0 args…`.
+func startServerArgs(t *testing.T, bin string, env []string, args ...string) *e2eServer {
+	t.Helper()
 	s := &e2eServer{logs: &lockedBuffer{}, exited: make(chan error, 1)}
-	s.cmd = exec.Command(bin, append([]string{"server", "--listen", "127.0.0.1:0", "--data", data, "--resync", "500ms"}, extra...)...)
+	s.cmd = exec.Command(bin, append([]string{"server", "--listen", "127.0.0.1:0"}, args...)...)
 	s.cmd.Env = env
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {

@@ -197,11 +197,25 @@ the rollout failed (the previous revision keeps serving) or --timeout passed.`,
 			if err != nil {
 				return a.explain(c, err)
 			}
+			// SERVER: which control plane ran it, when the records say
+			// (rollouts of older versions do not).
+			servers := false
+			for _, r := range ros {
+				servers = servers || r.Server != ""
+			}
 			w := newTabWriter(a.out)
-			fmt.Fprintln(w, "REVISION\tROLLOUT\tTRIGGER\tCOMMIT\tSTATE\tAGE\tMESSAGE")
+			if servers {
+				fmt.Fprintln(w, "REVISION\tROLLOUT\tTRIGGER\tCOMMIT\tSTATE\tAGE\tSERVER\tMESSAGE")
+			} else {
+				fmt.Fprintln(w, "REVISION\tROLLOUT\tTRIGGER\tCOMMIT\tSTATE\tAGE\tMESSAGE")
+			}
 			now := time.Now()
 			for _, r := range ros {
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Revision, r.ID, r.Trigger, shortID(r.Commit), r.State, age(r.CreatedAt, now), r.Message)
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t", r.Revision, r.ID, r.Trigger, shortID(r.Commit), r.State, age(r.CreatedAt, now))
+				if servers {
+					fmt.Fprintf(w, "%s\t", orDash(printable(r.Server)))
+				}
+				fmt.Fprintf(w, "%s\n", r.Message)
 			}
 			return w.Flush()
 		},

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -65,6 +66,9 @@ type serverOptions struct {
 	acmeServer      string
 	acmeStaging     bool
 	certRenewBefore time.Duration
+	// takeover bounds how long a key held by another server (postgres
+	// store) waits, and how soon a dead server's keys are taken over.
+	takeover time.Duration
 }
 
 // notifyEnv holds notification targets separated by spaces when --notify
@@ -179,6 +183,14 @@ over HTTPS with HTTP redirected. Certificates expiring within
 --cert-renew-before are renewed; a failed renewal raises
 CertificateRenewalFailed.
 
+Several servers may share one database: each reconcile of an object runs on
+one of them at a time (a PostgreSQL advisory lock, freed when the holder's
+connection ends), an apply through one wakes them all, and the objects of a
+server that dies (even SIGKILLed) are taken over within about
+--takeover-interval. GET /api/v1/leases shows who reconciles what; each
+server has an id (host name, process id, random suffix) shown there and in
+the rollouts it runs.
+
 On first start, with no token stored, the server creates the token "admin",
 writes it to the admin token file (0600) and prints it on stderr once,
 together with the 'bakery login' command that uses it.
@@ -190,7 +202,8 @@ Every flag can be set from the environment: BAKERY_LISTEN, BAKERY_DATA,
 DATABASE_URL, BAKERY_ADMIN_TOKEN_FILE, BAKERY_LOG_LEVEL, BAKERY_LOG_FORMAT,
 BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE, BAKERY_NOTIFY,
 BAKERY_DISK_LOW_PERCENT, BAKERY_MANIFESTS, BAKERY_ACME_SERVER,
-BAKERY_ACME_STAGING, BAKERY_CERT_RENEW_BEFORE; a flag wins over its variable.
+BAKERY_ACME_STAGING, BAKERY_CERT_RENEW_BEFORE, BAKERY_TAKEOVER_INTERVAL; a flag wins over
+its variable.
 
 GitOps: --manifests DIR keeps the manifests of a local directory applied
 (watched; each change applied as one unit; objects created from it and whose
@@ -256,6 +269,7 @@ file store and no key given, one is minted in <data>/encryption-key (0600).`,
 	f.StringVar(&o.githubClientID, "github-client-id", os.Getenv("BAKERY_GITHUB_CLIENT_ID"), "GitHub OAuth app client id: enables GitHub sign-in, repository lists and webhook registration; the client secret is read from BAKERY_GITHUB_CLIENT_SECRET (env BAKERY_GITHUB_CLIENT_ID)")
 	f.StringVar(&o.githubURL, "github-url", cmp.Or(os.Getenv("BAKERY_GITHUB_URL"), "https://github.com"), "GitHub web URL for OAuth (GitHub Enterprise: https://HOST) (env BAKERY_GITHUB_URL)")
 	f.StringVar(&o.githubAPIURL, "github-api-url", cmp.Or(os.Getenv("BAKERY_GITHUB_API_URL"), "https://api.github.com"), "GitHub REST API URL (GitHub Enterprise: https://HOST/api/v3) (env BAKERY_GITHUB_API_URL)")
+	f.DurationVar(&o.takeover, "takeover-interval", envDuration("BAKERY_TAKEOVER_INTERVAL", 2*time.Second), "with several servers on one database: how often a server retries an object another server is reconciling, checks its own lock connection, and looks for objects whose server died; a killed server's work is taken over within about this long (env BAKERY_TAKEOVER_INTERVAL)")
 	f.Float64Var(&o.diskLowPercent, "disk-low-percent", reconciler.DefaultDiskLowPercent, "raise DiskLow when a node's free disk space falls below this percentage of its filesystem; 0 never (env BAKERY_DISK_LOW_PERCENT)")
 	f.StringVar(&o.acmeServer, "acme-server", cmp.Or(os.Getenv("BAKERY_ACME_SERVER"), reconciler.DefaultACMEServer), "ACME directory URL for ingress.tls certificates when a deployment names none (env BAKERY_ACME_SERVER)")
 	f.BoolVar(&o.acmeStaging, "acme-staging", os.Getenv("BAKERY_ACME_STAGING") == "true", "use Let's Encrypt's staging directory (untrusted test certificates) instead of --acme-server (env BAKERY_ACME_STAGING=true)")
@@ -325,6 +339,12 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		return err
 	}
 
+	if o.takeover <= 0 {
+		return usageErrorf("--takeover-interval must be positive, not %s", o.takeover)
+	}
+	serverID := reconciler.NewServerID()
+	var mgrRef atomic.Pointer[reconciler.Manager]
+	var coord *pgstore.Coordinator
 	var st store.Store
 	var kind, where string
 	var keyring *sealed.Keyring
@@ -339,6 +359,19 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 			return fmt.Errorf("open postgres store: %w", err)
 		}
 		st, kind, where = ps, "postgres", "postgres"
+		coord, err = pgstore.NewCoordinator(ctx, ps, serverID, pgstore.CoordinatorOptions{
+			Interval: o.takeover, Logger: log,
+			OnOrphan: func(key string) {
+				if m := mgrRef.Load(); m != nil {
+					log.Info("taking over an object whose server is gone", "key", key)
+					m.EnqueueKey(key)
+				}
+			},
+		})
+		if err != nil {
+			ps.Close()
+			return fmt.Errorf("open postgres store: %w", err)
+		}
 	} else {
 		fs, err := filestore.Open(o.data, filestore.WithLogger(log))
 		if err != nil {
@@ -363,13 +396,10 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{
+	mcfg := reconciler.ManagerConfig{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
 		Notify: targets, DiskLowPercent: diskLow, Rules: server.CheckBundleRules,
-		ACMEServer: acmeServer, CertRenewBefore: o.certRenewBefore,
-	})
-	if err != nil {
-		return err
+		ACMEServer: acmeServer, CertRenewBefore: o.certRenewBefore, ServerID: serverID,
 	}
 	secrets, err := secretsKeyring(o, keyring)
 	if err != nil {
@@ -383,11 +413,22 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{
+	scfg := server.Config{
 		Store: st, Logger: log, MaxBodyBytes: maxBody,
 		Version: version, Commit: commit, StoreKind: kind,
-		Actions: mgr, PublicURL: o.publicURL, UI: uiCfg, Keyring: secrets, GitHub: gh,
-	})
+		PublicURL: o.publicURL, ServerID: serverID, UI: uiCfg, Keyring: secrets, GitHub: gh,
+	}
+	if coord != nil {
+		mcfg.Locker, mcfg.LockRetry, mcfg.Ports = coord, o.takeover, coord
+		scfg.Cluster = coord
+	}
+	mgr, err := reconciler.NewManager(mcfg)
+	if err != nil {
+		return err
+	}
+	mgrRef.Store(mgr)
+	scfg.Actions = mgr
+	srv, err := server.New(scfg)
 	if err != nil {
 		return err
 	}
@@ -399,7 +440,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		fmt.Fprintf(a.errOut, "Created the admin API token (shown only this once; also in %s):\n  %s\n", tokenFile, token)
 		fmt.Fprintf(a.errOut, "Point the CLI at this server with:\n  bakery login --server %s --token %s\n", url, token)
 	}
-	log.Info("starting", "version", version, "commit", commit, "store", kind, "addr", addr)
+	log.Info("starting", "version", version, "commit", commit, "store", kind, "addr", addr, "server", serverID)
 	for _, t := range targets {
 		log.Info("sending events to", "target", t.String())
 	}
@@ -413,6 +454,13 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
+		if coord != nil {
+			// Stopped after the control loop: its locks are freed last.
+			cctx, ccancel := context.WithCancel(context.WithoutCancel(ctx))
+			cdone := make(chan struct{})
+			go func() { defer close(cdone); coord.Run(cctx) }()
+			defer func() { ccancel(); <-cdone }()
+		}
 		mgr.Run(ctx)
 	}()
 	err = server.Serve(ctx, addr, srv.Handler(), log)

@@ -66,7 +66,7 @@ Create one with 'bakery apply -f source.yaml'.`,
 			if err != nil {
 				return err
 			}
-			describe(a.out, o, time.Now(), objectEvents(cmd.Context(), a, c, o)...)
+			describeWithLease(a.out, o, time.Now(), objectLeases(cmd.Context(), c)[api.KindManifestSource+"/"+args[0]], objectEvents(cmd.Context(), a, c, o)...)
 			return nil
 		},
 	}

@@ -56,6 +56,34 @@ type Mirrors struct {
 
 	mu    sync.Mutex
 	locks map[string]chan struct{} // by mirror directory; a 1-slot semaphore each
+	// fetched holds, by mirror directory, when the last successful fetch
+	// started: a Resolve asked for before that needs no fetch of its own.
+	fetched map[string]time.Time
+}
+
+// fetchSince fetches unless a fetch that started at or after asked has
+// already succeeded: many deployments resolving one repository at once
+// share fetches, and each still sees the remote as it was at some moment
+// after it asked. The mirror is locked.
+func (mr *mirror) fetchSince(ctx context.Context, asked time.Time) error {
+	m := mr.m
+	m.mu.Lock()
+	last, ok := m.fetched[mr.dir]
+	m.mu.Unlock()
+	if ok && !last.Before(asked) {
+		return nil
+	}
+	start := time.Now()
+	if err := mr.fetch(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if m.fetched == nil {
+		m.fetched = map[string]time.Time{}
+	}
+	m.fetched[mr.dir] = start
+	m.mu.Unlock()
+	return nil
 }
 
 func (m *Mirrors) log() *slog.Logger {
@@ -224,12 +252,13 @@ func (m *Mirrors) Resolve(ctx context.Context, repo, ref, pinned string) (commit
 	} else if err := checkRef(ref); err != nil {
 		return "", err
 	}
+	asked := time.Now()
 	mr, unlock, err := m.open(ctx, repo)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	if err := mr.fetch(ctx); err != nil {
+	if err := mr.fetchSince(ctx, asked); err != nil {
 		return "", err
 	}
 	if pinned != "" {

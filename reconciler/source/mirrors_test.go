@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -232,4 +234,49 @@ func TestCheckRefAccepts(t *testing.T) {
 			t.Errorf("checkRef(%q) = %v", ref, err)
 		}
 	}
+}
+
+// countHandler counts log records with a given message.
+type countHandler struct {
+	msg string
+	n   *atomic.Int64
+}
+
+func (h countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countHandler) WithGroup(string) slog.Handler      { return h }
+
+// Resolves of one repository waiting for each other share fetches: a
+// fetch that started after a Resolve was called serves it too.
+func TestResolveSharesFetches(t *testing.T) {
+	gitEnvForTest(t)
+	ctx := testCtx(t)
+	r := newRepo(t)
+	c1 := r.commit("one", map[string]string{"a": "1"})
+	m := newMirrors(t)
+	var fetches atomic.Int64
+	m.Logger = slog.New(countHandler{msg: "fetched repository", n: &fetches})
+	if _, err := m.Resolve(ctx, r.origin, "main", ""); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if got, err := m.Resolve(ctx, r.origin, "main", ""); err != nil || got != c1 {
+				t.Errorf("Resolve = %s, %v", got, err)
+			}
+		})
+	}
+	wg.Wait()
+	if f := fetches.Load(); f < 1 || f >= n {
+		t.Fatalf("%d concurrent resolves fetched %d times; want at least once and fewer than %d", n, f, n)
+	}
+	t.Logf("%d concurrent resolves, %d fetches", n, fetches.Load())
 }

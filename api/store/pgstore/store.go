@@ -308,7 +308,11 @@ func (s *Store) prune(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		_, err := s.pool.Exec(ctx, `DELETE FROM events WHERE created_at < now() - $1::interval`, s.cfg.retention)
+		// Once per period across every server sharing the database.
+		due, err := claimJob(ctx, s.pool, "prune-events", s.cfg.pruneEvery-s.cfg.pruneEvery/10, appName)
+		if err == nil && due {
+			_, err = s.pool.Exec(ctx, `DELETE FROM events WHERE created_at < now() - $1::interval`, s.cfg.retention)
+		}
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("prune events", "err", err)
 		}

@@ -332,3 +332,18 @@ func appendFile(name, s string) error {
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// Restart stops the throwaway cluster (fast shutdown: every connection is
+// cut) and starts it again on the same port, as a database restart in
+// production. It fails the test when the database is not pgtest's own
+// (EnvURL set) or no cluster was started.
+func Restart(t testing.TB) {
+	t.Helper()
+	if os.Getenv(EnvURL) != "" || cl == nil {
+		t.Fatal("pgtest: Restart needs the throwaway cluster (unset " + EnvURL + " and call DatabaseURL first)")
+	}
+	data := filepath.Join(cl.dir, "data")
+	if err := cl.run(cl.pgCtl, "-D", data, "-l", filepath.Join(cl.dir, "postgres.log"), "-m", "fast", "-w", "-t", "60", "restart"); err != nil {
+		t.Fatalf("pgtest: restart: %v", err)
+	}
+}
