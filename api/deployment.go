@@ -149,6 +149,9 @@ type DeploymentStatus struct {
 	// FailedAttempt records the last failed rollout's commit and spec, so
 	// that the loop does not retry the same broken revision on its own:
 	// a new commit, a spec change or a manual action starts a new attempt.
+	// While a failed new commit (same spec hash as SpecHash) stands, drift
+	// of the current revision is still repaired (drift-repair rollouts of
+	// Revision); the failure stays recorded.
 	FailedAttempt *FailedAttempt `json:"failedAttempt,omitempty"`
 	// Pin replaces the spec's ref with a commit chosen by an action
 	// (redeploy, rollback) for as long as the spec stays at Pin.Generation.

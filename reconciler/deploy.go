@@ -258,10 +258,18 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 	if restart {
 		trigger = api.TriggerRestart
 	}
+	var repairOf *api.FailedAttempt
 	if fa := d.Status.FailedAttempt; fa != nil && fa.Commit == commit && fa.SpecHash == sh {
 		// The same revision failed before: wait for a new commit, a spec
 		// change or a manual action rather than failing again.
-		return Result{RequeueAfter: r.resync()}, nil
+		if restart || !lastGoodRepairable(&d.Status) {
+			return Result{RequeueAfter: r.resync()}, nil
+		}
+		// Meanwhile the last good revision (a new commit of the same spec
+		// failed) keeps being observed and its drift repaired, under its
+		// own revision: see lastGoodRepairable.
+		repairOf = fa
+		commit, revision, trigger = d.Status.Commit, d.Status.Revision, api.TriggerDriftRepair
 	}
 
 	// Observe and plan every node.
@@ -277,7 +285,7 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 				ex: r.Connector.Executor(t.node, t.via), mirrors: r.Mirrors, timeout: r.stepTimeout(), acme: r.acmeServer(&d.Spec)}
 			n.desired = Desired{App: d.Metadata.Name, Commit: commit, Revision: revision, SpecHash: sh, BuildHash: bh,
 				PortMin: r.portMin(), PortMax: r.portMax(), PortStart: r.portStart(d.Metadata.Name), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: restart,
-				TLSHosts: tlsHosts(&d.Spec), RenewBefore: r.renewBefore(), Now: time.Now()}
+				TLSHosts: tlsHosts(&d.Spec), RenewBefore: r.renewBefore(), Now: time.Now(), RepairOnly: repairOf != nil}
 			if d.Spec.Run.Port != nil {
 				n.desired.PinnedPort = *d.Spec.Run.Port
 			}
@@ -306,6 +314,17 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		}
 	}
 	obsErr := errors.Join(errs...)
+	if converged && repairOf != nil {
+		// Nothing to repair: refresh what the nodes run; the failure
+		// stays as it is.
+		err := r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
+			r.nodeSummary(s, targets, runs)
+		})
+		if obsErr != nil {
+			return Result{}, errors.Join(obsErr, err)
+		}
+		return Result{RequeueAfter: r.resync()}, err
+	}
 	if converged {
 		// A rollout still marked running was interrupted after its last
 		// step (its control plane stopped): the nodes say it is done.
@@ -322,7 +341,22 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		return Result{RequeueAfter: r.resync()}, err
 	}
 	return r.rollout(ctx, d, rolloutPlan{targets: targets, runs: runs, plans: plans, errs: errs, commit: commit,
-		revision: revision, specHash: sh, trigger: trigger, missing: missing, restart: d.Status.Restart})
+		revision: revision, specHash: sh, trigger: trigger, missing: missing, restart: d.Status.Restart, repairOf: repairOf})
+}
+
+// lastGoodRepairable reports whether, while s.FailedAttempt stands, the
+// last good revision (s.Commit, s.Revision, s.SpecHash) may be kept alive
+// by drift repairs. Only when a new commit failed under the spec the last
+// good revision runs with: its slots, site and health check are then
+// still what the current spec generates. A failed spec change (the
+// attempt's spec hash differs) is not repaired: the old spec is not kept
+// (only its hash), and starting containers or writing sites from the new
+// spec would apply the failed change in part. Neither is a failed drift
+// repair of the last good revision itself (the attempt's commit is
+// s.Commit): that would retry the failed revision.
+func lastGoodRepairable(s *api.DeploymentStatus) bool {
+	fa := s.FailedAttempt
+	return fa != nil && s.Revision > 0 && s.Commit != "" && fa.Commit != s.Commit && fa.SpecHash == s.SpecHash
 }
 
 type rolloutPlan struct {
@@ -336,6 +370,10 @@ type rolloutPlan struct {
 	trigger  string
 	missing  []string
 	restart  string // the restart request carried out, if any
+	// repairOf, when set, is the failed attempt that stands while this
+	// rollout repairs drift of the last good revision: it neither clears
+	// the failure nor marks the deployment Ready.
+	repairOf *api.FailedAttempt
 }
 
 func newRolloutID(app string, revision int64) string {
@@ -348,6 +386,11 @@ func newRolloutID(app string, revision int64) string {
 // rollout and its log.
 func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p rolloutPlan) (Result, error) {
 	name, gen := d.Metadata.Name, d.Metadata.Generation
+	var prevProgressing *api.Condition
+	if c := api.FindCondition(d.Status.Conditions, api.ConditionProgressing); c != nil {
+		cp := *c
+		prevProgressing = &cp
+	}
 	ro := &api.Rollout{ID: newRolloutID(name, p.revision), Deployment: name, Revision: p.revision, Trigger: p.trigger,
 		Commit: p.commit, Generation: gen, TriggeredBy: "controller", Server: r.ServerID, State: api.RolloutRunning, CreatedAt: api.Now()}
 	for i, t := range p.targets {
@@ -379,10 +422,14 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 		}
 	}
 
+	progressing := fmt.Sprintf("rolling out revision %d (commit %s)", p.revision, short(p.commit))
+	if p.repairOf != nil {
+		progressing = repairMessage(p) + " (the failed attempt is not retried)"
+	}
 	if err := r.setStatus(ctx, name, func(s *api.DeploymentStatus) {
 		s.CurrentRollout = &api.RolloutRef{ID: ro.ID, State: ro.State}
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionTrue, Reason: ReasonRollingOut,
-			Message: fmt.Sprintf("rolling out revision %d (commit %s)", p.revision, short(p.commit)), ObservedGeneration: gen})
+			Message: progressing, ObservedGeneration: gen})
 	}); err != nil {
 		return Result{}, err
 	}
@@ -441,6 +488,9 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 	default:
 		state, reason, msg = api.RolloutFailed, ReasonRolloutFailed, fmt.Sprintf("node %s: %v", failedNode, failure)
 	}
+	if p.repairOf != nil {
+		msg = strings.TrimSuffix(repairMessage(p)+": "+msg, ": ")
+	}
 	rec.finish(state, msg)
 	if state == api.RolloutSucceeded {
 		var done []string
@@ -459,6 +509,17 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 	serr := r.setStatus(sctx, name, func(s *api.DeploymentStatus) {
 		s.CurrentRollout = &api.RolloutRef{ID: ro.ID, State: state, LastLogSeq: logs.LastSeq()}
 		switch {
+		case p.repairOf != nil:
+			// A drift repair while a failed attempt stands: the failure
+			// (FailedAttempt, Degraded, Ready) stays until a new commit,
+			// spec or action; Progressing says again why nothing rolls out.
+			r.nodeSummary(s, p.targets, p.runs)
+			if prevProgressing != nil {
+				c := *prevProgressing
+				c.LastTransitionTime = nil
+				api.SetCondition(&s.Conditions, c)
+			}
+			return
 		case certErr != nil && state == api.RolloutFailed:
 			// The revision itself is out; only a certificate is missing
 			// or due. No FailedAttempt: the step is retried after
@@ -503,6 +564,9 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 	// delays it.
 	r.pruneRollouts(ctx, name, ro.ID)
 	switch {
+	case p.repairOf != nil && state == api.RolloutFailed:
+		// Retried with backoff (the failed attempt stands either way).
+		return Result{}, errors.Join(fmt.Errorf("%s: node %s: %w", repairMessage(p), failedNode, failure), serr)
 	case certErr != nil && state == api.RolloutFailed:
 		return Result{RequeueAfter: r.certRetry()}, serr
 	}
@@ -537,6 +601,13 @@ func (r *DeploymentReconciler) closeInterrupted(ctx context.Context, d *api.Depl
 	}
 	r.log().Info("interrupted rollout closed", "rollout", old.ID, "ranOn", old.Server, "state", state)
 	return old.ID
+}
+
+// repairMessage says which revision a repair rollout (p.repairOf set)
+// repairs and which failed attempt stands.
+func repairMessage(p rolloutPlan) string {
+	return fmt.Sprintf("drift repair of revision %d (commit %s) while the failed attempt at commit %s stands",
+		p.revision, short(p.commit), short(p.repairOf.Commit))
 }
 
 // unitUnhealthyEvents raises UnitUnhealthy once per node whose plan

@@ -336,6 +336,67 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 			t.Fatalf("%s: after a failed health check exactly one slot must run, got %q", n.Name, out)
 		}
 	}
+	// While the failed attempt stands, the last good revision is still
+	// kept alive: its active unit, stopped behind Bakery's back, runs and
+	// serves again, as a drift repair of its revision; the failure stays.
+	var slotH string
+	for _, ns := range deg.Status.Nodes {
+		if ns.Node == nodes[0].Name {
+			slotH = ns.ActiveSlot
+		}
+	}
+	if slotH == "" {
+		t.Fatalf("no active slot on %s in %+v", nodes[0].Name, deg.Status.Nodes)
+	}
+	if out, err := testnodes.Exec(t, nodes[0].Name, "systemctl stop bakery-hello-"+slotH+" && systemctl is-active bakery-hello-"+slotH); err == nil {
+		t.Fatalf("stopping the active unit: still active: %q", out)
+	}
+	tRepair := time.Now()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, _ := testnodes.Exec(t, nodes[0].Name, "systemctl is-active bakery-hello-"+slotH)
+		body, err := get(client, nodes[0].Address)
+		if strings.TrimSpace(out) == "active" && err == nil && strings.HasPrefix(body, "hello from v2-"+c2[:9]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the last good revision's stopped unit was not repaired while Degraded: unit %q, serves %q, %v", out, body, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("stopped unit of the last good revision repaired while Degraded in %v", time.Since(tRepair))
+	held := getDeployment(t, st)
+	if fa := held.Status.FailedAttempt; fa == nil || fa.Commit != c3h || !api.IsTrue(held.Status.Conditions, api.ConditionDegraded) ||
+		api.IsTrue(held.Status.Conditions, api.ConditionReady) || held.Status.Revision != deg.Status.Revision || held.Status.Commit != c2 {
+		t.Fatalf("a drift repair while Degraded changed the failure or the revision: %+v", held.Status)
+	}
+	rs, err := st.ListRollouts(ctx, "hello", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The repair names the failed attempt that stands (c3h).
+	var repaired *api.Rollout
+	for _, ro := range rs {
+		if ro.Trigger == api.TriggerDriftRepair && ro.State == api.RolloutSucceeded && strings.Contains(ro.Message, c3h[:12]) {
+			repaired = ro
+			break
+		}
+	}
+	if repaired == nil || repaired.Revision != deg.Status.Revision || repaired.Commit != c2 ||
+		!strings.Contains(repaired.Message, fmt.Sprintf("drift repair of revision %d", deg.Status.Revision)) {
+		t.Fatalf("no drift-repair rollout of revision %d (commit %s) after the failed attempt: %+v", deg.Status.Revision, c2, rs)
+	}
+	for _, rn := range repaired.Nodes {
+		if rn.Node != nodes[0].Name {
+			t.Errorf("the repair touched node %s, whose unit ran", rn.Node)
+		}
+	}
+	for _, ro := range rs {
+		if ro.Commit == c3h && ro.ID != deg.Status.CurrentRollout.ID {
+			t.Fatalf("the failed commit was retried: rollout %s", ro.ID)
+		}
+	}
+
 	// A fixed commit recovers.
 	c4 := commit("fixed", map[string]string{"server.js": goodServer})
 	waitDeployment(t, st, "recovered", 3*time.Minute, readyAt(c4))
@@ -346,7 +407,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	rev := cur.Status.Revision
 	testnodes.SSH(t, nodes[0], "sudo -n /usr/local/lib/bakery/bakery-sudo systemctl stop hello "+slot0)
 	testnodes.SSH(t, nodes[1], "sudo -n /usr/local/lib/bakery/bakery-sudo nginx-site-remove hello && sudo -n /usr/local/lib/bakery/bakery-sudo nginx-reload")
-	deadline := time.Now().Add(time.Minute)
+	deadline = time.Now().Add(time.Minute)
 	for {
 		b0, e0 := get(client, nodes[0].Address)
 		b1, e1 := get(client, nodes[1].Address)

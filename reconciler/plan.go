@@ -93,6 +93,13 @@ type Desired struct {
 	NewSlot bool
 	// Remove asks for the app to be removed from the node.
 	Remove bool
+	// RepairOnly limits the plan to drift repairs of an active slot that
+	// already runs Commit with SpecHash (start its unit or container,
+	// rewrite its site, its certificates, stop the idle slot): a node
+	// whose active slot runs anything else, or has none, or that the app
+	// leaves (Remove), gets an empty plan. It keeps the last good
+	// revision serving while a failed one stands, never rolling out.
+	RepairOnly bool
 	// TLSHosts are the hosts that need a certificate (ingress.tls).
 	TLSHosts []string
 	// RenewBefore is how long before its expiry a certificate is renewed;
@@ -134,6 +141,16 @@ func running(state string) bool {
 // Plan returns the actions that bring one node from obs to d, in order.
 // An empty plan means converged: nothing is executed. Plan is pure.
 func Plan(d Desired, obs Observed) ([]Action, error) {
+	if d.RepairOnly {
+		if d.Remove || obs.State == nil || obs.State.Active == "" {
+			return nil, nil
+		}
+		a := obs.State.Slots[obs.State.Active]
+		if a.Commit != d.Commit || a.SpecHash != d.SpecHash {
+			return nil, nil
+		}
+		return repairs(d, obs, obs.State.Active, a), nil
+	}
 	if d.Remove {
 		if obs.State == nil && obs.SiteHash == "" && !running(obs.Units[nodefiles.Blue]) && !running(obs.Units[nodefiles.Green]) && len(obs.Releases) == 0 {
 			return nil, nil

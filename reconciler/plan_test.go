@@ -210,6 +210,67 @@ func TestPlan(t *testing.T) {
 			want: []Action{{Type: ActRemove, Reason: "app removed from this node"}},
 		},
 		{
+			name: "repair only: the last good revision's unit stopped is started again",
+			d:    func(d *Desired) { d.RepairOnly = true },
+			obs: func() Observed {
+				o := serving(c2, "spec2")
+				o.Units[nf.Blue] = "failed"
+				o.Units[nf.Green] = "active"
+				o.SiteHash = ""
+				return o
+			},
+			want: []Action{
+				{Type: ActStart, Slot: nf.Blue, Commit: c2, Port: 20000, Reason: "active unit is failed"},
+				{Type: ActHealth, Slot: nf.Blue, Port: 20000},
+				{Type: ActSite, Slot: nf.Blue, Port: 20000, Reason: "nginx site missing"},
+				{Type: ActStop, Slot: nf.Green, Reason: "inactive slot is running"},
+			},
+		},
+		{
+			name: "repair only: converged, empty plan",
+			d:    func(d *Desired) { d.RepairOnly = true },
+			obs:  func() Observed { return serving(c2, "spec2") },
+			want: nil,
+		},
+		{
+			name: "repair only: the active slot runs another commit: no rollout",
+			d:    func(d *Desired) { d.RepairOnly = true },
+			obs: func() Observed {
+				o := serving(c1, "spec2")
+				o.Units[nf.Blue] = "inactive"
+				return o
+			},
+			want: nil,
+		},
+		{
+			name: "repair only: the active slot runs another spec: no rollout",
+			d:    func(d *Desired) { d.RepairOnly = true },
+			obs: func() Observed {
+				o := serving(c2, "spec1")
+				o.SiteHash = ""
+				return o
+			},
+			want: nil,
+		},
+		{
+			name: "repair only: fresh node: nothing is deployed",
+			d:    func(d *Desired) { d.RepairOnly = true },
+			obs:  func() Observed { return Observed{Units: map[string]string{}, UsedPorts: map[int]bool{}} },
+			want: nil,
+		},
+		{
+			name: "repair only: a node the app leaves is not removed",
+			d:    func(d *Desired) { d.RepairOnly, d.Remove = true, true },
+			obs:  func() Observed { return serving(c2, "spec2") },
+			want: nil,
+		},
+		{
+			name: "repair only: ignores a restart request",
+			d:    func(d *Desired) { d.RepairOnly, d.NewSlot = true, true },
+			obs:  func() Observed { return serving(c2, "spec2") },
+			want: nil,
+		},
+		{
 			name: "removed and already gone: empty plan",
 			d:    func(d *Desired) { d.Remove = true },
 			obs:  func() Observed { return Observed{Units: map[string]string{}} },
