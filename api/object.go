@@ -10,6 +10,7 @@ import (
 const (
 	KindNode       = "Node"
 	KindDeployment = "Deployment"
+	// KindSecret is declared in secret.go.
 )
 
 // Object is what every Bakery resource implements.
@@ -46,12 +47,14 @@ func Kinds() []string {
 var registry = map[string]func() Object{
 	KindNode:       func() Object { return &Node{TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindNode}} },
 	KindDeployment: func() Object { return &Deployment{TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindDeployment}} },
+	KindSecret:     func() Object { return &Secret{TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindSecret}} },
 }
 
 // aliases maps the names users type (kubectl style) to kinds.
 var aliases = map[string]string{
 	"node": KindNode, "nodes": KindNode, "no": KindNode,
 	"deployment": KindDeployment, "deployments": KindDeployment, "deploy": KindDeployment,
+	"secret": KindSecret, "secrets": KindSecret,
 }
 
 // New returns an empty object of kind with its TypeMeta set.
@@ -72,7 +75,7 @@ func KindFor(name string) (string, error) {
 	if k, ok := aliases[name]; ok {
 		return k, nil
 	}
-	return "", fmt.Errorf("unknown resource type %q (known: nodes, deployments)", name)
+	return "", fmt.Errorf("unknown resource type %q (known: nodes, deployments, secrets)", name)
 }
 
 // Resource returns the lower-case plural used in URLs for a kind
@@ -83,6 +86,8 @@ func Resource(kind string) string {
 		return "nodes"
 	case KindDeployment:
 		return "deployments"
+	case KindSecret:
+		return "secrets"
 	}
 	return ""
 }

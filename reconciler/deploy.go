@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/sealed"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
 	"bakery.dev/bakery/reconciler/source"
 )
@@ -63,6 +65,9 @@ type DeploymentReconciler struct {
 	// deleted. Zero means DefaultKeepRollouts; negative keeps every one.
 	KeepRollouts int
 	Logger       *slog.Logger
+	// Keyring opens the Secrets deployments reference (nil: a deployment
+	// that uses secrets does not roll out).
+	Keyring *sealed.Keyring
 	// Runtime and Ingress default to systemd units and nginx.
 	Runtime Runtime
 	Ingress Ingress
@@ -99,14 +104,6 @@ func specHash(s *api.DeploymentSpec) string {
 
 func buildHash(s *api.DeploymentSpec) string {
 	return nf.Hash(s.Build.Install, s.Build.Test, s.Build.Build)
-}
-
-func appEnv(s *api.DeploymentSpec) map[string]string {
-	env := map[string]string{}
-	for _, e := range s.Run.Env {
-		env[e.Name] = e.Value
-	}
-	return env
 }
 
 // target is one node the deployment runs on (or is being removed from).
@@ -198,6 +195,14 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		})
 		return Result{}, Terminal(errors.Join(errors.New(msg), err))
 	}
+	renv, err := resolveEnv(ctx, r.Store, r.Keyring, &d.Spec)
+	if err != nil {
+		msg := err.Error()
+		serr := r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: ReasonSecretUnavailable, Message: msg, ObservedGeneration: gen})
+		})
+		return Result{}, errors.Join(fmt.Errorf("secrets: %w", err), serr)
+	}
 
 	pinned := d.Spec.Source.Commit
 	pin := d.Status.Pin
@@ -222,6 +227,9 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 	}
 
 	sh, bh := specHash(&d.Spec), buildHash(&d.Spec)
+	if renv.hash != "" {
+		sh = nf.Hash(sh, renv.hash) // a changed secret is a new revision
+	}
 	revision := d.Status.Revision
 	trigger := api.TriggerDriftRepair
 	if commit != d.Status.Commit || sh != d.Status.SpecHash || revision == 0 {
@@ -249,7 +257,7 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n := &nodeRun{node: t.node.Metadata.Name, app: d.Metadata.Name, spec: &d.Spec, env: appEnv(&d.Spec),
+			n := &nodeRun{node: t.node.Metadata.Name, app: d.Metadata.Name, spec: &d.Spec, env: maps.Clone(renv.env),
 				ex: r.Connector.Executor(t.node, t.via), mirrors: r.Mirrors, timeout: r.stepTimeout()}
 			n.desired = Desired{App: d.Metadata.Name, Commit: commit, Revision: revision, SpecHash: sh, BuildHash: bh,
 				PortMin: r.portMin(), PortMax: r.portMax(), PortStart: r.portStart(d.Metadata.Name), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: restart}
@@ -286,7 +294,7 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		return Result{RequeueAfter: r.resync()}, err
 	}
 	return r.rollout(ctx, d, rolloutPlan{targets: targets, runs: runs, plans: plans, errs: errs, commit: commit,
-		revision: revision, specHash: sh, trigger: trigger, missing: missing, restart: d.Status.Restart})
+		revision: revision, specHash: sh, trigger: trigger, missing: missing, restart: d.Status.Restart, secrets: renv.secret})
 }
 
 type rolloutPlan struct {
@@ -300,6 +308,7 @@ type rolloutPlan struct {
 	trigger  string
 	missing  []string
 	restart  string // the restart request carried out, if any
+	secrets  []string // values from secrets, masked in the log
 }
 
 func newRolloutID(app string, revision int64) string {
@@ -336,7 +345,7 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 			}
 		}
 	}
-	logs := newLogSink(r.Store, ro.ID, r.log(), envValues(&d.Spec)...)
+	logs := newLogSink(r.Store, ro.ID, r.log(), append(envValues(&d.Spec), p.secrets...)...)
 	defer logs.Close()
 	rec := &rolloutRecorder{store: r.Store, ro: ro}
 	// After every step the deployment's status tells how far the log got,

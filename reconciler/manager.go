@@ -10,6 +10,7 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/reconciler/notify"
 	"bakery.dev/bakery/reconciler/source"
 	"bakery.dev/bakery/sshexec"
@@ -43,6 +44,9 @@ type ManagerConfig struct {
 	// filesystem, below which DiskLow is raised (default
 	// DefaultDiskLowPercent; negative: never).
 	DiskLowPercent float64
+	// Keyring opens the Secrets deployments reference (nil: deployments
+	// that use secrets stall with reason SecretUnavailable).
+	Keyring *sealed.Keyring
 }
 
 // Manager runs Bakery's controllers and answers the actions the API asks
@@ -92,7 +96,8 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	m.ctls = append(m.ctls, New(cfg.Store, m.nodes, opts(api.KindNode)))
 	if ds, ok := cfg.Store.(DeploymentStore); ok {
 		m.deps = &DeploymentReconciler{Store: ds, Connector: conn, Mirrors: &source.Mirrors{Dir: filepath.Join(cfg.DataDir, "mirrors"), Logger: cfg.Logger},
-			Resync: cfg.Resync, StepTimeout: cfg.StepTimeout, KeepRollouts: cfg.KeepRollouts, Logger: cfg.Logger, events: events}
+			Resync: cfg.Resync, StepTimeout: cfg.StepTimeout, KeepRollouts: cfg.KeepRollouts, Logger: cfg.Logger, events: events,
+			Keyring: cfg.Keyring}
 		m.depl = New(cfg.Store, m.deps, opts(api.KindDeployment))
 		m.ctls = append(m.ctls, m.depl)
 	} else {
@@ -107,6 +112,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer m.pool.Close()
 	defer m.notifier.Close()
 	var wg sync.WaitGroup
+	if m.depl != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.watchSecrets(ctx)
+		}()
+	}
 	for _, c := range m.ctls {
 		wg.Add(1)
 		go func() {

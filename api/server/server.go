@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/sealed"
 )
 
 // Config configures a Server.
@@ -32,6 +33,9 @@ type Config struct {
 	PublicURL string
 	// Stream tunes the rollout log stream (zero: the defaults).
 	Stream StreamConfig
+	// Keyring seals Secrets' values before they are stored (nil: Secrets
+	// with values are refused).
+	Keyring *sealed.Keyring
 	// Later issues add: the web UI, webhooks.
 }
 
@@ -72,7 +76,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // resourcePattern matches the {resource} path segment of docs/api.md.
-const resourcePattern = "{resource:nodes|deployments}"
+const resourcePattern = "{resource:nodes|deployments|secrets}"
 
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
@@ -84,6 +88,7 @@ func (s *Server) routes() *mux.Router {
 	const v1 = "/api/v1"
 	r.Handle(v1+"/version", s.wrap(http.StatusOK, s.version)).Methods(http.MethodGet)
 	r.Handle(v1+"/apply", s.wrap(http.StatusOK, s.apply)).Methods(http.MethodPost)
+	r.Handle(v1+"/reencrypt", s.wrap(http.StatusOK, s.reencrypt)).Methods(http.MethodPost)
 	r.Handle(v1+"/"+resourcePattern, s.wrap(http.StatusOK, s.list)).Methods(http.MethodGet)
 	r.Handle(v1+"/"+resourcePattern, s.wrap(http.StatusCreated, s.create)).Methods(http.MethodPost)
 	r.Handle(v1+"/"+resourcePattern+"/{name}", s.wrap(http.StatusOK, s.get)).Methods(http.MethodGet)

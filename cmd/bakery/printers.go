@@ -95,6 +95,8 @@ func printTable(w io.Writer, objs []api.Object, wide bool, now time.Time) error 
 			nodeTable(tw, byKind[k], wide, now)
 		case api.KindDeployment:
 			deploymentTable(tw, byKind[k], wide, now)
+		case api.KindSecret:
+			secretTable(tw, byKind[k], now)
 		default:
 			fmt.Fprintln(tw, "NAME")
 			for _, o := range byKind[k] {

@@ -220,7 +220,7 @@ BAKERY_DISK_LOW_PERCENT; a flag wins over its variable.`,
 	f.StringVar(&o.logFormat, "log-format", cmp.Or(os.Getenv("BAKERY_LOG_FORMAT"), "text"), "log format on stderr: text or json (env BAKERY_LOG_FORMAT)")
 	f.DurationVar(&o.resync, "resync", envDuration("BAKERY_RESYNC", 30*time.Second), "how often every node and deployment is observed again (drift detection) (env BAKERY_RESYNC)")
 	f.StringVar(&o.publicURL, "public-url", os.Getenv("BAKERY_PUBLIC_URL"), "URL nodes and users reach this server at, for bootstrap commands (default: as the request came in) (env BAKERY_PUBLIC_URL)")
-	f.StringVar(&o.encryptionKeyFile, "encryption-key-file", os.Getenv("BAKERY_ENCRYPTION_KEY_FILE"), "file holding the encryption key(s) for secrets in the postgres store, as BAKERY_ENCRYPTION_KEY: base64 of 32 bytes, comma-separated when rotating, newest first (default: $BAKERY_ENCRYPTION_KEY) (env BAKERY_ENCRYPTION_KEY_FILE)")
+	f.StringVar(&o.encryptionKeyFile, "encryption-key-file", os.Getenv("BAKERY_ENCRYPTION_KEY_FILE"), "file holding the encryption key(s) sealing Secrets (both stores) and the postgres store's SSH key pair, as BAKERY_ENCRYPTION_KEY: base64 of 32 bytes, comma-separated when rotating, newest first (default: $BAKERY_ENCRYPTION_KEY) (env BAKERY_ENCRYPTION_KEY_FILE)")
 	f.IntVar(&o.keepRollouts, "keep-rollouts", reconciler.DefaultKeepRollouts, "how many rollouts (records and logs) to keep per deployment, the oldest deleted after each rollout; 0 keeps every one (env BAKERY_KEEP_ROLLOUTS)")
 	f.StringVar(&o.maxBody, "max-body", cmp.Or(os.Getenv("BAKERY_MAX_BODY"), "4MiB"), "largest request body accepted, e.g. 4MiB, 512KiB, 1000000 (env BAKERY_MAX_BODY)")
 	f.StringArrayVar(&o.notify, "notify", nil, "send events to a webhook: url=URL[,format=json|slack|discord][,on=all|failures]; repeatable (env "+notifyEnv+": targets separated by spaces)")
@@ -292,6 +292,13 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		}
 		st, kind, where = ps, "postgres", "postgres"
 	} else {
+		// The file store keeps its SSH key pair in the data directory; a
+		// key, when given, seals Secrets.
+		if o.encryptionKeyFile != "" || os.Getenv(encryptionKeyEnv) != "" {
+			if keyring, err = loadKeyring(o.encryptionKeyFile); err != nil {
+				return err
+			}
+		}
 		fs, err := filestore.Open(o.data, filestore.WithLogger(log))
 		if err != nil {
 			return fmt.Errorf("open file store: %w", err)
@@ -303,7 +310,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	// The identity first: a server that cannot open it (a wrong
 	// encryption key) stops before it creates or prints anything.
 	var identity reconciler.Identity
-	if ss, ok := st.(store.Settings); ok && keyring != nil {
+	if ss, ok := st.(store.Settings); ok && keyring != nil && o.databaseURL != "" {
 		identity, err = reconciler.StoredIdentity(ctx, ss, keyring)
 	} else {
 		identity, err = reconciler.LoadOrCreateIdentity(filepath.Join(o.data, "ssh"))
@@ -317,7 +324,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	}
 	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
-		Notify: targets, DiskLowPercent: diskLow,
+		Notify: targets, DiskLowPercent: diskLow, Keyring: keyring,
 	})
 	if err != nil {
 		return err
@@ -325,7 +332,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	srv, err := server.New(server.Config{
 		Store: st, Logger: log, MaxBodyBytes: maxBody,
 		Version: version, Commit: commit, StoreKind: kind,
-		Actions: mgr, PublicURL: o.publicURL,
+		Actions: mgr, PublicURL: o.publicURL, Keyring: keyring,
 	})
 	if err != nil {
 		return err
