@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"bakery.dev/bakery/api"
@@ -47,7 +49,8 @@ func (s *Server) sealSecret(ctx context.Context, sec *api.Secret, prefix string)
 		return badField(prefix+"spec", "this server has no encryption key to seal secrets with: start it with %s", reconciler.EncryptionKeyHint)
 	}
 	out := map[string]string{}
-	for k, v := range sec.Spec.Sealed {
+	for _, k := range slices.Sorted(maps.Keys(sec.Spec.Sealed)) {
+		v := sec.Spec.Sealed[k]
 		b, _ := base64.StdEncoding.DecodeString(v) // validated
 		if _, err := kr.Open(b, api.SecretAD(name, k)); err != nil {
 			return badField(prefix+"spec.sealed."+k, "does not open with this server's encryption keys (%v); a sealed value opens only on a server holding the key it was sealed with, under the same secret name and key", err)
