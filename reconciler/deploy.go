@@ -307,7 +307,7 @@ type rolloutPlan struct {
 	specHash string
 	trigger  string
 	missing  []string
-	restart  string // the restart request carried out, if any
+	restart  string   // the restart request carried out, if any
 	secrets  []string // values from secrets, masked in the log
 }
 

@@ -86,4 +86,3 @@ func exportable(o api.Object) api.Object {
 	}
 	return c
 }
-
