@@ -76,12 +76,14 @@ done
 
 # Values written into config files are checked, so that none can break out of its line.
 [[ $data_dir =~ ^/[A-Za-z0-9._/-]+$ && $data_dir != *..* && $data_dir != / ]] || die "--data-dir must be an absolute path of letters, digits, . _ - and /"
-[[ $listen =~ ^[A-Za-z0-9.:\[\]-]*:[0-9]+$ ]] || die "--listen must be host:port"
+listen_re='^[][A-Za-z0-9.:-]*:[0-9]+$'
+[[ $listen =~ $listen_re ]] || die "--listen must be host:port"
 [[ -z $nginx_host || $nginx_host =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$ ]] || die "--nginx must be a lower-case host name"
 [[ -z $certbot_email || $certbot_email =~ ^[^@[:space:]\'\"\\]+@[^@[:space:]\'\"\\]+\.[^@[:space:]\'\"\\]+$ ]] || die "--certbot-email is not an email address"
 [[ -z $certbot_email || -n $nginx_host ]] || die "--certbot-email needs --nginx HOST"
 [[ -z $acme_server || $acme_server =~ ^https://[A-Za-z0-9.:/_-]+$ ]] || die "--acme-server must be an https URL"
-[[ -z $public_url || $public_url =~ ^https?://[A-Za-z0-9.:/_\[\]-]+$ ]] || die "--public-url must be an http(s) URL"
+url_re='^https?://[][A-Za-z0-9.:/_-]+$'
+[[ -z $public_url || $public_url =~ $url_re ]] || die "--public-url must be an http(s) URL"
 
 changed=0 # set when the binary, unit or env file changed: the service is restarted
 
