@@ -171,7 +171,7 @@ sudo -n ` + h + ` nginx-site-remove shop; rm -rf /var/lib/bakery/apps/shop; sudo
 	// A changed secret rolls the deployment out again.
 	rev := got.Status.Revision
 	putSecret(t, st, kr, "shop-greeting", map[string]string{"GREETING": greeting + "-v2"})
-	got = wait("rollout of the changed secret", func(d *api.Deployment) bool {
+	wait("rollout of the changed secret", func(d *api.Deployment) bool {
 		c := api.FindCondition(d.Status.Conditions, api.ConditionReady)
 		return d.Status.Revision == rev+1 && c != nil && c.Status == api.ConditionTrue && c.ObservedGeneration == d.Metadata.Generation &&
 			d.Status.CurrentRollout != nil && d.Status.CurrentRollout.State == api.RolloutSucceeded
