@@ -47,6 +47,11 @@ type ManagerConfig struct {
 	// Keyring opens the Secrets deployments reference (nil: deployments
 	// that use secrets stall with reason SecretUnavailable).
 	Keyring *sealed.Keyring
+	// AnalyticsInterval is how often traffic and disk metrics are read
+	// from the nodes (default 60s; negative: never); AnalyticsRetention
+	// how long they are kept (default 24h). Analytics need a store that
+	// keeps settings (store.Settings).
+	AnalyticsInterval, AnalyticsRetention time.Duration
 }
 
 // Manager runs Bakery's controllers and answers the actions the API asks
@@ -60,6 +65,8 @@ type Manager struct {
 	depl  *Controller
 	// notifier sends events until Run returns.
 	notifier *notify.Notifier
+	// analytics collects traffic and disk metrics (nil: off).
+	analytics *Analytics
 }
 
 // NewManager builds the controllers. The deployment controller runs only
@@ -100,6 +107,10 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 			Keyring: cfg.Keyring}
 		m.depl = New(cfg.Store, m.deps, opts(api.KindDeployment))
 		m.ctls = append(m.ctls, m.depl)
+		if ss, ok := cfg.Store.(store.Settings); ok && cfg.AnalyticsInterval >= 0 {
+			m.analytics = &Analytics{Store: cfg.Store, Settings: ss, Connector: conn, Locker: cfg.Locker, Logger: cfg.Logger,
+				Interval: cfg.AnalyticsInterval, Retention: cfg.AnalyticsRetention}
+		}
 	} else {
 		cfg.Logger.Warn("the store keeps no rollouts: deployments are stored but not rolled out")
 	}
@@ -112,6 +123,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer m.pool.Close()
 	defer m.notifier.Close()
 	var wg sync.WaitGroup
+	if m.analytics != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.analytics.Run(ctx)
+		}()
+	}
 	if m.depl != nil {
 		wg.Add(1)
 		go func() {

@@ -69,3 +69,16 @@ func (c *Client) Reencrypt(ctx context.Context) (*ReencryptResult, error) {
 	}
 	return &out, nil
 }
+
+// Metrics returns the traffic and disk metrics of a deployment.
+func (c *Client) Metrics(ctx context.Context, deployment string) (*api.DeploymentMetrics, error) {
+	p, err := objectPath(api.KindDeployment, deployment)
+	if err != nil {
+		return nil, err
+	}
+	var out api.DeploymentMetrics
+	if err := c.do(ctx, http.MethodGet, p+"/metrics", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

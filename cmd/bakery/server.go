@@ -43,6 +43,7 @@ type serverOptions struct {
 	logFormat      string
 	maxBody        string
 	resync         time.Duration
+	analytics      time.Duration
 	publicURL      string
 	// keepRollouts is how many rollouts per deployment are kept; 0 keeps
 	// every one.
@@ -218,6 +219,7 @@ BAKERY_DISK_LOW_PERCENT; a flag wins over its variable.`,
 	f.StringVar(&o.adminTokenFile, "admin-token-file", os.Getenv("BAKERY_ADMIN_TOKEN_FILE"), "where the first admin token is written (default <data>/admin-token) (env BAKERY_ADMIN_TOKEN_FILE)")
 	f.StringVar(&o.logLevel, "log-level", cmp.Or(os.Getenv("BAKERY_LOG_LEVEL"), "info"), "log level: debug, info, warn or error (env BAKERY_LOG_LEVEL)")
 	f.StringVar(&o.logFormat, "log-format", cmp.Or(os.Getenv("BAKERY_LOG_FORMAT"), "text"), "log format on stderr: text or json (env BAKERY_LOG_FORMAT)")
+	f.DurationVar(&o.analytics, "analytics-interval", envDuration("BAKERY_ANALYTICS_INTERVAL", time.Minute), "how often traffic and disk metrics are read from the nodes' access logs (0: never) (env BAKERY_ANALYTICS_INTERVAL)")
 	f.DurationVar(&o.resync, "resync", envDuration("BAKERY_RESYNC", 30*time.Second), "how often every node and deployment is observed again (drift detection) (env BAKERY_RESYNC)")
 	f.StringVar(&o.publicURL, "public-url", os.Getenv("BAKERY_PUBLIC_URL"), "URL nodes and users reach this server at, for bootstrap commands (default: as the request came in) (env BAKERY_PUBLIC_URL)")
 	f.StringVar(&o.encryptionKeyFile, "encryption-key-file", os.Getenv("BAKERY_ENCRYPTION_KEY_FILE"), "file holding the encryption key(s) sealing Secrets (both stores) and the postgres store's SSH key pair, as BAKERY_ENCRYPTION_KEY: base64 of 32 bytes, comma-separated when rotating, newest first (default: $BAKERY_ENCRYPTION_KEY) (env BAKERY_ENCRYPTION_KEY_FILE)")
@@ -324,7 +326,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	}
 	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
-		Notify: targets, DiskLowPercent: diskLow, Keyring: keyring,
+		Notify: targets, DiskLowPercent: diskLow, Keyring: keyring, AnalyticsInterval: cmp.Or(o.analytics, -1),
 	})
 	if err != nil {
 		return err
