@@ -119,6 +119,9 @@ func describe(w io.Writer, o api.Object, now time.Time, events ...*api.Event) {
 	case *api.Node:
 		d.line(0, "Generation", "%d (observed: %s)", m.Generation, observed(o.Status.ObservedGeneration))
 		describeNode(d, o, now)
+	case *api.Secret:
+		d.line(0, "Generation", "%d", m.Generation)
+		d.line(0, "Keys", "%s", orNone(strings.Join(o.Status.Keys, ", ")))
 	}
 	describeEventTable(d, events, now)
 	tw.Flush()
@@ -192,6 +195,9 @@ func describeDeployment(d describer, o *api.Deployment, now time.Time) {
 			names[i] = e.Name
 		}
 		d.line(1, "Env", "%s", strings.Join(names, ", "))
+	}
+	if secrets := s.SecretNames(); len(secrets) > 0 {
+		d.line(1, "Secrets", "%s", strings.Join(secrets, ", "))
 	}
 	h := s.HealthCheck
 	hc := "GET " + orDash(h.Path)

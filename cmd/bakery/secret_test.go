@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -172,6 +173,12 @@ func TestSecrets(t *testing.T) {
 			}
 			if strings.Contains(seen.String(), canary) || strings.Contains(seen.String(), "sealed:") {
 				t.Errorf("a value or sealed value is shown:\n%s", seen.String())
+			}
+			if out := must(t, "", "describe", "secret", "db"); !regexp.MustCompile(`Keys:\s+PASSWORD, TOKEN`).MatchString(out) {
+				t.Errorf("describe secret:\n%s", out)
+			}
+			if out := must(t, "", "describe", "deploy", "shop"); !regexp.MustCompile(`Secrets:\s+db`).MatchString(out) {
+				t.Errorf("describe deployment:\n%s", out)
 			}
 			if y := must(t, "", "get", "secret", "db", "-o", "yaml"); !strings.Contains(y, "keys:") || strings.Contains(y, "sealed") {
 				t.Errorf("get -o yaml:\n%s", y)
