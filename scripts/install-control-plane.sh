@@ -255,6 +255,7 @@ ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
 PrivateIPC=yes
+PrivateUsers=yes
 ProtectHostname=yes
 ProtectClock=yes
 ProtectKernelTunables=yes

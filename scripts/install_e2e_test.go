@@ -138,7 +138,13 @@ func TestE2EInstallControlPlane(t *testing.T) {
 	if m == nil {
 		t.Fatalf("systemd-analyze security:\n%s", sec)
 	}
-	t.Logf("systemd-analyze security bakery.service: %s %s", m[1], m[2])
+	var exposed []string
+	for _, l := range strings.Split(sec, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "✗") {
+			exposed = append(exposed, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	t.Logf("systemd-analyze security bakery.service: %s %s; settings still exposed:\n%s", m[1], m[2], strings.Join(exposed, "\n"))
 	if m[2] != "OK" && m[2] != "SAFE" {
 		t.Errorf("exposure %s %s, want OK or better:\n%s", m[1], m[2], sec)
 	}
