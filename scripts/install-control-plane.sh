@@ -10,7 +10,7 @@
 #   - installs the bakery binary as /usr/local/bin/bakery: the one given with --binary,
 #     else one built with the Go toolchain from --source (default: the checkout this
 #     script is in);
-#   - creates the system user `bakery` and its data directory (default /var/lib/bakery, 0700);
+#   - creates the system user `bakery` and its data directory (default /var/lib/bakery-server, 0700);
 #   - writes /etc/bakery/bakery.env (root 0600): listen address, data directory, a
 #     generated encryption key (kept on later runs), the database URL with --postgres;
 #   - writes a hardened systemd unit /etc/systemd/system/bakery.service and starts it;
@@ -26,7 +26,8 @@
 # Options:
 #   --binary PATH          bakery binary to install
 #   --source DIR           build from this checkout with `go build` (when no --binary)
-#   --data-dir DIR         data directory (default /var/lib/bakery)
+#   --data-dir DIR         data directory (default /var/lib/bakery-server; not /var/lib/bakery, which
+#                          is where a node keeps its apps: a control plane may also be a node)
 #   --listen ADDR          address the server listens on (default 127.0.0.1:8080)
 #   --public-url URL       URL nodes and users reach the server at (default: http(s)://HOST
 #                          with --nginx)
@@ -34,6 +35,10 @@
 #   --certbot-email EMAIL  get a TLS certificate for HOST with certbot --nginx
 #   --acme-server URL      ACME directory for certbot (default Let's Encrypt)
 #   --postgres             use a local PostgreSQL (installed with apt when missing)
+#   --git-safe-directory PATH
+#                          trust a local source repository owned by another user (git refuses
+#                          those: "detected dubious ownership"); repeatable; written to the
+#                          bakery user's ~/.gitconfig (in the data directory)
 #   --no-start             install everything but do not (re)start the service
 #   --uninstall [--purge]  see above
 set -euo pipefail
@@ -45,8 +50,9 @@ ENVFILE=/etc/bakery/bakery.env
 NGINX_SITE=/etc/nginx/conf.d/bakery.conf
 USER_NAME=bakery
 
-binary="" source_dir="" data_dir=/var/lib/bakery listen=127.0.0.1:8080 public_url=""
+binary="" source_dir="" data_dir=/var/lib/bakery-server listen=127.0.0.1:8080 public_url=""
 nginx_host="" certbot_email="" acme_server="" postgres=0 start=1 uninstall=0 purge=0
+safe_dirs=()
 
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 say() { echo "$PROG: $*"; }
@@ -62,6 +68,7 @@ while (($#)); do
 	--certbot-email) certbot_email=${2:?--certbot-email needs an address}; shift ;;
 	--acme-server) acme_server=${2:?--acme-server needs a URL}; shift ;;
 	--postgres) postgres=1 ;;
+	--git-safe-directory) safe_dirs+=("${2:?--git-safe-directory needs a path}"); shift ;;
 	--no-start) start=0 ;;
 	--uninstall) uninstall=1 ;;
 	--purge) purge=1 ;;
@@ -76,6 +83,8 @@ done
 
 # Values written into config files are checked, so that none can break out of its line.
 [[ $data_dir =~ ^/[A-Za-z0-9._/-]+$ && $data_dir != *..* && $data_dir != / ]] || die "--data-dir must be an absolute path of letters, digits, . _ - and /"
+[[ ${data_dir%/} != /var/lib/bakery && ${data_dir%/} != /var/lib/bakery/* ]] ||
+	die "--data-dir must not be /var/lib/bakery: that is where a node keeps its apps (owned by bakery-agent)"
 listen_re='^[][A-Za-z0-9.:-]*:[0-9]+$'
 [[ $listen =~ $listen_re ]] || die "--listen must be host:port"
 [[ -z $nginx_host || $nginx_host =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$ ]] || die "--nginx must be a lower-case host name"
@@ -84,6 +93,10 @@ listen_re='^[][A-Za-z0-9.:-]*:[0-9]+$'
 [[ -z $acme_server || $acme_server =~ ^https://[A-Za-z0-9.:/_-]+$ ]] || die "--acme-server must be an https URL"
 url_re='^https?://[][A-Za-z0-9.:/_-]+$'
 [[ -z $public_url || $public_url =~ $url_re ]] || die "--public-url must be an http(s) URL"
+
+for d in "${safe_dirs[@]}"; do
+	[[ $d =~ ^/[A-Za-z0-9._/-]+$ && $d != *..* ]] || die "--git-safe-directory must be an absolute path of letters, digits, . _ - and /"
+done
 
 changed=0 # set when the binary, unit or env file changed: the service is restarted
 
@@ -172,6 +185,13 @@ if ! id "$USER_NAME" >/dev/null 2>&1; then
 	say "created system user $USER_NAME"
 fi
 install -d -m 0700 -o "$USER_NAME" -g "$USER_NAME" "$data_dir"
+if ((${#safe_dirs[@]})); then
+	{
+		echo "# Written by $PROG (--git-safe-directory): local repositories Bakery may read."
+		echo "[safe]"
+		for d in "${safe_dirs[@]}"; do echo "	directory = $d"; done
+	} | put "$data_dir/.gitconfig" 600 "$USER_NAME:$USER_NAME" || true
+fi
 
 # 3. PostgreSQL (optional): a role named like the system user, peer authentication over
 # the local socket.
@@ -196,7 +216,7 @@ fi
 
 # 4. The environment file. The encryption key is made once and kept: without it the
 # secrets (and the postgres store's SSH key pair) cannot be read.
-install -d -m 0755 -o root -g root /etc/bakery
+[[ -d /etc/bakery ]] || install -d -m 0700 -o root -g root /etc/bakery # shared with a node's env files
 key=""
 if [[ -f $ENVFILE ]]; then
 	key=$(sed -n 's/^BAKERY_ENCRYPTION_KEY=//p' "$ENVFILE" | tail -1)

@@ -3,6 +3,7 @@
 package scripts_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -48,14 +49,14 @@ func TestE2EInstallControlPlane(t *testing.T) {
 	}
 	put("/root/bakery", bin)
 	put("/root/install-control-plane.sh", "install-control-plane.sh")
-	const install = "bash /root/install-control-plane.sh --binary /root/bakery --nginx bakery.example.test 2>&1"
+	const install = "bash /root/install-control-plane.sh --binary /root/bakery --nginx bakery.example.test --git-safe-directory /srv/git/hello.git 2>&1"
 	t0 := time.Now()
 	out := exe(install)
 	t.Logf("first install: %v\n%s", time.Since(t0), out)
-	if got := strings.TrimSpace(exe("systemctl is-active bakery; stat -c '%a %U' /etc/bakery/bakery.env /var/lib/bakery; id -u bakery >/dev/null && echo user")); got != "active\n600 root\n700 bakery\nuser" {
+	if got := strings.TrimSpace(exe("systemctl is-active bakery; stat -c '%a %U' /etc/bakery/bakery.env /var/lib/bakery-server; id -u bakery >/dev/null && echo user")); got != "active\n600 root\n700 bakery\nuser" {
 		t.Fatalf("after install: %q", got)
 	}
-	token := strings.TrimSpace(exe("cat /var/lib/bakery/admin-token"))
+	token := strings.TrimSpace(exe("cat /var/lib/bakery-server/admin-token"))
 
 	// Through nginx, from the host.
 	hc := &http.Client{Timeout: 5 * time.Second}
@@ -85,7 +86,7 @@ func TestE2EInstallControlPlane(t *testing.T) {
 	if code, body := call("POST", "/api/v1/secrets", `{"apiVersion":"bakery.dev/v1","kind":"Secret","metadata":{"name":"db"},"spec":{"data":{"PASSWORD":"canary-install-31f"}}}`); code != 201 {
 		t.Fatalf("create secret: %d %s", code, body)
 	}
-	if g := exe("grep -rc canary-install /var/lib/bakery || true"); strings.Contains(g, ":1") {
+	if g := exe("grep -rc canary-install /var/lib/bakery-server || true"); strings.Contains(g, ":1") {
 		t.Errorf("the secret is stored in plain text:\n%s", g)
 	}
 	pid := exe("systemctl show -p MainPID --value bakery")
@@ -132,6 +133,76 @@ func TestE2EInstallControlPlane(t *testing.T) {
 		t.Error("the journal shows a secret value")
 	}
 
+	// The hardened service really deploys: the node itself, over SSH, from
+	// a root-owned repository, a secret in the app's environment.
+	if code, body := call("POST", "/api/v1/nodes", `{"apiVersion":"bakery.dev/v1","kind":"Node","metadata":{"name":"self"},"spec":{"address":"`+node.Address+`","hostKey":"`+node.HostKey+`"}}`); code != 201 {
+		t.Fatalf("create node self: %d %s", code, body)
+	}
+	code, body := call("GET", "/api/v1/nodes/self/bootstrap", "")
+	var boot struct {
+		PublicKey string `json:"publicKey"`
+	}
+	if err := json.Unmarshal([]byte(body), &boot); code != 200 || err != nil || !strings.HasPrefix(boot.PublicKey, "ssh-ed25519 ") {
+		t.Fatalf("bootstrap: %d %s", code, body)
+	}
+	if out, err := testnodes.ExecInput(t, node.Name, "cat >> ~bakery-agent/.ssh/authorized_keys", []byte(boot.PublicKey+"\n")); err != nil {
+		t.Fatalf("authorize the control plane: %v %s", err, out)
+	}
+	repo := filepath.Join(t.TempDir(), "hello")
+	if err := os.CopyFS(repo, os.DirFS("../examples/hello/app")); err != nil {
+		t.Fatal(err)
+	}
+	git := exec.Command("sh", "-c", `git init -q -b main && git add . && git -c user.name=t -c user.email=t@example.test commit -q -m v1 && git clone -q --bare . ../hello.git && tar -C .. -cf - hello.git`)
+	git.Dir = repo
+	tarball, err := git.Output()
+	if err != nil {
+		t.Fatalf("example repo: %v", err)
+	}
+	if out, err := testnodes.ExecInput(t, node.Name, "mkdir -p /srv/git && tar -C /srv/git -xf - && chown -R root:root /srv/git", tarball); err != nil {
+		t.Fatalf("copy repo: %v %s", err, out)
+	}
+	if code, body := call("POST", "/api/v1/secrets", `{"apiVersion":"bakery.dev/v1","kind":"Secret","metadata":{"name":"greeting"},"spec":{"data":{"GREETING":"hello-installed"}}}`); code != 201 {
+		t.Fatalf("create secret: %d %s", code, body)
+	}
+	app := `{"apiVersion":"bakery.dev/v1","kind":"Deployment","metadata":{"name":"hello"},"spec":{"source":{"repo":"/srv/git/hello.git"},"nodes":["self"],
+"build":{"build":"node build.js"},"run":{"command":"node server.js","envFrom":[{"secretRef":"greeting"}]},"healthCheck":{"path":"/healthz","interval":"100ms","retries":50},
+"ingress":{"hosts":["hello.install.test"]}}}`
+	if code, body := call("POST", "/api/v1/deployments", app); code != 201 {
+		t.Fatalf("create deployment: %d %s", code, body)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		_, body := call("GET", "/api/v1/deployments/hello", "")
+		var d struct {
+			Status struct {
+				Conditions []struct{ Type, Status, Reason, Message string }
+			}
+		}
+		json.Unmarshal([]byte(body), &d)
+		ready := false
+		for _, c := range d.Status.Conditions {
+			ready = ready || c.Type == "Ready" && c.Status == "True"
+		}
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the installed control plane did not deploy: %s\n%s", body, exe("journalctl -u bakery --no-pager -n 30 -o cat"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	req, _ := http.NewRequest("GET", "http://"+node.Address+"/", nil)
+	req.Host = "hello.install.test"
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(served), "hello-installed") {
+		t.Fatalf("the app deployed by the installed control plane serves %q", served)
+	}
+
 	// Hardening.
 	sec := exe("systemd-analyze security bakery.service --no-pager 2>&1 || true")
 	m := regexp.MustCompile(`Overall exposure level for bakery.service: ([0-9.]+) (\S+)`).FindStringSubmatch(sec)
@@ -151,7 +222,7 @@ func TestE2EInstallControlPlane(t *testing.T) {
 
 	// --uninstall keeps the data; installing again finds every object.
 	out = exe("bash /root/install-control-plane.sh --uninstall 2>&1")
-	if got := exe("systemctl is-active bakery || true; test -e /usr/local/bin/bakery && echo bin; test -e /etc/nginx/conf.d/bakery.conf && echo site; test -d /var/lib/bakery && echo data; test -f /etc/bakery/bakery.env && echo env"); strings.TrimSpace(got) != "inactive\ndata\nenv" {
+	if got := exe("systemctl is-active bakery || true; test -e /usr/local/bin/bakery && echo bin; test -e /etc/nginx/conf.d/bakery.conf && echo site; test -d /var/lib/bakery-server && echo data; test -f /etc/bakery/bakery.env && echo env"); strings.TrimSpace(got) != "inactive\ndata\nenv" {
 		t.Fatalf("after --uninstall: %q\n%s", got, out)
 	}
 	exe(install)
@@ -160,7 +231,11 @@ func TestE2EInstallControlPlane(t *testing.T) {
 
 	// --purge removes everything.
 	exe("bash /root/install-control-plane.sh --uninstall --purge 2>&1")
-	if got := exe("test -d /var/lib/bakery && echo data; test -f /etc/bakery/bakery.env && echo env; id bakery 2>/dev/null && echo user; true"); strings.TrimSpace(got) != "" {
+	if got := exe("test -d /var/lib/bakery-server && echo data; test -f /etc/bakery/bakery.env && echo env; id bakery 2>/dev/null && echo user; true"); strings.TrimSpace(got) != "" {
 		t.Fatalf("after --purge: %q", got)
+	}
+	// The node's own directories (the host is also a node) are untouched.
+	if got := exe("stat -c '%U %a' /var/lib/bakery /etc/bakery/env"); got != "bakery-agent 755\nroot 700\n" {
+		t.Errorf("the node's directories after install and purge: %q", got)
 	}
 }
