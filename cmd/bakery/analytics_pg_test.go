@@ -30,7 +30,7 @@ func TestAnalyticsRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := &api.Deployment{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindDeployment}, Metadata: api.ObjectMeta{Name: "web"},
-		Spec: api.DeploymentSpec{Source: api.Source{Repo: "/srv/x.git"}, Nodes: []string{"n1"}, Run: api.Run{Command: "x"}},
+		Spec:   api.DeploymentSpec{Source: api.Source{Repo: "/srv/x.git"}, Nodes: []string{"n1"}, Run: api.Run{Command: "x"}},
 		Status: api.DeploymentStatus{Nodes: []api.NodeAppStatus{{Node: "n1"}}}}
 	if _, err := st.Create(ctx, d); err != nil {
 		t.Fatal(err)

@@ -110,26 +110,25 @@ with the field's path. ` + "`metadata`" + ` is the same for every kind:
 	return b.Bytes(), nil
 }
 
-var docTypes = map[string]bool{}
-
 func parseSource(dir string) (*source, error) {
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, dir, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, parser.ParseComments)
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		return nil, err
 	}
-	src := &source{fieldDocs: map[string]map[string]string{}, typeDocs: map[string]string{}, rules: map[string][]string{}}
-	pkg := pkgs["api"]
-	if pkg == nil {
-		return nil, fmt.Errorf("no package api in %s", dir)
-	}
-	names := make([]string, 0, len(pkg.Files))
-	for n := range pkg.Files {
-		names = append(names, n)
-	}
 	sort.Strings(names)
+	src := &source{fieldDocs: map[string]map[string]string{}, typeDocs: map[string]string{}, rules: map[string][]string{}}
 	for _, n := range names {
-		f := pkg.Files[n]
+		if strings.HasSuffix(n, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, n, nil, parser.ParseComments)
+		if err != nil {
+			return nil, err
+		}
+		if f.Name.Name != "api" {
+			return nil, fmt.Errorf("%s: package %s, want api", n, f.Name.Name)
+		}
 		for _, decl := range f.Decls {
 			switch d := decl.(type) {
 			case *ast.GenDecl:
