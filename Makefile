@@ -48,6 +48,7 @@ test: fmt vet ## unit and integration tests with the race detector (real sshd, r
 fuzz: ## run each fuzz target briefly
 	$(GO) test ./sshexec -run '^$$' -fuzz '^FuzzQuote$$' -fuzztime 15s
 	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 15s
+	$(GO) test ./reconciler -run '^$$' -fuzz '^FuzzParseAnalytics$$' -fuzztime 15s
 
 bench: ## run every benchmark once (figures come from scripts/bench*)
 	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 10m ./...
