@@ -88,6 +88,7 @@ sudo -n ` + h + ` nginx-site-remove shop; rm -rf /var/lib/bakery/apps/shop; sudo
 	d.Metadata.Name = app
 	d.Spec.Ingress.Hosts = []string{"shop.example.test"}
 	d.Spec.Build.Build = `node build.js && echo "build sees DB_PASSWORD=$DB_PASSWORD and GREETING=$GREETING"`
+	d.Spec.Run.Command = `echo "shop starts with DB_PASSWORD=$DB_PASSWORD"; exec node server.js`
 	d.Spec.Run.Env = []api.EnvVar{{Name: "GREETING", ValueFrom: &api.EnvVarSource{SecretKeyRef: &api.SecretKeySelector{Name: "shop-greeting", Key: "GREETING"}}}}
 	d.Spec.Run.EnvFrom = []api.EnvFromSource{{SecretRef: "shop-db"}}
 	if _, err := st.Create(ctx, d); err != nil {
@@ -155,7 +156,23 @@ sudo -n ` + h + ` nginx-site-remove shop; rm -rf /var/lib/bakery/apps/shop; sudo
 	psText := ps.String()
 	psMu.Unlock()
 	// Everything on the node but the env files.
-	files, _ := testnodes.Exec(t, node.Name, `cat /etc/systemd/system/bakery-shop-*.service /etc/nginx/conf.d/bakery-shop.conf; grep -rl -e canary- /var/lib/bakery/apps/shop /etc/systemd /etc/nginx /home /tmp /var/tmp 2>/dev/null; journalctl --no-pager -q | grep -e canary-; true`)
+	files, _ := testnodes.Exec(t, node.Name, `cat /etc/systemd/system/bakery-shop-*.service /etc/nginx/conf.d/bakery-shop.conf; grep -rl -e canary- /var/lib/bakery/apps/shop /etc/systemd /etc/nginx /home /tmp /var/tmp 2>/dev/null; journalctl --no-pager -q -o json | grep -e canary- | grep -v '"_SYSTEMD_UNIT":"bakery-shop-'; true`)
+	// The app printed its secret to its journal; `bakery logs` (runtime
+	// logs through the control plane) shows it masked.
+	var rt strings.Builder
+	if err := mgr.RuntimeLogs(ctx, app, RuntimeLogRequest{Lines: 500}, func(l RuntimeLogLine) {
+		psMu.Lock()
+		rt.WriteString(l.Text + "\n")
+		psMu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rt.String(), "shop starts with DB_PASSWORD=***") {
+		t.Errorf("runtime logs lack the app's line, masked:\n%s", rt.String())
+	}
+	if strings.Contains(rt.String(), hidden) {
+		t.Error("runtime logs show the secret value")
+	}
 	envFile, _ := testnodes.Exec(t, node.Name, "stat -c '%a %U' /etc/bakery/env/bakery-shop-blue.env; grep -c -e "+hidden+" -e "+greeting+" /etc/bakery/env/bakery-shop-blue.env")
 	if f := strings.Fields(envFile); len(f) != 3 || f[0] != "600" || f[1] != "root" || f[2] != "2" {
 		t.Errorf("env file mode/content: %q", envFile)
