@@ -29,8 +29,9 @@ type resolvedEnv struct {
 	secret []string
 	// hash identifies the secret values (an HMAC, keyed with the secrets'
 	// uids, of the variables that came from secrets; "" when none did), so
-	// that a changed secret makes a new revision without the hash
-	// revealing the values.
+	// that a changed secret makes a new revision. It does not reveal a
+	// random value; someone holding the store (uids included) could
+	// still test guesses of a low-entropy one.
 	hash string
 }
 
