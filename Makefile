@@ -12,7 +12,7 @@ LISTEN     ?= 127.0.0.1:8080
 # Test nodes for `make e2e`.
 NODES      ?= 3
 
-.PHONY: help build run fmt vet lint tidy-check test fuzz bench e2e deps ci clean
+.PHONY: help build run fmt vet lint tidy-check test fuzz bench e2e deps ci clean docs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,7 @@ fuzz: ## run each fuzz target briefly
 	$(GO) test ./sshexec -run '^$$' -fuzz '^FuzzQuote$$' -fuzztime 15s
 	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 15s
 	$(GO) test ./api/server -run '^$$' -fuzz '^FuzzParseGitHubPush$$' -fuzztime 15s
+	$(GO) test ./reconciler -run '^$$' -fuzz '^FuzzParseAnalytics$$' -fuzztime 15s
 
 bench: ## run every benchmark once (figures come from scripts/bench*)
 	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 10m ./...
@@ -58,6 +59,9 @@ e2e: ## boot $(NODES) real test nodes, run the end-to-end tests, tear the nodes 
 
 deps: ## install what the tests need (Debian/Ubuntu, as root)
 	bash scripts/install-test-deps.sh
+
+docs: ## regenerate docs/reference.md from the api types (a test checks it is current)
+	$(GO) run ./scripts/genref > docs/reference.md
 
 ci: deps lint tidy-check test fuzz bench e2e ## everything CI runs
 

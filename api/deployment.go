@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"sort"
 	"time"
 )
 
@@ -88,12 +89,57 @@ type Run struct {
 	// are allocated per node.
 	Port *int     `json:"port,omitempty"`
 	Env  []EnvVar `json:"env,omitempty"`
+	// EnvFrom adds every key of the named Secrets as environment
+	// variables, in order (a later secret wins a key both hold); Env
+	// entries win over them.
+	EnvFrom []EnvFromSource `json:"envFrom,omitempty"`
 }
 
-// EnvVar is one environment variable of the application.
+// EnvVar is one environment variable of the application: a Value, or a
+// ValueFrom naming a key of a Secret.
 type EnvVar struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
+	Name      string        `json:"name"`
+	Value     string        `json:"value,omitempty"`
+	ValueFrom *EnvVarSource `json:"valueFrom,omitempty"`
+}
+
+// EnvFromSource names a Secret whose keys all become environment variables.
+type EnvFromSource struct {
+	// SecretRef is the Secret's name.
+	SecretRef string `json:"secretRef"`
+}
+
+// EnvVarSource says where a variable's value comes from.
+type EnvVarSource struct {
+	SecretKeyRef *SecretKeySelector `json:"secretKeyRef"`
+}
+
+// SecretKeySelector is one key of a Secret.
+type SecretKeySelector struct {
+	// Name is the Secret's name.
+	Name string `json:"name"`
+	// Key is the key within the Secret.
+	Key string `json:"key"`
+}
+
+// SecretNames returns the names of the Secrets the spec references, sorted,
+// each once.
+func (s *DeploymentSpec) SecretNames() []string {
+	seen := map[string]bool{}
+	for _, e := range s.Run.EnvFrom {
+		seen[e.SecretRef] = true
+	}
+	for _, e := range s.Run.Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			seen[e.ValueFrom.SecretKeyRef.Name] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // HealthCheck is an HTTP check against the new slot before traffic moves.

@@ -10,6 +10,7 @@ import (
 const (
 	KindNode       = "Node"
 	KindDeployment = "Deployment"
+	// KindSecret is declared in secret.go.
 )
 
 // Object is what every Bakery resource implements.
@@ -49,6 +50,7 @@ var registry = map[string]func() Object{
 	KindManifestSource: func() Object {
 		return &ManifestSource{TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindManifestSource}}
 	},
+	KindSecret: func() Object { return &Secret{TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindSecret}} },
 }
 
 // aliases maps the names users type (kubectl style) to kinds.
@@ -57,6 +59,7 @@ var aliases = map[string]string{
 	"deployment": KindDeployment, "deployments": KindDeployment, "deploy": KindDeployment,
 	"manifestsource": KindManifestSource, "manifestsources": KindManifestSource, "source": KindManifestSource,
 	"sources": KindManifestSource, "ms": KindManifestSource,
+	"secret": KindSecret, "secrets": KindSecret,
 }
 
 // New returns an empty object of kind with its TypeMeta set.
@@ -77,7 +80,7 @@ func KindFor(name string) (string, error) {
 	if k, ok := aliases[name]; ok {
 		return k, nil
 	}
-	return "", fmt.Errorf("unknown resource type %q (known: nodes, deployments, manifestsources)", name)
+	return "", fmt.Errorf("unknown resource type %q (known: nodes, deployments, manifestsources, secrets)", name)
 }
 
 // Resource returns the lower-case plural used in URLs for a kind
@@ -90,6 +93,8 @@ func Resource(kind string) string {
 		return "deployments"
 	case KindManifestSource:
 		return "manifestsources"
+	case KindSecret:
+		return "secrets"
 	}
 	return ""
 }

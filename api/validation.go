@@ -246,6 +246,33 @@ func (d *Deployment) Validate() FieldErrors {
 		if strings.ContainsRune(e.Value, 0) {
 			es.add(fmt.Sprintf("spec.run.env[%d].value", i), "must not contain NUL")
 		}
+		if e.ValueFrom != nil {
+			p := fmt.Sprintf("spec.run.env[%d].valueFrom", i)
+			ref := e.ValueFrom.SecretKeyRef
+			switch {
+			case e.Value != "":
+				es.add(p, "give value or valueFrom, not both")
+			case ref == nil:
+				es.add(p+".secretKeyRef", "is required")
+			default:
+				if r := ValidateName(ref.Name); r != "" {
+					es.add(p+".secretKeyRef.name", "%s", r)
+				}
+				if r := validSecretKey(ref.Key); r != "" {
+					es.add(p+".secretKeyRef.key", "%s", r)
+				}
+			}
+		}
+	}
+	fromSeen := map[string]bool{}
+	for i, e := range s.Run.EnvFrom {
+		p := fmt.Sprintf("spec.run.envFrom[%d].secretRef", i)
+		if r := ValidateName(e.SecretRef); r != "" {
+			es.add(p, "%s", r)
+		} else if fromSeen[e.SecretRef] {
+			es.add(p, "secret %q is listed twice", e.SecretRef)
+		}
+		fromSeen[e.SecretRef] = true
 	}
 	for _, c := range []struct{ path, v string }{{"spec.build.install", s.Build.Install}, {"spec.build.test", s.Build.Test}, {"spec.build.build", s.Build.Build}, {"spec.run.command", s.Run.Command}} {
 		if strings.ContainsRune(c.v, 0) {

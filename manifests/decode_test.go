@@ -257,10 +257,10 @@ func TestDecodeErrors(t *testing.T) {
 			[]wantErr{
 				{Index: 1, Kind: "Node", Name: "a", Field: "apiVersion", Reason: `is required: "bakery.dev/v1"`},
 				{Index: 2, Kind: "Deployment", Name: "b", Field: "apiVersion", Reason: `must be "bakery.dev/v1", not "apps/v1"`},
-				{Index: 3, Name: "c", Field: "kind", Reason: `unknown kind "Pod" (known kinds: Deployment, ManifestSource, Node)`},
-				{Index: 4, Name: "d", Field: "kind", Reason: "is required: one of Deployment, ManifestSource, Node"},
+				{Index: 3, Name: "c", Field: "kind", Reason: `unknown kind "Pod" (known kinds: Deployment, ManifestSource, Node, Secret)`},
+				{Index: 4, Name: "d", Field: "kind", Reason: "is required: one of Deployment, ManifestSource, Node, Secret"},
 				{Index: 5, Field: "apiVersion", Reason: `must be "bakery.dev/v1", not a number (1)`},
-				{Index: 5, Field: "kind", Reason: "must be one of Deployment, ManifestSource, Node, not a list"},
+				{Index: 5, Field: "kind", Reason: "must be one of Deployment, ManifestSource, Node, Secret, not a list"},
 			},
 		},
 		{

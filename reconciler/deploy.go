@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/sealed"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
 	"bakery.dev/bakery/reconciler/source"
 )
@@ -68,6 +70,9 @@ type DeploymentReconciler struct {
 	Ports store.PortBook
 	// ServerID names this control plane in the rollouts it runs.
 	ServerID string
+	// Keyring opens the Secrets deployments reference (nil: a deployment
+	// that uses secrets does not roll out).
+	Keyring *sealed.Keyring
 	// Runtime and Ingress default to systemd units and nginx.
 	Runtime Runtime
 	Ingress Ingress
@@ -132,14 +137,6 @@ func buildHash(s *api.DeploymentSpec) string {
 		return nf.Hash("docker", file, strings.Join(args, "\x00"))
 	}
 	return nf.Hash(s.Build.Install, s.Build.Test, s.Build.Build)
-}
-
-func appEnv(s *api.DeploymentSpec) map[string]string {
-	env := map[string]string{}
-	for _, e := range s.Run.Env {
-		env[e.Name] = e.Value
-	}
-	return env
 }
 
 // target is one node the deployment runs on (or is being removed from).
@@ -222,6 +219,14 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		})
 		return Result{}, Terminal(errors.Join(fmt.Errorf("invalid spec: %s", msg), err))
 	}
+	renv, err := resolveEnv(ctx, r.Store, r.Keyring, &d.Spec)
+	if err != nil {
+		msg := err.Error()
+		serr := r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: ReasonSecretUnavailable, Message: msg, ObservedGeneration: gen})
+		})
+		return Result{}, errors.Join(fmt.Errorf("secrets: %w", err), serr)
+	}
 
 	pinned := d.Spec.Source.Commit
 	pin := d.Status.Pin
@@ -246,6 +251,9 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 	}
 
 	sh, bh := specHash(&d.Spec), buildHash(&d.Spec)
+	if renv.hash != "" {
+		sh = nf.Hash(sh, renv.hash) // a changed secret is a new revision
+	}
 	revision := d.Status.Revision
 	trigger := api.TriggerDriftRepair
 	if commit != d.Status.Commit || sh != d.Status.SpecHash || revision == 0 {
@@ -281,7 +289,7 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n := &nodeRun{node: t.node.Metadata.Name, app: d.Metadata.Name, spec: &d.Spec, env: appEnv(&d.Spec),
+			n := &nodeRun{node: t.node.Metadata.Name, app: d.Metadata.Name, spec: &d.Spec, env: maps.Clone(renv.env),
 				ex: r.Connector.Executor(t.node, t.via), mirrors: r.Mirrors, timeout: r.stepTimeout(), acme: r.acmeServer(&d.Spec)}
 			n.desired = Desired{App: d.Metadata.Name, Commit: commit, Revision: revision, SpecHash: sh, BuildHash: bh,
 				PortMin: r.portMin(), PortMax: r.portMax(), PortStart: r.portStart(d.Metadata.Name), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: restart,
@@ -341,7 +349,7 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		return Result{RequeueAfter: r.resync()}, err
 	}
 	return r.rollout(ctx, d, rolloutPlan{targets: targets, runs: runs, plans: plans, errs: errs, commit: commit,
-		revision: revision, specHash: sh, trigger: trigger, missing: missing, restart: d.Status.Restart, repairOf: repairOf})
+		revision: revision, specHash: sh, trigger: trigger, missing: missing, restart: d.Status.Restart, repairOf: repairOf, secrets: renv.secret})
 }
 
 // lastGoodRepairable reports whether, while s.FailedAttempt stands, the
@@ -374,6 +382,7 @@ type rolloutPlan struct {
 	// rollout repairs drift of the last good revision: it neither clears
 	// the failure nor marks the deployment Ready.
 	repairOf *api.FailedAttempt
+	secrets  []string // values from secrets, masked in the log
 }
 
 func newRolloutID(app string, revision int64) string {
@@ -406,7 +415,7 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 	// plane stopped or lost its lock. This rollout continues from what
 	// the nodes say.
 	r.closeInterrupted(ctx, d, api.RolloutCancelled, "interrupted before it finished (its control plane stopped or lost its lock); continued by "+ro.ID)
-	logs := newLogSink(r.Store, ro.ID, r.log(), envValues(&d.Spec)...)
+	logs := newLogSink(r.Store, ro.ID, r.log(), append(envValues(&d.Spec), p.secrets...)...)
 	defer logs.Close()
 	rec := &rolloutRecorder{store: r.Store, ro: ro}
 	// After every step the deployment's status tells how far the log got,

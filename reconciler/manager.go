@@ -10,6 +10,7 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/reconciler/notify"
 	"bakery.dev/bakery/reconciler/source"
 	"bakery.dev/bakery/sshexec"
@@ -62,6 +63,14 @@ type ManagerConfig struct {
 	// (default DefaultRenewBefore); CertRetry how long a failed
 	// certificate step waits (default DefaultCertRetry).
 	CertRenewBefore, CertRetry time.Duration
+	// Keyring opens the Secrets deployments reference (nil: deployments
+	// that use secrets stall with reason SecretUnavailable).
+	Keyring *sealed.Keyring
+	// AnalyticsInterval is how often traffic and disk metrics are read
+	// from the nodes (default 60s; negative: never); AnalyticsRetention
+	// how long they are kept (default 24h). Analytics need a store that
+	// keeps settings (store.Settings).
+	AnalyticsInterval, AnalyticsRetention time.Duration
 }
 
 // Manager runs Bakery's controllers and answers the actions the API asks
@@ -79,6 +88,8 @@ type Manager struct {
 	srcs   *Controller
 	pushes chan Push
 	events *eventRecorder
+	// analytics collects traffic and disk metrics (nil: off).
+	analytics *Analytics
 }
 
 // NewManager builds the controllers. The deployment controller runs only
@@ -119,9 +130,13 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		m.deps = &DeploymentReconciler{Store: ds, Connector: conn, Mirrors: mirrors,
 			Resync: cfg.Resync, StepTimeout: cfg.StepTimeout, KeepRollouts: cfg.KeepRollouts, Logger: cfg.Logger, events: events,
 			ACMEServer: cfg.ACMEServer, RenewBefore: cfg.CertRenewBefore, CertRetry: cfg.CertRetry,
-			Ports: cfg.Ports, ServerID: cfg.ServerID}
+			Ports: cfg.Ports, ServerID: cfg.ServerID, Keyring: cfg.Keyring}
 		m.depl = New(cfg.Store, m.deps, opts(api.KindDeployment))
 		m.ctls = append(m.ctls, m.depl)
+		if ss, ok := cfg.Store.(store.Settings); ok && cfg.AnalyticsInterval >= 0 {
+			m.analytics = &Analytics{Store: cfg.Store, Settings: ss, Connector: conn, Locker: cfg.Locker, Logger: cfg.Logger,
+				Interval: cfg.AnalyticsInterval, Retention: cfg.AnalyticsRetention}
+		}
 	} else {
 		cfg.Logger.Warn("the store keeps no rollouts: deployments are stored but not rolled out")
 	}
@@ -142,6 +157,20 @@ func (m *Manager) Run(ctx context.Context) error {
 		defer wg.Done()
 		m.pushLoop(ctx)
 	}()
+	if m.analytics != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.analytics.Run(ctx)
+		}()
+	}
+	if m.depl != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.watchSecrets(ctx)
+		}()
+	}
 	for _, c := range m.ctls {
 		wg.Add(1)
 		go func() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	"bakery.dev/bakery/api"
@@ -82,6 +83,13 @@ func (m *Manager) RuntimeLogs(ctx context.Context, name string, req RuntimeLogRe
 		}
 		return fmt.Errorf("%w: deployment %s has not been rolled out yet", ErrNoActiveSlot, name)
 	}
+	// The app's secret values are masked in what it printed, as in rollout
+	// logs (a secret the app prints is still the app's business on the
+	// node, but it does not travel further through Bakery).
+	var mask *strings.Replacer
+	if renv, err := resolveEnv(ctx, m.cfg.Store, m.cfg.Keyring, &d.Spec); err == nil {
+		mask = maskReplacer(renv.secret)
+	}
 	script := sudo + ` journal "$APP" "$SLOT" "$LINES"`
 	if req.Follow {
 		script += " follow"
@@ -105,7 +113,11 @@ func (m *Manager) RuntimeLogs(ctx context.Context, name string, req RuntimeLogRe
 				Env:          map[string]string{"APP": name, "SLOT": t.slot, "LINES": strconv.Itoa(lines)},
 				CaptureLimit: -1,
 				Sink: sshexec.SinkFunc(func(l sshexec.Line) {
-					fn(RuntimeLogLine{Node: t.node, Slot: t.slot, Stream: l.Stream.String(), Text: l.Text})
+					text := l.Text
+					if mask != nil {
+						text = mask.Replace(text)
+					}
+					fn(RuntimeLogLine{Node: t.node, Slot: t.slot, Stream: l.Stream.String(), Text: text})
 				}),
 			})
 			if err != nil && ctx.Err() == nil {

@@ -669,6 +669,31 @@ EOF
 	fi
 }
 
+# write_logrotate — rotation of the apps' nginx access logs (/var/log/nginx/bakery-APP.access,
+# read incrementally by the control plane's traffic analytics): rotated to .1 (kept
+# uncompressed until the next rotation, so that the reader can finish it), recreated 0644
+# so that bakery-agent can read it, nginx told to reopen its logs.
+write_logrotate() {
+	[[ -d /etc/logrotate.d ]] || mkdir -p /etc/logrotate.d
+	put_file 644 root:root /etc/logrotate.d/bakery-nginx <<'EOF'
+# Written by install-node-agent.sh: Bakery's per-app nginx access logs.
+/var/log/nginx/bakery-*.access {
+	daily
+	maxsize 100M
+	rotate 7
+	missingok
+	notifempty
+	compress
+	delaycompress
+	create 0644 root root
+	sharedscripts
+	postrotate
+		[ ! -f /run/nginx.pid ] || kill -USR1 "$(cat /run/nginx.pid)"
+	endscript
+}
+EOF
+}
+
 main() {
 	local key=${BAKERY_PUBLIC_KEY:-} docker=1 postgres=0
 	while [[ $# -gt 0 ]]; do
@@ -703,6 +728,7 @@ main() {
 	write_sudoers
 	ensure_dir 755 "$AGENT_USER:$AGENT_USER" /var/lib/bakery
 	ensure_dir 755 "$AGENT_USER:$AGENT_USER" /var/log/bakery
+	write_logrotate
 	write_sshd_dropin
 
 	say "done: $CHANGES change(s)"

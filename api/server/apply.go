@@ -46,6 +46,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.sealSecrets(r.Context(), objs, true); err != nil {
+		return nil, err
+	}
 	res, err := store.Apply(r.Context(), s.store, objs, store.ApplyOptions{
 		DryRun: dryRun,
 		Check: func(ctx context.Context, tx store.Tx) error {
@@ -94,6 +97,7 @@ func applyDiff(live, applied api.Object) (string, error) {
 // userYAML is the YAML of what users write: metadata.labels,
 // metadata.annotations and spec.
 func userYAML(o api.Object) (string, error) {
+	o = maskSealed(o)
 	m := o.GetObjectMeta()
 	v := struct {
 		Metadata struct {

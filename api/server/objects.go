@@ -45,6 +45,8 @@ func kindOf(r *http.Request) string {
 		return api.KindNode
 	case "manifestsources":
 		return api.KindManifestSource
+	case "secrets":
+		return api.KindSecret
 	}
 	return api.KindDeployment
 }
@@ -72,6 +74,11 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) (any, error) {
 	if items == nil {
 		items = []api.Object{}
 	}
+	for i, o := range items {
+		if items[i], err = present(r, o); err != nil {
+			return nil, err
+		}
+	}
 	return List{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: kind + "List"}, Items: items}, nil
 }
 
@@ -80,7 +87,11 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.store.Get(r.Context(), kindOf(r), name)
+	o, err := s.store.Get(r.Context(), kindOf(r), name)
+	if err != nil {
+		return nil, err
+	}
+	return present(r, o)
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -92,13 +103,16 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ObjectStatus{Metadata: *o.GetObjectMeta(), Status: o.StatusJSON()}, nil
+	return ObjectStatus{Metadata: *o.GetObjectMeta(), Status: Redact(o).StatusJSON()}, nil
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) (any, error) {
 	kind := kindOf(r)
 	o, err := s.decodeOne(w, r, kind, nil)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.sealSecrets(r.Context(), []api.Object{o}, false); err != nil {
 		return nil, err
 	}
 	var out api.Object
@@ -114,7 +128,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	w.Header().Set("Location", "/api/v1/"+api.Resource(kind)+"/"+out.GetObjectMeta().Name)
-	return out, nil
+	return Redact(out), nil
 }
 
 func (s *Server) replace(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -132,6 +146,9 @@ func (s *Server) replace(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.sealSecrets(r.Context(), []api.Object{o}, false); err != nil {
+		return nil, err
+	}
 	var out api.Object
 	err = s.store.Txn(r.Context(), func(tx store.Tx) error {
 		u, err := tx.Update(r.Context(), o)
@@ -144,7 +161,7 @@ func (s *Server) replace(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	return Redact(out), nil
 }
 
 func (s *Server) remove(w http.ResponseWriter, r *http.Request) (any, error) {

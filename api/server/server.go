@@ -37,8 +37,10 @@ type Config struct {
 	// UI, when set, serves the web UI under /ui/ (package api/ui); New
 	// fills in its API and NewToken. Nil: no UI.
 	UI *ui.Config
-	// Keyring seals webhook secrets and OAuth tokens in the store's
-	// settings (nil: webhook secrets cannot be kept; webhooks answer 401).
+	// Keyring seals Secrets' values before they are stored, and webhook
+	// secrets and OAuth tokens in the store's settings (nil: Secrets with
+	// values are refused, webhook secrets cannot be kept and webhooks
+	// answer 401).
 	Keyring *sealed.Keyring
 	// MaxWebhookBytes limits webhook bodies (default DefaultMaxWebhookBytes).
 	MaxWebhookBytes int64
@@ -109,7 +111,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // resourcePattern matches the {resource} path segment of docs/api.md.
-const resourcePattern = "{resource:nodes|deployments|manifestsources}"
+const resourcePattern = "{resource:nodes|deployments|manifestsources|secrets}"
 
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
@@ -121,6 +123,7 @@ func (s *Server) routes() *mux.Router {
 	const v1 = "/api/v1"
 	r.Handle(v1+"/version", s.wrap(http.StatusOK, s.version)).Methods(http.MethodGet)
 	r.Handle(v1+"/apply", s.wrap(http.StatusOK, s.apply)).Methods(http.MethodPost)
+	r.Handle(v1+"/reencrypt", s.wrap(http.StatusOK, s.reencrypt)).Methods(http.MethodPost)
 	r.Handle(v1+"/"+resourcePattern, s.wrap(http.StatusOK, s.list)).Methods(http.MethodGet)
 	r.Handle(v1+"/"+resourcePattern, s.wrap(http.StatusCreated, s.create)).Methods(http.MethodPost)
 	r.Handle(v1+"/"+resourcePattern+"/{name}", s.wrap(http.StatusOK, s.get)).Methods(http.MethodGet)
@@ -131,6 +134,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(v1+"/nodes/{name}/verify", s.wrap(http.StatusOK, s.verify)).Methods(http.MethodPost)
 	r.Handle(v1+"/deployments/{name}/actions/{action:deploy|redeploy|restart|rollback}", s.wrap(http.StatusAccepted, s.action)).Methods(http.MethodPost)
 	r.Handle(v1+"/deployments/{name}/rollouts", s.wrap(http.StatusOK, s.rollouts)).Methods(http.MethodGet)
+	r.Handle(v1+"/deployments/{name}/metrics", s.wrap(http.StatusOK, s.metrics)).Methods(http.MethodGet)
 	r.Handle(v1+"/deployments/{name}/logs", http.HandlerFunc(s.runtimeLogs)).Methods(http.MethodGet)
 	r.Handle(v1+"/events", s.wrap(http.StatusOK, s.listEvents)).Methods(http.MethodGet)
 	r.Handle(v1+"/leases", s.wrap(http.StatusOK, s.leases)).Methods(http.MethodGet)

@@ -140,6 +140,9 @@ func describeWithLease(w io.Writer, o api.Object, now time.Time, lease *api.Leas
 	case *api.ManifestSource:
 		d.line(0, "Generation", "%d (observed: %s)", m.Generation, observed(o.Status.ObservedGeneration))
 		describeSource(d, o, now)
+	case *api.Secret:
+		d.line(0, "Generation", "%d", m.Generation)
+		d.line(0, "Keys", "%s", orNone(strings.Join(o.Status.Keys, ", ")))
 	}
 	if lease != nil {
 		d.line(0, "Reconciled by", "%s (for %s)", printable(lease.Server), ago(lease.Since, now))
@@ -216,6 +219,9 @@ func describeDeployment(d describer, o *api.Deployment, now time.Time) {
 			names[i] = e.Name
 		}
 		d.line(1, "Env", "%s", strings.Join(names, ", "))
+	}
+	if secrets := s.SecretNames(); len(secrets) > 0 {
+		d.line(1, "Secrets", "%s", strings.Join(secrets, ", "))
 	}
 	h := s.HealthCheck
 	hc := "GET " + orDash(h.Path)

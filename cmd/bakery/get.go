@@ -17,7 +17,8 @@ func newGetCmd(a *app) *cobra.Command {
 		Short: "Show nodes and deployments",
 		Long: `Show one or many objects.
 
-Types: nodes (node, no) and deployments (deployment, deploy).
+Types: nodes (node, no), deployments (deployment, deploy) and secrets (secret;
+keys only, never values).
 
 Output formats (-o):
   table  (default) nodes: NAME ADDRESS REACHABLE AGE

@@ -97,6 +97,8 @@ func printTable(w io.Writer, objs []api.Object, wide bool, now time.Time) error 
 			deploymentTable(tw, byKind[k], wide, now)
 		case api.KindManifestSource:
 			sourceTable(tw, byKind[k], now)
+		case api.KindSecret:
+			secretTable(tw, byKind[k], now)
 		default:
 			fmt.Fprintln(tw, "NAME")
 			for _, o := range byKind[k] {

@@ -45,6 +45,7 @@ type serverOptions struct {
 	logFormat      string
 	maxBody        string
 	resync         time.Duration
+	analytics      time.Duration
 	publicURL      string
 	// keepRollouts is how many rollouts per deployment are kept; 0 keeps
 	// every one.
@@ -259,9 +260,10 @@ file store and no key given, one is minted in <data>/encryption-key (0600).`,
 	f.StringVar(&o.adminTokenFile, "admin-token-file", os.Getenv("BAKERY_ADMIN_TOKEN_FILE"), "where the first admin token is written (default <data>/admin-token) (env BAKERY_ADMIN_TOKEN_FILE)")
 	f.StringVar(&o.logLevel, "log-level", cmp.Or(os.Getenv("BAKERY_LOG_LEVEL"), "info"), "log level: debug, info, warn or error (env BAKERY_LOG_LEVEL)")
 	f.StringVar(&o.logFormat, "log-format", cmp.Or(os.Getenv("BAKERY_LOG_FORMAT"), "text"), "log format on stderr: text or json (env BAKERY_LOG_FORMAT)")
+	f.DurationVar(&o.analytics, "analytics-interval", envDuration("BAKERY_ANALYTICS_INTERVAL", time.Minute), "how often traffic and disk metrics are read from the nodes' access logs (0: never) (env BAKERY_ANALYTICS_INTERVAL)")
 	f.DurationVar(&o.resync, "resync", envDuration("BAKERY_RESYNC", 30*time.Second), "how often every node and deployment is observed again (drift detection) (env BAKERY_RESYNC)")
 	f.StringVar(&o.publicURL, "public-url", os.Getenv("BAKERY_PUBLIC_URL"), "URL nodes and users reach this server at, for bootstrap commands (default: as the request came in) (env BAKERY_PUBLIC_URL)")
-	f.StringVar(&o.encryptionKeyFile, "encryption-key-file", os.Getenv("BAKERY_ENCRYPTION_KEY_FILE"), "file holding the encryption key(s) for secrets in the postgres store, as BAKERY_ENCRYPTION_KEY: base64 of 32 bytes, comma-separated when rotating, newest first (default: $BAKERY_ENCRYPTION_KEY) (env BAKERY_ENCRYPTION_KEY_FILE)")
+	f.StringVar(&o.encryptionKeyFile, "encryption-key-file", os.Getenv("BAKERY_ENCRYPTION_KEY_FILE"), "file holding the encryption key(s) sealing Secrets (both stores) and the postgres store's SSH key pair, as BAKERY_ENCRYPTION_KEY: base64 of 32 bytes, comma-separated when rotating, newest first (default: $BAKERY_ENCRYPTION_KEY) (env BAKERY_ENCRYPTION_KEY_FILE)")
 	f.IntVar(&o.keepRollouts, "keep-rollouts", reconciler.DefaultKeepRollouts, "how many rollouts (records and logs) to keep per deployment, the oldest deleted after each rollout; 0 keeps every one (env BAKERY_KEEP_ROLLOUTS)")
 	f.StringVar(&o.maxBody, "max-body", cmp.Or(os.Getenv("BAKERY_MAX_BODY"), "4MiB"), "largest request body accepted, e.g. 4MiB, 512KiB, 1000000 (env BAKERY_MAX_BODY)")
 	f.StringArrayVar(&o.notify, "notify", nil, "send events to a webhook: url=URL[,format=json|slack|discord][,on=all|failures]; repeatable (env "+notifyEnv+": targets separated by spaces)")
@@ -373,6 +375,13 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 			return fmt.Errorf("open postgres store: %w", err)
 		}
 	} else {
+		// The file store keeps its SSH key pair in the data directory; a
+		// key, when given, seals Secrets.
+		if o.encryptionKeyFile != "" || os.Getenv(encryptionKeyEnv) != "" {
+			if keyring, err = loadKeyring(o.encryptionKeyFile); err != nil {
+				return err
+			}
+		}
 		fs, err := filestore.Open(o.data, filestore.WithLogger(log))
 		if err != nil {
 			return fmt.Errorf("open file store: %w", err)
@@ -384,7 +393,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	// The identity first: a server that cannot open it (a wrong
 	// encryption key) stops before it creates or prints anything.
 	var identity reconciler.Identity
-	if ss, ok := st.(store.Settings); ok && keyring != nil {
+	if ss, ok := st.(store.Settings); ok && keyring != nil && o.databaseURL != "" {
 		identity, err = reconciler.StoredIdentity(ctx, ss, keyring)
 	} else {
 		identity, err = reconciler.LoadOrCreateIdentity(filepath.Join(o.data, "ssh"))
@@ -396,14 +405,15 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	secrets, err := secretsKeyring(o, keyring)
+	if err != nil {
+		return err
+	}
 	mcfg := reconciler.ManagerConfig{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
 		Notify: targets, DiskLowPercent: diskLow, Rules: server.CheckBundleRules,
 		ACMEServer: acmeServer, CertRenewBefore: o.certRenewBefore, ServerID: serverID,
-	}
-	secrets, err := secretsKeyring(o, keyring)
-	if err != nil {
-		return err
+		Keyring: secrets, AnalyticsInterval: cmp.Or(o.analytics, -1),
 	}
 	gh, err := githubConfig(o)
 	if err != nil {

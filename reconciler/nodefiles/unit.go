@@ -57,3 +57,24 @@ func Unit(s Slot) string {
 	fmt.Fprintf(&b, "[Install]\nWantedBy=multi-user.target\n")
 	return b.String()
 }
+
+// AccessLogFormat is the nginx log_format of Bakery's sites, read by the
+// control plane's traffic analytics: one line per request of four
+// numbers separated by '|' — the request's end time (seconds since the
+// epoch, millisecond resolution), status, body bytes sent and request
+// time in seconds. It holds no client data (address, URL, agent). It
+// needs no quotes (the node's bakery-sudo refuses them).
+const AccessLogFormat = "$msec|$status|$body_bytes_sent|$request_time"
+
+// AccessLogFormatName names the log_format in the app's site (log_format
+// lives at nginx's http level, shared by every site: one name per app).
+func AccessLogFormatName(app string) string { return "bakery-" + app }
+
+// AccessLogDir holds the apps' access logs.
+const AccessLogDir = "/var/log/nginx"
+
+// AccessLogPath is where nginx writes the app's access log. It does not
+// end in .log, so Debian's logrotate rule for nginx (which makes rotated
+// files unreadable to bakery-agent) does not apply: the node installer's
+// /etc/logrotate.d/bakery-nginx rotates it to AccessLogPath+".1".
+func AccessLogPath(app string) string { return AccessLogDir + "/bakery-" + app + ".access" }

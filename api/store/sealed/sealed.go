@@ -216,3 +216,32 @@ func additional(header, ad []byte) []byte {
 	b := make([]byte, 0, len(header)+len(ad))
 	return append(append(b, header...), ad...)
 }
+
+// KeyIDOf returns the id (hex) of the key that sealed a value, or "" when
+// the value is not a sealed value this package knows.
+func KeyIDOf(sealed []byte) string {
+	if len(sealed) < headerLen || sealed[0] != version1 {
+		return ""
+	}
+	return fmt.Sprintf("%x", sealed[1:1+idSize])
+}
+
+// Reseal opens a value with any key of the keyring and, unless the current
+// key sealed it already, seals it again with the current key: the step
+// of a key rotation after which an old key can be dropped. It reports
+// whether the value changed. A value the keyring cannot open is an error
+// (as from Open) and nothing is sealed.
+func (kr *Keyring) Reseal(sealed, associatedData []byte) ([]byte, bool, error) {
+	pt, err := kr.Open(sealed, associatedData)
+	if err != nil {
+		return nil, false, err
+	}
+	if KeyIDOf(sealed) == kr.KeyID() {
+		return sealed, false, nil
+	}
+	out, err := kr.Seal(pt, associatedData)
+	if err != nil {
+		return nil, false, err
+	}
+	return out, true, nil
+}
