@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"bakery.dev/bakery/api"
 	"sigs.k8s.io/yaml"
@@ -51,7 +52,7 @@ func Encode(objs ...api.Object) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", api.Ref(o), err)
 		}
-		y, err := yaml.JSONToYAML(j)
+		y, err := yaml.JSONToYAML(escapeForYAML(j))
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", api.Ref(o), err)
 		}
@@ -89,4 +90,29 @@ func EncodeJSON(objs ...api.Object) ([]byte, error) {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
 	return append(b, '\n'), nil
+}
+
+// escapeForYAML rewrites, in JSON text, the characters JSON carries raw but
+// YAML does not allow raw (DEL, the C1 controls but NEL, U+FFFE, U+FFFF)
+// as \u escapes, so that JSONToYAML can read what json.Marshal wrote; the
+// YAML emitter then writes them escaped. Outside strings JSON text holds
+// only ASCII structure, so every such character is inside a string.
+func escapeForYAML(j []byte) []byte {
+	var out []byte
+	for i := 0; i < len(j); {
+		r, n := utf8.DecodeRune(j[i:])
+		if r == 0x7f || (r >= 0x80 && r <= 0x9f && r != 0x85) || r == 0xfffe || r == 0xffff {
+			if out == nil {
+				out = append(make([]byte, 0, len(j)+16), j[:i]...)
+			}
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else if out != nil {
+			out = append(out, j[i:i+n]...)
+		}
+		i += n
+	}
+	if out == nil {
+		return j
+	}
+	return out
 }
