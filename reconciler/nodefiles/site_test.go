@@ -13,12 +13,15 @@ upstream bakery-hello {
     server 127.0.0.1:20000 max_fails=0;
 }
 
+log_format bakery-hello $msec|$status|$body_bytes_sent|$request_time;
+
 server {
     listen 80;
     server_name a.example.test;
 
     location / {
         proxy_pass http://bakery-hello;
+        access_log /var/log/nginx/bakery-hello.access bakery-hello;
         proxy_http_version 1.1;
         proxy_set_header Host $host;
         proxy_set_header X-Real-IP $remote_addr;
