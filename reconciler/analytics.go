@@ -374,7 +374,9 @@ func parseAnalytics(out []byte) (map[string]*appRead, error) {
 			if err := errors.Join(e1, e2, e3, e4); err != nil || n < 0 {
 				return nil, fmt.Errorf("analytics: bad line %q", line)
 			}
-			data := make([]byte, n)
+			// n comes from the node: never allocate more than the output
+			// holds (a lying count is a short read below).
+			data := make([]byte, min(n, int64(len(out))))
 			got, _ := io.ReadFull(r, data)
 			// The data is followed by a newline; a short read means the
 			// file shrank while being read: use what came.
