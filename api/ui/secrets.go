@@ -162,7 +162,7 @@ func (u *UI) secretSet(w http.ResponseWriter, r *http.Request, s *session) {
 	// Browsers send a textarea's line breaks as CRLF.
 	value := strings.ReplaceAll(r.PostFormValue("value"), "\r\n", "\n")
 	fail := func(code int, msg string, ps []problem) {
-		msg = scrub(msg, value)
+		msg = scrub(msg, value) + " Nothing was saved; enter the value again."
 		for i := range ps {
 			ps[i].Reason = scrub(ps[i].Reason, value)
 		}
@@ -207,7 +207,7 @@ func (u *UI) secretSet(w http.ResponseWriter, r *http.Request, s *session) {
 	if err != nil {
 		msg, ps := problems(err)
 		if errors.Is(err, client.ErrConflict) {
-			msg = "Secret " + f.Name + " changed while this value was being set (or was created meanwhile): nothing was saved, enter the value again."
+			msg = "Secret " + f.Name + " changed while this value was being set (or was created meanwhile)."
 		}
 		fail(apiStatus(err), msg, ps)
 		return

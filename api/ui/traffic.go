@@ -184,8 +184,12 @@ func buildChart(pts []api.MetricPoint, now time.Time, span, bucket time.Duration
 	first := last - (n-1)*bs
 	type sums struct{ ok, c4, c5 int64 }
 	buckets := make([]sums, n)
+	layout := "15:04"
+	if span > 12*time.Hour {
+		layout = "Jan 2 15:04"
+	}
 	c := &chart{W: w, H: h, Per: per(bucket),
-		From: time.Unix(first, 0).UTC().Format("15:04"), To: time.Unix(last+bs, 0).UTC().Format("15:04")}
+		From: time.Unix(first, 0).UTC().Format(layout), To: time.Unix(last+bs, 0).UTC().Format("15:04")}
 	for _, p := range pts {
 		i := (p.Minute - first) / bs
 		if p.Minute < first || i >= n {

@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,8 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/sealed"
+	"bakery.dev/bakery/api/ui/browsertest"
 	"bakery.dev/bakery/reconciler"
 	"bakery.dev/bakery/sshexec"
 )
@@ -195,5 +200,87 @@ func TestTrafficCard(t *testing.T) {
 				t.Errorf("traffic of a missing deployment: %d, want 404", code)
 			}
 		})
+	}
+}
+
+// seedTrafficAndSecrets stores, for TestBrowserPages, an hour of traffic
+// of deployment hello on web-1 and web-2 (collected by the real
+// collector) and secrets db (used by hello) and tokens. The secrets are
+// sealed with a key of their own: the pages show keys only, so the server
+// needs none to list them.
+func seedTrafficAndSecrets(t *testing.T, e *env) {
+	t.Helper()
+	e.create(node("web-2"))
+	now := time.Now()
+	for i, n := range []string{"web-1", "web-2"} {
+		var log strings.Builder
+		for m := range 60 {
+			at := now.Add(-time.Duration(59-m) * time.Minute)
+			ok := 12 + (m*37+i*11)%25 + m/4
+			for range ok {
+				log.WriteString(accessLine(at, []int{200, 200, 200, 304}[m%4], 2400+m*10, 0.002+float64(m%9)/200))
+			}
+			if m%7 == 3 {
+				for range 4 + i {
+					log.WriteString(accessLine(at, 404, 150, 0.001))
+				}
+			}
+			if m%17 == 5 {
+				log.WriteString(accessLine(at, 502, 0, 1.2))
+			}
+		}
+		collectOn(t, e.st, n, "hello", log.String(), (40+i*3)<<20, 9<<20)
+	}
+	kr, err := sealed.ParseKeyring(sealed.NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, keys := range map[string][]string{"db": {"PASSWORD", "USER", "HOST"}, "tokens": {"STRIPE_API_TOKEN"}} {
+		sec := &api.Secret{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindSecret}, Metadata: api.ObjectMeta{Name: name}, Spec: api.SecretSpec{Sealed: map[string]string{}}}
+		for _, k := range keys {
+			b, err := kr.Seal([]byte("browser-canary-"+k), api.SecretAD(name, k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sec.Spec.Sealed[k] = base64.StdEncoding.EncodeToString(b)
+		}
+		e.create(sec)
+	}
+}
+
+// checkTrafficChart looks at the traffic card in the browser: the chart
+// has a bar for each of the 60 minutes, drawn in the colours of the CSS
+// file (classes, no inline style: the CSP would block it), spanning the
+// card's width; no secret value is anywhere in the secrets pages' DOM.
+func checkTrafficChart(t *testing.T, b *browsertest.Browser, base string) {
+	t.Helper()
+	b.Do(30*time.Second, "traffic card",
+		chromedp.EmulateViewport(1366, 900),
+		chromedp.Navigate(base+"/ui/deployments/hello"),
+		chromedp.WaitVisible(chromedp.CSS("#traffic-chart svg")),
+	)
+	got := browsertest.Eval[string](b, `(() => {
+		const svg = document.querySelector("#traffic-chart svg");
+		const card = document.querySelector("#traffic");
+		const ok = svg.querySelector("rect.c-ok"), bad = svg.querySelector("rect.c-5xx");
+		return [svg.querySelectorAll("g.bar").length, getComputedStyle(ok).fill, bad ? getComputedStyle(bad).fill : "none",
+			Math.round(svg.getBoundingClientRect().width) >= Math.round(card.clientWidth * 0.9), svg.getBoundingClientRect().height > 60].join(" ")
+	})()`)
+	if want := "60 rgb(59, 127, 196) rgb(200, 65, 58) true true"; got != want {
+		t.Errorf("traffic chart in the browser: %q, want %q", got, want)
+	}
+	if rows := browsertest.Eval[int](b, `document.querySelectorAll("#traffic-numbers tbody tr").length`); rows != 6 {
+		t.Errorf("traffic numbers: %d rows, want 6 (two nodes and all, 5 min and 1 h)", rows)
+	}
+	b.Screenshot("deployment-traffic")
+	// The card's own refresh (htmx, every 30 s) swaps in the fragment:
+	// done here at once through htmx's API.
+	browsertest.Eval[bool](b, `(() => { document.querySelector("#traffic").dataset.old = "1"; htmx.ajax("GET", "/ui/deployments/hello/traffic?window=1h", {target: "#traffic", swap: "outerHTML"}); return true })()`)
+	b.WaitJS(10*time.Second, "traffic card refreshed", `document.querySelectorAll("#traffic").length === 1 && !document.querySelector("#traffic").dataset.old && document.querySelectorAll("#traffic-chart g.bar").length === 60 && document.querySelector("#traffic").getAttribute("hx-trigger") === "every 30s"`)
+	for _, p := range []string{"/ui/secrets", "/ui/secrets/db"} {
+		b.Do(30*time.Second, p, chromedp.Navigate(base+p), chromedp.WaitVisible(chromedp.CSS("#secret-form")))
+		if browsertest.Eval[bool](b, `document.documentElement.outerHTML.includes("browser-canary")`) {
+			t.Errorf("%s: a secret value is in the page", p)
+		}
 	}
 }
