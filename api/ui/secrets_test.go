@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -131,6 +132,9 @@ func TestSecretValuesNeverShown(t *testing.T) {
 			seen := func(what string, code int, body string, h http.Header) {
 				t.Helper()
 				bodies = append(bodies, what+"\n"+body)
+				if regexp.MustCompile(`<script>|<script [^>]*>[^<]`).MatchString(body) || strings.Contains(body, " style=") || strings.Contains(body, " onclick=") {
+					t.Errorf("%s: inline script or style in the answer (the CSP forbids them)", what)
+				}
 				for _, v := range []string{v1, v2, v3} {
 					if strings.Contains(body, v) || strings.Contains(h.Get("Location"), v) {
 						t.Errorf("%s (%d): a secret value is in the answer:\n%s", what, code, body)

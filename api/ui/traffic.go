@@ -191,10 +191,12 @@ func buildChart(pts []api.MetricPoint, now time.Time, span, bucket time.Duration
 	c := &chart{W: w, H: h, Per: per(bucket),
 		From: time.Unix(first, 0).UTC().Format(layout), To: time.Unix(last+bs, 0).UTC().Format("15:04")}
 	for _, p := range pts {
-		i := (p.Minute - first) / bs
-		if p.Minute < first || i >= n {
+		if p.Minute < first {
 			continue
 		}
+		// A node whose clock is ahead logs minutes after now: they count
+		// in the last bucket, as they count in the window's numbers.
+		i := min((p.Minute-first)/bs, n-1)
 		b := &buckets[i]
 		b.c4 += p.Status[3]
 		b.c5 += p.Status[4]
