@@ -251,7 +251,9 @@ func seedTrafficAndSecrets(t *testing.T, e *env) {
 // checkTrafficChart looks at the traffic card in the browser: the chart
 // has a bar for each of the 60 minutes, drawn in the colours of the CSS
 // file (classes, no inline style: the CSP would block it), spanning the
-// card's width; no secret value is anywhere in the secrets pages' DOM.
+// card's width, and the card refreshes through htmx. Then the secrets
+// pages: no secret value anywhere in their DOM, and deleting a secret
+// asks for a confirmation first.
 func checkTrafficChart(t *testing.T, b *browsertest.Browser, base string) {
 	t.Helper()
 	b.Do(30*time.Second, "traffic card",
@@ -282,5 +284,18 @@ func checkTrafficChart(t *testing.T, b *browsertest.Browser, base string) {
 		if browsertest.Eval[bool](b, `document.documentElement.outerHTML.includes("browser-canary")`) {
 			t.Errorf("%s: a secret value is in the page", p)
 		}
+	}
+	// Deleting a secret asks first: declined, nothing happens; accepted,
+	// the list comes back without it.
+	b.Do(30*time.Second, "secret tokens", chromedp.Navigate(base+"/ui/secrets/tokens"), chromedp.WaitVisible(chromedp.CSS("#delete-secret")))
+	browsertest.Eval[bool](b, `(() => { window.asked = ""; window.confirm = m => { window.asked = m; return false }; return true })()`)
+	b.Do(10*time.Second, "decline", chromedp.Click(chromedp.CSS("#delete-secret")))
+	if asked, at := browsertest.Eval[string](b, `window.asked`), browsertest.Eval[string](b, `location.pathname`); asked != "Delete secret tokens?" || at != "/ui/secrets/tokens" {
+		t.Fatalf("declined delete: asked %q, at %s", asked, at)
+	}
+	browsertest.Eval[bool](b, `(() => { window.confirm = () => true; return true })()`)
+	b.Do(30*time.Second, "accept", chromedp.Click(chromedp.CSS("#delete-secret")), chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+	if txt := browsertest.Eval[string](b, `location.pathname + " " + document.querySelector(".flash.ok").textContent + " " + document.querySelectorAll("#secrets a[href='/ui/secrets/tokens']").length`); txt != "/ui/secrets Secret tokens deleted. 0" {
+		t.Fatalf("after the accepted delete: %q", txt)
 	}
 }
