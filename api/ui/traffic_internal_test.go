@@ -65,3 +65,27 @@ func TestLatency(t *testing.T) {
 		t.Error(ago(3 * time.Minute))
 	}
 }
+
+// BenchmarkTrafficLayout lays out a full record: 3 nodes × 24 h of
+// per-minute points, the 24 h window.
+func BenchmarkTrafficLayout(b *testing.B) {
+	now := time.Now()
+	var nodes [3][]api.MetricPoint
+	for n := range nodes {
+		for m := range 1440 {
+			nodes[n] = append(nodes[n], api.MetricPoint{Minute: now.Unix()/60*60 - int64(1439-m)*60, Requests: int64(m % 50), Status: [5]int64{0, int64(m % 50)},
+				Latency: make([]int64, len(api.LatencyBounds)+1)})
+		}
+	}
+	w := windowNamed("24h")
+	for b.Loop() {
+		var all []api.MetricPoint
+		for _, pts := range nodes {
+			trafficRows("n", pts, w, now)
+			buildChart(pts, now, 30*time.Minute, time.Minute, sparkW, sparkH)
+			all = append(all, pts...)
+		}
+		trafficRows("all", all, w, now)
+		buildChart(all, now, w.Span, w.Bucket, chartW, chartH)
+	}
+}
