@@ -43,6 +43,7 @@ func TestBrowserPages(t *testing.T) {
 	d := deployment("hello")
 	d.Metadata.Labels = map[string]string{"team": "web"}
 	d.Metadata.Annotations = map[string]string{"note": evil}
+	d.Spec.Run.EnvFrom = []api.EnvFromSource{{SecretRef: "db"}} // secrets and traffic: seedTrafficAndSecrets
 	e.create(d)
 	o, _ = e.st.Get(ctx, api.KindDeployment, "hello")
 	d = o.(*api.Deployment)
@@ -82,6 +83,8 @@ func TestBrowserPages(t *testing.T) {
 	}
 	appendLines(5)
 
+	seedTrafficAndSecrets(t, e)
+
 	b := browsertest.Start(t)
 	base := e.ts.URL
 	// Log in through the form; the next= target is honoured.
@@ -104,6 +107,9 @@ func TestBrowserPages(t *testing.T) {
 		{"/ui/editor", "editor-new", "#yaml"},
 		{"/ui/editor?deployment=hello", "editor", "#yaml"},
 		{"/ui/settings", "settings", "#tokens"},
+		{"/ui/secrets", "secrets", "#secrets"},
+		{"/ui/secrets/db", "secret", "#secret-keys"},
+		{"/ui/deployments/hello?window=24h#traffic", "deployment-traffic-24h", "#traffic-chart"},
 		{"/ui/nodes/no-such-node", "error", ".flash.err"},
 	} {
 		b.CheckWidths(base+p.path, p.name, p.ready)
@@ -111,6 +117,7 @@ func TestBrowserPages(t *testing.T) {
 	if got := browsertest.Eval[bool](b, `typeof htmx === "object"`); !got {
 		t.Fatal("htmx did not load")
 	}
+	checkTrafficChart(t, b, base)
 	// Verify goes through htmx: the result is swapped into the page, which
 	// stays where it is (this server has no control loop, so it says so).
 	b.Do(30*time.Second, "verify via htmx",

@@ -342,6 +342,11 @@ type deploymentData struct {
 	// Pinned is the rollout whose log the panel shows instead of
 	// following the newest (?rollout=ID).
 	Pinned string
+	// Traffic is the traffic card; Secrets the secrets the spec uses
+	// (both on the full page only, not in the status refresh).
+	Traffic    *trafficData
+	Secrets    []secretRef
+	SecretsErr string
 }
 
 func (u *UI) loadDeployment(r *http.Request, name string) (*deploymentData, error) {
@@ -373,6 +378,10 @@ func (u *UI) deploymentPage(w http.ResponseWriter, r *http.Request, s *session) 
 	}
 	if id := r.URL.Query().Get("rollout"); id != "" && store.CheckRolloutID(id) == nil {
 		d.Pinned = id
+	}
+	d.Traffic = u.loadTraffic(r, name, r.URL.Query().Get("window"))
+	if d.Secrets, err = u.secretRefs(r, d.D); err != nil {
+		d.SecretsErr, _ = problems(err)
 	}
 	p := u.pageFor(s, "Deployment "+name, "deployments", d)
 	if a := r.URL.Query().Get("done"); a != "" {

@@ -180,8 +180,16 @@ func (u *UI) routes() *mux.Router {
 	r.Handle(p+"/deployments/{name}/current-rollout", u.authed(u.currentRollout)).Methods(get)
 	r.Handle(p+"/deployments/{name}/actions/{action:deploy|redeploy|restart|rollback}", u.authed(u.deploymentAction)).Methods(post)
 	r.Handle(p+"/deployments/{name}/delete", u.authed(u.deploymentDelete)).Methods(post)
+	r.Handle(p+"/deployments/{name}/traffic", u.authed(u.deploymentTraffic)).Methods(get)
 	r.Handle(p+"/deployments/{name}/logs/stream", u.authed(u.runtimeLogStream)).Methods(get)
 	r.Handle(p+"/rollouts/{id}/stream", u.authed(u.rolloutLogStream)).Methods(get)
+
+	r.Handle(p+"/secrets", u.authed(u.secretsPage)).Methods(get)
+	r.Handle(p+"/secrets", u.authed(u.secretSet)).Methods(post)
+	r.Handle(p+"/secrets/{name}", u.authed(u.secretPage)).Methods(get)
+	r.Handle(p+"/secrets/{name}", u.authed(u.secretSet)).Methods(post)
+	r.Handle(p+"/secrets/{name}/delete", u.authed(u.secretDelete)).Methods(post)
+	r.Handle(p+"/secrets/{name}/keys/{key}/delete", u.authed(u.secretUnset)).Methods(post)
 
 	r.Handle(p+"/editor", u.authed(u.editorPage)).Methods(get)
 	r.Handle(p+"/editor", u.authed(u.editorPost)).Methods(post)
