@@ -80,6 +80,12 @@ var stores = []string{"file", "postgres"}
 // newEnvOn is newEnv on the store kind ("file" or "postgres").
 func newEnvOn(t *testing.T, kind string, noUser bool, wrap ...wrapHandler) *env {
 	t.Helper()
+	return newEnvWith(t, kind, noUser, nil, wrap...)
+}
+
+// newEnvWith is newEnvOn with the server's configuration changed by conf.
+func newEnvWith(t *testing.T, kind string, noUser bool, conf func(*server.Config), wrap ...wrapHandler) *env {
+	t.Helper()
 	var st testStore
 	switch kind {
 	case "file":
@@ -111,7 +117,11 @@ func newEnvOn(t *testing.T, kind string, noUser bool, wrap ...wrapHandler) *env 
 	} else if err := ui.CreateUser(t.Context(), st, testUser, testPassword, bcrypt.MinCost, clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Store: st, UI: cfg, Logger: slog.New(slog.DiscardHandler)})
+	sc := server.Config{Store: st, UI: cfg, Logger: slog.New(slog.DiscardHandler)}
+	if conf != nil {
+		conf(&sc)
+	}
+	srv, err := server.New(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
