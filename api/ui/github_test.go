@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/server/githubtest"
 	"bakery.dev/bakery/api/store"
@@ -193,4 +194,32 @@ func between(s, from, to string) string {
 
 func html2text(s string) string {
 	return strings.NewReplacer("&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&amp;", "&").Replace(s)
+}
+
+// TestEditorRecordsApplier: a spec applied in the editor records the UI
+// user as its applier (status.appliedBy, written in the apply's
+// transaction), on both stores; a dry run records nothing.
+func TestEditorRecordsApplier(t *testing.T) {
+	for _, kind := range stores {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnvOn(t, kind, false)
+			b := e.loggedIn()
+			yaml := "apiVersion: bakery.dev/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  source: {repo: /srv/git/web.git, ref: main}\n  nodes: [web-1]\n  run: {command: ./server}\n"
+			if code, _, _ := b.post("/ui/editor", url.Values{"yaml": {yaml}, "action": {"apply"}}); code != http.StatusSeeOther {
+				t.Fatalf("apply: %d", code)
+			}
+			changed := strings.Replace(yaml, "./server", "./server --fast", 1)
+			if code, _, _ := b.post("/ui/editor", url.Values{"yaml": {changed}, "action": {"diff"}}); code != http.StatusOK {
+				t.Fatalf("diff: %d", code)
+			}
+			o, err := e.st.Get(t.Context(), "Deployment", "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := o.(*api.Deployment)
+			if a := d.Status.AppliedBy; a == nil || a.By != "user:"+testUser || a.Generation != 1 || d.Metadata.Generation != 1 {
+				t.Fatalf("appliedBy %+v at generation %d", a, d.Metadata.Generation)
+			}
+		})
+	}
 }
