@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -225,11 +226,18 @@ func TestBrowserPages(t *testing.T) {
 		chromedp.Navigate(base+"/ui/editor?deployment=hello"),
 		chromedp.WaitVisible(chromedp.CSS("#gh-repo")),
 	)
+	// htmx wires up swapped-in elements after the swap: wait for that
+	// before using them.
+	htmxReady := func(sel string) string {
+		return `(() => { const e = document.querySelector(` + jsString(sel) + `); return !!(e && e["htmx-internal-data"] && !document.querySelector(".htmx-swapping, .htmx-settling, .htmx-request")) })()`
+	}
+	b.WaitJS(30*time.Second, "the repository list wired up", htmxReady("#gh-repo"))
 	browsertest.Eval[bool](b, `(() => { const s = document.querySelector("#gh-repo"); s.value = "octo/app"; s.dispatchEvent(new Event("change", {bubbles: true})); return true })()`)
 	b.Do(30*time.Second, "branches", chromedp.WaitVisible(chromedp.CSS("#gh-branch")))
 	if got := browsertest.Eval[string](b, `[...document.querySelectorAll("#gh-branch option")].map(o => o.value + (o.selected ? "*" : "")).join(",") + " " + document.querySelector("#gh-url").value`); got != "main*,dev git@github.example:octo/app.git" {
 		t.Fatalf("branches and clone URL offered: %s", got)
 	}
+	b.WaitJS(30*time.Second, "the branch list wired up", htmxReady("#gh-hook-button"))
 	browsertest.Eval[bool](b, `(() => { window.confirm = () => true; return true })()`)
 	b.Do(30*time.Second, "register the webhook",
 		chromedp.Click(chromedp.CSS("#gh-hook-button")),
@@ -351,3 +359,9 @@ func (w *cutWriter) Write(b []byte) (int, error) {
 func (w *cutWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
 
 func (w *cutWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// jsString quotes s as a JavaScript string.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
