@@ -206,8 +206,18 @@ type DeploymentStatus struct {
 	Pin *CommitPin `json:"pin,omitempty"`
 	// Restart is the latest restart asked for; RestartDone the last one
 	// carried out. They differ while a restart is pending.
-	Restart        string          `json:"restart,omitempty"`
-	RestartDone    string          `json:"restartDone,omitempty"`
+	Restart     string `json:"restart,omitempty"`
+	RestartDone string `json:"restartDone,omitempty"`
+	// RestartBy is who asked for Restart (see CommitPin.By).
+	RestartBy string `json:"restartBy,omitempty"`
+	// DeployRequest is a "deploy now" asked for and not yet carried out:
+	// the rollout it starts has trigger deploy-now and its requester as
+	// TriggeredBy. The loop clears it when it starts that rollout, or
+	// finds nothing to roll out.
+	DeployRequest *DeployRequest `json:"deployRequest,omitempty"`
+	// AppliedBy is who applied the spec of Generation through the API; the
+	// first rollout of that generation names them as TriggeredBy.
+	AppliedBy      *AppliedBy      `json:"appliedBy,omitempty"`
 	CurrentRollout *RolloutRef     `json:"currentRollout,omitempty"`
 	Nodes          []NodeAppStatus `json:"nodes,omitempty"`
 }
@@ -219,6 +229,26 @@ type CommitPin struct {
 	Generation int64  `json:"generation"`
 	// Revision is the revision rolled back to (rollback only).
 	Revision int64 `json:"revision,omitempty"`
+	// By is who asked: an API token's name, or "user:<name>" for a web UI
+	// user. The rollout the pin starts records it as TriggeredBy.
+	By string `json:"by,omitempty"`
+}
+
+// DeployRequest is a pending "deploy now" action.
+type DeployRequest struct {
+	// ID tells requests apart (the loop clears only the one it saw).
+	ID string `json:"id"`
+	// By is who asked (see CommitPin.By).
+	By string `json:"by,omitempty"`
+	// Generation is the spec generation it was asked for at; a later
+	// spec change is an apply of its own.
+	Generation int64 `json:"generation"`
+}
+
+// AppliedBy records who applied a spec generation.
+type AppliedBy struct {
+	By         string `json:"by"`
+	Generation int64  `json:"generation"`
 }
 
 // FailedAttempt names a revision whose rollout failed.

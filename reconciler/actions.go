@@ -27,6 +27,9 @@ type ActionRequest struct {
 	Commit string `json:"commit,omitempty"`
 	// ToRevision is the revision to roll back to (0: the previous one).
 	ToRevision int64 `json:"toRevision,omitempty"`
+	// By is who asks: an API token's name, or "user:<name>" for a web UI
+	// user. The rollout the action starts records it as TriggeredBy.
+	By string `json:"by,omitempty"`
 }
 
 // ErrNoDeploymentLoop means the store keeps no rollouts, so deployment
@@ -57,30 +60,33 @@ func (m *Manager) DeploymentAction(ctx context.Context, name string, req ActionR
 	var mutate func(s *api.DeploymentStatus)
 	switch req.Action {
 	case ActionDeploy:
-		mutate = func(s *api.DeploymentStatus) { s.Pin = nil; s.FailedAttempt = nil }
+		id := newRequestID()
+		mutate = func(s *api.DeploymentStatus) {
+			s.Pin = nil
+			s.FailedAttempt = nil
+			s.DeployRequest = &api.DeployRequest{ID: id, By: req.By, Generation: gen}
+		}
 	case ActionRedeploy:
 		if !commitRE.MatchString(req.Commit) {
 			return nil, fmt.Errorf("%w: commit must be a full 40-character lower-case hex id", store.ErrInvalid)
 		}
 		mutate = func(s *api.DeploymentStatus) {
-			s.Pin = &api.CommitPin{Commit: req.Commit, Reason: api.TriggerRedeploy, Generation: gen}
+			s.Pin = &api.CommitPin{Commit: req.Commit, Reason: api.TriggerRedeploy, Generation: gen, By: req.By}
 			s.FailedAttempt = nil
 		}
 	case ActionRestart:
 		if d.Status.Commit == "" {
 			return nil, &ActionError{"nothing to restart: the deployment has not been rolled out yet"}
 		}
-		b := make([]byte, 6)
-		rand.Read(b)
-		id := hex.EncodeToString(b)
-		mutate = func(s *api.DeploymentStatus) { s.Restart = id; s.FailedAttempt = nil }
+		id := newRequestID()
+		mutate = func(s *api.DeploymentStatus) { s.Restart, s.RestartBy = id, req.By; s.FailedAttempt = nil }
 	case ActionRollback:
 		target, err := m.rollbackTarget(ctx, d, req.ToRevision)
 		if err != nil {
 			return nil, err
 		}
 		mutate = func(s *api.DeploymentStatus) {
-			s.Pin = &api.CommitPin{Commit: target.Commit, Reason: api.TriggerRollback, Generation: gen, Revision: target.Revision}
+			s.Pin = &api.CommitPin{Commit: target.Commit, Reason: api.TriggerRollback, Generation: gen, Revision: target.Revision, By: req.By}
 			s.FailedAttempt = nil
 		}
 	default:
@@ -97,6 +103,45 @@ func (m *Manager) DeploymentAction(ctx context.Context, name string, req ActionR
 	m.depl.Supersede(name, obj)
 	return obj.(*api.Deployment), nil
 }
+
+// newRequestID returns a random id for a restart or deploy request.
+func newRequestID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// triggeredBy says who a rollout with trigger (computed from d's status
+// and spec generation gen, pin being the pin in effect) was asked for by:
+// the requester of the action it carries out, the applier of a new spec
+// generation, or "controller" (a new commit found on the branch, drift
+// repair, a webhook). A new revision while a deploy request stands is a
+// deploy-now rollout: the trigger returned says so.
+func triggeredBy(d *api.Deployment, gen int64, trigger string, pin *api.CommitPin) (string, string) {
+	s := &d.Status
+	or := func(by string) string {
+		if by == "" {
+			return controllerName
+		}
+		return by
+	}
+	switch {
+	case trigger == api.TriggerRestart:
+		return trigger, or(s.RestartBy)
+	case pin != nil && trigger == pin.Reason:
+		return trigger, or(pin.By)
+	case trigger != api.TriggerApply:
+	case s.DeployRequest != nil && s.DeployRequest.Generation == gen:
+		return api.TriggerDeployNow, or(s.DeployRequest.By)
+	case s.AppliedBy != nil && s.AppliedBy.Generation == gen && s.ObservedGeneration != gen:
+		// The first rollout of the spec generation someone applied.
+		return trigger, or(s.AppliedBy.By)
+	}
+	return trigger, controllerName
+}
+
+// controllerName is TriggeredBy of rollouts nobody asked for.
+const controllerName = "controller"
 
 // rollbackTarget finds the succeeded rollout of revision to (0: the
 // newest succeeded revision before the current one).

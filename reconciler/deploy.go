@@ -280,6 +280,12 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		commit, revision, trigger = d.Status.Commit, d.Status.Revision, api.TriggerDriftRepair
 	}
 
+	trigger, by := triggeredBy(d, gen, trigger, pin)
+	deployReq := ""
+	if dr := d.Status.DeployRequest; dr != nil {
+		deployReq = dr.ID
+	}
+
 	// Observe and plan every node.
 	runs := make([]*nodeRun, len(targets))
 	plans := make([][]Action, len(targets))
@@ -339,6 +345,7 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		interrupted := r.closeInterrupted(ctx, d, api.RolloutSucceeded, "its control plane stopped before recording the end; the nodes were found converged")
 		err := r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
 			r.summarize(s, targets, runs, gen, commit, revision, sh, missing, obsErr)
+			clearDeployRequest(s, deployReq) // nothing was left to deploy
 			if interrupted != "" && s.CurrentRollout != nil && s.CurrentRollout.ID == interrupted {
 				s.CurrentRollout.State = api.RolloutSucceeded
 			}
@@ -349,7 +356,7 @@ func (r *DeploymentReconciler) Reconcile(ctx context.Context, req Request) (Resu
 		return Result{RequeueAfter: r.resync()}, err
 	}
 	return r.rollout(ctx, d, rolloutPlan{targets: targets, runs: runs, plans: plans, errs: errs, commit: commit,
-		revision: revision, specHash: sh, trigger: trigger, missing: missing, restart: d.Status.Restart, repairOf: repairOf, secrets: renv.secret})
+		revision: revision, specHash: sh, trigger: trigger, by: by, deployRequest: deployReq, missing: missing, restart: d.Status.Restart, repairOf: repairOf, secrets: renv.secret})
 }
 
 // lastGoodRepairable reports whether, while s.FailedAttempt stands, the
@@ -376,13 +383,26 @@ type rolloutPlan struct {
 	revision int64
 	specHash string
 	trigger  string
-	missing  []string
-	restart  string // the restart request carried out, if any
+	// by is who asked for the rollout (Rollout.TriggeredBy).
+	by string
+	// deployRequest is the id of the deploy request the rollout carries
+	// out ("": none), cleared when it starts.
+	deployRequest string
+	missing       []string
+	restart       string // the restart request carried out, if any
 	// repairOf, when set, is the failed attempt that stands while this
 	// rollout repairs drift of the last good revision: it neither clears
 	// the failure nor marks the deployment Ready.
 	repairOf *api.FailedAttempt
 	secrets  []string // values from secrets, masked in the log
+}
+
+// clearDeployRequest clears the deploy request id once it is carried out
+// (a newer one stays).
+func clearDeployRequest(s *api.DeploymentStatus, id string) {
+	if id != "" && s.DeployRequest != nil && s.DeployRequest.ID == id {
+		s.DeployRequest = nil
+	}
 }
 
 func newRolloutID(app string, revision int64) string {
@@ -401,7 +421,7 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 		prevProgressing = &cp
 	}
 	ro := &api.Rollout{ID: newRolloutID(name, p.revision), Deployment: name, Revision: p.revision, Trigger: p.trigger,
-		Commit: p.commit, Generation: gen, TriggeredBy: "controller", Server: r.ServerID, State: api.RolloutRunning, CreatedAt: api.Now()}
+		Commit: p.commit, Generation: gen, TriggeredBy: p.by, Server: r.ServerID, State: api.RolloutRunning, CreatedAt: api.Now()}
 	for i, t := range p.targets {
 		if len(p.plans[i]) > 0 {
 			ro.Nodes = append(ro.Nodes, api.RolloutNode{Node: t.node.Metadata.Name, State: api.RolloutPending})
@@ -437,6 +457,7 @@ func (r *DeploymentReconciler) rollout(ctx context.Context, d *api.Deployment, p
 	}
 	if err := r.setStatus(ctx, name, func(s *api.DeploymentStatus) {
 		s.CurrentRollout = &api.RolloutRef{ID: ro.ID, State: ro.State}
+		clearDeployRequest(s, p.deployRequest)
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionTrue, Reason: ReasonRollingOut,
 			Message: progressing, ObservedGeneration: gen})
 	}); err != nil {

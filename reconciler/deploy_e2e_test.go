@@ -427,7 +427,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	// slot still holds (no rebuild), then a restart: both with no failed request.
 	load = startLoad(nodes)
 	before := getDeployment(t, st)
-	if _, err := mgr.DeploymentAction(ctx, "hello", ActionRequest{Action: ActionRollback}); err != nil {
+	if _, err := mgr.DeploymentAction(ctx, "hello", ActionRequest{Action: ActionRollback, By: "user:e2e"}); err != nil {
 		t.Fatal(err)
 	}
 	rb := waitDeployment(t, st, "rolled back", 3*time.Minute, readyAt(c2))
@@ -435,7 +435,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 		t.Fatalf("a rollback makes a new revision: %d → %d", before.Status.Revision, rb.Status.Revision)
 	}
 	ros, err := st.ListRollouts(ctx, "hello", 1)
-	if err != nil || len(ros) != 1 || ros[0].Trigger != api.TriggerRollback {
+	if err != nil || len(ros) != 1 || ros[0].Trigger != api.TriggerRollback || ros[0].TriggeredBy != "user:e2e" {
 		t.Fatalf("latest rollout: %+v %v", ros, err)
 	}
 	for _, n := range ros[0].Nodes {
@@ -451,7 +451,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 		}
 	}
 	// The rolled-back-from commit is not deployed again on its own.
-	d2, err := mgr.DeploymentAction(ctx, "hello", ActionRequest{Action: ActionRestart})
+	d2, err := mgr.DeploymentAction(ctx, "hello", ActionRequest{Action: ActionRestart, By: "restarter"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,6 +466,9 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 		if ns.ActiveSlot == slots[ns.Node] || ns.Commit != c2 {
 			t.Fatalf("restart on %s: slot %s → %s, commit %s", ns.Node, slots[ns.Node], ns.ActiveSlot, ns.Commit)
 		}
+	}
+	if ros, err := st.ListRollouts(ctx, "hello", 1); err != nil || len(ros) != 1 || ros[0].Trigger != api.TriggerRestart || ros[0].TriggeredBy != "restarter" {
+		t.Fatalf("restart rollout: %+v %v", ros, err)
 	}
 	load.check(t, "rollback and restart")
 	if got := getDeployment(t, st).Status.Commit; got != c2 {

@@ -64,6 +64,17 @@ func (c *Client) GitHubLogin(ctx context.Context) (string, error) {
 	return out.AuthorizeURL, err
 }
 
+// GitHubLoginFor is GitHubLogin for the web UI, which calls the API
+// in-process for a logged-in user: after the sign-in GitHub's callback
+// sends the browser back to next, a page of the UI.
+func (c *Client) GitHubLoginFor(ctx context.Context, next string) (string, error) {
+	var out struct {
+		AuthorizeURL string `json:"authorizeURL"`
+	}
+	err := c.do(ctx, http.MethodGet, "/api/v1/github/login", url.Values{"next": {next}}, nil, &out)
+	return out.AuthorizeURL, err
+}
+
 // GitHubUser returns the login of the signed-in GitHub user.
 func (c *Client) GitHubUser(ctx context.Context) (string, error) {
 	var out struct {
@@ -104,6 +115,19 @@ func githubRepoPath(fullName string) (string, error) {
 		return "", fmt.Errorf("%q: give the repository as OWNER/REPO", fullName)
 	}
 	return "/api/v1/github/repos/" + url.PathEscape(owner) + "/" + url.PathEscape(repo), nil
+}
+
+// GitHubRepoInfo returns repository OWNER/REPO.
+func (c *Client) GitHubRepoInfo(ctx context.Context, fullName string) (*GitHubRepo, error) {
+	p, err := githubRepoPath(fullName)
+	if err != nil {
+		return nil, err
+	}
+	var out GitHubRepo
+	if err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // GitHubBranches lists the branches of OWNER/REPO.

@@ -54,6 +54,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) (any, error) {
 		Check: func(ctx context.Context, tx store.Tx) error {
 			return checkRules(ctx, tx, objs, true)
 		},
+		Applied: recordApplier,
 	})
 	if err != nil {
 		return nil, err
@@ -73,6 +74,29 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) (any, error) {
 		})
 	}
 	return out, nil
+}
+
+// recordApplier records, in the status of every deployment whose spec the
+// apply creates or changes, who applied it (status.appliedBy): the first
+// rollout of that generation names them as TriggeredBy. Same transaction:
+// the loop never sees the new spec without it.
+func recordApplier(ctx context.Context, tx store.Tx, res []store.ApplyResult) error {
+	by := TokenName(ctx)
+	if by == "" {
+		return nil
+	}
+	for _, rr := range res {
+		d, ok := rr.New.(*api.Deployment)
+		if !ok || rr.Action == store.Unchanged || rr.Old != nil && rr.Old.GetObjectMeta().Generation == d.Metadata.Generation {
+			continue
+		}
+		c := d.DeepCopyObject().(*api.Deployment)
+		c.Status.AppliedBy = &api.AppliedBy{By: by, Generation: c.Metadata.Generation}
+		if _, err := tx.UpdateStatus(ctx, c); err != nil {
+			return fmt.Errorf("%s: record who applied it: %w", api.Ref(d), err)
+		}
+	}
+	return nil
 }
 
 // applyDiff returns the unified diff of the user-owned parts of live (nil

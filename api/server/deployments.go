@@ -37,7 +37,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) (any, error) {
 	if !ok {
 		return nil, errorf(http.StatusServiceUnavailable, "this server runs no deployment loop")
 	}
-	req := reconciler.ActionRequest{Action: mux.Vars(r)["action"]}
+	req := reconciler.ActionRequest{Action: mux.Vars(r)["action"], By: TokenName(r.Context())}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "reading body: %v", err)

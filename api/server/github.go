@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/ui"
 )
 
 // GitHubCallbackPath is where GitHub sends the user back after sign-in.
@@ -66,20 +67,27 @@ func (g *GitHubConfig) client() *http.Client {
 // them and their branches) and repository hooks (to register webhooks).
 const githubScopes = "repo admin:repo_hook"
 
-// oauthStates are the pending sign-ins: state → API token name, expiry.
+// oauthStates are the pending sign-ins: state → who asked, expiry.
 type oauthStates struct {
 	mu sync.Mutex
 	m  map[string]oauthState
 }
 
+// oauthState is a pending sign-in.
 type oauthState struct {
-	token   string
-	expires time.Time
+	// owner is whose GitHub token the sign-in stores: an API token's name
+	// or "user:<name>" for a web UI user (see githubOwner).
+	owner string
+	// uiUser is the web UI user who started the sign-in ("" for the CLI);
+	// the callback must come with that user's UI session, and the browser
+	// goes back to next, a page of the UI.
+	uiUser, next string
+	expires      time.Time
 }
 
 const oauthStateTTL = 10 * time.Minute
 
-func (o *oauthStates) mint(token string) (string, error) {
+func (o *oauthStates) mint(st0 oauthState) (string, error) {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
@@ -96,28 +104,41 @@ func (o *oauthStates) mint(token string) (string, error) {
 			delete(o.m, k)
 		}
 	}
-	o.m[st] = oauthState{token: token, expires: now.Add(oauthStateTTL)}
+	st0.expires = now.Add(oauthStateTTL)
+	o.m[st] = st0
 	return st, nil
 }
 
-// take returns and forgets state's API token name.
-func (o *oauthStates) take(state string) (string, bool) {
+// take returns and forgets state's sign-in.
+func (o *oauthStates) take(state string) (oauthState, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	s, ok := o.m[state]
 	delete(o.m, state)
 	if !ok || time.Now().After(s.expires) {
-		return "", false
+		return oauthState{}, false
 	}
-	return s.token, true
+	return s, true
+}
+
+// githubOwner is whose GitHub sign-in a request uses: for a web UI
+// request the logged-in user ("user:<name>"; every user signs in to
+// GitHub for themselves), otherwise the API token's name (the CLI). API
+// token names cannot contain ':', so the two never meet.
+func githubOwner(ctx context.Context) string {
+	if u := uiUser(ctx); u != "" {
+		return "user:" + u
+	}
+	return TokenName(ctx)
 }
 
 func (s *Server) githubRoutes(r *mux.Router) {
 	const p = "/api/v1/github"
 	r.Handle(p+"/login", s.wrap(http.StatusOK, s.githubLogin)).Methods(http.MethodGet)
-	r.Handle(GitHubCallbackPath, s.wrap(http.StatusOK, s.githubCallback)).Methods(http.MethodGet)
+	r.Handle(GitHubCallbackPath, http.HandlerFunc(s.githubCallback)).Methods(http.MethodGet)
 	r.Handle(p+"/user", s.wrap(http.StatusOK, s.githubUser)).Methods(http.MethodGet)
 	r.Handle(p+"/repos", s.wrap(http.StatusOK, s.githubRepos)).Methods(http.MethodGet)
+	r.Handle(p+"/repos/{owner}/{repo}", s.wrap(http.StatusOK, s.githubRepo)).Methods(http.MethodGet)
 	r.Handle(p+"/repos/{owner}/{repo}/branches", s.wrap(http.StatusOK, s.githubBranches)).Methods(http.MethodGet)
 	r.Handle(p+"/repos/{owner}/{repo}/hooks", s.wrap(http.StatusCreated, s.githubCreateHook)).Methods(http.MethodPost)
 }
@@ -143,7 +164,12 @@ func (s *Server) githubLogin(w http.ResponseWriter, r *http.Request) (any, error
 	if _, _, err := s.secretsReady(); err != nil {
 		return nil, err
 	}
-	state, err := s.oauth.mint(TokenName(r.Context()))
+	st := oauthState{owner: githubOwner(r.Context())}
+	if u := uiUser(r.Context()); u != "" {
+		// The web UI asks; the browser comes back to its page next.
+		st.uiUser, st.next = u, uiReturnPath(r.URL.Query().Get("next"))
+	}
+	state, err := s.oauth.mint(st)
 	if err != nil {
 		return nil, err
 	}
@@ -156,16 +182,53 @@ type GitHubSignedIn struct {
 	Login string `json:"login"`
 }
 
-func (s *Server) githubCallback(w http.ResponseWriter, r *http.Request) (any, error) {
+// githubCallback is where GitHub sends the browser back. A sign-in the
+// CLI started is answered with JSON; one the web UI started must come
+// with the same user's UI session, and sends the browser back to the UI
+// page it came from, with ?github=signed-in (or =failed; the reason is
+// logged).
+func (s *Server) githubCallback(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.oauth.take(r.URL.Query().Get("state"))
+	if !ok {
+		s.writeError(w, r, errorf(http.StatusUnauthorized, "unknown or expired sign-in state: start again with GET /api/v1/github/login"))
+		return
+	}
+	if st.uiUser == "" {
+		out, err := s.githubFinish(r, st)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	if s.ui == nil || s.ui.SessionUser(r) != st.uiUser {
+		// Someone else's browser completes this user's sign-in (or the
+		// session ended): storing the token would hand another person's
+		// GitHub account to this user.
+		s.writeError(w, r, errorf(http.StatusUnauthorized, "this GitHub sign-in was started by another Bakery user, or your web UI session ended: log in and start again"))
+		return
+	}
+	result := "signed-in"
+	if _, err := s.githubFinish(r, st); err != nil {
+		s.log.Warn("GitHub sign-in failed", "user", st.uiUser, "err", err)
+		result = "failed"
+	}
+	next, _ := url.Parse(st.next)
+	q := next.Query()
+	q.Set("github", result)
+	next.RawQuery = q.Encode()
+	http.Redirect(w, r, next.String(), http.StatusSeeOther)
+}
+
+// githubFinish exchanges the callback's code for a token and stores it,
+// sealed, for st.owner.
+func (s *Server) githubFinish(r *http.Request, st oauthState) (*GitHubSignedIn, error) {
 	g, err := s.github()
 	if err != nil {
 		return nil, err
 	}
 	q := r.URL.Query()
-	tokenName, ok := s.oauth.take(q.Get("state"))
-	if !ok {
-		return nil, errorf(http.StatusUnauthorized, "unknown or expired sign-in state: start again with GET /api/v1/github/login")
-	}
 	if e := q.Get("error"); e != "" {
 		return nil, errorf(http.StatusBadRequest, "GitHub refused the sign-in: %s", clip(e))
 	}
@@ -193,7 +256,7 @@ func (s *Server) githubCallback(w http.ResponseWriter, r *http.Request) (any, er
 	if tok.Error != "" || tok.AccessToken == "" {
 		return nil, errorf(http.StatusBadGateway, "GitHub token exchange failed: %s %s", clip(tok.Error), clip(tok.ErrorDesc))
 	}
-	if err := s.putSealed(r.Context(), githubTokenSetting(tokenName), []byte(tok.AccessToken)); err != nil {
+	if err := s.putSealed(r.Context(), githubTokenSetting(st.owner), []byte(tok.AccessToken)); err != nil {
 		return nil, err
 	}
 	var user struct {
@@ -202,11 +265,22 @@ func (s *Server) githubCallback(w http.ResponseWriter, r *http.Request) (any, er
 	if err := s.githubAPI(r.Context(), g, tok.AccessToken, http.MethodGet, "/user", nil, &user); err != nil {
 		return nil, err
 	}
-	return GitHubSignedIn{Login: user.Login}, nil
+	return &GitHubSignedIn{Login: user.Login}, nil
 }
 
-// githubTokenSetting is the setting holding the GitHub token of the API
-// token named name.
+// uiReturnPath is next when it is a page of the web UI (no open
+// redirects), else the deployment editor.
+func uiReturnPath(next string) string {
+	if strings.HasPrefix(next, ui.Prefix+"/") && !strings.HasPrefix(next, "//") && !strings.Contains(next, "\\") {
+		if u, err := url.Parse(next); err == nil && u.Scheme == "" && u.Host == "" {
+			return u.String()
+		}
+	}
+	return ui.Prefix + "/editor"
+}
+
+// githubTokenSetting is the setting holding the GitHub token of owner
+// (see githubOwner).
 func githubTokenSetting(name string) string {
 	sum := sha256.Sum256([]byte(name))
 	return "github-token-" + hex.EncodeToString(sum[:])[:32]
@@ -224,13 +298,14 @@ func (s *Server) putSealed(ctx context.Context, name string, value []byte) error
 	return ss.PutSetting(ctx, name, b)
 }
 
-// githubToken returns the signed-in GitHub token of the request's API token.
+// githubToken returns the GitHub token the request's caller signed in
+// with (see githubOwner).
 func (s *Server) githubToken(ctx context.Context) (string, error) {
 	ss, kr, err := s.secretsReady()
 	if err != nil {
 		return "", err
 	}
-	name := githubTokenSetting(TokenName(ctx))
+	name := githubTokenSetting(githubOwner(ctx))
 	b, err := ss.GetSetting(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", errorf(http.StatusUnauthorized, "not signed in to GitHub: GET /api/v1/github/login first")
@@ -374,6 +449,31 @@ func repoPath(r *http.Request) (string, error) {
 		}
 	}
 	return "/repos/" + v["owner"] + "/" + v["repo"], nil
+}
+
+// githubRepo answers GET /api/v1/github/repos/{owner}/{repo}: one
+// repository (its clone URLs and default branch).
+func (s *Server) githubRepo(w http.ResponseWriter, r *http.Request) (any, error) {
+	g, tok, err := s.githubSession(r)
+	if err != nil {
+		return nil, err
+	}
+	base, err := repoPath(r)
+	if err != nil {
+		return nil, err
+	}
+	var x struct {
+		FullName      string `json:"full_name"`
+		Private       bool   `json:"private"`
+		CloneURL      string `json:"clone_url"`
+		SSHURL        string `json:"ssh_url"`
+		HTMLURL       string `json:"html_url"`
+		DefaultBranch string `json:"default_branch"`
+	}
+	if err := s.githubAPI(r.Context(), g, tok, http.MethodGet, base, nil, &x); err != nil {
+		return nil, err
+	}
+	return GitHubRepo(x), nil
 }
 
 // GitHubBranchList is the answer of GET /api/v1/github/repos/{owner}/{repo}/branches.

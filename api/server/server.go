@@ -90,6 +90,7 @@ func New(cfg Config) (*Server, error) {
 		uc := *cfg.UI
 		uc.API = http.HandlerFunc(s.serveForUI)
 		uc.NewToken = NewToken
+		uc.GitHub = cfg.GitHub != nil && cfg.GitHub.ClientID != ""
 		if strings.HasPrefix(cfg.PublicURL, "https://") {
 			uc.SecureCookies = true
 		}
@@ -178,7 +179,17 @@ func (s *Server) serveForUI(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusUnauthorized, "no UI user"))
 		return
 	}
-	s.router.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, "user:"+user)))
+	ctx := context.WithValue(r.Context(), tokenKey{}, "user:"+user)
+	s.router.ServeHTTP(w, r.WithContext(context.WithValue(ctx, uiUserKey{}, user)))
+}
+
+type uiUserKey struct{}
+
+// uiUser returns the web UI user a request is served for in-process, or
+// "" for a request that came with an API token.
+func uiUser(ctx context.Context) string {
+	u, _ := ctx.Value(uiUserKey{}).(string)
+	return u
 }
 
 // allowedMethods lists the methods that some route serves for r's path.

@@ -35,6 +35,10 @@ type ApplyOptions struct {
 	// been written; an error aborts the whole bundle. It is where rules
 	// spanning several objects are enforced.
 	Check func(ctx context.Context, tx Tx) error
+	// Applied, if set, runs inside the transaction after Check with the
+	// results (not to be changed); an error aborts the whole bundle. It is
+	// where the API records who applied a changed spec.
+	Applied func(ctx context.Context, tx Tx, results []ApplyResult) error
 }
 
 var errDryRun = errors.New("dry run")
@@ -64,6 +68,11 @@ func Apply(ctx context.Context, s Store, objs []api.Object, opts ApplyOptions) (
 		}
 		if opts.Check != nil {
 			if err := opts.Check(ctx, tx); err != nil {
+				return err
+			}
+		}
+		if opts.Applied != nil {
+			if err := opts.Applied(ctx, tx, results); err != nil {
 				return err
 			}
 		}

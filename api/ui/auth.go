@@ -170,6 +170,17 @@ func (u *UI) session(r *http.Request) (*session, error) {
 	return &s, nil
 }
 
+// SessionUser returns the user of r's valid session, or "" (package
+// server checks it when GitHub sends a browser back from a sign-in the
+// UI started).
+func (u *UI) SessionUser(r *http.Request) string {
+	s, err := u.session(r)
+	if err != nil {
+		return ""
+	}
+	return s.User
+}
+
 // preToken returns the pre-session CSRF token of r's cookie, setting a new
 // cookie when there is none.
 func (u *UI) preToken(w http.ResponseWriter, r *http.Request) string {

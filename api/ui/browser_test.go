@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/server/githubtest"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/ui/browsertest"
 )
@@ -26,7 +28,8 @@ import (
 // are TestE2EBrowser (cmd/bakery).
 func TestBrowserPages(t *testing.T) {
 	cut := &streamCutter{}
-	e := newEnvOn(t, "file", false, cut.wrap)
+	gh := githubtest.Start(t)
+	e := newEnvWith(t, "file", false, withGitHub(t, gh), cut.wrap)
 	ctx := t.Context()
 	n := node("web-1")
 	n.Metadata.Labels = map[string]string{"role": "web"}
@@ -211,6 +214,59 @@ func TestBrowserPages(t *testing.T) {
 	}
 	b.Screenshot("editor-error")
 
+	// GitHub in the editor: sign in (the fake GitHub approves, its
+	// callback brings the browser back to the editor), pick a repository
+	// (htmx loads its branches), register the webhook, choose a branch and
+	// put the choice into the spec: the YAML and the diff show it.
+	b.Do(30*time.Second, "GitHub sign-in",
+		chromedp.Navigate(base+"/ui/editor?deployment=hello"),
+		chromedp.WaitVisible(chromedp.CSS("#gh-signin")),
+		chromedp.Click(chromedp.CSS("#gh-signin")),
+		chromedp.WaitVisible(chromedp.CSS("#gh-repo")),
+	)
+	if loc, msg := browsertest.Eval[string](b, `location.pathname + location.search`), browsertest.Eval[string](b, `document.querySelector(".flash.ok").textContent`); loc != "/ui/editor?deployment=hello&github=signed-in" || !strings.Contains(msg, "Signed in to GitHub") || gh.Authorized() != 1 {
+		t.Fatalf("after the GitHub sign-in: at %s, message %q, %d sign-ins", loc, msg, gh.Authorized())
+	}
+	b.CheckWidths(base+"/ui/editor?deployment=hello", "editor-github", "#gh-repo")
+	b.Do(30*time.Second, "pick a repository",
+		chromedp.EmulateViewport(1366, 900),
+		chromedp.Navigate(base+"/ui/editor?deployment=hello"),
+		chromedp.WaitVisible(chromedp.CSS("#gh-repo")),
+	)
+	// htmx wires up swapped-in elements after the swap: wait for that
+	// before using them.
+	htmxReady := func(sel string) string {
+		return `(() => { const e = document.querySelector(` + jsString(sel) + `); return !!(e && e["htmx-internal-data"] && !document.querySelector(".htmx-swapping, .htmx-settling, .htmx-request")) })()`
+	}
+	b.WaitJS(30*time.Second, "the repository list wired up", htmxReady("#gh-repo"))
+	browsertest.Eval[bool](b, `(() => { const s = document.querySelector("#gh-repo"); s.value = "octo/app"; s.dispatchEvent(new Event("change", {bubbles: true})); return true })()`)
+	b.Do(30*time.Second, "branches", chromedp.WaitVisible(chromedp.CSS("#gh-branch")))
+	if got := browsertest.Eval[string](b, `[...document.querySelectorAll("#gh-branch option")].map(o => o.value + (o.selected ? "*" : "")).join(",") + " " + document.querySelector("#gh-url").value`); got != "main*,dev git@github.example:octo/app.git" {
+		t.Fatalf("branches and clone URL offered: %s", got)
+	}
+	b.WaitJS(30*time.Second, "the branch list wired up", htmxReady("#gh-hook-button"))
+	browsertest.Eval[bool](b, `(() => { window.confirm = () => true; return true })()`)
+	b.Do(30*time.Second, "register the webhook",
+		chromedp.Click(chromedp.CSS("#gh-hook-button")),
+		chromedp.WaitVisible(chromedp.CSS("#gh-hook-result")),
+	)
+	if txt := browsertest.Eval[string](b, `document.querySelector("#gh-hook-result").textContent`); !strings.Contains(txt, "Webhook 12345678 registered on octo/app") || len(gh.Hooks()) != 1 {
+		t.Fatalf("webhook: %q, %d sent to GitHub", txt, len(gh.Hooks()))
+	}
+	b.Screenshot("editor-github-branches")
+	browsertest.Eval[bool](b, `(() => { document.querySelector("#gh-branch").value = "dev"; return true })()`)
+	b.Do(30*time.Second, "use in spec",
+		chromedp.Click(chromedp.CSS("#gh-use")),
+		chromedp.WaitVisible(chromedp.CSS("#results")),
+	)
+	if y := browsertest.Eval[string](b, `document.querySelector("#yaml").value`); !strings.Contains(y, "repo: git@github.example:octo/app.git") || !strings.Contains(y, "ref: dev") {
+		t.Fatalf("the YAML after choosing octo/app dev:\n%s", y)
+	}
+	if txt := browsertest.Eval[string](b, `document.querySelector("#results").textContent`); !strings.Contains(txt, "+    ref: dev") || !strings.Contains(txt, "+    repo: git@github.example:octo/app.git") || !strings.Contains(txt, "-    ref: main") {
+		t.Fatalf("the diff after choosing octo/app dev:\n%s", txt)
+	}
+	b.Screenshot("editor-github-diff")
+
 	// The escaped <script> annotation is text on the page, never run.
 	if got := browsertest.Eval[bool](b, `window.alertCalled === undefined`); !got {
 		t.Fatal("a script ran")
@@ -310,3 +366,9 @@ func (w *cutWriter) Write(b []byte) (int, error) {
 func (w *cutWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
 
 func (w *cutWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// jsString quotes s as a JavaScript string.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

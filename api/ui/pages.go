@@ -524,6 +524,21 @@ type editorData struct {
 	Results  []client.ApplyResult
 	DryRun   bool
 	Problems []problem
+	// GitHubRepos, when set, is where the GitHub panel loads the user's
+	// repositories from (the server has the GitHub integration).
+	GitHubRepos string
+}
+
+// withGitHub fills in the GitHub panel's source when GitHub is configured.
+func (u *UI) withGitHub(d *editorData) {
+	if !u.cfg.GitHub {
+		return
+	}
+	next := Prefix + "/editor"
+	if d.Name != "" {
+		next += "?" + url.Values{"deployment": {d.Name}}.Encode()
+	}
+	d.GitHubRepos = Prefix + "/github/repos?" + url.Values{"next": {next}}.Encode()
 }
 
 // editable returns the YAML a user edits for o: no status, no fields the
@@ -561,20 +576,42 @@ func (u *UI) editorPage(w http.ResponseWriter, r *http.Request, s *session) {
 	if d.Name != "" {
 		title = "Edit " + d.Name
 	}
-	u.render(w, r, http.StatusOK, "editor", "", u.pageFor(s, title, "editor", d))
+	u.withGitHub(&d)
+	p := u.pageFor(s, title, "editor", d)
+	switch r.URL.Query().Get("github") {
+	case "signed-in":
+		p.Message = "Signed in to GitHub: choose a repository and a branch."
+	case "failed":
+		p.Error = "The GitHub sign-in failed (the server's log says why); try again."
+	}
+	u.render(w, r, http.StatusOK, "editor", "", p)
 }
 
 // editorPost runs the server-side apply: a dry run for Diff, the real one
-// for Apply. Bad YAML or specs come back with every field path.
+// for Apply. Bad YAML or specs come back with every field path. Action
+// "source" first puts the repository and branch chosen in the GitHub panel
+// into the spec, then shows the diff.
 func (u *UI) editorPost(w http.ResponseWriter, r *http.Request, s *session) {
 	d := editorData{Name: r.PostFormValue("name"), YAML: r.PostFormValue("yaml")}
-	d.DryRun = r.PostFormValue("action") != "apply"
+	action := r.PostFormValue("action")
+	d.DryRun = action != "apply"
 	title := "New deployment"
 	if d.Name != "" {
 		title = "Edit " + d.Name
 	}
+	u.withGitHub(&d)
 	p := u.pageFor(s, title, "editor", nil)
 	code := http.StatusOK
+	if action == "source" {
+		y, err := setSource(d.YAML, r.PostFormValue("ghurl"), r.PostFormValue("ghref"))
+		if err != nil {
+			p.Data, p.Error = d, "Set the source: "+err.Error()
+			u.render(w, r, http.StatusBadRequest, "editor", "", p)
+			return
+		}
+		d.YAML = y
+		p.Message = "Source set to " + r.PostFormValue("ghurl") + " (" + r.PostFormValue("ghref") + "): the diff shows the change; Apply stores it."
+	}
 	res, err := u.client(r).ApplyBundle(r.Context(), []byte(d.YAML), d.DryRun)
 	switch {
 	case err != nil:

@@ -66,6 +66,10 @@ type Config struct {
 	// server behind a TLS-terminating proxy (package server sets it when
 	// its PublicURL is https). Requests over TLS always get Secure cookies.
 	SecureCookies bool
+	// GitHub says whether the server has the GitHub integration: the
+	// editor then offers GitHub sign-in and the user's repositories and
+	// branches (package server sets it).
+	GitHub bool
 	// SessionTTL is how long a login lasts (default DefaultSessionTTL).
 	SessionTTL time.Duration
 	// LoginFailures failed logins within LoginWindow, for one account or
@@ -193,6 +197,11 @@ func (u *UI) routes() *mux.Router {
 
 	r.Handle(p+"/editor", u.authed(u.editorPage)).Methods(get)
 	r.Handle(p+"/editor", u.authed(u.editorPost)).Methods(post)
+
+	r.Handle(p+"/github/login", u.authed(u.githubLogin)).Methods(get)
+	r.Handle(p+"/github/repos", u.authed(u.githubRepos)).Methods(get)
+	r.Handle(p+"/github/branches", u.authed(u.githubBranches)).Methods(get)
+	r.Handle(p+"/github/hooks", u.authed(u.githubHook)).Methods(post)
 
 	r.Handle(p+"/settings", u.authed(u.settingsPage)).Methods(get)
 	r.Handle(p+"/settings/users", u.authed(u.userCreate)).Methods(post)

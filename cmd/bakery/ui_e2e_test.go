@@ -134,7 +134,7 @@ metadata: {name: %s, labels: {team: web}}
 spec:
   source: {repo: %s, ref: main}
   nodes: [%s]
-  build: {test: node --test, build: node build.js}
+  build: {test: node --test, build: sleep 3 && node build.js}
   run: {command: node server.js}
   healthCheck: {path: /healthz, interval: 200ms, retries: 50}
   ingress: {hosts: [uitest.example.test]}
@@ -163,6 +163,10 @@ spec:
 		fail("rollout log lacks the health check:\n%s", l)
 	}
 	b.WaitJS(30*time.Second, "Ready", `document.querySelector("#phase").textContent === "Ready"`)
+	// Rollouts name who asked: the user who applied the spec, deployed,
+	// rolled back (not "controller").
+	newest := `(() => { const r = document.querySelector("#rollouts tbody tr"); return r ? [...r.children].slice(0, 3).map(c => c.textContent).join(" ") : "" })()`
+	b.WaitJS(30*time.Second, "the first rollout names the applier", newest+` === "1 apply user:admin"`)
 
 	// A second commit with Deploy now, then Rollback (both confirmed).
 	os.WriteFile(filepath.Join(repo, "NOTE"), []byte("v2\n"), 0o644)
@@ -176,10 +180,12 @@ spec:
 	if got := text("#status .mono"); !strings.HasPrefix(c2, got) {
 		fail("commit after deploy: %q, want %s", got, c2)
 	}
+	b.WaitJS(30*time.Second, "deploy now names the user", newest+` === "2 deploy-now user:admin"`)
 	b.Do(30*time.Second, "rollback", chromedp.Click(chromedp.CSS("#action-rollback")))
 	b.WaitJS(30*time.Second, "rollback started", `location.search === "?done=rollback" && document.readyState === "complete"`)
 	b.WaitJS(3*time.Minute, "the page shows the rollback",
 		`(() => { const r = document.querySelector("#rollouts tbody tr"); return r && r.querySelector(".trigger").textContent === "rollback" && r.textContent.includes("succeeded") })()`)
+	b.WaitJS(30*time.Second, "the rollback names the user", newest+` === "3 rollback user:admin"`)
 	b.WaitJS(30*time.Second, "the commit is the first again", `document.querySelector("#status .mono").textContent === `+jsString(c1[:12]))
 	b.WaitJS(60*time.Second, "the log panel follows the rollback",
 		`document.querySelector("#log-state").textContent.startsWith("succeeded") && document.querySelector("#log-title").textContent.includes("rollout ")`)
