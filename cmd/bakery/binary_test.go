@@ -112,8 +112,14 @@ func TestBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := strings.TrimSpace(string(tokenBytes))
+	// The banner is written line by line while the server already
+	// answers: wait (bounded) for the login command.
+	want := "bakery login --server " + url + " --token " + token
 	banner := logs.String()
-	if !strings.Contains(banner, "bakery login --server "+url+" --token "+token) {
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(banner, want) && time.Now().Before(deadline); banner = logs.String() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(banner, want) {
 		t.Errorf("the banner lacks the login command:\n%s", banner)
 	}
 	if fi, err := os.Stat(filepath.Join(data, "admin-token")); err != nil || fi.Mode().Perm() != 0o600 {
