@@ -371,7 +371,7 @@ func parseAnalytics(out []byte) (map[string]*appRead, error) {
 			size, e2 := strconv.ParseInt(f[2], 10, 64)
 			off, e3 := strconv.ParseInt(f[3], 10, 64)
 			n, e4 := strconv.ParseInt(f[4], 10, 64)
-			if err := errors.Join(e1, e2, e3, e4); err != nil || n < 0 {
+			if err := errors.Join(e1, e2, e3, e4); err != nil || n < 0 || off < 0 || size < 0 {
 				return nil, fmt.Errorf("analytics: bad line %q", line)
 			}
 			// n comes from the node: never allocate more than the output
