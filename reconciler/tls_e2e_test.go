@@ -41,6 +41,9 @@ func pebbleScript(t *testing.T, lab *testnodes.Lab, args ...string) string {
 		// pebble.sh trust runs the lab's testnodes.sh.
 		cmd.Env = append(cmd.Env, "BAKERY_TESTNODES_SCRIPT="+lab.Script)
 	}
+	// A daemon the script leaves holding the output pipe must not hang
+	// the test: give up reading 10 s after the script itself exited.
+	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("pebble.sh %v: %v\n%s", args, err, out)

@@ -128,10 +128,16 @@ EOF
 	wait_port 8055 challtestsrv
 	# No sleeps before validation, no nonces rejected on purpose (certbot would fail a
 	# run now and then), every order validated afresh.
-	(cd "$DIR" && PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
-		setsid "$DIR/bin/pebble" -config "$DIR/config.json" -dnsserver "$BRIDGE_IP:8053" \
-		>"$DIR/pebble.log" 2>&1 </dev/null &
-	echo $! >"$DIR/pebble.pid")
+	# Only the daemon itself goes to the background, with every descriptor redirected:
+	# a backgrounded "cd && …" list would be a subshell holding the caller's stdout
+	# (a caller reading it to EOF, such as Go's CombinedOutput, would wait forever).
+	(
+		cd "$DIR" || exit 1
+		PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
+			setsid "$DIR/bin/pebble" -config "$DIR/config.json" -dnsserver "$BRIDGE_IP:8053" \
+			>"$DIR/pebble.log" 2>&1 </dev/null &
+		echo $! >"$DIR/pebble.pid"
+	) </dev/null >/dev/null 2>&1 || die "cannot start pebble in $DIR"
 	wait_port 14000 pebble
 	wait_port 15000 "pebble management"
 	fetch_root >/dev/null
