@@ -266,7 +266,9 @@ func nodeMetrics(rec *api.DeploymentMetrics, node string) *api.NodeMetrics {
 // rotated since the last read "@old INODE SIZE OFFSET N" and N bytes of
 // the rotated file (.1), then — unless the rotated file has more than MAX
 // bytes left — "@file INODE SIZE OFFSET N" and N bytes of the current
-// file, then "@disk RELEASES REPO LOG" (bytes). Each data block is
+// file, then "@disk RELEASES REPO LOG IMAGES" (bytes; IMAGES, for a
+// dockerized app, sums its images' sizes, layers they share counted once
+// per image). Each data block is
 // followed by a newline.
 const analyticsScript = `set -u
 for spec in $LOGS; do
@@ -292,7 +294,14 @@ for spec in $LOGS; do
   r=$(du -sb "$APPS/$app/releases" 2>/dev/null | cut -f1)
   g=$(du -sb "$APPS/$app/repo.git" 2>/dev/null | cut -f1)
   l=$(stat -c %s "$f" 2>/dev/null || echo 0)
-  echo "@disk ${r:-0} ${g:-0} ${l:-0}"
+  i=0
+  if grep -qs '"dockerized": true' "$APPS/$app/state.json"; then
+    ids=$(docker image ls -q "bakery/$app" 2>/dev/null | sort -u)
+    if [ -n "$ids" ]; then
+      i=$(docker image inspect --format '{{.Size}}' $ids 2>/dev/null | awk '{s += $1} END {printf "%d", s}')
+    fi
+  fi
+  echo "@disk ${r:-0} ${g:-0} ${l:-0} ${i:-0}"
 done
 `
 
@@ -389,12 +398,13 @@ func parseAnalytics(out []byte) (map[string]*appRead, error) {
 			cur.blocks = append(cur.blocks, logBlock{old: f[0] == "@old", inode: ino, size: size, offset: off, data: data, wantN: n,
 				restOfOldSized: f[0] == "@old" && off+n == size})
 		case "@disk":
-			if cur == nil || len(f) != 4 {
+			if cur == nil || len(f) != 5 {
 				return nil, fmt.Errorf("analytics: bad line %q", line)
 			}
 			cur.disk.Releases, _ = strconv.ParseInt(f[1], 10, 64)
 			cur.disk.Repo, _ = strconv.ParseInt(f[2], 10, 64)
 			cur.disk.AccessLog, _ = strconv.ParseInt(f[3], 10, 64)
+			cur.disk.Images, _ = strconv.ParseInt(f[4], 10, 64)
 		default:
 			return nil, fmt.Errorf("analytics: unexpected line %q", line)
 		}

@@ -178,6 +178,20 @@ h=/usr/local/lib/bakery/bakery-sudo; sudo -n $h nginx-site-remove dhello && sudo
 	per, _ := stepTimes(t, st, first.Status.CurrentRollout.ID)
 	logStepTimes(t, "fresh docker rollout", per, len(nodes))
 	serves("first rollout", "hello from "+c1[:12])
+	// The traffic/disk analytics report the size of the app's images.
+	ana := &Analytics{Store: st, Settings: st.(settingsStore), Connector: SSHConnector{Pool: labPool(t, lab)}}
+	if _, err := ana.Collect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := LoadMetrics(ctx, st.(settingsStore), dockerApp); err != nil || len(m.Nodes) != len(nodes) {
+		t.Fatalf("metrics after a collection: %+v, %v", m, err)
+	} else {
+		for _, nm := range m.Nodes {
+			if nm.Disk == nil || nm.Disk.Images <= 0 || nm.Disk.Releases <= 0 {
+				t.Errorf("%s: disk usage of a docker app %+v: want its images' size", nm.Node, nm.Disk)
+			}
+		}
+	}
 	// Converged: containers and images are observed in the same single
 	// round trip per node as the rest (a reconciler with its own counters).
 	rec := mgr.deps

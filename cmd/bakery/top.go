@@ -79,13 +79,16 @@ func printTop(w io.Writer, m *api.DeploymentMetrics, window time.Duration, now t
 	}
 	fmt.Fprintln(w)
 	tw = newTabWriter(w)
-	fmt.Fprintln(tw, "NODE\tREQUESTS/MIN (LAST 30 MIN)\tRELEASES\tGIT\tACCESS-LOG\tCOLLECTED")
+	fmt.Fprintln(tw, "NODE\tREQUESTS/MIN (LAST 30 MIN)\tRELEASES\tGIT\tACCESS-LOG\tIMAGES\tCOLLECTED")
 	for _, n := range m.Nodes {
-		rel, repo, lg := "-", "-", "-"
+		rel, repo, lg, img := "-", "-", "-", "-"
 		if d := n.Disk; d != nil {
 			rel, repo, lg = humanBytes(d.Releases), humanBytes(d.Repo), humanBytes(d.AccessLog)
+			if d.Images > 0 {
+				img = humanBytes(d.Images)
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Node, sparkline(n.Points, now, 30), rel, repo, lg, age(n.Collected, now))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Node, sparkline(n.Points, now, 30), rel, repo, lg, img, age(n.Collected, now))
 	}
 	return tw.Flush()
 }

@@ -21,7 +21,7 @@ func TestPrintTop(t *testing.T) {
 		{Node: "web-1", Points: []api.MetricPoint{
 			{Minute: minute - 50*60, Requests: 100, Status: [5]int64{0, 100, 0, 0, 0}, Bytes: 2048, Latency: lat(3, 100)},
 			{Minute: minute, Requests: 60, Status: [5]int64{0, 50, 0, 8, 2}, Bytes: 1024, Latency: lat(5, 60)},
-		}, Disk: &api.AppDisk{Releases: 3 << 20, Repo: 1 << 20, AccessLog: 4096}, Collected: api.NewTime(now.Add(-10 * time.Second))},
+		}, Disk: &api.AppDisk{Releases: 3 << 20, Repo: 1 << 20, AccessLog: 4096, Images: 7 << 20}, Collected: api.NewTime(now.Add(-10 * time.Second))},
 		{Node: "web-2", Points: []api.MetricPoint{{Minute: minute - 60, Requests: 30, Status: [5]int64{0, 30, 0, 0, 0}, Latency: lat(12, 30)}}},
 	}}
 	var b bytes.Buffer
@@ -35,6 +35,7 @@ func TestPrintTop(t *testing.T) {
 		"web-2   5m       30         0.10    0     30    0     0     0     0B       ≤10s    ≤10s    ≤10s",
 		"(all)   60m      190",
 		"3.0MiB",
+		"7.0MiB",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
