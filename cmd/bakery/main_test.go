@@ -630,6 +630,16 @@ func TestHelpAndCompletion(t *testing.T) {
 			t.Errorf("bakery %s --help has no examples", cmd)
 		}
 	}
+	// Commands of the server host do not offer the client's flags.
+	for _, cmd := range [][]string{{"server", "--help"}, {"admin", "create", "--help"}} {
+		out := must(t, "", cmd...)
+		if strings.Contains(out, "--token") || strings.Contains(out, "--request-timeout") || strings.Contains(out, "Global Flags") {
+			t.Errorf("bakery %v lists the client flags:\n%s", cmd, out)
+		}
+	}
+	if out := must(t, "", "get", "--help"); !strings.Contains(out, "--token") {
+		t.Errorf("get --help lacks the client flags")
+	}
 	if out := must(t, "", "diff", "--help"); !strings.Contains(out, "1  differences found") {
 		t.Errorf("diff --help does not document its exit codes")
 	}

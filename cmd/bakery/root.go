@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"bakery.dev/bakery/api/client"
 	"bakery.dev/bakery/manifests"
@@ -143,9 +144,26 @@ func newRootCmd(a *app) *cobra.Command {
 		c.GroupID = "server"
 		root.AddCommand(c)
 	}
+	for _, c := range root.Commands() {
+		if c.Name() == "server" || c.Name() == "admin" {
+			withoutClientFlags(c)
+		}
+	}
 	root.SetHelpCommandGroupID("server")
 	root.SetCompletionCommandGroupID("server")
 	return root
+}
+
+// withoutClientFlags leaves the client's persistent flags (--server,
+// --token, --config, --request-timeout) out of the help and usage of cmd
+// and its subcommands: they run on the server host and talk to no server.
+func withoutClientFlags(cmd *cobra.Command) {
+	hide := func(c *cobra.Command) {
+		c.InheritedFlags().VisitAll(func(f *pflag.Flag) { f.Hidden = true })
+	}
+	help, usage := cmd.HelpFunc(), cmd.UsageFunc()
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) { hide(c); help(c, args) })
+	cmd.SetUsageFunc(func(c *cobra.Command) error { hide(c); return usage(c) })
 }
 
 // run executes the command line args and returns the exit code.
