@@ -96,40 +96,14 @@ func TestE2ECLIAndKilledControlPlane(t *testing.T) {
 	nodes := testnodes.RequireNodes(t, 2)
 	home := isolate(t)
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "bakery")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	// The server's SSH identity is the lab's key, which the nodes trust.
-	data := filepath.Join(tmp, "data")
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Join(data, "ssh"), 0o700)
-	os.WriteFile(filepath.Join(data, "ssh", "id_ed25519"), key, 0o600)
-	os.WriteFile(filepath.Join(data, "ssh", "id_ed25519.pub"), []byte(lab.PublicKey+"\n"), 0o644)
+	bin := buildBakery(t, tmp)
+	data := labDataDir(t, lab, tmp)
 	for _, n := range nodes {
-		testnodes.SSH(t, n, "for s in blue green; do sudo -n /usr/local/lib/bakery/bakery-sudo systemctl stop killtest $s; sudo -n /usr/local/lib/bakery/bakery-sudo unit-remove killtest $s; done; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-site-remove killtest; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-reload; rm -rf /var/lib/bakery/apps/killtest")
+		removeAppFromNode(t, n, "killtest")
 	}
 
 	// The app's repository on the control plane.
-	repo := filepath.Join(tmp, "repo")
-	if err := os.CopyFS(repo, os.DirFS("../../examples/hello/app")); err != nil {
-		t.Fatal(err)
-	}
-	git := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@example.test", "-C", repo}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	git("init", "-q", "-b", "main")
-	git("add", ".")
-	git("commit", "-q", "-m", "v1")
-	c1 := git("rev-parse", "HEAD")
+	repo, git, c1 := exampleAppRepo(t, tmp)
 
 	env := append(os.Environ(), "XDG_CONFIG_HOME="+home, "DATABASE_URL=", "BAKERY_SERVER=", "BAKERY_TOKEN=")
 	srv := startServer(t, bin, data, env)
@@ -407,4 +381,63 @@ curl -fsS -H 'Host: local.example.test' http://127.0.0.1/`, nil)
 	if active := exec1("systemctl is-active bakery-hello-blue", nil); strings.TrimSpace(active) != "active" {
 		t.Fatalf("unit bakery-hello-blue: %s", active)
 	}
+}
+
+// buildBakery builds the binary under test into dir and returns its path.
+func buildBakery(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "bakery")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// labDataDir returns dir/data, prepared as a server data directory whose
+// SSH identity is the lab's key, which the nodes trust.
+func labDataDir(t *testing.T, lab *testnodes.Lab, dir string) string {
+	t.Helper()
+	data := filepath.Join(dir, "data")
+	key, err := os.ReadFile(lab.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(data, "ssh"), 0o700)
+	os.WriteFile(filepath.Join(data, "ssh", "id_ed25519"), key, 0o600)
+	os.WriteFile(filepath.Join(data, "ssh", "id_ed25519.pub"), []byte(lab.PublicKey+"\n"), 0o644)
+	return data
+}
+
+// removeAppFromNode removes what an earlier run may have left of app on n.
+func removeAppFromNode(t *testing.T, n testnodes.Node, app string) {
+	t.Helper()
+	testnodes.SSH(t, n, "h=/usr/local/lib/bakery/bakery-sudo; for s in blue green; do sudo -n $h systemctl stop "+app+" $s; sudo -n $h unit-remove "+app+" $s; done; sudo -n $h nginx-site-remove "+app+"; sudo -n $h nginx-reload; rm -rf /var/lib/bakery/apps/"+app)
+}
+
+// gitIn returns a function running git in dir (committing as a test
+// user) and returning its trimmed output.
+func gitIn(t *testing.T, dir string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@example.test", "-C", dir}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+}
+
+// exampleAppRepo copies the example app into dir/repo, commits it as v1
+// and returns the repository, its git helper and the commit.
+func exampleAppRepo(t *testing.T, dir string) (string, func(args ...string) string, string) {
+	t.Helper()
+	repo := filepath.Join(dir, "repo")
+	if err := os.CopyFS(repo, os.DirFS("../../examples/hello/app")); err != nil {
+		t.Fatal(err)
+	}
+	git := gitIn(t, repo)
+	git("init", "-q", "-b", "main")
+	git("add", ".")
+	git("commit", "-q", "-m", "v1")
+	return repo, git, git("rev-parse", "HEAD")
 }

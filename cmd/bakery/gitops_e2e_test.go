@@ -111,21 +111,11 @@ func TestE2EGitOps(t *testing.T) {
 	nodes := testnodes.RequireNodes(t, 2)
 	home := isolate(t)
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "bakery")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	data := filepath.Join(tmp, "data")
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Join(data, "ssh"), 0o700)
-	os.WriteFile(filepath.Join(data, "ssh", "id_ed25519"), key, 0o600)
-	os.WriteFile(filepath.Join(data, "ssh", "id_ed25519.pub"), []byte(lab.PublicKey+"\n"), 0o644)
+	bin := buildBakery(t, tmp)
+	data := labDataDir(t, lab, tmp)
 	const app = "gitops-web"
 	for _, n := range nodes {
-		testnodes.SSH(t, n, "h=/usr/local/lib/bakery/bakery-sudo; for s in blue green; do sudo -n $h systemctl stop "+app+" $s; sudo -n $h unit-remove "+app+" $s; done; sudo -n $h nginx-site-remove "+app+"; sudo -n $h nginx-reload; rm -rf /var/lib/bakery/apps/"+app)
+		removeAppFromNode(t, n, app)
 	}
 
 	appRepo := gitRepo{t, filepath.Join(tmp, "app")}

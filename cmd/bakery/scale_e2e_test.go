@@ -151,10 +151,7 @@ func TestE2EHAScale(t *testing.T) {
 	nodes := testnodes.RequireNodes(t, 3)
 	home := isolate(t)
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "bakery")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBakery(t, tmp)
 	const prefix = "ha-"
 	cleanNodes := func() {
 		for _, n := range nodes {
@@ -210,13 +207,7 @@ rm -rf /var/lib/bakery/apps/`+prefix+`* /var/tmp/bakery-ha; sed -i '/bakery-ha-t
 	newRepo := func(name string) (string, func(msg string) string) {
 		dir := filepath.Join(tmp, name)
 		os.MkdirAll(dir, 0o755)
-		git := func(args ...string) string {
-			out, err := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@example.test", "-C", dir}, args...)...).CombinedOutput()
-			if err != nil {
-				t.Fatalf("git %v: %v\n%s", args, err, out)
-			}
-			return strings.TrimSpace(string(out))
-		}
+		git := gitIn(t, dir)
 		git("init", "-q", "-b", "main")
 		commit := func(msg string) string {
 			os.WriteFile(filepath.Join(dir, "VERSION"), []byte(msg+"\n"), 0o644)

@@ -5,7 +5,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -30,37 +29,12 @@ func TestE2EBrowser(t *testing.T) {
 	node := testnodes.RequireNodes(t, 1)[0]
 	home := isolate(t)
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "bakery")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	data := filepath.Join(tmp, "data")
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Join(data, "ssh"), 0o700)
-	os.WriteFile(filepath.Join(data, "ssh", "id_ed25519"), key, 0o600)
-	os.WriteFile(filepath.Join(data, "ssh", "id_ed25519.pub"), []byte(lab.PublicKey+"\n"), 0o644)
+	bin := buildBakery(t, tmp)
+	data := labDataDir(t, lab, tmp)
 	const app = "uitest"
-	testnodes.SSH(t, node, "for s in blue green; do sudo -n /usr/local/lib/bakery/bakery-sudo systemctl stop "+app+" $s; sudo -n /usr/local/lib/bakery/bakery-sudo unit-remove "+app+" $s; done; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-site-remove "+app+"; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-reload; rm -rf /var/lib/bakery/apps/"+app)
+	removeAppFromNode(t, node, app)
 
-	repo := filepath.Join(tmp, "repo")
-	if err := os.CopyFS(repo, os.DirFS("../../examples/hello/app")); err != nil {
-		t.Fatal(err)
-	}
-	git := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@example.test", "-C", repo}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	git("init", "-q", "-b", "main")
-	git("add", ".")
-	git("commit", "-q", "-m", "v1")
-	c1 := git("rev-parse", "HEAD")
+	repo, git, c1 := exampleAppRepo(t, tmp)
 
 	env := append(os.Environ(), "XDG_CONFIG_HOME="+home, "DATABASE_URL=", "BAKERY_SERVER=", "BAKERY_TOKEN=")
 	srv := startServer(t, bin, data, env)
