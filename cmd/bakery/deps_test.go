@@ -18,8 +18,14 @@ import (
 //
 // TestDeps walks `go list` and fails on any import edge between Bakery's
 // packages that the table does not allow, and on any package the table does
-// not know. Changing the table is a design decision, never the way to make a
-// build pass: say in the commit why the new edge is right.
+// not know, printing one offending edge per line with the rule it breaks.
+// Changing the table is a design decision, never the way to make a build
+// pass: say in the commit why the new edge is right.
+//
+// Tests (the non-e2e _test.go files; e2e files sit behind a build tag that
+// `go list` does not see) may import across the layers to wire real parts
+// together, e.g. an API test against the real control loop; only the rules
+// marked tests hold for them too.
 
 // module is Bakery's module path; the table names packages without it.
 const module = "bakery.dev/bakery/"
