@@ -2,7 +2,7 @@
 # testnodes.sh — real Bakery test nodes on this machine: Debian bookworm roots booted with
 # systemd as PID 1 by systemd-nspawn, each in its own network namespace on a host bridge,
 # reachable only from the host over SSH as bakery-agent (set up by install-node-agent.sh).
-# See /work/shared/TESTNODES.md for the measured facts this follows. Run as root.
+# docs/testnodes.md holds the measured facts this follows (pitfall N: its list). Run as root.
 # Every node also runs a docker engine (docker.io from the installer, bakery-agent in the
 # docker group; /var/lib/docker on the host's ext4 under the node's state dir) with the
 # image bakery-busybox:latest imported (a busybox-static root: nodes reach no registry).
@@ -104,7 +104,7 @@ ensure_host_tools() {
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q >&2
 	# --no-install-recommends: systemd-container recommends libnss-mymachines, which would
-	# rewrite the host's /etc/nsswitch.conf (TESTNODES pitfall 6).
+	# rewrite the host's /etc/nsswitch.conf (docs/testnodes.md, pitfall 6).
 	apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 }
 
@@ -416,7 +416,7 @@ launch_node() { # node index
 		stop=0 child=
 		trap '"'"'stop=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null'"'"' TERM INT
 		while :; do
-			# Docker inside the node (TESTNODES.md): a writable cgroup2 tree, CAP_NET_ADMIN
+			# Docker inside the node (docs/testnodes.md): a writable cgroup2 tree, CAP_NET_ADMIN
 			# and a writable /proc/sys/net (--private-network, still in our namespace), the
 			# syscalls runc needs, and /var/lib/docker on the host ext4 (overlay2 does not
 			# work on the node overlay root).

@@ -233,7 +233,7 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"bytes": humanBytes,
+	"bytes": api.HumanBytes,
 	"join":  strings.Join,
 	"list":  func(s ...string) []string { return s },
 	"usedPct": func(d *api.DiskUsage) int64 {
@@ -265,20 +265,6 @@ var funcs = template.FuncMap{
 		}
 		return "muted"
 	},
-}
-
-// humanBytes writes n bytes in IEC units.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // parsePages parses every page template together with the layout.

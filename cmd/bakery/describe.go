@@ -348,7 +348,7 @@ func describeNode(d describer, o *api.Node, now time.Time) {
 		d.line(1, "Tools", "%s", strings.Join(t.Tools, ", "))
 	}
 	if u := t.Disk; u != nil {
-		d.line(1, "Disk", "%s used by Bakery, %s free of %s", humanBytes(u.BakeryBytes), humanBytes(u.FreeBytes), humanBytes(u.FilesystemBytes))
+		d.line(1, "Disk", "%s used by Bakery, %s free of %s", api.HumanBytesCompact(u.BakeryBytes), api.HumanBytesCompact(u.FreeBytes), api.HumanBytesCompact(u.FilesystemBytes))
 	}
 	if l := t.LastDeployment; l != nil {
 		v := l.Deployment

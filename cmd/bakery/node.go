@@ -102,7 +102,7 @@ disk usage. Exits 1 when the node is not reachable or not ready.`,
 				fmt.Fprintf(a.out, "  tools:        %s\n", strings.Join(s.Tools, ", "))
 			}
 			if d := s.Disk; d != nil {
-				fmt.Fprintf(a.out, "  disk:         bakery uses %s; %s free of %s\n", humanBytes(d.BakeryBytes), humanBytes(d.FreeBytes), humanBytes(d.FilesystemBytes))
+				fmt.Fprintf(a.out, "  disk:         bakery uses %s; %s free of %s\n", api.HumanBytesCompact(d.BakeryBytes), api.HumanBytesCompact(d.FreeBytes), api.HumanBytesCompact(d.FilesystemBytes))
 			}
 			if !s.Reachable || !api.IsTrue(s.Conditions, api.ConditionReady) {
 				return fmt.Errorf("node %s is not ready", n.Metadata.Name)

@@ -126,8 +126,8 @@ func nodeTable(w io.Writer, objs []api.Object, wide bool, now time.Time) {
 		}
 		disk, free := "-", "-"
 		if d := n.Status.Disk; d != nil {
-			disk = humanBytes(d.BakeryBytes)
-			free = humanBytes(d.FreeBytes)
+			disk = api.HumanBytesCompact(d.BakeryBytes)
+			free = api.HumanBytesCompact(d.FreeBytes)
 		}
 		ready := string(api.ConditionUnknown)
 		if c := api.FindCondition(n.Status.Conditions, api.ConditionReady); c != nil {
@@ -303,23 +303,4 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%dy", hours/24/365)
 	}
 	return fmt.Sprintf("%dy", hours/24/365)
-}
-
-// humanBytes prints n with a binary unit: "512B", "1.5KiB", "12MiB".
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	v := float64(n) / float64(div)
-	s := strconv.FormatFloat(v, 'f', 1, 64)
-	if v >= 10 {
-		s = strconv.FormatFloat(v, 'f', 0, 64)
-	}
-	return s + string("KMGTPE"[exp]) + "iB"
 }

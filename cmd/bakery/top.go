@@ -64,7 +64,7 @@ func printTop(w io.Writer, m *api.DeploymentMetrics, window time.Duration, now t
 			s := api.Summarize(pts, now.Add(-win))
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", node, humanDuration(win), s.Requests,
 				float64(s.Requests)/win.Seconds(), s.Status[0], s.Status[1], s.Status[2], s.Status[3], s.Status[4],
-				humanBytes(s.Bytes), ms(s.P50, s.Requests), ms(s.P90, s.Requests), ms(s.P99, s.Requests))
+				api.HumanBytesCompact(s.Bytes), ms(s.P50, s.Requests), ms(s.P90, s.Requests), ms(s.P99, s.Requests))
 		}
 	}
 	for _, n := range m.Nodes {
@@ -83,9 +83,9 @@ func printTop(w io.Writer, m *api.DeploymentMetrics, window time.Duration, now t
 	for _, n := range m.Nodes {
 		rel, repo, lg, img := "-", "-", "-", "-"
 		if d := n.Disk; d != nil {
-			rel, repo, lg = humanBytes(d.Releases), humanBytes(d.Repo), humanBytes(d.AccessLog)
+			rel, repo, lg = api.HumanBytesCompact(d.Releases), api.HumanBytesCompact(d.Repo), api.HumanBytesCompact(d.AccessLog)
 			if d.Images > 0 {
-				img = humanBytes(d.Images)
+				img = api.HumanBytesCompact(d.Images)
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Node, sparkline(n.Points, now, 30), rel, repo, lg, img, age(n.Collected, now))

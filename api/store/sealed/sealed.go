@@ -1,6 +1,6 @@
 // Package sealed is Bakery's one encryption mechanism for secrets at rest:
 // the control plane's SSH private key in the postgres store today, webhook
-// secrets and application secrets later (DESIGN.md §7).
+// secrets and application secrets later (docs/security.md).
 //
 // A Keyring holds a current 256-bit key and older ones. Seal encrypts with
 // the current key using AES-256-GCM (a random 96-bit nonce per message);

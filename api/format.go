@@ -1,0 +1,43 @@
+package api
+
+import "strconv"
+
+// HumanBytes formats n bytes in binary (IEC) units with one decimal and a
+// space before the unit: "512 B", "1.5 KiB", "12.0 MiB". The web UI and the
+// control loop's status messages use it.
+func HumanBytes(n int64) string {
+	v, unit := scaleBytes(n)
+	if unit == "B" {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + " " + unit
+}
+
+// HumanBytesCompact formats n bytes like HumanBytes for narrow table
+// columns: no space before the unit, and no decimal from 10 up: "512B",
+// "1.5KiB", "12MiB". The CLI uses it.
+func HumanBytesCompact(n int64) string {
+	v, unit := scaleBytes(n)
+	switch {
+	case unit == "B":
+		return strconv.FormatInt(n, 10) + "B"
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 0, 64) + unit
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + unit
+}
+
+// scaleBytes returns n in the largest binary unit (KiB … EiB) in which it is
+// at least 1, or n itself and "B" below 1 KiB (negative n included).
+func scaleBytes(n int64) (float64, string) {
+	const unit = 1024
+	if n < unit {
+		return float64(n), "B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return float64(n) / float64(div), string("KMGTPE"[exp]) + "iB"
+}
