@@ -242,8 +242,11 @@ func (n *nodeRun) checkout(ctx context.Context, commit, release string) error {
 	return nil
 }
 
+// build runs install, test and build as the app's own user: the node's
+// helper (bakery-sudo build) runs the script it is given on stdin in the
+// release directory with a clean environment, so the spec's environment
+// and commands travel in the script (quoted), never on a command line.
 func (n *nodeRun) build(ctx context.Context, commit, release string) error {
-	rel := nf.ReleaseDir(n.app, release)
 	if err := n.checkout(ctx, commit, release); err != nil {
 		return err
 	}
@@ -251,13 +254,36 @@ func (n *nodeRun) build(ctx context.Context, commit, release string) error {
 	for k, v := range n.env {
 		env[k] = v
 	}
-	env["BAKERY_RELEASE"] = rel
+	env["BAKERY_RELEASE"] = nf.ReleaseDir(n.app, release)
 	env["BAKERY_STEP_INSTALL"] = n.spec.Build.Install
 	env["BAKERY_STEP_TEST"] = n.spec.Build.Test
 	env["BAKERY_STEP_BUILD"] = n.spec.Build.Build
 	env["BAKERY_BUILD_HASH"] = n.desired.BuildHash
-	_, err := n.run(ctx, buildScript, env, nil)
+	script, err := exportScript(env, buildScript)
+	if err != nil {
+		return fmt.Errorf("build script: %w", err)
+	}
+	_, err = n.run(ctx, sudo+` build "$APP" "$RELEASE"`, map[string]string{"APP": n.app, "RELEASE": release}, []byte(script))
 	return err
+}
+
+// exportScript prefixes script with an export of each variable of env
+// (sorted; values through sshexec.Quote).
+func exportScript(env map[string]string, script string) (string, error) {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		q, err := sshexec.Quote(env[k])
+		if err != nil {
+			return "", fmt.Errorf("variable %s: %w", k, err)
+		}
+		b.WriteString("export " + k + "=" + q + "\n")
+	}
+	return b.String() + script, nil
 }
 
 const healthScript = `url="http://127.0.0.1:$PORT$HPATH"
@@ -394,18 +420,34 @@ func short(c string) string {
 type systemdRuntime struct{}
 
 func (systemdRuntime) Install(ctx context.Context, n *nodeRun, a Action) error {
+	slot := nf.Slot{App: n.app, Slot: a.Slot, Release: a.Release, Port: a.Port}
+	if err := slot.Validate(); err != nil {
+		return err
+	}
+	// The run directory and script are readable by the app's user, which
+	// runs the script; the env file is root's, read by systemd.
 	runDir := path.Dir(nf.RunScriptPath(n.app, a.Slot))
-	if _, err := n.run(ctx, `mkdir -p "$E" && chmod 700 "$E" && `+sudo+` env-install "$APP" "$SLOT" >/dev/null`,
+	if _, err := n.run(ctx, `mkdir -p "$E" && chmod 755 "$E" && `+sudo+` env-install "$APP" "$SLOT" >/dev/null`,
 		map[string]string{"E": runDir, "APP": n.app, "SLOT": a.Slot}, []byte(nf.EnvFile(n.env))); err != nil {
 		return fmt.Errorf("env file: %w", err)
 	}
-	if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.RunScriptPath(n.app, a.Slot), Mode: 0o700, Content: []byte(nf.RunScript(n.spec.Run.Command))}); err != nil {
+	if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.RunScriptPath(n.app, a.Slot), Mode: 0o644, Content: []byte(nf.RunScript(n.spec.Run.Command))}); err != nil {
 		return fmt.Errorf("run script: %w", err)
 	}
-	unit := nf.Unit(nf.Slot{App: n.app, Slot: a.Slot, Commit: a.Commit, Release: a.Release, Port: a.Port})
-	_, err := n.run(ctx, sudo+` unit-install "$APP" "$SLOT" && `+sudo+` daemon-reload`,
-		map[string]string{"APP": n.app, "SLOT": a.Slot}, []byte(unit))
+	// The helper renders the unit itself from these parameters.
+	_, err := n.run(ctx, sudo+` unit-install "$APP" "$SLOT" "$PORT" "$RELEASE" "$STOP" && `+sudo+` daemon-reload`,
+		helperArgs(nf.UnitArgs(slot), "APP", "SLOT", "PORT", "RELEASE", "STOP"), nil)
 	return err
+}
+
+// helperArgs names the arguments of a helper verb for a script's
+// environment.
+func helperArgs(args []string, names ...string) map[string]string {
+	env := map[string]string{}
+	for i, name := range names {
+		env[name] = args[i]
+	}
+	return env
 }
 
 func (systemdRuntime) Start(ctx context.Context, n *nodeRun, a Action) error {
@@ -428,7 +470,9 @@ func (systemdRuntime) Remove(ctx context.Context, n *nodeRun) error {
   `+sudo+` unit-remove "$APP" "$s"
   `+sudo+` env-remove "$APP" "$s"
 done
-`+sudo+` daemon-reload`, map[string]string{"APP": n.app}, nil)
+`+sudo+` daemon-reload
+# the app's own user and data directory
+`+sudo+` app-remove "$APP" >/dev/null`, map[string]string{"APP": n.app}, nil)
 	return err
 }
 
@@ -437,13 +481,23 @@ type nginxIngress struct{}
 
 // site renders the app's site; with goal, as it is once every TLS host
 // has its certificate, else for the certificates known now.
-func (g nginxIngress) site(n *nodeRun, slot string, port int, goal bool) string {
+func (g nginxIngress) site(n *nodeRun, slot string, port int, goal bool) nf.Site {
 	s := nf.Site{App: n.app, Slot: slot, Port: port, CertHosts: g.certHosts(n, goal)}
 	if n.spec.Ingress != nil {
 		s.Hosts = n.spec.Ingress.Hosts
 		s.TLS = n.spec.Ingress.TLS != nil
 	}
-	return nf.NginxSite(s)
+	return s
+}
+
+// siteArgs are the helper's nginx-site-install arguments for s, as one
+// variable of words (validated: no blanks; the scripts expand it with
+// globbing off).
+func siteArgs(s nf.Site) (string, error) {
+	if err := s.Validate(); err != nil {
+		return "", err
+	}
+	return strings.Join(nf.SiteArgs(s), " "), nil
 }
 
 // certHosts are the TLS hosts served over HTTPS: those with a certificate
@@ -459,14 +513,15 @@ func (nginxIngress) certHosts(n *nodeRun, goal bool) []string {
 }
 
 func (g nginxIngress) Hash(n *nodeRun, slot string, port int) string {
-	return SHA256Hex(g.site(n, slot, port, true))
+	return SHA256Hex(nf.NginxSite(g.site(n, slot, port, true)))
 }
 
 // switchScript installs the site, reloads nginx, then waits until nginx
 // answers from the new slot (its X-Bakery-Slot header): a reload returns
 // before the new workers take over, and the old slot must not be stopped
 // while old workers still send to it.
-const switchScript = sudo + ` nginx-site-install "$APP" && ` + sudo + ` nginx-reload || exit 1
+const switchScript = `set -f
+` + sudo + ` nginx-site-install $SITEARGS && ` + sudo + ` nginx-reload || exit 1
 # With TLS, every host with a certificate must answer over HTTPS from the
 # site just written (its token), else HOST over HTTP.
 probe() {
@@ -504,8 +559,12 @@ func (g nginxIngress) Switch(ctx context.Context, n *nodeRun, slot string, port 
 			hosts, token = certHosts, nf.SiteToken(certHosts)
 		}
 	}
-	_, err := n.run(ctx, switchScript,
-		map[string]string{"APP": n.app, "SLOT": slot, "HOSTS": strings.Join(hosts, " "), "HPATH": n.spec.HealthCheck.Path, "TOKEN": token}, []byte(g.site(n, slot, port, false)))
+	args, err := siteArgs(g.site(n, slot, port, false))
+	if err != nil {
+		return err
+	}
+	_, err = n.run(ctx, switchScript,
+		map[string]string{"APP": n.app, "SLOT": slot, "HOSTS": strings.Join(hosts, " "), "HPATH": n.spec.HealthCheck.Path, "TOKEN": token, "SITEARGS": args}, nil)
 	return err
 }
 

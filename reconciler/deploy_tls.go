@@ -57,9 +57,10 @@ func (e *certError) Error() string {
 func (e *certError) Unwrap() error { return e.err }
 
 // certScript makes nginx serve the ACME challenge for the app's hosts (the
-// site for the certificates there are, on stdin), waits until the reloaded
+// site for the certificates there are, SITEARGS), waits until the reloaded
 // nginx does, runs certbot and prints the new certificate's line.
-const certScript = `r=$(` + sudo + ` nginx-site-install "$APP") || exit 1
+const certScript = `set -f
+r=$(` + sudo + ` nginx-site-install $SITEARGS) || exit 1
 if [ "$r" = changed ]; then ` + sudo + ` nginx-reload || exit 1; fi
 i=0
 until curl -s -o /dev/null -D - -m 2 -H "Host: $HOST" "http://127.0.0.1:80/.well-known/acme-challenge/bakery-probe" 2>/dev/null | tr -d '\r' | grep -qix "$HDR: 1"; do
@@ -94,9 +95,14 @@ func (g nginxIngress) Certificate(ctx context.Context, n *nodeRun, host string) 
 		return &certError{host: host, err: errors.New("no active slot to serve the challenge from")}
 	}
 	slot := n.obs.State.Active
-	site := g.site(n, slot, n.obs.State.Slots[slot].Port, false)
+	args, err := siteArgs(g.site(n, slot, n.obs.State.Slots[slot].Port, false))
+	if err != nil {
+		return &certError{host: host, err: err}
+	}
+	env := n.certEnv(host)
+	env["SITEARGS"] = args
 	t0 := time.Now()
-	res, err := n.run(ctx, certScript, n.certEnv(host), []byte(site))
+	res, err := n.run(ctx, certScript, env, nil)
 	if err != nil {
 		return &certError{host: host, err: withCertbotDetail(err, res)}
 	}
