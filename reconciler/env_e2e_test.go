@@ -43,9 +43,9 @@ func TestE2EEnvFileRoundTrip(t *testing.T) {
 		return string(res.Stdout)
 	}
 	t.Cleanup(func() {
-		ex.Run(ctx, sshexec.Command{Script: sudo + " systemctl stop envcheck blue; " + sudo + " unit-remove envcheck blue; " + sudo + " env-remove envcheck blue; " + sudo + " daemon-reload; rm -rf /var/lib/bakery/apps/envcheck"})
+		ex.Run(ctx, sshexec.Command{Script: sudo + " systemctl stop envcheck blue; " + sudo + " unit-remove envcheck blue; " + sudo + " env-remove envcheck blue; " + sudo + " daemon-reload; " + sudo + " app-remove envcheck; rm -rf /var/lib/bakery/apps/envcheck"})
 	})
-	run(`mkdir -p /var/lib/bakery/apps/envcheck/run /var/lib/bakery/apps/envcheck/releases/`+strings.Repeat("e", 40), nil, "")
+	run(`mkdir -p /var/lib/bakery/apps/envcheck/run /var/lib/bakery/apps/envcheck/releases/`+strings.Repeat("e", 40)+` && chmod 755 /var/lib/bakery/apps/envcheck/run`, nil, "")
 	run(sudo+` env-install envcheck blue`, nil, nf.EnvFile(values))
 	// bakery-agent cannot read the file it had written (root 0600).
 	if res, err := ex.Run(ctx, sshexec.Command{Script: "cat " + nf.EnvPath(app, nf.Blue)}); err == nil {
@@ -53,11 +53,10 @@ func TestE2EEnvFileRoundTrip(t *testing.T) {
 	}
 	// The run script prints each variable between markers, then idles.
 	script := "for v in QUOTES DOLLAR BACKSL SPACES UNI EMPTY HASH; do printf '%s=[%s]\\n' \"$v\" \"$(printenv \"$v\")\"; done\nexec sleep 600"
-	if err := ex.WriteFile(ctx, sshexec.File{Path: nf.RunScriptPath(app, nf.Blue), Mode: 0o700, Content: []byte(nf.RunScript(script))}); err != nil {
+	if err := ex.WriteFile(ctx, sshexec.File{Path: nf.RunScriptPath(app, nf.Blue), Mode: 0o644, Content: []byte(nf.RunScript(script))}); err != nil {
 		t.Fatal(err)
 	}
-	unit := nf.Unit(nf.Slot{App: app, Slot: nf.Blue, Commit: strings.Repeat("e", 40), Port: 20999})
-	run(sudo+` unit-install envcheck blue && `+sudo+` daemon-reload && `+sudo+` systemctl restart envcheck blue`, nil, unit)
+	run(sudo+` unit-install envcheck blue 20999 `+strings.Repeat("e", 40)+` && `+sudo+` daemon-reload && `+sudo+` systemctl restart envcheck blue`, nil, "")
 	var out string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
