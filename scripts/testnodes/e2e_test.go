@@ -108,9 +108,10 @@ func TestE2EAllowedOperations(t *testing.T) {
 	unit := "bakery-" + app + "-" + slot + ".service"
 	t.Cleanup(func() {
 		SSH(t, n, helper+" systemctl stop "+app+" "+slot+"; "+helper+" unit-remove "+app+" "+slot+"; "+helper+" daemon-reload; "+helper+" nginx-site-remove "+app+"; "+helper+" nginx-reload; "+
-			helper+" app-remove "+app+"; rm -rf /var/lib/bakery/apps/"+app)
+			helper+" env-remove "+app+" "+slot+"; "+helper+" app-remove "+app+"; rm -rf /var/lib/bakery/apps/"+app)
 	})
 	prepareApp(t, n, app, "echo tn-started-ok; exec sleep 1000")
+	mustSSH(t, n, helper+" env-install "+app+" "+slot, "# none\n")
 	unitArgs := " " + app + " " + slot + " 18090 " + testRelease
 	if got := mustSSH(t, n, helper+" unit-install"+unitArgs); strings.TrimSpace(got) != "changed" {
 		t.Errorf("unit-install: %q, want changed", got)
