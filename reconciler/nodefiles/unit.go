@@ -67,7 +67,9 @@ func RunScript(command string) string {
 // own user (AppUser), sees the file system read-only except its data
 // directory, gets no capabilities, no new privileges, a private /tmp and
 // /dev, no view of other users' processes, and only the system calls and
-// address families a network service needs.
+// address families a network service needs (another system call fails
+// with EPERM rather than killing the process: Node.js, for one, probes
+// for calls outside @system-service and falls back).
 const unitSandbox = `UMask=0077
 NoNewPrivileges=yes
 ProtectSystem=strict
@@ -90,6 +92,7 @@ CapabilityBoundingSet=
 RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
 `
 
 // Unit renders the systemd unit of a slot (s must be valid: Validate).
