@@ -2,7 +2,6 @@ package ui
 
 import (
 	"bytes"
-	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -35,13 +34,6 @@ const maxFormBytes = 5 << 20
 // Prefix is where the UI is mounted.
 const Prefix = "/ui"
 
-// Defaults of Config (package auth's).
-const (
-	DefaultSessionTTL    = auth.DefaultSessionTTL
-	DefaultLoginFailures = auth.DefaultLoginFailures
-	DefaultLoginWindow   = auth.DefaultLoginWindow
-)
-
 // Config configures the UI.
 type Config struct {
 	// Accounts keeps users and sessions: package server builds Auth on
@@ -53,7 +45,7 @@ type Config struct {
 	Auth *auth.Auth
 	// API serves the HTTP API's routes without bearer-token checks: the UI
 	// calls it in-process after it checked the session, with the user in
-	// the request's context (see User). Package server sets it.
+	// the request's context (auth.WithCaller). Package server sets it.
 	API http.Handler
 	// Logger receives errors (default slog.Default()).
 	Logger *slog.Logger
@@ -71,17 +63,18 @@ type Config struct {
 	// editor then offers GitHub sign-in and the user's repositories and
 	// branches (package server sets it).
 	GitHub bool
-	// SessionTTL is how long a login lasts (default DefaultSessionTTL).
-	SessionTTL time.Duration
-	// LoginFailures failed logins within LoginWindow, for one account or
-	// from one address, block further attempts until the window has
-	// passed (defaults DefaultLoginFailures, DefaultLoginWindow).
+	// The login policy, which package server hands to package auth with
+	// Accounts (the defaults are auth's): SessionTTL is how long a login
+	// lasts (auth.DefaultSessionTTL). LoginFailures failed logins within
+	// LoginWindow, for one account or from one address, block further
+	// attempts until the window has passed (auth.DefaultLoginFailures,
+	// auth.DefaultLoginWindow). BcryptCost is the cost of new password
+	// hashes (default bcrypt.DefaultCost; tests use bcrypt.MinCost).
+	SessionTTL    time.Duration
 	LoginFailures int
 	LoginWindow   time.Duration
-	// BcryptCost is the cost of new password hashes (default
-	// bcrypt.DefaultCost; tests use bcrypt.MinCost).
-	BcryptCost int
-	// Now is the clock (default time.Now).
+	BcryptCost    int
+	// Now is the clock, of the UI and of its sessions (default time.Now).
 	Now func() time.Time
 }
 
@@ -98,10 +91,6 @@ type UI struct {
 	setup   string // the setup token; "" once used
 }
 
-// User returns the name of the logged-in user a UI request with context
-// ctx acts for, or "" (the auth.Caller's User).
-func User(ctx context.Context) string { return auth.CallerOf(ctx).User }
-
 // New returns the UI for cfg.
 func New(cfg Config) (*UI, error) {
 	if cfg.Auth == nil || cfg.API == nil {
@@ -109,15 +98,6 @@ func New(cfg Config) (*UI, error) {
 	}
 	if !cfg.Auth.HasAccounts() {
 		return nil, errors.New("ui: the store keeps no user accounts")
-	}
-	if cfg.SessionTTL <= 0 {
-		cfg.SessionTTL = DefaultSessionTTL
-	}
-	if cfg.LoginFailures <= 0 {
-		cfg.LoginFailures = DefaultLoginFailures
-	}
-	if cfg.LoginWindow <= 0 {
-		cfg.LoginWindow = DefaultLoginWindow
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
