@@ -91,7 +91,7 @@ func (a *Auth) CreateToken(ctx context.Context, name string) (secret string, t s
 	}
 	t = store.Token{Name: name, Hash: hash, CreatedAt: a.stamp()}
 	if err := a.cfg.Tokens.CreateToken(ctx, t); err != nil {
-		return "", store.Token{}, fmt.Errorf("create token %s: %w", name, err)
+		return "", store.Token{}, err // names the token already
 	}
 	return secret, t, nil
 }
@@ -116,7 +116,7 @@ func (a *Auth) RevokeToken(ctx context.Context, name string) (store.Token, error
 		}
 	}
 	if err := a.cfg.Tokens.DeleteToken(ctx, name); err != nil {
-		return store.Token{}, fmt.Errorf("revoke token %s: %w", name, err)
+		return store.Token{}, err // names the token already
 	}
 	t.Name = name
 	return t, nil
