@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/client"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
@@ -69,7 +70,7 @@ func startStreamServer(t *testing.T, cut func(n int, r *http.Request) bool) *str
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	token, _, err := server.EnsureAdminToken(t.Context(), st, "")
+	token, _, err := auth.EnsureAdminToken(t.Context(), st, "")
 	if err != nil {
 		t.Fatal(err)
 	}

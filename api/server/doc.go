@@ -1,6 +1,6 @@
 // Package server is Bakery's HTTP API: the routes of docs/api.md on
-// gorilla/mux, bearer-token authentication, request decoding and the
-// mapping of errors to HTTP statuses.
+// gorilla/mux, bearer-token authentication (checked by package api/auth),
+// request decoding and the mapping of errors to HTTP statuses.
 //
 // Every handler returns (any, error); one wrapper writes the value as JSON
 // or the error as a coded JSON error ([Error]), and logs 4xx at debug and

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/api/ui"
@@ -35,7 +36,7 @@ type Config struct {
 	// Stream tunes the rollout log stream (zero: the defaults).
 	Stream StreamConfig
 	// UI, when set, serves the web UI under /ui/ (package api/ui); New
-	// fills in its API and NewToken. Nil: no UI.
+	// fills in its API and Auth. Nil: no UI.
 	UI *ui.Config
 	// Keyring seals Secrets' values before they are stored, and webhook
 	// secrets and OAuth tokens in the store's settings (nil: Secrets with
@@ -62,6 +63,8 @@ type Server struct {
 	router  *mux.Router
 	handler http.Handler
 	ui      *ui.UI
+	// auth checks tokens and sessions and manages tokens and users.
+	auth *auth.Auth
 	// deliveries remembers webhook delivery ids (replays are refused).
 	deliveries deliveryLog
 	// oauth holds pending GitHub sign-ins.
@@ -86,10 +89,15 @@ func New(cfg Config) (*Server, error) {
 	if s.maxBody == 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
+	a, err := auth.New(authConfig(cfg, s.log))
+	if err != nil {
+		return nil, err
+	}
+	s.auth = a
 	if cfg.UI != nil {
 		uc := *cfg.UI
 		uc.API = http.HandlerFunc(s.serveForUI)
-		uc.NewToken = NewToken
+		uc.Auth = s.auth
 		uc.GitHub = cfg.GitHub != nil && cfg.GitHub.ClientID != ""
 		if strings.HasPrefix(cfg.PublicURL, "https://") {
 			uc.SecureCookies = true
@@ -147,6 +155,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(v1+"/webhooks/secrets", s.wrap(http.StatusOK, s.getWebhookSecret)).Methods(http.MethodGet)
 	r.Handle(v1+"/webhooks/secrets", s.wrap(http.StatusCreated, s.createWebhookSecret)).Methods(http.MethodPost)
 	r.Handle(v1+"/manifestsources/{name}/sync", s.wrap(http.StatusAccepted, s.syncSource)).Methods(http.MethodPost)
+	s.accountRoutes(r)
 	s.githubRoutes(r)
 	r.Handle(InstallerPath, http.HandlerFunc(s.installer)).Methods(http.MethodGet, http.MethodHead)
 	if s.ui != nil {
@@ -171,25 +180,15 @@ func (s *Server) routes() *mux.Router {
 }
 
 // serveForUI serves an API request the UI makes in-process for its
-// logged-in user (ui.User): the UI checked the session already, so no
-// bearer token is needed; the caller is recorded as "user:<name>".
+// logged-in user (the auth.Caller's User in the request's context): the
+// UI checked the session already, so no bearer token is needed; the
+// caller is recorded as "user:<name>".
 func (s *Server) serveForUI(w http.ResponseWriter, r *http.Request) {
-	user := ui.User(r.Context())
-	if user == "" {
+	if c := auth.CallerOf(r.Context()); c.User == "" || c.Token != "" {
 		s.writeError(w, r, errorf(http.StatusUnauthorized, "no UI user"))
 		return
 	}
-	ctx := context.WithValue(r.Context(), tokenKey{}, "user:"+user)
-	s.router.ServeHTTP(w, r.WithContext(context.WithValue(ctx, uiUserKey{}, user)))
-}
-
-type uiUserKey struct{}
-
-// uiUser returns the web UI user a request is served for in-process, or
-// "" for a request that came with an API token.
-func uiUser(ctx context.Context) string {
-	u, _ := ctx.Value(uiUserKey{}).(string)
-	return u
+	s.router.ServeHTTP(w, r)
 }
 
 // allowedMethods lists the methods that some route serves for r's path.

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"bytes"
-	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/store"
 )
 
@@ -34,31 +34,24 @@ const maxFormBytes = 5 << 20
 // Prefix is where the UI is mounted.
 const Prefix = "/ui"
 
-// Defaults of Config.
-const (
-	DefaultSessionTTL    = 12 * time.Hour
-	DefaultLoginFailures = 5
-	DefaultLoginWindow   = 15 * time.Minute
-)
-
 // Config configures the UI.
 type Config struct {
-	// Store keeps API tokens (managed on the settings page). Required.
-	Store store.Store
-	// Accounts keeps users and sessions. Required.
+	// Accounts keeps users and sessions: package server builds Auth on
+	// it, with the login policy below.
 	Accounts store.Accounts
+	// Auth checks logins and sessions (package auth). Required: package
+	// server sets it, built from Accounts, SessionTTL, LoginFailures,
+	// LoginWindow, BcryptCost and Now.
+	Auth *auth.Auth
 	// API serves the HTTP API's routes without bearer-token checks: the UI
 	// calls it in-process after it checked the session, with the user in
-	// the request's context (see User). Package server sets it.
+	// the request's context (auth.WithCaller). Package server sets it.
 	API http.Handler
 	// Logger receives errors (default slog.Default()).
 	Logger *slog.Logger
 	// SetupToken, when set and no user exists, lets whoever presents it at
 	// /ui/setup create the first user, once. cmd/bakery prints the link.
 	SetupToken string
-	// NewToken returns a new API token and the hash to store (package
-	// server's NewToken). Required.
-	NewToken func() (token, hash string, err error)
 	// Notify describes the notification targets (shown on the settings
 	// page, secrets already removed).
 	Notify []string
@@ -70,64 +63,49 @@ type Config struct {
 	// editor then offers GitHub sign-in and the user's repositories and
 	// branches (package server sets it).
 	GitHub bool
-	// SessionTTL is how long a login lasts (default DefaultSessionTTL).
-	SessionTTL time.Duration
-	// LoginFailures failed logins within LoginWindow, for one account or
-	// from one address, block further attempts until the window has
-	// passed (defaults DefaultLoginFailures, DefaultLoginWindow).
+	// The login policy, which package server hands to package auth with
+	// Accounts (the defaults are auth's): SessionTTL is how long a login
+	// lasts (auth.DefaultSessionTTL). LoginFailures failed logins within
+	// LoginWindow, for one account or from one address, block further
+	// attempts until the window has passed (auth.DefaultLoginFailures,
+	// auth.DefaultLoginWindow). BcryptCost is the cost of new password
+	// hashes (default bcrypt.DefaultCost; tests use bcrypt.MinCost).
+	SessionTTL    time.Duration
 	LoginFailures int
 	LoginWindow   time.Duration
-	// BcryptCost is the cost of new password hashes (default
-	// bcrypt.DefaultCost; tests use bcrypt.MinCost).
-	BcryptCost int
-	// Now is the clock (default time.Now).
+	BcryptCost    int
+	// Now is the clock, of the UI and of its sessions (default time.Now).
 	Now func() time.Time
 }
 
 // UI is the web UI's http.Handler.
 type UI struct {
-	cfg     Config
-	log     *slog.Logger
-	pages   map[string]*template.Template
-	router  *mux.Router
-	limiter *limiter
-	static  http.Handler
+	cfg    Config
+	log    *slog.Logger
+	pages  map[string]*template.Template
+	router *mux.Router
+	auth   *auth.Auth
+	static http.Handler
 
 	setupMu sync.Mutex
 	setup   string // the setup token; "" once used
 }
 
-type userKey struct{}
-
-// User returns the name of the logged-in user a UI request with context
-// ctx acts for, or "".
-func User(ctx context.Context) string {
-	u, _ := ctx.Value(userKey{}).(string)
-	return u
-}
-
 // New returns the UI for cfg.
 func New(cfg Config) (*UI, error) {
-	if cfg.Store == nil || cfg.Accounts == nil || cfg.API == nil || cfg.NewToken == nil {
-		return nil, errors.New("ui: Config.Store, Accounts, API and NewToken are required")
+	if cfg.Auth == nil || cfg.API == nil {
+		return nil, errors.New("ui: Config.Auth and API are required")
 	}
-	if cfg.SessionTTL <= 0 {
-		cfg.SessionTTL = DefaultSessionTTL
-	}
-	if cfg.LoginFailures <= 0 {
-		cfg.LoginFailures = DefaultLoginFailures
-	}
-	if cfg.LoginWindow <= 0 {
-		cfg.LoginWindow = DefaultLoginWindow
+	if !cfg.Auth.HasAccounts() {
+		return nil, errors.New("ui: the store keeps no user accounts")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	u := &UI{cfg: cfg, log: cfg.Logger, setup: cfg.SetupToken}
+	u := &UI{cfg: cfg, log: cfg.Logger, auth: cfg.Auth, setup: cfg.SetupToken}
 	if u.log == nil {
 		u.log = slog.Default()
 	}
-	u.limiter = newLimiter(cfg.LoginFailures, cfg.LoginWindow, cfg.Now)
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err

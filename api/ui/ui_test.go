@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/filestore"
@@ -108,13 +109,13 @@ func newEnvWith(t *testing.T, kind string, noUser bool, conf func(*server.Config
 	t.Cleanup(func() { st.Close() })
 	clk := &clock{t: time.Now()}
 	cfg := &ui.Config{
-		Store: st, Accounts: st, BcryptCost: bcrypt.MinCost, Now: clk.Now,
+		Accounts: st, BcryptCost: bcrypt.MinCost, Now: clk.Now,
 		LoginFailures: 3, LoginWindow: time.Minute, SessionTTL: time.Hour,
 		Notify: []string{"https://hooks.example (slack, failures)"},
 	}
 	if noUser {
 		cfg.SetupToken = setupToken
-	} else if err := ui.CreateUser(t.Context(), st, testUser, testPassword, bcrypt.MinCost, clk.Now()); err != nil {
+	} else if err := auth.CreateUser(t.Context(), st, testUser, testPassword, bcrypt.MinCost, clk.Now()); err != nil {
 		t.Fatal(err)
 	}
 	sc := server.Config{Store: st, UI: cfg, Logger: slog.New(slog.DiscardHandler)}
@@ -246,7 +247,7 @@ var postRoutes = []string{
 func (e *env) seed() {
 	e.create(node("web-1"))
 	e.create(deployment("hello"))
-	e.st.CreateToken(e.t.Context(), store.Token{Name: "admin", Hash: server.HashToken("bkr_x"), CreatedAt: time.Now()})
+	e.st.CreateToken(e.t.Context(), store.Token{Name: "admin", Hash: auth.HashToken("bkr_x"), CreatedAt: time.Now()})
 }
 
 func TestPagesNeedLogin(t *testing.T) {
@@ -703,11 +704,11 @@ func TestSecureCookiesBehindTLSProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := ui.CreateUser(t.Context(), st, testUser, testPassword, bcrypt.MinCost, time.Now()); err != nil {
+	if err := auth.CreateUser(t.Context(), st, testUser, testPassword, bcrypt.MinCost, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := server.New(server.Config{Store: st, PublicURL: "https://bakery.example", Logger: slog.New(slog.DiscardHandler),
-		UI: &ui.Config{Store: st, Accounts: st, BcryptCost: bcrypt.MinCost}})
+		UI: &ui.Config{Accounts: st, BcryptCost: bcrypt.MinCost}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/sealed"
@@ -30,7 +31,7 @@ func gitopsEnv(t *testing.T, ghURL string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	token, _, err := server.EnsureAdminToken(t.Context(), st, "")
+	token, _, err := auth.EnsureAdminToken(t.Context(), st, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/filestore"
@@ -401,7 +402,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
-	token, created, err := server.EnsureAdminToken(ctx, st, tokenFile)
+	token, created, err := auth.EnsureAdminToken(ctx, st, tokenFile)
 	if err != nil {
 		return err
 	}
