@@ -24,7 +24,7 @@ func TestGitHubIntegration(t *testing.T) {
 	pr := &pushRecorder{}
 	e := newEnv(t, func(c *server.Config) {
 		c.Keyring = kr
-		c.Actions = pr
+		c.Loop = pr
 		c.GitHub = &server.GitHubConfig{ClientID: githubtest.ClientID, ClientSecret: githubtest.ClientSecret, WebURL: gh.URL, APIURL: gh.APIURL()}
 	})
 	// Not signed in yet.

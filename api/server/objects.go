@@ -170,7 +170,7 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if kind == api.KindDeployment && s.cfg.Actions != nil {
+	if kind == api.KindDeployment && s.cfg.Loop != nil {
 		// The control loop removes the app from its nodes first, then
 		// deletes the object (202: in progress).
 		o, err := s.store.Get(r.Context(), kind, name)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,14 +9,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
-	"bakery.dev/bakery/reconciler"
 )
-
-// RuntimeLogs is the part of the control loop that reads an app's own log
-// on its nodes.
-type RuntimeLogs interface {
-	RuntimeLogs(ctx context.Context, name string, req reconciler.RuntimeLogRequest, fn func(reconciler.RuntimeLogLine)) error
-}
 
 // runtimeLogs serves GET /api/v1/deployments/{name}/logs?node=N&lines=L&follow=true
 // as Server-Sent Events: `event: line` with a JSON RuntimeLogLine per line,
@@ -30,13 +22,13 @@ func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	rl, ok := s.cfg.Actions.(RuntimeLogs)
-	if !ok {
+	rl := s.cfg.Loop
+	if rl == nil {
 		s.writeError(w, r, errorf(http.StatusServiceUnavailable, "this server runs no control loop"))
 		return
 	}
 	q := r.URL.Query()
-	req := reconciler.RuntimeLogRequest{Node: q.Get("node")}
+	req := api.RuntimeLogRequest{Node: q.Get("node")}
 	if v := q.Get("lines"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 100000 {
@@ -114,7 +106,7 @@ func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	_ = rc.SetWriteDeadline(time.Time{}) // a followed log may run for hours
-	err = rl.RuntimeLogs(ctx, name, req, func(l reconciler.RuntimeLogLine) { send("line", l) })
+	err = rl.RuntimeLogs(ctx, name, req, func(l api.RuntimeLogLine) { send("line", l) })
 	end := map[string]string{}
 	if err != nil {
 		end["error"] = err.Error()

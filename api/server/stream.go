@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 )
 
@@ -33,12 +34,6 @@ type StreamConfig struct {
 	// Heartbeat is how long the stream may stay silent before a
 	// ": keepalive" comment is sent (default DefaultStreamHeartbeat).
 	Heartbeat time.Duration
-}
-
-// StreamEnd is the data of the final "end" event of a log stream.
-type StreamEnd struct {
-	State   string `json:"state"`
-	Message string `json:"message"`
 }
 
 // streamAfter returns where a log stream starts: the Last-Event-ID header
@@ -160,7 +155,7 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		if done {
-			data, _ := json.Marshal(StreamEnd{State: ro.State, Message: ro.Message})
+			data, _ := json.Marshal(api.StreamEnd{State: ro.State, Message: ro.Message})
 			send(fmt.Appendf(nil, "event: end\ndata: %s\n\n", data))
 			return nil
 		}

@@ -8,14 +8,15 @@ import (
 	"bakery.dev/bakery/api"
 )
 
-// ApplyAction says what Apply did to one object.
-type ApplyAction string
+// ApplyAction says what Apply did to one object (the API answers with
+// it: api.ApplyAction).
+type ApplyAction = api.ApplyAction
 
 // Apply actions, as kubectl prints them.
 const (
-	Created    ApplyAction = "created"
-	Configured ApplyAction = "configured"
-	Unchanged  ApplyAction = "unchanged"
+	Created    = api.ApplyCreated
+	Configured = api.ApplyConfigured
+	Unchanged  = api.ApplyUnchanged
 )
 
 // ApplyResult is the outcome for one object of a bundle.

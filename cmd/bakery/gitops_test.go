@@ -47,7 +47,7 @@ func gitopsEnv(t *testing.T, ghURL string) {
 	go func() { defer close(done); mgr.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	kr, _ := sealed.ParseKeyring(sealed.NewKey())
-	srv, err := server.New(server.Config{Store: st, Logger: log, Actions: mgr, Keyring: kr,
+	srv, err := server.New(server.Config{Store: st, Logger: log, Loop: mgr, Keyring: kr,
 		GitHub: &server.GitHubConfig{ClientID: "cid", ClientSecret: "csecret", WebURL: ghURL, APIURL: ghURL + "/api"}})
 	if err != nil {
 		t.Fatal(err)

@@ -437,7 +437,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		return err
 	}
 	mgrRef.Store(mgr)
-	scfg.Actions = mgr
+	scfg.Loop = mgr
 	srv, err := server.New(scfg)
 	if err != nil {
 		return err
