@@ -30,15 +30,11 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := s.sealSecrets(r.Context(), objs, true); err != nil {
 		return nil, err
 	}
-	res, err := store.Apply(r.Context(), s.store, objs, store.ApplyOptions{
-		DryRun: dryRun,
-		Check: func(ctx context.Context, tx store.Tx) error {
-			return checkRules(ctx, tx, objs, true)
-		},
-		Applied: recordApplier,
-	})
+	// The store enforces the rules spanning several objects (one
+	// Deployment per ingress host); their field paths name the document.
+	res, err := store.Apply(r.Context(), s.store, objs, store.ApplyOptions{DryRun: dryRun, Applied: recordApplier})
 	if err != nil {
-		return nil, err
+		return nil, bundleRuleError(err, objs)
 	}
 	out := api.ApplyResponse{DryRun: dryRun, Results: make([]api.ApplyResult, 0, len(res))}
 	for _, rr := range res {

@@ -93,6 +93,10 @@ func toError(err error) *Error {
 		}
 		return out
 	}
+	var rerr *store.RuleError
+	if errors.As(err, &rerr) {
+		return ruleError(rerr, nil)
+	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", tooLarge.Limit)

@@ -115,15 +115,8 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := s.sealSecrets(r.Context(), []api.Object{o}, false); err != nil {
 		return nil, err
 	}
-	var out api.Object
-	err = s.store.Txn(r.Context(), func(tx store.Tx) error {
-		c, err := tx.Create(r.Context(), o)
-		if err != nil {
-			return err
-		}
-		out = c
-		return checkRules(r.Context(), tx, []api.Object{c}, false)
-	})
+	// The store enforces the rules spanning several objects.
+	out, err := s.store.Create(r.Context(), o)
 	if err != nil {
 		return nil, err
 	}
@@ -149,15 +142,7 @@ func (s *Server) replace(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := s.sealSecrets(r.Context(), []api.Object{o}, false); err != nil {
 		return nil, err
 	}
-	var out api.Object
-	err = s.store.Txn(r.Context(), func(tx store.Tx) error {
-		u, err := tx.Update(r.Context(), o)
-		if err != nil {
-			return err
-		}
-		out = u
-		return checkRules(r.Context(), tx, []api.Object{u}, false)
-	})
+	out, err := s.store.Update(r.Context(), o)
 	if err != nil {
 		return nil, err
 	}

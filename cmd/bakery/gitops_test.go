@@ -38,7 +38,7 @@ func gitopsEnv(t *testing.T, ghURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log, Rules: server.CheckBundleRules})
+	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

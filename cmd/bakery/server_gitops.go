@@ -61,7 +61,7 @@ func watchManifests(ctx context.Context, dir string, st store.Store, log *slog.L
 		}
 		return nil, usageErrorf("--manifests: %v", err)
 	}
-	w := &manifestsync.Watcher{Dir: dir, Store: st, DeleteViaLoop: true, Rules: server.CheckBundleRules, Logger: log}
+	w := &manifestsync.Watcher{Dir: dir, Store: st, DeleteViaLoop: true, Logger: log}
 	done := make(chan error, 1)
 	go func() {
 		err := w.Run(ctx)
