@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/github"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/api/ui"
@@ -47,7 +48,7 @@ type Config struct {
 	// MaxWebhookBytes limits webhook bodies (default DefaultMaxWebhookBytes).
 	MaxWebhookBytes int64
 	// GitHub configures the GitHub integration (nil: its routes answer 503).
-	GitHub *GitHubConfig
+	GitHub *github.Client
 	// ServerID names this control plane in /api/v1/leases.
 	ServerID string
 	// Cluster reports the control planes sharing the store and what

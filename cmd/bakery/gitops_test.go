@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"bakery.dev/bakery/api/github"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/sealed"
@@ -48,7 +49,7 @@ func gitopsEnv(t *testing.T, ghURL string) {
 	t.Cleanup(func() { cancel(); <-done })
 	kr, _ := sealed.ParseKeyring(sealed.NewKey())
 	srv, err := server.New(server.Config{Store: st, Logger: log, Loop: mgr, Keyring: kr,
-		GitHub: &server.GitHubConfig{ClientID: "cid", ClientSecret: "csecret", WebURL: ghURL, APIURL: ghURL + "/api"}})
+		GitHub: &github.Client{ClientID: "cid", ClientSecret: "csecret", WebURL: ghURL, APIURL: ghURL + "/api"}})
 	if err != nil {
 		t.Fatal(err)
 	}
