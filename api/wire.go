@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // The wire types: bodies of the HTTP API's requests and answers that are
 // not resources, shared by the server (api/server), the Go client
@@ -45,6 +48,13 @@ func (r *ApplyResponse) Changed() bool {
 		}
 	}
 	return false
+}
+
+// ObjectStatus is the answer of GET /api/v1/{resource}/{name}/status: an
+// object's metadata and status (decode Status by kind, e.g. with Assemble).
+type ObjectStatus struct {
+	Metadata ObjectMeta      `json:"metadata"`
+	Status   json.RawMessage `json:"status"`
 }
 
 // VersionInfo is the answer of GET /api/v1/version: the server's build

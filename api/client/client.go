@@ -193,10 +193,7 @@ func (c *Client) Status(ctx context.Context, kind, name string) (api.Object, err
 	if err != nil {
 		return nil, err
 	}
-	var st struct {
-		Metadata api.ObjectMeta  `json:"metadata"`
-		Status   json.RawMessage `json:"status"`
-	}
+	var st api.ObjectStatus
 	if err := c.do(ctx, http.MethodGet, p+"/status", nil, nil, &st); err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -30,12 +29,6 @@ type Status struct {
 type StatusDetails struct {
 	Kind string `json:"kind"`
 	Name string `json:"name"`
-}
-
-// ObjectStatus is the answer of GET /api/v1/{resource}/{name}/status.
-type ObjectStatus struct {
-	Metadata api.ObjectMeta  `json:"metadata"`
-	Status   json.RawMessage `json:"status"`
 }
 
 // kindOf returns the kind named by the {resource} path variable.
@@ -103,7 +96,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ObjectStatus{Metadata: *o.GetObjectMeta(), Status: Redact(o).StatusJSON()}, nil
+	return api.ObjectStatus{Metadata: *o.GetObjectMeta(), Status: Redact(o).StatusJSON()}, nil
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) (any, error) {
