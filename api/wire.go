@@ -10,6 +10,22 @@ import (
 // (api/client) and what builds on them (the CLI, the web UI). docs/api.md
 // describes the routes.
 
+// ErrorBody is the body of every error answer of the API:
+// {"code": 400, "message": "…", "details": [{"field", "reason"}]}.
+type ErrorBody struct {
+	// Code is the HTTP status.
+	Code    int           `json:"code"`
+	Message string        `json:"message"`
+	Details []ErrorDetail `json:"details,omitempty"`
+}
+
+// ErrorDetail is one problem with one field of a request, named by its
+// path ("document 2 (Deployment/web): spec.run.port").
+type ErrorDetail struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
 // ApplyAction says what an apply did (or, on a dry run, would do) to one
 // object.
 type ApplyAction string
