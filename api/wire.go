@@ -177,6 +177,12 @@ type RuntimeLogLine struct {
 	Text   string `json:"text"`
 }
 
+// RuntimeLogEnd is the data of the final "end" event of
+// GET /api/v1/deployments/{name}/logs: Error says why a node's log failed.
+type RuntimeLogEnd struct {
+	Error string `json:"error,omitempty"`
+}
+
 // ReencryptResult is the answer of POST /api/v1/reencrypt.
 type ReencryptResult struct {
 	// KeyID is the id of the current key, which every value is now

@@ -37,9 +37,7 @@ func (c *Client) RuntimeLogs(ctx context.Context, name, node string, lines int, 
 			fn(l)
 		case "end":
 			ended = true
-			var end struct {
-				Error string `json:"error"`
-			}
+			var end api.RuntimeLogEnd
 			if err := json.Unmarshal(data, &end); err != nil {
 				return true, fmt.Errorf("GET %s: end event: %w", path, err)
 			}

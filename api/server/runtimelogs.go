@@ -51,9 +51,9 @@ func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
 	defer stop()                         // nothing may write after the handler returns
 	_ = rc.SetWriteDeadline(time.Time{}) // a followed log may run for hours
 	err = s.cfg.Loop.RuntimeLogs(ctx, name, req, func(l api.RuntimeLogLine) { send("line", l) })
-	end := map[string]string{}
+	end := api.RuntimeLogEnd{}
 	if err != nil {
-		end["error"] = err.Error()
+		end.Error = err.Error()
 	}
 	if ctx.Err() == nil {
 		send("end", end)
