@@ -10,7 +10,9 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/auth"
+	"bakery.dev/bakery/api/github"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/api/ui"
@@ -27,9 +29,10 @@ type Config struct {
 	// Version, Commit and StoreKind ("file" or "postgres") are reported by
 	// /api/v1/version.
 	Version, Commit, StoreKind string
-	// Actions is the control loop, for node verification and bootstrap
-	// commands (nil: those routes answer 503).
-	Actions Actions
+	// Loop is the control loop, for node bootstrap and verification,
+	// deployment actions, pushes, source syncs and runtime logs (nil:
+	// those routes answer 503).
+	Loop Loop
 	// PublicURL is the base URL nodes and users reach this server at, used
 	// in bootstrap commands (default: the request's scheme and Host).
 	PublicURL string
@@ -46,7 +49,7 @@ type Config struct {
 	// MaxWebhookBytes limits webhook bodies (default DefaultMaxWebhookBytes).
 	MaxWebhookBytes int64
 	// GitHub configures the GitHub integration (nil: its routes answer 503).
-	GitHub *GitHubConfig
+	GitHub *github.Client
 	// ServerID names this control plane in /api/v1/leases.
 	ServerID string
 	// Cluster reports the control planes sharing the store and what
@@ -229,13 +232,6 @@ func writeText(w http.ResponseWriter, code int, s string) {
 	w.Write([]byte(s + "\n"))
 }
 
-// VersionInfo is the answer of GET /api/v1/version.
-type VersionInfo struct {
-	Version string `json:"version"`
-	Commit  string `json:"commit"`
-	Store   string `json:"store"`
-}
-
 func (s *Server) version(w http.ResponseWriter, r *http.Request) (any, error) {
-	return VersionInfo{Version: s.cfg.Version, Commit: s.cfg.Commit, Store: s.cfg.StoreKind}, nil
+	return api.VersionInfo{Version: s.cfg.Version, Commit: s.cfg.Commit, Store: s.cfg.StoreKind}, nil
 }

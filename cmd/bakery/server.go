@@ -412,7 +412,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	}
 	mcfg := reconciler.ManagerConfig{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
-		Notify: targets, DiskLowPercent: diskLow, Rules: server.CheckBundleRules,
+		Notify: targets, DiskLowPercent: diskLow,
 		ACMEServer: acmeServer, CertRenewBefore: o.certRenewBefore, ServerID: serverID,
 		Keyring: secrets, AnalyticsInterval: cmp.Or(o.analytics, -1),
 	}
@@ -438,7 +438,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		return err
 	}
 	mgrRef.Store(mgr)
-	scfg.Actions = mgr
+	scfg.Loop = mgr
 	srv, err := server.New(scfg)
 	if err != nil {
 		return err
