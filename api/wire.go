@@ -277,3 +277,6 @@ type GitHubHook struct {
 	Repo string `json:"repo"`
 	URL  string `json:"url"`
 }
+
+// UIPrefix is the path under which the server mounts the web UI.
+const UIPrefix = "/ui"

@@ -20,7 +20,6 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/github"
 	"bakery.dev/bakery/api/store"
-	"bakery.dev/bakery/api/ui"
 )
 
 // GitHubCallbackPath is where GitHub sends the user back after sign-in.
@@ -149,7 +148,7 @@ func (s *Server) githubCallback(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	if s.ui == nil || s.ui.SessionUser(r) != st.uiUser {
+	if sess, err := s.auth.RequestSession(r); s.ui == nil || err != nil || sess.User != st.uiUser {
 		// Someone else's browser completes this user's sign-in (or the
 		// session ended): storing the token would hand another person's
 		// GitHub account to this user.
@@ -200,12 +199,12 @@ func (s *Server) githubFinish(r *http.Request, st oauthState) (*api.GitHubSigned
 // uiReturnPath is next when it is a page of the web UI (no open
 // redirects), else the deployment editor.
 func uiReturnPath(next string) string {
-	if strings.HasPrefix(next, ui.Prefix+"/") && !strings.HasPrefix(next, "//") && !strings.Contains(next, "\\") {
+	if strings.HasPrefix(next, api.UIPrefix+"/") && !strings.HasPrefix(next, "//") && !strings.Contains(next, "\\") {
 		if u, err := url.Parse(next); err == nil && u.Scheme == "" && u.Host == "" {
 			return u.String()
 		}
 	}
-	return ui.Prefix + "/editor"
+	return api.UIPrefix + "/editor"
 }
 
 // githubTokenSetting is the setting holding the GitHub token of owner

@@ -15,7 +15,6 @@ import (
 	"bakery.dev/bakery/api/github"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
-	"bakery.dev/bakery/api/ui"
 )
 
 // Config configures a Server.
@@ -38,9 +37,17 @@ type Config struct {
 	PublicURL string
 	// Stream tunes the rollout log stream (zero: the defaults).
 	Stream StreamConfig
-	// UI, when set, serves the web UI under /ui/ (package api/ui); New
-	// fills in its API and Auth. Nil: no UI.
-	UI *ui.Config
+	// Auth is the policy of web UI logins and sessions (session lifetime,
+	// login limits, hash cost, clock; zero: package auth's defaults). New
+	// fills in Tokens and Logger, and Accounts from Store when unset.
+	Auth auth.Config
+	// UI, when set, builds the web UI that the server mounts under
+	// api.UIPrefix. New calls it once with the server's in-process API
+	// (requests that carry the logged-in user as auth.Caller, served
+	// without a bearer token) and the server's auth. cmd/bakery passes a
+	// package api/ui's Config.Mount: the server does not import the
+	// UI, the UI reaches the server only through that handler. Nil: no UI.
+	UI func(inProcessAPI http.Handler, a *auth.Auth) (http.Handler, error)
 	// Keyring seals Secrets' values before they are stored, and webhook
 	// secrets and OAuth tokens in the store's settings (nil: Secrets with
 	// values are refused, webhook secrets cannot be kept and webhooks
@@ -65,7 +72,7 @@ type Server struct {
 	cfg     Config
 	router  *mux.Router
 	handler http.Handler
-	ui      *ui.UI
+	ui      http.Handler
 	// auth checks tokens and sessions and manages tokens and users.
 	auth *auth.Auth
 	// deliveries remembers webhook delivery ids (replays are refused).
@@ -98,17 +105,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.auth = a
 	if cfg.UI != nil {
-		uc := *cfg.UI
-		uc.API = http.HandlerFunc(s.serveForUI)
-		uc.Auth = s.auth
-		uc.GitHub = cfg.GitHub != nil && cfg.GitHub.ClientID != ""
-		if strings.HasPrefix(cfg.PublicURL, "https://") {
-			uc.SecureCookies = true
-		}
-		if uc.Logger == nil {
-			uc.Logger = s.log
-		}
-		u, err := ui.New(uc)
+		u, err := cfg.UI(http.HandlerFunc(s.serveForUI), s.auth)
 		if err != nil {
 			return nil, err
 		}
@@ -165,10 +162,10 @@ func (s *Server) routes() *mux.Router {
 		// Outside /api/: the UI authenticates by session cookie (+ CSRF
 		// token on every change); its SSE routes pass the API's streams
 		// through after that check.
-		r.PathPrefix(ui.Prefix + "/").Handler(s.ui)
-		toUI := http.RedirectHandler(ui.Prefix+"/", http.StatusSeeOther)
+		r.PathPrefix(api.UIPrefix + "/").Handler(s.ui)
+		toUI := http.RedirectHandler(api.UIPrefix+"/", http.StatusSeeOther)
 		r.Handle("/", toUI).Methods(http.MethodGet, http.MethodHead)
-		r.Handle(ui.Prefix, toUI).Methods(http.MethodGet, http.MethodHead)
+		r.Handle(api.UIPrefix, toUI).Methods(http.MethodGet, http.MethodHead)
 	}
 
 	r.NotFoundHandler = s.wrap(0, func(w http.ResponseWriter, r *http.Request) (any, error) {

@@ -424,10 +424,11 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	uiCfg.PublicURL, uiCfg.GitHub, uiCfg.Logger = o.publicURL, gh != nil && gh.ClientID != "", log
 	scfg := server.Config{
 		Store: st, Logger: log, MaxBodyBytes: maxBody,
 		Version: version, Commit: commit, StoreKind: kind,
-		PublicURL: o.publicURL, ServerID: serverID, UI: uiCfg, Keyring: secrets, GitHub: gh,
+		PublicURL: o.publicURL, ServerID: serverID, UI: uiCfg.Mount, Keyring: secrets, GitHub: gh,
 	}
 	if coord != nil {
 		mcfg.Locker, mcfg.LockRetry, mcfg.Ports = coord, o.takeover, coord
