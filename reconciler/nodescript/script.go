@@ -1,7 +1,6 @@
 package nodescript
 
 import (
-	"bytes"
 	"embed"
 	"fmt"
 	"path"
@@ -66,8 +65,8 @@ func (s Script[In]) Command(in In) (sshexec.Command, error) {
 		}
 	}
 	cmd := sshexec.Command{Script: s.text, Env: c.env}
-	if c.stdin != nil {
-		cmd.Stdin = bytes.NewReader(c.stdin)
+	if c.hasStdin {
+		cmd.Stdin = strings.NewReader(c.stdin)
 	}
 	return cmd, nil
 }
@@ -101,9 +100,10 @@ func Names() []string {
 
 // call collects one script's environment and stdin while checking them.
 type call struct {
-	env   map[string]string
-	stdin []byte
-	err   error
+	env      map[string]string
+	stdin    string
+	hasStdin bool
+	err      error
 }
 
 func (c *call) fail(format string, args ...any) {
@@ -151,8 +151,8 @@ func (c *call) absPath(name, p string) {
 	c.set(name, p)
 }
 
-// input makes b the script's stdin.
-func (c *call) input(b string) { c.stdin = []byte(b) }
+// input makes s the script's stdin (else it reads /dev/null).
+func (c *call) input(s string) { c.stdin, c.hasStdin = s, true }
 
 func isCommitID(s string) bool {
 	if len(s) != 40 {

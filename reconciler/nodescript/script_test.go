@@ -78,6 +78,19 @@ func TestCommandCarriesNameRootAndSudo(t *testing.T) {
 	if SystemdStart.Name != "systemd-start" || ObserveApp.Name != "observe-app" {
 		t.Error("names")
 	}
+	// File contents travel as stdin, never in the script or environment.
+	cmd, err = NginxSwitch.Command(NginxSwitchInput{App: "web", Slot: nf.Green, Site: "server { return 200; }\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stdinOf(t, cmd); got != "server { return 200; }\n" || cmd.Script != NginxSwitch.Text() {
+		t.Errorf("stdin %q", got)
+	}
+	for k, v := range cmd.Env {
+		if strings.Contains(v, "return 200") {
+			t.Errorf("site content in %s", k)
+		}
+	}
 }
 
 func mapsEqual(a, b map[string]string) bool {
