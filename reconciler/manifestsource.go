@@ -42,11 +42,8 @@ type ManifestSourceReconciler struct {
 	// DeleteViaLoop prunes deployments through the deployment loop (the
 	// app is removed from its nodes first), as when the loop runs.
 	DeleteViaLoop bool
-	// Rules, if set, checks cross-object rules inside the sync's
-	// transaction.
-	Rules  func(ctx context.Context, tx store.Tx, written []api.Object) error
-	Logger *slog.Logger
-	events *eventRecorder
+	Logger        *slog.Logger
+	events        *eventRecorder
 }
 
 // SourceOwner is the owner annotation value of objects a ManifestSource
@@ -121,7 +118,6 @@ func (r *ManifestSourceReconciler) Reconcile(ctx context.Context, req Request) (
 	}
 	res, err := manifestsync.Sync(ctx, r.Store, objs, manifestsync.Options{
 		Owner: SourceOwner(ms.Metadata.Name), Prune: ms.Spec.PruneEnabled(), DryRun: ms.Spec.DryRun, DeleteViaLoop: r.DeleteViaLoop,
-		Check: r.Rules,
 	})
 	if err != nil {
 		return r.failed(ctx, ms, commit, ReasonSyncFailed, err, interval)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/client"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
@@ -41,7 +42,7 @@ func startServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	token, created, err := server.EnsureAdminToken(t.Context(), st, "")
+	token, created, err := auth.EnsureAdminToken(t.Context(), st, "")
 	if err != nil || !created {
 		t.Fatalf("EnsureAdminToken: created %v, %v", created, err)
 	}

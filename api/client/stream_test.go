@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/client"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
@@ -69,7 +70,7 @@ func startStreamServer(t *testing.T, cut func(n int, r *http.Request) bool) *str
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	token, _, err := server.EnsureAdminToken(t.Context(), st, "")
+	token, _, err := auth.EnsureAdminToken(t.Context(), st, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestStreamLogsReconnects(t *testing.T) {
 	s.appendLines(t, 1, 30)
 	col := newCollector()
 	type result struct {
-		end *client.StreamEnd
+		end *api.StreamEnd
 		err error
 	}
 	done := make(chan result, 1)
@@ -214,7 +215,7 @@ func TestStreamLogsReconnects(t *testing.T) {
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	if *res.end != (client.StreamEnd{State: api.RolloutFailed, Message: "health check failed on n1"}) {
+	if *res.end != (api.StreamEnd{State: api.RolloutFailed, Message: "health check failed on n1"}) {
 		t.Fatalf("end %+v", res.end)
 	}
 	col.check(t, 1, 60)

@@ -8,13 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
 )
 
 func TestAuth(t *testing.T) {
 	e := newEnv(t)
-	other, _, err := server.NewToken()
+	other, _, err := auth.NewToken()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,23 +59,6 @@ func TestAuth(t *testing.T) {
 	}
 }
 
-func TestNewToken(t *testing.T) {
-	tok, hash, err := server.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(tok, "bkr_") || len(tok) != 4+43 {
-		t.Fatalf("token %q", tok)
-	}
-	if hash != server.HashToken(tok) || len(hash) != 64 {
-		t.Fatalf("hash %q", hash)
-	}
-	tok2, _, _ := server.NewToken()
-	if tok2 == tok {
-		t.Fatal("two tokens are equal")
-	}
-}
-
 func TestEnsureAdminToken(t *testing.T) {
 	dir := t.TempDir()
 	st, err := filestore.Open(filepath.Join(dir, "data"))
@@ -84,7 +68,7 @@ func TestEnsureAdminToken(t *testing.T) {
 	defer st.Close()
 	file := filepath.Join(dir, "state", "bakery", "admin-token")
 
-	tok, created, err := server.EnsureAdminToken(t.Context(), st, file)
+	tok, created, err := auth.EnsureAdminToken(t.Context(), st, file)
 	if err != nil || !created || !strings.HasPrefix(tok, "bkr_") {
 		t.Fatalf("first call: %q %v %v", tok, created, err)
 	}
@@ -104,7 +88,7 @@ func TestEnsureAdminToken(t *testing.T) {
 		t.Fatalf("token file holds %q, want the token", b)
 	}
 	toks, err := st.ListTokens(t.Context())
-	if err != nil || len(toks) != 1 || toks[0].Name != "admin" || toks[0].Hash != server.HashToken(tok) {
+	if err != nil || len(toks) != 1 || toks[0].Name != "admin" || toks[0].Hash != auth.HashToken(tok) {
 		t.Fatalf("stored tokens %+v %v", toks, err)
 	}
 	// Only the hash is stored.
@@ -136,7 +120,7 @@ func TestEnsureAdminToken(t *testing.T) {
 
 	// A second call does nothing.
 	os.Remove(file)
-	tok2, created, err := server.EnsureAdminToken(t.Context(), st, file)
+	tok2, created, err := auth.EnsureAdminToken(t.Context(), st, file)
 	if err != nil || created || tok2 != "" {
 		t.Fatalf("second call: %q %v %v", tok2, created, err)
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
-	"bakery.dev/bakery/api/server"
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/store"
 )
 
@@ -19,7 +19,7 @@ func TestCallerRecorded(t *testing.T) {
 	mod, _ := withManager(t)
 	e := newEnv(t, mod)
 	ctx := t.Context()
-	ci, hash, _ := server.NewToken()
+	ci, hash, _ := auth.NewToken()
 	if err := e.st.CreateToken(ctx, store.Token{Name: "ci", Hash: hash, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
 )
@@ -51,7 +52,7 @@ func newEnv(t *testing.T, mod ...func(*server.Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	tok, created, err := server.EnsureAdminToken(t.Context(), st, filepath.Join(dir, "admin-token"))
+	tok, created, err := auth.EnsureAdminToken(t.Context(), st, filepath.Join(dir, "admin-token"))
 	if err != nil || !created {
 		t.Fatalf("EnsureAdminToken: created=%v err=%v", created, err)
 	}

@@ -1,30 +1,22 @@
 package ui
 
 import (
-	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/store"
 )
 
 // Cookie names.
 const (
 	// SessionCookie carries the session's secret.
-	SessionCookie = "bakery_session"
+	SessionCookie = auth.SessionCookie
 	// preCookie carries the CSRF token of the login and setup forms,
 	// which are sent before there is a session (double-submit).
 	preCookie = "bakery_pre"
@@ -34,91 +26,14 @@ const (
 	CSRFHeader = "X-CSRF-Token"
 )
 
-// MinPasswordLen is the shortest password accepted.
-const MinPasswordLen = 8
-
-// maxPasswordLen is bcrypt's limit.
-const maxPasswordLen = 72
-
 // session is a logged-in browser.
 type session = store.Session
 
-// randomToken returns n random bytes in base64url.
-func randomToken(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("ui: crypto/rand: %v", err)) // never fails on Linux
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// hashSecret is the form a session secret is stored in.
-func hashSecret(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
-
-func equalSecret(a, b string) bool {
-	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
-}
-
-// CheckPassword returns an error unless pw is acceptable as a password.
-func CheckPassword(pw string) error {
-	switch {
-	case len(pw) < MinPasswordLen:
-		return fmt.Errorf("password: must be at least %d characters", MinPasswordLen)
-	case len(pw) > maxPasswordLen:
-		return fmt.Errorf("password: must be at most %d bytes", maxPasswordLen)
-	}
-	return nil
-}
-
-// HashPassword checks pw and returns its bcrypt hash with cost (0: the
-// default cost).
-func HashPassword(pw string, cost int) (string, error) {
-	if err := CheckPassword(pw); err != nil {
-		return "", err
-	}
-	if cost == 0 {
-		cost = bcrypt.DefaultCost
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
-	if err != nil {
-		return "", fmt.Errorf("hash password: %w", err)
-	}
-	return string(h), nil
-}
-
-// CreateUser creates user name with password pw in a (for `bakery admin
-// create` and the setup page).
-func CreateUser(ctx context.Context, a store.Accounts, name, pw string, cost int, now time.Time) error {
-	if err := store.CheckUserName(name); err != nil {
-		return err
-	}
-	h, err := HashPassword(pw, cost)
-	if err != nil {
-		return err
-	}
-	return a.CreateUser(ctx, store.User{Name: name, PasswordHash: h, CreatedAt: now.UTC().Truncate(time.Second)})
-}
-
-// NeedsSetup returns a new setup token when a holds no user yet (the
-// caller prints the link and passes the token in Config.SetupToken), or
-// "" when there are users.
-func NeedsSetup(ctx context.Context, a store.Accounts) (string, error) {
-	us, err := a.ListUsers(ctx)
-	if err != nil {
-		return "", fmt.Errorf("ui setup: %w", err)
-	}
-	if len(us) > 0 {
-		return "", nil
-	}
-	return randomToken(24), nil
-}
-
 // secure reports whether cookies set in answer to r get Secure: when r
 // came over TLS, or the server is known to be reached over https.
-func (u *UI) secure(r *http.Request) bool { return r.TLS != nil || u.cfg.SecureCookies }
+func (u *UI) secure(r *http.Request) bool {
+	return r.TLS != nil || strings.HasPrefix(u.cfg.PublicURL, "https://")
+}
 
 // authed wraps a handler that needs a logged-in user: without a valid
 // session a GET is redirected to the login page and anything else gets
@@ -145,40 +60,22 @@ func (u *UI) authed(h func(w http.ResponseWriter, r *http.Request, s *session)) 
 			if tok == "" {
 				tok = r.PostFormValue(CSRFField)
 			}
-			if !equalSecret(s.CSRF, tok) {
+			if !auth.EqualSecret(s.CSRF, tok) {
 				u.errorPage(w, r, s, http.StatusForbidden, "The form's CSRF token is missing or wrong: reload the page and try again.")
 				return
 			}
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), userKey{}, s.User)), s)
+		h(w, r.WithContext(auth.WithCaller(r.Context(), auth.Caller{User: s.User})), s)
 	})
 }
 
 // session returns the request's valid session or ErrNotFound.
 func (u *UI) session(r *http.Request) (*session, error) {
-	c, err := r.Cookie(SessionCookie)
-	if err != nil || c.Value == "" {
-		return nil, fmt.Errorf("session cookie: %w", store.ErrNotFound)
-	}
-	s, err := u.cfg.Accounts.GetSession(r.Context(), hashSecret(c.Value))
+	s, err := u.auth.RequestSession(r)
 	if err != nil {
 		return nil, err
 	}
-	if !u.cfg.Now().Before(s.ExpiresAt) {
-		return nil, fmt.Errorf("session expired: %w", store.ErrNotFound)
-	}
 	return &s, nil
-}
-
-// SessionUser returns the user of r's valid session, or "" (package
-// server checks it when GitHub sends a browser back from a sign-in the
-// UI started).
-func (u *UI) SessionUser(r *http.Request) string {
-	s, err := u.session(r)
-	if err != nil {
-		return ""
-	}
-	return s.User
 }
 
 // preToken returns the pre-session CSRF token of r's cookie, setting a new
@@ -187,7 +84,7 @@ func (u *UI) preToken(w http.ResponseWriter, r *http.Request) string {
 	if c, err := r.Cookie(preCookie); err == nil && len(c.Value) >= 32 {
 		return c.Value
 	}
-	tok := randomToken(24)
+	tok := auth.RandomToken(24)
 	http.SetCookie(w, &http.Cookie{Name: preCookie, Value: tok, Path: Prefix + "/", HttpOnly: true, Secure: u.secure(r), SameSite: http.SameSiteStrictMode})
 	return tok
 }
@@ -196,7 +93,7 @@ func (u *UI) preToken(w http.ResponseWriter, r *http.Request) string {
 // cookie.
 func checkPre(r *http.Request) bool {
 	c, err := r.Cookie(preCookie)
-	return err == nil && equalSecret(c.Value, r.PostFormValue(CSRFField))
+	return err == nil && auth.EqualSecret(c.Value, r.PostFormValue(CSRFField))
 }
 
 // safeNext returns next when it is a path inside the UI, else the
@@ -246,28 +143,21 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "The form's CSRF token is missing or wrong: try again.")
 		return
 	}
-	keys := []string{"addr:" + clientAddr(r), "user:" + name}
-	if wait := u.limiter.blocked(keys...); wait > 0 {
-		fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins: try again in %s.", wait.Round(time.Second)))
+	err := u.auth.Login(r.Context(), name, pw, clientAddr(r))
+	var limited *auth.LimitedError
+	switch {
+	case errors.As(err, &limited):
+		fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins: try again in %s.", limited.Wait.Round(time.Second)))
 		return
-	}
-	user, err := u.cfg.Accounts.GetUser(r.Context(), name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalid) {
+	case errors.Is(err, auth.ErrBadLogin):
+		u.log.Info("ui: failed login", "user", name, "addr", clientAddr(r))
+		fail(http.StatusUnauthorized, "Wrong user name or password.")
+		return
+	case err != nil:
 		u.log.Error("ui: login", "err", err)
 		fail(http.StatusInternalServerError, "Could not check the login.")
 		return
 	}
-	hash := user.PasswordHash
-	if err != nil {
-		hash = dummyHash() // same work for unknown users: no timing oracle
-	}
-	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)) != nil || err != nil {
-		u.limiter.fail(keys...)
-		u.log.Info("ui: failed login", "user", name, "addr", clientAddr(r))
-		fail(http.StatusUnauthorized, "Wrong user name or password.")
-		return
-	}
-	u.limiter.reset("user:" + name)
 	if err := u.startSession(w, r, name); err != nil {
 		u.log.Error("ui: login", "err", err)
 		fail(http.StatusInternalServerError, "Could not start a session.")
@@ -276,34 +166,23 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
 }
 
-// dummyHash is compared against when a user does not exist.
-var dummyHash = sync.OnceValue(func() string {
-	h, _ := bcrypt.GenerateFromPassword([]byte("no such user, no such password"), bcrypt.DefaultCost)
-	return string(h)
-})
-
-// startSession stores a new session for user and sets its cookie. Expired
-// sessions of anybody are removed on the way.
+// startSession starts a session for user (package auth) and sets its
+// cookie.
 func (u *UI) startSession(w http.ResponseWriter, r *http.Request, user string) error {
-	now := u.cfg.Now().UTC()
-	if _, err := u.cfg.Accounts.DeleteExpiredSessions(r.Context(), now); err != nil {
-		u.log.Warn("ui: remove expired sessions", "err", err)
-	}
-	secret := randomToken(32)
-	s := store.Session{ID: hashSecret(secret), User: user, CSRF: randomToken(32), CreatedAt: now, ExpiresAt: now.Add(u.cfg.SessionTTL)}
-	if err := u.cfg.Accounts.CreateSession(r.Context(), s); err != nil {
+	secret, s, err := u.auth.StartSession(r.Context(), user)
+	if err != nil {
 		return err
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: secret, Path: "/",
-		Expires: s.ExpiresAt, MaxAge: int(u.cfg.SessionTTL / time.Second),
+		Expires: s.ExpiresAt, MaxAge: int(u.auth.SessionTTL() / time.Second),
 		HttpOnly: true, Secure: u.secure(r), SameSite: http.SameSiteLaxMode,
 	})
 	return nil
 }
 
 func (u *UI) logout(w http.ResponseWriter, r *http.Request, s *session) {
-	if err := u.cfg.Accounts.DeleteSession(r.Context(), s.ID); err != nil {
+	if err := u.auth.EndSession(r.Context(), s.ID); err != nil {
 		u.log.Error("ui: logout", "err", err)
 		u.errorPage(w, r, s, http.StatusInternalServerError, "Could not end the session.")
 		return
@@ -333,7 +212,7 @@ func (u *UI) setupPage(w http.ResponseWriter, r *http.Request) {
 func (u *UI) checkSetup(tok string) bool {
 	u.setupMu.Lock()
 	defer u.setupMu.Unlock()
-	return equalSecret(u.setup, tok)
+	return auth.EqualSecret(u.setup, tok)
 }
 
 func (u *UI) setupPost(w http.ResponseWriter, r *http.Request) {
@@ -352,11 +231,11 @@ func (u *UI) setupPost(w http.ResponseWriter, r *http.Request) {
 	}
 	u.setupMu.Lock()
 	defer u.setupMu.Unlock()
-	if !equalSecret(u.setup, tok) {
+	if !auth.EqualSecret(u.setup, tok) {
 		u.errorPage(w, r, nil, http.StatusForbidden, "This setup link is not valid (any more).")
 		return
 	}
-	us, err := u.cfg.Accounts.ListUsers(r.Context())
+	us, err := u.auth.ListUsers(r.Context())
 	if err != nil {
 		fail(http.StatusInternalServerError, "Could not read the users.")
 		return
@@ -366,7 +245,7 @@ func (u *UI) setupPost(w http.ResponseWriter, r *http.Request) {
 		u.errorPage(w, r, nil, http.StatusForbidden, "A user exists already: log in.")
 		return
 	}
-	if err := CreateUser(r.Context(), u.cfg.Accounts, name, r.PostFormValue("password"), u.cfg.BcryptCost, u.cfg.Now()); err != nil {
+	if _, err := u.auth.CreateUser(r.Context(), name, r.PostFormValue("password")); err != nil {
 		fail(http.StatusBadRequest, err.Error())
 		return
 	}
@@ -376,76 +255,4 @@ func (u *UI) setupPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, Prefix+"/deployments", http.StatusSeeOther)
-}
-
-// limiter counts failed logins per key (an account or an address) in a
-// fixed window that starts with the first failure.
-type limiter struct {
-	max    int
-	window time.Duration
-	now    func() time.Time
-
-	mu   sync.Mutex
-	hits map[string]*window
-}
-
-type window struct {
-	start time.Time
-	n     int
-}
-
-func newLimiter(max int, d time.Duration, now func() time.Time) *limiter {
-	return &limiter{max: max, window: d, now: now, hits: map[string]*window{}}
-}
-
-// blocked returns how long the most limited of keys stays blocked (0: not
-// blocked).
-func (l *limiter) blocked(keys ...string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	var wait time.Duration
-	for _, k := range keys {
-		w := l.hits[k]
-		if w == nil {
-			continue
-		}
-		end := w.start.Add(l.window)
-		if !now.Before(end) {
-			delete(l.hits, k)
-			continue
-		}
-		if w.n >= l.max && end.Sub(now) > wait {
-			wait = end.Sub(now)
-		}
-	}
-	return wait
-}
-
-// fail counts a failed attempt for every key.
-func (l *limiter) fail(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	if len(l.hits) > 100000 { // bound memory under a flood of names
-		for k, w := range l.hits {
-			if !now.Before(w.start.Add(l.window)) {
-				delete(l.hits, k)
-			}
-		}
-	}
-	for _, k := range keys {
-		w := l.hits[k]
-		if w == nil || !now.Before(w.start.Add(l.window)) {
-			w = &window{start: now}
-			l.hits[k] = w
-		}
-		w.n++
-	}
-}
-
-func (l *limiter) reset(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.hits, key)
 }

@@ -11,11 +11,12 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/auth"
+	"bakery.dev/bakery/api/github"
+	"bakery.dev/bakery/api/github/githubtest"
 	"bakery.dev/bakery/api/server"
-	"bakery.dev/bakery/api/server/githubtest"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
-	"bakery.dev/bakery/api/ui"
 )
 
 // withGitHub configures the server's GitHub integration against the fake
@@ -27,7 +28,7 @@ func withGitHub(t *testing.T, gh *githubtest.Server) func(*server.Config) {
 	}
 	return func(c *server.Config) {
 		c.Keyring = kr
-		c.GitHub = &server.GitHubConfig{ClientID: githubtest.ClientID, ClientSecret: githubtest.ClientSecret, WebURL: gh.URL, APIURL: gh.APIURL()}
+		c.GitHub = &github.Client{ClientID: githubtest.ClientID, ClientSecret: githubtest.ClientSecret, WebURL: gh.URL, APIURL: gh.APIURL()}
 	}
 }
 
@@ -69,7 +70,7 @@ func githubSignIn(t *testing.T, b, callbackAs *browser, next string) (int, strin
 func TestGitHubPanel(t *testing.T) {
 	gh := githubtest.Start(t)
 	e := newEnvWith(t, "file", false, withGitHub(t, gh))
-	if err := ui.CreateUser(t.Context(), e.st, "bob", testPassword, bcrypt.MinCost, time.Now()); err != nil {
+	if err := auth.CreateUser(t.Context(), e.st, "bob", testPassword, bcrypt.MinCost, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	e.create(deployment("hello"))
@@ -113,7 +114,7 @@ func TestGitHubPanel(t *testing.T) {
 	if _, body, _ = bob.get("/ui/github/repos"); !strings.Contains(body, `id="gh-signin"`) {
 		t.Fatalf("bob's repos:\n%s", body)
 	}
-	tok, hash, _ := server.NewToken()
+	tok, hash, _ := auth.NewToken()
 	if err := e.st.CreateToken(t.Context(), store.Token{Name: "cli", Hash: hash, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gorilla/mux"
 
@@ -83,7 +82,7 @@ type nodeData struct {
 	Node      *api.Node
 	Form      nodeForm
 	Problems  []problem
-	Bootstrap *client.Bootstrap
+	Bootstrap *api.Bootstrap
 	BootErr   string
 	Verify    *verifyResult
 }
@@ -432,7 +431,7 @@ var actionMessages = map[string]string{
 
 func (u *UI) deploymentAction(w http.ResponseWriter, r *http.Request, s *session) {
 	name, action := mux.Vars(r)["name"], mux.Vars(r)["action"]
-	if _, err := u.client(r).DeploymentAction(r.Context(), name, action, "", 0); err != nil {
+	if _, err := u.client(r).DeploymentAction(r.Context(), name, api.Action(action), "", 0); err != nil {
 		d, lerr := u.loadDeployment(r, name)
 		if lerr != nil {
 			u.errorPage(w, r, s, apiStatus(err), action+" "+name+": "+err.Error())
@@ -521,7 +520,7 @@ spec:
 type editorData struct {
 	Name     string
 	YAML     string
-	Results  []client.ApplyResult
+	Results  []api.ApplyResult
 	DryRun   bool
 	Problems []problem
 	// GitHubRepos, when set, is where the GitHub panel loads the user's
@@ -633,20 +632,23 @@ func (u *UI) editorPost(w http.ResponseWriter, r *http.Request, s *session) {
 // ---- settings ----
 
 type settingsData struct {
-	Users    []store.User
-	Tokens   []store.Token
+	Users    []api.User
+	Tokens   []api.Token
 	Notify   []string
 	NewToken string // shown once
 	NewName  string
 }
 
+// settings renders the settings page; users and tokens come from the API
+// (GET /api/v1/users, /api/v1/tokens), as the CLI sees them.
 func (u *UI) settings(w http.ResponseWriter, r *http.Request, s *session, code int, msg, errMsg string, d settingsData) {
+	c := u.client(r)
 	var err error
-	if d.Users, err = u.cfg.Accounts.ListUsers(r.Context()); err == nil {
-		d.Tokens, err = u.cfg.Store.ListTokens(r.Context())
+	if d.Users, err = c.Users(r.Context()); err == nil {
+		d.Tokens, err = c.Tokens(r.Context())
 	}
 	if err != nil {
-		u.errorPage(w, r, s, http.StatusInternalServerError, "Read settings: "+err.Error())
+		u.errorPage(w, r, s, apiStatus(err), "Read settings: "+err.Error())
 		return
 	}
 	d.Notify = u.cfg.Notify
@@ -655,18 +657,21 @@ func (u *UI) settings(w http.ResponseWriter, r *http.Request, s *session, code i
 	u.render(w, r, code, "settings", "", p)
 }
 
+// settingsFailed renders the settings page with what failed: the API's
+// message and status.
+func (u *UI) settingsFailed(w http.ResponseWriter, r *http.Request, s *session, what string, err error) {
+	msg, _ := problems(err)
+	u.settings(w, r, s, apiStatus(err), "", what+": "+msg, settingsData{})
+}
+
 func (u *UI) settingsPage(w http.ResponseWriter, r *http.Request, s *session) {
 	u.settings(w, r, s, http.StatusOK, "", "", settingsData{})
 }
 
 func (u *UI) userCreate(w http.ResponseWriter, r *http.Request, s *session) {
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	if err := CreateUser(r.Context(), u.cfg.Accounts, name, r.PostFormValue("password"), u.cfg.BcryptCost, u.cfg.Now()); err != nil {
-		code := http.StatusBadRequest
-		if errors.Is(err, store.ErrAlreadyExists) {
-			code = http.StatusConflict
-		}
-		u.settings(w, r, s, code, "", "Create user "+name+": "+err.Error(), settingsData{})
+	if _, err := u.client(r).CreateUser(r.Context(), name, r.PostFormValue("password")); err != nil {
+		u.settingsFailed(w, r, s, "Create user "+name, err)
 		return
 	}
 	u.settings(w, r, s, http.StatusOK, "User "+name+" created.", "", settingsData{})
@@ -678,8 +683,8 @@ func (u *UI) userDelete(w http.ResponseWriter, r *http.Request, s *session) {
 		u.settings(w, r, s, http.StatusBadRequest, "", "You cannot delete yourself.", settingsData{})
 		return
 	}
-	if err := u.cfg.Accounts.DeleteUser(r.Context(), name); err != nil {
-		u.settings(w, r, s, http.StatusBadRequest, "", "Delete user "+name+": "+err.Error(), settingsData{})
+	if err := u.client(r).DeleteUser(r.Context(), name); err != nil {
+		u.settingsFailed(w, r, s, "Delete user "+name, err)
 		return
 	}
 	u.settings(w, r, s, http.StatusOK, "User "+name+" deleted; their sessions ended.", "", settingsData{})
@@ -687,32 +692,19 @@ func (u *UI) userDelete(w http.ResponseWriter, r *http.Request, s *session) {
 
 func (u *UI) tokenCreate(w http.ResponseWriter, r *http.Request, s *session) {
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	if err := store.CheckSettingName(name); err != nil {
-		u.settings(w, r, s, http.StatusBadRequest, "", "Token name: "+strings.TrimPrefix(err.Error(), "invalid: setting name "), settingsData{})
-		return
-	}
-	tok, hash, err := u.cfg.NewToken()
-	if err == nil {
-		err = u.cfg.Store.CreateToken(r.Context(), store.Token{Name: name, Hash: hash, CreatedAt: u.cfg.Now().UTC().Truncate(time.Second)})
-	}
+	t, err := u.client(r).CreateToken(r.Context(), name)
 	if err != nil {
-		code := http.StatusInternalServerError
-		if errors.Is(err, store.ErrAlreadyExists) {
-			code = http.StatusConflict
-		}
-		u.settings(w, r, s, code, "", "Create token "+name+": "+err.Error(), settingsData{})
+		u.settingsFailed(w, r, s, "Create token "+name, err)
 		return
 	}
-	u.log.Info("ui: token created", "token", name, "user", s.User)
-	u.settings(w, r, s, http.StatusOK, "Token "+name+" created. Copy it now: it is not shown again.", "", settingsData{NewToken: tok, NewName: name})
+	u.settings(w, r, s, http.StatusOK, "Token "+name+" created. Copy it now: it is not shown again.", "", settingsData{NewToken: t.Value, NewName: t.Name})
 }
 
 func (u *UI) tokenDelete(w http.ResponseWriter, r *http.Request, s *session) {
 	name := mux.Vars(r)["token"]
-	if err := u.cfg.Store.DeleteToken(r.Context(), name); err != nil {
-		u.settings(w, r, s, http.StatusBadRequest, "", "Revoke token "+name+": "+err.Error(), settingsData{})
+	if err := u.client(r).RevokeToken(r.Context(), name); err != nil {
+		u.settingsFailed(w, r, s, "Revoke token "+name, err)
 		return
 	}
-	u.log.Info("ui: token revoked", "token", name, "user", s.User)
 	u.settings(w, r, s, http.StatusOK, "Token "+name+" revoked.", "", settingsData{})
 }

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"bytes"
-	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -18,7 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"bakery.dev/bakery/api"
-	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/auth"
 )
 
 //go:embed templates/*.html
@@ -31,103 +30,81 @@ var staticFS embed.FS
 // API limits to 4 MiB (DefaultMaxBodyBytes) anyway.
 const maxFormBytes = 5 << 20
 
-// Prefix is where the UI is mounted.
-const Prefix = "/ui"
-
-// Defaults of Config.
-const (
-	DefaultSessionTTL    = 12 * time.Hour
-	DefaultLoginFailures = 5
-	DefaultLoginWindow   = 15 * time.Minute
-)
+// Prefix is where the UI is mounted (api.UIPrefix).
+const Prefix = api.UIPrefix
 
 // Config configures the UI.
 type Config struct {
-	// Store keeps API tokens (managed on the settings page). Required.
-	Store store.Store
-	// Accounts keeps users and sessions. Required.
-	Accounts store.Accounts
+	// Auth checks logins and sessions (package auth). Required: the
+	// server's, which package server hands to the function that builds
+	// the UI (server.Config.UI), with API.
+	Auth *auth.Auth
 	// API serves the HTTP API's routes without bearer-token checks: the UI
 	// calls it in-process after it checked the session, with the user in
-	// the request's context (see User). Package server sets it.
+	// the request's context (auth.WithCaller). Required: package server
+	// hands it to the function that builds the UI (server.Config.UI).
 	API http.Handler
 	// Logger receives errors (default slog.Default()).
 	Logger *slog.Logger
 	// SetupToken, when set and no user exists, lets whoever presents it at
 	// /ui/setup create the first user, once. cmd/bakery prints the link.
 	SetupToken string
-	// NewToken returns a new API token and the hash to store (package
-	// server's NewToken). Required.
-	NewToken func() (token, hash string, err error)
 	// Notify describes the notification targets (shown on the settings
 	// page, secrets already removed).
 	Notify []string
-	// SecureCookies marks cookies Secure even on plain-HTTP requests: for a
-	// server behind a TLS-terminating proxy (package server sets it when
-	// its PublicURL is https). Requests over TLS always get Secure cookies.
-	SecureCookies bool
+	// PublicURL is the base URL users reach the server at: when it is
+	// https, cookies are marked Secure even on plain-HTTP requests (a
+	// server behind a TLS-terminating proxy). Requests over TLS always get
+	// Secure cookies.
+	PublicURL string
 	// GitHub says whether the server has the GitHub integration: the
 	// editor then offers GitHub sign-in and the user's repositories and
-	// branches (package server sets it).
+	// branches.
 	GitHub bool
-	// SessionTTL is how long a login lasts (default DefaultSessionTTL).
-	SessionTTL time.Duration
-	// LoginFailures failed logins within LoginWindow, for one account or
-	// from one address, block further attempts until the window has
-	// passed (defaults DefaultLoginFailures, DefaultLoginWindow).
-	LoginFailures int
-	LoginWindow   time.Duration
-	// BcryptCost is the cost of new password hashes (default
-	// bcrypt.DefaultCost; tests use bcrypt.MinCost).
-	BcryptCost int
-	// Now is the clock (default time.Now).
+	// Now is the UI's clock (default time.Now); sessions follow the
+	// clock of Auth.
 	Now func() time.Time
+}
+
+// Mount returns the UI of c around the server's in-process API and auth:
+// the function server.Config.UI wants.
+func (c Config) Mount(api http.Handler, a *auth.Auth) (http.Handler, error) {
+	c.API, c.Auth = api, a
+	u, err := New(c)
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // UI is the web UI's http.Handler.
 type UI struct {
-	cfg     Config
-	log     *slog.Logger
-	pages   map[string]*template.Template
-	router  *mux.Router
-	limiter *limiter
-	static  http.Handler
+	cfg    Config
+	log    *slog.Logger
+	pages  map[string]*template.Template
+	router *mux.Router
+	auth   *auth.Auth
+	static http.Handler
 
 	setupMu sync.Mutex
 	setup   string // the setup token; "" once used
 }
 
-type userKey struct{}
-
-// User returns the name of the logged-in user a UI request with context
-// ctx acts for, or "".
-func User(ctx context.Context) string {
-	u, _ := ctx.Value(userKey{}).(string)
-	return u
-}
-
 // New returns the UI for cfg.
 func New(cfg Config) (*UI, error) {
-	if cfg.Store == nil || cfg.Accounts == nil || cfg.API == nil || cfg.NewToken == nil {
-		return nil, errors.New("ui: Config.Store, Accounts, API and NewToken are required")
+	if cfg.Auth == nil || cfg.API == nil {
+		return nil, errors.New("ui: Config.Auth and API are required")
 	}
-	if cfg.SessionTTL <= 0 {
-		cfg.SessionTTL = DefaultSessionTTL
-	}
-	if cfg.LoginFailures <= 0 {
-		cfg.LoginFailures = DefaultLoginFailures
-	}
-	if cfg.LoginWindow <= 0 {
-		cfg.LoginWindow = DefaultLoginWindow
+	if !cfg.Auth.HasAccounts() {
+		return nil, errors.New("ui: the store keeps no user accounts")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	u := &UI{cfg: cfg, log: cfg.Logger, setup: cfg.SetupToken}
+	u := &UI{cfg: cfg, log: cfg.Logger, auth: cfg.Auth, setup: cfg.SetupToken}
 	if u.log == nil {
 		u.log = slog.Default()
 	}
-	u.limiter = newLimiter(cfg.LoginFailures, cfg.LoginWindow, cfg.Now)
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/filestore"
@@ -84,6 +85,15 @@ func newEnvOn(t *testing.T, kind string, noUser bool, wrap ...wrapHandler) *env 
 }
 
 // newEnvWith is newEnvOn with the server's configuration changed by conf.
+// mounted is cfg's UI for the server sc configures, as cmd/bakery builds
+// it: cookies Secure behind an https public URL, GitHub offered when the
+// server has the integration.
+func mounted(cfg ui.Config, sc server.Config) func(http.Handler, *auth.Auth) (http.Handler, error) {
+	cfg.PublicURL = sc.PublicURL
+	cfg.GitHub = sc.GitHub != nil && sc.GitHub.ClientID != ""
+	return cfg.Mount
+}
+
 func newEnvWith(t *testing.T, kind string, noUser bool, conf func(*server.Config), wrap ...wrapHandler) *env {
 	t.Helper()
 	var st testStore
@@ -107,20 +117,20 @@ func newEnvWith(t *testing.T, kind string, noUser bool, conf func(*server.Config
 	}
 	t.Cleanup(func() { st.Close() })
 	clk := &clock{t: time.Now()}
-	cfg := &ui.Config{
-		Store: st, Accounts: st, BcryptCost: bcrypt.MinCost, Now: clk.Now,
-		LoginFailures: 3, LoginWindow: time.Minute, SessionTTL: time.Hour,
-		Notify: []string{"https://hooks.example (slack, failures)"},
-	}
+	cfg := ui.Config{Now: clk.Now, Notify: []string{"https://hooks.example (slack, failures)"}}
 	if noUser {
 		cfg.SetupToken = setupToken
-	} else if err := ui.CreateUser(t.Context(), st, testUser, testPassword, bcrypt.MinCost, clk.Now()); err != nil {
+	} else if err := auth.CreateUser(t.Context(), st, testUser, testPassword, bcrypt.MinCost, clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	sc := server.Config{Store: st, UI: cfg, Logger: slog.New(slog.DiscardHandler)}
+	sc := server.Config{Store: st, Logger: slog.New(slog.DiscardHandler), Auth: auth.Config{
+		BcryptCost: bcrypt.MinCost, Now: clk.Now,
+		LoginFailures: 3, LoginWindow: time.Minute, SessionTTL: time.Hour,
+	}}
 	if conf != nil {
 		conf(&sc)
 	}
+	sc.UI = mounted(cfg, sc)
 	srv, err := server.New(sc)
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +256,7 @@ var postRoutes = []string{
 func (e *env) seed() {
 	e.create(node("web-1"))
 	e.create(deployment("hello"))
-	e.st.CreateToken(e.t.Context(), store.Token{Name: "admin", Hash: server.HashToken("bkr_x"), CreatedAt: time.Now()})
+	e.st.CreateToken(e.t.Context(), store.Token{Name: "admin", Hash: auth.HashToken("bkr_x"), CreatedAt: time.Now()})
 }
 
 func TestPagesNeedLogin(t *testing.T) {
@@ -703,11 +713,13 @@ func TestSecureCookiesBehindTLSProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := ui.CreateUser(t.Context(), st, testUser, testPassword, bcrypt.MinCost, time.Now()); err != nil {
+	if err := auth.CreateUser(t.Context(), st, testUser, testPassword, bcrypt.MinCost, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Store: st, PublicURL: "https://bakery.example", Logger: slog.New(slog.DiscardHandler),
-		UI: &ui.Config{Store: st, Accounts: st, BcryptCost: bcrypt.MinCost}})
+	sc := server.Config{Store: st, PublicURL: "https://bakery.example", Logger: slog.New(slog.DiscardHandler),
+		Auth: auth.Config{BcryptCost: bcrypt.MinCost}}
+	sc.UI = mounted(ui.Config{}, sc)
+	srv, err := server.New(sc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/filestore"
@@ -88,7 +89,7 @@ func TestDescribeStoreWithoutEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	token, _, err := server.EnsureAdminToken(t.Context(), st, "")
+	token, _, err := auth.EnsureAdminToken(t.Context(), st, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/reconciler"
@@ -50,7 +51,7 @@ func newTestEnv(t *testing.T, loop ...bool) *testEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	token, _, err := server.EnsureAdminToken(t.Context(), st, "")
+	token, _, err := auth.EnsureAdminToken(t.Context(), st, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func newTestEnv(t *testing.T, loop ...bool) *testEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.Actions = mgr
+		cfg.Loop = mgr
 	}
 	srv, err := server.New(cfg)
 	if err != nil {

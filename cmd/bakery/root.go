@@ -140,7 +140,7 @@ func newRootCmd(a *app) *cobra.Command {
 		c.GroupID = "basic"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{newServerCmd(a), newAdminCmd(a), newLoginCmd(a), newVersionCmd(a)} {
+	for _, c := range []*cobra.Command{newServerCmd(a), newAdminCmd(a), newLoginCmd(a), newTokenCmd(a), newVersionCmd(a)} {
 		c.GroupID = "server"
 		root.AddCommand(c)
 	}

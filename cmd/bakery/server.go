@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/filestore"
@@ -401,7 +402,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
-	token, created, err := server.EnsureAdminToken(ctx, st, tokenFile)
+	token, created, err := auth.EnsureAdminToken(ctx, st, tokenFile)
 	if err != nil {
 		return err
 	}
@@ -411,7 +412,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	}
 	mcfg := reconciler.ManagerConfig{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
-		Notify: targets, DiskLowPercent: diskLow, Rules: server.CheckBundleRules,
+		Notify: targets, DiskLowPercent: diskLow,
 		ACMEServer: acmeServer, CertRenewBefore: o.certRenewBefore, ServerID: serverID,
 		Keyring: secrets, AnalyticsInterval: cmp.Or(o.analytics, -1),
 	}
@@ -423,10 +424,11 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	uiCfg.PublicURL, uiCfg.GitHub, uiCfg.Logger = o.publicURL, gh != nil && gh.ClientID != "", log
 	scfg := server.Config{
 		Store: st, Logger: log, MaxBodyBytes: maxBody,
 		Version: version, Commit: commit, StoreKind: kind,
-		PublicURL: o.publicURL, ServerID: serverID, UI: uiCfg, Keyring: secrets, GitHub: gh,
+		PublicURL: o.publicURL, ServerID: serverID, UI: uiCfg.Mount, Keyring: secrets, GitHub: gh,
 	}
 	if coord != nil {
 		mcfg.Locker, mcfg.LockRetry, mcfg.Ports = coord, o.takeover, coord
@@ -437,7 +439,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		return err
 	}
 	mgrRef.Store(mgr)
-	scfg.Actions = mgr
+	scfg.Loop = mgr
 	srv, err := server.New(scfg)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/pgstore"
@@ -22,20 +23,20 @@ import (
 
 // webUIConfig returns the web UI's configuration for st, and the one-time
 // setup token when st holds no user yet.
-func webUIConfig(ctx context.Context, st store.Store, targets []notify.Target) (*ui.Config, string, error) {
+func webUIConfig(ctx context.Context, st store.Store, targets []notify.Target) (ui.Config, string, error) {
 	acc, ok := st.(store.Accounts)
 	if !ok {
-		return nil, "", fmt.Errorf("the %T store keeps no accounts: no web UI", st)
+		return ui.Config{}, "", fmt.Errorf("the %T store keeps no accounts: no web UI", st)
 	}
-	setup, err := ui.NeedsSetup(ctx, acc)
+	setup, err := auth.NeedsSetup(ctx, acc)
 	if err != nil {
-		return nil, "", err
+		return ui.Config{}, "", err
 	}
 	var notes []string
 	for _, t := range targets {
 		notes = append(notes, t.String()) // scheme and host only: paths hold secrets
 	}
-	return &ui.Config{Store: st, Accounts: acc, SetupToken: setup, Notify: notes}, setup, nil
+	return ui.Config{SetupToken: setup, Notify: notes}, setup, nil
 }
 
 // printWebUI tells where the web UI is and, on a first start, the setup
@@ -89,7 +90,7 @@ func runAdminCreate(ctx context.Context, a *app, o adminOptions, name string) er
 	}
 	if f, ok := a.in.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			fmt.Fprintf(a.errOut, "Password for %s (shown as you type; at least %d characters): ", name, ui.MinPasswordLen)
+			fmt.Fprintf(a.errOut, "Password for %s (shown as you type; at least %d characters): ", name, auth.MinPasswordLen)
 		}
 	}
 	line, err := bufio.NewReader(a.in).ReadString('\n')
@@ -97,7 +98,7 @@ func runAdminCreate(ctx context.Context, a *app, o adminOptions, name string) er
 		return fmt.Errorf("read password: %w", err)
 	}
 	pw := strings.TrimRight(line, "\r\n")
-	if err := ui.CheckPassword(pw); err != nil {
+	if err := auth.CheckPassword(pw); err != nil {
 		return usageErrorf("%v", err)
 	}
 	var st store.Store
@@ -113,7 +114,7 @@ func runAdminCreate(ctx context.Context, a *app, o adminOptions, name string) er
 	if !ok {
 		return fmt.Errorf("the %T store keeps no accounts", st)
 	}
-	if err := ui.CreateUser(ctx, acc, name, pw, 0, time.Now()); err != nil {
+	if err := auth.CreateUser(ctx, acc, name, pw, 0, time.Now()); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.out, "user %s created\n", name)

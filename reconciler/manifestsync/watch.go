@@ -14,7 +14,6 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/manifests"
 )
@@ -43,10 +42,8 @@ type Watcher struct {
 	Store store.Store
 	// DeleteViaLoop: see Options.DeleteViaLoop.
 	DeleteViaLoop bool
-	// Rules: see Options.Check.
-	Rules    func(ctx context.Context, tx store.Tx, written []api.Object) error
-	Debounce time.Duration
-	Logger   *slog.Logger
+	Debounce      time.Duration
+	Logger        *slog.Logger
 	// Synced, if set, is called after every attempt (tests, status).
 	Synced func(Result, error)
 
@@ -182,5 +179,5 @@ func (w *Watcher) SyncOnce(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return Sync(ctx, w.Store, objs, Options{Owner: DirOwner(w.Dir), Prune: true, DeleteViaLoop: w.DeleteViaLoop, Check: w.Rules})
+	return Sync(ctx, w.Store, objs, Options{Owner: DirOwner(w.Dir), Prune: true, DeleteViaLoop: w.DeleteViaLoop})
 }
