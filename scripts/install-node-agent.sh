@@ -566,6 +566,9 @@ run_build() {
 	wait "$child" || rc=$?
 	systemctl stop "$scope.scope" 2>/dev/null || true
 	chown -R -P --from="$APP_USER" -- "$AGENT:$AGENT" .
+	# bakery-agent reads the built marker: it must not be a link the build
+	# pointed at a file of bakery-agent's.
+	if [[ -L .bakery-built || ( -e .bakery-built && ! -f .bakery-built ) ]]; then rm -rf -- .bakery-built; rc=1; fi
 	return "$rc"
 }
 

@@ -165,6 +165,14 @@ func TestE2EAppIsolation(t *testing.T) {
 	if got := mustSSH(t, n, "stat -c %U /var/lib/bakery/apps/attacker/releases/"+testRelease+" /var/lib/bakery/apps/attacker/releases/"+testRelease+"/.bakery-built"); got != "bakery-agent\nbakery-agent\n" {
 		t.Errorf("release owners after the build: %q", got)
 	}
+	// A built marker that is a link (bakery-agent reads the marker) fails
+	// the build and is removed.
+	if out, err := SSHInput(t, n, helper+" build attacker "+testRelease, []byte("ln -sf /home/bakery-agent/.ssh/authorized_keys .bakery-built\n")); err == nil {
+		t.Errorf("a build whose marker is a symbolic link succeeded: %s", out)
+	}
+	if out, err := SSH(t, n, "test ! -e /var/lib/bakery/apps/attacker/releases/"+testRelease+"/.bakery-built && test ! -L /var/lib/bakery/apps/attacker/releases/"+testRelease+"/.bakery-built"); err != nil {
+		t.Errorf("the linked marker is still there: %v %s", err, out)
+	}
 	if out, err := Exec(t, n.Name, traces); err != nil || strings.Contains(out, "x\n") {
 		t.Errorf("traces: %q %v", out, err)
 	}
