@@ -188,6 +188,7 @@ func TestDeliverLocal(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(relDir, "f")); err != nil || string(b) != "1\n" {
 		t.Fatalf("release file (export-ignore must not apply): %q, %v", b, err)
 	}
+	fakeBin(t) // sudo: like the helper's build verb, runs the script it reads in the release
 	cmd, err = Build.Command(BuildInput{App: app, Release: release, Install: `echo "$GREETING" > installed`, Test: "test -f f",
 		Build: `printf '%s' "$BAKERY_RELEASE" > where`, BuildHash: "h1", Env: map[string]string{"GREETING": `hi $(touch pwned) 'x'`}})
 	mustRun(t, cmd, err, root)
@@ -220,7 +221,7 @@ func TestDeliverLocal(t *testing.T) {
 		t.Errorf("prune: %q", out)
 	}
 	mustRun(t, cmdOf(RunDir.Command(AppInput{App: app})), nil, root)
-	if fi, err := os.Stat(filepath.Join(appDir, "run")); err != nil || fi.Mode().Perm() != 0o700 {
+	if fi, err := os.Stat(filepath.Join(appDir, "run")); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Fatalf("run dir: %v %v", fi, err)
 	}
 	mustRun(t, cmdOf(RemoveApp.Command(AppInput{App: app})), nil, root)
