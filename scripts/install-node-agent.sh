@@ -539,7 +539,7 @@ render_site() {
 # For the build only, the release (checked out by bakery-agent) belongs to the app's user;
 # afterwards it belongs to bakery-agent again and is read-only to the app.
 run_build() {
-	local app=$1 rel="/var/lib/bakery/apps/$1/releases/$2" script=$3 scope gp rc=0
+	local app=$1 rel="/var/lib/bakery/apps/$1/releases/$2" script=$3 scope parent rc=0
 	[[ $(cat /proc/sys/fs/protected_hardlinks 2>/dev/null) == 1 ]] ||
 		refuse "build: fs.protected_hardlinks must be 1 (a hard link could hand a root file to the app)"
 	# Work on the directory inode we entered, and only if it is the real release directory
@@ -550,14 +550,16 @@ run_build() {
 	# chown -R -P never follows a symlink and works relative to the directories it opened.
 	chown -R -P --from="$AGENT" -- "$APP_USER:$APP_USER" .
 	scope="bakery-build-$app-$$"
-	gp=$(ps -o ppid= -p "$PPID" | tr -d ' ')
+	parent=$PPID
 	systemd-run --scope --quiet --collect --unit="$scope" -- \
 		setpriv --reuid="$APP_USER" --regid="$APP_USER" --clear-groups --no-new-privs --reset-env \
 		-- /bin/sh -s <"$script" &
 	local child=$!
-	# The caller (bakery-agent) may not signal us: stop the build when it is gone.
+	# The caller (bakery-agent) may not signal us, nor the build's processes: stop the
+	# build when our sudo is gone (a cancelled SSH command's watcher kills it: sudo runs
+	# with bakery-agent's real uid in the command's process group).
 	while kill -0 "$child" 2>/dev/null; do
-		if [[ -n $gp ]] && ! kill -0 "$gp" 2>/dev/null; then
+		if ! kill -0 "$parent" 2>/dev/null; then
 			systemctl stop "$scope.scope" 2>/dev/null || true
 			break
 		fi
