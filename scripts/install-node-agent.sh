@@ -551,15 +551,18 @@ run_build() {
 	chown -R -P --from="$AGENT" -- "$APP_USER:$APP_USER" .
 	scope="bakery-build-$app-$$"
 	parent=$PPID
+	# A signal (sudo relays the caller's) must not end us before the cleanup below.
+	stop=0
+	trap 'stop=1' TERM INT HUP
 	systemd-run --scope --quiet --collect --unit="$scope" -- \
 		setpriv --reuid="$APP_USER" --regid="$APP_USER" --clear-groups --no-new-privs --reset-env \
 		-- /bin/sh -s <"$script" &
 	local child=$!
 	# The caller (bakery-agent) may not signal us, nor the build's processes: stop the
-	# build when our sudo is gone (a cancelled SSH command's watcher kills it: sudo runs
-	# with bakery-agent's real uid in the command's process group).
+	# build on a signal or when our sudo is gone (a cancelled SSH command's watcher
+	# kills it: sudo runs with bakery-agent's real uid in the command's process group).
 	while kill -0 "$child" 2>/dev/null; do
-		if ! kill -0 "$parent" 2>/dev/null; then
+		if ((stop)) || ! kill -0 "$parent" 2>/dev/null; then
 			systemctl stop "$scope.scope" 2>/dev/null || true
 			break
 		fi
@@ -567,6 +570,7 @@ run_build() {
 	done
 	wait "$child" || rc=$?
 	systemctl stop "$scope.scope" 2>/dev/null || true
+	if ((stop)) && ((rc == 0)); then rc=1; fi
 	chown -R -P --from="$APP_USER" -- "$AGENT:$AGENT" .
 	# bakery-agent reads the built marker: it must not be a link the build
 	# pointed at a file of bakery-agent's.
