@@ -13,13 +13,14 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
-	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/deployment"
+	"bakery.dev/bakery/reconciler/manager"
 )
 
 // DeploymentActions is the part of the control loop that carries out
 // deployment actions (deploy now, redeploy, restart, rollback).
 type DeploymentActions interface {
-	DeploymentAction(ctx context.Context, name string, req reconciler.ActionRequest) (*api.Deployment, error)
+	DeploymentAction(ctx context.Context, name string, req deployment.ActionRequest) (*api.Deployment, error)
 }
 
 // ActionResponse is the answer of POST /api/v1/deployments/{name}/actions/{action}.
@@ -37,7 +38,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) (any, error) {
 	if !ok {
 		return nil, errorf(http.StatusServiceUnavailable, "this server runs no deployment loop")
 	}
-	req := reconciler.ActionRequest{Action: mux.Vars(r)["action"], By: TokenName(r.Context())}
+	req := deployment.ActionRequest{Action: mux.Vars(r)["action"], By: TokenName(r.Context())}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "reading body: %v", err)
@@ -55,11 +56,11 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) (any, error) {
 		req.Commit, req.ToRevision = in.Commit, in.ToRevision
 	}
 	d, err := da.DeploymentAction(r.Context(), name, req)
-	var ae *reconciler.ActionError
+	var ae *deployment.ActionError
 	switch {
 	case errors.As(err, &ae):
 		return nil, errorf(http.StatusConflict, "%s", ae.Msg)
-	case errors.Is(err, reconciler.ErrNoDeploymentLoop):
+	case errors.Is(err, manager.ErrNoDeploymentLoop):
 		return nil, errorf(http.StatusServiceUnavailable, "%v", err)
 	case err != nil:
 		return nil, err

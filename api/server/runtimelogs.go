@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
-	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/deployment"
 )
 
 // RuntimeLogs is the part of the control loop that reads an app's own log
 // on its nodes.
 type RuntimeLogs interface {
-	RuntimeLogs(ctx context.Context, name string, req reconciler.RuntimeLogRequest, fn func(reconciler.RuntimeLogLine)) error
+	RuntimeLogs(ctx context.Context, name string, req deployment.RuntimeLogRequest, fn func(deployment.RuntimeLogLine)) error
 }
 
 // runtimeLogs serves GET /api/v1/deployments/{name}/logs?node=N&lines=L&follow=true
@@ -36,7 +36,7 @@ func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	req := reconciler.RuntimeLogRequest{Node: q.Get("node")}
+	req := deployment.RuntimeLogRequest{Node: q.Get("node")}
 	if v := q.Get("lines"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 100000 {
@@ -114,7 +114,7 @@ func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	_ = rc.SetWriteDeadline(time.Time{}) // a followed log may run for hours
-	err = rl.RuntimeLogs(ctx, name, req, func(l reconciler.RuntimeLogLine) { send("line", l) })
+	err = rl.RuntimeLogs(ctx, name, req, func(l deployment.RuntimeLogLine) { send("line", l) })
 	end := map[string]string{}
 	if err != nil {
 		end["error"] = err.Error()

@@ -15,7 +15,7 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
-	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/nodeconn"
 )
 
 // sealSecrets seals the plain values (spec.data) of every Secret among
@@ -46,7 +46,7 @@ func (s *Server) sealSecret(ctx context.Context, sec *api.Secret, prefix string)
 	name := sec.Metadata.Name
 	kr := s.cfg.Keyring
 	if len(sec.Spec.Data)+len(sec.Spec.Sealed) > 0 && (kr == nil || kr.Len() == 0) {
-		return badField(prefix+"spec", "this server has no encryption key to seal secrets with: start it with %s", reconciler.EncryptionKeyHint)
+		return badField(prefix+"spec", "this server has no encryption key to seal secrets with: start it with %s", nodeconn.EncryptionKeyHint)
 	}
 	out := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(sec.Spec.Sealed)) {
@@ -176,7 +176,7 @@ type ReencryptResult struct {
 func (s *Server) reencrypt(w http.ResponseWriter, r *http.Request) (any, error) {
 	kr := s.cfg.Keyring
 	if kr == nil || kr.Len() == 0 {
-		return nil, errorf(http.StatusConflict, "this server has no encryption key: start it with %s", reconciler.EncryptionKeyHint)
+		return nil, errorf(http.StatusConflict, "this server has no encryption key: start it with %s", nodeconn.EncryptionKeyHint)
 	}
 	ctx := r.Context()
 	res := ReencryptResult{KeyID: kr.KeyID()}
@@ -218,7 +218,7 @@ func (s *Server) reencrypt(w http.ResponseWriter, r *http.Request) (any, error) 
 		return nil, err
 	}
 	if ss, ok := s.store.(store.Settings); ok {
-		ch, err := reconciler.ResealIdentity(ctx, ss, kr)
+		ch, err := nodeconn.ResealIdentity(ctx, ss, kr)
 		if err != nil {
 			return nil, errorf(http.StatusConflict, "%v", err)
 		}

@@ -19,7 +19,7 @@ import (
 
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
-	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/manager"
 	"bakery.dev/bakery/reconciler/source"
 )
 
@@ -40,7 +40,7 @@ const maxDeliveries = 2000
 
 // PushQueue is the part of the control loop that takes pushes.
 type PushQueue interface {
-	QueuePush(p reconciler.Push) error
+	QueuePush(p manager.Push) error
 }
 
 // WebhookResponse is the answer of a webhook delivery.
@@ -124,14 +124,14 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, delivery, event
 	case parse == nil:
 		return WebhookResponse{Delivery: delivery, Result: "ignored"}, nil
 	}
-	err = pq.QueuePush(reconciler.Push{Delivery: delivery, Repos: p.Repos, Ref: p.Ref, After: p.After, Received: time.Now()})
+	err = pq.QueuePush(manager.Push{Delivery: delivery, Repos: p.Repos, Ref: p.Ref, After: p.After, Received: time.Now()})
 	if err != nil {
 		// Not handled: a redelivery of this id must not count as a replay.
 		if ferr := s.deliveries.forget(context.WithoutCancel(r.Context()), s.settings(), delivery); ferr != nil {
 			s.log.Warn("webhook: forgetting a delivery not queued", "delivery", delivery, "err", ferr)
 		}
 	}
-	if errors.Is(err, reconciler.ErrPushQueueFull) {
+	if errors.Is(err, manager.ErrPushQueueFull) {
 		w.Header().Set("Retry-After", "5")
 		return nil, errorf(http.StatusServiceUnavailable, "%v", err)
 	}

@@ -19,13 +19,13 @@ import (
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/sealed"
-	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/manager"
 )
 
 // pushRecorder is a control loop that only records the pushes queued.
 type pushRecorder struct {
 	mu     sync.Mutex
-	pushes []reconciler.Push
+	pushes []manager.Push
 	full   bool // QueuePush answers ErrPushQueueFull
 }
 
@@ -33,11 +33,11 @@ func (p *pushRecorder) PublicKey() string { return "" }
 func (p *pushRecorder) VerifyNode(context.Context, string) (*api.Node, error) {
 	return nil, fmt.Errorf("not here")
 }
-func (p *pushRecorder) QueuePush(push reconciler.Push) error {
+func (p *pushRecorder) QueuePush(push manager.Push) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.full {
-		return reconciler.ErrPushQueueFull
+		return manager.ErrPushQueueFull
 	}
 	p.pushes = append(p.pushes, push)
 	return nil

@@ -10,7 +10,8 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store/pgstore"
 	"bakery.dev/bakery/api/store/pgstore/pgtest"
-	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/analytics"
+	"bakery.dev/bakery/reconciler/nodeconn"
 	"bakery.dev/bakery/sshexec"
 )
 
@@ -45,11 +46,11 @@ func TestAnalyticsRecord(t *testing.T) {
 	}
 	collect := func() api.TrafficSummary {
 		t.Helper()
-		a := &reconciler.Analytics{Store: st, Settings: st, Connector: reconciler.SSHConnector{Local: sshexec.NewLocal()}, LogDir: dir, AppsDir: dir}
+		a := &analytics.Collector{Store: st, Settings: st, Connector: nodeconn.SSHConnector{Local: sshexec.NewLocal()}, LogDir: dir, AppsDir: dir}
 		if s, err := a.Collect(ctx); err != nil || s.Nodes["n1"].Err != nil {
 			t.Fatalf("collect: %v %+v", err, s)
 		}
-		m, err := reconciler.LoadMetrics(ctx, st, "web")
+		m, err := analytics.LoadMetrics(ctx, st, "web")
 		if err != nil || len(m.Nodes) != 1 {
 			t.Fatalf("metrics: %+v %v", m, err)
 		}
