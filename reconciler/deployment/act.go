@@ -134,23 +134,9 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 		n.obs.SiteHash = ing.Hash(n, a.Slot, a.Port)
 		return n.writeState(ctx, a)
 	case ActDrain:
-		d := n.spec.Strategy.Drain.Duration
-		n.logf("draining %s slot for %s", a.Slot, d)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d):
-			return nil
-		}
+		return n.drain(ctx, a.Slot)
 	case ActStop:
-		if n.prev != nil && !n.installed[a.Slot] {
-			rt = n.prev // a slot of the runtime the app ran under before
-		}
-		if err := rt.Stop(ctx, n, a.Slot); err != nil {
-			return err
-		}
-		n.obs.Units[a.Slot] = "inactive"
-		return nil
+		return n.stop(ctx, rt, a.Slot)
 	case ActSite:
 		if err := ing.Switch(ctx, n, a.Slot, a.Port); err != nil {
 			return err
@@ -158,33 +144,69 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 		n.obs.SiteHash = ing.Hash(n, a.Slot, a.Port)
 		return nil
 	case ActPrune:
-		if err := n.prune(ctx); err != nil {
-			return err
-		}
-		if p, ok := rt.(imagePruner); ok {
-			return p.PruneImages(ctx, n)
-		}
-		return nil
+		return n.pruneReleases(ctx, rt)
 	case ActCert:
 		return ing.Certificate(ctx, n, a.Host)
 	case ActRenew:
 		return ing.Renew(ctx, n, a.Host)
 	case ActRemove:
-		if err := rt.Remove(ctx, n); err != nil {
-			return err
-		}
-		if n.prev != nil {
-			if err := n.prev.Remove(ctx, n); err != nil {
-				return err
-			}
-		}
-		if err := ing.Remove(ctx, n); err != nil {
-			return err
-		}
-		_, err := n.run(ctx, `rm -rf "$D"`, map[string]string{"D": nf.AppDir(n.app)}, nil)
-		return err
+		return n.removeApp(ctx, rt, ing)
 	}
 	return fmt.Errorf("unknown action %q", a.Type)
+}
+
+// drain waits the strategy's drain time before the old slot stops.
+func (n *nodeRun) drain(ctx context.Context, slot string) error {
+	d := n.spec.Strategy.Drain.Duration
+	n.logf("draining %s slot for %s", slot, d)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// stop stops a slot, under the runtime the app ran under before when the
+// slot was not installed by this rollout.
+func (n *nodeRun) stop(ctx context.Context, rt Runtime, slot string) error {
+	if n.prev != nil && !n.installed[slot] {
+		rt = n.prev // a slot of the runtime the app ran under before
+	}
+	if err := rt.Stop(ctx, n, slot); err != nil {
+		return err
+	}
+	n.obs.Units[slot] = "inactive"
+	return nil
+}
+
+// pruneReleases deletes old releases, and old images under docker.
+func (n *nodeRun) pruneReleases(ctx context.Context, rt Runtime) error {
+	if err := n.prune(ctx); err != nil {
+		return err
+	}
+	if p, ok := rt.(imagePruner); ok {
+		return p.PruneImages(ctx, n)
+	}
+	return nil
+}
+
+// removeApp removes the app from the node: its slots (under both
+// runtimes when it changed), its site and its directory.
+func (n *nodeRun) removeApp(ctx context.Context, rt Runtime, ing Ingress) error {
+	if err := rt.Remove(ctx, n); err != nil {
+		return err
+	}
+	if n.prev != nil {
+		if err := n.prev.Remove(ctx, n); err != nil {
+			return err
+		}
+	}
+	if err := ing.Remove(ctx, n); err != nil {
+		return err
+	}
+	_, err := n.run(ctx, `rm -rf "$D"`, map[string]string{"D": nf.AppDir(n.app)}, nil)
+	return err
 }
 
 func (n *nodeRun) fetch(ctx context.Context, commit string) error {

@@ -136,89 +136,114 @@ func ParseAppObservation(out string) (AppObservation, error) {
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		kind, rest, _ := strings.Cut(sc.Text(), " ")
-		switch kind {
-		case "state":
-			st, err := nf.ParseState([]byte(rest))
-			if err != nil {
-				return o, err
-			}
-			o.State = st
-		case "unit":
-			slot, state, _ := strings.Cut(rest, " ")
-			if slot == nf.Blue || slot == nf.Green {
-				o.Units[slot] = state
-			}
-		case "site":
-			if rest != "-" {
-				o.SiteHash = rest
-			}
-		case "release":
-			commit, built, _ := strings.Cut(rest, " ")
-			if built == "-" {
-				built = ""
-			}
-			o.Releases[commit] = built
-		case "have":
-			o.Haves = append(o.Haves, rest)
-		case "other":
-			var other nf.AppState
-			if err := json.Unmarshal([]byte(rest), &other); err != nil {
-				continue // another app's broken state file is its own problem
-			}
-			for _, s := range other.Slots {
-				if s.Port != 0 {
-					o.UsedPorts[s.Port] = true
-				}
-			}
-		case "listen":
-			if p, err := strconv.Atoi(rest); err == nil {
-				o.Listening[p] = true
-			}
-		case "docker":
-			o.Docker = true
-		case "docker-error":
-			return o, fmt.Errorf("docker: %s", rest)
-		case "image":
-			o.Images[rest] = true
-		case "container":
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				continue // docker inspect prints an empty line when no container exists
-			}
-			if len(f) != 6 {
-				return o, fmt.Errorf("unexpected observe output %q", truncate(sc.Text(), 100))
-			}
-			name := strings.TrimPrefix(f[0], "/")
-			for _, slot := range nf.Slots {
-				if strings.HasSuffix(name, "-"+slot) {
-					c := Container{Status: f[1], Image: f[3], Commit: f[4], Revision: f[5]}
-					if f[2] != "-" {
-						c.Health = f[2]
-					}
-					o.Containers[slot] = c
-				}
-			}
-		case "cert":
-			host, c, ok, err := parseCertLine(rest)
-			if err != nil {
-				return o, err
-			}
-			if ok {
-				o.Certs[host] = c
-			}
-		case "certerr":
-			return o, fmt.Errorf("observe certificates: %s", rest)
-		case "":
-		default:
-			return o, fmt.Errorf("unexpected observe output %q", truncate(sc.Text(), 100))
+		if err := o.parseLine(sc.Text()); err != nil {
+			return o, err
 		}
 	}
 	if o.Docker {
 		o.dockerUnits()
 	}
-	// A port something listens on is used, unless it is one of this
-	// app's own slots (which may be running).
+	o.listeningUsed()
+	return o, sc.Err()
+}
+
+// parseLine parses one line of the observe script's output into o.
+func (o *AppObservation) parseLine(line string) error {
+	kind, rest, _ := strings.Cut(line, " ")
+	switch kind {
+	case "state":
+		st, err := nf.ParseState([]byte(rest))
+		if err != nil {
+			return err
+		}
+		o.State = st
+	case "unit":
+		slot, state, _ := strings.Cut(rest, " ")
+		if slot == nf.Blue || slot == nf.Green {
+			o.Units[slot] = state
+		}
+	case "site":
+		if rest != "-" {
+			o.SiteHash = rest
+		}
+	case "release":
+		commit, built, _ := strings.Cut(rest, " ")
+		if built == "-" {
+			built = ""
+		}
+		o.Releases[commit] = built
+	case "have":
+		o.Haves = append(o.Haves, rest)
+	case "other":
+		o.otherApp(rest)
+	case "listen":
+		if p, err := strconv.Atoi(rest); err == nil {
+			o.Listening[p] = true
+		}
+	case "docker":
+		o.Docker = true
+	case "docker-error":
+		return fmt.Errorf("docker: %s", rest)
+	case "image":
+		o.Images[rest] = true
+	case "container":
+		return o.parseContainer(line, rest)
+	case "cert":
+		host, c, ok, err := parseCertLine(rest)
+		if err != nil {
+			return err
+		}
+		if ok {
+			o.Certs[host] = c
+		}
+	case "certerr":
+		return fmt.Errorf("observe certificates: %s", rest)
+	case "":
+	default:
+		return fmt.Errorf("unexpected observe output %q", truncate(line, 100))
+	}
+	return nil
+}
+
+// otherApp counts the ports in another app's state file as used.
+func (o *AppObservation) otherApp(stateJSON string) {
+	var other nf.AppState
+	if err := json.Unmarshal([]byte(stateJSON), &other); err != nil {
+		return // another app's broken state file is its own problem
+	}
+	for _, s := range other.Slots {
+		if s.Port != 0 {
+			o.UsedPorts[s.Port] = true
+		}
+	}
+}
+
+// parseContainer parses a "container" line (docker inspect of a slot's
+// container).
+func (o *AppObservation) parseContainer(line, rest string) error {
+	f := strings.Fields(rest)
+	if len(f) == 0 {
+		return nil // docker inspect prints an empty line when no container exists
+	}
+	if len(f) != 6 {
+		return fmt.Errorf("unexpected observe output %q", truncate(line, 100))
+	}
+	name := strings.TrimPrefix(f[0], "/")
+	for _, slot := range nf.Slots {
+		if strings.HasSuffix(name, "-"+slot) {
+			c := Container{Status: f[1], Image: f[3], Commit: f[4], Revision: f[5]}
+			if f[2] != "-" {
+				c.Health = f[2]
+			}
+			o.Containers[slot] = c
+		}
+	}
+	return nil
+}
+
+// listeningUsed counts a port something listens on as used, unless it is
+// one of this app's own slots (which may be running).
+func (o *AppObservation) listeningUsed() {
 	own := map[int]bool{}
 	if o.State != nil {
 		for _, s := range o.State.Slots {
@@ -230,7 +255,6 @@ func ParseAppObservation(out string) (AppObservation, error) {
 			o.UsedPorts[p] = true
 		}
 	}
-	return o, sc.Err()
 }
 
 // dockerUnits puts the containers' states where Plan reads the units'

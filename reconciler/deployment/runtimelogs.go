@@ -55,36 +55,9 @@ func RuntimeLogs(ctx context.Context, st store.Store, conn nodeconn.Connector, k
 	if lines <= 0 {
 		lines = 100
 	}
-	type target struct {
-		node, slot string
-		ex         sshexec.Executor
-	}
-	var targets []target
-	for _, ns := range d.Status.Nodes {
-		if ns.ActiveSlot == "" || req.Node != "" && ns.Node != req.Node {
-			continue
-		}
-		no, err := st.Get(ctx, api.KindNode, ns.Node)
-		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			return err
-		}
-		n := no.(*api.Node)
-		var via *api.Node
-		if n.Spec.Via != "" {
-			if vo, err := st.Get(ctx, api.KindNode, n.Spec.Via); err == nil {
-				via = vo.(*api.Node)
-			}
-		}
-		targets = append(targets, target{node: ns.Node, slot: ns.ActiveSlot, ex: conn.Executor(n, via)})
-	}
-	if len(targets) == 0 {
-		if req.Node != "" {
-			return fmt.Errorf("%w: deployment %s runs on no node named %q", ErrNoActiveSlot, name, req.Node)
-		}
-		return fmt.Errorf("%w: deployment %s has not been rolled out yet", ErrNoActiveSlot, name)
+	targets, err := logTargets(ctx, st, conn, d, req.Node)
+	if err != nil {
+		return err
 	}
 	// The app's secret values are masked in what it printed, as in rollout
 	// logs (a secret the app prints is still the app's business on the
@@ -93,18 +66,7 @@ func RuntimeLogs(ctx context.Context, st store.Store, conn nodeconn.Connector, k
 	if renv, err := resolveEnv(ctx, st, kr, &d.Spec); err == nil {
 		mask = rolloutlog.MaskReplacer(renv.secret)
 	}
-	script := sudo + ` journal "$APP" "$SLOT" "$LINES"`
-	if req.Follow {
-		script += " follow"
-	}
-	if d.Spec.Runtime == api.RuntimeDocker {
-		// The container's own log (stdout and stderr kept apart); as
-		// bakery-agent, so the follow ends with the SSH session.
-		script = `docker logs --timestamps --tail "$LINES" "bakery-$APP-$SLOT"`
-		if req.Follow {
-			script = `docker logs --timestamps --follow --tail "$LINES" "bakery-$APP-$SLOT"`
-		}
-	}
+	script := journalScript(d, req.Follow)
 	var wg sync.WaitGroup
 	errs := make([]error, len(targets))
 	for i, t := range targets {
@@ -130,4 +92,60 @@ func RuntimeLogs(ctx context.Context, st store.Store, conn nodeconn.Connector, k
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// logTarget is a node's active slot whose log is read.
+type logTarget struct {
+	node, slot string
+	ex         sshexec.Executor
+}
+
+// logTargets returns the active slots of d (on node only, when set).
+func logTargets(ctx context.Context, st store.Store, conn nodeconn.Connector, d *api.Deployment, node string) ([]logTarget, error) {
+	var targets []logTarget
+	for _, ns := range d.Status.Nodes {
+		if ns.ActiveSlot == "" || node != "" && ns.Node != node {
+			continue
+		}
+		no, err := st.Get(ctx, api.KindNode, ns.Node)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			return nil, err
+		}
+		n := no.(*api.Node)
+		var via *api.Node
+		if n.Spec.Via != "" {
+			if vo, err := st.Get(ctx, api.KindNode, n.Spec.Via); err == nil {
+				via = vo.(*api.Node)
+			}
+		}
+		targets = append(targets, logTarget{node: ns.Node, slot: ns.ActiveSlot, ex: conn.Executor(n, via)})
+	}
+	if len(targets) == 0 {
+		if node != "" {
+			return nil, fmt.Errorf("%w: deployment %s runs on no node named %q", ErrNoActiveSlot, d.Metadata.Name, node)
+		}
+		return nil, fmt.Errorf("%w: deployment %s has not been rolled out yet", ErrNoActiveSlot, d.Metadata.Name)
+	}
+	return targets, nil
+}
+
+// journalScript is the command that prints (or follows) an active slot's
+// log: the unit's journal, or the container's own log under docker.
+func journalScript(d *api.Deployment, follow bool) string {
+	script := sudo + ` journal "$APP" "$SLOT" "$LINES"`
+	if follow {
+		script += " follow"
+	}
+	if d.Spec.Runtime == api.RuntimeDocker {
+		// The container's own log (stdout and stderr kept apart); as
+		// bakery-agent, so the follow ends with the SSH session.
+		script = `docker logs --timestamps --tail "$LINES" "bakery-$APP-$SLOT"`
+		if follow {
+			script = `docker logs --timestamps --follow --tail "$LINES" "bakery-$APP-$SLOT"`
+		}
+	}
+	return script
 }

@@ -53,32 +53,12 @@ func resolveEnv(ctx context.Context, st store.Reader, kr *sealed.Keyring, s *api
 	opened := map[string]map[string]string{}
 	uids := map[string]string{}
 	for _, n := range names {
-		o, err := st.Get(ctx, api.KindSecret, n)
-		if errors.Is(err, store.ErrNotFound) {
-			return out, fmt.Errorf("secret %q does not exist", n)
-		}
+		vals, uid, err := openSecret(ctx, st, kr, n)
 		if err != nil {
-			return out, fmt.Errorf("secret %q: %w", n, err)
-		}
-		sec := o.(*api.Secret)
-		if len(sec.Spec.Data) > 0 {
-			// Written to the store around the API (a hand-edited file).
-			return out, fmt.Errorf("secret %q holds unsealed spec.data: write secrets through the API (bakery secret set, bakery apply), which seals them", n)
-		}
-		vals := map[string]string{}
-		for k, v := range sec.Spec.Sealed {
-			b, err := base64.StdEncoding.DecodeString(v)
-			if err != nil {
-				return out, fmt.Errorf("secret %q key %s: not a sealed value", n, k)
-			}
-			pt, err := kr.Open(b, api.SecretAD(n, k))
-			if err != nil {
-				return out, fmt.Errorf("secret %q key %s: %w", n, k, err)
-			}
-			vals[k] = string(pt)
+			return out, err
 		}
 		opened[n] = vals
-		uids[n] = sec.Metadata.UID
+		uids[n] = uid
 	}
 	fromSecret := map[string]bool{}
 	for _, ef := range s.Run.EnvFrom {
@@ -101,6 +81,43 @@ func resolveEnv(ctx context.Context, st store.Reader, kr *sealed.Keyring, s *api
 		out.env[e.Name] = v
 		fromSecret[e.Name] = true
 	}
+	out.hashSecrets(names, uids, fromSecret)
+	return out, nil
+}
+
+// openSecret reads the Secret named name and opens its sealed values.
+func openSecret(ctx context.Context, st store.Reader, kr *sealed.Keyring, name string) (map[string]string, string, error) {
+	o, err := st.Get(ctx, api.KindSecret, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", fmt.Errorf("secret %q does not exist", name)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("secret %q: %w", name, err)
+	}
+	sec := o.(*api.Secret)
+	if len(sec.Spec.Data) > 0 {
+		// Written to the store around the API (a hand-edited file).
+		return nil, "", fmt.Errorf("secret %q holds unsealed spec.data: write secrets through the API (bakery secret set, bakery apply), which seals them", name)
+	}
+	vals := map[string]string{}
+	for k, v := range sec.Spec.Sealed {
+		b, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			return nil, "", fmt.Errorf("secret %q key %s: not a sealed value", name, k)
+		}
+		pt, err := kr.Open(b, api.SecretAD(name, k))
+		if err != nil {
+			return nil, "", fmt.Errorf("secret %q key %s: %w", name, k, err)
+		}
+		vals[k] = string(pt)
+	}
+	return vals, sec.Metadata.UID, nil
+}
+
+// hashSecrets lists the values that came from secrets (masked in logs)
+// and hashes them, keyed by the secrets' names and uids: a changed value
+// or a re-created secret changes the hash, hence the revision.
+func (out *resolvedEnv) hashSecrets(names []string, uids map[string]string, fromSecret map[string]bool) {
 	var key []byte
 	for _, n := range names {
 		key = append(key, n+"="+uids[n]+"\x00"...)
@@ -120,5 +137,4 @@ func resolveEnv(ctx context.Context, st store.Reader, kr *sealed.Keyring, s *api
 	if len(vars) > 0 {
 		out.hash = hex.EncodeToString(mac.Sum(nil))[:16]
 	}
-	return out, nil
 }
