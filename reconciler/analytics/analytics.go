@@ -162,49 +162,85 @@ func (a *Collector) Collect(ctx context.Context) (stats CollectStats, err error)
 	}
 	defer func() { lk.Release(err == nil) }()
 	ctx = lk.Ctx
-	deps, err := a.Store.List(ctx, api.KindDeployment, store.ListOptions{})
+	w, err := a.load(ctx)
 	if err != nil {
 		return stats, err
+	}
+	now := time.Now()
+	changed := map[string]bool{}
+	for r := range a.readNodes(ctx, w) {
+		if r.stats.Err == nil {
+			for app, ar := range r.found {
+				nm := nodeMetrics(w.records[app], r.node)
+				r.stats.Lines += ar.merge(nm)
+				nm.Collected = api.NewTime(now)
+				changed[app] = true
+			}
+		}
+		stats.Nodes[r.node] = r.stats
+	}
+	return stats, a.save(ctx, w.records, changed, now)
+}
+
+// work is what one collection reads: the metrics records of every
+// deployment, and which apps run on which node.
+type work struct {
+	records map[string]*api.DeploymentMetrics
+	apps    map[string][]string // node → apps on it
+	byName  map[string]*api.Node
+}
+
+// load reads the deployments, their nodes and their metrics records.
+func (a *Collector) load(ctx context.Context) (*work, error) {
+	deps, err := a.Store.List(ctx, api.KindDeployment, store.ListOptions{})
+	if err != nil {
+		return nil, err
 	}
 	nodes, err := a.Store.List(ctx, api.KindNode, store.ListOptions{})
 	if err != nil {
-		return stats, err
+		return nil, err
 	}
-	byName := map[string]*api.Node{}
+	w := &work{records: map[string]*api.DeploymentMetrics{}, apps: map[string][]string{}, byName: map[string]*api.Node{}}
 	for _, o := range nodes {
-		byName[o.GetObjectMeta().Name] = o.(*api.Node)
+		w.byName[o.GetObjectMeta().Name] = o.(*api.Node)
 	}
-	records := map[string]*api.DeploymentMetrics{}
-	apps := map[string][]string{} // node → apps on it
 	for _, o := range deps {
 		d := o.(*api.Deployment)
 		name := d.Metadata.Name
 		rec, err := LoadMetrics(ctx, a.Settings, name)
 		if err != nil {
-			return stats, err
+			return nil, err
 		}
-		records[name] = rec
+		w.records[name] = rec
 		for _, ns := range d.Status.Nodes {
-			if _, ok := byName[ns.Node]; ok {
-				apps[ns.Node] = append(apps[ns.Node], name)
+			if _, ok := w.byName[ns.Node]; ok {
+				w.apps[ns.Node] = append(w.apps[ns.Node], name)
 			}
 		}
 	}
-	type nodeResult struct {
-		node  string
-		found map[string]*appRead
-		stats NodeCollectStats
-	}
-	results := make(chan nodeResult, len(apps))
+	return w, nil
+}
+
+// nodeResult is what was read from one node.
+type nodeResult struct {
+	node  string
+	found map[string]*appRead
+	stats NodeCollectStats
+}
+
+// readNodes reads every node at once, each from the positions its apps'
+// records say; the channel returned holds every node's result.
+func (a *Collector) readNodes(ctx context.Context, w *work) <-chan nodeResult {
+	results := make(chan nodeResult, len(w.apps))
 	var wg sync.WaitGroup
-	for node, list := range apps {
+	for node, list := range w.apps {
 		sort.Strings(list)
 		positions := map[string]api.LogPosition{}
 		for _, app := range list {
-			positions[app] = nodeMetrics(records[app], node).Log
+			positions[app] = nodeMetrics(w.records[app], node).Log
 		}
-		n := byName[node]
-		ex := a.Connector.Executor(n, byName[n.Spec.Via])
+		n := w.byName[node]
+		ex := a.Connector.Executor(n, w.byName[n.Spec.Via])
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -215,19 +251,12 @@ func (a *Collector) Collect(ctx context.Context) (stats CollectStats, err error)
 	}
 	wg.Wait()
 	close(results)
-	now := time.Now()
-	changed := map[string]bool{}
-	for r := range results {
-		if r.stats.Err == nil {
-			for app, ar := range r.found {
-				nm := nodeMetrics(records[app], r.node)
-				r.stats.Lines += ar.merge(nm)
-				nm.Collected = api.NewTime(now)
-				changed[app] = true
-			}
-		}
-		stats.Nodes[r.node] = r.stats
-	}
+	return results
+}
+
+// save drops points older than the retention from the changed records
+// and stores them, each with its read positions in one write.
+func (a *Collector) save(ctx context.Context, records map[string]*api.DeploymentMetrics, changed map[string]bool, now time.Time) error {
 	cut := now.Add(-a.retention())
 	for app := range changed {
 		rec := records[app]
@@ -242,13 +271,13 @@ func (a *Collector) Collect(ctx context.Context) (stats CollectStats, err error)
 		rec.Nodes = keep
 		b, err := json.Marshal(rec)
 		if err != nil {
-			return stats, err
+			return err
 		}
 		if err := a.Settings.PutSetting(ctx, metricsSetting(app), b); err != nil {
-			return stats, fmt.Errorf("store metrics of %s: %w", app, err)
+			return fmt.Errorf("store metrics of %s: %w", app, err)
 		}
 	}
-	return stats, nil
+	return nil
 }
 
 // nodeMetrics returns rec's entry for node, adding it when missing.

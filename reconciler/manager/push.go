@@ -112,67 +112,11 @@ func (m *Manager) HandlePush(ctx context.Context, p Push) (PushOutcome, error) {
 	if p.Delivery != "" {
 		what += " (delivery " + p.Delivery + ")"
 	}
-	deps, err := m.cfg.Store.List(ctx, api.KindDeployment, store.ListOptions{})
-	if err != nil {
+	if err := m.pushDeployments(ctx, p, keys, deleted, what, &out); err != nil {
 		return out, err
 	}
-	for _, o := range deps {
-		d := o.(*api.Deployment)
-		if !keys[source.RepoKey(d.Spec.Source.Repo)] {
-			continue
-		}
-		ref := d.Spec.Source.Ref
-		if ref == "" {
-			ref = api.DefaultRef
-		}
-		reason := ""
-		switch {
-		case deleted:
-			reason = "the ref was deleted"
-		case d.Spec.Source.Commit != "":
-			reason = "the deployment pins commit " + short(d.Spec.Source.Commit)
-		case !tracks(ref, p.Ref):
-			reason = "the deployment follows " + ref
-		case d.Status.Pin != nil && d.Status.Pin.Generation == d.Metadata.Generation && d.Status.Pin.Reason == api.TriggerRollback:
-			reason = "the deployment was rolled back to " + short(d.Status.Pin.Commit) + " (deploy it to follow the branch again)"
-		}
-		if reason != "" {
-			out.Ignored = append(out.Ignored, api.Ref(d))
-			m.events.Record(ctx, &api.Event{Type: api.EventPushIgnored, Severity: api.SeverityInfo, Object: api.Ref(d), Message: what + " ignored: " + reason})
-			continue
-		}
-		out.Triggered = append(out.Triggered, api.Ref(d))
-		m.events.Record(ctx, &api.Event{Type: api.EventPushReceived, Severity: api.SeverityInfo, Object: api.Ref(d), Message: what + ": resolving the branch again"})
-		if m.depl == nil {
-			continue
-		}
-		if m.rollingOut(ctx, d, p.After) {
-			m.depl.Enqueue(d.Metadata.Name)
-		} else {
-			m.depl.Supersede(d.Metadata.Name, nil)
-		}
-	}
-	srcs, err := m.cfg.Store.List(ctx, api.KindManifestSource, store.ListOptions{})
-	if err != nil {
+	if err := m.pushSources(ctx, p, keys, deleted, what, &out); err != nil {
 		return out, err
-	}
-	for _, o := range srcs {
-		ms := o.(*api.ManifestSource)
-		if !keys[source.RepoKey(ms.Spec.Repo)] {
-			continue
-		}
-		branch := ms.Spec.Branch
-		if branch == "" {
-			branch = api.DefaultManifestBranch
-		}
-		if deleted || !tracks(branch, p.Ref) {
-			out.Ignored = append(out.Ignored, api.Ref(ms))
-			m.events.Record(ctx, &api.Event{Type: api.EventPushIgnored, Severity: api.SeverityInfo, Object: api.Ref(ms), Message: what + " ignored: the source follows " + branch})
-			continue
-		}
-		out.Triggered = append(out.Triggered, api.Ref(ms))
-		m.events.Record(ctx, &api.Event{Type: api.EventPushReceived, Severity: api.SeverityInfo, Object: api.Ref(ms), Message: what + ": syncing"})
-		m.srcs.Enqueue(ms.Metadata.Name)
 	}
 	m.cfg.Logger.Info("push", "delivery", p.Delivery, "ref", p.Ref, "after", p.After, "triggered", out.Triggered, "ignored", out.Ignored)
 	return out, nil
@@ -222,4 +166,78 @@ func short(c string) string {
 		return c[:12]
 	}
 	return c
+}
+
+// pushDeployments wakes the deployments that follow the pushed ref (a
+// rollout of the pushed commit in flight is left to finish) and records
+// why the others ignore it.
+func (m *Manager) pushDeployments(ctx context.Context, p Push, keys map[string]bool, deleted bool, what string, out *PushOutcome) error {
+	deps, err := m.cfg.Store.List(ctx, api.KindDeployment, store.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, o := range deps {
+		d := o.(*api.Deployment)
+		if !keys[source.RepoKey(d.Spec.Source.Repo)] {
+			continue
+		}
+		ref := d.Spec.Source.Ref
+		if ref == "" {
+			ref = api.DefaultRef
+		}
+		reason := ""
+		switch {
+		case deleted:
+			reason = "the ref was deleted"
+		case d.Spec.Source.Commit != "":
+			reason = "the deployment pins commit " + short(d.Spec.Source.Commit)
+		case !tracks(ref, p.Ref):
+			reason = "the deployment follows " + ref
+		case d.Status.Pin != nil && d.Status.Pin.Generation == d.Metadata.Generation && d.Status.Pin.Reason == api.TriggerRollback:
+			reason = "the deployment was rolled back to " + short(d.Status.Pin.Commit) + " (deploy it to follow the branch again)"
+		}
+		if reason != "" {
+			out.Ignored = append(out.Ignored, api.Ref(d))
+			m.events.Record(ctx, &api.Event{Type: api.EventPushIgnored, Severity: api.SeverityInfo, Object: api.Ref(d), Message: what + " ignored: " + reason})
+			continue
+		}
+		out.Triggered = append(out.Triggered, api.Ref(d))
+		m.events.Record(ctx, &api.Event{Type: api.EventPushReceived, Severity: api.SeverityInfo, Object: api.Ref(d), Message: what + ": resolving the branch again"})
+		if m.depl == nil {
+			continue
+		}
+		if m.rollingOut(ctx, d, p.After) {
+			m.depl.Enqueue(d.Metadata.Name)
+		} else {
+			m.depl.Supersede(d.Metadata.Name, nil)
+		}
+	}
+	return nil
+}
+
+// pushSources wakes the manifest sources that follow the pushed branch.
+func (m *Manager) pushSources(ctx context.Context, p Push, keys map[string]bool, deleted bool, what string, out *PushOutcome) error {
+	srcs, err := m.cfg.Store.List(ctx, api.KindManifestSource, store.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, o := range srcs {
+		ms := o.(*api.ManifestSource)
+		if !keys[source.RepoKey(ms.Spec.Repo)] {
+			continue
+		}
+		branch := ms.Spec.Branch
+		if branch == "" {
+			branch = api.DefaultManifestBranch
+		}
+		if deleted || !tracks(branch, p.Ref) {
+			out.Ignored = append(out.Ignored, api.Ref(ms))
+			m.events.Record(ctx, &api.Event{Type: api.EventPushIgnored, Severity: api.SeverityInfo, Object: api.Ref(ms), Message: what + " ignored: the source follows " + branch})
+			continue
+		}
+		out.Triggered = append(out.Triggered, api.Ref(ms))
+		m.events.Record(ctx, &api.Event{Type: api.EventPushReceived, Severity: api.SeverityInfo, Object: api.Ref(ms), Message: what + ": syncing"})
+		m.srcs.Enqueue(ms.Metadata.Name)
+	}
+	return nil
 }

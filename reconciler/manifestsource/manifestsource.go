@@ -102,25 +102,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconciler.Request) (rec
 	if err != nil {
 		return r.failed(ctx, ms, "", ReasonSourceUnavailable, err, interval)
 	}
-	files, err := r.Mirrors.Files(ctx, ms.Spec.Repo, commit, ms.Spec.Path, manifestFile(ms.Spec.Path), maxManifestFile, maxManifestTotal)
-	if err != nil {
-		return r.failed(ctx, ms, commit, ReasonInvalidBundle, err, interval)
-	}
-	mf := make([]manifests.File, len(files))
-	for i, f := range files {
-		mf[i] = manifests.File{Name: f.Path, Data: f.Data}
-	}
-	objs, err := manifests.DecodeFiles(mf)
-	if err == nil {
-		err = manifests.Check(objs)
-	}
-	if err == nil {
-		for _, o := range objs {
-			if o.GetTypeMeta().Kind == api.KindManifestSource && o.GetObjectMeta().Name == ms.Metadata.Name {
-				err = fmt.Errorf("%s: a manifest source cannot manage itself", api.Ref(o))
-			}
-		}
-	}
+	objs, err := r.readBundle(ctx, ms, commit)
 	if err != nil {
 		return r.failed(ctx, ms, commit, ReasonInvalidBundle, err, interval)
 	}
@@ -131,36 +113,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconciler.Request) (rec
 	if err != nil {
 		return r.failed(ctx, ms, commit, ReasonSyncFailed, err, interval)
 	}
-	if !res.Empty() || ms.Status.LastSyncedCommit != commit {
-		r.log().Info("manifest source synced", "source", ms.Metadata.Name, "commit", short(commit), "dryRun", ms.Spec.DryRun,
-			"created", res.Created, "changed", res.Changed, "pruned", res.Pruned)
-	}
-	if !res.Empty() && !ms.Spec.DryRun {
-		r.Events.Record(ctx, &api.Event{Type: api.EventManifestsSynced, Severity: api.SeverityInfo, Object: api.Ref(ms),
-			Message: fmt.Sprintf("commit %s: %s", short(commit), summary(res))})
-	}
-	err = r.setStatus(ctx, ms.Metadata.Name, func(s *api.ManifestSourceStatus) {
-		s.ObservedGeneration = gen
-		s.SyncHandled = request
-		s.LastAttemptedCommit = commit
-		s.LastSyncedCommit = commit
-		s.LastError = ""
-		if !res.Empty() || s.DryRun != ms.Spec.DryRun || s.LastSyncTime == nil {
-			// The lists keep what the last sync that did something did.
-			s.Created, s.Changed, s.Pruned = res.Created, res.Changed, res.Pruned
-			s.LastSyncTime = api.Now()
-		}
-		s.DryRun = ms.Spec.DryRun
-		s.Unchanged = res.Unchanged
-		s.Inventory = res.Inventory
-		reason, msg := ReasonSynced, fmt.Sprintf("applied commit %s (%d objects)", short(commit), len(res.Inventory))
-		if ms.Spec.DryRun {
-			reason, msg = ReasonDryRun, fmt.Sprintf("dry run of commit %s: %s", short(commit), summary(res))
-		}
-		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: gen})
-		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionFalse, Reason: reason, ObservedGeneration: gen})
-		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionFalse, Reason: reason, ObservedGeneration: gen})
-	})
+	err = r.synced(ctx, ms, gen, request, commit, res)
 	return reconciler.Result{RequeueAfter: interval}, err
 }
 
@@ -252,4 +205,64 @@ func short(c string) string {
 		return c[:12]
 	}
 	return c
+}
+
+// readBundle reads the manifests under the source's path at commit,
+// decodes them strictly and checks them as one bundle.
+func (r *Reconciler) readBundle(ctx context.Context, ms *api.ManifestSource, commit string) ([]api.Object, error) {
+	files, err := r.Mirrors.Files(ctx, ms.Spec.Repo, commit, ms.Spec.Path, manifestFile(ms.Spec.Path), maxManifestFile, maxManifestTotal)
+	if err != nil {
+		return nil, err
+	}
+	mf := make([]manifests.File, len(files))
+	for i, f := range files {
+		mf[i] = manifests.File{Name: f.Path, Data: f.Data}
+	}
+	objs, err := manifests.DecodeFiles(mf)
+	if err == nil {
+		err = manifests.Check(objs)
+	}
+	if err == nil {
+		for _, o := range objs {
+			if o.GetTypeMeta().Kind == api.KindManifestSource && o.GetObjectMeta().Name == ms.Metadata.Name {
+				err = fmt.Errorf("%s: a manifest source cannot manage itself", api.Ref(o))
+			}
+		}
+	}
+	return objs, err
+}
+
+// synced records a sync that worked: a log line and an event when it did
+// something, and the source's status.
+func (r *Reconciler) synced(ctx context.Context, ms *api.ManifestSource, gen int64, request, commit string, res manifestsync.Result) error {
+	if !res.Empty() || ms.Status.LastSyncedCommit != commit {
+		r.log().Info("manifest source synced", "source", ms.Metadata.Name, "commit", short(commit), "dryRun", ms.Spec.DryRun,
+			"created", res.Created, "changed", res.Changed, "pruned", res.Pruned)
+	}
+	if !res.Empty() && !ms.Spec.DryRun {
+		r.Events.Record(ctx, &api.Event{Type: api.EventManifestsSynced, Severity: api.SeverityInfo, Object: api.Ref(ms),
+			Message: fmt.Sprintf("commit %s: %s", short(commit), summary(res))})
+	}
+	return r.setStatus(ctx, ms.Metadata.Name, func(s *api.ManifestSourceStatus) {
+		s.ObservedGeneration = gen
+		s.SyncHandled = request
+		s.LastAttemptedCommit = commit
+		s.LastSyncedCommit = commit
+		s.LastError = ""
+		if !res.Empty() || s.DryRun != ms.Spec.DryRun || s.LastSyncTime == nil {
+			// The lists keep what the last sync that did something did.
+			s.Created, s.Changed, s.Pruned = res.Created, res.Changed, res.Pruned
+			s.LastSyncTime = api.Now()
+		}
+		s.DryRun = ms.Spec.DryRun
+		s.Unchanged = res.Unchanged
+		s.Inventory = res.Inventory
+		reason, msg := ReasonSynced, fmt.Sprintf("applied commit %s (%d objects)", short(commit), len(res.Inventory))
+		if ms.Spec.DryRun {
+			reason, msg = ReasonDryRun, fmt.Sprintf("dry run of commit %s: %s", short(commit), summary(res))
+		}
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: gen})
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionFalse, Reason: reason, ObservedGeneration: gen})
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionFalse, Reason: reason, ObservedGeneration: gen})
+	})
 }

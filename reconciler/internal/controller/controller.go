@@ -355,9 +355,16 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	if lost && err == nil {
 		err = errors.New("lock lost during the reconcile")
 	}
+	if ctx.Err() == nil { // shutting down: nothing to schedule
+		c.schedule(key, res, err)
+	}
+	return true
+}
+
+// schedule queues key again as Result documents: after a backoff on an
+// error (never on a terminal one), after RequeueAfter, or at the resync.
+func (c *Controller) schedule(key string, res reconciler.Result, err error) {
 	switch {
-	case ctx.Err() != nil:
-		// Shutting down: nothing to schedule.
 	case err != nil && reconciler.IsTerminal(err):
 		c.log.Warn("reconcile failed; not retrying (terminal)", "key", key, "err", err)
 		c.queue.Forget(key)
@@ -372,7 +379,6 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		c.queue.Forget(key)
 		c.after(key, jitter(c.opts.Resync))
 	}
-	return true
 }
 
 // reconcile calls the reconciler, turning a panic into an error.
