@@ -34,7 +34,7 @@ import (
 func exampleRepo(t *testing.T) (string, func(msg string, files map[string]string) string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "hello")
-	if err := os.CopyFS(dir, os.DirFS("../examples/hello/app")); err != nil {
+	if err := os.CopyFS(dir, os.DirFS("../../examples/hello/app")); err != nil {
 		t.Fatal(err)
 	}
 	git := func(args ...string) string {
@@ -373,16 +373,21 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 		api.IsTrue(held.Status.Conditions, api.ConditionReady) || held.Status.Revision != deg.Status.Revision || held.Status.Commit != c2 {
 		t.Fatalf("a drift repair while Degraded changed the failure or the revision: %+v", held.Status)
 	}
-	rs, err := st.ListRollouts(ctx, "hello", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The unit serves once started, before the repair's health check
+	// and its end are recorded: wait (bounded) for the record.
+	var rs []*api.Rollout
 	// The repair names the failed attempt that stands (c3h).
 	var repaired *api.Rollout
-	for _, ro := range rs {
-		if ro.Trigger == api.TriggerDriftRepair && ro.State == api.RolloutSucceeded && strings.Contains(ro.Message, c3h[:12]) {
-			repaired = ro
-			break
+	for end := time.Now().Add(30 * time.Second); repaired == nil && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		rs, err = st.ListRollouts(ctx, "hello", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ro := range rs {
+			if ro.Trigger == api.TriggerDriftRepair && ro.State == api.RolloutSucceeded && strings.Contains(ro.Message, c3h[:12]) {
+				repaired = ro
+				break
+			}
 		}
 	}
 	if repaired == nil || repaired.Revision != deg.Status.Revision || repaired.Commit != c2 ||

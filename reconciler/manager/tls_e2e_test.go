@@ -38,7 +38,7 @@ const pebbleACME = "https://pebble:14000/dir"
 
 func pebbleScript(t *testing.T, lab *testnodes.Lab, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("bash", append([]string{"../scripts/pebble.sh"}, args...)...)
+	cmd := exec.Command("bash", append([]string{"../../scripts/pebble.sh"}, args...)...)
 	cmd.Env = append(os.Environ(), "BAKERY_TESTNODES="+lab.StateDir)
 	if lab.Script != "" {
 		// pebble.sh trust runs the lab's testnodes.sh.
