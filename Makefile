@@ -52,7 +52,7 @@ fuzz: ## run each fuzz target briefly
 	$(GO) test ./sshexec -run '^$$' -fuzz '^FuzzQuote$$' -fuzztime 15s
 	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 15s
 	$(GO) test ./api/server -run '^$$' -fuzz '^FuzzParseGitHubPush$$' -fuzztime 15s
-	$(GO) test ./reconciler -run '^$$' -fuzz '^FuzzParseAnalytics$$' -fuzztime 15s
+	$(GO) test ./reconciler/analytics -run '^$$' -fuzz '^FuzzParseAnalytics$$' -fuzztime 15s
 
 bench: ## run every benchmark once (figures come from scripts/bench*)
 	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 10m ./...

@@ -25,7 +25,10 @@ import (
 	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/pgstore"
 	"bakery.dev/bakery/api/store/sealed"
-	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/deployment"
+	"bakery.dev/bakery/reconciler/manager"
+	"bakery.dev/bakery/reconciler/node"
+	"bakery.dev/bakery/reconciler/nodeconn"
 	"bakery.dev/bakery/reconciler/notify"
 )
 
@@ -265,7 +268,7 @@ file store and no key given, one is minted in <data>/encryption-key (0600).`,
 	f.DurationVar(&o.resync, "resync", envDuration("BAKERY_RESYNC", 30*time.Second), "how often every node and deployment is observed again (drift detection) (env BAKERY_RESYNC)")
 	f.StringVar(&o.publicURL, "public-url", os.Getenv("BAKERY_PUBLIC_URL"), "URL nodes and users reach this server at, for bootstrap commands (default: as the request came in) (env BAKERY_PUBLIC_URL)")
 	f.StringVar(&o.encryptionKeyFile, "encryption-key-file", os.Getenv("BAKERY_ENCRYPTION_KEY_FILE"), "file holding the encryption key(s) sealing Secrets (both stores) and the postgres store's SSH key pair, as BAKERY_ENCRYPTION_KEY: base64 of 32 bytes, comma-separated when rotating, newest first (default: $BAKERY_ENCRYPTION_KEY) (env BAKERY_ENCRYPTION_KEY_FILE)")
-	f.IntVar(&o.keepRollouts, "keep-rollouts", reconciler.DefaultKeepRollouts, "how many rollouts (records and logs) to keep per deployment, the oldest deleted after each rollout; 0 keeps every one (env BAKERY_KEEP_ROLLOUTS)")
+	f.IntVar(&o.keepRollouts, "keep-rollouts", deployment.DefaultKeepRollouts, "how many rollouts (records and logs) to keep per deployment, the oldest deleted after each rollout; 0 keeps every one (env BAKERY_KEEP_ROLLOUTS)")
 	f.StringVar(&o.maxBody, "max-body", cmp.Or(os.Getenv("BAKERY_MAX_BODY"), "4MiB"), "largest request body accepted, e.g. 4MiB, 512KiB, 1000000 (env BAKERY_MAX_BODY)")
 	f.StringArrayVar(&o.notify, "notify", nil, "send events to a webhook: url=URL[,format=json|slack|discord][,on=all|failures]; repeatable (env "+notifyEnv+": targets separated by spaces)")
 	f.StringVar(&o.manifests, "manifests", os.Getenv("BAKERY_MANIFESTS"), "a directory of manifests kept applied: watched, changes applied as one unit, objects whose files are removed pruned (env BAKERY_MANIFESTS)")
@@ -273,10 +276,10 @@ file store and no key given, one is minted in <data>/encryption-key (0600).`,
 	f.StringVar(&o.githubURL, "github-url", cmp.Or(os.Getenv("BAKERY_GITHUB_URL"), "https://github.com"), "GitHub web URL for OAuth (GitHub Enterprise: https://HOST) (env BAKERY_GITHUB_URL)")
 	f.StringVar(&o.githubAPIURL, "github-api-url", cmp.Or(os.Getenv("BAKERY_GITHUB_API_URL"), "https://api.github.com"), "GitHub REST API URL (GitHub Enterprise: https://HOST/api/v3) (env BAKERY_GITHUB_API_URL)")
 	f.DurationVar(&o.takeover, "takeover-interval", envDuration("BAKERY_TAKEOVER_INTERVAL", 2*time.Second), "with several servers on one database: how often a server retries an object another server is reconciling, checks its own lock connection, and looks for objects whose server died; a killed server's work is taken over within about this long (env BAKERY_TAKEOVER_INTERVAL)")
-	f.Float64Var(&o.diskLowPercent, "disk-low-percent", reconciler.DefaultDiskLowPercent, "raise DiskLow when a node's free disk space falls below this percentage of its filesystem; 0 never (env BAKERY_DISK_LOW_PERCENT)")
-	f.StringVar(&o.acmeServer, "acme-server", cmp.Or(os.Getenv("BAKERY_ACME_SERVER"), reconciler.DefaultACMEServer), "ACME directory URL for ingress.tls certificates when a deployment names none (env BAKERY_ACME_SERVER)")
+	f.Float64Var(&o.diskLowPercent, "disk-low-percent", node.DefaultDiskLowPercent, "raise DiskLow when a node's free disk space falls below this percentage of its filesystem; 0 never (env BAKERY_DISK_LOW_PERCENT)")
+	f.StringVar(&o.acmeServer, "acme-server", cmp.Or(os.Getenv("BAKERY_ACME_SERVER"), deployment.DefaultACMEServer), "ACME directory URL for ingress.tls certificates when a deployment names none (env BAKERY_ACME_SERVER)")
 	f.BoolVar(&o.acmeStaging, "acme-staging", os.Getenv("BAKERY_ACME_STAGING") == "true", "use Let's Encrypt's staging directory (untrusted test certificates) instead of --acme-server (env BAKERY_ACME_STAGING=true)")
-	f.DurationVar(&o.certRenewBefore, "cert-renew-before", envDuration("BAKERY_CERT_RENEW_BEFORE", reconciler.DefaultRenewBefore), "renew an ingress.tls certificate when it expires within this time (env BAKERY_CERT_RENEW_BEFORE)")
+	f.DurationVar(&o.certRenewBefore, "cert-renew-before", envDuration("BAKERY_CERT_RENEW_BEFORE", deployment.DefaultRenewBefore), "renew an ingress.tls certificate when it expires within this time (env BAKERY_CERT_RENEW_BEFORE)")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagDirname("data")
@@ -315,7 +318,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		if cmd.Flags().Changed("acme-server") {
 			return usageErrorf("--acme-staging and --acme-server exclude each other")
 		}
-		acmeServer = reconciler.ACMEStagingServer
+		acmeServer = deployment.ACMEStagingServer
 	}
 	if r := api.ValidateACMEServer(acmeServer); r != "" {
 		return usageErrorf("--acme-server: %s", r)
@@ -345,8 +348,8 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if o.takeover <= 0 {
 		return usageErrorf("--takeover-interval must be positive, not %s", o.takeover)
 	}
-	serverID := reconciler.NewServerID()
-	var mgrRef atomic.Pointer[reconciler.Manager]
+	serverID := manager.NewServerID()
+	var mgrRef atomic.Pointer[manager.Manager]
 	var coord *pgstore.Coordinator
 	var st store.Store
 	var kind, where string
@@ -393,11 +396,11 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 
 	// The identity first: a server that cannot open it (a wrong
 	// encryption key) stops before it creates or prints anything.
-	var identity reconciler.Identity
+	var identity nodeconn.Identity
 	if ss, ok := st.(store.Settings); ok && keyring != nil && o.databaseURL != "" {
-		identity, err = reconciler.StoredIdentity(ctx, ss, keyring)
+		identity, err = nodeconn.StoredIdentity(ctx, ss, keyring)
 	} else {
-		identity, err = reconciler.LoadOrCreateIdentity(filepath.Join(o.data, "ssh"))
+		identity, err = nodeconn.LoadOrCreateIdentity(filepath.Join(o.data, "ssh"))
 	}
 	if err != nil {
 		return err
@@ -410,7 +413,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
-	mcfg := reconciler.ManagerConfig{
+	mcfg := manager.Config{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
 		Notify: targets, DiskLowPercent: diskLow,
 		ACMEServer: acmeServer, CertRenewBefore: o.certRenewBefore, ServerID: serverID,
@@ -434,7 +437,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		mcfg.Locker, mcfg.LockRetry, mcfg.Ports = coord, o.takeover, coord
 		scfg.Cluster = coord
 	}
-	mgr, err := reconciler.NewManager(mcfg)
+	mgr, err := manager.New(mcfg)
 	if err != nil {
 		return err
 	}
