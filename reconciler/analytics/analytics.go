@@ -17,7 +17,6 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
-	"bakery.dev/bakery/reconciler/internal/controller"
 	"bakery.dev/bakery/reconciler/nodeconn"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
 	"bakery.dev/bakery/sshexec"
@@ -118,7 +117,7 @@ func (a *Collector) Collect(ctx context.Context) (stats CollectStats, err error)
 	stats = CollectStats{Nodes: map[string]NodeCollectStats{}}
 	locker := a.Locker
 	if locker == nil {
-		locker = controller.NopLocker{}
+		locker = store.NopLocker{}
 	}
 	// One collection per cycle across the control planes sharing the
 	// store: a cycle another one finished less than 90 % of an interval

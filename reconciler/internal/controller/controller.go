@@ -24,12 +24,7 @@ import (
 type Locker = store.Locker
 
 // NopLocker is the Locker of a single control plane: every key is free.
-type NopLocker struct{}
-
-// TryLock implements Locker.
-func (NopLocker) TryLock(ctx context.Context, _ store.Claim) (store.Lock, error) {
-	return store.Lock{Held: true, Ctx: ctx, Release: func(bool) {}}, nil
-}
+type NopLocker = store.NopLocker
 
 // Options configure a Controller.
 type Options struct {
