@@ -1,13 +1,11 @@
 package analytics
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -18,7 +16,7 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/reconciler/nodeconn"
-	nf "bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/reconciler/nodescript"
 	"bakery.dev/bakery/sshexec"
 )
 
@@ -141,7 +139,7 @@ func (a *Collector) Collect(ctx context.Context) (stats CollectStats, err error)
 		if r.stats.Err == nil {
 			for app, ar := range r.found {
 				nm := nodeMetrics(w.records[app], r.node)
-				r.stats.Lines += ar.merge(nm)
+				r.stats.Lines += merge(ar, nm)
 				nm.Collected = api.NewTime(now)
 				changed[app] = true
 			}
@@ -193,7 +191,7 @@ func (a *Collector) load(ctx context.Context) (*work, error) {
 // nodeResult is what was read from one node.
 type nodeResult struct {
 	node  string
-	found map[string]*appRead
+	found map[string]*nodescript.AppRead
 	stats NodeCollectStats
 }
 
@@ -261,170 +259,34 @@ func nodeMetrics(rec *api.DeploymentMetrics, node string) *api.NodeMetrics {
 	return nodeMetrics(rec, node)
 }
 
-// analyticsScript prints, per app of $LOGS ("app:inode:offset …"), what
-// its access log gained since the position: "@app APP", then for a log
-// rotated since the last read "@old INODE SIZE OFFSET N" and N bytes of
-// the rotated file (.1), then — unless the rotated file has more than MAX
-// bytes left — "@file INODE SIZE OFFSET N" and N bytes of the current
-// file, then "@disk RELEASES REPO LOG IMAGES" (bytes; IMAGES, for a
-// dockerized app, sums its images' sizes, layers they share counted once
-// per image). Each data block is
-// followed by a newline.
-const analyticsScript = `set -u
-for spec in $LOGS; do
-  app=${spec%%:*}; rest=${spec#*:}; ino=${rest%%:*}; off=${rest#*:}
-  f=$LOGDIR/bakery-$app.access
-  echo "@app $app"
-  more=1
-  if [ "$ino" != 0 ] && [ -f "$f.1" ] && [ "$(stat -c %i "$f.1")" = "$ino" ]; then
-    sz=$(stat -c %s "$f.1")
-    [ "$sz" -ge "$off" ] || off=$sz
-    n=$((sz - off)); if [ "$n" -gt "$MAX" ]; then n=$MAX; more=0; fi
-    echo "@old $ino $sz $off $n"
-    tail -c +$((off + 1)) "$f.1" | head -c "$n"; echo
-    off=0; ino=0
-  fi
-  if [ "$more" = 1 ] && [ -f "$f" ]; then
-    set -- $(stat -c '%i %s' "$f")
-    if [ "$1" != "$ino" ] || [ "$2" -lt "$off" ]; then off=0; fi
-    n=$(($2 - off)); if [ "$n" -gt "$MAX" ]; then n=$MAX; fi
-    echo "@file $1 $2 $off $n"
-    tail -c +$((off + 1)) "$f" | head -c "$n"; echo
-  fi
-  r=$(du -sb "$APPS/$app/releases" 2>/dev/null | cut -f1)
-  g=$(du -sb "$APPS/$app/repo.git" 2>/dev/null | cut -f1)
-  l=$(stat -c %s "$f" 2>/dev/null || echo 0)
-  i=0
-  if grep -qs '"dockerized": true' "$APPS/$app/state.json"; then
-    ids=$(docker image ls -q "bakery/$app" 2>/dev/null | sort -u)
-    if [ -n "$ids" ]; then
-      i=$(docker image inspect --format '{{.Size}}' $ids 2>/dev/null | awk '{s += $1} END {printf "%d", s}')
-    fi
-  fi
-  echo "@disk ${r:-0} ${g:-0} ${l:-0} ${i:-0}"
-done
-`
-
-// appRead is what one read of an app's log found.
-type appRead struct {
-	blocks []logBlock
-	disk   api.AppDisk
-}
-
-type logBlock struct {
-	old            bool
-	inode          uint64
-	size, offset   int64
-	data           []byte
-	wantN          int64
-	restOfOldSized bool // old: the whole rest of the rotated file was read
-}
-
-func (a *Collector) readNode(ctx context.Context, ex sshexec.Executor, apps []string, pos map[string]api.LogPosition) (map[string]*appRead, int64, error) {
-	specs := make([]string, len(apps))
-	for i, app := range apps {
-		if api.ValidateName(app) != "" {
-			return nil, 0, fmt.Errorf("bad app name %q", app)
-		}
-		p := pos[app]
-		specs[i] = fmt.Sprintf("%s:%d:%d", app, p.Inode, p.Offset)
+func (a *Collector) readNode(ctx context.Context, ex sshexec.Executor, apps []string, pos map[string]api.LogPosition) (map[string]*nodescript.AppRead, int64, error) {
+	cmd, err := nodescript.Analytics.Command(nodescript.AnalyticsInput{Apps: apps, Positions: pos, MaxBytes: a.MaxBytes, LogDir: a.LogDir, AppsDir: a.AppsDir})
+	if err != nil {
+		return nil, 0, err
 	}
-	maxBytes := a.MaxBytes
-	if maxBytes <= 0 {
-		maxBytes = 8 << 20
-	}
-	logDir, appsDir := a.LogDir, a.AppsDir
-	if logDir == "" {
-		logDir = nf.AccessLogDir
-	}
-	if appsDir == "" {
-		appsDir = nf.Root + "/apps"
-	}
-	res, err := ex.Run(ctx, sshexec.Command{Script: analyticsScript, Timeout: 60 * time.Second,
-		Env: map[string]string{"LOGS": strings.Join(specs, " "), "MAX": strconv.FormatInt(maxBytes, 10), "LOGDIR": logDir, "APPS": appsDir}})
+	cmd.Timeout = 60 * time.Second
+	res, err := ex.Run(ctx, cmd)
 	if err != nil {
 		return nil, int64(len(res.Stdout)), fmt.Errorf("%w: %s", err, bytes.TrimSpace(res.Stderr))
 	}
-	found, err := parseAnalytics(res.Stdout)
+	found, err := nodescript.ParseAnalytics(res.Stdout)
 	return found, int64(len(res.Stdout)), err
-}
-
-func parseAnalytics(out []byte) (map[string]*appRead, error) {
-	found := map[string]*appRead{}
-	r := bufio.NewReader(bytes.NewReader(out))
-	var cur *appRead
-	for {
-		line, err := r.ReadString('\n')
-		if err == io.EOF && line == "" {
-			return found, nil
-		}
-		if err != nil && err != io.EOF {
-			return nil, err
-		}
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		switch f[0] {
-		case "@app":
-			if len(f) != 2 {
-				return nil, fmt.Errorf("analytics: bad line %q", line)
-			}
-			cur = &appRead{}
-			found[f[1]] = cur
-		case "@old", "@file":
-			if cur == nil || len(f) != 5 {
-				return nil, fmt.Errorf("analytics: bad line %q", line)
-			}
-			ino, e1 := strconv.ParseUint(f[1], 10, 64)
-			size, e2 := strconv.ParseInt(f[2], 10, 64)
-			off, e3 := strconv.ParseInt(f[3], 10, 64)
-			n, e4 := strconv.ParseInt(f[4], 10, 64)
-			if err := errors.Join(e1, e2, e3, e4); err != nil || n < 0 || off < 0 || size < 0 {
-				return nil, fmt.Errorf("analytics: bad line %q", line)
-			}
-			// n comes from the node: never allocate more than the output
-			// holds (a lying count is a short read below).
-			data := make([]byte, min(n, int64(len(out))))
-			got, _ := io.ReadFull(r, data)
-			// The data is followed by a newline; a short read means the
-			// file shrank while being read: use what came.
-			data = data[:got]
-			if got == int(n) {
-				if b, err := r.ReadByte(); err != nil || b != '\n' {
-					return nil, errors.New("analytics: data block not followed by a newline")
-				}
-			}
-			cur.blocks = append(cur.blocks, logBlock{old: f[0] == "@old", inode: ino, size: size, offset: off, data: data, wantN: n,
-				restOfOldSized: f[0] == "@old" && off+n == size})
-		case "@disk":
-			if cur == nil || len(f) != 5 {
-				return nil, fmt.Errorf("analytics: bad line %q", line)
-			}
-			cur.disk.Releases, _ = strconv.ParseInt(f[1], 10, 64)
-			cur.disk.Repo, _ = strconv.ParseInt(f[2], 10, 64)
-			cur.disk.AccessLog, _ = strconv.ParseInt(f[3], 10, 64)
-			cur.disk.Images, _ = strconv.ParseInt(f[4], 10, 64)
-		default:
-			return nil, fmt.Errorf("analytics: unexpected line %q", line)
-		}
-	}
 }
 
 // merge counts the complete lines read into nm and advances its log
 // position; it returns how many lines it counted.
-func (ar *appRead) merge(nm *api.NodeMetrics) int64 {
-	disk := ar.disk
+func merge(ar *nodescript.AppRead, nm *api.NodeMetrics) int64 {
+	disk := ar.Disk
 	nm.Disk = &disk
 	byMinute := map[int64]*api.MetricPoint{}
 	for i := range nm.Points {
 		byMinute[nm.Points[i].Minute] = &nm.Points[i]
 	}
 	var lines int64
-	for _, b := range ar.blocks {
-		data := b.data
+	for _, b := range ar.Blocks {
+		data := b.Data
 		end := bytes.LastIndexByte(data, '\n') + 1
-		if b.old && b.restOfOldSized && int64(len(data)) == b.wantN {
+		if b.Old && b.RestOfOld && int64(len(data)) == b.WantN {
 			end = len(data) // the rotated file is finished: its last line too
 		}
 		for _, l := range strings.Split(string(data[:end]), "\n") {
@@ -432,8 +294,8 @@ func (ar *appRead) merge(nm *api.NodeMetrics) int64 {
 				lines++
 			}
 		}
-		nm.Log = api.LogPosition{Inode: b.inode, Offset: b.offset + int64(end)}
-		if b.old && b.restOfOldSized && int64(len(data)) == b.wantN {
+		nm.Log = api.LogPosition{Inode: b.Inode, Offset: b.Offset + int64(end)}
+		if b.Old && b.RestOfOld && int64(len(data)) == b.WantN {
 			nm.Log = api.LogPosition{} // the next block (the new file) sets it
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/reconciler/nodescript"
 )
 
 // FuzzParseAnalytics feeds the collector's parser what a node could print
@@ -17,13 +18,13 @@ func FuzzParseAnalytics(f *testing.F) {
 	f.Add([]byte("@app a\n@file 1 2 3 -4\n"))
 	f.Add([]byte("@file 1 1 1 1\nx\n"))
 	f.Fuzz(func(t *testing.T, out []byte) {
-		found, err := parseAnalytics(out)
+		found, err := nodescript.ParseAnalytics(out)
 		if err != nil {
 			return
 		}
 		for _, ar := range found {
 			nm := &api.NodeMetrics{}
-			ar.merge(nm)
+			merge(ar, nm)
 			if nm.Log.Offset < 0 {
 				t.Fatalf("negative offset %d", nm.Log.Offset)
 			}
@@ -43,12 +44,12 @@ func BenchmarkAnalyticsParse(b *testing.B) {
 	b.SetBytes(int64(len(out)))
 	b.ReportAllocs()
 	for b.Loop() {
-		found, err := parseAnalytics(out)
+		found, err := nodescript.ParseAnalytics(out)
 		if err != nil {
 			b.Fatal(err)
 		}
 		nm := &api.NodeMetrics{}
-		if n := found["web"].merge(nm); n != 10000 {
+		if n := merge(found["web"], nm); n != 10000 {
 			b.Fatalf("%d lines", n)
 		}
 	}

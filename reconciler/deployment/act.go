@@ -9,12 +9,11 @@ import (
 	"os"
 	"path"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"bakery.dev/bakery/api"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/reconciler/nodescript"
 	"bakery.dev/bakery/reconciler/source"
 	"bakery.dev/bakery/sshexec"
 )
@@ -24,9 +23,6 @@ func SHA256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
-
-// sudo is how scripts call the node's bakery-sudo helper.
-const sudo = "sudo -n " + nf.SudoHelper
 
 // Runtime is how a slot's process is installed, started and stopped on a
 // node. The systemd runtime is the one implemented here; docker slots in
@@ -83,19 +79,17 @@ type nodeRun struct {
 	acme string
 }
 
-// run runs a script on the node, streaming its output into the rollout log.
-func (n *nodeRun) run(ctx context.Context, script string, env map[string]string, stdin []byte) (sshexec.Result, error) {
-	cmd := sshexec.Command{
-		Script:  script,
-		Env:     env,
-		Timeout: n.timeout,
-		Sink: sshexec.SinkFunc(func(l sshexec.Line) {
-			n.log(l.Stream.String(), l.Text)
-		}),
+// run runs a node script on the node, streaming its output into the
+// rollout log.
+func run[In any](ctx context.Context, n *nodeRun, s nodescript.Script[In], in In) (sshexec.Result, error) {
+	cmd, err := s.Command(in)
+	if err != nil {
+		return sshexec.Result{}, err
 	}
-	if stdin != nil {
-		cmd.Stdin = strings.NewReader(string(stdin))
-	}
+	cmd.Timeout = n.timeout
+	cmd.Sink = sshexec.SinkFunc(func(l sshexec.Line) {
+		n.log(l.Stream.String(), l.Text)
+	})
 	return n.ex.Run(ctx, cmd)
 }
 
@@ -205,7 +199,7 @@ func (n *nodeRun) removeApp(ctx context.Context, rt Runtime, ing Ingress) error 
 	if err := ing.Remove(ctx, n); err != nil {
 		return err
 	}
-	_, err := n.run(ctx, `rm -rf "$D"`, map[string]string{"D": nf.AppDir(n.app)}, nil)
+	_, err := run(ctx, n, nodescript.RemoveApp, nodescript.AppInput{App: n.app})
 	return err
 }
 
@@ -219,7 +213,7 @@ func (n *nodeRun) fetch(ctx context.Context, commit string) error {
 		return fmt.Errorf("bundle: %w", err)
 	}
 	defer cleanup()
-	if _, err := n.run(ctx, `mkdir -p "$D" && chmod 755 "$D"`, map[string]string{"D": nf.AppDir(n.app)}, nil); err != nil {
+	if _, err := run(ctx, n, nodescript.AppDir, nodescript.AppInput{App: n.app}); err != nil {
 		return err
 	}
 	f, err := os.Open(bundle)
@@ -232,97 +226,26 @@ func (n *nodeRun) fetch(ctx context.Context, commit string) error {
 	if err := n.ex.WriteFile(ctx, sshexec.File{Path: remote, Mode: 0o600, Reader: f, Size: size}); err != nil {
 		return fmt.Errorf("upload bundle: %w", err)
 	}
-	_, err = n.run(ctx, source.NodeFetchScript(nf.RepoDir(n.app), remote, commit), nil, nil)
+	_, err = run(ctx, n, nodescript.Fetch, nodescript.FetchInput{App: n.app, Bundle: remote, Commit: commit})
 	return err
 }
 
-// buildScript checks the release out and runs the spec's commands in it.
-// The commands come in through the environment (never quoted into the
-// script); the marker is written only when every command succeeded.
-const buildScript = `set -e
-cd "$BAKERY_RELEASE"
-rm -f .bakery-built
-for step in install test build; do
-  case $step in
-    install) c=$BAKERY_STEP_INSTALL ;;
-    test) c=$BAKERY_STEP_TEST ;;
-    build) c=$BAKERY_STEP_BUILD ;;
-  esac
-  [ -n "$c" ] || continue
-  echo "bakery: running $step: $c" >&2
-  if ! sh -c "$c"; then echo "bakery: $step failed" >&2; exit 1; fi
-done
-printf '%s' "$BAKERY_BUILD_HASH" > .bakery-built
-`
-
 // checkout checks commit out into the release's directory.
 func (n *nodeRun) checkout(ctx context.Context, commit, release string) error {
-	rel := nf.ReleaseDir(n.app, release)
-	if _, err := n.run(ctx, `mkdir -p "$R"`+"\n"+source.NodeCheckoutScript(nf.RepoDir(n.app), rel, commit), map[string]string{"R": nf.ReleasesDir(n.app)}, nil); err != nil {
+	if _, err := run(ctx, n, nodescript.Checkout, nodescript.CheckoutInput{App: n.app, Release: release, Commit: commit}); err != nil {
 		return fmt.Errorf("checkout: %w", err)
 	}
 	return nil
 }
 
 func (n *nodeRun) build(ctx context.Context, commit, release string) error {
-	rel := nf.ReleaseDir(n.app, release)
 	if err := n.checkout(ctx, commit, release); err != nil {
 		return err
 	}
-	env := map[string]string{}
-	for k, v := range n.env {
-		env[k] = v
-	}
-	env["BAKERY_RELEASE"] = rel
-	env["BAKERY_STEP_INSTALL"] = n.spec.Build.Install
-	env["BAKERY_STEP_TEST"] = n.spec.Build.Test
-	env["BAKERY_STEP_BUILD"] = n.spec.Build.Build
-	env["BAKERY_BUILD_HASH"] = n.desired.BuildHash
-	_, err := n.run(ctx, buildScript, env, nil)
+	_, err := run(ctx, n, nodescript.Build, nodescript.BuildInput{App: n.app, Release: release,
+		Install: n.spec.Build.Install, Test: n.spec.Build.Test, Build: n.spec.Build.Build, BuildHash: n.desired.BuildHash, Env: n.env})
 	return err
 }
-
-const healthScript = `url="http://127.0.0.1:$PORT$HPATH"
-start=$(date +%s)
-fails=0
-while :; do
-  if out=$(curl -fsS -o /dev/null -w '%{http_code}' -m "$TIMEOUT" "$url" 2>&1); then
-    if [ -n "$UNIT" ]; then
-      # The answer must come from this slot's unit, not from another
-      # process that holds the port.
-      pids=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)
-      mine=
-      for p in $pids; do grep -q "/$UNIT\$" "/proc/$p/cgroup" 2>/dev/null && mine=1; done
-      if [ -n "$pids" ] && [ -z "$mine" ]; then
-        echo "bakery: $url answers, but not from $UNIT: port $PORT is held by another process (pid $pids)" >&2; exit 1
-      fi
-    fi
-    if [ -n "$CONTAINER" ]; then
-      # The answer must come from this slot's container, running.
-      st=$(docker inspect --format '{{.State.Running}}' "$CONTAINER" 2>&1)
-      if [ "$st" != true ]; then
-        echo "bakery: $url answers, but container $CONTAINER is not running ($st)" >&2; exit 1
-      fi
-    fi
-    echo "bakery: health check passed: $url answered $out"; exit 0
-  fi
-  now=$(date +%s)
-  if [ $((now - start)) -ge "$GRACE" ]; then
-    fails=$((fails + 1))
-    echo "bakery: health check $fails/$RETRIES failed: $url: $out" >&2
-    if [ "$fails" -ge "$RETRIES" ]; then
-      if [ -n "$CONTAINER" ]; then
-        echo "bakery: container $CONTAINER: $(docker inspect --format '{{.State.Status}}, exit code {{.State.ExitCode}}' "$CONTAINER" 2>&1); its last log lines:" >&2
-        docker logs --tail 20 "$CONTAINER" 2>&1 | sed 's/^/  /' >&2
-      fi
-      exit 1
-    fi
-  fi
-  sleep "$INTERVAL"
-done
-`
-
-func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
 
 func (n *nodeRun) health(ctx context.Context, slot string, port int) error {
 	h := n.spec.HealthCheck
@@ -330,17 +253,9 @@ func (n *nodeRun) health(ctx context.Context, slot string, port int) error {
 	if isDocker(n.spec) {
 		unit, container = "", nf.ContainerName(n.app, slot)
 	}
-	env := map[string]string{
-		"UNIT":      unit,
-		"CONTAINER": container,
-		"PORT":      strconv.Itoa(port),
-		"HPATH":     h.Path,
-		"TIMEOUT":   seconds(h.Timeout.Duration),
-		"INTERVAL":  seconds(h.Interval.Duration),
-		"RETRIES":   strconv.Itoa(h.Retries),
-		"GRACE":     strconv.Itoa(int(h.StartPeriod.Duration.Seconds())),
-	}
-	_, err := n.run(ctx, healthScript, env, nil)
+	_, err := run(ctx, n, nodescript.Health, nodescript.HealthInput{Port: port, Path: h.Path,
+		Timeout: h.Timeout.Duration, Interval: h.Interval.Duration, Retries: h.Retries, StartPeriod: h.StartPeriod.Duration,
+		Unit: unit, Container: container})
 	if err != nil {
 		return fmt.Errorf("health check of port %d failed: %w", port, err)
 	}
@@ -387,21 +302,11 @@ func (n *nodeRun) prune(ctx context.Context) error {
 		return nil
 	}
 	// Keep the newest others by mtime, on the node.
-	env := map[string]string{"R": nf.ReleasesDir(n.app), "KEEP": strconv.Itoa(budget)}
 	var protect []string
 	for c := range keep {
 		protect = append(protect, c)
 	}
-	sort.Strings(protect)
-	env["PROTECT"] = strings.Join(protect, " ")
-	_, err := n.run(ctx, `cd "$R" || exit 0
-n=0
-for r in $(ls -1t); do
-  case " $PROTECT " in *" $r "*) continue ;; esac
-  n=$((n + 1))
-  if [ "$n" -gt "$KEEP" ]; then echo "bakery: pruning release $r"; rm -rf "./$r"; fi
-done
-`, env, nil)
+	_, err := run(ctx, n, nodescript.Prune, nodescript.PruneInput{App: n.app, Keep: budget, Protect: protect})
 	return err
 }
 
@@ -416,41 +321,29 @@ func short(c string) string {
 type systemdRuntime struct{}
 
 func (systemdRuntime) Install(ctx context.Context, n *nodeRun, a Action) error {
-	runDir := path.Dir(nf.RunScriptPath(n.app, a.Slot))
-	if _, err := n.run(ctx, `mkdir -p "$E" && chmod 700 "$E" && `+sudo+` env-install "$APP" "$SLOT" >/dev/null`,
-		map[string]string{"E": runDir, "APP": n.app, "SLOT": a.Slot}, []byte(nf.EnvFile(n.env))); err != nil {
+	if _, err := run(ctx, n, nodescript.SystemdInstallEnv, nodescript.SystemdEnvInput{App: n.app, Slot: a.Slot, EnvFile: nf.EnvFile(n.env)}); err != nil {
 		return fmt.Errorf("env file: %w", err)
 	}
 	if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.RunScriptPath(n.app, a.Slot), Mode: 0o700, Content: []byte(nf.RunScript(n.spec.Run.Command))}); err != nil {
 		return fmt.Errorf("run script: %w", err)
 	}
 	unit := nf.Unit(nf.Slot{App: n.app, Slot: a.Slot, Commit: a.Commit, Release: a.Release, Port: a.Port})
-	_, err := n.run(ctx, sudo+` unit-install "$APP" "$SLOT" && `+sudo+` daemon-reload`,
-		map[string]string{"APP": n.app, "SLOT": a.Slot}, []byte(unit))
+	_, err := run(ctx, n, nodescript.SystemdInstallUnit, nodescript.SystemdUnitInput{App: n.app, Slot: a.Slot, Unit: unit})
 	return err
 }
 
 func (systemdRuntime) Start(ctx context.Context, n *nodeRun, a Action) error {
-	_, err := n.run(ctx, sudo+` systemctl reset-failed "$APP" "$SLOT" >/dev/null 2>&1; `+
-		sudo+` systemctl enable "$APP" "$SLOT" 2>/dev/null; `+sudo+` systemctl restart "$APP" "$SLOT"`,
-		map[string]string{"APP": n.app, "SLOT": a.Slot}, nil)
+	_, err := run(ctx, n, nodescript.SystemdStart, nodescript.SlotInput{App: n.app, Slot: a.Slot})
 	return err
 }
 
 func (systemdRuntime) Stop(ctx context.Context, n *nodeRun, slot string) error {
-	_, err := n.run(ctx, sudo+` systemctl disable "$APP" "$SLOT" 2>/dev/null; `+sudo+` systemctl stop "$APP" "$SLOT"`,
-		map[string]string{"APP": n.app, "SLOT": slot}, nil)
+	_, err := run(ctx, n, nodescript.SystemdStop, nodescript.SlotInput{App: n.app, Slot: slot})
 	return err
 }
 
 func (systemdRuntime) Remove(ctx context.Context, n *nodeRun) error {
-	_, err := n.run(ctx, `for s in blue green; do
-  `+sudo+` systemctl disable "$APP" "$s" 2>/dev/null
-  `+sudo+` systemctl stop "$APP" "$s" || true
-  `+sudo+` unit-remove "$APP" "$s"
-  `+sudo+` env-remove "$APP" "$s"
-done
-`+sudo+` daemon-reload`, map[string]string{"APP": n.app}, nil)
+	_, err := run(ctx, n, nodescript.SystemdRemove, nodescript.AppInput{App: n.app})
 	return err
 }
 
@@ -484,39 +377,6 @@ func (g nginxIngress) Hash(n *nodeRun, slot string, port int) string {
 	return SHA256Hex(g.site(n, slot, port, true))
 }
 
-// switchScript installs the site, reloads nginx, then waits until nginx
-// answers from the new slot (its X-Bakery-Slot header): a reload returns
-// before the new workers take over, and the old slot must not be stopped
-// while old workers still send to it.
-const switchScript = sudo + ` nginx-site-install "$APP" && ` + sudo + ` nginx-reload || exit 1
-# With TLS, every host with a certificate must answer over HTTPS from the
-# site just written (its token), else HOST over HTTP.
-probe() {
-  if [ -n "$TOKEN" ]; then
-    # The certificate need not verify here: only which site answers counts.
-    curl -s -k -o /dev/null -D - -m 2 --resolve "$1:443:127.0.0.1" "https://$1$HPATH"
-  else
-    curl -s -o /dev/null -D - -m 2 -H "Host: $1" "http://127.0.0.1:80$HPATH"
-  fi
-}
-serves() {
-  h=$(probe "$1" 2>/dev/null | tr -d '\r')
-  printf '%s\n' "$h" | grep -qix "x-bakery-slot: $APP/$SLOT" || return 1
-  [ -z "$TOKEN" ] || printf '%s\n' "$h" | grep -qix "x-bakery-site: $TOKEN"
-}
-i=0
-while [ $i -lt 200 ]; do
-  all=1
-  for h in $HOSTS; do serves "$h" || { all=; break; }; done
-  if [ -n "$all" ]; then
-    echo "bakery: nginx now serves from the $SLOT slot"; exit 0
-  fi
-  i=$((i + 1)); sleep 0.05
-done
-echo "bakery: nginx did not switch to the $SLOT slot within 10s" >&2
-exit 1
-`
-
 func (g nginxIngress) Switch(ctx context.Context, n *nodeRun, slot string, port int) error {
 	n.logf("pointing nginx at the %s slot (port %d)", slot, port)
 	hosts, token := []string{n.app}, ""
@@ -526,13 +386,12 @@ func (g nginxIngress) Switch(ctx context.Context, n *nodeRun, slot string, port 
 			hosts, token = certHosts, nf.SiteToken(certHosts)
 		}
 	}
-	_, err := n.run(ctx, switchScript,
-		map[string]string{"APP": n.app, "SLOT": slot, "HOSTS": strings.Join(hosts, " "), "HPATH": n.spec.HealthCheck.Path, "TOKEN": token}, []byte(g.site(n, slot, port, false)))
+	_, err := run(ctx, n, nodescript.NginxSwitch, nodescript.NginxSwitchInput{App: n.app, Slot: slot, Hosts: hosts,
+		Path: n.spec.HealthCheck.Path, Token: token, Site: g.site(n, slot, port, false)})
 	return err
 }
 
 func (nginxIngress) Remove(ctx context.Context, n *nodeRun) error {
-	_, err := n.run(ctx, `if [ "$(`+sudo+` nginx-site-remove "$APP")" = removed ]; then `+sudo+` nginx-reload; fi`,
-		map[string]string{"APP": n.app}, nil)
+	_, err := run(ctx, n, nodescript.NginxRemove, nodescript.AppInput{App: n.app})
 	return err
 }

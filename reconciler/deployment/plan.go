@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/reconciler/nodescript"
 )
 
 // ActionType names one step of a plan.
@@ -109,30 +110,10 @@ type Desired struct {
 }
 
 // Observed is what one observe round trip found on a node for an app.
-type Observed struct {
-	// State is the app's state file (nil: the app has never been deployed).
-	State *nodefiles.AppState
-	// Units maps slot → systemd ActiveState ("active", "inactive", "failed", "activating", …).
-	Units map[string]string
-	// SiteHash is the SHA-256 (nodefiles.Hash of the content) of the
-	// app's nginx site, "" when absent.
-	SiteHash string
-	// Releases maps release (nodefiles.ReleaseID) → the build hash its
-	// marker holds ("" = checked out but not built).
-	Releases map[string]string
-	// UsedPorts holds the ports other apps' slots use on the node.
-	UsedPorts map[int]bool
-	// Certs are the certificates found for the TLS hosts (a host without
-	// one is absent).
-	Certs map[string]Cert
-}
+type Observed = nodescript.Observed
 
 // Cert is a certificate found on a node.
-type Cert struct {
-	NotAfter time.Time
-	// Serial is the serial number in hex.
-	Serial string
-}
+type Cert = nodescript.Cert
 
 func running(state string) bool {
 	return state == "active" || state == "activating" || state == "reloading"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -12,6 +11,7 @@ import (
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/reconciler/nodeconn"
+	"bakery.dev/bakery/reconciler/nodescript"
 	"bakery.dev/bakery/reconciler/rolloutlog"
 	"bakery.dev/bakery/sshexec"
 )
@@ -45,25 +45,30 @@ func RuntimeLogs(ctx context.Context, st store.Store, conn nodeconn.Connector, k
 	if renv, err := resolveEnv(ctx, st, kr, &d.Spec); err == nil {
 		mask = rolloutlog.MaskReplacer(renv.secret)
 	}
-	script := journalScript(d, req.Follow)
+	script := nodescript.Journal
+	if d.Spec.Runtime == api.RuntimeDocker {
+		// The container's own log (stdout and stderr kept apart); as
+		// bakery-agent, so the follow ends with the SSH session.
+		script = nodescript.DockerLogs
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(targets))
 	for i, t := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := t.ex.Run(ctx, sshexec.Command{
-				Script:       script,
-				Env:          map[string]string{"APP": name, "SLOT": t.slot, "LINES": strconv.Itoa(lines)},
-				CaptureLimit: -1,
-				Sink: sshexec.SinkFunc(func(l sshexec.Line) {
+			cmd, err := script.Command(nodescript.LogsInput{App: name, Slot: t.slot, Lines: lines, Follow: req.Follow})
+			if err == nil {
+				cmd.CaptureLimit = -1
+				cmd.Sink = sshexec.SinkFunc(func(l sshexec.Line) {
 					text := l.Text
 					if mask != nil {
 						text = mask.Replace(text)
 					}
 					fn(api.RuntimeLogLine{Node: t.node, Slot: t.slot, Stream: l.Stream.String(), Text: text})
-				}),
-			})
+				})
+				_, err = t.ex.Run(ctx, cmd)
+			}
 			if err != nil && ctx.Err() == nil {
 				errs[i] = fmt.Errorf("node %s: %w", t.node, err)
 			}
@@ -109,22 +114,4 @@ func logTargets(ctx context.Context, st store.Store, conn nodeconn.Connector, d 
 		return nil, fmt.Errorf("%w: deployment %s has not been rolled out yet", ErrNoActiveSlot, d.Metadata.Name)
 	}
 	return targets, nil
-}
-
-// journalScript is the command that prints (or follows) an active slot's
-// log: the unit's journal, or the container's own log under docker.
-func journalScript(d *api.Deployment, follow bool) string {
-	script := sudo + ` journal "$APP" "$SLOT" "$LINES"`
-	if follow {
-		script += " follow"
-	}
-	if d.Spec.Runtime == api.RuntimeDocker {
-		// The container's own log (stdout and stderr kept apart); as
-		// bakery-agent, so the follow ends with the SSH session.
-		script = `docker logs --timestamps --tail "$LINES" "bakery-$APP-$SLOT"`
-		if follow {
-			script = `docker logs --timestamps --follow --tail "$LINES" "bakery-$APP-$SLOT"`
-		}
-	}
-	return script
 }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"bakery.dev/bakery/api"
-	"bakery.dev/bakery/sshexec"
+	"bakery.dev/bakery/reconciler/nodescript"
 )
 
 // ACME directories.
@@ -56,37 +54,12 @@ func (e *certError) Error() string {
 
 func (e *certError) Unwrap() error { return e.err }
 
-// certScript makes nginx serve the ACME challenge for the app's hosts (the
-// site for the certificates there are, on stdin), waits until the reloaded
-// nginx does, runs certbot and prints the new certificate's line.
-const certScript = `r=$(` + sudo + ` nginx-site-install "$APP") || exit 1
-if [ "$r" = changed ]; then ` + sudo + ` nginx-reload || exit 1; fi
-i=0
-until curl -s -o /dev/null -D - -m 2 -H "Host: $HOST" "http://127.0.0.1:80/.well-known/acme-challenge/bakery-probe" 2>/dev/null | tr -d '\r' | grep -qix "$HDR: 1"; do
-  i=$((i + 1))
-  if [ $i -ge 200 ]; then echo "bakery: nginx does not serve the ACME challenge location for $HOST within 10s" >&2; exit 1; fi
-  sleep 0.05
-done
-echo "bakery: requesting a certificate for $HOST from $SERVER (HTTP-01)"
-` + sudo + ` certbot-certonly "$HOST" --email "$EMAIL" --server "$SERVER" || exit 1
-` + sudo + ` cert-info "$HOST"
-`
-
-// renewScript renews one lineage, reloads nginx after `nginx -t` and
-// prints the new certificate's line. The renewal is forced: Bakery, not
-// certbot's own window, decides when a certificate is due.
-const renewScript = sudo + ` certbot-renew "$HOST" --server "$SERVER" --force || exit 1
-` + sudo + ` nginx-test || exit 1
-` + sudo + ` nginx-reload || exit 1
-` + sudo + ` cert-info "$HOST"
-`
-
-func (n *nodeRun) certEnv(host string) map[string]string {
-	email := ""
+// certEmail is the ACME account's email of the spec.
+func (n *nodeRun) certEmail() string {
 	if n.spec.Ingress != nil && n.spec.Ingress.TLS != nil {
-		email = n.spec.Ingress.TLS.Email
+		return n.spec.Ingress.TLS.Email
 	}
-	return map[string]string{"APP": n.app, "HOST": host, "EMAIL": email, "SERVER": n.acme, "HDR": "X-Bakery-Acme"}
+	return ""
 }
 
 func (g nginxIngress) Certificate(ctx context.Context, n *nodeRun, host string) error {
@@ -96,11 +69,11 @@ func (g nginxIngress) Certificate(ctx context.Context, n *nodeRun, host string) 
 	slot := n.obs.State.Active
 	site := g.site(n, slot, n.obs.State.Slots[slot].Port, false)
 	t0 := time.Now()
-	res, err := n.run(ctx, certScript, n.certEnv(host), []byte(site))
+	res, err := run(ctx, n, nodescript.Certificate, nodescript.CertificateInput{App: n.app, Host: host, Email: n.certEmail(), Server: n.acme, Site: site})
 	if err != nil {
-		return &certError{host: host, err: withCertbotDetail(err, res)}
+		return &certError{host: host, err: nodescript.WithCertbotDetail(err, res)}
 	}
-	c, err := findCert(string(res.Stdout), host)
+	c, err := nodescript.FindCert(string(res.Stdout), host)
 	if err != nil {
 		return &certError{host: host, err: err}
 	}
@@ -112,11 +85,11 @@ func (g nginxIngress) Certificate(ctx context.Context, n *nodeRun, host string) 
 func (nginxIngress) Renew(ctx context.Context, n *nodeRun, host string) error {
 	old := n.obs.Certs[host]
 	t0 := time.Now()
-	res, err := n.run(ctx, renewScript, n.certEnv(host), nil)
+	res, err := run(ctx, n, nodescript.Renew, nodescript.RenewInput{Host: host, Server: n.acme})
 	if err != nil {
-		return &certError{host: host, renew: true, notAfter: old.NotAfter, err: withCertbotDetail(err, res)}
+		return &certError{host: host, renew: true, notAfter: old.NotAfter, err: nodescript.WithCertbotDetail(err, res)}
 	}
-	c, err := findCert(string(res.Stdout), host)
+	c, err := nodescript.FindCert(string(res.Stdout), host)
 	if err == nil && c.Serial == old.Serial {
 		err = errors.New("certbot reported success but the certificate did not change")
 	}
@@ -128,72 +101,11 @@ func (nginxIngress) Renew(ctx context.Context, n *nodeRun, host string) error {
 	return nil
 }
 
-// withCertbotDetail adds what the ACME server said ("Detail: …" in
-// certbot's output), else the last line of stderr, to a failed step's
-// error; the whole output is in the rollout log.
-func withCertbotDetail(err error, res sshexec.Result) error {
-	detail := ""
-	for _, l := range strings.Split(string(res.Stdout)+"\n"+string(res.Stderr), "\n") {
-		if d, ok := strings.CutPrefix(strings.TrimSpace(l), "Detail:"); ok {
-			detail = strings.TrimSpace(d)
-			break
-		}
-	}
-	if detail == "" {
-		lines := strings.Split(strings.TrimSpace(string(res.Stderr)), "\n")
-		for i := len(lines) - 1; i >= 0 && detail == ""; i-- {
-			if l := strings.TrimSpace(lines[i]); l != "" && !strings.HasPrefix(l, "Ask for help") {
-				detail = l
-			}
-		}
-	}
-	if detail == "" {
-		return err
-	}
-	return fmt.Errorf("%w: %s", err, truncate(detail, 300))
-}
-
 func (n *nodeRun) setCert(host string, c Cert) {
 	if n.obs.Certs == nil {
 		n.obs.Certs = map[string]Cert{}
 	}
 	n.obs.Certs[host] = c
-}
-
-// parseCertLine parses what the helper's cert-info prints after "cert ":
-// "HOST NOTAFTER-UNIX SERIAL", or "HOST -" when there is no certificate.
-func parseCertLine(rest string) (host string, c Cert, ok bool, err error) {
-	f := strings.Fields(rest)
-	switch {
-	case len(f) == 2 && f[1] == "-":
-		return f[0], Cert{}, false, nil
-	case len(f) == 3:
-		sec, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
-			return "", Cert{}, false, fmt.Errorf("certificate line %q: %w", rest, err)
-		}
-		return f[0], Cert{NotAfter: time.Unix(sec, 0).UTC(), Serial: f[2]}, true, nil
-	}
-	return "", Cert{}, false, fmt.Errorf("unexpected certificate line %q", truncate(rest, 100))
-}
-
-// findCert finds host's certificate line in a step's output.
-func findCert(out, host string) (Cert, error) {
-	for _, l := range strings.Split(out, "\n") {
-		rest, ok := strings.CutPrefix(l, "cert ")
-		if !ok {
-			continue
-		}
-		h, c, found, err := parseCertLine(rest)
-		if err != nil || h != host {
-			continue
-		}
-		if !found {
-			return Cert{}, fmt.Errorf("certbot finished but there is no certificate for %s", host)
-		}
-		return c, nil
-	}
-	return Cert{}, fmt.Errorf("the node did not report the certificate of %s", host)
 }
 
 // tlsHosts are the hosts that need certificates.

@@ -269,25 +269,6 @@ func TestACMEServerChoice(t *testing.T) {
 	}
 }
 
-func TestCertbotDetail(t *testing.T) {
-	base := errors.New("sshexec: exit status 1")
-	res := sshexec.Result{
-		Stdout: []byte("Requesting a certificate for a.example.test\n\nCertbot failed to authenticate some domains (authenticator: webroot).\n  Domain: a.example.test\n  Type:   dns\n  Detail: DNS problem: NXDOMAIN looking up A for a.example.test\n"),
-		Stderr: []byte("Some challenges have failed.\nAsk for help or search for solutions at https://community.letsencrypt.org.\n"),
-	}
-	err := withCertbotDetail(base, res)
-	if !errors.Is(err, base) || !strings.HasSuffix(err.Error(), ": DNS problem: NXDOMAIN looking up A for a.example.test") {
-		t.Errorf("with a Detail line: %v", err)
-	}
-	res.Stdout = nil
-	if err := withCertbotDetail(base, res); !strings.HasSuffix(err.Error(), ": Some challenges have failed.") {
-		t.Errorf("without: %v", err)
-	}
-	if err := withCertbotDetail(base, sshexec.Result{}); err != base {
-		t.Errorf("no output: %v", err)
-	}
-}
-
 func TestCertificateFailureEvents(t *testing.T) {
 	failing := []api.Condition{{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: ReasonCertificateRenewalFailed}}
 	month := &certError{host: "a.example.test", renew: true, notAfter: time.Now().Add(20 * 24 * time.Hour), err: errors.New("x")}

@@ -1,13 +1,10 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +13,7 @@ import (
 	"bakery.dev/bakery/reconciler"
 	"bakery.dev/bakery/reconciler/internal/events"
 	"bakery.dev/bakery/reconciler/nodeconn"
+	"bakery.dev/bakery/reconciler/nodescript"
 	"bakery.dev/bakery/sshexec"
 )
 
@@ -34,9 +32,6 @@ const (
 // DefaultDiskLowPercent is the free space, in percent of a node's
 // filesystem, below which a DiskLow event is raised.
 const DefaultDiskLowPercent = 10
-
-// BakeryRoot is where Bakery keeps its files on a node.
-const BakeryRoot = "/var/lib/bakery"
 
 // RequiredTools must be present for a node to be Ready.
 var RequiredTools = []string{"git", "systemctl"}
@@ -245,106 +240,13 @@ func (r *Reconciler) timeout() time.Duration {
 	return 30 * time.Second
 }
 
-// Observation is what one observe round trip learns about a node.
-type Observation struct {
-	OS, Kernel string
-	Tools      []string
-	Disk       *api.DiskUsage
-}
-
-// Missing returns the tools of want that the node lacks.
-func (o Observation) Missing(want []string) []string {
-	have := map[string]bool{}
-	for _, t := range o.Tools {
-		have[t] = true
-	}
-	var out []string
-	for _, t := range want {
-		if !have[t] {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// nodeObserveScript prints one key=value per line. It only reads.
-const nodeObserveScript = `echo ready=bakery-ready
-echo "kernel=$(uname -sr)"
-if [ -r /etc/os-release ]; then . /etc/os-release; echo "os=${PRETTY_NAME:-$NAME}"; fi
-for t in git systemctl nginx certbot docker curl; do
-  if command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ]; then echo "tool=$t"; fi
-done
-root=` + BakeryRoot + `
-if [ -d "$root" ]; then
-  echo "bakery_bytes=$(du -sb "$root" 2>/dev/null | cut -f1)"
-  df -PB1 "$root" | awk 'NR==2 {print "fs_bytes=" $2; print "free_bytes=" $4}'
-else
-  echo bakery_bytes=0
-  df -PB1 / | awk 'NR==2 {print "fs_bytes=" $2; print "free_bytes=" $4}'
-fi
-`
+// Observation is what one observe round trip learns about a node
+// (the observe-node script of package nodescript).
+type Observation = nodescript.NodeObservation
 
 // Observe runs the node observe script in one round trip and parses it.
 func Observe(ctx context.Context, ex sshexec.Executor, timeout time.Duration) (Observation, error) {
-	res, err := ex.Run(ctx, sshexec.Command{Script: nodeObserveScript, Timeout: timeout})
-	if err != nil {
-		return Observation{}, err
-	}
-	return ParseObservation(string(res.Stdout))
-}
-
-// ParseObservation parses the output of the node observe script.
-func ParseObservation(out string) (Observation, error) {
-	var o Observation
-	ready := false
-	disk := api.DiskUsage{}
-	haveDisk := false
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "ready":
-			ready = v == "bakery-ready"
-		case "kernel":
-			o.Kernel = v
-		case "os":
-			o.OS = v
-		case "tool":
-			o.Tools = append(o.Tools, v)
-		case "bakery_bytes", "fs_bytes", "free_bytes":
-			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			if err != nil {
-				continue
-			}
-			haveDisk = true
-			switch k {
-			case "bakery_bytes":
-				disk.BakeryBytes = n
-			case "fs_bytes":
-				disk.FilesystemBytes = n
-			case "free_bytes":
-				disk.FreeBytes = n
-			}
-		}
-	}
-	if !ready {
-		return o, fmt.Errorf("node did not answer bakery-ready (output %q)", truncate(out, 200))
-	}
-	sort.Strings(o.Tools)
-	if haveDisk {
-		o.Disk = &disk
-	}
-	return o, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
+	return nodescript.ObserveNodeOn(ctx, ex, timeout)
 }
 
 // diskLow reports whether d has less than pct percent free; unknown usage

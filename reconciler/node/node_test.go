@@ -4,33 +4,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/reconciler"
 	"bakery.dev/bakery/reconciler/nodeconn"
 	"bakery.dev/bakery/sshexec"
 )
-
-func TestParseNodeObservation(t *testing.T) {
-	out := "ready=bakery-ready\nkernel=Linux 6.1.0\nos=Debian GNU/Linux 12 (bookworm)\ntool=systemctl\ntool=git\n" +
-		"bakery_bytes=4096\nfs_bytes=1000000\nfree_bytes=500000\nnoise line\n"
-	got, err := ParseObservation(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := Observation{OS: "Debian GNU/Linux 12 (bookworm)", Kernel: "Linux 6.1.0", Tools: []string{"git", "systemctl"},
-		Disk: &api.DiskUsage{BakeryBytes: 4096, FilesystemBytes: 1000000, FreeBytes: 500000}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("(-want +got):\n%s", diff)
-	}
-	if m := got.Missing([]string{"git", "nginx", "systemctl", "docker"}); !cmp.Equal(m, []string{"nginx", "docker"}) {
-		t.Fatalf("missing = %v", m)
-	}
-	if _, err := ParseObservation("kernel=x\n"); err == nil {
-		t.Fatal("output without bakery-ready accepted")
-	}
-}
 
 // TestObserveLocal runs the real observe script on this machine through the
 // local executor.
