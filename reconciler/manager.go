@@ -71,6 +71,9 @@ type ManagerConfig struct {
 	// how long they are kept (default 24h). Analytics need a store that
 	// keeps settings (store.Settings).
 	AnalyticsInterval, AnalyticsRetention time.Duration
+	// AllowLocalNodes lets manifest sources write Nodes with spec.local
+	// (the server's --allow-local-nodes).
+	AllowLocalNodes bool
 }
 
 // Manager runs Bakery's controllers and answers the actions the API asks
@@ -140,7 +143,8 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	} else {
 		cfg.Logger.Warn("the store keeps no rollouts: deployments are stored but not rolled out")
 	}
-	srcRec := &ManifestSourceReconciler{Store: cfg.Store, Mirrors: mirrors, DeleteViaLoop: m.deps != nil, Rules: cfg.Rules, Logger: cfg.Logger, events: events}
+	srcRec := &ManifestSourceReconciler{Store: cfg.Store, Mirrors: mirrors, DeleteViaLoop: m.deps != nil, Rules: cfg.Rules,
+		AllowLocalNodes: cfg.AllowLocalNodes, Logger: cfg.Logger, events: events}
 	m.srcs = New(cfg.Store, srcRec, opts(api.KindManifestSource))
 	m.ctls = append(m.ctls, m.srcs)
 	return m, nil

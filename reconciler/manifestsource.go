@@ -44,9 +44,12 @@ type ManifestSourceReconciler struct {
 	DeleteViaLoop bool
 	// Rules, if set, checks cross-object rules inside the sync's
 	// transaction.
-	Rules  func(ctx context.Context, tx store.Tx, written []api.Object) error
-	Logger *slog.Logger
-	events *eventRecorder
+	Rules func(ctx context.Context, tx store.Tx, written []api.Object) error
+	// AllowLocalNodes lets a source whose spec.allowedKinds holds Node
+	// write Nodes with spec.local (the server's --allow-local-nodes).
+	AllowLocalNodes bool
+	Logger          *slog.Logger
+	events          *eventRecorder
 }
 
 // SourceOwner is the owner annotation value of objects a ManifestSource
@@ -121,7 +124,7 @@ func (r *ManifestSourceReconciler) Reconcile(ctx context.Context, req Request) (
 	}
 	res, err := manifestsync.Sync(ctx, r.Store, objs, manifestsync.Options{
 		Owner: SourceOwner(ms.Metadata.Name), Prune: ms.Spec.PruneEnabled(), DryRun: ms.Spec.DryRun, DeleteViaLoop: r.DeleteViaLoop,
-		Check: r.Rules,
+		Check: r.Rules, Policy: manifests.Policy{LocalNodes: r.AllowLocalNodes, Kinds: ms.Spec.AllowedKinds, Owner: api.Ref(ms)},
 	})
 	if err != nil {
 		return r.failed(ctx, ms, commit, ReasonSyncFailed, err, interval)

@@ -55,7 +55,7 @@ func newTestEnv(t *testing.T, loop ...bool) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Store: st, Logger: log, Version: "v0.0.1-test", Commit: "feedbee", StoreKind: "file"}
+	cfg := server.Config{Store: st, Logger: log, Version: "v0.0.1-test", Commit: "feedbee", StoreKind: "file", AllowLocalNodes: true}
 	if len(loop) > 0 && loop[0] {
 		id, err := reconciler.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "ssh"))
 		if err != nil {

@@ -44,9 +44,13 @@ type Watcher struct {
 	// DeleteViaLoop: see Options.DeleteViaLoop.
 	DeleteViaLoop bool
 	// Rules: see Options.Check.
-	Rules    func(ctx context.Context, tx store.Tx, written []api.Object) error
-	Debounce time.Duration
-	Logger   *slog.Logger
+	Rules func(ctx context.Context, tx store.Tx, written []api.Object) error
+	// AllowLocalNodes lets the directory hold Nodes with spec.local (the
+	// server's --allow-local-nodes); without it such a bundle applies
+	// nothing.
+	AllowLocalNodes bool
+	Debounce        time.Duration
+	Logger          *slog.Logger
 	// Synced, if set, is called after every attempt (tests, status).
 	Synced func(Result, error)
 
@@ -182,5 +186,6 @@ func (w *Watcher) SyncOnce(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return Sync(ctx, w.Store, objs, Options{Owner: DirOwner(w.Dir), Prune: true, DeleteViaLoop: w.DeleteViaLoop, Check: w.Rules})
+	return Sync(ctx, w.Store, objs, Options{Owner: DirOwner(w.Dir), Prune: true, DeleteViaLoop: w.DeleteViaLoop, Check: w.Rules,
+		Policy: manifests.Policy{LocalNodes: w.AllowLocalNodes}})
 }
