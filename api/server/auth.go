@@ -100,6 +100,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 func authConfig(cfg Config, log *slog.Logger) auth.Config {
 	ac := auth.Config{Tokens: cfg.Store, Logger: log}
 	ac.Accounts, _ = cfg.Store.(store.Accounts)
+	ac.Attempts, _ = cfg.Store.(store.Attempts)
 	if u := cfg.UI; u != nil {
 		if u.Accounts != nil {
 			ac.Accounts = u.Accounts
