@@ -12,7 +12,7 @@ LISTEN     ?= 127.0.0.1:8080
 # Test nodes for `make e2e`.
 NODES      ?= 3
 
-.PHONY: help build run fmt vet lint tidy-check test fuzz bench e2e deps ci clean docs
+.PHONY: help build run fmt vet shellcheck lint tidy-check test fuzz bench e2e deps ci clean docs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,10 @@ vet: ## go vet
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-lint: fmt vet $(TOOLS)/staticcheck ## gofmt, vet and staticcheck
+shellcheck: ## shellcheck every shell script of the project (scripts/, the node scripts embedded in reconciler/nodescript)
+	shellcheck $$(git ls-files '*.sh')
+
+lint: fmt vet shellcheck $(TOOLS)/staticcheck ## gofmt, vet, shellcheck and staticcheck
 	$(TOOLS)/staticcheck ./...
 
 tidy-check: ## fail if go mod tidy would change go.mod/go.sum

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"regexp"
 
@@ -12,29 +11,9 @@ import (
 	"bakery.dev/bakery/api/store"
 )
 
-// Deployment actions the API can ask for.
-const (
-	ActionDeploy   = "deploy"   // re-resolve the ref now and roll out what it names
-	ActionRedeploy = "redeploy" // roll out a given commit
-	ActionRestart  = "restart"  // start the same revision in the other slot and switch, no downtime
-	ActionRollback = "rollback" // go back to a previous revision
-)
-
-// ActionRequest is an action on one deployment.
-type ActionRequest struct {
-	Action string `json:"action"`
-	// Commit is the commit to redeploy.
-	Commit string `json:"commit,omitempty"`
-	// ToRevision is the revision to roll back to (0: the previous one).
-	ToRevision int64 `json:"toRevision,omitempty"`
-	// By is who asks: an API token's name, or "user:<name>" for a web UI
-	// user. The rollout the action starts records it as TriggeredBy.
-	By string `json:"by,omitempty"`
-}
-
 // ErrNoDeploymentLoop means the store keeps no rollouts, so deployment
 // actions cannot run.
-var ErrNoDeploymentLoop = errors.New("this server does not roll deployments out (its store keeps no rollouts)")
+var ErrNoDeploymentLoop error = unavailableError("this server does not roll deployments out (its store keeps no rollouts)")
 
 // ActionError is an action the deployment's state does not allow (for
 // example a rollback with no earlier revision); the API answers 409.

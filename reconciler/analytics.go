@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,34 +63,6 @@ type NodeCollectStats struct {
 	Lines    int64
 	Duration time.Duration
 	Err      error
-}
-
-const metricsSettingPrefix = "metrics-"
-
-func metricsSetting(deployment string) string {
-	sum := sha256.Sum256([]byte(deployment))
-	return metricsSettingPrefix + hex.EncodeToString(sum[:8])
-}
-
-// LoadMetrics returns the metrics record of a deployment (an empty one
-// when nothing was collected yet).
-func LoadMetrics(ctx context.Context, st store.Settings, deployment string) (*api.DeploymentMetrics, error) {
-	b, err := st.GetSetting(ctx, metricsSetting(deployment))
-	if errors.Is(err, store.ErrNotFound) {
-		return &api.DeploymentMetrics{Deployment: deployment, Nodes: []api.NodeMetrics{}}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var m api.DeploymentMetrics
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("metrics of %s: %w", deployment, err)
-	}
-	if m.Deployment != deployment {
-		// A hash collision of two names: start afresh rather than mix.
-		return &api.DeploymentMetrics{Deployment: deployment, Nodes: []api.NodeMetrics{}}, nil
-	}
-	return &m, nil
 }
 
 func (a *Analytics) log() *slog.Logger {
@@ -177,7 +147,7 @@ func (a *Analytics) Collect(ctx context.Context) (stats CollectStats, err error)
 	for _, o := range deps {
 		d := o.(*api.Deployment)
 		name := d.Metadata.Name
-		rec, err := LoadMetrics(ctx, a.Settings, name)
+		rec, err := store.LoadMetrics(ctx, a.Settings, name)
 		if err != nil {
 			return stats, err
 		}
@@ -242,7 +212,7 @@ func (a *Analytics) Collect(ctx context.Context) (stats CollectStats, err error)
 		if err != nil {
 			return stats, err
 		}
-		if err := a.Settings.PutSetting(ctx, metricsSetting(app), b); err != nil {
+		if err := a.Settings.PutSetting(ctx, store.MetricsSetting(app), b); err != nil {
 			return stats, fmt.Errorf("store metrics of %s: %w", app, err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/scripts/testnodes"
 )
 
@@ -81,7 +82,7 @@ sudo -n ` + h + ` nginx-site-remove stats; rm -rf /var/lib/bakery/apps/stats; su
 	a := collector()
 	total := func() api.TrafficSummary {
 		t.Helper()
-		m, err := LoadMetrics(ctx, st.(settingsStore), app)
+		m, err := store.LoadMetrics(ctx, st.(settingsStore), app)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,7 +161,7 @@ sudo -n ` + h + ` nginx-site-remove stats; rm -rf /var/lib/bakery/apps/stats; su
 	if now := total(); now.Requests-got.Requests != 50 {
 		t.Fatalf("50 new requests counted as %d", now.Requests-got.Requests)
 	}
-	m, _ := LoadMetrics(ctx, st.(settingsStore), app)
+	m, _ := store.LoadMetrics(ctx, st.(settingsStore), app)
 	if dk := m.Nodes[0].Disk; dk == nil || dk.Releases == 0 || dk.Repo == 0 || dk.AccessLog == 0 {
 		t.Errorf("disk usage: %+v", m.Nodes[0].Disk)
 	}

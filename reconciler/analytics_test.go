@@ -61,7 +61,7 @@ func TestAnalyticsLocal(t *testing.T) {
 	a := newCollector()
 	total := func() api.TrafficSummary {
 		t.Helper()
-		m, err := LoadMetrics(ctx, st, "web")
+		m, err := store.LoadMetrics(ctx, st, "web")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestAnalyticsLocal(t *testing.T) {
 	}
 	want("bounded reads", 30, [5]int64{0, 26, 1, 1, 2}, 264)
 
-	m, _ := LoadMetrics(ctx, st, "web")
+	m, _ := store.LoadMetrics(ctx, st, "web")
 	if dk := m.Nodes[0].Disk; dk == nil || dk.Releases < 1000 || dk.AccessLog == 0 {
 		t.Errorf("disk: %+v", m.Nodes[0].Disk)
 	}

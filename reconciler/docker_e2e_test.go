@@ -183,7 +183,7 @@ h=/usr/local/lib/bakery/bakery-sudo; sudo -n $h nginx-site-remove dhello && sudo
 	if _, err := ana.Collect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := LoadMetrics(ctx, st.(settingsStore), dockerApp); err != nil || len(m.Nodes) != len(nodes) {
+	if m, err := store.LoadMetrics(ctx, st.(settingsStore), dockerApp); err != nil || len(m.Nodes) != len(nodes) {
 		t.Fatalf("metrics after a collection: %+v, %v", m, err)
 	} else {
 		for _, nm := range m.Nodes {

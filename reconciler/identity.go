@@ -77,10 +77,6 @@ const IdentitySetting = "ssh-identity"
 // value copied to another setting does not open as an identity.
 var identityAD = []byte("bakery ssh-identity")
 
-// EncryptionKeyHint names where a server's encryption key comes from, for
-// error messages.
-const EncryptionKeyHint = "BAKERY_ENCRYPTION_KEY (or --encryption-key-file)"
-
 // storedIdentity is the JSON sealed into the setting.
 type storedIdentity struct {
 	PrivatePEM    string `json:"privatePEM"`

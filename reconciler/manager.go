@@ -49,9 +49,6 @@ type ManagerConfig struct {
 	// Notify are the webhooks events are sent to (besides being kept in
 	// the store when it keeps events, store.Events).
 	Notify []notify.Target
-	// Rules, if set, checks the cross-object rules inside every manifest
-	// sync's transaction (an error applies nothing).
-	Rules func(ctx context.Context, tx store.Tx, written []api.Object) error
 	// DiskLowPercent is the free space, in percent of a node's
 	// filesystem, below which DiskLow is raised (default
 	// DefaultDiskLowPercent; negative: never).
@@ -143,7 +140,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	} else {
 		cfg.Logger.Warn("the store keeps no rollouts: deployments are stored but not rolled out")
 	}
-	srcRec := &ManifestSourceReconciler{Store: cfg.Store, Mirrors: mirrors, DeleteViaLoop: m.deps != nil, Rules: cfg.Rules,
+	srcRec := &ManifestSourceReconciler{Store: cfg.Store, Mirrors: mirrors, DeleteViaLoop: m.deps != nil,
 		AllowLocalNodes: cfg.AllowLocalNodes, Logger: cfg.Logger, events: events}
 	m.srcs = New(cfg.Store, srcRec, opts(api.KindManifestSource))
 	m.ctls = append(m.ctls, m.srcs)

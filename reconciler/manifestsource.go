@@ -42,9 +42,6 @@ type ManifestSourceReconciler struct {
 	// DeleteViaLoop prunes deployments through the deployment loop (the
 	// app is removed from its nodes first), as when the loop runs.
 	DeleteViaLoop bool
-	// Rules, if set, checks cross-object rules inside the sync's
-	// transaction.
-	Rules func(ctx context.Context, tx store.Tx, written []api.Object) error
 	// AllowLocalNodes lets a source whose spec.allowedKinds holds Node
 	// write Nodes with spec.local (the server's --allow-local-nodes).
 	AllowLocalNodes bool
@@ -124,7 +121,7 @@ func (r *ManifestSourceReconciler) Reconcile(ctx context.Context, req Request) (
 	}
 	res, err := manifestsync.Sync(ctx, r.Store, objs, manifestsync.Options{
 		Owner: SourceOwner(ms.Metadata.Name), Prune: ms.Spec.PruneEnabled(), DryRun: ms.Spec.DryRun, DeleteViaLoop: r.DeleteViaLoop,
-		Check: r.Rules, Policy: manifests.Policy{LocalNodes: r.AllowLocalNodes, Kinds: ms.Spec.AllowedKinds, Owner: api.Ref(ms)},
+		Policy: manifests.Policy{LocalNodes: r.AllowLocalNodes, Kinds: ms.Spec.AllowedKinds, Owner: api.Ref(ms)},
 	})
 	if err != nil {
 		return r.failed(ctx, ms, commit, ReasonSyncFailed, err, interval)

@@ -7,34 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
-	"bakery.dev/bakery/reconciler/source"
 )
-
-// Push is a push to a git repository, reported by a webhook. It is only a
-// hint: the loop fetches the repository itself and deploys what the
-// branch names then, so a forged or stale push can cause a fetch, never
-// a commit the repository does not hold.
-type Push struct {
-	// Delivery is the webhook's delivery id (for logs and events).
-	Delivery string
-	// Repos are the ways the webhook names the repository (clone URL, SSH
-	// URL, …); they are matched with source.RepoKey.
-	Repos []string
-	// Ref is the full ref pushed: refs/heads/<branch> or refs/tags/<tag>.
-	Ref string
-	// After is the commit the ref points to now ("" or all zeros: deleted).
-	After string
-	// Received is when the webhook arrived.
-	Received time.Time
-}
-
-// ErrPushQueueFull means pushes arrive faster than they are handled; the
-// webhook sender should retry later.
-var ErrPushQueueFull = errors.New("the push queue is full")
 
 // pushQueueLen bounds the pushes waiting to be handled.
 const pushQueueLen = 256
@@ -61,13 +37,6 @@ func (m *Manager) pushLoop(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// PushOutcome says what a push set in motion.
-type PushOutcome struct {
-	// Triggered and Ignored name objects ("Kind/name") tracking the
-	// repository: those re-resolved now, and those tracking another ref.
-	Triggered, Ignored []string
 }
 
 // shortRef returns the branch or tag name of a full pushed ref.
@@ -99,7 +68,7 @@ func tracks(want, pushed string) bool {
 func (m *Manager) HandlePush(ctx context.Context, p Push) (PushOutcome, error) {
 	keys := map[string]bool{}
 	for _, r := range p.Repos {
-		if k := source.RepoKey(r); k != "" {
+		if k := api.RepoKey(r); k != "" {
 			keys[k] = true
 		}
 	}
@@ -118,7 +87,7 @@ func (m *Manager) HandlePush(ctx context.Context, p Push) (PushOutcome, error) {
 	}
 	for _, o := range deps {
 		d := o.(*api.Deployment)
-		if !keys[source.RepoKey(d.Spec.Source.Repo)] {
+		if !keys[api.RepoKey(d.Spec.Source.Repo)] {
 			continue
 		}
 		ref := d.Spec.Source.Ref
@@ -158,7 +127,7 @@ func (m *Manager) HandlePush(ctx context.Context, p Push) (PushOutcome, error) {
 	}
 	for _, o := range srcs {
 		ms := o.(*api.ManifestSource)
-		if !keys[source.RepoKey(ms.Spec.Repo)] {
+		if !keys[api.RepoKey(ms.Spec.Repo)] {
 			continue
 		}
 		branch := ms.Spec.Branch

@@ -13,27 +13,6 @@ import (
 	"bakery.dev/bakery/sshexec"
 )
 
-// RuntimeLogRequest asks for the running app's own log (the journal of
-// its active slot's unit, or `docker logs` of its container for runtime
-// docker) on its nodes.
-type RuntimeLogRequest struct {
-	// Node limits the log to one node ("" = every node of the deployment).
-	Node string
-	// Lines is how many past lines to show first (default 100).
-	Lines int
-	// Follow keeps streaming new lines until ctx ends; the remote
-	// journalctl is killed then.
-	Follow bool
-}
-
-// RuntimeLogLine is one line of an app's runtime log.
-type RuntimeLogLine struct {
-	Node   string `json:"node"`
-	Slot   string `json:"slot"`
-	Stream string `json:"stream"`
-	Text   string `json:"text"`
-}
-
 // ErrNoActiveSlot means a deployment runs nowhere yet (or not on the
 // requested node).
 var ErrNoActiveSlot = errors.New("no active slot")

@@ -103,7 +103,9 @@ systemd_running() {
 check_os() {
 	[[ -r /etc/os-release ]] || die "cannot read /etc/os-release: only Debian and Ubuntu are supported"
 	local id
+	# shellcheck source=/dev/null
 	id=$(. /etc/os-release && printf '%s' "${ID:-}")
+	# shellcheck source=/dev/null
 	case $id in
 	debian | ubuntu) say "OS: $(. /etc/os-release && printf '%s' "${PRETTY_NAME:-$id}")" ;;
 	*) die "unsupported OS '${id:-unknown}' (from /etc/os-release): Bakery nodes must run Debian or Ubuntu" ;;

@@ -36,6 +36,8 @@ declare -A want=(
 	[ca-certificates]=/etc/ssl/certs
 	[make]=/usr/bin/make
 	[busybox]=/usr/bin/busybox
+	# make lint and reconciler/nodescript's tests lint every shell script.
+	[shellcheck]=/usr/bin/shellcheck
 	# The web UI's browser tests (headless, driven over DevTools); the
 	# fonts are only recommended by chromium, and the screenshots need one.
 	[chromium]=/usr/bin/chromium

@@ -82,7 +82,7 @@ stop() {
 			pid=$(cat "$f")
 			kill "$pid" 2>/dev/null || true
 			for _ in $(seq 50); do alive "$f" || break; sleep 0.1; done
-			alive "$f" && kill -9 "$pid" 2>/dev/null || true
+			if alive "$f"; then kill -9 "$pid" 2>/dev/null || true; fi
 		fi
 		rm -f "$f"
 	done

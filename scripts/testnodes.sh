@@ -315,7 +315,7 @@ cgroup_pids() { # node — every pid in the node's cgroups (recursively)
 remove_cgroups() { # node
 	local d
 	for d in $(cgroup_dirs "$1"); do
-		[[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+		if [[ -d $d ]]; then find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
 	done
 }
 
@@ -407,6 +407,8 @@ launch_node() { # node index
 	# --keep-unit creates payload/ and supervisor/ under the caller's cgroup), runs nspawn,
 	# restarts it after an in-node reboot (exit 133, pitfall 7) and forwards SIGTERM
 	# (= orderly poweroff of the node).
+	# The supervisor's script is single-quoted on purpose: it expands its own variables.
+	# shellcheck disable=SC2016
 	CGROUPS=$(cgroup_dirs "$name" | tr '\n' ' ') setsid bash -c '
 		name=$1 dir=$2 ns=$3; shift 3
 		for cg in $CGROUPS; do
@@ -550,15 +552,15 @@ cmd_down() {
 		rm -rf "$d"
 	done
 	# leftovers of a partial up (netns/veths without a node dir)
-	for d in /run/netns/bn$SFX-*; do
+	for d in /run/netns/bn"$SFX"-*; do
 		[[ -e $d ]] || continue
-		i=${d##*/bn$SFX-}
+		i=${d##*/bn"$SFX"-}
 		remove_node_net "$i"
 	done
-	for d in /sys/class/net/bnv$SFX-*; do [[ -e $d ]] && ip link del "${d##*/}" 2>/dev/null; done
+	for d in /sys/class/net/bnv"$SFX"-*; do if [[ -e $d ]]; then ip link del "${d##*/}" 2>/dev/null; fi; done
 	ip link del "$BRIDGE" 2>/dev/null || true
 	for d in /sys/fs/cgroup/systemd/$LAB /sys/fs/cgroup/unified/$LAB /sys/fs/cgroup/$LAB; do
-		[[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+		if [[ -d $d ]]; then find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
 	done
 	rm -f "$STATE/nodes.json" "$STATE/count" "$STATE/root" "$KNOWN_HOSTS"
 	((purge)) && rm -rf "$STATE"
@@ -567,7 +569,7 @@ cmd_down() {
 
 cmd_up() {
 	local n=${1:-}
-	[[ $n =~ ^[1-9][0-9]*$ ]] && ((n <= MAX_NODES)) || die "usage: testnodes.sh up N (1..$MAX_NODES)"
+	if ! { [[ $n =~ ^[1-9][0-9]*$ ]] && ((n <= MAX_NODES)); }; then die "usage: testnodes.sh up N (1..$MAX_NODES)"; fi
 	ensure_host_tools
 	ensure_key
 	local t0 root
@@ -618,7 +620,8 @@ MANAGED_DIRS='/home/bakery-agent /home/bakery-agent/.ssh /var/lib/bakery /var/lo
 check_installer() { # node
 	local name=$1 pid before after out
 	pid=$(leader_pid "$name") || die "$name is not running"
-	local probe="for f in $(echo $MANAGED); do stat -c '%n %a %U:%G' \"\$f\"; sha256sum \"\$f\"; done; for d in $(echo $MANAGED_DIRS); do stat -c '%n %a %U:%G' \"\$d\"; done"
+	# Both lists on one line each: a newline would end the for loop's word list.
+	local probe="for f in ${MANAGED//$'\n'/ }; do stat -c '%n %a %U:%G' \"\$f\"; sha256sum \"\$f\"; done; for d in ${MANAGED_DIRS//$'\n'/ }; do stat -c '%n %a %U:%G' \"\$d\"; done"
 	before=$(in_node "$pid" sh -c "$probe")
 	if ! out=$(in_node "$pid" bash -s -- --key "$(cat "$KEY.pub")" <"$INSTALLER" 2>&1); then
 		printf '%s\n' "$out" >&2

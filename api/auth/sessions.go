@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"bakery.dev/bakery/api/store"
 )
@@ -45,6 +46,19 @@ func (a *Auth) Session(ctx context.Context, secret string) (store.Session, error
 		return store.Session{}, fmt.Errorf("session expired: %w", store.ErrNotFound)
 	}
 	return s, nil
+}
+
+// SessionCookie is the cookie that carries a web UI session's secret.
+const SessionCookie = "bakery_session"
+
+// RequestSession returns the valid session of r's SessionCookie, or an
+// error wrapping store.ErrNotFound when there is none.
+func (a *Auth) RequestSession(r *http.Request) (store.Session, error) {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return store.Session{}, fmt.Errorf("session cookie: %w", store.ErrNotFound)
+	}
+	return a.Session(r.Context(), c.Value)
 }
 
 // EndSession removes the session with id (logout); a missing session is

@@ -193,49 +193,17 @@ func (c *Client) Status(ctx context.Context, kind, name string) (api.Object, err
 	if err != nil {
 		return nil, err
 	}
-	var st struct {
-		Metadata api.ObjectMeta  `json:"metadata"`
-		Status   json.RawMessage `json:"status"`
-	}
+	var st api.ObjectStatus
 	if err := c.do(ctx, http.MethodGet, p+"/status", nil, nil, &st); err != nil {
 		return nil, err
 	}
 	return api.Assemble(kind, st.Metadata, nil, st.Status)
 }
 
-// ApplyResponse is the server's answer to an apply.
-type ApplyResponse struct {
-	DryRun  bool          `json:"dryRun"`
-	Results []ApplyResult `json:"results"`
-}
-
-// ApplyResult says what happened (or, on a dry run, would happen) to one
-// object of the bundle.
-type ApplyResult struct {
-	Kind string `json:"kind"`
-	Name string `json:"name"`
-	// Action is created, configured or unchanged.
-	Action     string `json:"action"`
-	Generation int64  `json:"generation"`
-	// Diff is a unified diff of labels, annotations and spec, live vs
-	// applied; empty when unchanged.
-	Diff string `json:"diff,omitempty"`
-}
-
-// Changed reports whether any result is not unchanged.
-func (r *ApplyResponse) Changed() bool {
-	for _, x := range r.Results {
-		if x.Action != "unchanged" {
-			return true
-		}
-	}
-	return false
-}
-
 // Apply creates or updates every object in one transaction on the server:
 // all of them or none. With dryRun nothing is written and the answer says
 // what would happen.
-func (c *Client) Apply(ctx context.Context, objs []api.Object, dryRun bool) (*ApplyResponse, error) {
+func (c *Client) Apply(ctx context.Context, objs []api.Object, dryRun bool) (*api.ApplyResponse, error) {
 	if objs == nil {
 		objs = []api.Object{}
 	}
@@ -249,7 +217,7 @@ func (c *Client) Apply(ctx context.Context, objs []api.Object, dryRun bool) (*Ap
 // ApplyBundle is Apply for a bundle as bytes: multi-document YAML, or JSON
 // (an object, an array of objects or a List). The server decodes and
 // validates it.
-func (c *Client) ApplyBundle(ctx context.Context, bundle []byte, dryRun bool) (*ApplyResponse, error) {
+func (c *Client) ApplyBundle(ctx context.Context, bundle []byte, dryRun bool) (*api.ApplyResponse, error) {
 	ct := "application/yaml"
 	if t := bytes.TrimLeft(bundle, " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
 		ct = "application/json"
@@ -257,29 +225,21 @@ func (c *Client) ApplyBundle(ctx context.Context, bundle []byte, dryRun bool) (*
 	return c.apply(ctx, &reqBody{bundle, ct}, dryRun)
 }
 
-func (c *Client) apply(ctx context.Context, body *reqBody, dryRun bool) (*ApplyResponse, error) {
+func (c *Client) apply(ctx context.Context, body *reqBody, dryRun bool) (*api.ApplyResponse, error) {
 	q := url.Values{}
 	if dryRun {
 		q.Set("dryRun", "true")
 	}
-	var out ApplyResponse
+	var out api.ApplyResponse
 	if err := c.do(ctx, http.MethodPost, "/api/v1/apply", q, body, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// VersionInfo is the server's build and store.
-type VersionInfo struct {
-	Version string `json:"version"`
-	Commit  string `json:"commit"`
-	// Store is file or postgres.
-	Store string `json:"store"`
-}
-
 // Version returns the server's version.
-func (c *Client) Version(ctx context.Context) (*VersionInfo, error) {
-	var v VersionInfo
+func (c *Client) Version(ctx context.Context) (*api.VersionInfo, error) {
+	var v api.VersionInfo
 	if err := c.do(ctx, http.MethodGet, "/api/v1/version", nil, nil, &v); err != nil {
 		return nil, err
 	}
@@ -398,17 +358,9 @@ func DecodeObject(data []byte, defaultKind string) (api.Object, error) {
 	return o, nil
 }
 
-// Bootstrap is the answer of GET /api/v1/nodes/{name}/bootstrap.
-type Bootstrap struct {
-	Node         string `json:"node"`
-	PublicKey    string `json:"publicKey"`
-	InstallerURL string `json:"installerURL"`
-	Command      string `json:"command"`
-}
-
 // NodeBootstrap returns the one-line command that prepares node name.
-func (c *Client) NodeBootstrap(ctx context.Context, name string) (*Bootstrap, error) {
-	var b Bootstrap
+func (c *Client) NodeBootstrap(ctx context.Context, name string) (*api.Bootstrap, error) {
+	var b api.Bootstrap
 	if err := c.do(ctx, http.MethodGet, "/api/v1/nodes/"+url.PathEscape(name)+"/bootstrap", nil, nil, &b); err != nil {
 		return nil, err
 	}
@@ -425,19 +377,17 @@ func (c *Client) VerifyNode(ctx context.Context, name string) (*api.Node, error)
 	return &n, nil
 }
 
-// DeploymentAction asks for an action on a deployment: "deploy",
-// "redeploy" (commit), "restart" or "rollback" (toRevision, 0 = previous).
-// It returns the deployment once the action is recorded; the rollout runs
-// in the background.
-func (c *Client) DeploymentAction(ctx context.Context, name, action, commit string, toRevision int64) (*api.Deployment, error) {
-	body, err := json.Marshal(map[string]any{"commit": commit, "toRevision": toRevision})
+// DeploymentAction asks for an action on a deployment: api.ActionDeploy,
+// api.ActionRedeploy (commit), api.ActionRestart or api.ActionRollback
+// (toRevision, 0 = previous). It returns the deployment once the action
+// is recorded; the rollout runs in the background.
+func (c *Client) DeploymentAction(ctx context.Context, name string, action api.Action, commit string, toRevision int64) (*api.Deployment, error) {
+	body, err := json.Marshal(api.ActionOptions{Commit: commit, ToRevision: toRevision})
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Deployment *api.Deployment `json:"deployment"`
-	}
-	path := "/api/v1/deployments/" + url.PathEscape(name) + "/actions/" + url.PathEscape(action)
+	var out api.ActionResponse
+	path := "/api/v1/deployments/" + url.PathEscape(name) + "/actions/" + url.PathEscape(string(action))
 	if err := c.do(ctx, http.MethodPost, path, nil, &reqBody{data: body, contentType: "application/json"}, &out); err != nil {
 		return nil, err
 	}
@@ -446,9 +396,7 @@ func (c *Client) DeploymentAction(ctx context.Context, name, action, commit stri
 
 // Rollouts lists a deployment's rollouts, newest first (limit 0: all).
 func (c *Client) Rollouts(ctx context.Context, deployment string, limit int) ([]*api.Rollout, error) {
-	var out struct {
-		Items []*api.Rollout `json:"items"`
-	}
+	var out api.RolloutList
 	q := url.Values{}
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
@@ -470,9 +418,7 @@ func (c *Client) Rollout(ctx context.Context, id string) (*api.Rollout, error) {
 
 // Logs returns up to limit log lines of a rollout with seq > after.
 func (c *Client) Logs(ctx context.Context, id string, after int64, limit int) ([]api.LogLine, error) {
-	var out struct {
-		Items []api.LogLine `json:"items"`
-	}
+	var out api.LogPage
 	q := url.Values{"after": {strconv.FormatInt(after, 10)}, "limit": {strconv.Itoa(limit)}}
 	if err := c.do(ctx, http.MethodGet, "/api/v1/rollouts/"+url.PathEscape(id)+"/logs", q, nil, &out); err != nil {
 		return nil, err

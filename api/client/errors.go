@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"bakery.dev/bakery/api"
 )
 
 // Sentinel errors an *APIError matches with errors.Is, by HTTP status code.
@@ -28,18 +30,11 @@ var codeErrors = map[int]error{
 
 // Detail is one problem the server found, named by its field path
 // ("document 2 (Deployment/web): spec.run.port").
-type Detail struct {
-	Field  string `json:"field"`
-	Reason string `json:"reason"`
-}
+type Detail = api.ErrorDetail
 
-// APIError is an error answered by the server: its HTTP status code,
-// message and, for bad input, every problem found.
-type APIError struct {
-	Code    int      `json:"code"`
-	Message string   `json:"message"`
-	Details []Detail `json:"details,omitempty"`
-}
+// APIError is an error answered by the server (its body, api.ErrorBody):
+// its HTTP status code, message and, for bad input, every problem found.
+type APIError api.ErrorBody
 
 // Error returns the message followed by every detail.
 func (e *APIError) Error() string {

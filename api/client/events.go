@@ -14,9 +14,7 @@ import (
 // means all the server keeps. A server whose store keeps no events answers
 // 503 (an *APIError with that Code).
 func (c *Client) Events(ctx context.Context, object string, limit int) ([]*api.Event, error) {
-	var out struct {
-		Items []*api.Event `json:"items"`
-	}
+	var out api.EventList
 	q := url.Values{}
 	if object != "" {
 		q.Set("object", object)

@@ -7,38 +7,27 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
+
+	"bakery.dev/bakery/api"
 )
 
 // SyncSource asks the server to sync the ManifestSource name now and
 // returns the request id; the sync runs in the background, and the
 // source's status.syncHandled equals the id once it is done.
 func (c *Client) SyncSource(ctx context.Context, name string) (string, error) {
-	var out struct {
-		Request string `json:"request"`
-	}
+	var out api.SyncResponse
 	err := c.do(ctx, http.MethodPost, "/api/v1/manifestsources/"+url.PathEscape(name)+"/sync", nil, nil, &out)
 	return out.Request, err
 }
 
-// WebhookSecret describes a repository's webhook secret. Secret is set
-// only in the answer that created it.
-type WebhookSecret struct {
-	Repo       string    `json:"repo"`
-	Secret     string    `json:"secret,omitempty"`
-	CreatedAt  time.Time `json:"createdAt"`
-	GitHubURL  string    `json:"githubURL"`
-	GenericURL string    `json:"genericURL"`
-}
-
 // CreateWebhookSecret mints the webhook secret of repo (rotate replaces
 // an existing one) and returns it: the only time it is shown.
-func (c *Client) CreateWebhookSecret(ctx context.Context, repo string, rotate bool) (*WebhookSecret, error) {
-	body, err := json.Marshal(map[string]any{"repo": repo, "rotate": rotate})
+func (c *Client) CreateWebhookSecret(ctx context.Context, repo string, rotate bool) (*api.WebhookSecretResponse, error) {
+	body, err := json.Marshal(api.WebhookSecretRequest{Repo: repo, Rotate: rotate})
 	if err != nil {
 		return nil, err
 	}
-	var out WebhookSecret
+	var out api.WebhookSecretResponse
 	if err := c.do(ctx, http.MethodPost, "/api/v1/webhooks/secrets", nil, &reqBody{data: body, contentType: "application/json"}, &out); err != nil {
 		return nil, err
 	}
@@ -47,8 +36,8 @@ func (c *Client) CreateWebhookSecret(ctx context.Context, repo string, rotate bo
 
 // GetWebhookSecret says whether repo has a webhook secret (never the
 // secret itself).
-func (c *Client) GetWebhookSecret(ctx context.Context, repo string) (*WebhookSecret, error) {
-	var out WebhookSecret
+func (c *Client) GetWebhookSecret(ctx context.Context, repo string) (*api.WebhookSecretResponse, error) {
+	var out api.WebhookSecretResponse
 	if err := c.do(ctx, http.MethodGet, "/api/v1/webhooks/secrets", url.Values{"repo": {repo}}, nil, &out); err != nil {
 		return nil, err
 	}
@@ -57,9 +46,7 @@ func (c *Client) GetWebhookSecret(ctx context.Context, repo string) (*WebhookSec
 
 // GitHubLogin returns the URL to open in a browser to sign in to GitHub.
 func (c *Client) GitHubLogin(ctx context.Context) (string, error) {
-	var out struct {
-		AuthorizeURL string `json:"authorizeURL"`
-	}
+	var out api.GitHubLogin
 	err := c.do(ctx, http.MethodGet, "/api/v1/github/login", nil, nil, &out)
 	return out.AuthorizeURL, err
 }
@@ -68,45 +55,23 @@ func (c *Client) GitHubLogin(ctx context.Context) (string, error) {
 // in-process for a logged-in user: after the sign-in GitHub's callback
 // sends the browser back to next, a page of the UI.
 func (c *Client) GitHubLoginFor(ctx context.Context, next string) (string, error) {
-	var out struct {
-		AuthorizeURL string `json:"authorizeURL"`
-	}
+	var out api.GitHubLogin
 	err := c.do(ctx, http.MethodGet, "/api/v1/github/login", url.Values{"next": {next}}, nil, &out)
 	return out.AuthorizeURL, err
 }
 
 // GitHubUser returns the login of the signed-in GitHub user.
 func (c *Client) GitHubUser(ctx context.Context) (string, error) {
-	var out struct {
-		Login string `json:"login"`
-	}
+	var out api.GitHubSignedIn
 	err := c.do(ctx, http.MethodGet, "/api/v1/github/user", nil, nil, &out)
 	return out.Login, err
 }
 
-// GitHubRepo is a repository of the signed-in GitHub user.
-type GitHubRepo struct {
-	FullName      string `json:"fullName"`
-	Private       bool   `json:"private"`
-	CloneURL      string `json:"cloneURL"`
-	SSHURL        string `json:"sshURL"`
-	HTMLURL       string `json:"htmlURL"`
-	DefaultBranch string `json:"defaultBranch"`
-}
-
 // GitHubRepos lists the signed-in user's repositories.
-func (c *Client) GitHubRepos(ctx context.Context) ([]GitHubRepo, error) {
-	var out struct {
-		Items []GitHubRepo `json:"items"`
-	}
+func (c *Client) GitHubRepos(ctx context.Context) ([]api.GitHubRepo, error) {
+	var out api.GitHubRepoList
 	err := c.do(ctx, http.MethodGet, "/api/v1/github/repos", nil, nil, &out)
 	return out.Items, err
-}
-
-// GitHubBranch is a branch and its head commit.
-type GitHubBranch struct {
-	Name   string `json:"name"`
-	Commit string `json:"commit"`
 }
 
 func githubRepoPath(fullName string) (string, error) {
@@ -118,12 +83,12 @@ func githubRepoPath(fullName string) (string, error) {
 }
 
 // GitHubRepoInfo returns repository OWNER/REPO.
-func (c *Client) GitHubRepoInfo(ctx context.Context, fullName string) (*GitHubRepo, error) {
+func (c *Client) GitHubRepoInfo(ctx context.Context, fullName string) (*api.GitHubRepo, error) {
 	p, err := githubRepoPath(fullName)
 	if err != nil {
 		return nil, err
 	}
-	var out GitHubRepo
+	var out api.GitHubRepo
 	if err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
 		return nil, err
 	}
@@ -131,33 +96,24 @@ func (c *Client) GitHubRepoInfo(ctx context.Context, fullName string) (*GitHubRe
 }
 
 // GitHubBranches lists the branches of OWNER/REPO.
-func (c *Client) GitHubBranches(ctx context.Context, fullName string) ([]GitHubBranch, error) {
+func (c *Client) GitHubBranches(ctx context.Context, fullName string) ([]api.GitHubBranch, error) {
 	p, err := githubRepoPath(fullName)
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Items []GitHubBranch `json:"items"`
-	}
+	var out api.GitHubBranchList
 	err = c.do(ctx, http.MethodGet, p+"/branches", nil, nil, &out)
 	return out.Items, err
 }
 
-// GitHubHook is a push webhook registered on GitHub.
-type GitHubHook struct {
-	ID   int64  `json:"id"`
-	Repo string `json:"repo"`
-	URL  string `json:"url"`
-}
-
 // GitHubCreateHook registers the push webhook on OWNER/REPO with a newly
 // generated secret (which goes to GitHub and the server only).
-func (c *Client) GitHubCreateHook(ctx context.Context, fullName string) (*GitHubHook, error) {
+func (c *Client) GitHubCreateHook(ctx context.Context, fullName string) (*api.GitHubHook, error) {
 	p, err := githubRepoPath(fullName)
 	if err != nil {
 		return nil, err
 	}
-	var out GitHubHook
+	var out api.GitHubHook
 	if err := c.do(ctx, http.MethodPost, p+"/hooks", nil, nil, &out); err != nil {
 		return nil, err
 	}

@@ -7,21 +7,14 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-)
 
-// RuntimeLogLine is one line of a running app's own log (its active
-// slot's journal) on one node.
-type RuntimeLogLine struct {
-	Node   string `json:"node"`
-	Slot   string `json:"slot"`
-	Stream string `json:"stream"`
-	Text   string `json:"text"`
-}
+	"bakery.dev/bakery/api"
+)
 
 // RuntimeLogs reads the journal of a deployment's active slot on its
 // nodes (node "" = all): the last lines lines, then, with follow, new ones
 // until ctx ends. fn is called in arrival order.
-func (c *Client) RuntimeLogs(ctx context.Context, name, node string, lines int, follow bool, fn func(RuntimeLogLine)) error {
+func (c *Client) RuntimeLogs(ctx context.Context, name, node string, lines int, follow bool, fn func(api.RuntimeLogLine)) error {
 	path := "/api/v1/deployments/" + url.PathEscape(name) + "/logs"
 	q := url.Values{"lines": {strconv.Itoa(lines)}, "follow": {strconv.FormatBool(follow)}}
 	if node != "" {
@@ -37,16 +30,14 @@ func (c *Client) RuntimeLogs(ctx context.Context, name, node string, lines int, 
 	err = readEvents(body, path, func(event string, data []byte) (bool, error) {
 		switch event {
 		case "line":
-			var l RuntimeLogLine
+			var l api.RuntimeLogLine
 			if err := json.Unmarshal(data, &l); err != nil {
 				return true, fmt.Errorf("GET %s: line event: %w", path, err)
 			}
 			fn(l)
 		case "end":
 			ended = true
-			var end struct {
-				Error string `json:"error"`
-			}
+			var end api.RuntimeLogEnd
 			if err := json.Unmarshal(data, &end); err != nil {
 				return true, fmt.Errorf("GET %s: end event: %w", path, err)
 			}

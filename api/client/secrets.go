@@ -50,20 +50,11 @@ func (c *Client) ListSealed(ctx context.Context, kind string) ([]api.Object, err
 	return out, nil
 }
 
-// ReencryptResult is what Reencrypt did.
-type ReencryptResult struct {
-	KeyID    string `json:"keyID"`
-	Secrets  int    `json:"secrets"`
-	Values   int    `json:"values"`
-	Resealed int    `json:"resealed"`
-	Identity bool   `json:"identity"`
-}
-
 // Reencrypt asks the server to seal every stored secret value (and its
 // stored SSH identity) again with its current encryption key, after which
 // older keys can be removed from the server's keyring.
-func (c *Client) Reencrypt(ctx context.Context) (*ReencryptResult, error) {
-	var out ReencryptResult
+func (c *Client) Reencrypt(ctx context.Context) (*api.ReencryptResult, error) {
+	var out api.ReencryptResult
 	if err := c.do(ctx, http.MethodPost, "/api/v1/reencrypt", nil, nil, &out); err != nil {
 		return nil, err
 	}

@@ -17,13 +17,6 @@ import (
 	"bakery.dev/bakery/api"
 )
 
-// StreamEnd is how a rollout ended, as the last event of its log stream
-// says.
-type StreamEnd struct {
-	State   string `json:"state"`
-	Message string `json:"message"`
-}
-
 // Reconnection of StreamLogs: at most streamRetries attempts in a row
 // without receiving anything, waiting streamBackoff, then twice as long
 // each time, at most streamMaxBackoff.
@@ -45,7 +38,7 @@ var errStreamCut = errors.New("log stream ended before the rollout did")
 // of times in a row); an error answer of the server (4xx), ctx ending or
 // too many failed attempts end it with an error. WithTimeout does not
 // apply: only ctx bounds the stream.
-func (c *Client) StreamLogs(ctx context.Context, id string, after int64, fn func(api.LogLine)) (*StreamEnd, error) {
+func (c *Client) StreamLogs(ctx context.Context, id string, after int64, fn func(api.LogLine)) (*api.StreamEnd, error) {
 	last := after
 	failures := 0
 	backoff := streamBackoff
@@ -87,7 +80,7 @@ func (c *Client) StreamLogs(ctx context.Context, id string, after int64, fn func
 
 // streamOnce reads one connection of the log stream; it returns the end
 // event, or why the stream stopped without one.
-func (c *Client) streamOnce(ctx context.Context, id string, after int64, fn func(api.LogLine)) (*StreamEnd, error) {
+func (c *Client) streamOnce(ctx context.Context, id string, after int64, fn func(api.LogLine)) (*api.StreamEnd, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	path := "/api/v1/rollouts/" + url.PathEscape(id) + "/logs/stream"
@@ -100,7 +93,7 @@ func (c *Client) streamOnce(ctx context.Context, id string, after int64, fn func
 		return nil, err
 	}
 	defer body.Close()
-	var end *StreamEnd
+	var end *api.StreamEnd
 	err = readEvents(body, path, func(event string, data []byte) (bool, error) {
 		switch event {
 		case "line":
@@ -110,7 +103,7 @@ func (c *Client) streamOnce(ctx context.Context, id string, after int64, fn func
 			}
 			fn(l)
 		case "end":
-			end = &StreamEnd{}
+			end = &api.StreamEnd{}
 			if err := json.Unmarshal(data, end); err != nil {
 				return true, fmt.Errorf("GET %s: end event: %w", path, err)
 			}

@@ -194,7 +194,7 @@ func TestStreamLogsReconnects(t *testing.T) {
 	s.appendLines(t, 1, 30)
 	col := newCollector()
 	type result struct {
-		end *client.StreamEnd
+		end *api.StreamEnd
 		err error
 	}
 	done := make(chan result, 1)
@@ -215,7 +215,7 @@ func TestStreamLogsReconnects(t *testing.T) {
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	if *res.end != (client.StreamEnd{State: api.RolloutFailed, Message: "health check failed on n1"}) {
+	if *res.end != (api.StreamEnd{State: api.RolloutFailed, Message: "health check failed on n1"}) {
 		t.Fatalf("end %+v", res.end)
 	}
 	col.check(t, 1, 60)

@@ -14,25 +14,6 @@ import (
 	"bakery.dev/bakery/api/store"
 )
 
-// ApplyResponse is the answer of POST /api/v1/apply.
-type ApplyResponse struct {
-	DryRun  bool          `json:"dryRun"`
-	Results []ApplyResult `json:"results"`
-}
-
-// ApplyResult says what apply did (or, on a dry run, would do) to one
-// object of the bundle.
-type ApplyResult struct {
-	Kind string `json:"kind"`
-	Name string `json:"name"`
-	// Action is created, configured or unchanged.
-	Action     store.ApplyAction `json:"action"`
-	Generation int64             `json:"generation"`
-	// Diff is a unified diff of the YAML of metadata.labels,
-	// metadata.annotations and spec, live vs applied; empty when unchanged.
-	Diff string `json:"diff"`
-}
-
 func (s *Server) apply(w http.ResponseWriter, r *http.Request) (any, error) {
 	dryRun := false
 	if v := r.URL.Query().Get("dryRun"); v != "" {
@@ -49,23 +30,19 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := s.sealSecrets(r.Context(), objs, true); err != nil {
 		return nil, err
 	}
-	res, err := store.Apply(r.Context(), s.store, objs, store.ApplyOptions{
-		DryRun: dryRun,
-		Check: func(ctx context.Context, tx store.Tx) error {
-			return checkRules(ctx, tx, objs, true)
-		},
-		Applied: recordApplier,
-	})
+	// The store enforces the rules spanning several objects (one
+	// Deployment per ingress host); their field paths name the document.
+	res, err := store.Apply(r.Context(), s.store, objs, store.ApplyOptions{DryRun: dryRun, Applied: recordApplier})
 	if err != nil {
-		return nil, err
+		return nil, bundleRuleError(err, objs)
 	}
-	out := ApplyResponse{DryRun: dryRun, Results: make([]ApplyResult, 0, len(res))}
+	out := api.ApplyResponse{DryRun: dryRun, Results: make([]api.ApplyResult, 0, len(res))}
 	for _, rr := range res {
 		d, err := applyDiff(rr.Old, rr.New)
 		if err != nil {
 			return nil, err
 		}
-		out.Results = append(out.Results, ApplyResult{
+		out.Results = append(out.Results, api.ApplyResult{
 			Kind:       rr.New.GetTypeMeta().Kind,
 			Name:       rr.New.GetObjectMeta().Name,
 			Action:     rr.Action,

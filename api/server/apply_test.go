@@ -10,21 +10,20 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"bakery.dev/bakery/api"
-	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store"
 )
 
-func apply(t *testing.T, e *env, query, body string) server.ApplyResponse {
+func apply(t *testing.T, e *env, query, body string) api.ApplyResponse {
 	t.Helper()
 	r := e.req("POST", "/api/v1/apply"+query, yamlType, body)
 	want(t, r, http.StatusOK)
-	var a server.ApplyResponse
+	var a api.ApplyResponse
 	r.decode(t, &a)
 	return a
 }
 
 // actions summarises results as "Kind/name action generation".
-func actions(a server.ApplyResponse) []string {
+func actions(a api.ApplyResponse) []string {
 	var out []string
 	for _, r := range a.Results {
 		out = append(out, fmt.Sprintf("%s/%s %s %d", r.Kind, r.Name, r.Action, r.Generation))

@@ -95,18 +95,19 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 }
 
 // authConfig is the configuration of the server's one auth.Auth: API
-// tokens in the store; users and sessions in the UI's accounts (or the
-// store's, when it keeps them), with the UI's login policy.
+// tokens in the store; users and sessions in cfg.Auth.Accounts or else
+// the store's, with cfg.Auth's login policy.
 func authConfig(cfg Config, log *slog.Logger) auth.Config {
-	ac := auth.Config{Tokens: cfg.Store, Logger: log}
-	ac.Accounts, _ = cfg.Store.(store.Accounts)
-	ac.Attempts, _ = cfg.Store.(store.Attempts)
-	if u := cfg.UI; u != nil {
-		if u.Accounts != nil {
-			ac.Accounts = u.Accounts
-		}
-		ac.SessionTTL, ac.LoginFailures, ac.LoginWindow = u.SessionTTL, u.LoginFailures, u.LoginWindow
-		ac.BcryptCost, ac.Now = u.BcryptCost, u.Now
+	ac := cfg.Auth
+	ac.Tokens = cfg.Store
+	if ac.Accounts == nil {
+		ac.Accounts, _ = cfg.Store.(store.Accounts)
+	}
+	if ac.Logger == nil {
+		ac.Logger = log
+	}
+	if ac.Attempts == nil {
+		ac.Attempts, _ = cfg.Store.(store.Attempts)
 	}
 	return ac
 }

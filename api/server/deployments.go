@@ -2,9 +2,7 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -13,40 +11,23 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
-	"bakery.dev/bakery/reconciler"
 )
-
-// DeploymentActions is the part of the control loop that carries out
-// deployment actions (deploy now, redeploy, restart, rollback).
-type DeploymentActions interface {
-	DeploymentAction(ctx context.Context, name string, req reconciler.ActionRequest) (*api.Deployment, error)
-}
-
-// ActionResponse is the answer of POST /api/v1/deployments/{name}/actions/{action}.
-type ActionResponse struct {
-	Action     string          `json:"action"`
-	Deployment *api.Deployment `json:"deployment"`
-}
 
 func (s *Server) action(w http.ResponseWriter, r *http.Request) (any, error) {
 	name, err := nameOf(r)
 	if err != nil {
 		return nil, err
 	}
-	da, ok := s.cfg.Actions.(DeploymentActions)
-	if !ok {
+	if s.cfg.Loop == nil {
 		return nil, errorf(http.StatusServiceUnavailable, "this server runs no deployment loop")
 	}
-	req := reconciler.ActionRequest{Action: mux.Vars(r)["action"], By: TokenName(r.Context())}
+	req := api.ActionRequest{Action: api.Action(mux.Vars(r)["action"]), By: TokenName(r.Context())}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "reading body: %v", err)
 	}
 	if len(body) > 0 {
-		var in struct {
-			Commit     string `json:"commit"`
-			ToRevision int64  `json:"toRevision"`
-		}
+		var in api.ActionOptions
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&in); err != nil {
@@ -54,17 +35,13 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		req.Commit, req.ToRevision = in.Commit, in.ToRevision
 	}
-	d, err := da.DeploymentAction(r.Context(), name, req)
-	var ae *reconciler.ActionError
-	switch {
-	case errors.As(err, &ae):
-		return nil, errorf(http.StatusConflict, "%s", ae.Msg)
-	case errors.Is(err, reconciler.ErrNoDeploymentLoop):
-		return nil, errorf(http.StatusServiceUnavailable, "%v", err)
-	case err != nil:
+	// The loop's errors say their status (CodedError): 409 for an action
+	// the deployment's state does not allow, 503 when it rolls nothing out.
+	d, err := s.cfg.Loop.DeploymentAction(r.Context(), name, req)
+	if err != nil {
 		return nil, err
 	}
-	return ActionResponse{Action: req.Action, Deployment: d}, nil
+	return api.ActionResponse{Action: req.Action, Deployment: d}, nil
 }
 
 func (s *Server) rolloutStore() (store.Rollouts, error) {
@@ -73,11 +50,6 @@ func (s *Server) rolloutStore() (store.Rollouts, error) {
 		return nil, errorf(http.StatusServiceUnavailable, "this store keeps no rollouts")
 	}
 	return rs, nil
-}
-
-// RolloutList is the answer of GET /api/v1/deployments/{name}/rollouts.
-type RolloutList struct {
-	Items []*api.Rollout `json:"items"`
 }
 
 func intParam(r *http.Request, name string, def int64) (int64, error) {
@@ -115,7 +87,7 @@ func (s *Server) rollouts(w http.ResponseWriter, r *http.Request) (any, error) {
 	if items == nil {
 		items = []*api.Rollout{}
 	}
-	return RolloutList{Items: items}, nil
+	return api.RolloutList{Items: items}, nil
 }
 
 func (s *Server) rollout(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -128,13 +100,6 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return rs.GetRollout(r.Context(), id)
-}
-
-// LogPage is the answer of GET /api/v1/rollouts/{id}/logs.
-type LogPage struct {
-	Items []api.LogLine `json:"items"`
-	// Next is the seq to pass as after= for the following page.
-	Next int64 `json:"next"`
 }
 
 func (s *Server) rolloutLogs(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -168,5 +133,5 @@ func (s *Server) rolloutLogs(w http.ResponseWriter, r *http.Request) (any, error
 	if lines == nil {
 		lines = []api.LogLine{}
 	}
-	return LogPage{Items: lines, Next: next}, nil
+	return api.LogPage{Items: lines, Next: next}, nil
 }

@@ -24,7 +24,7 @@ func withManager(t *testing.T) (func(*server.Config), **reconciler.Manager) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Actions = mgr
+		c.Loop = mgr
 	}, &mgr
 }
 
@@ -65,8 +65,8 @@ func TestDeploymentActionsAndRollouts(t *testing.T) {
 	}
 	r = e.req("POST", "/api/v1/deployments/web/actions/rollback", "", "")
 	want(t, r, 202)
-	var ar server.ActionResponse
-	ar = server.ActionResponse{}
+	var ar api.ActionResponse
+	ar = api.ActionResponse{}
 	r.decode(t, &ar)
 	if p := ar.Deployment.Status.Pin; p == nil || p.Commit != c1 || p.Reason != api.TriggerRollback || p.Revision != 1 || p.Generation != 1 {
 		t.Fatalf("rollback pin: %+v", ar.Deployment.Status.Pin)
@@ -75,21 +75,21 @@ func TestDeploymentActionsAndRollouts(t *testing.T) {
 	// deploy clears the pin; redeploy pins the given commit; restart records a request.
 	r = e.req("POST", "/api/v1/deployments/web/actions/deploy", "", "")
 	want(t, r, 202)
-	ar = server.ActionResponse{}
+	ar = api.ActionResponse{}
 	r.decode(t, &ar)
 	if ar.Deployment.Status.Pin != nil {
 		t.Fatal("deploy must clear the pin")
 	}
 	r = e.req("POST", "/api/v1/deployments/web/actions/redeploy", "application/json", `{"commit":"`+c2+`"}`)
 	want(t, r, 202)
-	ar = server.ActionResponse{}
+	ar = api.ActionResponse{}
 	r.decode(t, &ar)
 	if p := ar.Deployment.Status.Pin; p == nil || p.Commit != c2 || p.Reason != api.TriggerRedeploy {
 		t.Fatalf("redeploy pin: %+v", p)
 	}
 	r = e.req("POST", "/api/v1/deployments/web/actions/restart", "", "")
 	want(t, r, 202)
-	ar = server.ActionResponse{}
+	ar = api.ActionResponse{}
 	r.decode(t, &ar)
 	if ar.Deployment.Status.Restart == "" || ar.Deployment.Status.Restart == ar.Deployment.Status.RestartDone {
 		t.Fatalf("restart not recorded: %+v", ar.Deployment.Status)
@@ -98,7 +98,7 @@ func TestDeploymentActionsAndRollouts(t *testing.T) {
 	// History and logs.
 	r = e.req("GET", "/api/v1/deployments/web/rollouts", "", "")
 	want(t, r, 200)
-	var list server.RolloutList
+	var list api.RolloutList
 	r.decode(t, &list)
 	if len(list.Items) != 2 || list.Items[0].Revision != 2 {
 		t.Fatalf("history: %+v", list.Items)
@@ -112,7 +112,7 @@ func TestDeploymentActionsAndRollouts(t *testing.T) {
 	}
 	r = e.req("GET", "/api/v1/rollouts/web-2-aaaa/logs?after=2&limit=2", "", "")
 	want(t, r, 200)
-	var page server.LogPage
+	var page api.LogPage
 	r.decode(t, &page)
 	if len(page.Items) != 2 || page.Items[0].Text != "line 3" || page.Next != 4 {
 		t.Fatalf("log page: %+v", page)

@@ -9,7 +9,10 @@
 //
 // Objects are decoded strictly by package manifests, defaulted and validated
 // before they reach the store; rules that span several objects (one ingress
-// host per deployment) are checked inside the store transaction that writes
-// them. The package does not reconcile anything and does not know how
-// objects are stored: it talks to a [store.Store].
+// host per deployment) are enforced by the store (store.RuleError, answered
+// 409). The package does not reconcile anything and does not know how
+// objects are stored: it talks to a [store.Store], and to the control loop
+// through the one interface it declares, [Loop] (it imports nothing of
+// package reconciler). Request and answer bodies are package api's wire
+// types; GitHub is reached through package api/github.
 package server

@@ -15,24 +15,27 @@ import (
 )
 
 // Error is an error with an HTTP status, written as the JSON error body of
-// docs/api.md: {"code": 400, "message": "…", "details": [{"field", "reason"}]}.
+// docs/api.md (its Body, api.ErrorBody): {"code": 400, "message": "…",
+// "details": [{"field", "reason"}]}.
 //
-// The status lives in Status (JSON "code") because Go does not allow a
-// field and a method both named Code.
+// The status lives in Status (the body's "code") because Go does not allow
+// a field and a method both named Code.
 type Error struct {
-	Status  int      `json:"code"`
-	Message string   `json:"message"`
-	Details []Detail `json:"details,omitempty"`
+	Status  int
+	Message string
+	Details []Detail
 }
 
 // Detail is one problem with one field of a request.
-type Detail struct {
-	Field  string `json:"field"`
-	Reason string `json:"reason"`
-}
+type Detail = api.ErrorDetail
 
 // Code returns the HTTP status of the error.
 func (e *Error) Code() int { return e.Status }
+
+// Body is the error as the API answers it.
+func (e *Error) Body() api.ErrorBody {
+	return api.ErrorBody{Code: e.Status, Message: e.Message, Details: e.Details}
+}
 
 func (e *Error) Error() string {
 	s := e.Message
@@ -92,6 +95,10 @@ func toError(err error) *Error {
 			out.Details = append(out.Details, Detail{Field: f.Field, Reason: f.Reason})
 		}
 		return out
+	}
+	var rerr *store.RuleError
+	if errors.As(err, &rerr) {
+		return ruleError(rerr, nil)
 	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
@@ -163,7 +170,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		level = slog.LevelError
 	}
 	s.log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
-	writeJSON(w, e.Status, e)
+	writeJSON(w, e.Status, e.Body())
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -171,7 +178,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	if err != nil {
 		// Only Bakery's own types are written; failure is a bug.
 		code = http.StatusInternalServerError
-		b, _ = json.Marshal(errorf(code, "internal server error: encode response"))
+		b, _ = json.Marshal(errorf(code, "internal server error: encode response").Body())
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

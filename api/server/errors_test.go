@@ -31,9 +31,9 @@ func TestToError(t *testing.T) {
 		{"too large", fmt.Errorf("read: %w", &http.MaxBytesError{Limit: 10}), &Error{Status: 413, Message: "request body is larger than 10 bytes"}},
 		{"coded", fmt.Errorf("wrapped: %w", errorf(418, "teapot")), &Error{Status: 418, Message: "teapot"}},
 		{"field errors", api.FieldErrors{{Field: "spec.a", Reason: "bad"}, {Field: "spec.b", Reason: "worse"}},
-			&Error{Status: 400, Message: "2 problems", Details: []Detail{{"spec.a", "bad"}, {"spec.b", "worse"}}}},
+			&Error{Status: 400, Message: "2 problems", Details: []Detail{{Field: "spec.a", Reason: "bad"}, {Field: "spec.b", Reason: "worse"}}}},
 		{"manifests", manifests.Errors{{Index: 1, Kind: "Node", Name: "n1", Field: "spec.port", Reason: "must be 1-65535"}},
-			&Error{Status: 400, Message: "1 problem in Node/n1", Details: []Detail{{"spec.port", "must be 1-65535"}}}},
+			&Error{Status: 400, Message: "1 problem in Node/n1", Details: []Detail{{Field: "spec.port", Reason: "must be 1-65535"}}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,10 +52,10 @@ func TestManifestsErrorInBundle(t *testing.T) {
 		{Reason: "too many problems: 1 more not shown"},
 	}, true)
 	want := &Error{Status: 400, Message: "4 problems in 3 documents", Details: []Detail{
-		{"document 2 (Deployment/web): spec.run.port", "must be 1-65534"},
-		{"document 2 (Deployment/web): spec.nodes", "give spec.nodes"},
-		{"document 3", "must be a mapping"},
-		{"", "too many problems: 1 more not shown"},
+		{Field: "document 2 (Deployment/web): spec.run.port", Reason: "must be 1-65534"},
+		{Field: "document 2 (Deployment/web): spec.nodes", Reason: "give spec.nodes"},
+		{Field: "document 3", Reason: "must be a mapping"},
+		{Field: "", Reason: "too many problems: 1 more not shown"},
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)

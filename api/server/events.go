@@ -8,11 +8,6 @@ import (
 	"bakery.dev/bakery/api/store"
 )
 
-// EventList is the answer of GET /api/v1/events.
-type EventList struct {
-	Items []*api.Event `json:"items"`
-}
-
 // listEvents answers GET /api/v1/events?object=Kind/name&limit=N: the
 // object's events (all objects' without object), newest first. The object
 // need not exist: events outlive it. 503 when the store keeps no events.
@@ -45,5 +40,5 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) (any, error)
 	if items == nil {
 		items = []*api.Event{}
 	}
-	return EventList{Items: items}, nil
+	return api.EventList{Items: items}, nil
 }

@@ -30,7 +30,7 @@ func TestEvents(t *testing.T) {
 		t.Helper()
 		r := e.req("GET", "/api/v1/events"+query, "", "")
 		want(t, r, 200)
-		var l server.EventList
+		var l api.EventList
 		r.decode(t, &l)
 		if l.Items == nil {
 			t.Fatalf("items is null: %s", r.body)

@@ -1,16 +1,13 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -20,52 +17,13 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/github"
 	"bakery.dev/bakery/api/store"
-	"bakery.dev/bakery/api/ui"
 )
 
 // GitHubCallbackPath is where GitHub sends the user back after sign-in.
 const GitHubCallbackPath = "/api/v1/github/callback"
-
-// GitHubConfig configures the GitHub integration: OAuth sign-in, listing
-// repositories and branches, registering push webhooks.
-type GitHubConfig struct {
-	// ClientID and ClientSecret identify the OAuth app.
-	ClientID, ClientSecret string
-	// WebURL is where OAuth pages live (default https://github.com;
-	// GitHub Enterprise: https://HOST).
-	WebURL string
-	// APIURL is the REST API (default https://api.github.com; GitHub
-	// Enterprise: https://HOST/api/v3).
-	APIURL string
-	// HTTPClient talks to GitHub (default: 30 s timeout).
-	HTTPClient *http.Client
-}
-
-func (g *GitHubConfig) web() string {
-	if g.WebURL != "" {
-		return strings.TrimRight(g.WebURL, "/")
-	}
-	return "https://github.com"
-}
-
-func (g *GitHubConfig) api() string {
-	if g.APIURL != "" {
-		return strings.TrimRight(g.APIURL, "/")
-	}
-	return "https://api.github.com"
-}
-
-func (g *GitHubConfig) client() *http.Client {
-	if g.HTTPClient != nil {
-		return g.HTTPClient
-	}
-	return &http.Client{Timeout: 30 * time.Second}
-}
-
-// githubScopes are what Bakery asks for: private repositories (to list
-// them and their branches) and repository hooks (to register webhooks).
-const githubScopes = "repo admin:repo_hook"
 
 // oauthStates are the pending sign-ins: state → who asked, expiry.
 type oauthStates struct {
@@ -143,17 +101,11 @@ func (s *Server) githubRoutes(r *mux.Router) {
 	r.Handle(p+"/repos/{owner}/{repo}/hooks", s.wrap(http.StatusCreated, s.githubCreateHook)).Methods(http.MethodPost)
 }
 
-func (s *Server) github() (*GitHubConfig, error) {
+func (s *Server) github() (*github.Client, error) {
 	if s.cfg.GitHub == nil || s.cfg.GitHub.ClientID == "" {
 		return nil, errorf(http.StatusServiceUnavailable, "the GitHub integration is not configured (--github-client-id and BAKERY_GITHUB_CLIENT_SECRET)")
 	}
 	return s.cfg.GitHub, nil
-}
-
-// GitHubLogin is the answer of GET /api/v1/github/login: open
-// AuthorizeURL in a browser to sign in.
-type GitHubLogin struct {
-	AuthorizeURL string `json:"authorizeURL"`
 }
 
 func (s *Server) githubLogin(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -173,13 +125,7 @@ func (s *Server) githubLogin(w http.ResponseWriter, r *http.Request) (any, error
 	if err != nil {
 		return nil, err
 	}
-	q := url.Values{"client_id": {g.ClientID}, "redirect_uri": {s.externalURL(r) + GitHubCallbackPath}, "scope": {githubScopes}, "state": {state}}
-	return GitHubLogin{AuthorizeURL: g.web() + "/login/oauth/authorize?" + q.Encode()}, nil
-}
-
-// GitHubSignedIn is the answer of the OAuth callback.
-type GitHubSignedIn struct {
-	Login string `json:"login"`
+	return api.GitHubLogin{AuthorizeURL: g.AuthorizeURL(s.externalURL(r)+GitHubCallbackPath, state)}, nil
 }
 
 // githubCallback is where GitHub sends the browser back. A sign-in the
@@ -202,7 +148,7 @@ func (s *Server) githubCallback(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	if s.ui == nil || s.ui.SessionUser(r) != st.uiUser {
+	if sess, err := s.auth.RequestSession(r); s.ui == nil || err != nil || sess.User != st.uiUser {
 		// Someone else's browser completes this user's sign-in (or the
 		// session ended): storing the token would hand another person's
 		// GitHub account to this user.
@@ -223,7 +169,7 @@ func (s *Server) githubCallback(w http.ResponseWriter, r *http.Request) {
 
 // githubFinish exchanges the callback's code for a token and stores it,
 // sealed, for st.owner.
-func (s *Server) githubFinish(r *http.Request, st oauthState) (*GitHubSignedIn, error) {
+func (s *Server) githubFinish(r *http.Request, st oauthState) (*api.GitHubSignedIn, error) {
 	g, err := s.github()
 	if err != nil {
 		return nil, err
@@ -236,47 +182,29 @@ func (s *Server) githubFinish(r *http.Request, st oauthState) (*GitHubSignedIn, 
 	if code == "" {
 		return nil, badField("code", "is required")
 	}
-	form := url.Values{"client_id": {g.ClientID}, "client_secret": {g.ClientSecret}, "code": {code}, "redirect_uri": {s.externalURL(r) + GitHubCallbackPath}}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, g.web()+"/login/oauth/access_token", strings.NewReader(form.Encode()))
+	token, err := g.Exchange(r.Context(), code, s.externalURL(r)+GitHubCallbackPath)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	var tok struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-		Scope       string `json:"scope"`
-		Error       string `json:"error"`
-		ErrorDesc   string `json:"error_description"`
-	}
-	if err := s.githubDo(g, req, &tok); err != nil {
+	if err := s.putSealed(r.Context(), githubTokenSetting(st.owner), []byte(token)); err != nil {
 		return nil, err
 	}
-	if tok.Error != "" || tok.AccessToken == "" {
-		return nil, errorf(http.StatusBadGateway, "GitHub token exchange failed: %s %s", clip(tok.Error), clip(tok.ErrorDesc))
-	}
-	if err := s.putSealed(r.Context(), githubTokenSetting(st.owner), []byte(tok.AccessToken)); err != nil {
+	login, err := g.User(r.Context(), token)
+	if err != nil {
 		return nil, err
 	}
-	var user struct {
-		Login string `json:"login"`
-	}
-	if err := s.githubAPI(r.Context(), g, tok.AccessToken, http.MethodGet, "/user", nil, &user); err != nil {
-		return nil, err
-	}
-	return &GitHubSignedIn{Login: user.Login}, nil
+	return &api.GitHubSignedIn{Login: login}, nil
 }
 
 // uiReturnPath is next when it is a page of the web UI (no open
 // redirects), else the deployment editor.
 func uiReturnPath(next string) string {
-	if strings.HasPrefix(next, ui.Prefix+"/") && !strings.HasPrefix(next, "//") && !strings.Contains(next, "\\") {
+	if strings.HasPrefix(next, api.UIPrefix+"/") && !strings.HasPrefix(next, "//") && !strings.Contains(next, "\\") {
 		if u, err := url.Parse(next); err == nil && u.Scheme == "" && u.Host == "" {
 			return u.String()
 		}
 	}
-	return ui.Prefix + "/editor"
+	return api.UIPrefix + "/editor"
 }
 
 // githubTokenSetting is the setting holding the GitHub token of owner
@@ -320,70 +248,19 @@ func (s *Server) githubToken(ctx context.Context) (string, error) {
 	return string(plain), nil
 }
 
-// githubAPI calls the REST API with the user's token.
-func (s *Server) githubAPI(ctx context.Context, g *GitHubConfig, token, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, g.api()+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "application/vnd.github+json")
-	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	return s.githubDo(g, req, out)
-}
-
-func (s *Server) githubDo(g *GitHubConfig, req *http.Request, out any) error {
-	resp, err := g.client().Do(req)
-	if err != nil {
-		return errorf(http.StatusBadGateway, "GitHub: %s %s: %v", req.Method, req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return errorf(http.StatusBadGateway, "GitHub: read answer: %v", err)
-	}
-	if resp.StatusCode == http.StatusUnauthorized {
-		return errorf(http.StatusUnauthorized, "GitHub refused the token (sign in again)")
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e struct {
-			Message string `json:"message"`
-		}
-		json.Unmarshal(b, &e)
-		return errorf(http.StatusBadGateway, "GitHub: %s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, clip(e.Message))
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return errorf(http.StatusBadGateway, "GitHub: %s %s: %v", req.Method, req.URL.Path, err)
-	}
-	return nil
-}
-
 func (s *Server) githubUser(w http.ResponseWriter, r *http.Request) (any, error) {
 	g, tok, err := s.githubSession(r)
 	if err != nil {
 		return nil, err
 	}
-	var user struct {
-		Login string `json:"login"`
-	}
-	if err := s.githubAPI(r.Context(), g, tok, http.MethodGet, "/user", nil, &user); err != nil {
+	login, err := g.User(r.Context(), tok)
+	if err != nil {
 		return nil, err
 	}
-	return GitHubSignedIn{Login: user.Login}, nil
+	return api.GitHubSignedIn{Login: login}, nil
 }
 
-func (s *Server) githubSession(r *http.Request) (*GitHubConfig, string, error) {
+func (s *Server) githubSession(r *http.Request) (*github.Client, string, error) {
 	g, err := s.github()
 	if err != nil {
 		return nil, "", err
@@ -392,63 +269,30 @@ func (s *Server) githubSession(r *http.Request) (*GitHubConfig, string, error) {
 	return g, tok, err
 }
 
-// GitHubRepo is one repository the signed-in user can reach.
-type GitHubRepo struct {
-	FullName      string `json:"fullName"`
-	Private       bool   `json:"private"`
-	CloneURL      string `json:"cloneURL"`
-	SSHURL        string `json:"sshURL"`
-	HTMLURL       string `json:"htmlURL"`
-	DefaultBranch string `json:"defaultBranch"`
-}
-
-// GitHubRepoList is the answer of GET /api/v1/github/repos.
-type GitHubRepoList struct {
-	Items []GitHubRepo `json:"items"`
-}
-
-// maxGitHubPages bounds the pages read of a list (100 items a page).
-const maxGitHubPages = 10
-
 func (s *Server) githubRepos(w http.ResponseWriter, r *http.Request) (any, error) {
 	g, tok, err := s.githubSession(r)
 	if err != nil {
 		return nil, err
 	}
-	out := GitHubRepoList{Items: []GitHubRepo{}}
-	for page := 1; page <= maxGitHubPages; page++ {
-		var repos []struct {
-			FullName      string `json:"full_name"`
-			Private       bool   `json:"private"`
-			CloneURL      string `json:"clone_url"`
-			SSHURL        string `json:"ssh_url"`
-			HTMLURL       string `json:"html_url"`
-			DefaultBranch string `json:"default_branch"`
-		}
-		path := fmt.Sprintf("/user/repos?per_page=100&sort=pushed&page=%d", page)
-		if err := s.githubAPI(r.Context(), g, tok, http.MethodGet, path, nil, &repos); err != nil {
-			return nil, err
-		}
-		for _, x := range repos {
-			out.Items = append(out.Items, GitHubRepo(x))
-		}
-		if len(repos) < 100 {
-			break
-		}
+	repos, err := g.Repos(r.Context(), tok)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return api.GitHubRepoList{Items: repos}, nil
 }
 
 var githubName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
 
-func repoPath(r *http.Request) (string, error) {
+// repoOf returns the {owner} and {repo} of the path, checked to be GitHub
+// names.
+func repoOf(r *http.Request) (string, string, error) {
 	v := mux.Vars(r)
 	for _, k := range []string{"owner", "repo"} {
 		if !githubName.MatchString(v[k]) || v[k] == "." || v[k] == ".." {
-			return "", badField(k, "%q is not a GitHub owner or repository name", clip(v[k]))
+			return "", "", badField(k, "%q is not a GitHub owner or repository name", clip(v[k]))
 		}
 	}
-	return "/repos/" + v["owner"] + "/" + v["repo"], nil
+	return v["owner"], v["repo"], nil
 }
 
 // githubRepo answers GET /api/v1/github/repos/{owner}/{repo}: one
@@ -458,33 +302,11 @@ func (s *Server) githubRepo(w http.ResponseWriter, r *http.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	base, err := repoPath(r)
+	owner, name, err := repoOf(r)
 	if err != nil {
 		return nil, err
 	}
-	var x struct {
-		FullName      string `json:"full_name"`
-		Private       bool   `json:"private"`
-		CloneURL      string `json:"clone_url"`
-		SSHURL        string `json:"ssh_url"`
-		HTMLURL       string `json:"html_url"`
-		DefaultBranch string `json:"default_branch"`
-	}
-	if err := s.githubAPI(r.Context(), g, tok, http.MethodGet, base, nil, &x); err != nil {
-		return nil, err
-	}
-	return GitHubRepo(x), nil
-}
-
-// GitHubBranchList is the answer of GET /api/v1/github/repos/{owner}/{repo}/branches.
-type GitHubBranchList struct {
-	Items []GitHubBranch `json:"items"`
-}
-
-// GitHubBranch is one branch and its head commit.
-type GitHubBranch struct {
-	Name   string `json:"name"`
-	Commit string `json:"commit"`
+	return g.Repo(r.Context(), tok, owner, name)
 }
 
 func (s *Server) githubBranches(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -492,36 +314,15 @@ func (s *Server) githubBranches(w http.ResponseWriter, r *http.Request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	base, err := repoPath(r)
+	owner, name, err := repoOf(r)
 	if err != nil {
 		return nil, err
 	}
-	out := GitHubBranchList{Items: []GitHubBranch{}}
-	for page := 1; page <= maxGitHubPages; page++ {
-		var bs []struct {
-			Name   string `json:"name"`
-			Commit struct {
-				SHA string `json:"sha"`
-			} `json:"commit"`
-		}
-		if err := s.githubAPI(r.Context(), g, tok, http.MethodGet, fmt.Sprintf("%s/branches?per_page=100&page=%d", base, page), nil, &bs); err != nil {
-			return nil, err
-		}
-		for _, b := range bs {
-			out.Items = append(out.Items, GitHubBranch{Name: b.Name, Commit: b.Commit.SHA})
-		}
-		if len(bs) < 100 {
-			break
-		}
+	bs, err := g.Branches(r.Context(), tok, owner, name)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
-}
-
-// GitHubHook is the answer of POST /api/v1/github/repos/{owner}/{repo}/hooks.
-type GitHubHook struct {
-	ID   int64  `json:"id"`
-	Repo string `json:"repo"`
-	URL  string `json:"url"`
+	return api.GitHubBranchList{Items: bs}, nil
 }
 
 // githubCreateHook mints (or rotates) the repository's webhook secret and
@@ -532,14 +333,12 @@ func (s *Server) githubCreateHook(w http.ResponseWriter, r *http.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
-	base, err := repoPath(r)
+	owner, name, err := repoOf(r)
 	if err != nil {
 		return nil, err
 	}
-	var repo struct {
-		CloneURL string `json:"clone_url"`
-	}
-	if err := s.githubAPI(r.Context(), g, tok, http.MethodGet, base, nil, &repo); err != nil {
+	repo, err := g.Repo(r.Context(), tok, owner, name)
+	if err != nil {
 		return nil, err
 	}
 	ws, err := s.CreateWebhookSecret(r.Context(), repo.CloneURL, true)
@@ -547,15 +346,9 @@ func (s *Server) githubCreateHook(w http.ResponseWriter, r *http.Request) (any, 
 		return nil, err
 	}
 	hookURL := s.externalURL(r) + GitHubWebhookPath
-	body := map[string]any{
-		"name": "web", "active": true, "events": []string{"push"},
-		"config": map[string]string{"url": hookURL, "content_type": "json", "secret": ws.Secret, "insecure_ssl": "0"},
-	}
-	var hook struct {
-		ID int64 `json:"id"`
-	}
-	if err := s.githubAPI(r.Context(), g, tok, http.MethodPost, base+"/hooks", body, &hook); err != nil {
+	id, err := g.CreateHook(r.Context(), tok, owner, name, hookURL, ws.Secret)
+	if err != nil {
 		return nil, err
 	}
-	return GitHubHook{ID: hook.ID, Repo: ws.Repo, URL: hookURL}, nil
+	return api.GitHubHook{ID: id, Repo: ws.Repo, URL: hookURL}, nil
 }

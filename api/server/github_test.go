@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/github"
+	"bakery.dev/bakery/api/github/githubtest"
 	"bakery.dev/bakery/api/server"
-	"bakery.dev/bakery/api/server/githubtest"
 	"bakery.dev/bakery/api/store/sealed"
 )
 
@@ -24,8 +26,8 @@ func TestGitHubIntegration(t *testing.T) {
 	pr := &pushRecorder{}
 	e := newEnv(t, func(c *server.Config) {
 		c.Keyring = kr
-		c.Actions = pr
-		c.GitHub = &server.GitHubConfig{ClientID: githubtest.ClientID, ClientSecret: githubtest.ClientSecret, WebURL: gh.URL, APIURL: gh.APIURL()}
+		c.Loop = pr
+		c.GitHub = &github.Client{ClientID: githubtest.ClientID, ClientSecret: githubtest.ClientSecret, WebURL: gh.URL, APIURL: gh.APIURL()}
 	})
 	// Not signed in yet.
 	want(t, e.req("GET", "/api/v1/github/repos", "", ""), http.StatusUnauthorized)
@@ -36,7 +38,7 @@ func TestGitHubIntegration(t *testing.T) {
 	// which sends it back to the callback.
 	r := e.req("GET", "/api/v1/github/login", "", "")
 	want(t, r, http.StatusOK)
-	var login server.GitHubLogin
+	var login api.GitHubLogin
 	r.decode(t, &login)
 	if !strings.HasPrefix(login.AuthorizeURL, gh.URL+"/login/oauth/authorize?") {
 		t.Fatalf("authorize URL %s", login.AuthorizeURL)
@@ -65,14 +67,14 @@ func TestGitHubIntegration(t *testing.T) {
 	// Repositories and branches.
 	r = e.req("GET", "/api/v1/github/repos", "", "")
 	want(t, r, http.StatusOK)
-	var repos server.GitHubRepoList
+	var repos api.GitHubRepoList
 	r.decode(t, &repos)
 	if len(repos.Items) != 2 || repos.Items[0].FullName != "octo/app" || repos.Items[0].CloneURL != "https://github.example/octo/app.git" || repos.Items[1].DefaultBranch != "trunk" {
 		t.Fatalf("repos: %+v", repos)
 	}
 	r = e.req("GET", "/api/v1/github/repos/octo/app/branches", "", "")
 	want(t, r, http.StatusOK)
-	var branches server.GitHubBranchList
+	var branches api.GitHubBranchList
 	r.decode(t, &branches)
 	if fmt.Sprint(branches.Items) != "[{main "+githubtest.MainCommit+"} {dev "+githubtest.DevCommit+"}]" {
 		t.Fatalf("branches: %+v", branches)
@@ -82,7 +84,7 @@ func TestGitHubIntegration(t *testing.T) {
 	// Register the webhook: GitHub gets the URL and a generated secret.
 	r = e.req("POST", "/api/v1/github/repos/octo/app/hooks", "", "")
 	want(t, r, http.StatusCreated)
-	var hook server.GitHubHook
+	var hook api.GitHubHook
 	r.decode(t, &hook)
 	if hook.ID != 12345678 || hook.Repo != "github.example/octo/app" || !strings.HasSuffix(hook.URL, server.GitHubWebhookPath) {
 		t.Fatalf("hook: %+v", hook)

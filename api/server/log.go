@@ -48,7 +48,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 				}
 				s.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if rec.status == 0 {
-					writeJSON(rec, http.StatusInternalServerError, errorf(http.StatusInternalServerError, "internal server error"))
+					writeJSON(rec, http.StatusInternalServerError, errorf(http.StatusInternalServerError, "internal server error").Body())
 				}
 			}
 			status := rec.status

@@ -5,7 +5,6 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
-	"bakery.dev/bakery/reconciler"
 )
 
 // metrics answers GET /api/v1/deployments/{name}/metrics: the traffic
@@ -22,5 +21,5 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) (any, error) {
 	if !ok {
 		return nil, errorf(http.StatusNotImplemented, "this store keeps no metrics")
 	}
-	return reconciler.LoadMetrics(r.Context(), ss, name)
+	return store.LoadMetrics(r.Context(), ss, name)
 }

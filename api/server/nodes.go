@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,16 +8,6 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/scripts"
 )
-
-// Actions is what the API asks of the control loop. The server never
-// reaches into the reconciler's internals; cmd/bakery passes the
-// reconciler's Manager, which implements this.
-type Actions interface {
-	// PublicKey is the control plane's SSH public key (authorized_keys line).
-	PublicKey() string
-	// VerifyNode connects to a node now and returns it with fresh status.
-	VerifyNode(ctx context.Context, name string) (*api.Node, error)
-}
 
 // InstallerPath serves scripts/install-node-agent.sh. It is outside /api/:
 // public and read-only, needing no token (a new node has none).
@@ -28,15 +17,6 @@ func (s *Server) installer(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/x-shellscript; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Write(scripts.InstallNodeAgent)
-}
-
-// Bootstrap is the answer of GET /api/v1/nodes/{name}/bootstrap.
-type Bootstrap struct {
-	Node         string `json:"node"`
-	PublicKey    string `json:"publicKey"`
-	InstallerURL string `json:"installerURL"`
-	// Command is the one line to run on the new node.
-	Command string `json:"command"`
 }
 
 // externalURL is the base URL clients reached this server at.
@@ -56,17 +36,17 @@ func (s *Server) bootstrap(w http.ResponseWriter, r *http.Request) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	if s.cfg.Actions == nil {
+	if s.cfg.Loop == nil {
 		return nil, errorf(http.StatusServiceUnavailable, "this server runs no control loop (started without SSH identity)")
 	}
 	if _, err := s.store.Get(r.Context(), api.KindNode, name); err != nil {
 		return nil, err
 	}
-	key := s.cfg.Actions.PublicKey()
+	key := s.cfg.Loop.PublicKey()
 	url := s.externalURL(r) + InstallerPath
 	// The key is single-quoted: it holds spaces and is copied into a shell.
 	cmd := fmt.Sprintf("curl -fsSL %s | sudo bash -s -- --key '%s'", url, strings.ReplaceAll(key, "'", ""))
-	return Bootstrap{Node: name, PublicKey: key, InstallerURL: url, Command: cmd}, nil
+	return api.Bootstrap{Node: name, PublicKey: key, InstallerURL: url, Command: cmd}, nil
 }
 
 func (s *Server) verify(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -74,8 +54,8 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.cfg.Actions == nil {
+	if s.cfg.Loop == nil {
 		return nil, errorf(http.StatusServiceUnavailable, "this server runs no control loop")
 	}
-	return s.cfg.Actions.VerifyNode(r.Context(), name)
+	return s.cfg.Loop.VerifyNode(r.Context(), name)
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -30,12 +29,6 @@ type Status struct {
 type StatusDetails struct {
 	Kind string `json:"kind"`
 	Name string `json:"name"`
-}
-
-// ObjectStatus is the answer of GET /api/v1/{resource}/{name}/status.
-type ObjectStatus struct {
-	Metadata api.ObjectMeta  `json:"metadata"`
-	Status   json.RawMessage `json:"status"`
 }
 
 // kindOf returns the kind named by the {resource} path variable.
@@ -103,7 +96,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ObjectStatus{Metadata: *o.GetObjectMeta(), Status: Redact(o).StatusJSON()}, nil
+	return api.ObjectStatus{Metadata: *o.GetObjectMeta(), Status: Redact(o).StatusJSON()}, nil
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -115,15 +108,8 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := s.sealSecrets(r.Context(), []api.Object{o}, false); err != nil {
 		return nil, err
 	}
-	var out api.Object
-	err = s.store.Txn(r.Context(), func(tx store.Tx) error {
-		c, err := tx.Create(r.Context(), o)
-		if err != nil {
-			return err
-		}
-		out = c
-		return checkRules(r.Context(), tx, []api.Object{c}, false)
-	})
+	// The store enforces the rules spanning several objects.
+	out, err := s.store.Create(r.Context(), o)
 	if err != nil {
 		return nil, err
 	}
@@ -149,15 +135,7 @@ func (s *Server) replace(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := s.sealSecrets(r.Context(), []api.Object{o}, false); err != nil {
 		return nil, err
 	}
-	var out api.Object
-	err = s.store.Txn(r.Context(), func(tx store.Tx) error {
-		u, err := tx.Update(r.Context(), o)
-		if err != nil {
-			return err
-		}
-		out = u
-		return checkRules(r.Context(), tx, []api.Object{u}, false)
-	})
+	out, err := s.store.Update(r.Context(), o)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +148,7 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if kind == api.KindDeployment && s.cfg.Actions != nil {
+	if kind == api.KindDeployment && s.cfg.Loop != nil {
 		// The control loop removes the app from its nodes first, then
 		// deletes the object (202: in progress).
 		o, err := s.store.Get(r.Context(), kind, name)

@@ -22,9 +22,9 @@ func TestHealthAndVersion(t *testing.T) {
 	}
 	r = e.req("GET", "/api/v1/version", "", "")
 	want(t, r, http.StatusOK)
-	var v server.VersionInfo
+	var v api.VersionInfo
 	r.decode(t, &v)
-	if diff := cmp.Diff(server.VersionInfo{Version: "1.2.3", Commit: "abc123", Store: "file"}, v); diff != "" {
+	if diff := cmp.Diff(api.VersionInfo{Version: "1.2.3", Commit: "abc123", Store: "file"}, v); diff != "" {
 		t.Fatalf("version (-want +got):\n%s", diff)
 	}
 	if !strings.Contains(e.logs.String(), "path=/api/v1/version status=200") {

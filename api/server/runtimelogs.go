@@ -10,14 +10,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
-	"bakery.dev/bakery/reconciler"
 )
-
-// RuntimeLogs is the part of the control loop that reads an app's own log
-// on its nodes.
-type RuntimeLogs interface {
-	RuntimeLogs(ctx context.Context, name string, req reconciler.RuntimeLogRequest, fn func(reconciler.RuntimeLogLine)) error
-}
 
 // runtimeLogs serves GET /api/v1/deployments/{name}/logs?node=N&lines=L&follow=true
 // as Server-Sent Events: `event: line` with a JSON RuntimeLogLine per line,
@@ -25,51 +18,17 @@ type RuntimeLogs interface {
 // node's journal command ended. With follow=true it runs until the client
 // goes away, and the remote journalctl processes are killed then.
 func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
-	name, err := nameOf(r)
+	name, req, err := s.runtimeLogRequest(r)
 	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	rl, ok := s.cfg.Actions.(RuntimeLogs)
-	if !ok {
-		s.writeError(w, r, errorf(http.StatusServiceUnavailable, "this server runs no control loop"))
-		return
-	}
-	q := r.URL.Query()
-	req := reconciler.RuntimeLogRequest{Node: q.Get("node")}
-	if v := q.Get("lines"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 100000 {
-			s.writeError(w, r, badField("lines", "must be 0-100000"))
-			return
-		}
-		req.Lines = n
-	}
-	switch q.Get("follow") {
-	case "", "false", "0":
-	case "true", "1":
-		req.Follow = true
-	default:
-		s.writeError(w, r, badField("follow", "must be true or false"))
 		return
 	}
 	rc := http.NewResponseController(w)
 	ctx, cancel := streamContext(r)
 	defer cancel()
 	// Answer what can be answered before streaming starts.
-	o, err := s.store.Get(r.Context(), api.KindDeployment, name)
-	if err != nil {
+	if err := s.runsSomewhere(r.Context(), name, req.Node); err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	active := false
-	for _, ns := range o.(*api.Deployment).Status.Nodes {
-		if ns.ActiveSlot != "" && (req.Node == "" || ns.Node == req.Node) {
-			active = true
-		}
-	}
-	if !active {
-		s.writeError(w, r, errorf(http.StatusConflict, "deployment %s runs on no node yet%s", name, map[bool]string{true: " named " + req.Node}[req.Node != ""]))
 		return
 	}
 	// Headers go out at once: a quiet log must not look like a hung server.
@@ -88,22 +47,78 @@ func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
 		rc.Flush()
 	}
-	// A keepalive comment while the log is quiet keeps proxies from
-	// closing the stream.
-	hbDone := make(chan struct{})
-	var hb sync.WaitGroup
-	hb.Add(1)
-	defer func() {
-		close(hbDone)
-		hb.Wait() // nothing may write after the handler returns
-	}()
+	stop := keepalive(w, rc, &mu, 15*time.Second)
+	defer stop()                         // nothing may write after the handler returns
+	_ = rc.SetWriteDeadline(time.Time{}) // a followed log may run for hours
+	err = s.cfg.Loop.RuntimeLogs(ctx, name, req, func(l api.RuntimeLogLine) { send("line", l) })
+	end := api.RuntimeLogEnd{}
+	if err != nil {
+		end.Error = err.Error()
+	}
+	if ctx.Err() == nil {
+		send("end", end)
+	}
+}
+
+// runtimeLogRequest reads the deployment's name and the query of a
+// runtime log request (an error: the answer).
+func (s *Server) runtimeLogRequest(r *http.Request) (string, api.RuntimeLogRequest, error) {
+	var req api.RuntimeLogRequest
+	name, err := nameOf(r)
+	if err != nil {
+		return "", req, err
+	}
+	if s.cfg.Loop == nil {
+		return "", req, errorf(http.StatusServiceUnavailable, "this server runs no control loop")
+	}
+	q := r.URL.Query()
+	req.Node = q.Get("node")
+	if v := q.Get("lines"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100000 {
+			return "", req, badField("lines", "must be 0-100000")
+		}
+		req.Lines = n
+	}
+	switch q.Get("follow") {
+	case "", "false", "0":
+	case "true", "1":
+		req.Follow = true
+	default:
+		return "", req, badField("follow", "must be true or false")
+	}
+	return name, req, nil
+}
+
+// runsSomewhere returns nil when deployment name has an active slot on a
+// node (on node, unless that is ""), else the 409 (or the store's error).
+func (s *Server) runsSomewhere(ctx context.Context, name, node string) error {
+	o, err := s.store.Get(ctx, api.KindDeployment, name)
+	if err != nil {
+		return err
+	}
+	for _, ns := range o.(*api.Deployment).Status.Nodes {
+		if ns.ActiveSlot != "" && (node == "" || ns.Node == node) {
+			return nil
+		}
+	}
+	return errorf(http.StatusConflict, "deployment %s runs on no node yet%s", name, map[bool]string{true: " named " + node}[node != ""])
+}
+
+// keepalive writes a keepalive comment every interval, which keeps
+// proxies from closing a quiet stream, holding mu for each write. The
+// function it returns stops it and waits until it stopped.
+func keepalive(w http.ResponseWriter, rc *http.ResponseController, mu *sync.Mutex, interval time.Duration) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
-		defer hb.Done()
-		t := time.NewTicker(15 * time.Second)
+		defer wg.Done()
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
-			case <-hbDone:
+			case <-done:
 				return
 			case <-t.C:
 				mu.Lock()
@@ -113,13 +128,8 @@ func (s *Server) runtimeLogs(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	_ = rc.SetWriteDeadline(time.Time{}) // a followed log may run for hours
-	err = rl.RuntimeLogs(ctx, name, req, func(l reconciler.RuntimeLogLine) { send("line", l) })
-	end := map[string]string{}
-	if err != nil {
-		end["error"] = err.Error()
-	}
-	if ctx.Err() == nil {
-		send("end", end)
+	return func() {
+		close(done)
+		wg.Wait()
 	}
 }

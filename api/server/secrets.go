@@ -15,7 +15,6 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
-	"bakery.dev/bakery/reconciler"
 )
 
 // sealSecrets seals the plain values (spec.data) of every Secret among
@@ -46,7 +45,7 @@ func (s *Server) sealSecret(ctx context.Context, sec *api.Secret, prefix string)
 	name := sec.Metadata.Name
 	kr := s.cfg.Keyring
 	if len(sec.Spec.Data)+len(sec.Spec.Sealed) > 0 && (kr == nil || kr.Len() == 0) {
-		return badField(prefix+"spec", "this server has no encryption key to seal secrets with: start it with %s", reconciler.EncryptionKeyHint)
+		return badField(prefix+"spec", "this server has no encryption key to seal secrets with: start it with %s", sealed.EncryptionKeyHint)
 	}
 	out := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(sec.Spec.Sealed)) {
@@ -154,21 +153,6 @@ func maskSealed(o api.Object) api.Object {
 	return c
 }
 
-// ReencryptResult is the answer of POST /api/v1/reencrypt.
-type ReencryptResult struct {
-	// KeyID is the id of the current key, which every value is now
-	// sealed with.
-	KeyID string `json:"keyID"`
-	// Secrets and Values count what was read; Resealed how many values
-	// were sealed again (those sealed with an older key).
-	Secrets  int `json:"secrets"`
-	Values   int `json:"values"`
-	Resealed int `json:"resealed"`
-	// Identity says whether the control plane's stored SSH identity was
-	// sealed again.
-	Identity bool `json:"identity"`
-}
-
 // reencrypt seals every stored secret value (and the stored SSH identity)
 // again with the current key, so that older keys can be dropped. It
 // changes nothing unless every value opens: one that does not is a 409
@@ -176,10 +160,10 @@ type ReencryptResult struct {
 func (s *Server) reencrypt(w http.ResponseWriter, r *http.Request) (any, error) {
 	kr := s.cfg.Keyring
 	if kr == nil || kr.Len() == 0 {
-		return nil, errorf(http.StatusConflict, "this server has no encryption key: start it with %s", reconciler.EncryptionKeyHint)
+		return nil, errorf(http.StatusConflict, "this server has no encryption key: start it with %s", sealed.EncryptionKeyHint)
 	}
 	ctx := r.Context()
-	res := ReencryptResult{KeyID: kr.KeyID()}
+	res := api.ReencryptResult{KeyID: kr.KeyID()}
 	err := s.store.Txn(ctx, func(tx store.Tx) error {
 		res.Secrets, res.Values, res.Resealed = 0, 0, 0
 		list, err := tx.List(ctx, api.KindSecret, store.ListOptions{})
@@ -217,8 +201,10 @@ func (s *Server) reencrypt(w http.ResponseWriter, r *http.Request) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	if ss, ok := s.store.(store.Settings); ok {
-		ch, err := reconciler.ResealIdentity(ctx, ss, kr)
+	if s.cfg.Loop != nil {
+		// The loop keeps the control plane's SSH identity (in the store's
+		// settings).
+		ch, err := s.cfg.Loop.ResealIdentity(ctx, kr)
 		if err != nil {
 			return nil, errorf(http.StatusConflict, "%v", err)
 		}

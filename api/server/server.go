@@ -10,10 +10,11 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/auth"
+	"bakery.dev/bakery/api/github"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
-	"bakery.dev/bakery/api/ui"
 )
 
 // Config configures a Server.
@@ -27,17 +28,26 @@ type Config struct {
 	// Version, Commit and StoreKind ("file" or "postgres") are reported by
 	// /api/v1/version.
 	Version, Commit, StoreKind string
-	// Actions is the control loop, for node verification and bootstrap
-	// commands (nil: those routes answer 503).
-	Actions Actions
+	// Loop is the control loop, for node bootstrap and verification,
+	// deployment actions, pushes, source syncs and runtime logs (nil:
+	// those routes answer 503).
+	Loop Loop
 	// PublicURL is the base URL nodes and users reach this server at, used
 	// in bootstrap commands (default: the request's scheme and Host).
 	PublicURL string
 	// Stream tunes the rollout log stream (zero: the defaults).
 	Stream StreamConfig
-	// UI, when set, serves the web UI under /ui/ (package api/ui); New
-	// fills in its API and Auth. Nil: no UI.
-	UI *ui.Config
+	// Auth is the policy of web UI logins and sessions (session lifetime,
+	// login limits, hash cost, clock; zero: package auth's defaults). New
+	// fills in Tokens and Logger, and Accounts from Store when unset.
+	Auth auth.Config
+	// UI, when set, builds the web UI that the server mounts under
+	// api.UIPrefix. New calls it once with the server's in-process API
+	// (requests that carry the logged-in user as auth.Caller, served
+	// without a bearer token) and the server's auth. cmd/bakery passes a
+	// package api/ui's Config.Mount: the server does not import the
+	// UI, the UI reaches the server only through that handler. Nil: no UI.
+	UI func(inProcessAPI http.Handler, a *auth.Auth) (http.Handler, error)
 	// Keyring seals Secrets' values before they are stored, and webhook
 	// secrets and OAuth tokens in the store's settings (nil: Secrets with
 	// values are refused, webhook secrets cannot be kept and webhooks
@@ -46,7 +56,7 @@ type Config struct {
 	// MaxWebhookBytes limits webhook bodies (default DefaultMaxWebhookBytes).
 	MaxWebhookBytes int64
 	// GitHub configures the GitHub integration (nil: its routes answer 503).
-	GitHub *GitHubConfig
+	GitHub *github.Client
 	// ServerID names this control plane in /api/v1/leases.
 	ServerID string
 	// Cluster reports the control planes sharing the store and what
@@ -67,7 +77,7 @@ type Server struct {
 	cfg     Config
 	router  *mux.Router
 	handler http.Handler
-	ui      *ui.UI
+	ui      http.Handler
 	// auth checks tokens and sessions and manages tokens and users.
 	auth *auth.Auth
 	// deliveries remembers webhook delivery ids (replays are refused).
@@ -100,17 +110,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.auth = a
 	if cfg.UI != nil {
-		uc := *cfg.UI
-		uc.API = http.HandlerFunc(s.serveForUI)
-		uc.Auth = s.auth
-		uc.GitHub = cfg.GitHub != nil && cfg.GitHub.ClientID != ""
-		if strings.HasPrefix(cfg.PublicURL, "https://") {
-			uc.SecureCookies = true
-		}
-		if uc.Logger == nil {
-			uc.Logger = s.log
-		}
-		u, err := ui.New(uc)
+		u, err := cfg.UI(http.HandlerFunc(s.serveForUI), s.auth)
 		if err != nil {
 			return nil, err
 		}
@@ -167,10 +167,10 @@ func (s *Server) routes() *mux.Router {
 		// Outside /api/: the UI authenticates by session cookie (+ CSRF
 		// token on every change); its SSE routes pass the API's streams
 		// through after that check.
-		r.PathPrefix(ui.Prefix + "/").Handler(s.ui)
-		toUI := http.RedirectHandler(ui.Prefix+"/", http.StatusSeeOther)
+		r.PathPrefix(api.UIPrefix + "/").Handler(s.ui)
+		toUI := http.RedirectHandler(api.UIPrefix+"/", http.StatusSeeOther)
 		r.Handle("/", toUI).Methods(http.MethodGet, http.MethodHead)
-		r.Handle(ui.Prefix, toUI).Methods(http.MethodGet, http.MethodHead)
+		r.Handle(api.UIPrefix, toUI).Methods(http.MethodGet, http.MethodHead)
 	}
 
 	r.NotFoundHandler = s.wrap(0, func(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -234,13 +234,6 @@ func writeText(w http.ResponseWriter, code int, s string) {
 	w.Write([]byte(s + "\n"))
 }
 
-// VersionInfo is the answer of GET /api/v1/version.
-type VersionInfo struct {
-	Version string `json:"version"`
-	Commit  string `json:"commit"`
-	Store   string `json:"store"`
-}
-
 func (s *Server) version(w http.ResponseWriter, r *http.Request) (any, error) {
-	return VersionInfo{Version: s.cfg.Version, Commit: s.cfg.Commit, Store: s.cfg.StoreKind}, nil
+	return api.VersionInfo{Version: s.cfg.Version, Commit: s.cfg.Commit, Store: s.cfg.StoreKind}, nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 )
 
@@ -33,12 +35,6 @@ type StreamConfig struct {
 	// Heartbeat is how long the stream may stay silent before a
 	// ": keepalive" comment is sent (default DefaultStreamHeartbeat).
 	Heartbeat time.Duration
-}
-
-// StreamEnd is the data of the final "end" event of a log stream.
-type StreamEnd struct {
-	State   string `json:"state"`
-	Message string `json:"message"`
 }
 
 // streamAfter returns where a log stream starts: the Last-Event-ID header
@@ -98,91 +94,128 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request) error {
 	if beat <= 0 {
 		beat = DefaultStreamHeartbeat
 	}
-
-	rc := http.NewResponseController(w)
-	// The stream outlives Serve's WriteTimeout; each write gets its own
-	// deadline instead (ignored where unsupported, as in tests).
-	extend := func() { _ = rc.SetWriteDeadline(time.Now().Add(WriteTimeout)) }
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("X-Content-Type-Options", "nosniff")
-	extend()
-	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
-		s.log.Debug("log stream: flush", "rollout", id, "err", err)
+	ls := &logStreamer{s: s, r: r, w: w, rc: http.NewResponseController(w), rs: rs, id: id, after: after, beat: beat}
+	if !ls.start() {
 		return nil
 	}
-
-	heartbeat := time.NewTimer(beat)
-	defer heartbeat.Stop()
-	send := func(b []byte) bool {
-		extend()
-		if _, err := w.Write(b); err != nil {
-			return false
-		}
-		if err := rc.Flush(); err != nil {
-			return false
-		}
-		heartbeat.Reset(beat)
-		return true
-	}
-	var buf []byte
+	ls.heartbeat = time.NewTimer(beat)
+	defer ls.heartbeat.Stop()
 	for {
 		// The state is read before the lines: when it says done, every
 		// line stored before it changed is sent before the end event.
 		done := ro.Done()
-		for {
-			lines, err := rs.Logs(ctx, id, after, streamBatch)
-			if err != nil {
-				s.streamFailed(r, id, err)
-				return nil
-			}
-			if len(lines) == 0 {
-				break
-			}
-			buf = buf[:0]
-			for _, l := range lines {
-				data, err := json.Marshal(l)
-				if err != nil {
-					s.streamFailed(r, id, err)
-					return nil
-				}
-				buf = fmt.Appendf(buf, "id: %d\nevent: line\ndata: %s\n\n", l.Seq, data)
-				after = l.Seq
-			}
-			if !send(buf) {
-				return nil
-			}
-			if len(lines) < streamBatch {
-				break
-			}
-		}
-		if done {
-			data, _ := json.Marshal(StreamEnd{State: ro.State, Message: ro.Message})
-			send(fmt.Appendf(nil, "event: end\ndata: %s\n\n", data))
+		if !ls.sendStored(ctx) {
 			return nil
 		}
-		wait := time.NewTimer(poll)
-	idle:
-		for {
-			select {
-			case <-ctx.Done():
-				wait.Stop()
-				return nil
-			case <-heartbeat.C:
-				if !send([]byte(": keepalive\n\n")) {
-					wait.Stop()
-					return nil
-				}
-			case <-wait.C:
-				break idle
-			}
+		if done {
+			data, _ := json.Marshal(api.StreamEnd{State: ro.State, Message: ro.Message})
+			ls.send(fmt.Appendf(nil, "event: end\ndata: %s\n\n", data))
+			return nil
+		}
+		if !ls.idle(ctx, poll) {
+			return nil
 		}
 		if ro, err = rs.GetRollout(ctx, id); err != nil {
 			s.streamFailed(r, id, err)
 			return nil
+		}
+	}
+}
+
+// logStreamer writes one rollout's log stream once it started.
+type logStreamer struct {
+	s     *Server
+	r     *http.Request
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	rs    store.Rollouts
+	id    string
+	after int64 // the seq of the last line sent
+	// beat is how long the stream may stay silent; heartbeat fires then.
+	beat      time.Duration
+	heartbeat *time.Timer
+	buf       []byte
+}
+
+// extend gives the next write its own deadline: the stream outlives
+// Serve's WriteTimeout (ignored where unsupported, as in tests).
+func (ls *logStreamer) extend() { _ = ls.rc.SetWriteDeadline(time.Now().Add(WriteTimeout)) }
+
+// start writes the headers; false when the client cannot be written to.
+func (ls *logStreamer) start() bool {
+	h := ls.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("X-Content-Type-Options", "nosniff")
+	ls.extend()
+	ls.w.WriteHeader(http.StatusOK)
+	if err := ls.rc.Flush(); err != nil {
+		ls.s.log.Debug("log stream: flush", "rollout", ls.id, "err", err)
+		return false
+	}
+	return true
+}
+
+// send writes b and flushes it; false when the client is gone.
+func (ls *logStreamer) send(b []byte) bool {
+	ls.extend()
+	if _, err := ls.w.Write(b); err != nil {
+		return false
+	}
+	if err := ls.rc.Flush(); err != nil {
+		return false
+	}
+	ls.heartbeat.Reset(ls.beat)
+	return true
+}
+
+// sendStored sends every stored line after ls.after, in batches; false
+// when the stream must end.
+func (ls *logStreamer) sendStored(ctx context.Context) bool {
+	for {
+		lines, err := ls.rs.Logs(ctx, ls.id, ls.after, streamBatch)
+		if err != nil {
+			ls.s.streamFailed(ls.r, ls.id, err)
+			return false
+		}
+		if len(lines) == 0 {
+			return true
+		}
+		ls.buf = ls.buf[:0]
+		for _, l := range lines {
+			data, err := json.Marshal(l)
+			if err != nil {
+				ls.s.streamFailed(ls.r, ls.id, err)
+				return false
+			}
+			ls.buf = fmt.Appendf(ls.buf, "id: %d\nevent: line\ndata: %s\n\n", l.Seq, data)
+			ls.after = l.Seq
+		}
+		if !ls.send(ls.buf) {
+			return false
+		}
+		if len(lines) < streamBatch {
+			return true
+		}
+	}
+}
+
+// idle waits poll, sending keepalives while the stream is silent; false
+// when the stream must end.
+func (ls *logStreamer) idle(ctx context.Context, poll time.Duration) bool {
+	wait := time.NewTimer(poll)
+	defer wait.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-ls.heartbeat.C:
+			if !ls.send([]byte(": keepalive\n\n")) {
+				return false
+			}
+		case <-wait.C:
+			return true
 		}
 	}
 }

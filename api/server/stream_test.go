@@ -110,7 +110,7 @@ func (s *stream) next(t *testing.T) sseEvent {
 
 // readLines reads line events until the end event and returns the lines'
 // seqs (checking ids and data) and the end.
-func (s *stream) readAll(t *testing.T) ([]int64, server.StreamEnd) {
+func (s *stream) readAll(t *testing.T) ([]int64, api.StreamEnd) {
 	t.Helper()
 	var seqs []int64
 	for {
@@ -129,7 +129,7 @@ func (s *stream) readAll(t *testing.T) ([]int64, server.StreamEnd) {
 			}
 			seqs = append(seqs, l.Seq)
 		case "end":
-			var end server.StreamEnd
+			var end api.StreamEnd
 			if err := json.Unmarshal([]byte(ev.data), &end); err != nil {
 				t.Fatalf("end data %q: %v", ev.data, err)
 			}
@@ -238,7 +238,7 @@ func TestLogStreamFollow(t *testing.T) {
 	if !equalSeqs(seqs, seqRange(4, 2500)) {
 		t.Fatalf("got %d lines (%v…)", len(seqs), seqs[:min(len(seqs), 5)])
 	}
-	if end != (server.StreamEnd{State: api.RolloutSucceeded, Message: "all nodes serve 0123456"}) {
+	if end != (api.StreamEnd{State: api.RolloutSucceeded, Message: "all nodes serve 0123456"}) {
 		t.Fatalf("end %+v", end)
 	}
 }

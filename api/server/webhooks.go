@@ -17,10 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
-	"bakery.dev/bakery/reconciler"
-	"bakery.dev/bakery/reconciler/source"
 )
 
 // Webhook paths. They authenticate with an HMAC-SHA256 signature of the
@@ -37,19 +36,6 @@ const DefaultMaxWebhookBytes = 1 << 20
 
 // maxDeliveries is how many delivery ids are remembered to refuse replays.
 const maxDeliveries = 2000
-
-// PushQueue is the part of the control loop that takes pushes.
-type PushQueue interface {
-	QueuePush(p reconciler.Push) error
-}
-
-// WebhookResponse is the answer of a webhook delivery.
-type WebhookResponse struct {
-	Delivery string `json:"delivery"`
-	// Result is queued, duplicate (a replayed delivery id: nothing done),
-	// pong (a GitHub ping) or ignored (an event other than push).
-	Result string `json:"result"`
-}
 
 func (s *Server) githubWebhook(w http.ResponseWriter, r *http.Request) (any, error) {
 	event := r.Header.Get("X-GitHub-Event")
@@ -106,8 +92,8 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, delivery, event
 	if !s.verifySignature(r.Context(), repos, body, mac) {
 		return nil, errorf(http.StatusUnauthorized, "signature does not match the repository's webhook secret")
 	}
-	pq, canQueue := s.cfg.Actions.(PushQueue)
-	if parse != nil && !canQueue {
+	pq := s.cfg.Loop
+	if parse != nil && pq == nil {
 		return nil, errorf(http.StatusServiceUnavailable, "this server runs no control loop")
 	}
 	fresh, err := s.deliveries.record(r.Context(), s.settings(), delivery)
@@ -116,29 +102,29 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, delivery, event
 	}
 	if !fresh {
 		s.log.Info("webhook: replayed delivery ignored", "delivery", delivery)
-		return WebhookResponse{Delivery: delivery, Result: "duplicate"}, nil
+		return api.WebhookResponse{Delivery: delivery, Result: "duplicate"}, nil
 	}
 	switch {
 	case event == "ping":
-		return WebhookResponse{Delivery: delivery, Result: "pong"}, nil
+		return api.WebhookResponse{Delivery: delivery, Result: "pong"}, nil
 	case parse == nil:
-		return WebhookResponse{Delivery: delivery, Result: "ignored"}, nil
+		return api.WebhookResponse{Delivery: delivery, Result: "ignored"}, nil
 	}
-	err = pq.QueuePush(reconciler.Push{Delivery: delivery, Repos: p.Repos, Ref: p.Ref, After: p.After, Received: time.Now()})
+	err = pq.QueuePush(api.Push{Delivery: delivery, Repos: p.Repos, Ref: p.Ref, After: p.After, Received: time.Now()})
 	if err != nil {
 		// Not handled: a redelivery of this id must not count as a replay.
 		if ferr := s.deliveries.forget(context.WithoutCancel(r.Context()), s.settings(), delivery); ferr != nil {
 			s.log.Warn("webhook: forgetting a delivery not queued", "delivery", delivery, "err", ferr)
 		}
 	}
-	if errors.Is(err, reconciler.ErrPushQueueFull) {
+	if errors.Is(err, api.ErrPushQueueFull) {
 		w.Header().Set("Retry-After", "5")
 		return nil, errorf(http.StatusServiceUnavailable, "%v", err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return withStatus{http.StatusAccepted, WebhookResponse{Delivery: delivery, Result: "queued"}}, nil
+	return withStatus{http.StatusAccepted, api.WebhookResponse{Delivery: delivery, Result: "queued"}}, nil
 }
 
 // anyRepos reads the repository URLs of any GitHub event payload.
@@ -162,7 +148,7 @@ func anyRepos(body []byte) []string {
 func (s *Server) verifySignature(ctx context.Context, repos []string, body, mac []byte) bool {
 	seen := map[string]bool{}
 	for _, r := range repos {
-		key := source.RepoKey(r)
+		key := api.RepoKey(r)
 		if key == "" || seen[key] {
 			continue
 		}
@@ -185,7 +171,7 @@ func (s *Server) verifySignature(ctx context.Context, repos []string, body, mac 
 
 // WebhookSecret is a repository's webhook secret as stored (sealed).
 type WebhookSecret struct {
-	// Repo is the repository key (source.RepoKey).
+	// Repo is the repository key (api.RepoKey).
 	Repo      string    `json:"repo"`
 	Secret    string    `json:"secret,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
@@ -239,7 +225,7 @@ func (s *Server) CreateWebhookSecret(ctx context.Context, repo string, rotate bo
 	if err != nil {
 		return WebhookSecret{}, err
 	}
-	key := source.RepoKey(repo)
+	key := api.RepoKey(repo)
 	if key == "" || !cleanString(repo) {
 		return WebhookSecret{}, badField("repo", "is required: a repository URL or path")
 	}
@@ -268,31 +254,13 @@ func (s *Server) CreateWebhookSecret(ctx context.Context, repo string, rotate bo
 	return ws, err
 }
 
-// WebhookSecretRequest is the body of POST /api/v1/webhooks/secrets.
-type WebhookSecretRequest struct {
-	Repo   string `json:"repo"`
-	Rotate bool   `json:"rotate,omitempty"`
-}
-
-// WebhookSecretResponse is the answer of the webhook secret routes. Secret
-// is set only in the answer that created it.
-type WebhookSecretResponse struct {
-	Repo      string    `json:"repo"`
-	Secret    string    `json:"secret,omitempty"`
-	CreatedAt time.Time `json:"createdAt"`
-	// URLs are the webhook endpoints (path only when the server does not
-	// know its public URL).
-	GitHubURL  string `json:"githubURL"`
-	GenericURL string `json:"genericURL"`
-}
-
 func (s *Server) webhookURLs(r *http.Request) (string, string) {
 	base := strings.TrimRight(s.externalURL(r), "/")
 	return base + GitHubWebhookPath, base + GenericWebhookPath
 }
 
 func (s *Server) createWebhookSecret(w http.ResponseWriter, r *http.Request) (any, error) {
-	var in WebhookSecretRequest
+	var in api.WebhookSecretRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
@@ -303,12 +271,12 @@ func (s *Server) createWebhookSecret(w http.ResponseWriter, r *http.Request) (an
 		return nil, err
 	}
 	gh, gen := s.webhookURLs(r)
-	return withStatus{http.StatusCreated, WebhookSecretResponse{Repo: ws.Repo, Secret: ws.Secret, CreatedAt: ws.CreatedAt, GitHubURL: gh, GenericURL: gen}}, nil
+	return withStatus{http.StatusCreated, api.WebhookSecretResponse{Repo: ws.Repo, Secret: ws.Secret, CreatedAt: ws.CreatedAt, GitHubURL: gh, GenericURL: gen}}, nil
 }
 
 func (s *Server) getWebhookSecret(w http.ResponseWriter, r *http.Request) (any, error) {
 	repo := r.URL.Query().Get("repo")
-	key := source.RepoKey(repo)
+	key := api.RepoKey(repo)
 	if key == "" {
 		return nil, badField("repo", "is required")
 	}
@@ -320,7 +288,7 @@ func (s *Server) getWebhookSecret(w http.ResponseWriter, r *http.Request) (any, 
 		return nil, err
 	}
 	gh, gen := s.webhookURLs(r)
-	return WebhookSecretResponse{Repo: ws.Repo, CreatedAt: ws.CreatedAt, GitHubURL: gh, GenericURL: gen}, nil
+	return api.WebhookSecretResponse{Repo: ws.Repo, CreatedAt: ws.CreatedAt, GitHubURL: gh, GenericURL: gen}, nil
 }
 
 // deliveryLog remembers the newest delivery ids in a setting, so that a
@@ -386,33 +354,20 @@ func (l *deliveryLog) record(ctx context.Context, ss store.Settings, id string) 
 	return true, nil
 }
 
-// SourceSyncer is the part of the control loop that syncs manifest
-// sources on demand.
-type SourceSyncer interface {
-	SyncSource(ctx context.Context, name string) (request string, err error)
-}
-
-// SyncResponse is the answer of POST /api/v1/manifestsources/{name}/sync:
-// the source's status.syncHandled becomes Request once the sync is done.
-type SyncResponse struct {
-	Name    string `json:"name"`
-	Request string `json:"request"`
-}
-
 func (s *Server) syncSource(w http.ResponseWriter, r *http.Request) (any, error) {
 	name, err := nameOf(r)
 	if err != nil {
 		return nil, err
 	}
-	ss, ok := s.cfg.Actions.(SourceSyncer)
-	if !ok {
+	ss := s.cfg.Loop
+	if ss == nil {
 		return nil, errorf(http.StatusServiceUnavailable, "this server runs no control loop")
 	}
 	id, err := ss.SyncSource(r.Context(), name)
 	if err != nil {
 		return nil, err
 	}
-	return SyncResponse{Name: name, Request: id}, nil
+	return api.SyncResponse{Name: name, Request: id}, nil
 }
 
 // forget removes id, recorded for a delivery that was then not handled.

@@ -19,13 +19,12 @@ import (
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/sealed"
-	"bakery.dev/bakery/reconciler"
 )
 
 // pushRecorder is a control loop that only records the pushes queued.
 type pushRecorder struct {
 	mu     sync.Mutex
-	pushes []reconciler.Push
+	pushes []api.Push
 	full   bool // QueuePush answers ErrPushQueueFull
 }
 
@@ -33,14 +32,26 @@ func (p *pushRecorder) PublicKey() string { return "" }
 func (p *pushRecorder) VerifyNode(context.Context, string) (*api.Node, error) {
 	return nil, fmt.Errorf("not here")
 }
-func (p *pushRecorder) QueuePush(push reconciler.Push) error {
+func (p *pushRecorder) QueuePush(push api.Push) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.full {
-		return reconciler.ErrPushQueueFull
+		return api.ErrPushQueueFull
 	}
 	p.pushes = append(p.pushes, push)
 	return nil
+}
+func (p *pushRecorder) DeploymentAction(context.Context, string, api.ActionRequest) (*api.Deployment, error) {
+	return nil, fmt.Errorf("not here")
+}
+func (p *pushRecorder) SyncSource(context.Context, string) (string, error) {
+	return "", fmt.Errorf("not here")
+}
+func (p *pushRecorder) RuntimeLogs(context.Context, string, api.RuntimeLogRequest, func(api.RuntimeLogLine)) error {
+	return fmt.Errorf("not here")
+}
+func (p *pushRecorder) ResealIdentity(context.Context, *sealed.Keyring) (bool, error) {
+	return false, nil
 }
 func (p *pushRecorder) count() int {
 	p.mu.Lock()
@@ -55,7 +66,7 @@ func webhookEnv(t *testing.T) (*env, *pushRecorder) {
 		t.Fatal(err)
 	}
 	pr := &pushRecorder{}
-	e := newEnv(t, func(c *server.Config) { c.Keyring = kr; c.Actions = pr })
+	e := newEnv(t, func(c *server.Config) { c.Keyring = kr; c.Loop = pr })
 	return e, pr
 }
 
@@ -97,7 +108,7 @@ func TestWebhookSecretsAndDeliveries(t *testing.T) {
 	// A secret is minted once, shown once.
 	r := e.req("POST", "/api/v1/webhooks/secrets", "application/json", `{"repo":"https://github.com/Octo/App.git"}`)
 	want(t, r, http.StatusCreated)
-	var created server.WebhookSecretResponse
+	var created api.WebhookSecretResponse
 	r.decode(t, &created)
 	if created.Repo != "github.com/octo/app" || len(created.Secret) < 40 || !strings.HasSuffix(created.GitHubURL, server.GitHubWebhookPath) {
 		t.Fatalf("created: %+v", created)
@@ -145,14 +156,14 @@ func TestWebhookSecretsAndDeliveries(t *testing.T) {
 	// Replay: acknowledged, ignored.
 	r = e.hook(server.GitHubWebhookPath, "push", "d-1", good, body)
 	want(t, r, http.StatusOK)
-	var wr server.WebhookResponse
+	var wr api.WebhookResponse
 	r.decode(t, &wr)
 	if wr.Result != "duplicate" || pr.count() != 1 {
 		t.Fatalf("replay: %+v, %d pushes", wr, pr.count())
 	}
 	// The replay log is in the store: a new server refuses the replay too.
 	kr2, _ := sealed.ParseKeyring(sealed.NewKey())
-	srv2, err := server.New(server.Config{Store: e.st, Keyring: kr2, Actions: pr, Logger: slog.New(slog.DiscardHandler)})
+	srv2, err := server.New(server.Config{Store: e.st, Keyring: kr2, Loop: pr, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +185,7 @@ func TestWebhookSecretsAndDeliveries(t *testing.T) {
 	want(t, e.req("POST", "/api/v1/webhooks/secrets", "application/json", `{"repo":"/srv/git/app.git"}`), http.StatusCreated)
 	r = e.req("POST", "/api/v1/webhooks/secrets", "application/json", `{"repo":"/srv/git/app.git","rotate":true}`)
 	want(t, r, http.StatusCreated)
-	var local server.WebhookSecretResponse
+	var local api.WebhookSecretResponse
 	r.decode(t, &local)
 	gen := `{"repo":"/srv/git/app","ref":"main","after":"` + commitA + `"}`
 	want(t, e.hook(server.GenericWebhookPath, "", "g-1", sign("x", []byte(gen)), gen), http.StatusUnauthorized)
@@ -221,7 +232,7 @@ func TestWebhookRejectsHugePayloadWithoutReadingIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	srv, err := server.New(server.Config{Store: st, Keyring: kr, Actions: pr, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := server.New(server.Config{Store: st, Keyring: kr, Loop: pr, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,14 +8,15 @@ import (
 	"bakery.dev/bakery/api"
 )
 
-// ApplyAction says what Apply did to one object.
-type ApplyAction string
+// ApplyAction says what Apply did to one object (the API answers with
+// it: api.ApplyAction).
+type ApplyAction = api.ApplyAction
 
 // Apply actions, as kubectl prints them.
 const (
-	Created    ApplyAction = "created"
-	Configured ApplyAction = "configured"
-	Unchanged  ApplyAction = "unchanged"
+	Created    = api.ApplyCreated
+	Configured = api.ApplyConfigured
+	Unchanged  = api.ApplyUnchanged
 )
 
 // ApplyResult is the outcome for one object of a bundle.
@@ -31,22 +32,20 @@ type ApplyResult struct {
 type ApplyOptions struct {
 	// DryRun computes the results and rolls everything back.
 	DryRun bool
-	// Check, if set, runs inside the transaction after every object has
-	// been written; an error aborts the whole bundle. It is where rules
-	// spanning several objects are enforced.
-	Check func(ctx context.Context, tx Tx) error
-	// Applied, if set, runs inside the transaction after Check with the
-	// results (not to be changed); an error aborts the whole bundle. It is
+	// Applied, if set, runs inside the transaction after every object
+	// has been written, with the results (not to be changed); an error aborts the whole bundle. It is
 	// where the API records who applied a changed spec.
 	Applied func(ctx context.Context, tx Tx, results []ApplyResult) error
 }
 
-var errDryRun = errors.New("dry run")
+var errDryRun = fmt.Errorf("dry run: %w", ErrRollback)
 
 // Apply creates or updates every object of a bundle in one transaction:
 // all of it is applied or none. Objects must already be defaulted and
 // validated. Labels, annotations and spec are taken from the bundle; the
-// stored status is kept. A bundle naming one object twice is refused.
+// stored status is kept. A bundle naming one object twice is refused. The
+// store checks the rules spanning several objects (a *RuleError), on a
+// dry run too.
 func Apply(ctx context.Context, s Store, objs []api.Object, opts ApplyOptions) ([]ApplyResult, error) {
 	seen := map[string]int{}
 	for i, o := range objs {
@@ -65,11 +64,6 @@ func Apply(ctx context.Context, s Store, objs []api.Object, opts ApplyOptions) (
 				return fmt.Errorf("%s: %w", api.Ref(o), err)
 			}
 			results = append(results, r)
-		}
-		if opts.Check != nil {
-			if err := opts.Check(ctx, tx); err != nil {
-				return err
-			}
 		}
 		if opts.Applied != nil {
 			if err := opts.Applied(ctx, tx, results); err != nil {

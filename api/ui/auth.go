@@ -16,7 +16,7 @@ import (
 // Cookie names.
 const (
 	// SessionCookie carries the session's secret.
-	SessionCookie = "bakery_session"
+	SessionCookie = auth.SessionCookie
 	// preCookie carries the CSRF token of the login and setup forms,
 	// which are sent before there is a session (double-submit).
 	preCookie = "bakery_pre"
@@ -31,7 +31,9 @@ type session = store.Session
 
 // secure reports whether cookies set in answer to r get Secure: when r
 // came over TLS, or the server is known to be reached over https.
-func (u *UI) secure(r *http.Request) bool { return r.TLS != nil || u.cfg.SecureCookies }
+func (u *UI) secure(r *http.Request) bool {
+	return r.TLS != nil || strings.HasPrefix(u.cfg.PublicURL, "https://")
+}
 
 // authed wraps a handler that needs a logged-in user: without a valid
 // session a GET is redirected to the login page and anything else gets
@@ -69,26 +71,11 @@ func (u *UI) authed(h func(w http.ResponseWriter, r *http.Request, s *session)) 
 
 // session returns the request's valid session or ErrNotFound.
 func (u *UI) session(r *http.Request) (*session, error) {
-	c, err := r.Cookie(SessionCookie)
-	if err != nil || c.Value == "" {
-		return nil, fmt.Errorf("session cookie: %w", store.ErrNotFound)
-	}
-	s, err := u.auth.Session(r.Context(), c.Value)
+	s, err := u.auth.RequestSession(r)
 	if err != nil {
 		return nil, err
 	}
 	return &s, nil
-}
-
-// SessionUser returns the user of r's valid session, or "" (package
-// server checks it when GitHub sends a browser back from a sign-in the
-// UI started).
-func (u *UI) SessionUser(r *http.Request) string {
-	s, err := u.session(r)
-	if err != nil {
-		return ""
-	}
-	return s.User
 }
 
 // preToken returns the pre-session CSRF token of r's cookie, setting a new

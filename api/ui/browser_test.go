@@ -14,7 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"bakery.dev/bakery/api"
-	"bakery.dev/bakery/api/server/githubtest"
+	"bakery.dev/bakery/api/github/githubtest"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/ui/browsertest"
 )

@@ -37,7 +37,7 @@ func (u *UI) githubLogin(w http.ResponseWriter, r *http.Request, s *session) {
 type githubReposData struct {
 	SignIn string // the sign-in link when the user is not signed in
 	Error  string
-	Repos  []client.GitHubRepo
+	Repos  []api.GitHubRepo
 }
 
 // githubRepos is the panel's repository list (an htmx fragment).
@@ -57,8 +57,8 @@ func (u *UI) githubRepos(w http.ResponseWriter, r *http.Request, s *session) {
 
 type githubBranchesData struct {
 	Error    string
-	Repo     *client.GitHubRepo
-	Branches []client.GitHubBranch
+	Repo     *api.GitHubRepo
+	Branches []api.GitHubBranch
 }
 
 // githubBranches is the chosen repository's branches and clone URLs (an
@@ -82,7 +82,7 @@ func (u *UI) githubBranches(w http.ResponseWriter, r *http.Request, s *session) 
 
 type githubHookData struct {
 	Error string
-	Hook  *client.GitHubHook
+	Hook  *api.GitHubHook
 	Repo  string
 }
 

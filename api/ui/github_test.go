@@ -12,8 +12,9 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/auth"
+	"bakery.dev/bakery/api/github"
+	"bakery.dev/bakery/api/github/githubtest"
 	"bakery.dev/bakery/api/server"
-	"bakery.dev/bakery/api/server/githubtest"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
 )
@@ -27,7 +28,7 @@ func withGitHub(t *testing.T, gh *githubtest.Server) func(*server.Config) {
 	}
 	return func(c *server.Config) {
 		c.Keyring = kr
-		c.GitHub = &server.GitHubConfig{ClientID: githubtest.ClientID, ClientSecret: githubtest.ClientSecret, WebURL: gh.URL, APIURL: gh.APIURL()}
+		c.GitHub = &github.Client{ClientID: githubtest.ClientID, ClientSecret: githubtest.ClientSecret, WebURL: gh.URL, APIURL: gh.APIURL()}
 	}
 }
 

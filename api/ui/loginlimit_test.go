@@ -50,9 +50,11 @@ func loginServers(t *testing.T, kind string, n int, log *slog.Logger) []*env {
 	var out []*env
 	for _, st := range stores {
 		t.Cleanup(func() { st.Close() })
-		srv, err := server.New(server.Config{Store: st, Logger: log, UI: &ui.Config{
-			Accounts: st, BcryptCost: bcrypt.MinCost, Now: clk.Now, LoginFailures: 3, LoginWindow: time.Minute, SessionTTL: time.Hour,
-		}})
+		sc := server.Config{Store: st, Logger: log, Auth: auth.Config{
+			BcryptCost: bcrypt.MinCost, Now: clk.Now, LoginFailures: 3, LoginWindow: time.Minute, SessionTTL: time.Hour,
+		}}
+		sc.UI = mounted(ui.Config{Now: clk.Now}, sc)
+		srv, err := server.New(sc)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -82,7 +82,7 @@ type nodeData struct {
 	Node      *api.Node
 	Form      nodeForm
 	Problems  []problem
-	Bootstrap *client.Bootstrap
+	Bootstrap *api.Bootstrap
 	BootErr   string
 	Verify    *verifyResult
 }
@@ -431,7 +431,7 @@ var actionMessages = map[string]string{
 
 func (u *UI) deploymentAction(w http.ResponseWriter, r *http.Request, s *session) {
 	name, action := mux.Vars(r)["name"], mux.Vars(r)["action"]
-	if _, err := u.client(r).DeploymentAction(r.Context(), name, action, "", 0); err != nil {
+	if _, err := u.client(r).DeploymentAction(r.Context(), name, api.Action(action), "", 0); err != nil {
 		d, lerr := u.loadDeployment(r, name)
 		if lerr != nil {
 			u.errorPage(w, r, s, apiStatus(err), action+" "+name+": "+err.Error())
@@ -520,7 +520,7 @@ spec:
 type editorData struct {
 	Name     string
 	YAML     string
-	Results  []client.ApplyResult
+	Results  []api.ApplyResult
 	DryRun   bool
 	Problems []problem
 	// GitHubRepos, when set, is where the GitHub panel loads the user's

@@ -18,7 +18,6 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/auth"
-	"bakery.dev/bakery/api/store"
 )
 
 //go:embed templates/*.html
@@ -31,21 +30,19 @@ var staticFS embed.FS
 // API limits to 4 MiB (DefaultMaxBodyBytes) anyway.
 const maxFormBytes = 5 << 20
 
-// Prefix is where the UI is mounted.
-const Prefix = "/ui"
+// Prefix is where the UI is mounted (api.UIPrefix).
+const Prefix = api.UIPrefix
 
 // Config configures the UI.
 type Config struct {
-	// Accounts keeps users and sessions: package server builds Auth on
-	// it, with the login policy below.
-	Accounts store.Accounts
-	// Auth checks logins and sessions (package auth). Required: package
-	// server sets it, built from Accounts, SessionTTL, LoginFailures,
-	// LoginWindow, BcryptCost and Now.
+	// Auth checks logins and sessions (package auth). Required: the
+	// server's, which package server hands to the function that builds
+	// the UI (server.Config.UI), with API.
 	Auth *auth.Auth
 	// API serves the HTTP API's routes without bearer-token checks: the UI
 	// calls it in-process after it checked the session, with the user in
-	// the request's context (auth.WithCaller). Package server sets it.
+	// the request's context (auth.WithCaller). Required: package server
+	// hands it to the function that builds the UI (server.Config.UI).
 	API http.Handler
 	// Logger receives errors (default slog.Default()).
 	Logger *slog.Logger
@@ -55,27 +52,29 @@ type Config struct {
 	// Notify describes the notification targets (shown on the settings
 	// page, secrets already removed).
 	Notify []string
-	// SecureCookies marks cookies Secure even on plain-HTTP requests: for a
-	// server behind a TLS-terminating proxy (package server sets it when
-	// its PublicURL is https). Requests over TLS always get Secure cookies.
-	SecureCookies bool
+	// PublicURL is the base URL users reach the server at: when it is
+	// https, cookies are marked Secure even on plain-HTTP requests (a
+	// server behind a TLS-terminating proxy). Requests over TLS always get
+	// Secure cookies.
+	PublicURL string
 	// GitHub says whether the server has the GitHub integration: the
 	// editor then offers GitHub sign-in and the user's repositories and
-	// branches (package server sets it).
+	// branches.
 	GitHub bool
-	// The login policy, which package server hands to package auth with
-	// Accounts (the defaults are auth's): SessionTTL is how long a login
-	// lasts (auth.DefaultSessionTTL). LoginFailures failed logins within
-	// LoginWindow, for one account or from one address, block further
-	// attempts until the window has passed (auth.DefaultLoginFailures,
-	// auth.DefaultLoginWindow). BcryptCost is the cost of new password
-	// hashes (default bcrypt.DefaultCost; tests use bcrypt.MinCost).
-	SessionTTL    time.Duration
-	LoginFailures int
-	LoginWindow   time.Duration
-	BcryptCost    int
-	// Now is the clock, of the UI and of its sessions (default time.Now).
+	// Now is the UI's clock (default time.Now); sessions follow the
+	// clock of Auth.
 	Now func() time.Time
+}
+
+// Mount returns the UI of c around the server's in-process API and auth:
+// the function server.Config.UI wants.
+func (c Config) Mount(api http.Handler, a *auth.Auth) (http.Handler, error) {
+	c.API, c.Auth = api, a
+	u, err := New(c)
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // UI is the web UI's http.Handler.

@@ -85,6 +85,15 @@ func newEnvOn(t *testing.T, kind string, noUser bool, wrap ...wrapHandler) *env 
 }
 
 // newEnvWith is newEnvOn with the server's configuration changed by conf.
+// mounted is cfg's UI for the server sc configures, as cmd/bakery builds
+// it: cookies Secure behind an https public URL, GitHub offered when the
+// server has the integration.
+func mounted(cfg ui.Config, sc server.Config) func(http.Handler, *auth.Auth) (http.Handler, error) {
+	cfg.PublicURL = sc.PublicURL
+	cfg.GitHub = sc.GitHub != nil && sc.GitHub.ClientID != ""
+	return cfg.Mount
+}
+
 func newEnvWith(t *testing.T, kind string, noUser bool, conf func(*server.Config), wrap ...wrapHandler) *env {
 	t.Helper()
 	var st testStore
@@ -108,20 +117,20 @@ func newEnvWith(t *testing.T, kind string, noUser bool, conf func(*server.Config
 	}
 	t.Cleanup(func() { st.Close() })
 	clk := &clock{t: time.Now()}
-	cfg := &ui.Config{
-		Accounts: st, BcryptCost: bcrypt.MinCost, Now: clk.Now,
-		LoginFailures: 3, LoginWindow: time.Minute, SessionTTL: time.Hour,
-		Notify: []string{"https://hooks.example (slack, failures)"},
-	}
+	cfg := ui.Config{Now: clk.Now, Notify: []string{"https://hooks.example (slack, failures)"}}
 	if noUser {
 		cfg.SetupToken = setupToken
 	} else if err := auth.CreateUser(t.Context(), st, testUser, testPassword, bcrypt.MinCost, clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	sc := server.Config{Store: st, UI: cfg, Logger: slog.New(slog.DiscardHandler)}
+	sc := server.Config{Store: st, Logger: slog.New(slog.DiscardHandler), Auth: auth.Config{
+		BcryptCost: bcrypt.MinCost, Now: clk.Now,
+		LoginFailures: 3, LoginWindow: time.Minute, SessionTTL: time.Hour,
+	}}
 	if conf != nil {
 		conf(&sc)
 	}
+	sc.UI = mounted(cfg, sc)
 	srv, err := server.New(sc)
 	if err != nil {
 		t.Fatal(err)
@@ -707,8 +716,10 @@ func TestSecureCookiesBehindTLSProxy(t *testing.T) {
 	if err := auth.CreateUser(t.Context(), st, testUser, testPassword, bcrypt.MinCost, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Store: st, PublicURL: "https://bakery.example", Logger: slog.New(slog.DiscardHandler),
-		UI: &ui.Config{Accounts: st, BcryptCost: bcrypt.MinCost}})
+	sc := server.Config{Store: st, PublicURL: "https://bakery.example", Logger: slog.New(slog.DiscardHandler),
+		Auth: auth.Config{BcryptCost: bcrypt.MinCost}}
+	sc.UI = mounted(ui.Config{}, sc)
+	srv, err := server.New(sc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/pgstore"
 	"bakery.dev/bakery/api/store/pgstore/pgtest"
 	"bakery.dev/bakery/reconciler"
@@ -49,7 +50,7 @@ func TestAnalyticsRecord(t *testing.T) {
 		if s, err := a.Collect(ctx); err != nil || s.Nodes["n1"].Err != nil {
 			t.Fatalf("collect: %v %+v", err, s)
 		}
-		m, err := reconciler.LoadMetrics(ctx, st, "web")
+		m, err := store.LoadMetrics(ctx, st, "web")
 		if err != nil || len(m.Nodes) != 1 {
 			t.Fatalf("metrics: %+v %v", m, err)
 		}

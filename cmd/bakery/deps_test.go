@@ -58,7 +58,7 @@ var deps = map[string][]string{
 	"api/github": {"api"},
 	"api/client": {"api"},
 	"api/server": {"api", "api/auth", "api/github", "api/store", "api/store/sealed", "manifests", "scripts"},
-	"api/ui":     {"api", "api/auth", "api/client", "manifests"},
+	"api/ui":     {"api", "api/auth", "api/client", "api/store", "manifests"}, // api/store: its types and checks only (Session, ErrNotFound, CheckRolloutID); the UI is handed no Store
 
 	// The control loop: nothing of the HTTP layer.
 	"reconciler":                     {"api"}, // the reconcile contract

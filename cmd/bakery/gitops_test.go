@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"bakery.dev/bakery/api/auth"
+	"bakery.dev/bakery/api/github"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/sealed"
@@ -39,8 +40,7 @@ func gitopsEnv(t *testing.T, ghURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log, Rules: server.CheckBundleRules,
-		AllowLocalNodes: true})
+	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log, AllowLocalNodes: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +49,8 @@ func gitopsEnv(t *testing.T, ghURL string) {
 	go func() { defer close(done); mgr.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	kr, _ := sealed.ParseKeyring(sealed.NewKey())
-	srv, err := server.New(server.Config{Store: st, Logger: log, Actions: mgr, Keyring: kr,
-		GitHub: &server.GitHubConfig{ClientID: "cid", ClientSecret: "csecret", WebURL: ghURL, APIURL: ghURL + "/api"}})
+	srv, err := server.New(server.Config{Store: st, Logger: log, Loop: mgr, Keyring: kr,
+		GitHub: &github.Client{ClientID: "cid", ClientSecret: "csecret", WebURL: ghURL, APIURL: ghURL + "/api"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func newTestEnv(t *testing.T, loop ...bool) *testEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.Actions = mgr
+		cfg.Loop = mgr
 	}
 	srv, err := server.New(cfg)
 	if err != nil {

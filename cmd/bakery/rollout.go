@@ -65,7 +65,7 @@ func (a *app) deploymentAction(cmd *cobra.Command, name, action, commitID string
 	if err != nil {
 		return err
 	}
-	d, err := c.DeploymentAction(cmd.Context(), name, action, commitID, toRevision)
+	d, err := c.DeploymentAction(cmd.Context(), name, api.Action(action), commitID, toRevision)
 	if err != nil {
 		return a.explain(c, err)
 	}
@@ -304,7 +304,7 @@ remote journalctl stops with the command).`,
 				if rolloutID != "" {
 					return usageErrorf("--runtime and --rollout do not go together")
 				}
-				err := c.RuntimeLogs(ctx, name, node, lines, follow, func(l client.RuntimeLogLine) {
+				err := c.RuntimeLogs(ctx, name, node, lines, follow, func(l api.RuntimeLogLine) {
 					fmt.Fprintf(a.out, "%s %s %s\n", col.node(l.Node), l.Slot, l.Text)
 				})
 				if err != nil {

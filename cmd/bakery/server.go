@@ -424,7 +424,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	}
 	mcfg := reconciler.ManagerConfig{
 		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
-		Notify: targets, DiskLowPercent: diskLow, Rules: server.CheckBundleRules,
+		Notify: targets, DiskLowPercent: diskLow,
 		ACMEServer: acmeServer, CertRenewBefore: o.certRenewBefore, ServerID: serverID,
 		Keyring: secrets, AnalyticsInterval: cmp.Or(o.analytics, -1), AllowLocalNodes: o.allowLocalNodes,
 	}
@@ -436,10 +436,11 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	uiCfg.PublicURL, uiCfg.GitHub, uiCfg.Logger = o.publicURL, gh != nil && gh.ClientID != "", log
 	scfg := server.Config{
 		Store: st, Logger: log, MaxBodyBytes: maxBody,
 		Version: version, Commit: commit, StoreKind: kind,
-		PublicURL: o.publicURL, ServerID: serverID, UI: uiCfg, Keyring: secrets, GitHub: gh,
+		PublicURL: o.publicURL, ServerID: serverID, UI: uiCfg.Mount, Keyring: secrets, GitHub: gh,
 		AllowLocalNodes: o.allowLocalNodes,
 	}
 	if coord != nil {
@@ -451,7 +452,7 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 		return err
 	}
 	mgrRef.Store(mgr)
-	scfg.Actions = mgr
+	scfg.Loop = mgr
 	srv, err := server.New(scfg)
 	if err != nil {
 		return err

@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/renameio/v2"
 
-	"bakery.dev/bakery/api/server"
+	"bakery.dev/bakery/api/github"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/reconciler/manifestsync"
@@ -61,8 +61,7 @@ func watchManifests(ctx context.Context, dir string, st store.Store, allowLocalN
 		}
 		return nil, usageErrorf("--manifests: %v", err)
 	}
-	w := &manifestsync.Watcher{Dir: dir, Store: st, DeleteViaLoop: true, Rules: server.CheckBundleRules,
-		AllowLocalNodes: allowLocalNodes, Logger: log}
+	w := &manifestsync.Watcher{Dir: dir, Store: st, DeleteViaLoop: true, AllowLocalNodes: allowLocalNodes, Logger: log}
 	done := make(chan error, 1)
 	go func() {
 		err := w.Run(ctx)
@@ -76,7 +75,7 @@ func watchManifests(ctx context.Context, dir string, st store.Store, allowLocalN
 
 // githubConfig is the GitHub integration's configuration, or nil when no
 // client id is given.
-func githubConfig(o serverOptions) (*server.GitHubConfig, error) {
+func githubConfig(o serverOptions) (*github.Client, error) {
 	if o.githubClientID == "" {
 		return nil, nil
 	}
@@ -89,5 +88,5 @@ func githubConfig(o serverOptions) (*server.GitHubConfig, error) {
 			return nil, usageErrorf("%s: %q is not an http(s) URL", u.flag, u.v)
 		}
 	}
-	return &server.GitHubConfig{ClientID: o.githubClientID, ClientSecret: secret, WebURL: o.githubURL, APIURL: o.githubAPIURL}, nil
+	return &github.Client{ClientID: o.githubClientID, ClientSecret: secret, WebURL: o.githubURL, APIURL: o.githubAPIURL}, nil
 }

@@ -8,13 +8,13 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
-	"bakery.dev/bakery/api/client"
+	"bakery.dev/bakery/api"
 )
 
 type versionInfo struct {
-	Client      clientVersion       `json:"clientVersion"`
-	Server      *client.VersionInfo `json:"serverVersion,omitempty"`
-	ServerError string              `json:"serverError,omitempty"`
+	Client      clientVersion    `json:"clientVersion"`
+	Server      *api.VersionInfo `json:"serverVersion,omitempty"`
+	ServerError string           `json:"serverError,omitempty"`
 }
 
 type clientVersion struct {

@@ -23,20 +23,20 @@ import (
 
 // webUIConfig returns the web UI's configuration for st, and the one-time
 // setup token when st holds no user yet.
-func webUIConfig(ctx context.Context, st store.Store, targets []notify.Target) (*ui.Config, string, error) {
+func webUIConfig(ctx context.Context, st store.Store, targets []notify.Target) (ui.Config, string, error) {
 	acc, ok := st.(store.Accounts)
 	if !ok {
-		return nil, "", fmt.Errorf("the %T store keeps no accounts: no web UI", st)
+		return ui.Config{}, "", fmt.Errorf("the %T store keeps no accounts: no web UI", st)
 	}
 	setup, err := auth.NeedsSetup(ctx, acc)
 	if err != nil {
-		return nil, "", err
+		return ui.Config{}, "", err
 	}
 	var notes []string
 	for _, t := range targets {
 		notes = append(notes, t.String()) // scheme and host only: paths hold secrets
 	}
-	return &ui.Config{Accounts: acc, SetupToken: setup, Notify: notes}, setup, nil
+	return ui.Config{SetupToken: setup, Notify: notes}, setup, nil
 }
 
 // printWebUI tells where the web UI is and, on a first start, the setup

@@ -25,9 +25,6 @@ type Options struct {
 	// control loop runs: the loop removes the app from its nodes, then
 	// deletes the object. Without it objects are deleted at once.
 	DeleteViaLoop bool
-	// Check, if set, runs inside the transaction after every write; an
-	// error aborts the whole sync.
-	Check func(ctx context.Context, tx store.Tx, written []api.Object) error
 	// Policy limits what the bundle may hold (the kinds the owner may
 	// write; local Nodes only when the server allows them — the zero
 	// Policy refuses them). A bundle breaking it applies nothing.
@@ -52,7 +49,9 @@ func (r Result) Empty() bool { return len(r.Created)+len(r.Changed)+len(r.Pruned
 // object that another owner manages.
 var ErrOwnedByOther = errors.New("owned by another manifest source")
 
-var errDryRun = errors.New("dry run")
+// errDryRun rolls a dry run's transaction back (after the store checked
+// its rules).
+var errDryRun = fmt.Errorf("dry run: %w", store.ErrRollback)
 
 // Sync makes the store hold objs on behalf of opts.Owner, in one
 // transaction. The objects must be defaulted and validated already
@@ -61,7 +60,9 @@ var errDryRun = errors.New("dry run")
 // without an owner is adopted; one owned by another owner is an error
 // wrapping ErrOwnedByOther). With Prune, stored objects of any kind
 // carrying the owner's annotation that objs does not name are deleted (see
-// DeleteViaLoop). A bundle naming one object twice is refused.
+// DeleteViaLoop). A bundle naming one object twice is refused. The store
+// enforces the rules spanning several objects (store.RuleError), on a dry
+// run too.
 func Sync(ctx context.Context, st store.Store, objs []api.Object, opts Options) (Result, error) {
 	if opts.Owner == "" {
 		return Result{}, errors.New("manifestsync: Options.Owner is required")
@@ -83,9 +84,8 @@ func Sync(ctx context.Context, st store.Store, objs []api.Object, opts Options) 
 	var res Result
 	err := st.Txn(ctx, func(tx store.Tx) error {
 		res = Result{Inventory: inventory}
-		var written []api.Object
 		for _, o := range objs {
-			n, action, err := applyOne(ctx, tx, o, opts.Owner)
+			_, action, err := applyOne(ctx, tx, o, opts.Owner)
 			if err != nil {
 				return fmt.Errorf("%s: %w", api.Ref(o), err)
 			}
@@ -97,7 +97,6 @@ func Sync(ctx context.Context, st store.Store, objs []api.Object, opts Options) 
 			default:
 				res.Unchanged++
 			}
-			written = append(written, n)
 		}
 		if opts.Prune {
 			pruned, err := prune(ctx, tx, want, opts)
@@ -105,11 +104,6 @@ func Sync(ctx context.Context, st store.Store, objs []api.Object, opts Options) 
 				return err
 			}
 			res.Pruned = pruned
-		}
-		if opts.Check != nil {
-			if err := opts.Check(ctx, tx, written); err != nil {
-				return err
-			}
 		}
 		if opts.DryRun {
 			return errDryRun

@@ -249,6 +249,27 @@ func TestWatcher(t *testing.T) {
 	}
 }
 
+// TestSyncObeysStoreRules: the store enforces the rules spanning several
+// objects for a sync too, dry run or not, without anything passed in.
+func TestSyncObeysStoreRules(t *testing.T) {
+	ctx := t.Context()
+	st := openStore(t)
+	withHost := func(name string) string { return dep(name, "x") + "  ingress: {hosts: [taken.example.test]}\n" }
+	if _, err := st.Create(ctx, decode(t, withHost("hand"))[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, dry := range []bool{true, false} {
+		_, err := Sync(ctx, st, decode(t, dep("other", "x"), withHost("web")), Options{Owner: "test", DryRun: dry})
+		var re *store.RuleError
+		if !errors.As(err, &re) || !strings.Contains(err.Error(), "claimed by Deployment/hand") {
+			t.Fatalf("dry run %v: err = %v, want a *store.RuleError naming Deployment/hand", dry, err)
+		}
+	}
+	if l, _ := st.List(ctx, api.KindDeployment, store.ListOptions{}); len(l) != 1 {
+		t.Fatalf("a refused sync stored objects: %d deployments", len(l))
+	}
+}
+
 // TestSyncPolicy: the zero Options refuse local Nodes (the server allows
 // them only with --allow-local-nodes); Policy.Kinds limits the kinds; a
 // refused bundle applies nothing.

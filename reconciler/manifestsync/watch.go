@@ -14,7 +14,6 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/manifests"
 )
@@ -43,8 +42,6 @@ type Watcher struct {
 	Store store.Store
 	// DeleteViaLoop: see Options.DeleteViaLoop.
 	DeleteViaLoop bool
-	// Rules: see Options.Check.
-	Rules func(ctx context.Context, tx store.Tx, written []api.Object) error
 	// AllowLocalNodes lets the directory hold Nodes with spec.local (the
 	// server's --allow-local-nodes); without it such a bundle applies
 	// nothing.
@@ -186,6 +183,6 @@ func (w *Watcher) SyncOnce(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return Sync(ctx, w.Store, objs, Options{Owner: DirOwner(w.Dir), Prune: true, DeleteViaLoop: w.DeleteViaLoop, Check: w.Rules,
+	return Sync(ctx, w.Store, objs, Options{Owner: DirOwner(w.Dir), Prune: true, DeleteViaLoop: w.DeleteViaLoop,
 		Policy: manifests.Policy{LocalNodes: w.AllowLocalNodes}})
 }

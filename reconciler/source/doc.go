@@ -13,9 +13,8 @@
 // release directory ([NodeCheckoutScript]).
 //
 // For manifest repositories, [Mirrors.Files] reads the files under a
-// directory of a resolved commit straight from the mirror, and [RepoKey]
-// turns the ways of writing a repository URL into one identity, to match
-// push webhooks to the sources that fetch the repository.
+// directory of a resolved commit straight from the mirror (push webhooks
+// are matched to the sources that fetch a repository with api.RepoKey).
 //
 // Git is run with os/exec, and only on the control plane: it alone holds
 // credentials for, and a route to, the git host. Nodes need the git binary

@@ -542,8 +542,15 @@ func (s *Store) Txn(ctx context.Context, fn func(tx store.Tx) error) error {
 			s.rv = rv0 // nothing of the transaction was written
 		}
 	}()
-	if err := fn(t); err != nil {
+	err := fn(t)
+	if err != nil && !errors.Is(err, store.ErrRollback) {
 		return err
+	}
+	if cerr := t.written.Check(ctx, t); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return err // rolled back
 	}
 	if err := ctx.Err(); err != nil {
 		return err

@@ -27,6 +27,8 @@ type tx struct {
 	order   []ref // in order of first change
 	events  []store.Event
 	done    bool
+	// written is what the rules are checked for before the commit.
+	written store.Written
 }
 
 var errTxDone = errors.New("filestore: transaction already ended")
@@ -166,6 +168,7 @@ func (t *tx) Create(ctx context.Context, obj api.Object) (api.Object, error) {
 	}
 	t.stage(r, &entry{obj: n, specHash: hashSpec(n)}, true, true)
 	t.events = append(t.events, store.Event{Type: store.Added, Object: n})
+	t.written.Add(kind, name)
 	return n.DeepCopyObject(), nil
 }
 
@@ -192,6 +195,7 @@ func (t *tx) Update(ctx context.Context, obj api.Object) (api.Object, error) {
 	if specChanged {
 		m.Generation++
 		spec = obj.SpecJSON()
+		t.written.Add(kind, name)
 	}
 	n, err := api.Assemble(kind, m, spec, cur.obj.StatusJSON())
 	if err != nil {

@@ -222,8 +222,15 @@ func (s *Store) Txn(ctx context.Context, fn func(tx store.Tx) error) (err error)
 	if err := t.begin(ctx); err != nil {
 		return err
 	}
-	if err := fn(t); err != nil {
+	fnErr := fn(t)
+	if fnErr != nil && !errors.Is(fnErr, store.ErrRollback) {
+		return fnErr
+	}
+	if err := t.written.Check(ctx, t); err != nil {
 		return err
+	}
+	if fnErr != nil {
+		return fnErr // rolled back
 	}
 	t.mu.Lock()
 	err = t.flush(ctx)

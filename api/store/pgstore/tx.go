@@ -40,6 +40,8 @@ type tx struct {
 	complete map[string]bool // every object of the kind is in known
 	misses   map[string]int  // single-row lookups per kind
 	events   []event
+	// written is what the rules are checked for before the commit.
+	written store.Written
 }
 
 type event struct {
@@ -254,6 +256,7 @@ func (t *tx) Create(ctx context.Context, obj api.Object) (api.Object, error) {
 	if err := t.set(k, r, store.Added, r); err != nil {
 		return nil, err
 	}
+	t.written.Add(k.kind, k.name)
 	return r.object()
 }
 
@@ -286,6 +289,7 @@ func (t *tx) Update(ctx context.Context, obj api.Object) (api.Object, error) {
 	if specChanged {
 		n.spec = obj.SpecJSON()
 		n.generation++
+		t.written.Add(k.kind, k.name)
 	}
 	if n.rv, err = t.rv(ctx); err != nil {
 		return nil, err

@@ -40,6 +40,10 @@ import (
 // KeySize is the size of a key in bytes (AES-256).
 const KeySize = 32
 
+// EncryptionKeyHint names where a server's encryption key comes from, for
+// error messages.
+const EncryptionKeyHint = "BAKERY_ENCRYPTION_KEY (or --encryption-key-file)"
+
 const (
 	version1  byte = 1
 	idSize         = 4

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"TxnAtomic", testTxnAtomic},
 		{"Apply", testApply},
+		{"IngressHostRule", testIngressHostRule},
 		{"ApplyRace", testApplyRace},
 		{"Tokens", testTokens},
 	}
@@ -612,12 +614,12 @@ func testApply(t *testing.T, s store.Store) {
 	if _, err := s.Get(ctx, api.KindNode, "n9"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("a refused bundle applied an object")
 	}
-	// A failing check rolls the whole bundle back.
-	d3 := Deployment("web", "/srv/repo")
+	// A broken rule (an ingress host another Deployment claims) rolls the
+	// whole bundle back.
+	mustCreate(t, s, withHosts(Deployment("other", "/srv/repo"), "taken.example.com"))
+	d3 := withHosts(Deployment("web", "/srv/repo"), "taken.example.com")
 	d3.Spec.Source.Ref = "v3"
-	_, err = store.Apply(ctx, s, []api.Object{Node("n8", "10.0.0.8", nil), d3}, store.ApplyOptions{
-		Check: func(ctx context.Context, tx store.Tx) error { return errors.New("rule broken") },
-	})
+	_, err = store.Apply(ctx, s, []api.Object{Node("n8", "10.0.0.8", nil), d3}, store.ApplyOptions{})
 	if err == nil {
 		t.Fatal("check error not returned")
 	}
@@ -696,5 +698,102 @@ func testTokens(t *testing.T, s store.Store) {
 	}
 	if err := s.DeleteToken(ctx, "admin"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("delete missing token: err = %v", err)
+	}
+}
+
+// withHosts sets d's ingress hosts.
+func withHosts(d *api.Deployment, hosts ...string) *api.Deployment {
+	d.Spec.Ingress = &api.Ingress{Hosts: hosts}
+	return d
+}
+
+// wantRuleError fails unless err is a *store.RuleError naming both
+// deployments with a violation of field in the written one.
+func wantRuleError(t *testing.T, err error, written, other, field string) {
+	t.Helper()
+	var re *store.RuleError
+	if !errors.As(err, &re) {
+		t.Fatalf("err = %v, want a *store.RuleError", err)
+	}
+	if !strings.Contains(re.Message, "Deployment/"+written) || !strings.Contains(re.Message, "Deployment/"+other) {
+		t.Fatalf("the rule error must name both deployments: %q", re.Message)
+	}
+	for _, v := range re.Violations {
+		if v.Kind == api.KindDeployment && v.Name == written && v.Field == field && strings.Contains(v.Reason, "Deployment/"+other) {
+			return
+		}
+	}
+	t.Fatalf("no violation of Deployment/%s %s naming %s in %+v", written, field, other, re.Violations)
+}
+
+// testIngressHostRule: an ingress host belongs to one Deployment, for
+// every write (Create, Update, Apply, Txn), checked when the transaction
+// ends (so a host can move in one transaction, in any order), on a dry
+// run too.
+func testIngressHostRule(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreate(t, s, withHosts(Deployment("a", "/srv/repo"), "a.example.com", "shared.example.com"))
+	mustCreate(t, s, withHosts(Deployment("b", "/srv/repo"), "b.example.com"))
+	// Create claiming a's host.
+	_, err := s.Create(ctx, withHosts(Deployment("c", "/srv/repo"), "shared.example.com"))
+	wantRuleError(t, err, "c", "a", "spec.ingress.hosts[0]")
+	if errors.Is(err, store.ErrConflict) {
+		t.Fatal("a broken rule is not a stale resourceVersion (ErrConflict)")
+	}
+	if _, err := s.Get(ctx, api.KindDeployment, "c"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a refused create was stored")
+	}
+	// Update of b claiming a's host.
+	_, err = s.Update(ctx, withHosts(Deployment("b", "/srv/repo"), "b.example.com", "shared.example.com"))
+	wantRuleError(t, err, "b", "a", "spec.ingress.hosts[1]")
+	got, _ := s.Get(ctx, api.KindDeployment, "b")
+	if h := got.(*api.Deployment).Spec.Ingress.Hosts; len(h) != 1 {
+		t.Fatalf("a refused update was stored: %v", h)
+	}
+	// Two deployments claiming one host in one bundle: both named.
+	_, err = store.Apply(ctx, s, []api.Object{withHosts(Deployment("x", "/srv/repo"), "x.example.com"), Node("n1", "10.0.0.1", nil),
+		withHosts(Deployment("y", "/srv/repo"), "x.example.com")}, store.ApplyOptions{})
+	wantRuleError(t, err, "y", "x", "spec.ingress.hosts[0]")
+	// A dry run reports it as well.
+	_, err = store.Apply(ctx, s, []api.Object{withHosts(Deployment("c", "/srv/repo"), "a.example.com")}, store.ApplyOptions{DryRun: true})
+	wantRuleError(t, err, "c", "a", "spec.ingress.hosts[0]")
+	if l, _ := s.List(ctx, api.KindNode, store.ListOptions{}); len(l) != 0 {
+		t.Fatal("a refused bundle stored its node")
+	}
+	// Moving a host between deployments in one transaction is fine, in
+	// either order.
+	err = s.Txn(ctx, func(tx store.Tx) error {
+		if _, err := tx.Update(ctx, withHosts(Deployment("b", "/srv/repo"), "b.example.com", "shared.example.com")); err != nil {
+			return err
+		}
+		_, err := tx.Update(ctx, withHosts(Deployment("a", "/srv/repo"), "a.example.com"))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("moving a host: %v", err)
+	}
+	// Writing a deployment again with its own hosts, or changing only its
+	// labels, is fine.
+	if _, err := s.Update(ctx, withHosts(Deployment("b", "/srv/repo"), "b.example.com", "shared.example.com")); err != nil {
+		t.Fatal(err)
+	}
+	l := withHosts(Deployment("a", "/srv/repo"), "a.example.com")
+	l.Metadata.Labels = map[string]string{"team": "x"}
+	if _, err := s.Update(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	// A fn that rolls back on purpose still has the rules checked, and
+	// writes nothing either way.
+	err = s.Txn(ctx, func(tx store.Tx) error {
+		if _, err := tx.Create(ctx, withHosts(Deployment("d", "/srv/repo"), "d.example.com")); err != nil {
+			return err
+		}
+		return fmt.Errorf("only trying: %w", store.ErrRollback)
+	})
+	if !errors.Is(err, store.ErrRollback) {
+		t.Fatalf("rolled back txn: err = %v, want ErrRollback", err)
+	}
+	if _, err := s.Get(ctx, api.KindDeployment, "d"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a rolled-back transaction wrote")
 	}
 }

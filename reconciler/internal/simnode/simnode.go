@@ -2,7 +2,9 @@
 // in-process SSH server (golang.org/x/crypto/ssh server side) on its own
 // loopback port that speaks sshexec's protocol (the bootstrap command, the
 // framed script on stdin) and answers Bakery's observe scripts the way a
-// real node would, from canned text, without running a shell.
+// real node would, from canned text, without running a shell. It knows
+// the scripts by name: the BAKERY_SCRIPT variable every reconciler/nodescript
+// command carries (nodescript.ObserveNode.Name, nodescript.ObserveApp.Name).
 //
 // It measures the control plane, not the nodes: a real node spends a few
 // milliseconds running the observe script in sh, which is the node's cost
@@ -29,6 +31,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/crypto/ssh"
+
+	"bakery.dev/bakery/reconciler/nodescript"
 )
 
 // NodeObservation is what a simulated node prints for the node observe
@@ -231,12 +235,20 @@ func (n *Node) answer(ch io.Reader) (string, uint32) {
 	}
 	n.Commands.Add(1)
 	script := code.String()
+	switch envValue(script, nodescript.EnvScript) {
+	case nodescript.ObserveNode.Name:
+		return NodeObservation, 0
+	case nodescript.ObserveApp.Name:
+		return (*n.apps.Load())[envValue(script, "APP")], 0
+	}
+	// The observe scripts as Go string literals in package reconciler,
+	// which carry no name. TODO(issue 15): remove once every caller runs
+	// the nodescript scripts.
 	switch {
 	case strings.Contains(script, "ready=bakery-ready"):
 		return NodeObservation, 0
 	case strings.Contains(script, "/var/lib/bakery/apps/$APP"):
-		app := envValue(script, "APP")
-		return (*n.apps.Load())[app], 0
+		return (*n.apps.Load())[envValue(script, "APP")], 0
 	}
 	return "simnode: this simulated node only answers observe scripts\n", 1
 }

@@ -1,8 +1,8 @@
 // Package githubtest is a local stand-in for the few GitHub endpoints
 // Bakery uses (OAuth web flow, list repositories, get a repository, list
 // branches, create a webhook), with the response shapes of GitHub's
-// public REST documentation. Tests of package server and of the web UI
-// point server.GitHubConfig at it.
+// public REST documentation. Tests of package github, of the API server
+// and of the web UI point a github.Client at it.
 package githubtest
 
 import (

@@ -1,0 +1,38 @@
+package server
+
+import (
+	"context"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store/sealed"
+)
+
+// Loop is what the API asks of the control loop. The server never reaches
+// into the loop's internals: cmd/bakery passes the reconciler's Manager,
+// which implements this. A server without a loop (Config.Loop nil)
+// answers 503 on the routes that need one.
+//
+// An error a method returns is answered like any other (see toError): an
+// error of the loop that wants a particular status implements CodedError.
+type Loop interface {
+	// PublicKey is the control plane's SSH public key (authorized_keys line).
+	PublicKey() string
+	// VerifyNode connects to a node now and returns it with fresh status.
+	VerifyNode(ctx context.Context, name string) (*api.Node, error)
+	// DeploymentAction records an action on a deployment and wakes the
+	// loop; the rollout it starts runs in the background.
+	DeploymentAction(ctx context.Context, name string, req api.ActionRequest) (*api.Deployment, error)
+	// QueuePush hands a webhook's push to the loop without waiting for
+	// it (api.ErrPushQueueFull: try again later).
+	QueuePush(p api.Push) error
+	// SyncSource asks for a sync of a ManifestSource now and returns the
+	// request id its status.syncHandled takes once done.
+	SyncSource(ctx context.Context, name string) (request string, err error)
+	// RuntimeLogs streams the app's own log on its nodes to fn (called
+	// from several goroutines) until every node's command ended or ctx
+	// ends.
+	RuntimeLogs(ctx context.Context, name string, req api.RuntimeLogRequest, fn func(api.RuntimeLogLine)) error
+	// ResealIdentity seals the control plane's stored SSH identity again
+	// with kr's current key; it reports whether it changed.
+	ResealIdentity(ctx context.Context, kr *sealed.Keyring) (bool, error)
+}

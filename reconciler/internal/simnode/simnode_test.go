@@ -1,0 +1,68 @@
+package simnode
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"bakery.dev/bakery/reconciler/nodescript"
+	"bakery.dev/bakery/sshexec"
+)
+
+// A simulated node answers the observe scripts by name (BAKERY_SCRIPT),
+// and, until every caller runs the nodescript scripts, the unnamed inline
+// ones by their text.
+func TestAnswersObserveScripts(t *testing.T) {
+	priv, pub, err := sshexec.GenerateKey("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	n.SetApps(map[string]string{"web": "unit blue active\nunit green inactive\nsite -\n"})
+	signer, err := sshexec.ParsePrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := sshexec.NewPool(sshexec.Config{Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ex := pool.Executor(sshexec.Target{Addr: n.Addr, User: "bakery-agent", HostKey: n.HostKey})
+	ctx := t.Context()
+
+	no, err := nodescript.ObserveNodeOn(ctx, ex, 10*time.Second)
+	if err != nil || no.Kernel != "Linux 6.1.0-sim" {
+		t.Fatalf("observe-node: %+v, %v", no, err)
+	}
+	ao, err := nodescript.ObserveAppOn(ctx, ex, nodescript.ObserveAppInput{App: "web"}, 10*time.Second)
+	if err != nil || ao.Units["blue"] != "active" {
+		t.Fatalf("observe-app: %+v, %v", ao, err)
+	}
+
+	// The inline scripts of before (no BAKERY_SCRIPT).
+	res, err := ex.Run(ctx, sshexec.Command{Script: "echo ready=bakery-ready\n"})
+	if err != nil || string(res.Stdout) != NodeObservation {
+		t.Fatalf("inline node observe: %q, %v", res.Stdout, err)
+	}
+	res, err = ex.Run(ctx, sshexec.Command{Script: "d=/var/lib/bakery/apps/$APP\n", Env: map[string]string{"APP": "web"}})
+	if err != nil || !strings.HasPrefix(string(res.Stdout), "unit blue active") {
+		t.Fatalf("inline app observe: %q, %v", res.Stdout, err)
+	}
+
+	// Any other script fails.
+	cmd, err := nodescript.SystemdStart.Command(nodescript.SlotInput{App: "web", Slot: "blue"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ex.Run(ctx, cmd); err == nil {
+		t.Fatal("systemd-start answered")
+	}
+	if got := n.Commands.Load(); got != 5 {
+		t.Errorf("commands = %d", got)
+	}
+}

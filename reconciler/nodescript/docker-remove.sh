@@ -1,0 +1,12 @@
+#!/bin/sh
+# docker-remove removes the app's containers, its images and its slots'
+# env files.
+# Environment: BAKERY_ROOT, APP, REPO (the app's image repository).
+set -u
+for s in blue green; do docker rm -f "bakery-$APP-$s" >/dev/null 2>&1 || true; done
+imgs=$(docker image ls -q "$REPO" | sort -u)
+# One argument per image id.
+# shellcheck disable=SC2086
+if [ -n "$imgs" ]; then docker image rm -f $imgs >/dev/null; fi
+run=$BAKERY_ROOT/apps/$APP/run
+rm -f "$run"/blue.env "$run"/green.env

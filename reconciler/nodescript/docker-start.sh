@@ -1,0 +1,16 @@
+#!/bin/sh
+# docker-start (re)creates the slot's container from the release's image.
+# The app's environment reaches it only through the env file; the published
+# port listens on the node's loopback only (nginx proxies).
+# Environment: NAME, NETWORK, PORT, IMAGE, CMD, STOP, ENVFILE, APP, SLOT,
+# COMMIT, RELEASE, REVISION.
+set -u
+docker rm -f "$NAME" >/dev/null 2>&1 || true
+if [ "$NETWORK" = host ]; then set -- --network host; else set -- --publish "127.0.0.1:$PORT:$PORT"; fi
+set -- "$@" "$IMAGE"
+if [ -n "$CMD" ]; then set -- "$@" /bin/sh -c "$CMD"; fi
+docker run --detach --name "$NAME" --init --restart unless-stopped --stop-timeout "$STOP" \
+  --env-file "$ENVFILE" --log-opt max-size=10m --log-opt max-file=3 \
+  --label "bakery.app=$APP" --label "bakery.slot=$SLOT" --label "bakery.commit=$COMMIT" \
+  --label "bakery.release=$RELEASE" --label "bakery.revision=$REVISION" "$@" >/dev/null || exit 1
+echo "bakery: started container $NAME from $IMAGE"

@@ -1,0 +1,105 @@
+package nodescript
+
+import (
+	"sort"
+	"strconv"
+
+	nf "bakery.dev/bakery/reconciler/nodefiles"
+)
+
+// DockerBuildInput is the input of docker-build.
+type DockerBuildInput struct {
+	App     string
+	Release string // the release's directory name (nodefiles.ReleaseID)
+	Commit  string
+	// Dockerfile is the spec's Dockerfile, relative to the release.
+	Dockerfile string
+	// BuildArgs are passed as --build-arg NAME=value, sorted by name.
+	BuildArgs map[string]string
+	// BuildHash is written to the release's built marker on success.
+	BuildHash string
+}
+
+// DockerBuild builds the release's image (nodefiles.ImageRef), labelled
+// with the app and commit; the release was checked out before. Every
+// value, build arguments included, reaches it through the environment.
+var DockerBuild = define("docker-build", func(in DockerBuildInput, c *call) {
+	c.app(in.App)
+	c.elem("RELEASE", "release", in.Release)
+	c.set("COMMIT", in.Commit) // a label and a build argument, no path
+	c.set("DOCKERFILE", in.Dockerfile)
+	c.set("IMAGE", nf.ImageRef(in.App, in.Release))
+	c.set("BAKERY_BUILD_HASH", in.BuildHash)
+	keys := make([]string, 0, len(in.BuildArgs))
+	for k := range in.BuildArgs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		c.set("BA_"+strconv.Itoa(i), k+"="+in.BuildArgs[k])
+	}
+	c.setInt("NARGS", int64(len(keys)))
+})
+
+// DockerStartInput is the input of docker-start.
+type DockerStartInput struct {
+	App, Slot string
+	Commit    string
+	Release   string // the release whose image runs (nodefiles.ReleaseID)
+	Revision  int64
+	Port      int
+	// Network is the spec's docker network: "host", or bridge (published
+	// on the node's loopback).
+	Network string
+	// Command, if not empty, replaces the image's command (run by
+	// /bin/sh -c).
+	Command string
+	// StopTimeout is how long docker waits after SIGTERM (seconds).
+	StopTimeout int
+}
+
+// DockerStart (re)creates the slot's container from the release's image,
+// its environment from the slot's env file (nodefiles.DockerEnvPath) only.
+var DockerStart = define("docker-start", func(in DockerStartInput, c *call) {
+	c.app(in.App)
+	c.slot(in.Slot)
+	c.set("NAME", nf.ContainerName(in.App, in.Slot))
+	c.set("NETWORK", in.Network)
+	c.setInt("PORT", int64(in.Port))
+	c.set("IMAGE", nf.ImageRef(in.App, in.Release))
+	c.set("CMD", in.Command)
+	c.setInt("STOP", int64(in.StopTimeout))
+	c.set("ENVFILE", nf.DockerEnvPath(in.App, in.Slot))
+	c.set("COMMIT", in.Commit) // labels only
+	c.set("RELEASE", in.Release)
+	c.setInt("REVISION", in.Revision)
+})
+
+// DockerStopInput is the input of docker-stop.
+type DockerStopInput struct {
+	App, Slot   string
+	StopTimeout int // seconds from SIGTERM to SIGKILL
+}
+
+// DockerStop stops the slot's container gracefully and keeps it, stopped
+// (its restart policy then keeps it down across dockerd restarts).
+var DockerStop = define("docker-stop", func(in DockerStopInput, c *call) {
+	c.app(in.App)
+	c.slot(in.Slot)
+	c.set("NAME", nf.ContainerName(in.App, in.Slot))
+	c.setInt("STOP", int64(in.StopTimeout))
+})
+
+// DockerRemove removes the app's containers, images and its slots' env
+// files.
+var DockerRemove = define("docker-remove", func(in AppInput, c *call) {
+	c.app(in.App)
+	c.set("REPO", nf.ImageRepo(in.App))
+})
+
+// DockerPruneImages removes the app's images whose release directory is
+// gone and its dangling images; an image a container still uses stays.
+var DockerPruneImages = define("docker-prune-images", func(in AppInput, c *call) {
+	c.app(in.App)
+	c.set("REPO", nf.ImageRepo(in.App))
+})

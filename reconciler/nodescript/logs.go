@@ -1,0 +1,28 @@
+package nodescript
+
+// LogsInput is the input of journal and docker-logs.
+type LogsInput struct {
+	App, Slot string
+	Lines     int  // how many past lines first
+	Follow    bool // go on printing new lines until cancelled
+}
+
+func (in LogsInput) fill(c *call) {
+	c.app(in.App)
+	c.slot(in.Slot)
+	c.setInt("LINES", int64(in.Lines))
+	follow := ""
+	if in.Follow {
+		follow = "1"
+	}
+	c.set("FOLLOW", follow)
+}
+
+// Journal prints the slot unit's journal through the bakery-sudo helper
+// (runtime systemd).
+var Journal = define("journal", func(in LogsInput, c *call) { in.fill(c) })
+
+// DockerLogs prints the slot container's own log, stdout and stderr kept
+// apart (runtime docker), as bakery-agent so that a follow ends with the
+// SSH session.
+var DockerLogs = define("docker-logs", func(in LogsInput, c *call) { in.fill(c) })

@@ -1,0 +1,45 @@
+#!/bin/sh
+# observe-app prints, in one round trip, everything Plan needs about one
+# app on a node (ParseAppObservation reads it). It only reads.
+# Environment: BAKERY_ROOT, BAKERY_SUDO, APP, RUNTIME ("docker" or empty),
+# SITE (the app's nginx site), CERTS (TLS host names, space-separated).
+set -u
+d=$BAKERY_ROOT/apps/$APP
+if [ -f "$d/state.json" ]; then printf 'state '; tr -d '\n' < "$d/state.json"; echo; fi
+for s in blue green; do
+  st=$(systemctl show -p ActiveState --value "bakery-$APP-$s.service" 2>/dev/null) || st=unknown
+  echo "unit $s ${st:-unknown}"
+done
+if [ "$RUNTIME" = docker ] || grep -qs '"dockerized": true' "$d/state.json"; then
+  if ! command -v docker >/dev/null 2>&1; then
+    echo "docker-error docker is not installed on this node (install-node-agent.sh installs it unless --no-docker)"
+  elif ! imgs=$(docker image ls --format '{{.Tag}}' "bakery/$APP" 2>&1); then
+    echo "docker-error $(printf '%s' "$imgs" | head -n 1)"
+  else
+    echo docker
+    for t in $imgs; do echo "image $t"; done
+    docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.Config.Image}} {{or (index .Config.Labels "bakery.commit") "-"}} {{or (index .Config.Labels "bakery.revision") "-"}}' "bakery-$APP-blue" "bakery-$APP-green" 2>/dev/null | sed 's/^/container /'
+  fi
+fi
+if [ -f "$SITE" ]; then echo "site $(sha256sum < "$SITE" | cut -d' ' -f1)"; else echo "site -"; fi
+if [ -d "$d/releases" ]; then
+  for r in "$d"/releases/*; do
+    [ -d "$r" ] || continue
+    b=-; [ -f "$r/.bakery-built" ] && b=$(cat "$r/.bakery-built")
+    echo "release ${r##*/} ${b:--}"
+  done
+fi
+if [ -d "$d/repo.git" ]; then git --git-dir="$d/repo.git" for-each-ref --format='have %(objectname)' refs/bakery/ 2>/dev/null; fi
+for f in "$BAKERY_ROOT"/apps/*/state.json; do
+  [ -f "$f" ] || continue
+  [ "$f" = "$d/state.json" ] && continue
+  printf 'other '; tr -d '\n' < "$f"; echo
+done
+ss -Hltn 2>/dev/null | awk '{n=split($4, a, ":"); print "listen " a[n]}'
+if [ -n "$CERTS" ]; then
+  # One argument per host: CERTS is split on purpose (validated host names).
+  # shellcheck disable=SC2086
+  if c=$(sudo -n "$BAKERY_SUDO" cert-info $CERTS 2>/dev/null); then printf '%s\n' "$c"
+  else echo "certerr the node's bakery-sudo helper cannot report certificates (cert-info): re-run install-node-agent.sh on it"; fi
+fi
+exit 0

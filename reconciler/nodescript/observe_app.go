@@ -1,0 +1,319 @@
+package nodescript
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	nf "bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/sshexec"
+)
+
+// ObserveAppInput is the input of observe-app.
+type ObserveAppInput struct {
+	App string
+	// Runtime is the spec's runtime: with api.RuntimeDocker the app's
+	// containers and images are observed too (so they are when its state
+	// file says it is dockerized).
+	Runtime string
+	// CertHosts are the TLS hosts (validated host names, ingress.tls)
+	// whose certificates are read through the bakery-sudo helper.
+	CertHosts []string
+}
+
+// ObserveApp prints, in one round trip, everything Plan needs about one
+// app on a node; it only reads. [ParseAppObservation] reads its output.
+// Line formats:
+//
+//	state <state.json on one line>
+//	unit <slot> <ActiveState>
+//	site <sha256 of the nginx site> | site -
+//	release <commit> <build hash | ->
+//	have <commit in the node's repo>
+//	other <another app's state.json on one line>
+//	listen <TCP port something listens on>
+//
+// For a docker app (runtime docker, or a state file saying dockerized)
+// also, from `docker image ls` and `docker inspect`:
+//
+//	docker
+//	image <tag of the app's image repository>
+//	container <name> <status> <health | -> <image> <commit label | -> <revision label | ->
+//	docker-error <why docker cannot be asked>
+//
+// and for CertHosts:
+//
+//	cert <host> <notAfter, unix seconds> <serial> | cert <host> -
+//	certerr <message>
+var ObserveApp = define("observe-app", func(in ObserveAppInput, c *call) {
+	c.app(in.App)
+	c.set("RUNTIME", in.Runtime)
+	c.set("SITE", nf.SitePath(in.App))
+	c.set("CERTS", strings.Join(in.CertHosts, " "))
+})
+
+// ObserveAppOn runs observe-app on ex and parses its output.
+func ObserveAppOn(ctx context.Context, ex sshexec.Executor, in ObserveAppInput, timeout time.Duration) (AppObservation, error) {
+	cmd, err := ObserveApp.Command(in)
+	if err != nil {
+		return AppObservation{}, err
+	}
+	cmd.Timeout = timeout
+	res, err := ex.Run(ctx, cmd)
+	if err != nil {
+		return AppObservation{}, err
+	}
+	return ParseAppObservation(string(res.Stdout))
+}
+
+// Observed is what one observe round trip found on a node for an app.
+type Observed struct {
+	// State is the app's state file (nil: the app has never been deployed).
+	State *nf.AppState
+	// Units maps slot → systemd ActiveState ("active", "inactive", "failed", "activating", …).
+	Units map[string]string
+	// SiteHash is the SHA-256 (nf.Hash of the content) of the
+	// app's nginx site, "" when absent.
+	SiteHash string
+	// Releases maps release (nf.ReleaseID) → the build hash its
+	// marker holds ("" = checked out but not built).
+	Releases map[string]string
+	// UsedPorts holds the ports other apps' slots use on the node.
+	UsedPorts map[int]bool
+	// Certs are the certificates found for the TLS hosts (a host without
+	// one is absent).
+	Certs map[string]Cert
+}
+
+// Cert is a certificate found on a node.
+type Cert struct {
+	NotAfter time.Time
+	// Serial is the serial number in hex.
+	Serial string
+}
+
+// AppObservation is Observed plus what source delivery needs.
+type AppObservation struct {
+	Observed
+	// Haves are the commits the node's repository already holds.
+	Haves []string
+	// Listening are the TCP ports something listens on.
+	Listening map[int]bool
+	// Docker says the app's containers and images were observed (runtime
+	// docker): Units then holds the containers' states.
+	Docker bool
+	// Containers holds the slots' containers as docker inspect showed them.
+	Containers map[string]Container
+	// Images holds the tags of the app's images (one per built release).
+	Images map[string]bool
+}
+
+// Container is one slot's docker container as observed.
+type Container struct {
+	Status string // docker's State.Status: running, exited, restarting, …
+	Health string // State.Health.Status ("" without a HEALTHCHECK)
+	Image  string // the image reference it was created from
+	Commit string // its bakery.commit label
+	// Revision is its bakery.revision label.
+	Revision string
+}
+
+// ParseAppObservation parses the output of observe-app.
+func ParseAppObservation(out string) (AppObservation, error) {
+	o := AppObservation{Listening: map[int]bool{}, Containers: map[string]Container{}, Images: map[string]bool{}, Observed: Observed{
+		Units:     map[string]string{},
+		Releases:  map[string]string{},
+		UsedPorts: map[int]bool{},
+		Certs:     map[string]Cert{},
+	}}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if err := o.parseLine(sc.Text()); err != nil {
+			return o, err
+		}
+	}
+	if o.Docker {
+		o.dockerUnits()
+	}
+	// A port something listens on is used, unless it is one of this
+	// app's own slots (which may be running).
+	own := map[int]bool{}
+	if o.State != nil {
+		for _, s := range o.State.Slots {
+			own[s.Port] = true
+		}
+	}
+	for p := range o.Listening {
+		if !own[p] {
+			o.UsedPorts[p] = true
+		}
+	}
+	return o, sc.Err()
+}
+
+// parseLine records one line of observe-app's output.
+func (o *AppObservation) parseLine(line string) error {
+	kind, rest, _ := strings.Cut(line, " ")
+	switch kind {
+	case "state":
+		st, err := nf.ParseState([]byte(rest))
+		if err != nil {
+			return err
+		}
+		o.State = st
+	case "unit":
+		slot, state, _ := strings.Cut(rest, " ")
+		if slot == nf.Blue || slot == nf.Green {
+			o.Units[slot] = state
+		}
+	case "site":
+		if rest != "-" {
+			o.SiteHash = rest
+		}
+	case "release":
+		commit, built, _ := strings.Cut(rest, " ")
+		if built == "-" {
+			built = ""
+		}
+		o.Releases[commit] = built
+	case "have":
+		o.Haves = append(o.Haves, rest)
+	case "other":
+		o.parseOther(rest)
+	case "listen":
+		if p, err := strconv.Atoi(rest); err == nil {
+			o.Listening[p] = true
+		}
+	case "docker":
+		o.Docker = true
+	case "docker-error":
+		return fmt.Errorf("docker: %s", rest)
+	case "image":
+		o.Images[rest] = true
+	case "container":
+		return o.parseContainer(line, rest)
+	case "cert":
+		host, c, ok, err := parseCertLine(rest)
+		if err != nil {
+			return err
+		}
+		if ok {
+			o.Certs[host] = c
+		}
+	case "certerr":
+		return fmt.Errorf("observe certificates: %s", rest)
+	case "":
+	default:
+		return fmt.Errorf("unexpected observe output %q", truncate(line, 100))
+	}
+	return nil
+}
+
+// parseOther records the ports another app's slots use.
+func (o *AppObservation) parseOther(state string) {
+	var other nf.AppState
+	if err := json.Unmarshal([]byte(state), &other); err != nil {
+		return // another app's broken state file is its own problem
+	}
+	for _, s := range other.Slots {
+		if s.Port != 0 {
+			o.UsedPorts[s.Port] = true
+		}
+	}
+}
+
+// parseContainer records a "container" line.
+func (o *AppObservation) parseContainer(line, rest string) error {
+	f := strings.Fields(rest)
+	if len(f) == 0 {
+		return nil // docker inspect prints an empty line when no container exists
+	}
+	if len(f) != 6 {
+		return fmt.Errorf("unexpected observe output %q", truncate(line, 100))
+	}
+	name := strings.TrimPrefix(f[0], "/")
+	for _, slot := range nf.Slots {
+		if strings.HasSuffix(name, "-"+slot) {
+			c := Container{Status: f[1], Image: f[3], Commit: f[4], Revision: f[5]}
+			if f[2] != "-" {
+				c.Health = f[2]
+			}
+			o.Containers[slot] = c
+		}
+	}
+	return nil
+}
+
+// dockerUnits puts the containers' states where Plan reads the units'
+// (running → active) and counts a release as built only while its image
+// exists: an image removed behind Bakery's back is rebuilt, and a rollback
+// to a release whose image is still there rebuilds nothing.
+func (o *AppObservation) dockerUnits() {
+	for _, slot := range nf.Slots {
+		c, ok := o.Containers[slot]
+		var st string
+		switch {
+		case !ok:
+			st = "absent"
+		case o.State != nil && o.State.Slots[slot].Commit != "" && c.Commit != o.State.Slots[slot].Commit:
+			// Not the container Bakery started for the slot.
+			st = "replaced"
+		case c.Status == "running" && c.Health == "unhealthy":
+			st = "unhealthy"
+		case c.Status == "running":
+			st = "active"
+		case c.Status == "restarting":
+			st = "activating"
+		default:
+			st = c.Status
+		}
+		o.Units[slot] = st
+	}
+	for rel := range o.Releases {
+		if !o.Images[rel] {
+			o.Releases[rel] = ""
+		}
+	}
+}
+
+// parseCertLine parses what the helper's cert-info prints after "cert ":
+// "HOST NOTAFTER-UNIX SERIAL", or "HOST -" when there is no certificate.
+func parseCertLine(rest string) (host string, c Cert, ok bool, err error) {
+	f := strings.Fields(rest)
+	switch {
+	case len(f) == 2 && f[1] == "-":
+		return f[0], Cert{}, false, nil
+	case len(f) == 3:
+		sec, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return "", Cert{}, false, fmt.Errorf("certificate line %q: %w", rest, err)
+		}
+		return f[0], Cert{NotAfter: time.Unix(sec, 0).UTC(), Serial: f[2]}, true, nil
+	}
+	return "", Cert{}, false, fmt.Errorf("unexpected certificate line %q", truncate(rest, 100))
+}
+
+// FindCert finds host's certificate line in the output of cert or renew
+// (also the lines observe-app prints for CERTS).
+func FindCert(out, host string) (Cert, error) {
+	for _, l := range strings.Split(out, "\n") {
+		rest, ok := strings.CutPrefix(l, "cert ")
+		if !ok {
+			continue
+		}
+		h, c, found, err := parseCertLine(rest)
+		if err != nil || h != host {
+			continue
+		}
+		if !found {
+			return Cert{}, fmt.Errorf("certbot finished but there is no certificate for %s", host)
+		}
+		return c, nil
+	}
+	return Cert{}, fmt.Errorf("the node did not report the certificate of %s", host)
+}
