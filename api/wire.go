@@ -196,6 +196,17 @@ type ReencryptResult struct {
 	// Identity says whether the control plane's stored SSH identity was
 	// sealed again.
 	Identity bool `json:"identity"`
+	// Kinds counts, for every kind of sealed value the server holds
+	// (Secret values, SSH identity, webhook secrets, GitHub tokens), the
+	// values read and sealed again.
+	Kinds []ResealCount `json:"kinds,omitempty"`
+}
+
+// ResealCount is what a re-encryption did to one kind of sealed value.
+type ResealCount struct {
+	What     string `json:"what"`
+	Values   int    `json:"values"`
+	Resealed int    `json:"resealed"`
 }
 
 // SyncResponse is the answer of POST /api/v1/manifestsources/{name}/sync:

@@ -177,11 +177,9 @@ type WebhookSecret struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
-// settingForRepo is the setting holding key's webhook secret.
-func settingForRepo(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return "webhook-" + hex.EncodeToString(sum[:])[:40]
-}
+// settingForRepo is the setting holding key's webhook secret (a kind of
+// sealed setting in the registry, store.SealedSettings).
+func settingForRepo(key string) string { return store.WebhookSecretSetting.Name(key) }
 
 func (s *Server) settings() store.Settings {
 	ss, _ := s.store.(store.Settings)
@@ -206,7 +204,7 @@ func (s *Server) webhookSecret(ctx context.Context, key string) (WebhookSecret, 
 	if err != nil {
 		return WebhookSecret{}, err
 	}
-	plain, err := kr.Open(b, []byte(name))
+	plain, err := store.WebhookSecretSetting.Open(kr, name, b)
 	if err != nil {
 		return WebhookSecret{}, fmt.Errorf("open webhook secret of %s: %w", key, err)
 	}
@@ -239,7 +237,7 @@ func (s *Server) CreateWebhookSecret(ctx context.Context, repo string, rotate bo
 		return WebhookSecret{}, err
 	}
 	name := settingForRepo(key)
-	sealedValue, err := kr.Seal(plain, []byte(name))
+	sealedValue, err := store.WebhookSecretSetting.Seal(kr, name, plain)
 	if err != nil {
 		return WebhookSecret{}, err
 	}
