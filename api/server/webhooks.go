@@ -270,16 +270,108 @@ func (s *Server) createWebhookSecret(w http.ResponseWriter, r *http.Request) (an
 	if err := dec.Decode(&in); err != nil {
 		return nil, errorf(http.StatusBadRequest, "body: %v", err)
 	}
+	gh, gen := s.webhookURLs(r)
+	if in.Sealed != "" {
+		ws, err := s.restoreWebhookSecret(r.Context(), in)
+		if err != nil {
+			return nil, err
+		}
+		return withStatus{http.StatusCreated, api.WebhookSecretResponse{Repo: ws.Repo, CreatedAt: ws.CreatedAt, GitHubURL: gh, GenericURL: gen}}, nil
+	}
 	ws, err := s.CreateWebhookSecret(r.Context(), in.Repo, in.Rotate)
 	if err != nil {
 		return nil, err
 	}
-	gh, gen := s.webhookURLs(r)
 	return withStatus{http.StatusCreated, api.WebhookSecretResponse{Repo: ws.Repo, Secret: ws.Secret, CreatedAt: ws.CreatedAt, GitHubURL: gh, GenericURL: gen}}, nil
+}
+
+// restoreWebhookSecret stores a sealed webhook secret from an export: it
+// must open with this server's key as the secret of in.Repo (the sealed
+// value is bound to its repository's setting). An existing secret is kept
+// (409) unless in.Rotate.
+func (s *Server) restoreWebhookSecret(ctx context.Context, in api.WebhookSecretRequest) (WebhookSecret, error) {
+	ss, kr, err := s.secretsReady()
+	if err != nil {
+		return WebhookSecret{}, err
+	}
+	key := api.RepoKey(in.Repo)
+	if key == "" || !cleanString(in.Repo) {
+		return WebhookSecret{}, badField("repo", "is required: a repository URL or path")
+	}
+	b, err := base64.StdEncoding.DecodeString(in.Sealed)
+	if err != nil {
+		return WebhookSecret{}, badField("sealed", "is not base64")
+	}
+	name := settingForRepo(key)
+	plain, err := store.WebhookSecretSetting.Open(kr, name, b)
+	var ws WebhookSecret
+	if err == nil {
+		err = json.Unmarshal(plain, &ws)
+	}
+	if err != nil || ws.Repo != key {
+		return WebhookSecret{}, badField("sealed", "does not open with this server's encryption keys as the webhook secret of %s", key)
+	}
+	if in.Rotate {
+		err = ss.PutSetting(ctx, name, b)
+	} else {
+		err = ss.CreateSetting(ctx, name, b)
+	}
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return WebhookSecret{}, errorf(http.StatusConflict, "repository %s has a webhook secret already (replace it with rotate)", key)
+	}
+	return ws, err
+}
+
+// listWebhookSecrets answers GET /api/v1/webhooks/secrets without a repo:
+// every webhook secret (each kind of sealed setting is in the registry,
+// store.SealedSettings), with its sealed value when ?sealed=true (for
+// 'bakery export --secrets'), never in plain text.
+func (s *Server) listWebhookSecrets(r *http.Request) (any, error) {
+	withSealed := r.URL.Query().Get("sealed") == "true"
+	ss, kr, err := s.secretsReady()
+	if err != nil {
+		return nil, err
+	}
+	k := store.WebhookSecretSetting
+	names, err := ss.ListSettings(r.Context(), k.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	gh, gen := s.webhookURLs(r)
+	out := api.WebhookSecretList{Items: []api.WebhookSecretResponse{}}
+	for _, name := range names {
+		if !k.Matches(name) {
+			continue
+		}
+		b, err := ss.GetSetting(r.Context(), name)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		plain, err := k.Open(kr, name, b)
+		var ws WebhookSecret
+		if err == nil {
+			err = json.Unmarshal(plain, &ws)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("webhook secret (setting %s): %w", name, err)
+		}
+		item := api.WebhookSecretResponse{Repo: ws.Repo, CreatedAt: ws.CreatedAt, GitHubURL: gh, GenericURL: gen}
+		if withSealed {
+			item.Sealed = base64.StdEncoding.EncodeToString(b)
+		}
+		out.Items = append(out.Items, item)
+	}
+	return out, nil
 }
 
 func (s *Server) getWebhookSecret(w http.ResponseWriter, r *http.Request) (any, error) {
 	repo := r.URL.Query().Get("repo")
+	if !r.URL.Query().Has("repo") {
+		return s.listWebhookSecrets(r)
+	}
 	key := api.RepoKey(repo)
 	if key == "" {
 		return nil, badField("repo", "is required")
