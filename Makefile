@@ -38,12 +38,8 @@ shellcheck: ## shellcheck every shell script of the project (scripts/, the node 
 lint: fmt vet shellcheck $(TOOLS)/staticcheck ## gofmt, vet, shellcheck and staticcheck
 	$(TOOLS)/staticcheck ./...
 
-tidy-check: ## fail if go mod tidy would change go.mod/go.sum
-	@cp go.mod /tmp/bakery-go.mod.bak; cp go.sum /tmp/bakery-go.sum.bak; \
-	$(GO) mod tidy; \
-	if ! diff -q go.mod /tmp/bakery-go.mod.bak >/dev/null || ! diff -q go.sum /tmp/bakery-go.sum.bak >/dev/null; then \
-	  echo "go mod tidy changes go.mod/go.sum:"; diff /tmp/bakery-go.mod.bak go.mod; \
-	  cp /tmp/bakery-go.mod.bak go.mod; cp /tmp/bakery-go.sum.bak go.sum; exit 1; fi
+tidy-check: ## fail if go mod tidy would change go.mod/go.sum (prints the diff)
+	$(GO) mod tidy -diff
 
 test: fmt vet ## unit and integration tests with the race detector (real sshd, real PostgreSQL)
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -52,7 +48,7 @@ fuzz: ## run each fuzz target briefly
 	$(GO) test ./sshexec -run '^$$' -fuzz '^FuzzQuote$$' -fuzztime 15s
 	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 15s
 	$(GO) test ./api/server -run '^$$' -fuzz '^FuzzParseGitHubPush$$' -fuzztime 15s
-	$(GO) test ./reconciler -run '^$$' -fuzz '^FuzzParseAnalytics$$' -fuzztime 15s
+	$(GO) test ./reconciler/analytics -run '^$$' -fuzz '^FuzzParseAnalytics$$' -fuzztime 15s
 
 bench: ## run every benchmark once (figures come from scripts/bench*)
 	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 10m ./...

@@ -1,14 +1,15 @@
-// Package reconciler is Bakery's control loop: it keeps what runs on nodes
-// equal to what the specs say.
+// Package reconciler is the reconcile contract of Bakery's control loop:
+// a Request names an object ("Deployment/hello"), a Reconciler brings the
+// world in line with that object's spec and returns a Result that says
+// when to look again; Terminal marks errors retrying cannot fix, and a
+// Superseder says what makes a reconcile in flight obsolete.
 //
-// A Controller feeds object keys ("Deployment/hello") from store events,
-// webhooks, manual actions and a periodic resync into a work queue; a
-// bounded number of workers hand each key to a Reconciler, never the same
-// key to two workers at once. Reconcilers are level-based: a request names
-// an object, and the reconciler reads the current spec and observes the
-// world afresh. What Result and the returned error mean is documented on
-// Reconciler and implemented exactly by Controller.
+// Reconcilers are level-based: a request carries identity only, and the
+// reconciler reads the current spec and observes the world afresh.
 //
-// The package does not serve HTTP and never imports the API server; the
-// server asks it for actions through a small interface.
+// The package holds only the contract. The controller that runs
+// reconcilers is reconciler/internal/controller, the wiring
+// reconciler/manager, and each kind's reconciler has its own package
+// (reconciler/deployment, reconciler/node, reconciler/manifestsource).
+// Nothing under reconciler/ serves HTTP or imports the API server.
 package reconciler

@@ -12,7 +12,7 @@
 # (reconciler/internal/simnode says why not hundreds of real sshd).
 # PostgreSQL is the throwaway cluster of package pgtest (its CPU is not
 # counted either). Figures are the Go benchmarks in
-# reconciler/scale_bench_test.go, printed as a table.
+# reconciler/deployment/scale_bench_test.go, printed as a table.
 #
 # Environment: NODES (10,100,500), DEPLOYMENTS (1000), WORKERS (16: the
 # reconciles run at once), COUNT (1: repetitions of each benchmark; the
@@ -28,7 +28,7 @@ command -v go >/dev/null || { echo "bench-scale: go not found" >&2; exit 1; }
 cd "$ROOT"
 out=$(BAKERY_BENCH_NODES=$NODES BAKERY_BENCH_DEPLOYMENTS=$DEPLOYMENTS BAKERY_BENCH_WORKERS=$WORKERS \
 	go test -run '^$' -bench 'BenchmarkObserveCycle|BenchmarkReconcileConverged' -benchtime=1x -count "$COUNT" \
-	-timeout 20m ./reconciler/ 2>/dev/null)
+	-timeout 20m ./reconciler/deployment/ 2>/dev/null)
 echo "$out" | grep -E '^(goos|goarch|cpu):' || true
 echo "workers: $WORKERS; $(nproc) CPUs"
 echo

@@ -8,19 +8,20 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/server"
-	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/manager"
+	"bakery.dev/bakery/reconciler/nodeconn"
 )
 
 // withManager gives the server the real reconciler Manager (its
 // controllers are not started: actions are recorded, nothing rolls out).
-func withManager(t *testing.T) (func(*server.Config), **reconciler.Manager) {
-	var mgr *reconciler.Manager
+func withManager(t *testing.T) (func(*server.Config), **manager.Manager) {
+	var mgr *manager.Manager
 	return func(c *server.Config) {
-		id, err := reconciler.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "ssh"))
+		id, err := nodeconn.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "ssh"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		mgr, err = reconciler.NewManager(reconciler.ManagerConfig{Store: c.Store, Identity: id, DataDir: t.TempDir()})
+		mgr, err = manager.New(manager.Config{Store: c.Store, Identity: id, DataDir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -46,6 +46,15 @@ type Locker interface {
 	TryLock(ctx context.Context, c Claim) (Lock, error)
 }
 
+// NopLocker is the Locker of a single control plane: every key is free
+// (in-process exclusivity comes from the work queue).
+type NopLocker struct{}
+
+// TryLock implements Locker.
+func (NopLocker) TryLock(ctx context.Context, _ Claim) (Lock, error) {
+	return Lock{Held: true, Ctx: ctx, Release: func(bool) {}}, nil
+}
+
 // PortBook keeps, per node, the ports that rollouts in flight have chosen
 // but not yet recorded in the node's state files, so that two apps rolled
 // out on one node at once — by one control plane or by several — never

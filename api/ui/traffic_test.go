@@ -18,7 +18,7 @@ import (
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/api/ui/browsertest"
-	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/analytics"
 	"bakery.dev/bakery/sshexec"
 )
 
@@ -71,7 +71,7 @@ func collectOn(t *testing.T, st store.Store, node, app, log string, releases, re
 	if err := os.WriteFile(filepath.Join(dir, "bakery-"+app+".access"), []byte(log), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a := &reconciler.Analytics{Store: onNode{st, node}, Settings: st.(store.Settings), Connector: localConnector{}, LogDir: dir, AppsDir: dir}
+	a := &analytics.Collector{Store: onNode{st, node}, Settings: st.(store.Settings), Connector: localConnector{}, LogDir: dir, AppsDir: dir}
 	s, err := a.Collect(t.Context())
 	if err != nil || s.Nodes[node].Err != nil || s.Nodes[node].Apps != 1 {
 		t.Fatalf("collect on %s: %v %+v", node, err, s)

@@ -11,7 +11,8 @@ import (
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/pgstore"
 	"bakery.dev/bakery/api/store/pgstore/pgtest"
-	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/analytics"
+	"bakery.dev/bakery/reconciler/nodeconn"
 	"bakery.dev/bakery/sshexec"
 )
 
@@ -46,7 +47,7 @@ func TestAnalyticsRecord(t *testing.T) {
 	}
 	collect := func() api.TrafficSummary {
 		t.Helper()
-		a := &reconciler.Analytics{Store: st, Settings: st, Connector: reconciler.SSHConnector{Local: sshexec.NewLocal()}, LogDir: dir, AppsDir: dir}
+		a := &analytics.Collector{Store: st, Settings: st, Connector: nodeconn.SSHConnector{Local: sshexec.NewLocal()}, LogDir: dir, AppsDir: dir}
 		if s, err := a.Collect(ctx); err != nil || s.Nodes["n1"].Err != nil {
 			t.Fatalf("collect: %v %+v", err, s)
 		}

@@ -67,19 +67,20 @@ var deps = map[string][]string{
 	"reconciler/nodeconn":            {"api", "api/store", "api/store/sealed", "sshexec"},
 	"reconciler/source":              {"api", "sshexec"},
 	"reconciler/notify":              {"api"},
-	"reconciler/rolloutlog":          {"api", "api/store"},
+	"reconciler/rolloutlog":          {"api", "api/store", "sshexec"}, // sshexec: a step's exit status
+	"reconciler/internal/events":     {"api", "api/store", "reconciler/notify"},
 	"reconciler/manifestsync":        {"api", "api/store", "manifests"},
 	"reconciler/deployment": {"api", "api/store", "api/store/sealed", "manifests", "sshexec",
-		"reconciler", "reconciler/nodeconn", "reconciler/nodefiles", "reconciler/nodescript",
+		"reconciler", "reconciler/internal/events", "reconciler/nodeconn", "reconciler/nodefiles", "reconciler/nodescript",
 		"reconciler/notify", "reconciler/rolloutlog", "reconciler/source"},
 	"reconciler/node": {"api", "api/store", "sshexec",
-		"reconciler", "reconciler/nodeconn", "reconciler/nodefiles", "reconciler/nodescript", "reconciler/notify"},
+		"reconciler", "reconciler/internal/events", "reconciler/nodeconn", "reconciler/nodefiles", "reconciler/nodescript", "reconciler/notify"},
 	"reconciler/manifestsource": {"api", "api/store", "api/store/sealed", "manifests",
-		"reconciler", "reconciler/manifestsync", "reconciler/source"},
+		"reconciler", "reconciler/internal/events", "reconciler/manifestsync", "reconciler/source"},
 	"reconciler/analytics": {"api", "api/store", "sshexec",
-		"reconciler", "reconciler/nodeconn", "reconciler/nodescript"},
+		"reconciler", "reconciler/nodeconn", "reconciler/nodefiles", "reconciler/nodescript"},
 	"reconciler/manager": {"api", "api/store", "api/store/sealed", "manifests", "sshexec",
-		"reconciler", "reconciler/internal/controller", "reconciler/internal/queue",
+		"reconciler", "reconciler/internal/controller", "reconciler/internal/events", "reconciler/internal/queue",
 		"reconciler/analytics", "reconciler/deployment", "reconciler/manifestsource", "reconciler/manifestsync",
 		"reconciler/node", "reconciler/nodeconn", "reconciler/nodefiles", "reconciler/nodescript",
 		"reconciler/notify", "reconciler/rolloutlog", "reconciler/source"},
@@ -89,18 +90,19 @@ var deps = map[string][]string{
 	"scripts/genref": {"api"},
 
 	// Test support: imported by tests only (no other row names them).
-	"api/store/storetest":         {"api", "api/store"},
-	"api/store/pgstore/pgtest":    {},
-	"api/github/githubtest":       {"api", "api/github"},
-	"api/ui/browsertest":          {},
-	"reconciler/internal/simnode": {"reconciler/nodescript", "sshexec"},
-	"scripts/testnodes":           {},
+	"api/store/storetest":                   {"api", "api/store"},
+	"api/store/pgstore/pgtest":              {},
+	"api/github/githubtest":                 {"api", "api/github"},
+	"api/ui/browsertest":                    {},
+	"reconciler/internal/simnode":           {"reconciler/nodescript", "sshexec"},
+	"reconciler/internal/events/eventstest": {"api", "api/store", "api/store/filestore", "reconciler/internal/events", "reconciler/notify"},
+	"scripts/testnodes":                     {},
 }
 
 // testSupport are the rows above that only tests may import.
 var testSupport = []string{
 	"api/store/storetest", "api/store/pgstore/pgtest", "api/github/githubtest",
-	"api/ui/browsertest", "reconciler/internal/simnode", "scripts/testnodes",
+	"api/ui/browsertest", "reconciler/internal/simnode", "reconciler/internal/events/eventstest", "scripts/testnodes",
 }
 
 // A rule is one of the design's negative statements: pkg must not import

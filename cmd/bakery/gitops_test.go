@@ -18,7 +18,8 @@ import (
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/sealed"
-	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/manager"
+	"bakery.dev/bakery/reconciler/nodeconn"
 )
 
 // gitopsEnv is a server with the control loop running, a keyring for
@@ -36,11 +37,11 @@ func gitopsEnv(t *testing.T, ghURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := reconciler.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "ssh"))
+	id, err := nodeconn.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "ssh"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := reconciler.NewManager(reconciler.ManagerConfig{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log, AllowLocalNodes: true})
+	mgr, err := manager.New(manager.Config{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log, AllowLocalNodes: true})
 	if err != nil {
 		t.Fatal(err)
 	}

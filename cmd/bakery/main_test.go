@@ -15,7 +15,8 @@ import (
 	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/server"
 	"bakery.dev/bakery/api/store/filestore"
-	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/manager"
+	"bakery.dev/bakery/reconciler/nodeconn"
 )
 
 // testEnv is a real Bakery server (server.New on a file store in a
@@ -57,12 +58,12 @@ func newTestEnv(t *testing.T, loop ...bool) *testEnv {
 	}
 	cfg := server.Config{Store: st, Logger: log, Version: "v0.0.1-test", Commit: "feedbee", StoreKind: "file", AllowLocalNodes: true}
 	if len(loop) > 0 && loop[0] {
-		id, err := reconciler.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "ssh"))
+		id, err := nodeconn.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "ssh"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		// The real control loop's actions, without running its controllers.
-		mgr, err := reconciler.NewManager(reconciler.ManagerConfig{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log})
+		mgr, err := manager.New(manager.Config{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,7 +26,10 @@ import (
 	"bakery.dev/bakery/api/store/pgstore"
 	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/manifests"
-	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/deployment"
+	"bakery.dev/bakery/reconciler/manager"
+	"bakery.dev/bakery/reconciler/node"
+	"bakery.dev/bakery/reconciler/nodeconn"
 	"bakery.dev/bakery/reconciler/notify"
 )
 
@@ -276,7 +279,7 @@ file store and no key given, one is minted in <data>/encryption-key (0600).`,
 	f.DurationVar(&o.resync, "resync", envDuration("BAKERY_RESYNC", 30*time.Second), "how often every node and deployment is observed again (drift detection) (env BAKERY_RESYNC)")
 	f.StringVar(&o.publicURL, "public-url", os.Getenv("BAKERY_PUBLIC_URL"), "URL nodes and users reach this server at, for bootstrap commands (default: as the request came in) (env BAKERY_PUBLIC_URL)")
 	f.StringVar(&o.encryptionKeyFile, "encryption-key-file", os.Getenv("BAKERY_ENCRYPTION_KEY_FILE"), "file holding the encryption key(s) sealing Secrets (both stores) and the postgres store's SSH key pair, as BAKERY_ENCRYPTION_KEY: base64 of 32 bytes, comma-separated when rotating, newest first (default: $BAKERY_ENCRYPTION_KEY) (env BAKERY_ENCRYPTION_KEY_FILE)")
-	f.IntVar(&o.keepRollouts, "keep-rollouts", reconciler.DefaultKeepRollouts, "how many rollouts (records and logs) to keep per deployment, the oldest deleted after each rollout; 0 keeps every one (env BAKERY_KEEP_ROLLOUTS)")
+	f.IntVar(&o.keepRollouts, "keep-rollouts", deployment.DefaultKeepRollouts, "how many rollouts (records and logs) to keep per deployment, the oldest deleted after each rollout; 0 keeps every one (env BAKERY_KEEP_ROLLOUTS)")
 	f.StringVar(&o.maxBody, "max-body", cmp.Or(os.Getenv("BAKERY_MAX_BODY"), "4MiB"), "largest request body accepted, e.g. 4MiB, 512KiB, 1000000 (env BAKERY_MAX_BODY)")
 	f.StringArrayVar(&o.notify, "notify", nil, "send events to a webhook: url=URL[,format=json|slack|discord][,on=all|failures]; repeatable (env "+notifyEnv+": targets separated by spaces)")
 	f.StringVar(&o.manifests, "manifests", os.Getenv("BAKERY_MANIFESTS"), "a directory of manifests kept applied: watched, changes applied as one unit, objects whose files are removed pruned (env BAKERY_MANIFESTS)")
@@ -284,11 +287,11 @@ file store and no key given, one is minted in <data>/encryption-key (0600).`,
 	f.StringVar(&o.githubURL, "github-url", cmp.Or(os.Getenv("BAKERY_GITHUB_URL"), "https://github.com"), "GitHub web URL for OAuth (GitHub Enterprise: https://HOST) (env BAKERY_GITHUB_URL)")
 	f.StringVar(&o.githubAPIURL, "github-api-url", cmp.Or(os.Getenv("BAKERY_GITHUB_API_URL"), "https://api.github.com"), "GitHub REST API URL (GitHub Enterprise: https://HOST/api/v3) (env BAKERY_GITHUB_API_URL)")
 	f.DurationVar(&o.takeover, "takeover-interval", envDuration("BAKERY_TAKEOVER_INTERVAL", 2*time.Second), "with several servers on one database: how often a server retries an object another server is reconciling, checks its own lock connection, and looks for objects whose server died; a killed server's work is taken over within about this long (env BAKERY_TAKEOVER_INTERVAL)")
-	f.Float64Var(&o.diskLowPercent, "disk-low-percent", reconciler.DefaultDiskLowPercent, "raise DiskLow when a node's free disk space falls below this percentage of its filesystem; 0 never (env BAKERY_DISK_LOW_PERCENT)")
-	f.StringVar(&o.acmeServer, "acme-server", cmp.Or(os.Getenv("BAKERY_ACME_SERVER"), reconciler.DefaultACMEServer), "ACME directory URL for ingress.tls certificates when a deployment names none (env BAKERY_ACME_SERVER)")
+	f.Float64Var(&o.diskLowPercent, "disk-low-percent", node.DefaultDiskLowPercent, "raise DiskLow when a node's free disk space falls below this percentage of its filesystem; 0 never (env BAKERY_DISK_LOW_PERCENT)")
+	f.StringVar(&o.acmeServer, "acme-server", cmp.Or(os.Getenv("BAKERY_ACME_SERVER"), deployment.DefaultACMEServer), "ACME directory URL for ingress.tls certificates when a deployment names none (env BAKERY_ACME_SERVER)")
 	f.BoolVar(&o.acmeStaging, "acme-staging", os.Getenv("BAKERY_ACME_STAGING") == "true", "use Let's Encrypt's staging directory (untrusted test certificates) instead of --acme-server (env BAKERY_ACME_STAGING=true)")
 	f.BoolVar(&o.allowLocalNodes, "allow-local-nodes", os.Getenv(manifests.AllowLocalNodesEnv) == "true", "allow Nodes with spec.local: true, whose commands run on this host as the server's user — whoever can write a Node (any API token, UI user, or manifest source allowed Node) then runs shell here; off, such writes are refused and existing local nodes stall (env "+manifests.AllowLocalNodesEnv+"=true)")
-	f.DurationVar(&o.certRenewBefore, "cert-renew-before", envDuration("BAKERY_CERT_RENEW_BEFORE", reconciler.DefaultRenewBefore), "renew an ingress.tls certificate when it expires within this time (env BAKERY_CERT_RENEW_BEFORE)")
+	f.DurationVar(&o.certRenewBefore, "cert-renew-before", envDuration("BAKERY_CERT_RENEW_BEFORE", deployment.DefaultRenewBefore), "renew an ingress.tls certificate when it expires within this time (env BAKERY_CERT_RENEW_BEFORE)")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagDirname("data")
@@ -301,194 +304,264 @@ func runServer(cmd *cobra.Command, a *app, o serverOptions) error {
 	if err != nil {
 		return err
 	}
-	maxBody, err := parseBytes(o.maxBody)
-	if err != nil {
-		return usageErrorf("--max-body: %v", err)
-	}
-	if o.data == "" {
-		return usageErrorf("--data must not be empty")
-	}
-	if o.keepRollouts < 0 {
-		return usageErrorf("--keep-rollouts must be 0 (keep every rollout) or more, not %d", o.keepRollouts)
-	}
-	keepRollouts := o.keepRollouts
-	if keepRollouts == 0 {
-		keepRollouts = -1 // the reconciler's "keep every one"
-	}
-	if o.diskLowPercent < 0 || o.diskLowPercent >= 100 {
-		return usageErrorf("--disk-low-percent must be between 0 (never) and 100, not %g", o.diskLowPercent)
-	}
-	diskLow := o.diskLowPercent
-	if diskLow == 0 {
-		diskLow = -1 // the reconciler's "never"
-	}
-	acmeServer := o.acmeServer
-	if o.acmeStaging {
-		if cmd.Flags().Changed("acme-server") {
-			return usageErrorf("--acme-staging and --acme-server exclude each other")
-		}
-		acmeServer = reconciler.ACMEStagingServer
-	}
-	if r := api.ValidateACMEServer(acmeServer); r != "" {
-		return usageErrorf("--acme-server: %s", r)
-	}
-	if o.certRenewBefore <= 0 {
-		return usageErrorf("--cert-renew-before must be positive, not %s", o.certRenewBefore)
-	}
-	targets, err := notifyTargets(o.notify, os.Getenv(notifyEnv))
+	set, err := checkServerFlags(cmd, o)
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	tokenFile := o.adminTokenFile
-	if tokenFile == "" {
-		tokenFile = filepath.Join(o.data, "admin-token")
-	}
-
 	// Claim the address before anything is printed: a port in use is
 	// reported at once, and port 0 becomes a concrete port for the banner.
-	addr, err := resolveListen(o.listen)
+	if set.addr, err = resolveListen(o.listen); err != nil {
+		return err
+	}
+	ps, err := openServerStore(ctx, o, log)
 	if err != nil {
 		return err
 	}
-
-	if o.takeover <= 0 {
-		return usageErrorf("--takeover-interval must be positive, not %s", o.takeover)
+	defer ps.st.Close()
+	w, err := wireServer(ctx, o, set, ps, log)
+	if err != nil {
+		return err
 	}
-	serverID := reconciler.NewServerID()
-	var mgrRef atomic.Pointer[reconciler.Manager]
-	var coord *pgstore.Coordinator
-	var st store.Store
-	var kind, where string
-	var keyring *sealed.Keyring
-	if o.databaseURL != "" {
-		// Before the database is touched: a server that cannot read the
-		// stored secrets changes nothing.
-		if keyring, err = loadKeyring(o.encryptionKeyFile); err != nil {
-			return err
+	printServerBanner(a, o, set, ps, w, log)
+	return serve(ctx, o, set.addr, ps, w, log)
+}
+
+// serverSettings are the server's flags, checked and resolved into what
+// the control loop and the API take.
+type serverSettings struct {
+	maxBody      int64
+	keepRollouts int     // -1: keep every rollout
+	diskLow      float64 // -1: never
+	acmeServer   string
+	targets      []notify.Target
+	tokenFile    string
+	addr         string // the address claimed (set by runServer)
+}
+
+// checkServerFlags checks o's values; a wrong one is a usage error naming
+// the flag.
+func checkServerFlags(cmd *cobra.Command, o serverOptions) (serverSettings, error) {
+	var set serverSettings
+	var err error
+	if set.maxBody, err = parseBytes(o.maxBody); err != nil {
+		return set, usageErrorf("--max-body: %v", err)
+	}
+	if o.data == "" {
+		return set, usageErrorf("--data must not be empty")
+	}
+	if o.keepRollouts < 0 {
+		return set, usageErrorf("--keep-rollouts must be 0 (keep every rollout) or more, not %d", o.keepRollouts)
+	}
+	set.keepRollouts = o.keepRollouts
+	if set.keepRollouts == 0 {
+		set.keepRollouts = -1 // the reconciler's "keep every one"
+	}
+	if o.diskLowPercent < 0 || o.diskLowPercent >= 100 {
+		return set, usageErrorf("--disk-low-percent must be between 0 (never) and 100, not %g", o.diskLowPercent)
+	}
+	set.diskLow = o.diskLowPercent
+	if set.diskLow == 0 {
+		set.diskLow = -1 // the reconciler's "never"
+	}
+	if set.acmeServer, err = acmeServerOf(cmd, o); err != nil {
+		return set, err
+	}
+	if o.certRenewBefore <= 0 {
+		return set, usageErrorf("--cert-renew-before must be positive, not %s", o.certRenewBefore)
+	}
+	if o.takeover <= 0 {
+		return set, usageErrorf("--takeover-interval must be positive, not %s", o.takeover)
+	}
+	if set.targets, err = notifyTargets(o.notify, os.Getenv(notifyEnv)); err != nil {
+		return set, err
+	}
+	set.tokenFile = cmp.Or(o.adminTokenFile, filepath.Join(o.data, "admin-token"))
+	return set, nil
+}
+
+// acmeServerOf is the ACME directory of --acme-server or --acme-staging.
+func acmeServerOf(cmd *cobra.Command, o serverOptions) (string, error) {
+	acmeServer := o.acmeServer
+	if o.acmeStaging {
+		if cmd.Flags().Changed("acme-server") {
+			return "", usageErrorf("--acme-staging and --acme-server exclude each other")
 		}
-		ps, err := pgstore.Open(ctx, o.databaseURL, pgstore.WithLogger(log))
-		if err != nil {
-			return fmt.Errorf("open postgres store: %w", err)
-		}
-		st, kind, where = ps, "postgres", "postgres"
-		coord, err = pgstore.NewCoordinator(ctx, ps, serverID, pgstore.CoordinatorOptions{
-			Interval: o.takeover, Logger: log,
-			OnOrphan: func(key string) {
-				if m := mgrRef.Load(); m != nil {
-					log.Info("taking over an object whose server is gone", "key", key)
-					m.EnqueueKey(key)
-				}
-			},
-		})
-		if err != nil {
-			ps.Close()
-			return fmt.Errorf("open postgres store: %w", err)
-		}
-	} else {
+		acmeServer = deployment.ACMEStagingServer
+	}
+	if r := api.ValidateACMEServer(acmeServer); r != "" {
+		return "", usageErrorf("--acme-server: %s", r)
+	}
+	return acmeServer, nil
+}
+
+// serverStore is the opened store with what comes with it.
+type serverStore struct {
+	st          store.Store
+	kind, where string // "file" or "postgres", and the data directory or "postgres"
+	keyring     *sealed.Keyring
+	// coord coordinates several servers on one database (nil: file store).
+	coord    *pgstore.Coordinator
+	serverID string
+	// mgr is the control loop once it exists: the coordinator hands it
+	// the objects of servers that died.
+	mgr atomic.Pointer[manager.Manager]
+}
+
+// openServerStore opens the PostgreSQL store (with its coordinator) when
+// --database-url is set, else the file store in --data. The encryption
+// keyring is read first: a server that cannot read the stored secrets
+// changes nothing.
+func openServerStore(ctx context.Context, o serverOptions, log *slog.Logger) (*serverStore, error) {
+	ps := &serverStore{serverID: manager.NewServerID()}
+	var err error
+	if o.databaseURL == "" {
 		// The file store keeps its SSH key pair in the data directory; a
 		// key, when given, seals Secrets.
 		if o.encryptionKeyFile != "" || os.Getenv(encryptionKeyEnv) != "" {
-			if keyring, err = loadKeyring(o.encryptionKeyFile); err != nil {
-				return err
+			if ps.keyring, err = loadKeyring(o.encryptionKeyFile); err != nil {
+				return nil, err
 			}
 		}
 		fs, err := filestore.Open(o.data, filestore.WithLogger(log))
 		if err != nil {
-			return fmt.Errorf("open file store: %w", err)
+			return nil, fmt.Errorf("open file store: %w", err)
 		}
-		st, kind, where = fs, "file", o.data
+		ps.st, ps.kind, ps.where = fs, "file", o.data
+		return ps, nil
 	}
-	defer st.Close()
+	if ps.keyring, err = loadKeyring(o.encryptionKeyFile); err != nil {
+		return nil, err
+	}
+	pg, err := pgstore.Open(ctx, o.databaseURL, pgstore.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	ps.st, ps.kind, ps.where = pg, "postgres", "postgres"
+	ps.coord, err = pgstore.NewCoordinator(ctx, pg, ps.serverID, pgstore.CoordinatorOptions{
+		Interval: o.takeover, Logger: log,
+		OnOrphan: func(key string) {
+			if m := ps.mgr.Load(); m != nil {
+				log.Info("taking over an object whose server is gone", "key", key)
+				m.EnqueueKey(key)
+			}
+		},
+	})
+	if err != nil {
+		pg.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	return ps, nil
+}
 
-	// The identity first: a server that cannot open it (a wrong
-	// encryption key) stops before it creates or prints anything.
-	var identity reconciler.Identity
-	if ss, ok := st.(store.Settings); ok && keyring != nil && o.databaseURL != "" {
-		identity, err = reconciler.StoredIdentity(ctx, ss, keyring)
+// wiredServer is the control loop and the API server built on a store.
+type wiredServer struct {
+	mgr          *manager.Manager
+	srv          *server.Server
+	setup, token string // the web UI's setup token, the admin token when just created
+	tokenCreated bool
+}
+
+// wireServer builds the control loop and the API server (with the web
+// UI) on ps. The SSH identity comes first: a server that cannot open it
+// (a wrong encryption key) stops before it creates or prints anything.
+func wireServer(ctx context.Context, o serverOptions, set serverSettings, ps *serverStore, log *slog.Logger) (*wiredServer, error) {
+	var identity nodeconn.Identity
+	var err error
+	if ss, ok := ps.st.(store.Settings); ok && ps.keyring != nil && o.databaseURL != "" {
+		identity, err = nodeconn.StoredIdentity(ctx, ss, ps.keyring)
 	} else {
-		identity, err = reconciler.LoadOrCreateIdentity(filepath.Join(o.data, "ssh"))
+		identity, err = nodeconn.LoadOrCreateIdentity(filepath.Join(o.data, "ssh"))
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	token, created, err := auth.EnsureAdminToken(ctx, st, tokenFile)
+	w := &wiredServer{}
+	if w.token, w.tokenCreated, err = auth.EnsureAdminToken(ctx, ps.st, set.tokenFile); err != nil {
+		return nil, err
+	}
+	secrets, err := secretsKeyring(o, ps.keyring)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	secrets, err := secretsKeyring(o, keyring)
-	if err != nil {
-		return err
-	}
-	mcfg := reconciler.ManagerConfig{
-		Store: st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: keepRollouts, Logger: log,
-		Notify: targets, DiskLowPercent: diskLow,
-		ACMEServer: acmeServer, CertRenewBefore: o.certRenewBefore, ServerID: serverID,
+	mcfg := manager.Config{
+		Store: ps.st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: set.keepRollouts, Logger: log,
+		Notify: set.targets, DiskLowPercent: set.diskLow,
+		ACMEServer: set.acmeServer, CertRenewBefore: o.certRenewBefore, ServerID: ps.serverID,
 		Keyring: secrets, AnalyticsInterval: cmp.Or(o.analytics, -1), AllowLocalNodes: o.allowLocalNodes,
 	}
 	gh, err := githubConfig(o)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	uiCfg, setup, err := webUIConfig(ctx, st, targets)
+	uiCfg, setup, err := webUIConfig(ctx, ps.st, set.targets)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	w.setup = setup
 	uiCfg.PublicURL, uiCfg.GitHub, uiCfg.Logger = o.publicURL, gh != nil && gh.ClientID != "", log
 	scfg := server.Config{
-		Store: st, Logger: log, MaxBodyBytes: maxBody,
-		Version: version, Commit: commit, StoreKind: kind,
-		PublicURL: o.publicURL, ServerID: serverID, UI: uiCfg.Mount, Keyring: secrets, GitHub: gh,
+		Store: ps.st, Logger: log, MaxBodyBytes: set.maxBody,
+		Version: version, Commit: commit, StoreKind: ps.kind,
+		PublicURL: o.publicURL, ServerID: ps.serverID, UI: uiCfg.Mount, Keyring: secrets, GitHub: gh,
 		AllowLocalNodes: o.allowLocalNodes,
 	}
-	if coord != nil {
-		mcfg.Locker, mcfg.LockRetry, mcfg.Ports = coord, o.takeover, coord
-		scfg.Cluster = coord
+	if ps.coord != nil {
+		mcfg.Locker, mcfg.LockRetry, mcfg.Ports = ps.coord, o.takeover, ps.coord
+		scfg.Cluster = ps.coord
 	}
-	mgr, err := reconciler.NewManager(mcfg)
-	if err != nil {
-		return err
+	if w.mgr, err = manager.New(mcfg); err != nil {
+		return nil, err
 	}
-	mgrRef.Store(mgr)
-	scfg.Loop = mgr
-	srv, err := server.New(scfg)
-	if err != nil {
-		return err
+	ps.mgr.Store(w.mgr)
+	scfg.Loop = w.mgr
+	if w.srv, err = server.New(scfg); err != nil {
+		return nil, err
 	}
+	return w, nil
+}
 
-	url := "http://" + bannerHost(addr)
-	fmt.Fprintf(a.errOut, "Bakery %s serving on %s (%s store: %s)\n", version, url, kind, where)
-	printWebUI(a.errOut, cmp.Or(strings.TrimRight(o.publicURL, "/"), url), setup)
-	if created {
-		fmt.Fprintf(a.errOut, "Created the admin API token (shown only this once; also in %s):\n  %s\n", tokenFile, token)
-		fmt.Fprintf(a.errOut, "Point the CLI at this server with:\n  bakery login --server %s --token %s\n", url, token)
+// printServerBanner tells where the server listens, how to reach the web
+// UI and, on a first start, the admin token.
+func printServerBanner(a *app, o serverOptions, set serverSettings, ps *serverStore, w *wiredServer, log *slog.Logger) {
+	url := "http://" + bannerHost(set.addr)
+	fmt.Fprintf(a.errOut, "Bakery %s serving on %s (%s store: %s)\n", version, url, ps.kind, ps.where)
+	printWebUI(a.errOut, cmp.Or(strings.TrimRight(o.publicURL, "/"), url), w.setup)
+	if w.tokenCreated {
+		fmt.Fprintf(a.errOut, "Created the admin API token (shown only this once; also in %s):\n  %s\n", set.tokenFile, w.token)
+		fmt.Fprintf(a.errOut, "Point the CLI at this server with:\n  bakery login --server %s --token %s\n", url, w.token)
 	}
-	log.Info("starting", "version", version, "commit", commit, "store", kind, "addr", addr, "server", serverID)
-	for _, t := range targets {
+	log.Info("starting", "version", version, "commit", commit, "store", ps.kind, "addr", set.addr, "server", ps.serverID)
+	for _, t := range set.targets {
 		log.Info("sending events to", "target", t.String())
 	}
-	log.Info("ingress.tls certificates", "acme-server", acmeServer, "renew-before", o.certRenewBefore)
+	log.Info("ingress.tls certificates", "acme-server", set.acmeServer, "renew-before", o.certRenewBefore)
+}
+
+// serve runs the control loop (with the coordinator, stopped after it so
+// that its locks are freed last), the manifest directory watch and the
+// HTTP server until ctx ends or the server fails, then stops them all.
+func serve(ctx context.Context, o serverOptions, addr string, ps *serverStore, w *wiredServer, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	watchDone, err := watchManifests(ctx, o.manifests, st, o.allowLocalNodes, log)
+	watchDone, err := watchManifests(ctx, o.manifests, ps.st, o.allowLocalNodes, log)
 	if err != nil {
 		return err
 	}
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
-		if coord != nil {
-			// Stopped after the control loop: its locks are freed last.
+		if ps.coord != nil {
 			cctx, ccancel := context.WithCancel(context.WithoutCancel(ctx))
 			cdone := make(chan struct{})
-			go func() { defer close(cdone); coord.Run(cctx) }()
+			go func() { defer close(cdone); ps.coord.Run(cctx) }()
 			defer func() { ccancel(); <-cdone }()
 		}
-		mgr.Run(ctx)
+		w.mgr.Run(ctx)
 	}()
-	err = server.Serve(ctx, addr, srv.Handler(), log)
+	err = server.Serve(ctx, addr, w.srv.Handler(), log)
 	cancel()
 	<-loopDone
 	if watchDone != nil {

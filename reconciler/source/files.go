@@ -53,35 +53,9 @@ func (m *Mirrors) Files(ctx context.Context, repo, commit, dir string, match fun
 	if err != nil {
 		return nil, fmt.Errorf("source: list files of %s at %s: %w", redact(repo), short(commit), err)
 	}
-	type entry struct{ oid, path string }
-	var want []entry
-	var total int64
-	found := false
-	for _, rec := range bytes.Split(out, []byte{0}) {
-		if len(rec) == 0 {
-			continue
-		}
-		// "<mode> SP <type> SP <object> SP+ <size> TAB <path>"
-		meta, p, ok := strings.Cut(string(rec), "\t")
-		f := strings.Fields(meta)
-		if !ok || len(f) != 4 {
-			return nil, fmt.Errorf("source: git ls-tree printed %q", rec)
-		}
-		found = true
-		if f[1] != "blob" || f[0] == "120000" || !match(p) {
-			continue // submodules, symlinks, other files
-		}
-		size, err := strconv.ParseInt(f[3], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("source: git ls-tree printed %q", rec)
-		}
-		if size > maxFile {
-			return nil, fmt.Errorf("%s: %d bytes, more than the %d allowed", p, size, maxFile)
-		}
-		if total += size; total > maxTotal {
-			return nil, fmt.Errorf("the manifests under %q hold more than %d bytes", dir, maxTotal)
-		}
-		want = append(want, entry{f[2], p})
+	want, found, err := listTree(out, dir, match, maxFile, maxTotal)
+	if err != nil {
+		return nil, err
 	}
 	if !found && dir != "." {
 		return nil, fmt.Errorf("%w: no path %q in %s at %s", ErrRefNotFound, dir, redact(repo), short(commit))
@@ -97,6 +71,56 @@ func (m *Mirrors) Files(ctx context.Context, repo, commit, dir string, match fun
 	if err != nil {
 		return nil, fmt.Errorf("source: read files of %s at %s: %w", redact(repo), short(commit), err)
 	}
+	return readBlobs(out, want, maxFile)
+}
+
+func short(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+// treeEntry is a blob to read: its object id and path.
+type treeEntry struct{ oid, path string }
+
+// listTree parses "git ls-tree -r -l -z" output: the regular files match
+// accepts, within the size limits; found reports whether the tree listed
+// anything at all.
+func listTree(out []byte, dir string, match func(p string) bool, maxFile, maxTotal int64) (want []treeEntry, found bool, err error) {
+	var total int64
+	for _, rec := range bytes.Split(out, []byte{0}) {
+		if len(rec) == 0 {
+			continue
+		}
+		// "<mode> SP <type> SP <object> SP+ <size> TAB <path>"
+		meta, p, ok := strings.Cut(string(rec), "\t")
+		f := strings.Fields(meta)
+		if !ok || len(f) != 4 {
+			return nil, false, fmt.Errorf("source: git ls-tree printed %q", rec)
+		}
+		found = true
+		if f[1] != "blob" || f[0] == "120000" || !match(p) {
+			continue // submodules, symlinks, other files
+		}
+		size, err := strconv.ParseInt(f[3], 10, 64)
+		if err != nil {
+			return nil, false, fmt.Errorf("source: git ls-tree printed %q", rec)
+		}
+		if size > maxFile {
+			return nil, false, fmt.Errorf("%s: %d bytes, more than the %d allowed", p, size, maxFile)
+		}
+		if total += size; total > maxTotal {
+			return nil, false, fmt.Errorf("the manifests under %q hold more than %d bytes", dir, maxTotal)
+		}
+		want = append(want, treeEntry{f[2], p})
+	}
+	return want, found, nil
+}
+
+// readBlobs parses "git cat-file --batch" output for the entries asked
+// for, in order.
+func readBlobs(out []byte, want []treeEntry, maxFile int64) ([]TreeFile, error) {
 	r := bufio.NewReader(bytes.NewReader(out))
 	files := make([]TreeFile, 0, len(want))
 	for _, e := range want {
@@ -119,11 +143,4 @@ func (m *Mirrors) Files(ctx context.Context, repo, commit, dir string, match fun
 		files = append(files, TreeFile{Path: e.path, Data: data[:n]})
 	}
 	return files, nil
-}
-
-func short(c string) string {
-	if len(c) > 12 {
-		return c[:12]
-	}
-	return c
 }

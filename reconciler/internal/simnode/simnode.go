@@ -241,15 +241,6 @@ func (n *Node) answer(ch io.Reader) (string, uint32) {
 	case nodescript.ObserveApp.Name:
 		return (*n.apps.Load())[envValue(script, "APP")], 0
 	}
-	// The observe scripts as Go string literals in package reconciler,
-	// which carry no name. TODO(issue 15): remove once every caller runs
-	// the nodescript scripts.
-	switch {
-	case strings.Contains(script, "ready=bakery-ready"):
-		return NodeObservation, 0
-	case strings.Contains(script, "/var/lib/bakery/apps/$APP"):
-		return (*n.apps.Load())[envValue(script, "APP")], 0
-	}
 	return "simnode: this simulated node only answers observe scripts\n", 1
 }
 

@@ -1,0 +1,397 @@
+package deployment
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"time"
+
+	"bakery.dev/bakery/api"
+	nf "bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/reconciler/nodescript"
+	"bakery.dev/bakery/reconciler/source"
+	"bakery.dev/bakery/sshexec"
+)
+
+// SHA256Hex returns the hex SHA-256 of s (what `sha256sum` prints).
+func SHA256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// Runtime is how a slot's process is installed, started and stopped on a
+// node. The systemd runtime is the one implemented here; docker slots in
+// behind the same interface.
+type Runtime interface {
+	// Install writes what the slot needs to start (unit, env and run files).
+	Install(ctx context.Context, n *nodeRun, a Action) error
+	// Start (re)starts the slot and makes it start at boot.
+	Start(ctx context.Context, n *nodeRun, a Action) error
+	// Stop stops the slot and keeps it from starting at boot.
+	Stop(ctx context.Context, n *nodeRun, slot string) error
+	// Remove deletes everything the runtime installed for the app.
+	Remove(ctx context.Context, n *nodeRun) error
+}
+
+// Ingress routes traffic to the active slot.
+type Ingress interface {
+	// Switch points traffic at slot's port, reloads the proxy and returns
+	// once the proxy really sends requests there. Hosts with a
+	// certificate (n.obs.Certs) are served over HTTPS.
+	Switch(ctx context.Context, n *nodeRun, slot string, port int) error
+	// Certificate obtains host's certificate (ingress.tls), serving the
+	// ACME challenge first, and records it in n.obs.Certs.
+	Certificate(ctx context.Context, n *nodeRun, host string) error
+	// Renew renews host's certificate, reloads the proxy and records the
+	// new certificate in n.obs.Certs.
+	Renew(ctx context.Context, n *nodeRun, host string) error
+	// Remove deletes the app's routing.
+	Remove(ctx context.Context, n *nodeRun) error
+	// Hash returns the hash of the site generated for slot's port, as
+	// the observe script reports it, once every TLS host has its
+	// certificate.
+	Hash(n *nodeRun, slot string, port int) string
+}
+
+// nodeRun carries what actions on one node need.
+type nodeRun struct {
+	node    string
+	app     string
+	spec    *api.DeploymentSpec
+	env     map[string]string // the app's environment (from the spec)
+	desired Desired
+	obs     AppObservation
+	ex      sshexec.Executor
+	mirrors *source.Mirrors
+	log     func(stream, text string) // rollout log
+	timeout time.Duration             // per step
+	// prev is the runtime the app ran under on this node when it differs
+	// from the spec's (the runtime was changed): slots this run did not
+	// install are stopped, and a removal cleaned up, with it too.
+	prev      Runtime
+	installed map[string]bool // slots installed by this run
+	// acme is the ACME directory URL certificates come from.
+	acme string
+}
+
+// run runs a node script on the node, streaming its output into the
+// rollout log.
+func run[In any](ctx context.Context, n *nodeRun, s nodescript.Script[In], in In) (sshexec.Result, error) {
+	cmd, err := s.Command(in)
+	if err != nil {
+		return sshexec.Result{}, err
+	}
+	cmd.Timeout = n.timeout
+	cmd.Sink = sshexec.SinkFunc(func(l sshexec.Line) {
+		n.log(l.Stream.String(), l.Text)
+	})
+	return n.ex.Run(ctx, cmd)
+}
+
+func (n *nodeRun) logf(format string, args ...any) {
+	n.log(api.StreamBakery, fmt.Sprintf(format, args...))
+}
+
+// act executes one action.
+func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) error {
+	switch a.Type {
+	case ActFetch:
+		return n.fetch(ctx, a.Commit)
+	case ActBuild:
+		if b, ok := rt.(builder); ok {
+			return b.Build(ctx, n, a.Commit, a.Release)
+		}
+		return n.build(ctx, a.Commit, a.Release)
+	case ActInstall:
+		if n.installed == nil {
+			n.installed = map[string]bool{}
+		}
+		n.installed[a.Slot] = true
+		return rt.Install(ctx, n, a)
+	case ActStart:
+		if err := rt.Start(ctx, n, a); err != nil {
+			return err
+		}
+		n.obs.Units[a.Slot] = "active"
+		return nil
+	case ActHealth:
+		return n.health(ctx, a.Slot, a.Port)
+	case ActSwitch:
+		if err := ing.Switch(ctx, n, a.Slot, a.Port); err != nil {
+			return err
+		}
+		n.obs.SiteHash = ing.Hash(n, a.Slot, a.Port)
+		return n.writeState(ctx, a)
+	case ActDrain:
+		return n.drain(ctx, a.Slot)
+	case ActStop:
+		return n.stop(ctx, rt, a.Slot)
+	case ActSite:
+		if err := ing.Switch(ctx, n, a.Slot, a.Port); err != nil {
+			return err
+		}
+		n.obs.SiteHash = ing.Hash(n, a.Slot, a.Port)
+		return nil
+	case ActPrune:
+		return n.pruneReleases(ctx, rt)
+	case ActCert:
+		return ing.Certificate(ctx, n, a.Host)
+	case ActRenew:
+		return ing.Renew(ctx, n, a.Host)
+	case ActRemove:
+		return n.removeApp(ctx, rt, ing)
+	}
+	return fmt.Errorf("unknown action %q", a.Type)
+}
+
+// drain waits the strategy's drain time before the old slot stops.
+func (n *nodeRun) drain(ctx context.Context, slot string) error {
+	d := n.spec.Strategy.Drain.Duration
+	n.logf("draining %s slot for %s", slot, d)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// stop stops a slot, under the runtime the app ran under before when the
+// slot was not installed by this rollout.
+func (n *nodeRun) stop(ctx context.Context, rt Runtime, slot string) error {
+	if n.prev != nil && !n.installed[slot] {
+		rt = n.prev // a slot of the runtime the app ran under before
+	}
+	if err := rt.Stop(ctx, n, slot); err != nil {
+		return err
+	}
+	n.obs.Units[slot] = "inactive"
+	return nil
+}
+
+// pruneReleases deletes old releases, and old images under docker.
+func (n *nodeRun) pruneReleases(ctx context.Context, rt Runtime) error {
+	if err := n.prune(ctx); err != nil {
+		return err
+	}
+	if p, ok := rt.(imagePruner); ok {
+		return p.PruneImages(ctx, n)
+	}
+	return nil
+}
+
+// removeApp removes the app from the node: its slots (under both
+// runtimes when it changed), its site and its directory.
+func (n *nodeRun) removeApp(ctx context.Context, rt Runtime, ing Ingress) error {
+	if err := rt.Remove(ctx, n); err != nil {
+		return err
+	}
+	if n.prev != nil {
+		if err := n.prev.Remove(ctx, n); err != nil {
+			return err
+		}
+	}
+	if err := ing.Remove(ctx, n); err != nil {
+		return err
+	}
+	_, err := run(ctx, n, nodescript.RemoveApp, nodescript.AppInput{App: n.app})
+	return err
+}
+
+func (n *nodeRun) fetch(ctx context.Context, commit string) error {
+	bundle, size, cleanup, err := n.mirrors.Bundle(ctx, n.spec.Source.Repo, commit, n.obs.Haves)
+	if errors.Is(err, source.ErrUpToDate) {
+		n.logf("node already has commit %s", short(commit))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	defer cleanup()
+	if _, err := run(ctx, n, nodescript.AppDir, nodescript.AppInput{App: n.app}); err != nil {
+		return err
+	}
+	f, err := os.Open(bundle)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	remote := path.Join(nf.AppDir(n.app), ".incoming-"+commit+".bundle")
+	n.logf("shipping commit %s to the node (%d bytes)", short(commit), size)
+	if err := n.ex.WriteFile(ctx, sshexec.File{Path: remote, Mode: 0o600, Reader: f, Size: size}); err != nil {
+		return fmt.Errorf("upload bundle: %w", err)
+	}
+	_, err = run(ctx, n, nodescript.Fetch, nodescript.FetchInput{App: n.app, Bundle: remote, Commit: commit})
+	return err
+}
+
+// checkout checks commit out into the release's directory.
+func (n *nodeRun) checkout(ctx context.Context, commit, release string) error {
+	if _, err := run(ctx, n, nodescript.Checkout, nodescript.CheckoutInput{App: n.app, Release: release, Commit: commit}); err != nil {
+		return fmt.Errorf("checkout: %w", err)
+	}
+	return nil
+}
+
+func (n *nodeRun) build(ctx context.Context, commit, release string) error {
+	if err := n.checkout(ctx, commit, release); err != nil {
+		return err
+	}
+	_, err := run(ctx, n, nodescript.Build, nodescript.BuildInput{App: n.app, Release: release,
+		Install: n.spec.Build.Install, Test: n.spec.Build.Test, Build: n.spec.Build.Build, BuildHash: n.desired.BuildHash, Env: n.env})
+	return err
+}
+
+func (n *nodeRun) health(ctx context.Context, slot string, port int) error {
+	h := n.spec.HealthCheck
+	unit, container := nf.UnitName(n.app, slot), ""
+	if isDocker(n.spec) {
+		unit, container = "", nf.ContainerName(n.app, slot)
+	}
+	_, err := run(ctx, n, nodescript.Health, nodescript.HealthInput{Port: port, Path: h.Path,
+		Timeout: h.Timeout.Duration, Interval: h.Interval.Duration, Retries: h.Retries, StartPeriod: h.StartPeriod.Duration,
+		Unit: unit, Container: container})
+	if err != nil {
+		return fmt.Errorf("health check of port %d failed: %w", port, err)
+	}
+	return nil
+}
+
+func (n *nodeRun) writeState(ctx context.Context, a Action) error {
+	st := &nf.AppState{App: n.app, Slots: map[string]nf.SlotState{}}
+	if n.obs.State != nil {
+		for k, v := range n.obs.State.Slots {
+			st.Slots[k] = v
+		}
+	}
+	st.Active = a.Slot
+	st.Revision = n.desired.Revision
+	st.Dockerized = isDocker(n.spec)
+	st.Slots[a.Slot] = nf.SlotState{Commit: a.Commit, Release: a.Release, Port: a.Port, Revision: n.desired.Revision, SpecHash: n.desired.SpecHash}
+	n.obs.State = st
+	return n.ex.WriteFile(ctx, sshexec.File{Path: nf.StatePath(n.app), Mode: 0o644, Content: st.Marshal()})
+}
+
+// prune removes releases beyond keepReleases, never one a slot uses.
+func (n *nodeRun) prune(ctx context.Context) error {
+	keep := map[string]bool{}
+	if n.obs.State != nil {
+		for _, s := range n.obs.State.Slots {
+			keep[s.Release] = true
+			keep[s.Commit] = true // a release directory named by its commit alone
+		}
+	}
+	keep[nf.ReleaseID(n.desired.Commit, n.desired.BuildHash)] = true
+	var others []string
+	for c := range n.obs.Releases {
+		if !keep[c] {
+			others = append(others, c)
+		}
+	}
+	sort.Strings(others)
+	budget := n.desired.KeepReleases - len(keep)
+	if budget < 0 {
+		budget = 0
+	}
+	if len(others) <= budget {
+		return nil
+	}
+	// Keep the newest others by mtime, on the node.
+	var protect []string
+	for c := range keep {
+		protect = append(protect, c)
+	}
+	_, err := run(ctx, n, nodescript.Prune, nodescript.PruneInput{App: n.app, Keep: budget, Protect: protect})
+	return err
+}
+
+func short(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+// systemdRuntime runs slots as systemd units through bakery-sudo.
+type systemdRuntime struct{}
+
+func (systemdRuntime) Install(ctx context.Context, n *nodeRun, a Action) error {
+	if _, err := run(ctx, n, nodescript.SystemdInstallEnv, nodescript.SystemdEnvInput{App: n.app, Slot: a.Slot, EnvFile: nf.EnvFile(n.env)}); err != nil {
+		return fmt.Errorf("env file: %w", err)
+	}
+	if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.RunScriptPath(n.app, a.Slot), Mode: 0o700, Content: []byte(nf.RunScript(n.spec.Run.Command))}); err != nil {
+		return fmt.Errorf("run script: %w", err)
+	}
+	unit := nf.Unit(nf.Slot{App: n.app, Slot: a.Slot, Commit: a.Commit, Release: a.Release, Port: a.Port})
+	_, err := run(ctx, n, nodescript.SystemdInstallUnit, nodescript.SystemdUnitInput{App: n.app, Slot: a.Slot, Unit: unit})
+	return err
+}
+
+func (systemdRuntime) Start(ctx context.Context, n *nodeRun, a Action) error {
+	_, err := run(ctx, n, nodescript.SystemdStart, nodescript.SlotInput{App: n.app, Slot: a.Slot})
+	return err
+}
+
+func (systemdRuntime) Stop(ctx context.Context, n *nodeRun, slot string) error {
+	_, err := run(ctx, n, nodescript.SystemdStop, nodescript.SlotInput{App: n.app, Slot: slot})
+	return err
+}
+
+func (systemdRuntime) Remove(ctx context.Context, n *nodeRun) error {
+	_, err := run(ctx, n, nodescript.SystemdRemove, nodescript.AppInput{App: n.app})
+	return err
+}
+
+// nginxIngress writes the app's nginx site through bakery-sudo.
+type nginxIngress struct{}
+
+// site renders the app's site; with goal, as it is once every TLS host
+// has its certificate, else for the certificates known now.
+func (g nginxIngress) site(n *nodeRun, slot string, port int, goal bool) string {
+	s := nf.Site{App: n.app, Slot: slot, Port: port, CertHosts: g.certHosts(n, goal)}
+	if n.spec.Ingress != nil {
+		s.Hosts = n.spec.Ingress.Hosts
+		s.TLS = n.spec.Ingress.TLS != nil
+	}
+	return nf.NginxSite(s)
+}
+
+// certHosts are the TLS hosts served over HTTPS: those with a certificate
+// on the node, or with goal every one.
+func (nginxIngress) certHosts(n *nodeRun, goal bool) []string {
+	var out []string
+	for _, h := range tlsHosts(n.spec) {
+		if _, ok := n.obs.Certs[h]; ok || goal {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (g nginxIngress) Hash(n *nodeRun, slot string, port int) string {
+	return SHA256Hex(g.site(n, slot, port, true))
+}
+
+func (g nginxIngress) Switch(ctx context.Context, n *nodeRun, slot string, port int) error {
+	n.logf("pointing nginx at the %s slot (port %d)", slot, port)
+	hosts, token := []string{n.app}, ""
+	if n.spec.Ingress != nil && len(n.spec.Ingress.Hosts) > 0 {
+		hosts = n.spec.Ingress.Hosts[:1]
+		if certHosts := g.certHosts(n, false); len(certHosts) > 0 {
+			hosts, token = certHosts, nf.SiteToken(certHosts)
+		}
+	}
+	_, err := run(ctx, n, nodescript.NginxSwitch, nodescript.NginxSwitchInput{App: n.app, Slot: slot, Hosts: hosts,
+		Path: n.spec.HealthCheck.Path, Token: token, Site: g.site(n, slot, port, false)})
+	return err
+}
+
+func (nginxIngress) Remove(ctx context.Context, n *nodeRun) error {
+	_, err := run(ctx, n, nodescript.NginxRemove, nodescript.AppInput{App: n.app})
+	return err
+}

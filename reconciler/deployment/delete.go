@@ -1,0 +1,75 @@
+package deployment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/reconciler"
+)
+
+// remove handles a deletion request: it removes the app from every node
+// it may run on — the nodes in status and the nodes its spec selects —
+// and then deletes the Deployment. A node that cannot be reached keeps
+// the object (and the deletion request) until it can, or until the Node
+// itself is deleted; the status then says why (Progressing, Deleting).
+func (r *Reconciler) remove(ctx context.Context, d *api.Deployment, o *outcome) (reconciler.Result, error) {
+	name := d.Metadata.Name
+	targets, _, err := r.selectNodes(ctx, d)
+	if err != nil {
+		return reconciler.Result{}, err
+	}
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.removeFromNode(ctx, d, t)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		o.ending, o.msg = endDeleting, "deleting: "+err.Error()
+		return reconciler.Result{}, err
+	}
+	if err := r.Store.Delete(ctx, api.KindDeployment, name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return reconciler.Result{}, err
+	}
+	if err := r.portBook().ForgetPorts(ctx, name); err != nil {
+		r.log().Warn("forgetting the deleted deployment's port bookings", "deployment", name, "err", err)
+	}
+	r.log().Info("deployment removed from its nodes and deleted", "deployment", name, "nodes", len(targets))
+	return reconciler.Result{}, nil
+}
+
+// removeFromNode observes the app on one node and carries out the plan
+// that removes it there.
+func (r *Reconciler) removeFromNode(ctx context.Context, d *api.Deployment, t target) error {
+	name := d.Metadata.Name
+	n := &nodeRun{node: t.node.Metadata.Name, app: name, spec: &d.Spec, ex: r.Connector.Executor(t.node, t.via),
+		mirrors: r.Mirrors, timeout: r.stepTimeout(),
+		log: func(stream, text string) {
+			r.log().Info("removing app", "deployment", name, "node", t.node.Metadata.Name, "stream", stream, "text", text)
+		}}
+	obs, err := ObserveAppRuntime(ctx, n.ex, name, d.Spec.Runtime, 30*time.Second)
+	if err == nil {
+		n.obs = obs
+		n.prev = previousRuntime(&d.Spec, obs)
+		var plan []Action
+		plan, err = Plan(Desired{App: name, Remove: true}, obs.Observed)
+		for _, a := range plan {
+			if err = n.act(ctx, r.runtimeFor(&d.Spec), r.ingress(), a); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("node %s: %w", n.node, err)
+	}
+	return nil
+}

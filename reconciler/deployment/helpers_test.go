@@ -1,0 +1,52 @@
+package deployment
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/filestore"
+	"bakery.dev/bakery/api/store/pgstore/pgtest"
+	"bakery.dev/bakery/reconciler/internal/simnode"
+)
+
+func openStore(t *testing.T) store.Store {
+	t.Helper()
+	s, err := filestore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// eventually polls cond every 10ms for at most 10s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// helloDeploymentFor is a minimal deployment of repo on node n1.
+func helloDeploymentFor(name, repo string) *api.Deployment {
+	d := &api.Deployment{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindDeployment}, Metadata: api.ObjectMeta{Name: name},
+		Spec: api.DeploymentSpec{Source: api.Source{Repo: repo}, Nodes: []string{"n1"}, Run: api.Run{Command: "x"}}}
+	d.Default()
+	return d
+}
+
+func TestMain(m *testing.M) {
+	// The scale benchmarks run their simulated nodes in a child process
+	// of this binary.
+	if os.Getenv(simnode.ChildEnv) != "" {
+		os.Exit(simnode.ChildMain(os.Stdin, os.Stdout))
+	}
+	pgtest.Main(m)
+}

@@ -1,0 +1,153 @@
+package deployment
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sort"
+	"sync"
+	"time"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/reconciler/nodescript"
+	"bakery.dev/bakery/sshexec"
+)
+
+// AppObservation is Observed plus what source delivery needs.
+type AppObservation = nodescript.AppObservation
+
+// Container is one slot's docker container as observed.
+type Container = nodescript.Container
+
+// ObserveApp observes app on one node in one round trip (its docker
+// containers too when its state file says it is dockerized).
+func ObserveApp(ctx context.Context, ex sshexec.Executor, app string, timeout time.Duration) (AppObservation, error) {
+	return ObserveAppRuntime(ctx, ex, app, "", timeout)
+}
+
+// ObserveAppRuntime is ObserveApp for an app of the given runtime: with
+// runtime docker, its containers and images are observed in the same
+// round trip, and so are the certificates of certHosts (validated host
+// names, ingress.tls).
+func ObserveAppRuntime(ctx context.Context, ex sshexec.Executor, app, runtime string, timeout time.Duration, certHosts ...string) (AppObservation, error) {
+	return nodescript.ObserveAppOn(ctx, ex, nodescript.ObserveAppInput{App: app, Runtime: runtime, CertHosts: certHosts}, timeout)
+}
+
+// ParseAppObservation parses the output of the app observe script.
+func ParseAppObservation(out string) (AppObservation, error) {
+	return nodescript.ParseAppObservation(out)
+}
+
+// truncate cuts s to n bytes, marking the cut with "…".
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// target is one node the deployment runs on (or is being removed from).
+type target struct {
+	node   *api.Node
+	via    *api.Node
+	remove bool
+}
+
+// selectNodes returns the nodes the deployment should run on, sorted by
+// name, and the names it names that do not exist.
+func (r *Reconciler) selectNodes(ctx context.Context, d *api.Deployment) ([]target, []string, error) {
+	all, err := r.Store.List(ctx, api.KindNode, store.ListOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	byName := map[string]*api.Node{}
+	for _, o := range all {
+		n := o.(*api.Node)
+		byName[n.Metadata.Name] = n
+	}
+	want := map[string]bool{}
+	var missing []string
+	for _, name := range d.Spec.Nodes {
+		if _, ok := byName[name]; ok {
+			want[name] = true
+		} else {
+			missing = append(missing, name)
+		}
+	}
+	if len(d.Spec.NodeSelector) > 0 {
+		sel := api.SelectorFromMap(d.Spec.NodeSelector)
+		for name, n := range byName {
+			if sel.Matches(n.Metadata.Labels) {
+				want[name] = true
+			}
+		}
+	}
+	var out []target
+	for name := range want {
+		n := byName[name]
+		out = append(out, target{node: n, via: byName[n.Spec.Via]})
+	}
+	// Nodes the app ran on that are no longer selected: remove it there.
+	for _, ns := range d.Status.Nodes {
+		if n, ok := byName[ns.Node]; ok && !want[ns.Node] {
+			out = append(out, target{node: n, via: byName[n.Spec.Via], remove: true})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].node.Metadata.Name < out[j].node.Metadata.Name })
+	return out, missing, nil
+}
+
+// observe observes every target node in one round trip each, at once,
+// and plans what each must do. A node that cannot be observed (or
+// planned) has its error in the plan's errs.
+func (r *Reconciler) observe(ctx context.Context, d *api.Deployment, rv *revision, targets []target, missing []string) *rolloutPlan {
+	p := &rolloutPlan{targets: targets, runs: make([]*nodeRun, len(targets)), plans: make([][]Action, len(targets)),
+		errs: make([]error, len(targets)), commit: rv.commit, revision: rv.revision, specHash: rv.specHash,
+		trigger: rv.trigger, by: rv.by, deployRequest: rv.deployRequest, missing: missing, restart: d.Status.Restart,
+		repairOf: rv.repairOf, secrets: rv.env.secret}
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.runs[i], p.plans[i], p.errs[i] = r.observeNode(ctx, d, rv, t)
+		}()
+	}
+	wg.Wait()
+	return p
+}
+
+// observeNode observes the app on one node and plans the node's actions
+// (plan step: planWithReservations). The node's run is nil when it could
+// not be observed.
+func (r *Reconciler) observeNode(ctx context.Context, d *api.Deployment, rv *revision, t target) (*nodeRun, []Action, error) {
+	n := r.newNodeRun(d, rv, t)
+	var certHosts []string
+	if !t.remove {
+		certHosts = tlsHosts(&d.Spec)
+	}
+	obs, err := ObserveAppRuntime(ctx, n.ex, n.app, d.Spec.Runtime, 30*time.Second, certHosts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("observe %s: %w", n.node, err)
+	}
+	n.obs = obs
+	n.prev = previousRuntime(&d.Spec, obs)
+	plan, err := r.planWithReservations(ctx, n, obs.Observed)
+	return n, plan, err
+}
+
+// newNodeRun returns the run of the app on one node, with what the node
+// should run (Desired).
+func (r *Reconciler) newNodeRun(d *api.Deployment, rv *revision, t target) *nodeRun {
+	n := &nodeRun{node: t.node.Metadata.Name, app: d.Metadata.Name, spec: &d.Spec, env: maps.Clone(rv.env.env),
+		ex: r.Connector.Executor(t.node, t.via), mirrors: r.Mirrors, timeout: r.stepTimeout(), acme: r.acmeServer(&d.Spec)}
+	n.desired = Desired{App: d.Metadata.Name, Commit: rv.commit, Revision: rv.revision, SpecHash: rv.specHash, BuildHash: rv.buildHash,
+		PortMin: r.portMin(), PortMax: r.portMax(), PortStart: r.portStart(d.Metadata.Name), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: rv.restart,
+		TLSHosts: tlsHosts(&d.Spec), RenewBefore: r.renewBefore(), Now: time.Now(), RepairOnly: rv.repairOf != nil}
+	if d.Spec.Run.Port != nil {
+		n.desired.PinnedPort = *d.Spec.Run.Port
+	}
+	n.desired.SiteHash = func(slot string, port int) string { return r.ingress().Hash(n, slot, port) }
+	return n
+}

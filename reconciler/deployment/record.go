@@ -1,0 +1,163 @@
+package deployment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+)
+
+// closeInterrupted ends the deployment's current rollout if its record is
+// still running: only a reconcile of this key could run it, and this one
+// holds the key, so its control plane stopped. It returns the rollout's
+// id ("" when there was none).
+func (r *Reconciler) closeInterrupted(ctx context.Context, d *api.Deployment, state, msg string) string {
+	cur := d.Status.CurrentRollout
+	if cur == nil || cur.State != api.RolloutRunning {
+		return ""
+	}
+	old, err := r.Store.GetRollout(ctx, cur.ID)
+	if err != nil || old.Done() {
+		return ""
+	}
+	old.State, old.Message, old.FinishedAt = state, msg, api.Now()
+	if err := r.Store.UpdateRollout(ctx, old); err != nil {
+		r.log().Warn("marking an interrupted rollout", "rollout", old.ID, "err", err)
+		return ""
+	}
+	r.log().Info("interrupted rollout closed", "rollout", old.ID, "ranOn", old.Server, "state", state)
+	return old.ID
+}
+
+// unitUnhealthyEvents raises UnitUnhealthy once per node whose plan
+// repairs drift by starting an active unit found not running.
+func (r *Reconciler) unitUnhealthyEvents(ctx context.Context, name, rolloutID string, p rolloutPlan, pending []int) {
+	for _, i := range pending {
+		for _, a := range p.plans[i] {
+			if a.Type == ActStart && strings.HasPrefix(a.Reason, "active unit is ") {
+				r.Events.Record(ctx, &api.Event{Type: api.EventUnitUnhealthy, Severity: api.SeverityWarning, Object: api.KindDeployment + "/" + name,
+					Rollout: rolloutID, Message: fmt.Sprintf("node %s: %s (%s slot); restarting it", p.targets[i].node.Metadata.Name, a.Reason, a.Slot)})
+				break
+			}
+		}
+	}
+}
+
+// rolloutFinishedEvent raises RolloutSucceeded or RolloutFailed (nothing
+// for a superseded rollout).
+func (r *Reconciler) rolloutFinishedEvent(ctx context.Context, name string, ro *api.Rollout, state, msg string) {
+	e := &api.Event{Object: api.KindDeployment + "/" + name, Rollout: ro.ID}
+	switch state {
+	case api.RolloutSucceeded:
+		e.Type, e.Severity = api.EventRolloutSucceeded, api.SeverityInfo
+		e.Message = fmt.Sprintf("revision %d (commit %s, %s) rolled out", ro.Revision, short(ro.Commit), ro.Trigger)
+	case api.RolloutFailed:
+		e.Type, e.Severity, e.Message = api.EventRolloutFailed, api.SeverityError, msg
+	default:
+		return
+	}
+	r.Events.Record(ctx, e)
+}
+
+// recordLastDeployment writes, on every node the rollout succeeded on,
+// which deployment last succeeded there.
+func (r *Reconciler) recordLastDeployment(ctx context.Context, name, commit string, revision int64, nodes []string) {
+	for _, node := range nodes {
+		for attempt := 0; attempt < 5; attempt++ {
+			o, err := r.Store.Get(ctx, api.KindNode, node)
+			if err != nil {
+				break
+			}
+			n := o.(*api.Node)
+			n.Status.LastDeployment = &api.LastDeployment{Deployment: name, Commit: commit, Revision: revision, Time: api.Now()}
+			if _, err := r.Store.UpdateStatus(ctx, n); !errors.Is(err, store.ErrConflict) {
+				break
+			}
+		}
+	}
+}
+
+// DefaultKeepRollouts is how many rollouts per deployment are kept when
+// Reconciler.KeepRollouts is zero.
+const DefaultKeepRollouts = 20
+
+// keepRollouts returns how many rollouts per deployment to keep; 0 means
+// all.
+func (r *Reconciler) keepRollouts() int {
+	switch {
+	case r.KeepRollouts == 0:
+		return DefaultKeepRollouts
+	case r.KeepRollouts < 0:
+		return 0
+	}
+	return r.KeepRollouts
+}
+
+// pruneRollouts deletes a deployment's oldest rollouts (in ListRollouts
+// order), with their logs, so that the current one, the two newest
+// succeeded ones (rollback targets) and the keep-1 newest others are left. The current rollout is never deleted, even when it
+// sorts below others (a rollback to an older revision). Failures are
+// logged, not returned: retention never fails a rollout, and the next
+// rollout tries again.
+func (r *Reconciler) pruneRollouts(ctx context.Context, deployment, current string) {
+	keep := r.keepRollouts()
+	if keep <= 0 {
+		return
+	}
+	// Runs after a rollout that may have been cancelled: it still prunes.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	list, err := r.Store.ListRollouts(ctx, deployment, 0)
+	if err != nil {
+		r.log().Warn("listing rollouts to prune", "deployment", deployment, "err", err)
+		return
+	}
+	kept := 1 // the current one
+	succeeded := 0
+	for _, ro := range list {
+		if ro.ID == current {
+			continue
+		}
+		// The two newest succeeded rollouts are what a rollback goes back
+		// to: kept even when many failed rollouts came after them.
+		if ro.State == api.RolloutSucceeded {
+			succeeded++
+			if succeeded <= 2 {
+				continue
+			}
+		}
+		if kept < keep {
+			kept++
+			continue
+		}
+		if err := r.Store.DeleteRollout(ctx, ro.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			r.log().Warn("deleting an old rollout", "deployment", deployment, "rollout", ro.ID, "err", err)
+			continue
+		}
+		r.log().Debug("deleted an old rollout", "deployment", deployment, "rollout", ro.ID, "keep", keep)
+	}
+}
+
+// record is the step after the status is written: a finished rollout's
+// events (a certificate failure that repeats is not raised again), then
+// retention of old rollouts (deleting old logs never delays the status).
+func (r *Reconciler) record(ctx context.Context, d *api.Deployment, o *outcome) {
+	e := o.rollout
+	if e == nil {
+		return
+	}
+	name := d.Metadata.Name
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if !repeatedCertFailure(d.Status.Conditions, e.certErr, e.reason) {
+		r.rolloutFinishedEvent(sctx, name, e.ro, e.state, e.msg)
+		if e.certErr != nil && e.certErr.renew && e.state == api.RolloutFailed {
+			r.certificateRenewalFailedEvent(sctx, name, e.failedNode, e.ro.ID, e.certErr)
+		}
+	}
+	r.pruneRollouts(ctx, name, e.ro.ID)
+}

@@ -1,0 +1,290 @@
+package deployment
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/rolloutlog"
+)
+
+type rolloutPlan struct {
+	targets  []target
+	runs     []*nodeRun
+	plans    [][]Action
+	errs     []error
+	commit   string
+	revision int64
+	specHash string
+	trigger  string
+	// by is who asked for the rollout (Rollout.TriggeredBy).
+	by string
+	// deployRequest is the id of the deploy request the rollout carries
+	// out ("": none), cleared when it starts.
+	deployRequest string
+	missing       []string
+	restart       string // the restart request carried out, if any
+	// repairOf, when set, is the failed attempt that stands while this
+	// rollout repairs drift of the last good revision: it neither clears
+	// the failure nor marks the deployment Ready.
+	repairOf *api.FailedAttempt
+	secrets  []string // values from secrets, masked in the log
+}
+
+func newRolloutID(app string, revision int64) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", app, revision, hex.EncodeToString(b))
+}
+
+// repairMessage says which revision a repair rollout (p.repairOf set)
+// repairs and which failed attempt stands.
+func repairMessage(p rolloutPlan) string {
+	return fmt.Sprintf("drift repair of revision %d (commit %s) while the failed attempt at commit %s stands",
+		p.revision, short(p.commit), short(p.repairOf.Commit))
+}
+
+// runNode executes a node's plan in order. A failed step after the new
+// slot was started stops that slot again, so the old one keeps serving
+// alone.
+func (r *Reconciler) runNode(ctx context.Context, n *nodeRun, plan []Action, rec *rolloutlog.Recorder) error {
+	rec.NodeState(n.node, api.RolloutRunning)
+	rt, ing := r.runtimeFor(n.spec), r.ingress()
+	for _, a := range plan {
+		n.logf("step %s", a)
+		idx := rec.StepStart(n.node, a.String())
+		err := n.act(ctx, rt, ing, a)
+		rec.StepEnd(n.node, idx, err)
+		if err != nil {
+			n.log(api.StreamBakery, fmt.Sprintf("step %s failed: %v", a.Type, err))
+			if (a.Type == ActStart || a.Type == ActHealth) && (n.obs.State == nil || n.obs.State.Active != a.Slot) {
+				// Take the unhealthy new slot down; the active slot was never
+				// touched. (A drift repair of the active slot that failed or
+				// was superseded leaves it as it is: stopping it could only
+				// take down what still serves.)
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+				if serr := rt.Stop(cctx, n, a.Slot); serr != nil {
+					n.logf("stopping the failed %s slot: %v", a.Slot, serr)
+				}
+				cancel()
+			}
+			rec.NodeState(n.node, api.RolloutFailed)
+			return fmt.Errorf("%s: %w", a.Type, err)
+		}
+	}
+	rec.NodeState(n.node, api.RolloutSucceeded)
+	return nil
+}
+
+// converged reports whether no reachable node has anything to do.
+func (p *rolloutPlan) converged() bool {
+	for i := range p.targets {
+		if p.errs[i] == nil && len(p.plans[i]) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// pending lists the nodes (indexes) with something to do.
+func (p *rolloutPlan) pending() []int {
+	var out []int
+	for i := range p.targets {
+		if len(p.plans[i]) > 0 && p.errs[i] == nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// rolloutEnd is how a rollout ended, as the status, the events and the
+// reconcile's result say it.
+type rolloutEnd struct {
+	ro                 *api.Rollout
+	state, reason, msg string
+	failedNode         string
+	lastLogSeq         int64
+	certErr            *certError // a certificate step failed
+	prevProgressing    *api.Condition
+}
+
+// rollout is the act step: it executes the plans, node batch by node
+// batch (strategy.maxUnavailable at once), recording the rollout and its
+// log, and records how it ended in o.
+func (r *Reconciler) rollout(ctx context.Context, d *api.Deployment, p *rolloutPlan, o *outcome) (reconciler.Result, error) {
+	name := d.Metadata.Name
+	var prevProgressing *api.Condition
+	if c := api.FindCondition(d.Status.Conditions, api.ConditionProgressing); c != nil {
+		cp := *c
+		prevProgressing = &cp
+	}
+	ro, err := r.startRollout(ctx, d, p)
+	if err != nil {
+		return reconciler.Result{}, err
+	}
+	logs := rolloutlog.NewSink(r.Store, ro.ID, r.log(), append(envValues(&d.Spec), p.secrets...)...)
+	defer logs.Close()
+	rec := &rolloutlog.Recorder{Store: r.Store, Rollout: ro, AfterStep: r.logPosition(ctx, name, ro.ID, logs)}
+	if err := r.markStarted(ctx, d, p, ro); err != nil {
+		return reconciler.Result{}, err
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, d.Spec.ProgressDeadline.Duration)
+	defer cancel()
+	pending := p.pending()
+	r.unitUnhealthyEvents(ctx, name, ro.ID, *p, pending)
+	failure, failedNode := r.runBatches(dctx, d.Spec.Strategy.MaxUnavailable, p, pending, logs, rec)
+	logs.Close()
+
+	e := classify(ctx, dctx, d, p, failure, failedNode)
+	e.ro, e.lastLogSeq, e.prevProgressing = ro, logs.LastSeq(), prevProgressing
+	rec.Finish(e.state, e.msg)
+	if e.state == api.RolloutSucceeded {
+		var done []string
+		for _, i := range pending {
+			if !p.targets[i].remove {
+				done = append(done, p.targets[i].node.Metadata.Name)
+			}
+		}
+		r.recordLastDeployment(context.WithoutCancel(ctx), name, p.commit, p.revision, done)
+	}
+	o.ending, o.plan, o.rollout = endRollout, p, e
+	return r.rolloutResult(p, e, failure)
+}
+
+// startRollout creates the rollout's record. A rollout still marked
+// running was interrupted (one reconcile per key runs at a time: nothing
+// else can be running it): the control plane stopped or lost its lock.
+// This rollout continues from what the nodes say.
+func (r *Reconciler) startRollout(ctx context.Context, d *api.Deployment, p *rolloutPlan) (*api.Rollout, error) {
+	name := d.Metadata.Name
+	ro := &api.Rollout{ID: newRolloutID(name, p.revision), Deployment: name, Revision: p.revision, Trigger: p.trigger,
+		Commit: p.commit, Generation: d.Metadata.Generation, TriggeredBy: p.by, Server: r.ServerID, State: api.RolloutRunning, CreatedAt: api.Now()}
+	for i, t := range p.targets {
+		if len(p.plans[i]) > 0 {
+			ro.Nodes = append(ro.Nodes, api.RolloutNode{Node: t.node.Metadata.Name, State: api.RolloutPending})
+		}
+	}
+	if err := r.Store.CreateRollout(ctx, ro); err != nil {
+		return nil, fmt.Errorf("create rollout: %w", err)
+	}
+	r.closeInterrupted(ctx, d, api.RolloutCancelled, "interrupted before it finished (its control plane stopped or lost its lock); continued by "+ro.ID)
+	return ro, nil
+}
+
+// markStarted writes the rollout's start into the deployment's status (a
+// progress write: clients follow the rollout from there) and clears the
+// deploy request it carries out.
+func (r *Reconciler) markStarted(ctx context.Context, d *api.Deployment, p *rolloutPlan, ro *api.Rollout) error {
+	progressing := fmt.Sprintf("rolling out revision %d (commit %s)", p.revision, short(p.commit))
+	if p.repairOf != nil {
+		progressing = repairMessage(*p) + " (the failed attempt is not retried)"
+	}
+	return r.setStatus(ctx, d.Metadata.Name, func(s *api.DeploymentStatus) {
+		s.CurrentRollout = &api.RolloutRef{ID: ro.ID, State: ro.State}
+		clearDeployRequest(s, p.deployRequest)
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionTrue, Reason: ReasonRollingOut,
+			Message: progressing, ObservedGeneration: d.Metadata.Generation})
+	})
+}
+
+// logPosition returns what runs after every step: the deployment's
+// status tells how far the log got (a progress write), so a client can
+// start following from there.
+func (r *Reconciler) logPosition(ctx context.Context, name, id string, logs *rolloutlog.Sink) func() {
+	return func() {
+		seq := logs.LastSeq()
+		if err := r.setStatus(ctx, name, func(s *api.DeploymentStatus) {
+			if s.CurrentRollout != nil && s.CurrentRollout.ID == id && s.CurrentRollout.LastLogSeq < seq {
+				s.CurrentRollout.LastLogSeq = seq
+			}
+		}); err != nil {
+			r.log().Debug("recording the log position", "deployment", name, "err", err)
+		}
+	}
+}
+
+// runBatches runs the pending nodes' plans, batch nodes at a time; a
+// failure ends the rollout after its batch. It returns the first failure
+// and its node.
+func (r *Reconciler) runBatches(ctx context.Context, batch int, p *rolloutPlan, pending []int, logs *rolloutlog.Sink, rec *rolloutlog.Recorder) (failure error, failedNode string) {
+	for start := 0; start < len(pending) && failure == nil; start += batch {
+		end := min(start+batch, len(pending))
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, i := range pending[start:end] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n := p.runs[i]
+				n.log = func(stream, text string) { logs.Add(n.node, stream, text) }
+				if err := r.runNode(ctx, n, p.plans[i], rec); err != nil {
+					mu.Lock()
+					if failure == nil {
+						failure, failedNode = err, n.node
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	return failure, failedNode
+}
+
+// classify says how a rollout ended from its first failure: succeeded, a
+// certificate that could not be had (the revision itself is out),
+// superseded or cancelled (ctx ended), out of its progress deadline (dctx
+// ended), or failed.
+func classify(ctx, dctx context.Context, d *api.Deployment, p *rolloutPlan, failure error, failedNode string) *rolloutEnd {
+	e := &rolloutEnd{state: api.RolloutSucceeded, reason: ReasonConverged, failedNode: failedNode}
+	switch {
+	case failure == nil:
+	case errors.As(failure, &e.certErr) && ctx.Err() == nil && dctx.Err() == nil:
+		e.state, e.reason, e.msg = api.RolloutFailed, ReasonCertificateFailed, fmt.Sprintf("node %s: %v", failedNode, failure)
+		if e.certErr.renew {
+			e.reason = ReasonCertificateRenewalFailed
+		}
+	case ctx.Err() != nil:
+		e.state, e.reason, e.msg = api.RolloutSuperseded, ReasonSuperseded, "superseded by a newer spec or cancelled"
+		if errors.Is(context.Cause(ctx), store.ErrLockLost) {
+			e.msg = "stopped: this control plane lost its lock on the deployment (its database connection broke); the next reconcile continues from what the nodes say"
+		}
+	case errors.Is(dctx.Err(), context.DeadlineExceeded):
+		e.state, e.reason, e.msg = api.RolloutFailed, ReasonDeadlineExceeded, fmt.Sprintf("not finished within the progress deadline (%s)", d.Spec.ProgressDeadline.Duration)
+	default:
+		e.state, e.reason, e.msg = api.RolloutFailed, ReasonRolloutFailed, fmt.Sprintf("node %s: %v", failedNode, failure)
+	}
+	if p.repairOf != nil {
+		e.msg = strings.TrimSuffix(repairMessage(*p)+": "+e.msg, ": ")
+	}
+	return e
+}
+
+// rolloutResult is what the controller does after a rollout: a failed
+// repair is retried with backoff (the failed attempt stands either way),
+// a missing certificate after CertRetry; a failed revision is not retried
+// on its own (FailedAttempt), but resync still looks for a new commit.
+func (r *Reconciler) rolloutResult(p *rolloutPlan, e *rolloutEnd, failure error) (reconciler.Result, error) {
+	switch {
+	case p.repairOf != nil && e.state == api.RolloutFailed:
+		return reconciler.Result{}, fmt.Errorf("%s: node %s: %w", repairMessage(*p), e.failedNode, failure)
+	case e.certErr != nil && e.state == api.RolloutFailed:
+		return reconciler.Result{RequeueAfter: r.certRetry()}, nil
+	}
+	switch e.state {
+	case api.RolloutSucceeded:
+		return reconciler.Result{RequeueAfter: r.resync()}, errors.Join(p.errs...)
+	case api.RolloutFailed:
+		return reconciler.Result{RequeueAfter: r.resync()}, nil
+	}
+	return reconciler.Result{}, failure
+}

@@ -1,0 +1,23 @@
+package deployment
+
+import (
+	"encoding/json"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/reconciler"
+)
+
+var _ reconciler.Superseder = (*Reconciler)(nil)
+
+// Supersedes implements reconciler.Superseder: besides a new spec, the
+// actions recorded in a deployment's status (a rollback or redeploy pin,
+// a restart request) make a rollout in flight obsolete. It is "" for
+// other objects.
+func (r *Reconciler) Supersedes(o api.Object) string {
+	d, ok := o.(*api.Deployment)
+	if !ok {
+		return ""
+	}
+	b, _ := json.Marshal([2]any{d.Status.Pin, d.Status.Restart})
+	return string(b)
+}

@@ -1,0 +1,71 @@
+package node
+
+import (
+	"testing"
+	"time"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/nodeconn"
+	"bakery.dev/bakery/sshexec"
+)
+
+// TestObserveLocal runs the real observe script on this machine through the
+// local executor.
+func TestObserveLocal(t *testing.T) {
+	obs, err := Observe(t.Context(), sshexec.NewLocal(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obs.Kernel == "" || obs.Disk == nil || obs.Disk.FilesystemBytes <= 0 || obs.Disk.FreeBytes <= 0 {
+		t.Fatalf("incomplete observation: %+v", obs)
+	}
+	if len(obs.Missing([]string{"git"})) != 0 {
+		t.Fatalf("git not found on the test machine: %+v", obs.Tools)
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	_, pub, err := sshexec.GenerateKey("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := nodeconn.Fingerprint(pub)
+	if len(fp) != len("SHA256:")+43 {
+		t.Fatalf("fingerprint %q", fp)
+	}
+	if nodeconn.Fingerprint("garbage") != "" {
+		t.Fatal("garbage key fingerprinted")
+	}
+}
+
+func TestNodeReconcilerLocalNode(t *testing.T) {
+	st := openStore(t)
+	ctx := t.Context()
+	n := &api.Node{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindNode},
+		Metadata: api.ObjectMeta{Name: "self"}, Spec: api.NodeSpec{Local: true}}
+	n.Default()
+	if _, err := st.Create(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	r := &Reconciler{Store: st, Connector: nodeconn.SSHConnector{Local: sshexec.NewLocal()}, Resync: time.Minute}
+	res, err := r.Reconcile(ctx, reconciler.Request{Kind: api.KindNode, Name: "self"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RequeueAfter != time.Minute {
+		t.Fatalf("healthy node requeued after %v, want the resync period", res.RequeueAfter)
+	}
+	got, _ := st.Get(ctx, api.KindNode, "self")
+	s := got.(*api.Node).Status
+	if !s.Reachable || s.LastHandshakeTime == nil || s.Disk == nil || s.Kernel == "" || s.ObservedGeneration != 1 {
+		t.Fatalf("status not filled in: %+v", s)
+	}
+	if !api.IsTrue(s.Conditions, api.ConditionReachable) {
+		t.Fatalf("conditions: %+v", s.Conditions)
+	}
+	// A node that is gone is not an error.
+	if _, err := r.Reconcile(ctx, reconciler.Request{Kind: api.KindNode, Name: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+}
