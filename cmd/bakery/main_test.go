@@ -63,7 +63,7 @@ func newTestEnv(t *testing.T, loop ...bool) *testEnv {
 			t.Fatal(err)
 		}
 		// The real control loop's actions, without running its controllers.
-		mgr, err := manager.New(manager.Config{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log})
+		mgr, err := manager.New(manager.Config{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log, AllowLocalNodes: true})
 		if err != nil {
 			t.Fatal(err)
 		}

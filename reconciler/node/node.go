@@ -27,6 +27,9 @@ const (
 	ReasonMissingTools    = "MissingTools"
 	ReasonObserveFailed   = "ObserveFailed"
 	ReasonNodeReady       = "NodeReady"
+	// ReasonLocalNodesDisabled: a local node on a server started without
+	// --allow-local-nodes; nothing runs on the control plane's host.
+	ReasonLocalNodesDisabled = "LocalNodesDisabled"
 )
 
 // DefaultDiskLowPercent is the free space, in percent of a node's
@@ -87,7 +90,7 @@ func (r *Reconciler) reconcile(ctx context.Context, name string, force bool) (re
 	st := &node.Status
 	prev := r.health(node)
 	if stalled := api.FindCondition(st.Conditions, api.ConditionStalled); !force && stalled != nil &&
-		stalled.Status == api.ConditionTrue && stalled.ObservedGeneration == gen {
+		stalled.Status == api.ConditionTrue && stalled.ObservedGeneration == gen && stalled.Reason != ReasonLocalNodesDisabled {
 		// Terminal until the spec changes: send nothing.
 		return reconciler.Result{}, nil
 	}
@@ -105,6 +108,14 @@ func (r *Reconciler) reconcile(ctx context.Context, name string, force bool) (re
 	obs, err := Observe(ctx, r.Connector.Executor(node, via), r.timeout())
 	if err != nil {
 		switch {
+		case errors.Is(err, nodeconn.ErrLocalNodesDisabled):
+			// Tried again at every resync: a restart with the flag
+			// picks the node up without a spec change.
+			r.setUnreachable(node, ReasonLocalNodesDisabled, err.Error())
+			api.SetCondition(&st.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionTrue,
+				Reason: ReasonLocalNodesDisabled, Message: err.Error(), ObservedGeneration: gen})
+			st.ObservedGeneration = gen
+			return reconciler.Result{}, reconciler.Terminal(errors.Join(err, r.save(ctx, node, prev)))
 		case errors.Is(err, sshexec.ErrHostKeyMismatch):
 			r.setUnreachable(node, ReasonHostKeyMismatch, err.Error())
 			api.SetCondition(&st.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionTrue,
