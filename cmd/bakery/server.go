@@ -166,9 +166,10 @@ start mints it). That needs an encryption key: base64 of 32 random bytes in
 BAKERY_ENCRYPTION_KEY, or in a file named by --encryption-key-file, the same on
 every server; make one with 'head -c 32 /dev/urandom | base64'. To rotate,
 give a comma-separated list, the new key first: values sealed with the older
-keys still open (stored values are not re-encrypted with the new key yet, so
-keep the old keys in the list). A server whose keys do not open the stored
-key pair refuses to start.
+keys still open; 'bakery secret reencrypt' then seals every stored value
+again with the new key, after which the old one can be dropped (see
+docs/operations.md). A server whose keys do not open the stored key pair
+refuses to start.
 
 The server runs the control loop: it observes every node and deployment over
 SSH, rolls deployments out blue/green, and repairs drift every --resync.
