@@ -137,3 +137,20 @@ func TestLoginLongName(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestEditorRefusesLocalNode: the web UI writes through the API, so a
+// local Node from the editor is refused (403) with the field and the flag,
+// and nothing is stored.
+func TestEditorRefusesLocalNode(t *testing.T) {
+	e := newEnv(t, false)
+	b := e.loggedIn()
+	b.get("/ui/editor")
+	yaml := "apiVersion: bakery.dev/v1\nkind: Node\nmetadata: {name: self}\nspec: {local: true}\n"
+	code, body, _ := b.post("/ui/editor", map[string][]string{"yaml": {yaml}, "action": {"apply"}})
+	if code != http.StatusForbidden || !strings.Contains(body, "spec.local") || !strings.Contains(body, "--allow-local-nodes") {
+		t.Fatalf("a local node from the editor: %d\n%s", code, body)
+	}
+	if _, err := e.st.Get(t.Context(), "Node", "self"); err == nil {
+		t.Fatal("the local node was stored")
+	}
+}
