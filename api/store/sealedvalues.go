@@ -150,11 +150,11 @@ func resealSecrets(ctx context.Context, st Store, kr Keyring) (api.ResealCount, 
 				c.Values++
 				b, err := base64.StdEncoding.DecodeString(v)
 				if err != nil {
-					return fmt.Errorf("%w: Secret %s key %s: not a sealed value", ErrInvalid, sec.Metadata.Name, key)
+					return fmt.Errorf("%w: secret %s key %s: not a sealed value", ErrInvalid, sec.Metadata.Name, key)
 				}
 				out, ch, err := kr.Reseal(b, api.SecretAD(sec.Metadata.Name, key))
 				if err != nil {
-					return fmt.Errorf("Secret %s key %s: %w", sec.Metadata.Name, key, err)
+					return fmt.Errorf("secret %s key %s: %w", sec.Metadata.Name, key, err)
 				}
 				if ch {
 					sec.Spec.Sealed[key] = base64.StdEncoding.EncodeToString(out)
@@ -164,7 +164,7 @@ func resealSecrets(ctx context.Context, st Store, kr Keyring) (api.ResealCount, 
 			}
 			if changed {
 				if _, err := tx.Update(ctx, sec); err != nil {
-					return fmt.Errorf("Secret %s: %w", sec.Metadata.Name, err)
+					return fmt.Errorf("secret %s: %w", sec.Metadata.Name, err)
 				}
 			}
 		}

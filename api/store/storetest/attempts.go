@@ -41,8 +41,10 @@ func RunAttempts(t *testing.T, newAttempts NewAttempts) {
 		if w := take(b, t0.Add(20*time.Second), "other", "k"); w != 40*time.Second {
 			t.Fatalf("two keys, one at its maximum: wait %v", w)
 		}
-		if take(a, t0.Add(21*time.Second), "other") != 0 || take(a, t0.Add(21*time.Second), "other") != 0 {
-			t.Fatal("a refused take counted the other key")
+		for i := range 2 {
+			if take(a, t0.Add(21*time.Second), "other") != 0 {
+				t.Fatalf("attempt %d of 2 on the other key refused: the refused take counted it", i+1)
+			}
 		}
 		// Returned: one more.
 		if err := b.ReturnAttempt(t.Context(), "k"); err != nil {
