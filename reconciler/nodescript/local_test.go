@@ -188,6 +188,17 @@ func TestDeliverLocal(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(relDir, "f")); err != nil || string(b) != "1\n" {
 		t.Fatalf("release file (export-ignore must not apply): %q, %v", b, err)
 	}
+	// A release name that looks like an option and holds shell syntax
+	// (moved from reconciler/source's TestNodeScriptsOddPaths).
+	odd := "-rel $(touch pwned)"
+	cmd, err = Checkout.Command(CheckoutInput{App: app, Release: odd, Commit: commit})
+	mustRun(t, cmd, err, root)
+	if b, err := os.ReadFile(filepath.Join(appDir, "releases", odd, "f")); err != nil || string(b) != "1\n" {
+		t.Fatalf("odd release file: %q, %v", b, err)
+	}
+	if err := os.RemoveAll(filepath.Join(appDir, "releases", odd)); err != nil {
+		t.Fatal(err)
+	}
 	cmd, err = Build.Command(BuildInput{App: app, Release: release, Install: `echo "$GREETING" > installed`, Test: "test -f f",
 		Build: `printf '%s' "$BAKERY_RELEASE" > where`, BuildHash: "h1", Env: map[string]string{"GREETING": `hi $(touch pwned) 'x'`}})
 	mustRun(t, cmd, err, root)
