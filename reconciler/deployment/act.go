@@ -65,7 +65,7 @@ type nodeRun struct {
 	spec    *api.DeploymentSpec
 	env     map[string]string // the app's environment (from the spec)
 	desired Desired
-	obs     AppObservation
+	obs     nodescript.AppObservation
 	ex      sshexec.Executor
 	mirrors *source.Mirrors
 	log     func(stream, text string) // rollout log

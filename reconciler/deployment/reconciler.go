@@ -13,6 +13,7 @@ import (
 	"bakery.dev/bakery/reconciler/internal/events"
 	"bakery.dev/bakery/reconciler/nodeconn"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/reconciler/nodescript"
 	"bakery.dev/bakery/reconciler/source"
 )
 
@@ -134,7 +135,7 @@ func (r *Reconciler) runtimeFor(s *api.DeploymentSpec) Runtime {
 
 // previousRuntime returns the runtime the app's node state says it ran
 // under, when that differs from the spec's (nil otherwise).
-func previousRuntime(s *api.DeploymentSpec, obs AppObservation) Runtime {
+func previousRuntime(s *api.DeploymentSpec, obs nodescript.AppObservation) Runtime {
 	if obs.State == nil || obs.State.Active == "" || obs.State.Dockerized == isDocker(s) {
 		return nil
 	}

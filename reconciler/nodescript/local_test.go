@@ -24,7 +24,7 @@ import (
 // like a node.
 
 // TestObserveNodeLocal runs observe-node on this machine (moved from
-// reconciler's TestObserveLocal).
+// reconciler's TestObserveLocal, then reconciler/node's).
 func TestObserveNodeLocal(t *testing.T) {
 	obs, err := ObserveNodeOn(t.Context(), sshexec.NewLocal(), 0)
 	if err != nil {

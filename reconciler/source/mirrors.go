@@ -31,7 +31,7 @@ var (
 	ErrCommitNotFound = errors.New("source: commit not found")
 	// ErrUpToDate is returned by Bundle when the node already has every
 	// object of the commit: there is nothing to send, and the node can
-	// check the commit out directly (NodeCheckoutScript).
+	// check the commit out directly (nodescript.Checkout).
 	ErrUpToDate = errors.New("source: node already has the commit")
 )
 
@@ -320,9 +320,9 @@ func (w *wrapped) Error() string { return w.msg }
 func (w *wrapped) Unwrap() error { return w.err }
 
 // Bundle writes a git bundle, to a temporary file in Dir, from which a node
-// can fetch commit as refs/bakery/<commit> (see NodeFetchScript). The
+// can fetch commit as refs/bakery/<commit> (see nodescript.Fetch). The
 // commit must be in repo's mirror (Resolve first); Bundle does not fetch.
-// haves are commits the node already has (NodeHavesScript, ParseHaves):
+// haves are commits the node already has (nodescript.Haves, ParseHaves):
 // those the mirror knows are left out of the bundle with everything they
 // reach, unknown ones are ignored. If the node already has every object of
 // commit, Bundle returns ErrUpToDate and no file. Otherwise the caller
