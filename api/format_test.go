@@ -35,3 +35,11 @@ func TestHumanBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestShortCommit(t *testing.T) {
+	for in, want := range map[string]string{"": "", "abc": "abc", "0123456789ab": "0123456789ab", "0123456789abcdef0123": "0123456789ab"} {
+		if got := ShortCommit(in); got != want {
+			t.Errorf("ShortCommit(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -17,17 +17,15 @@ import (
 	"bakery.dev/bakery/reconciler/source"
 )
 
-// Deployment condition reasons.
+// Deployment condition reasons (besides the shared reconciler.ReasonInvalidSpec,
+// ReasonSuspended and ReasonSourceUnavailable).
 const (
-	ReasonConverged         = "Converged"
-	ReasonRollingOut        = "RollingOut"
-	ReasonRolloutFailed     = "RolloutFailed"
-	ReasonSourceUnavailable = "SourceUnavailable"
-	ReasonNodesUnavailable  = "NodesUnavailable"
-	ReasonSuperseded        = "Superseded"
-	ReasonDeadlineExceeded  = "ProgressDeadlineExceeded"
-	ReasonSuspended         = "Suspended"
-	ReasonInvalidSpec       = "InvalidSpec"
+	ReasonConverged        = "Converged"
+	ReasonRollingOut       = "RollingOut"
+	ReasonRolloutFailed    = "RolloutFailed"
+	ReasonNodesUnavailable = "NodesUnavailable"
+	ReasonSuperseded       = "Superseded"
+	ReasonDeadlineExceeded = "ProgressDeadlineExceeded"
 )
 
 // Store is what the deployment reconciler needs of a store.

@@ -49,7 +49,7 @@ func newRolloutID(app string, revision int64) string {
 // repairs and which failed attempt stands.
 func repairMessage(p rolloutPlan) string {
 	return fmt.Sprintf("drift repair of revision %d (commit %s) while the failed attempt at commit %s stands",
-		p.revision, short(p.commit), short(p.repairOf.Commit))
+		p.revision, api.ShortCommit(p.commit), api.ShortCommit(p.repairOf.Commit))
 }
 
 // runNode executes a node's plan in order. A failed step after the new
@@ -184,7 +184,7 @@ func (r *Reconciler) startRollout(ctx context.Context, d *api.Deployment, p *rol
 // progress write: clients follow the rollout from there) and clears the
 // deploy request it carries out.
 func (r *Reconciler) markStarted(ctx context.Context, d *api.Deployment, p *rolloutPlan, ro *api.Rollout) error {
-	progressing := fmt.Sprintf("rolling out revision %d (commit %s)", p.revision, short(p.commit))
+	progressing := fmt.Sprintf("rolling out revision %d (commit %s)", p.revision, api.ShortCommit(p.commit))
 	if p.repairOf != nil {
 		progressing = repairMessage(*p) + " (the failed attempt is not retried)"
 	}

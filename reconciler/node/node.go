@@ -23,7 +23,6 @@ const (
 	ReasonUnreachable     = "Unreachable"
 	ReasonAuthFailed      = "AuthFailed"
 	ReasonHostKeyMismatch = "HostKeyMismatch"
-	ReasonInvalidSpec     = "InvalidSpec"
 	ReasonMissingTools    = "MissingTools"
 	ReasonObserveFailed   = "ObserveFailed"
 	ReasonNodeReady       = "NodeReady"
