@@ -43,3 +43,13 @@ func TestShortCommit(t *testing.T) {
 		}
 	}
 }
+
+func TestIsCommitID(t *testing.T) {
+	good := "0123456789abcdef0123456789abcdef01234567"
+	for s, want := range map[string]bool{good: true, good[:39]: false, good + "0": false,
+		"0123456789ABCDEF0123456789abcdef01234567": false, "--upload-pack=x-------------------------": false, "": false} {
+		if got := IsCommitID(s); got != want {
+			t.Errorf("IsCommitID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

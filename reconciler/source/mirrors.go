@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"bakery.dev/bakery/api"
 )
 
 // Errors of Resolve and Bundle, for errors.Is. The returned errors wrap
@@ -213,7 +215,7 @@ func (mr *mirror) commitOf(ctx context.Context, rev string) (string, error) {
 		return "", fmt.Errorf("source: mirror of %s: %w", redact(mr.repo), err)
 	}
 	c := strings.TrimSpace(string(out))
-	if !isCommitID(c) {
+	if !api.IsCommitID(c) {
 		return "", fmt.Errorf("source: mirror of %s: git rev-parse %s printed %q", redact(mr.repo), rev, c)
 	}
 	return c, nil
@@ -416,7 +418,7 @@ func (mr *mirror) knownCommits(ctx context.Context, haves []string) ([]string, e
 	}
 	found := make(map[string]bool)
 	for _, l := range strings.Split(string(out), "\n") {
-		if isCommitID(l) {
+		if api.IsCommitID(l) {
 			found[l] = true
 		}
 	}
