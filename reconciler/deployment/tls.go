@@ -101,9 +101,9 @@ func (nginxIngress) Renew(ctx context.Context, n *nodeRun, host string) error {
 	return nil
 }
 
-func (n *nodeRun) setCert(host string, c Cert) {
+func (n *nodeRun) setCert(host string, c nodescript.Cert) {
 	if n.obs.Certs == nil {
-		n.obs.Certs = map[string]Cert{}
+		n.obs.Certs = map[string]nodescript.Cert{}
 	}
 	n.obs.Certs[host] = c
 }
@@ -143,7 +143,7 @@ func (r *Reconciler) certRetry() time.Duration {
 }
 
 // certStatus lists a node's certificates for the spec's TLS hosts.
-func certStatus(s *api.DeploymentSpec, certs map[string]Cert) []api.CertificateStatus {
+func certStatus(s *api.DeploymentSpec, certs map[string]nodescript.Cert) []api.CertificateStatus {
 	var out []api.CertificateStatus
 	for _, h := range tlsHosts(s) {
 		cs := api.CertificateStatus{Host: h}

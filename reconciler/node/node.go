@@ -23,7 +23,6 @@ const (
 	ReasonUnreachable     = "Unreachable"
 	ReasonAuthFailed      = "AuthFailed"
 	ReasonHostKeyMismatch = "HostKeyMismatch"
-	ReasonInvalidSpec     = "InvalidSpec"
 	ReasonMissingTools    = "MissingTools"
 	ReasonObserveFailed   = "ObserveFailed"
 	ReasonNodeReady       = "NodeReady"
@@ -105,7 +104,7 @@ func (r *Reconciler) reconcile(ctx context.Context, name string, force bool) (re
 		via = vo.(*api.Node)
 	}
 
-	obs, err := Observe(ctx, r.Connector.Executor(node, via), r.timeout())
+	obs, err := nodescript.ObserveNodeOn(ctx, r.Connector.Executor(node, via), r.timeout())
 	if err != nil {
 		return r.observeFailed(ctx, node, prev, err)
 	}
@@ -256,15 +255,6 @@ func (r *Reconciler) timeout() time.Duration {
 		return r.CommandTimeout
 	}
 	return 30 * time.Second
-}
-
-// Observation is what one observe round trip learns about a node
-// (the observe-node script of package nodescript).
-type Observation = nodescript.NodeObservation
-
-// Observe runs the node observe script in one round trip and parses it.
-func Observe(ctx context.Context, ex sshexec.Executor, timeout time.Duration) (Observation, error) {
-	return nodescript.ObserveNodeOn(ctx, ex, timeout)
 }
 
 // diskLow reports whether d has less than pct percent free; unknown usage

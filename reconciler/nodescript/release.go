@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"bakery.dev/bakery/api"
 )
 
 // AppInput is the input of the scripts that need only the app's name.
@@ -57,7 +59,7 @@ func ParseHaves(out string) ([]string, error) {
 		if l == "" || seen[l] {
 			continue
 		}
-		if !isCommitID(l) {
+		if !api.IsCommitID(l) {
 			return nil, fmt.Errorf("%w: node haves: %q is not a commit id", ErrInvalid, l)
 		}
 		seen[l] = true
