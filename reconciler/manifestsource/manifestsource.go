@@ -45,8 +45,11 @@ type Reconciler struct {
 	// DeleteViaLoop prunes deployments through the deployment loop (the
 	// app is removed from its nodes first), as when the loop runs.
 	DeleteViaLoop bool
-	Logger        *slog.Logger
-	Events        *events.Recorder
+	// AllowLocalNodes lets a source whose spec.allowedKinds holds Node
+	// write Nodes with spec.local (the server's --allow-local-nodes).
+	AllowLocalNodes bool
+	Logger          *slog.Logger
+	Events          *events.Recorder
 }
 
 // SourceOwner is the owner annotation value of objects a ManifestSource
@@ -103,6 +106,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconciler.Request) (rec
 	}
 	res, err := manifestsync.Sync(ctx, r.Store, objs, manifestsync.Options{
 		Owner: SourceOwner(ms.Metadata.Name), Prune: ms.Spec.PruneEnabled(), DryRun: ms.Spec.DryRun, DeleteViaLoop: r.DeleteViaLoop,
+		Policy: manifests.Policy{LocalNodes: r.AllowLocalNodes, Kinds: ms.Spec.AllowedKinds, Owner: api.Ref(ms)},
 	})
 	if err != nil {
 		return r.failed(ctx, ms, commit, ReasonSyncFailed, err, interval)

@@ -70,12 +70,13 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 }
 
 // IdentitySetting is the store setting (store.Settings) that holds the
-// control plane's sealed SSH identity.
-const IdentitySetting = "ssh-identity"
+// control plane's sealed SSH identity: a kind of sealed setting in the
+// registry (store.SSHIdentitySetting), which a key rotation reseals.
+var IdentitySetting = store.SSHIdentitySetting.Name("")
 
 // identityAD is the associated data the identity is sealed with: a sealed
 // value copied to another setting does not open as an identity.
-var identityAD = []byte("bakery ssh-identity")
+var identityAD = store.SSHIdentitySetting.AD
 
 // storedIdentity is the JSON sealed into the setting.
 type storedIdentity struct {
