@@ -165,28 +165,3 @@ func openIdentity(b []byte, kr *sealed.Keyring) (Identity, error) {
 	}
 	return Identity{PrivatePEM: []byte(si.PrivatePEM), AuthorizedKey: si.AuthorizedKey}, nil
 }
-
-// ResealIdentity seals the stored SSH identity again with kr's current
-// key (a key rotation step; see sealed.Keyring.Reseal). It reports
-// whether the stored value changed; a store without an identity changes
-// nothing.
-func ResealIdentity(ctx context.Context, st store.Settings, kr *sealed.Keyring) (bool, error) {
-	b, err := st.GetSetting(ctx, IdentitySetting)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("ssh identity: %w", err)
-	}
-	if _, err := openIdentity(b, kr); err != nil {
-		return false, err
-	}
-	out, changed, err := kr.Reseal(b, identityAD)
-	if err != nil || !changed {
-		return false, err
-	}
-	if err := st.PutSetting(ctx, IdentitySetting, out); err != nil {
-		return false, fmt.Errorf("ssh identity: store: %w", err)
-	}
-	return true, nil
-}
