@@ -27,6 +27,30 @@ func HumanBytesCompact(n int64) string {
 	return strconv.FormatFloat(v, 'f', 1, 64) + unit
 }
 
+// ShortCommit abbreviates a commit id to its first 12 characters (shorter
+// strings are returned as they are), as the control loop's messages and
+// events show commits.
+func ShortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+// IsCommitID reports whether s is a full SHA-1 commit id: 40 lower-case
+// hex digits (what the control loop resolves refs to and sends to nodes).
+func IsCommitID(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // scaleBytes returns n in the largest binary unit (KiB … EiB) in which it is
 // at least 1, or n itself and "B" below 1 KiB (negative n included).
 func scaleBytes(n int64) (float64, string) {

@@ -35,3 +35,21 @@ func TestHumanBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestShortCommit(t *testing.T) {
+	for in, want := range map[string]string{"": "", "abc": "abc", "0123456789ab": "0123456789ab", "0123456789abcdef0123": "0123456789ab"} {
+		if got := ShortCommit(in); got != want {
+			t.Errorf("ShortCommit(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestIsCommitID(t *testing.T) {
+	good := "0123456789abcdef0123456789abcdef01234567"
+	for s, want := range map[string]bool{good: true, good[:39]: false, good + "0": false,
+		"0123456789ABCDEF0123456789abcdef01234567": false, "--upload-pack=x-------------------------": false, "": false} {
+		if got := IsCommitID(s); got != want {
+			t.Errorf("IsCommitID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -57,7 +57,18 @@ type ManifestSourceSpec struct {
 	DryRun bool `json:"dryRun,omitempty"`
 	// Suspend stops syncing.
 	Suspend bool `json:"suspend,omitempty"`
+	// AllowedKinds are the kinds of object the source's manifests may hold
+	// (default Deployment and Secret). A manifest of any other kind fails
+	// the sync, and nothing is applied: whoever can push to the repository
+	// writes only these kinds. Allowing Node lets the repository add nodes
+	// (and, on a server started with --allow-local-nodes, local ones);
+	// allowing ManifestSource lets it add sources with other allowed kinds.
+	AllowedKinds []string `json:"allowedKinds,omitempty"`
 }
+
+// DefaultManifestAllowedKinds are the kinds a ManifestSource may write
+// when its spec.allowedKinds is empty.
+func DefaultManifestAllowedKinds() []string { return []string{KindDeployment, KindSecret} }
 
 // ManifestSourceStatus is the observed state of a ManifestSource.
 type ManifestSourceStatus struct {
@@ -139,6 +150,9 @@ func (m *ManifestSource) Default() {
 		t := true
 		s.Prune = &t
 	}
+	if len(s.AllowedKinds) == 0 {
+		s.AllowedKinds = DefaultManifestAllowedKinds()
+	}
 }
 
 // PruneEnabled reports whether the source prunes (the default).
@@ -163,6 +177,17 @@ func (m *ManifestSource) Validate() FieldErrors {
 	}
 	if s.Interval != nil && s.Interval.Duration < time.Second {
 		es.add("spec.interval", "must be at least 1s")
+	}
+	seen := map[string]bool{}
+	for i, k := range s.AllowedKinds {
+		field := fmt.Sprintf("spec.allowedKinds[%d]", i)
+		switch {
+		case registry[k] == nil:
+			es.add(field, "%q is not a kind (one of %s)", k, strings.Join(Kinds(), ", "))
+		case seen[k]:
+			es.add(field, "%s is listed twice", k)
+		}
+		seen[k] = true
 	}
 	return es
 }

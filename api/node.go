@@ -25,7 +25,10 @@ type NodeSpec struct {
 	HostKey string `json:"hostKey,omitempty"`
 	// Via names another Node used as a jump host.
 	Via string `json:"via,omitempty"`
-	// Local runs commands on the control plane's own host instead of SSH.
+	// Local runs commands on the control plane's own host instead of SSH,
+	// as the server's user. Refused (API, web UI, manifest sources, the
+	// watched directory) and never run unless the server is started with
+	// --allow-local-nodes.
 	Local bool `json:"local,omitempty"`
 }
 

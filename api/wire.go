@@ -196,6 +196,17 @@ type ReencryptResult struct {
 	// Identity says whether the control plane's stored SSH identity was
 	// sealed again.
 	Identity bool `json:"identity"`
+	// Kinds counts, for every kind of sealed value the server holds
+	// (Secret values, SSH identity, webhook secrets, GitHub tokens), the
+	// values read and sealed again.
+	Kinds []ResealCount `json:"kinds,omitempty"`
+}
+
+// ResealCount is what a re-encryption did to one kind of sealed value.
+type ResealCount struct {
+	What     string `json:"what"`
+	Values   int    `json:"values"`
+	Resealed int    `json:"resealed"`
 }
 
 // SyncResponse is the answer of POST /api/v1/manifestsources/{name}/sync:
@@ -217,6 +228,17 @@ type WebhookResponse struct {
 type WebhookSecretRequest struct {
 	Repo   string `json:"repo"`
 	Rotate bool   `json:"rotate,omitempty"`
+	// Sealed, when set, restores a secret from 'bakery export --secrets'
+	// (WebhookSecretResponse.Sealed) instead of minting one: it must open
+	// with the server's key and belong to Repo.
+	Sealed string `json:"sealed,omitempty"`
+}
+
+// WebhookSecretList is the answer of GET /api/v1/webhooks/secrets without
+// a repo: every repository's webhook secret, sealed only with
+// ?sealed=true.
+type WebhookSecretList struct {
+	Items []WebhookSecretResponse `json:"items"`
 }
 
 // WebhookSecretResponse is the answer of the webhook secret routes: a
@@ -230,6 +252,9 @@ type WebhookSecretResponse struct {
 	// know its public URL).
 	GitHubURL  string `json:"githubURL"`
 	GenericURL string `json:"genericURL"`
+	// Sealed is the secret as stored, sealed with the server's key
+	// (base64), in the list asked for with ?sealed=true (export).
+	Sealed string `json:"sealed,omitempty"`
 }
 
 // GitHubLogin is the answer of GET /api/v1/github/login: open

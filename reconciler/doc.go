@@ -2,7 +2,9 @@
 // a Request names an object ("Deployment/hello"), a Reconciler brings the
 // world in line with that object's spec and returns a Result that says
 // when to look again; Terminal marks errors retrying cannot fix, and a
-// Superseder says what makes a reconcile in flight obsolete.
+// Superseder says what makes a reconcile in flight obsolete. The condition
+// reasons that several reconcilers give (InvalidSpec, Suspended,
+// SourceUnavailable) are named here once.
 //
 // Reconcilers are level-based: a request carries identity only, and the
 // reconciler reads the current spec and observes the world afresh.

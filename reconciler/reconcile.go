@@ -57,6 +57,19 @@ func (f Func) Reconcile(ctx context.Context, req Request) (Result, error) { retu
 
 var _ Reconciler = Func(nil)
 
+// Condition reasons more than one reconciler gives (each reconciler's
+// package names the reasons only it gives).
+const (
+	// ReasonInvalidSpec: the spec cannot be acted on; the object is
+	// Stalled until its spec changes (the reconcile error is Terminal).
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonSuspended: spec.suspend is set; the reconciler changes nothing.
+	ReasonSuspended = "Suspended"
+	// ReasonSourceUnavailable: the git source could not be fetched or the
+	// ref resolved.
+	ReasonSourceUnavailable = "SourceUnavailable"
+)
+
 type terminalError struct{ err error }
 
 func (e terminalError) Error() string { return e.err.Error() }

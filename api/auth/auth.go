@@ -43,6 +43,9 @@ type Config struct {
 	// passed (defaults DefaultLoginFailures, DefaultLoginWindow).
 	LoginFailures int
 	LoginWindow   time.Duration
+	// Attempts counts login attempts (nil: in this process, a Limiter).
+	// A PostgreSQL store counts them for every server sharing it.
+	Attempts store.Attempts
 	// BcryptCost is the cost of new password hashes (default
 	// bcrypt.DefaultCost; tests use bcrypt.MinCost).
 	BcryptCost int
@@ -56,9 +59,9 @@ type Config struct {
 // Auth authenticates API tokens and web UI logins and sessions, and
 // manages tokens and users. It is safe for concurrent use.
 type Auth struct {
-	cfg     Config
-	log     *slog.Logger
-	limiter *Limiter
+	cfg      Config
+	log      *slog.Logger
+	attempts store.Attempts
 }
 
 // New returns an Auth for cfg; zero fields get their defaults.
@@ -85,7 +88,10 @@ func New(cfg Config) (*Auth, error) {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
-	a.limiter = NewLimiter(cfg.LoginFailures, cfg.LoginWindow, cfg.Now)
+	a.attempts = cfg.Attempts
+	if a.attempts == nil {
+		a.attempts = NewLimiter()
+	}
 	return a, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"bakery.dev/bakery/api/auth"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/filestore"
+	"bakery.dev/bakery/api/store/storetest"
 )
 
 type clock struct {
@@ -181,23 +182,10 @@ func TestCallerName(t *testing.T) {
 	}
 }
 
+// TestLimiter: the in-process counter passes the store.Attempts suite.
 func TestLimiter(t *testing.T) {
-	clk := &clock{t: time.Now()}
-	l := auth.NewLimiter(2, time.Minute, clk.Now)
-	l.Fail("a", "b")
-	if l.Blocked("a") != 0 {
-		t.Fatal("blocked after one failure")
-	}
-	l.Fail("a")
-	if w := l.Blocked("b", "a"); w != time.Minute {
-		t.Fatalf("blocked for %v, want 1m", w)
-	}
-	clk.Add(30 * time.Second)
-	if w := l.Blocked("a"); w != 30*time.Second {
-		t.Fatalf("blocked for %v, want 30s", w)
-	}
-	l.Reset("a")
-	if l.Blocked("a") != 0 {
-		t.Fatal("blocked after Reset")
-	}
+	storetest.RunAttempts(t, func(t *testing.T) (store.Attempts, store.Attempts) {
+		l := auth.NewLimiter()
+		return l, l
+	})
 }

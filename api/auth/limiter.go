@@ -1,85 +1,83 @@
 package auth
 
 import (
+	"context"
 	"sync"
 	"time"
+
+	"bakery.dev/bakery/api/store"
 )
 
-// Limiter counts failed attempts per key (an account or an address) in a
-// fixed window that starts with the first failure. It is safe for
-// concurrent use.
+// Limiter is the in-process store.Attempts: attempts counted per key (an
+// account or an address) in a fixed window that starts with the first
+// attempt. Auth uses it when the store keeps no attempts (the file store:
+// one server). It is safe for concurrent use.
 type Limiter struct {
-	max    int
-	window time.Duration
-	now    func() time.Time
-
 	mu   sync.Mutex
 	hits map[string]*window
 }
 
+var _ store.Attempts = (*Limiter)(nil)
+
 type window struct {
-	start time.Time
-	n     int
+	end time.Time
+	n   int
 }
 
 // maxKeys bounds the keys kept: beyond it, ended windows are dropped.
 const maxKeys = 100000
 
-// NewLimiter returns a Limiter that blocks a key after max failures within
-// d, until d has passed since its first failure; now is the clock.
-func NewLimiter(max int, d time.Duration, now func() time.Time) *Limiter {
-	return &Limiter{max: max, window: d, now: now, hits: map[string]*window{}}
-}
+// NewLimiter returns an empty Limiter.
+func NewLimiter() *Limiter { return &Limiter{hits: map[string]*window{}} }
 
-// Blocked returns how long the most limited of keys stays blocked (0: not
-// blocked).
-func (l *Limiter) Blocked(keys ...string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	var wait time.Duration
-	for _, k := range keys {
-		w := l.hits[k]
-		if w == nil {
-			continue
-		}
-		end := w.start.Add(l.window)
-		if !now.Before(end) {
-			delete(l.hits, k)
-			continue
-		}
-		if w.n >= l.max && end.Sub(now) > wait {
-			wait = end.Sub(now)
-		}
+// TakeAttempt implements store.Attempts.
+func (l *Limiter) TakeAttempt(_ context.Context, keys []string, max int, d time.Duration, now time.Time) (time.Duration, error) {
+	if err := store.CheckAttemptKeys(keys, max, d); err != nil {
+		return 0, err
 	}
-	return wait
-}
-
-// Fail counts a failed attempt for every key.
-func (l *Limiter) Fail(keys ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
 	if len(l.hits) > maxKeys { // bound memory under a flood of names
 		for k, w := range l.hits {
-			if !now.Before(w.start.Add(l.window)) {
+			if !now.Before(w.end) {
 				delete(l.hits, k)
 			}
 		}
 	}
+	var wait time.Duration
+	for _, k := range keys {
+		if w := l.hits[k]; w != nil && now.Before(w.end) && w.n >= max && w.end.Sub(now) > wait {
+			wait = w.end.Sub(now)
+		}
+	}
+	if wait > 0 {
+		return wait, nil
+	}
 	for _, k := range keys {
 		w := l.hits[k]
-		if w == nil || !now.Before(w.start.Add(l.window)) {
-			w = &window{start: now}
+		if w == nil || !now.Before(w.end) {
+			w = &window{end: now.Add(d)}
 			l.hits[k] = w
 		}
 		w.n++
 	}
+	return 0, nil
 }
 
-// Reset forgets the failures of key.
-func (l *Limiter) Reset(key string) {
+// ReturnAttempt implements store.Attempts.
+func (l *Limiter) ReturnAttempt(_ context.Context, key string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w := l.hits[key]; w != nil && w.n > 0 {
+		w.n--
+	}
+	return nil
+}
+
+// ResetAttempts implements store.Attempts.
+func (l *Limiter) ResetAttempts(_ context.Context, key string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.hits, key)
+	return nil
 }

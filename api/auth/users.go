@@ -131,33 +131,79 @@ func (e *LimitedError) Error() string {
 	return fmt.Sprintf("too many failed logins: try again in %s", e.Wait.Round(time.Second))
 }
 
+// MaxUserNameLen is how much of a user name a login attempt uses: a
+// longer name is cut before anything sees it (the attempt counter, the
+// log, the store). No stored name is that long (store.CheckUserName).
+const MaxUserNameLen = 64
+
+// CapUserName returns name cut to MaxUserNameLen bytes.
+func CapUserName(name string) string {
+	if len(name) > MaxUserNameLen {
+		return name[:MaxUserNameLen]
+	}
+	return name
+}
+
 // Login checks name's password pw for a login attempt from addr (the
-// client's address): a *LimitedError while the account or the address has
-// failed too often, ErrBadLogin for a wrong name or password (counted
-// against both). It does not start a session: see StartSession.
+// client's address). The attempt is counted against the account and the
+// address before the password is compared, atomically (across servers
+// when the store keeps attempts): a *LimitedError, without any compare,
+// while either has used its LoginFailures attempts in the window;
+// ErrBadLogin for a wrong name or password (the attempt stays counted). A
+// successful login takes its attempt back from the address and clears the
+// account's. name is cut to MaxUserNameLen first. It does not start a
+// session: see StartSession.
 func (a *Auth) Login(ctx context.Context, name, pw, addr string) error {
 	acc, err := a.accounts()
 	if err != nil {
 		return err
 	}
-	keys := []string{"addr:" + addr, "user:" + name}
-	if wait := a.limiter.Blocked(keys...); wait > 0 {
+	name = CapUserName(name)
+	keys := []string{"addr:" + CapUserName(addr), "user:" + name}
+	wait, err := a.attempts.TakeAttempt(ctx, keys, a.cfg.LoginFailures, a.cfg.LoginWindow, a.cfg.Now())
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	if wait > 0 {
 		return &LimitedError{Wait: wait}
 	}
+	ok, err := checkPassword(ctx, acc, name, pw)
+	if err != nil {
+		// Not the client's doing: the attempt does not count.
+		a.giveBack(ctx, keys[0], keys[1])
+		return err
+	}
+	if !ok {
+		return ErrBadLogin
+	}
+	a.giveBack(ctx, keys[0])
+	if err := a.attempts.ResetAttempts(ctx, keys[1]); err != nil {
+		a.log.Warn("login: clearing the account's failed attempts", "user", name, "err", err)
+	}
+	return nil
+}
+
+// checkPassword compares pw with name's password hash, with the same work
+// for a user that does not exist.
+func checkPassword(ctx context.Context, acc store.Accounts, name, pw string) (bool, error) {
 	user, err := acc.GetUser(ctx, name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalid) {
-		return fmt.Errorf("login: %w", err)
+		return false, fmt.Errorf("login: %w", err)
 	}
 	hash := user.PasswordHash
 	if err != nil {
 		hash = dummyHash() // same work for unknown users: no timing oracle
 	}
-	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)) != nil || err != nil {
-		a.limiter.Fail(keys...)
-		return ErrBadLogin
+	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)) == nil && err == nil, nil
+}
+
+// giveBack returns one counted attempt for each key.
+func (a *Auth) giveBack(ctx context.Context, keys ...string) {
+	for _, k := range keys {
+		if err := a.attempts.ReturnAttempt(context.WithoutCancel(ctx), k); err != nil {
+			a.log.Warn("login: returning an attempt", "key", k, "err", err)
+		}
 	}
-	a.limiter.Reset("user:" + name)
-	return nil
 }
 
 // dummyHash is compared against when a user does not exist.

@@ -34,6 +34,36 @@ func (c *Client) CreateWebhookSecret(ctx context.Context, repo string, rotate bo
 	return &out, nil
 }
 
+// ListWebhookSecrets lists every repository's webhook secret; with
+// withSealed each carries its sealed value (for an export), never the
+// plain secret.
+func (c *Client) ListWebhookSecrets(ctx context.Context, withSealed bool) ([]api.WebhookSecretResponse, error) {
+	q := url.Values{}
+	if withSealed {
+		q.Set("sealed", "true")
+	}
+	var out api.WebhookSecretList
+	if err := c.do(ctx, http.MethodGet, "/api/v1/webhooks/secrets", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Items, nil
+}
+
+// RestoreWebhookSecret stores a sealed webhook secret of repo from an
+// export (it must open with the server's key); replace overwrites an
+// existing one.
+func (c *Client) RestoreWebhookSecret(ctx context.Context, repo, sealedValue string, replace bool) (*api.WebhookSecretResponse, error) {
+	body, err := json.Marshal(api.WebhookSecretRequest{Repo: repo, Rotate: replace, Sealed: sealedValue})
+	if err != nil {
+		return nil, err
+	}
+	var out api.WebhookSecretResponse
+	if err := c.do(ctx, http.MethodPost, "/api/v1/webhooks/secrets", nil, &reqBody{data: body, contentType: "application/json"}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // GetWebhookSecret says whether repo has a webhook secret (never the
 // secret itself).
 func (c *Client) GetWebhookSecret(ctx context.Context, repo string) (*api.WebhookSecretResponse, error) {

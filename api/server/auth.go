@@ -106,5 +106,8 @@ func authConfig(cfg Config, log *slog.Logger) auth.Config {
 	if ac.Logger == nil {
 		ac.Logger = log
 	}
+	if ac.Attempts == nil {
+		ac.Attempts, _ = cfg.Store.(store.Attempts)
+	}
 	return ac
 }

@@ -90,6 +90,9 @@ func (s *Server) decodeOne(w http.ResponseWriter, r *http.Request, kind string, 
 	if err := manifests.Check(objs); err != nil {
 		return nil, decodeError(err, false)
 	}
+	if err := s.checkPolicy(objs, false); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -189,5 +192,21 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, bundle bool) ([]
 	if err := manifests.Check(objs); err != nil {
 		return nil, decodeError(err, bundle)
 	}
+	if err := s.checkPolicy(objs, bundle); err != nil {
+		return nil, err
+	}
 	return objs, nil
+}
+
+// checkPolicy refuses (403, every problem with its field path) what this
+// server allows no writer: local Nodes unless Config.AllowLocalNodes.
+func (s *Server) checkPolicy(objs []api.Object, bundle bool) error {
+	err := manifests.CheckPolicy(objs, manifests.Policy{LocalNodes: s.cfg.AllowLocalNodes})
+	var merrs manifests.Errors
+	if !errors.As(err, &merrs) {
+		return err
+	}
+	e := manifestsError(merrs, bundle)
+	e.Status = http.StatusForbidden
+	return e
 }

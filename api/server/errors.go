@@ -92,7 +92,7 @@ func toError(err error) *Error {
 	if errors.As(err, &ferrs) {
 		out := &Error{Status: http.StatusBadRequest, Message: problems(len(ferrs), "")}
 		for _, f := range ferrs {
-			out.Details = append(out.Details, Detail{Field: f.Field, Reason: f.Reason})
+			out.Details = append(out.Details, Detail(f))
 		}
 		return out
 	}

@@ -3,9 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -186,7 +184,7 @@ func (s *Server) githubFinish(r *http.Request, st oauthState) (*api.GitHubSigned
 	if err != nil {
 		return nil, err
 	}
-	if err := s.putSealed(r.Context(), githubTokenSetting(st.owner), []byte(token)); err != nil {
+	if err := s.putGitHubToken(r.Context(), st.owner, []byte(token)); err != nil {
 		return nil, err
 	}
 	login, err := g.User(r.Context(), token)
@@ -208,18 +206,18 @@ func uiReturnPath(next string) string {
 }
 
 // githubTokenSetting is the setting holding the GitHub token of owner
-// (see githubOwner).
-func githubTokenSetting(name string) string {
-	sum := sha256.Sum256([]byte(name))
-	return "github-token-" + hex.EncodeToString(sum[:])[:32]
-}
+// (see githubOwner; a kind of sealed setting in the registry,
+// store.SealedSettings).
+func githubTokenSetting(owner string) string { return store.GitHubTokenSetting.Name(owner) }
 
-func (s *Server) putSealed(ctx context.Context, name string, value []byte) error {
+// putGitHubToken stores the GitHub token of owner, sealed.
+func (s *Server) putGitHubToken(ctx context.Context, owner string, token []byte) error {
 	ss, kr, err := s.secretsReady()
 	if err != nil {
 		return err
 	}
-	b, err := kr.Seal(value, []byte(name))
+	name := githubTokenSetting(owner)
+	b, err := store.GitHubTokenSetting.Seal(kr, name, token)
 	if err != nil {
 		return err
 	}
@@ -241,7 +239,7 @@ func (s *Server) githubToken(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	plain, err := kr.Open(b, []byte(name))
+	plain, err := store.GitHubTokenSetting.Open(kr, name, b)
 	if err != nil {
 		return "", fmt.Errorf("open the GitHub token: %w", err)
 	}

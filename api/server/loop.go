@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"bakery.dev/bakery/api"
-	"bakery.dev/bakery/api/store/sealed"
 )
 
 // Loop is what the API asks of the control loop. The server never reaches
@@ -32,7 +31,4 @@ type Loop interface {
 	// from several goroutines) until every node's command ended or ctx
 	// ends.
 	RuntimeLogs(ctx context.Context, name string, req api.RuntimeLogRequest, fn func(api.RuntimeLogLine)) error
-	// ResealIdentity seals the control plane's stored SSH identity again
-	// with kr's current key; it reports whether it changed.
-	ResealIdentity(ctx context.Context, kr *sealed.Keyring) (bool, error)
 }

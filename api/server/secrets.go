@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -153,63 +152,35 @@ func maskSealed(o api.Object) api.Object {
 	return c
 }
 
-// reencrypt seals every stored secret value (and the stored SSH identity)
-// again with the current key, so that older keys can be dropped. It
-// changes nothing unless every value opens: one that does not is a 409
-// naming it.
+// reencrypt seals every sealed value the server holds again with the
+// current key — every kind in the registry (store.ResealAll: Secret
+// values, the SSH identity, webhook secrets, GitHub tokens) — so that
+// older keys can be dropped. A value that does not open is a 409 naming
+// it; Secret values change only when all of them open.
 func (s *Server) reencrypt(w http.ResponseWriter, r *http.Request) (any, error) {
 	kr := s.cfg.Keyring
 	if kr == nil || kr.Len() == 0 {
 		return nil, errorf(http.StatusConflict, "this server has no encryption key: start it with %s", sealed.EncryptionKeyHint)
 	}
-	ctx := r.Context()
-	res := api.ReencryptResult{KeyID: kr.KeyID()}
-	err := s.store.Txn(ctx, func(tx store.Tx) error {
-		res.Secrets, res.Values, res.Resealed = 0, 0, 0
-		list, err := tx.List(ctx, api.KindSecret, store.ListOptions{})
-		if err != nil {
-			return err
-		}
-		for _, o := range list {
-			sec := o.(*api.Secret)
-			res.Secrets++
-			changed := false
-			for k, v := range sec.Spec.Sealed {
-				res.Values++
-				b, err := base64.StdEncoding.DecodeString(v)
-				if err != nil {
-					return errorf(http.StatusConflict, "secret %s key %s: not a sealed value", sec.Metadata.Name, k)
-				}
-				out, ch, err := kr.Reseal(b, api.SecretAD(sec.Metadata.Name, k))
-				if err != nil {
-					return errorf(http.StatusConflict, "secret %s key %s (sealed with key id %s): %v", sec.Metadata.Name, k, sealed.KeyIDOf(b), err)
-				}
-				if ch {
-					sec.Spec.Sealed[k] = base64.StdEncoding.EncodeToString(out)
-					res.Resealed++
-					changed = true
-				}
-			}
-			if changed {
-				if _, err := tx.Update(ctx, sec); err != nil {
-					return fmt.Errorf("secret %s: %w", sec.Metadata.Name, err)
-				}
-			}
-		}
-		return nil
-	})
+	kinds, err := store.ResealAll(r.Context(), s.store, kr)
+	if errors.Is(err, sealed.ErrUnknownKey) || errors.Is(err, sealed.ErrTampered) || errors.Is(err, sealed.ErrFormat) || errors.Is(err, store.ErrInvalid) {
+		return nil, errorf(http.StatusConflict, "%v", err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if s.cfg.Loop != nil {
-		// The loop keeps the control plane's SSH identity (in the store's
-		// settings).
-		ch, err := s.cfg.Loop.ResealIdentity(ctx, kr)
-		if err != nil {
-			return nil, errorf(http.StatusConflict, "%v", err)
+	res := api.ReencryptResult{KeyID: kr.KeyID(), Kinds: kinds}
+	for _, k := range kinds {
+		switch k.What {
+		case store.SecretValues:
+			res.Values, res.Resealed = k.Values, k.Resealed
+		case store.SSHIdentitySetting.What:
+			res.Identity = k.Resealed > 0
 		}
-		res.Identity = ch
 	}
-	s.log.Info("re-encrypted secrets", "keyID", res.KeyID, "secrets", res.Secrets, "values", res.Values, "resealed", res.Resealed, "identity", res.Identity)
+	if list, err := s.store.List(r.Context(), api.KindSecret, store.ListOptions{}); err == nil {
+		res.Secrets = len(list)
+	}
+	s.log.Info("re-encrypted every sealed value", "keyID", res.KeyID, "kinds", kinds)
 	return res, nil
 }

@@ -62,6 +62,11 @@ type Config struct {
 	// Cluster reports the control planes sharing the store and what
 	// they hold (nil: this server alone, holding nothing visible).
 	Cluster Cluster
+	// AllowLocalNodes lets API users create and change Nodes with
+	// spec.local, whose commands run on this server's host as its user
+	// (bakery server --allow-local-nodes). Off: such a write is refused
+	// with 403 naming the flag.
+	AllowLocalNodes bool
 }
 
 // Server is Bakery's HTTP API. Its Handler is safe for concurrent use.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"bakery.dev/bakery/api"
 )
 
 // PushPayload is what Bakery reads of a push webhook.
@@ -109,7 +111,7 @@ func (p PushPayload) check() error {
 		return fmt.Errorf("payload: ref: %q is neither refs/heads/… nor refs/tags/…", clip(p.Ref))
 	case !cleanString(p.Ref) || strings.Contains(p.Ref, ".."):
 		return errors.New("payload: ref: not a valid ref name")
-	case !isHexCommit(p.After):
+	case !api.IsCommitID(p.After):
 		return fmt.Errorf("payload: after: %q is not a full commit id", clip(p.After))
 	case len(p.Repos) == 0:
 		return errors.New("payload: repository: no URL")
@@ -128,18 +130,6 @@ func cleanString(s string) bool {
 	}
 	for _, c := range s {
 		if c < 0x20 || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func isHexCommit(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return false
 		}
 	}

@@ -34,7 +34,8 @@ const (
 // 25 MB; push payloads are far smaller).
 const DefaultMaxWebhookBytes = 1 << 20
 
-// maxDeliveries is how many delivery ids are remembered to refuse replays.
+// maxDeliveries is how many deliveries (ids and body hashes) are
+// remembered to refuse replays: the delivery retention.
 const maxDeliveries = 2000
 
 func (s *Server) githubWebhook(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -52,7 +53,10 @@ func (s *Server) genericWebhook(w http.ResponseWriter, r *http.Request) (any, er
 
 // webhook checks a delivery and queues its push. Nothing is done unless
 // the signature verifies under the secret of the repository the payload
-// names; a delivery id seen before is acknowledged and ignored.
+// names; a delivery whose id or whose body (its SHA-256: the signature
+// covers the body, not the id) was seen within the retention is
+// acknowledged and ignored — a captured signed body cannot be replayed
+// under new ids.
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request, delivery, event string, parse func([]byte) (PushPayload, error)) (any, error) {
 	sig, ok := strings.CutPrefix(r.Header.Get("X-Hub-Signature-256"), "sha256=")
 	mac, err := hex.DecodeString(sig)
@@ -96,12 +100,14 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, delivery, event
 	if parse != nil && pq == nil {
 		return nil, errorf(http.StatusServiceUnavailable, "this server runs no control loop")
 	}
-	fresh, err := s.deliveries.record(r.Context(), s.settings(), delivery)
+	sum := sha256.Sum256(body)
+	rec := deliveryRecord{ID: delivery, Body: hex.EncodeToString(sum[:])}
+	fresh, err := s.deliveries.record(r.Context(), s.settings(), rec)
 	if err != nil {
 		return nil, err
 	}
 	if !fresh {
-		s.log.Info("webhook: replayed delivery ignored", "delivery", delivery)
+		s.log.Info("webhook: replayed delivery ignored (its id or its body was seen before)", "delivery", delivery)
 		return api.WebhookResponse{Delivery: delivery, Result: "duplicate"}, nil
 	}
 	switch {
@@ -113,7 +119,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, delivery, event
 	err = pq.QueuePush(api.Push{Delivery: delivery, Repos: p.Repos, Ref: p.Ref, After: p.After, Received: time.Now()})
 	if err != nil {
 		// Not handled: a redelivery of this id must not count as a replay.
-		if ferr := s.deliveries.forget(context.WithoutCancel(r.Context()), s.settings(), delivery); ferr != nil {
+		if ferr := s.deliveries.forget(context.WithoutCancel(r.Context()), s.settings(), rec); ferr != nil {
 			s.log.Warn("webhook: forgetting a delivery not queued", "delivery", delivery, "err", ferr)
 		}
 	}
@@ -177,11 +183,9 @@ type WebhookSecret struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
-// settingForRepo is the setting holding key's webhook secret.
-func settingForRepo(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return "webhook-" + hex.EncodeToString(sum[:])[:40]
-}
+// settingForRepo is the setting holding key's webhook secret (a kind of
+// sealed setting in the registry, store.SealedSettings).
+func settingForRepo(key string) string { return store.WebhookSecretSetting.Name(key) }
 
 func (s *Server) settings() store.Settings {
 	ss, _ := s.store.(store.Settings)
@@ -206,7 +210,7 @@ func (s *Server) webhookSecret(ctx context.Context, key string) (WebhookSecret, 
 	if err != nil {
 		return WebhookSecret{}, err
 	}
-	plain, err := kr.Open(b, []byte(name))
+	plain, err := store.WebhookSecretSetting.Open(kr, name, b)
 	if err != nil {
 		return WebhookSecret{}, fmt.Errorf("open webhook secret of %s: %w", key, err)
 	}
@@ -239,7 +243,7 @@ func (s *Server) CreateWebhookSecret(ctx context.Context, repo string, rotate bo
 		return WebhookSecret{}, err
 	}
 	name := settingForRepo(key)
-	sealedValue, err := kr.Seal(plain, []byte(name))
+	sealedValue, err := store.WebhookSecretSetting.Seal(kr, name, plain)
 	if err != nil {
 		return WebhookSecret{}, err
 	}
@@ -266,16 +270,108 @@ func (s *Server) createWebhookSecret(w http.ResponseWriter, r *http.Request) (an
 	if err := dec.Decode(&in); err != nil {
 		return nil, errorf(http.StatusBadRequest, "body: %v", err)
 	}
+	gh, gen := s.webhookURLs(r)
+	if in.Sealed != "" {
+		ws, err := s.restoreWebhookSecret(r.Context(), in)
+		if err != nil {
+			return nil, err
+		}
+		return withStatus{http.StatusCreated, api.WebhookSecretResponse{Repo: ws.Repo, CreatedAt: ws.CreatedAt, GitHubURL: gh, GenericURL: gen}}, nil
+	}
 	ws, err := s.CreateWebhookSecret(r.Context(), in.Repo, in.Rotate)
 	if err != nil {
 		return nil, err
 	}
-	gh, gen := s.webhookURLs(r)
 	return withStatus{http.StatusCreated, api.WebhookSecretResponse{Repo: ws.Repo, Secret: ws.Secret, CreatedAt: ws.CreatedAt, GitHubURL: gh, GenericURL: gen}}, nil
+}
+
+// restoreWebhookSecret stores a sealed webhook secret from an export: it
+// must open with this server's key as the secret of in.Repo (the sealed
+// value is bound to its repository's setting). An existing secret is kept
+// (409) unless in.Rotate.
+func (s *Server) restoreWebhookSecret(ctx context.Context, in api.WebhookSecretRequest) (WebhookSecret, error) {
+	ss, kr, err := s.secretsReady()
+	if err != nil {
+		return WebhookSecret{}, err
+	}
+	key := api.RepoKey(in.Repo)
+	if key == "" || !cleanString(in.Repo) {
+		return WebhookSecret{}, badField("repo", "is required: a repository URL or path")
+	}
+	b, err := base64.StdEncoding.DecodeString(in.Sealed)
+	if err != nil {
+		return WebhookSecret{}, badField("sealed", "is not base64")
+	}
+	name := settingForRepo(key)
+	plain, err := store.WebhookSecretSetting.Open(kr, name, b)
+	var ws WebhookSecret
+	if err == nil {
+		err = json.Unmarshal(plain, &ws)
+	}
+	if err != nil || ws.Repo != key {
+		return WebhookSecret{}, badField("sealed", "does not open with this server's encryption keys as the webhook secret of %s", key)
+	}
+	if in.Rotate {
+		err = ss.PutSetting(ctx, name, b)
+	} else {
+		err = ss.CreateSetting(ctx, name, b)
+	}
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return WebhookSecret{}, errorf(http.StatusConflict, "repository %s has a webhook secret already (replace it with rotate)", key)
+	}
+	return ws, err
+}
+
+// listWebhookSecrets answers GET /api/v1/webhooks/secrets without a repo:
+// every webhook secret (each kind of sealed setting is in the registry,
+// store.SealedSettings), with its sealed value when ?sealed=true (for
+// 'bakery export --secrets'), never in plain text.
+func (s *Server) listWebhookSecrets(r *http.Request) (any, error) {
+	withSealed := r.URL.Query().Get("sealed") == "true"
+	ss, kr, err := s.secretsReady()
+	if err != nil {
+		return nil, err
+	}
+	k := store.WebhookSecretSetting
+	names, err := ss.ListSettings(r.Context(), k.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	gh, gen := s.webhookURLs(r)
+	out := api.WebhookSecretList{Items: []api.WebhookSecretResponse{}}
+	for _, name := range names {
+		if !k.Matches(name) {
+			continue
+		}
+		b, err := ss.GetSetting(r.Context(), name)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		plain, err := k.Open(kr, name, b)
+		var ws WebhookSecret
+		if err == nil {
+			err = json.Unmarshal(plain, &ws)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("webhook secret (setting %s): %w", name, err)
+		}
+		item := api.WebhookSecretResponse{Repo: ws.Repo, CreatedAt: ws.CreatedAt, GitHubURL: gh, GenericURL: gen}
+		if withSealed {
+			item.Sealed = base64.StdEncoding.EncodeToString(b)
+		}
+		out.Items = append(out.Items, item)
+	}
+	return out, nil
 }
 
 func (s *Server) getWebhookSecret(w http.ResponseWriter, r *http.Request) (any, error) {
 	repo := r.URL.Query().Get("repo")
+	if !r.URL.Query().Has("repo") {
+		return s.listWebhookSecrets(r)
+	}
 	key := api.RepoKey(repo)
 	if key == "" {
 		return nil, badField("repo", "is required")
@@ -291,34 +387,41 @@ func (s *Server) getWebhookSecret(w http.ResponseWriter, r *http.Request) (any, 
 	return api.WebhookSecretResponse{Repo: ws.Repo, CreatedAt: ws.CreatedAt, GitHubURL: gh, GenericURL: gen}, nil
 }
 
-// deliveryLog remembers the newest delivery ids in a setting, so that a
-// replay is refused also after a restart. Its bound is maxDeliveries.
-// Servers sharing a store each serialise their own updates; GitHub sends
-// a delivery to one server, so the read-modify-write between servers is
-// not guarded.
+// deliveryLog remembers the newest deliveries — id and body hash — in a
+// setting, so that a replay is refused also after a restart. Its bound is
+// maxDeliveries. Servers sharing a store each serialise their own
+// updates; GitHub sends a delivery to one server, so the
+// read-modify-write between servers is not guarded.
 type deliveryLog struct {
 	mu  sync.Mutex
-	mem []string // when the store keeps no settings
+	mem []deliveryRecord // when the store keeps no settings
 }
 
 const deliverySetting = "webhook-deliveries"
 
 type deliveryRecord struct {
-	ID   string    `json:"id"`
+	ID string `json:"id"`
+	// Body is the hex SHA-256 of the signed body (empty in records
+	// written before it was kept).
+	Body string    `json:"body,omitempty"`
 	Time time.Time `json:"time"`
 }
 
-// record adds id; false when it was there already.
-func (l *deliveryLog) record(ctx context.Context, ss store.Settings, id string) (bool, error) {
+// seen reports whether rec's id or body is among recs.
+func (rec deliveryRecord) seen(recs []deliveryRecord) bool {
+	return slices.ContainsFunc(recs, func(r deliveryRecord) bool { return r.ID == rec.ID || r.Body != "" && r.Body == rec.Body })
+}
+
+// record adds rec; false when its id or its body was there already.
+func (l *deliveryLog) record(ctx context.Context, ss store.Settings, rec deliveryRecord) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	rec.Time = time.Now().UTC()
 	if ss == nil {
-		for _, m := range l.mem {
-			if m == id {
-				return false, nil
-			}
+		if rec.seen(l.mem) {
+			return false, nil
 		}
-		l.mem = append(l.mem, id)
+		l.mem = append(l.mem, rec)
 		if len(l.mem) > maxDeliveries {
 			l.mem = l.mem[len(l.mem)-maxDeliveries:]
 		}
@@ -335,12 +438,10 @@ func (l *deliveryLog) record(ctx context.Context, ss store.Settings, id string) 
 			return false, fmt.Errorf("webhook deliveries: %w", err)
 		}
 	}
-	for _, r := range recs {
-		if r.ID == id {
-			return false, nil
-		}
+	if rec.seen(recs) {
+		return false, nil
 	}
-	recs = append(recs, deliveryRecord{ID: id, Time: time.Now().UTC()})
+	recs = append(recs, rec)
 	if len(recs) > maxDeliveries {
 		recs = recs[len(recs)-maxDeliveries:]
 	}
@@ -370,12 +471,14 @@ func (s *Server) syncSource(w http.ResponseWriter, r *http.Request) (any, error)
 	return api.SyncResponse{Name: name, Request: id}, nil
 }
 
-// forget removes id, recorded for a delivery that was then not handled.
-func (l *deliveryLog) forget(ctx context.Context, ss store.Settings, id string) error {
+// forget removes rec, recorded for a delivery that was then not handled
+// (a redelivery must not count as a replay).
+func (l *deliveryLog) forget(ctx context.Context, ss store.Settings, rec deliveryRecord) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	drop := func(r deliveryRecord) bool { return r.ID == rec.ID && r.Body == rec.Body }
 	if ss == nil {
-		l.mem = slices.DeleteFunc(l.mem, func(m string) bool { return m == id })
+		l.mem = slices.DeleteFunc(l.mem, drop)
 		return nil
 	}
 	b, err := ss.GetSetting(ctx, deliverySetting)
@@ -386,7 +489,7 @@ func (l *deliveryLog) forget(ctx context.Context, ss store.Settings, id string) 
 	if err := json.Unmarshal(b, &recs); err != nil {
 		return err
 	}
-	recs = slices.DeleteFunc(recs, func(r deliveryRecord) bool { return r.ID == id })
+	recs = slices.DeleteFunc(recs, drop)
 	if b, err = json.Marshal(recs); err != nil {
 		return err
 	}

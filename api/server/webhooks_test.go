@@ -50,9 +50,6 @@ func (p *pushRecorder) SyncSource(context.Context, string) (string, error) {
 func (p *pushRecorder) RuntimeLogs(context.Context, string, api.RuntimeLogRequest, func(api.RuntimeLogLine)) error {
 	return fmt.Errorf("not here")
 }
-func (p *pushRecorder) ResealIdentity(context.Context, *sealed.Keyring) (bool, error) {
-	return false, nil
-}
 func (p *pushRecorder) count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -27,6 +27,9 @@ type Settings interface {
 	CreateSetting(ctx context.Context, name string, value []byte) error
 	// PutSetting creates or replaces name.
 	PutSetting(ctx context.Context, name string, value []byte) error
+	// ListSettings returns the names of the settings starting with
+	// prefix ("" for every one), sorted.
+	ListSettings(ctx context.Context, prefix string) ([]string, error)
 }
 
 // CheckSettingName returns an ErrInvalid error unless name is a valid

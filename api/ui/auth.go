@@ -132,7 +132,8 @@ func clientAddr(r *http.Request) string {
 }
 
 func (u *UI) login(w http.ResponseWriter, r *http.Request) {
-	name := strings.TrimSpace(r.PostFormValue("name"))
+	// Cut before anything (the form, the log, the counter) sees it.
+	name := auth.CapUserName(strings.TrimSpace(r.PostFormValue("name")))
 	pw := r.PostFormValue("password")
 	next := r.PostFormValue("next")
 	fail := func(code int, msg string) {

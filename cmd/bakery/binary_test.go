@@ -59,7 +59,7 @@ func TestBinary(t *testing.T) {
 	data := filepath.Join(tmp, "data")
 	env := append(os.Environ(), "XDG_CONFIG_HOME="+home, "BAKERY_SERVER=", "BAKERY_TOKEN=", "DATABASE_URL=")
 
-	srv := exec.Command(bin, "server", "--listen", "127.0.0.1:0", "--data", data, "--log-format", "json")
+	srv := exec.Command(bin, "server", "--listen", "127.0.0.1:0", "--data", data, "--log-format", "json", "--allow-local-nodes")
 	srv.Env = env
 	stderr, err := srv.StderrPipe()
 	if err != nil {

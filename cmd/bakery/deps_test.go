@@ -65,7 +65,7 @@ var deps = map[string][]string{
 	"reconciler/internal/controller": {"api", "api/store", "reconciler", "reconciler/internal/queue"},
 	"reconciler/nodescript":          {"api", "reconciler/nodefiles", "sshexec"},
 	"reconciler/nodeconn":            {"api", "api/store", "api/store/sealed", "sshexec"},
-	"reconciler/source":              {"api", "sshexec"},
+	"reconciler/source":              {"api"}, // git on the control plane only: the node side is nodescript's
 	"reconciler/notify":              {"api"},
 	"reconciler/rolloutlog":          {"api", "api/store", "sshexec"}, // sshexec: a step's exit status
 	"reconciler/internal/events":     {"api", "api/store", "reconciler/notify"},

@@ -96,7 +96,7 @@ func TestDescribeStoreWithoutEvents(t *testing.T) {
 	if err := st.AddEvent(t.Context(), &api.Event{ID: "x", Time: api.Now(), Type: api.EventDiskLow, Object: "Node/web-1", Message: "hidden"}); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Store: struct{ store.Store }{st}, Logger: log, Version: "v0.0.1-test", StoreKind: "file"})
+	srv, err := server.New(server.Config{Store: struct{ store.Store }{st}, Logger: log, Version: "v0.0.1-test", StoreKind: "file", AllowLocalNodes: true})
 	if err != nil {
 		t.Fatal(err)
 	}

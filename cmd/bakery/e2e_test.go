@@ -351,7 +351,7 @@ mkdir -p /srv/hello && tar -x -C /srv/hello && cd /srv/hello
 git init -q -b main && git add . && git -c user.name=t -c user.email=t@example.test commit -q -m v1
 chown -R bakery-agent: /srv/hello`, tarball)
 	exec1(`systemd-run --unit=bakery-control-plane --uid=bakery-agent --setenv=HOME=/home/bakery-agent \
-  /usr/local/bin/bakery server --data /var/lib/bakery/control-plane --listen 127.0.0.1:8080 --resync 1s`, nil)
+  /usr/local/bin/bakery server --data /var/lib/bakery/control-plane --listen 127.0.0.1:8080 --resync 1s --allow-local-nodes`, nil)
 	manifest := `apiVersion: bakery.dev/v1
 kind: Node
 metadata: {name: self}

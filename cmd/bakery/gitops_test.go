@@ -41,7 +41,7 @@ func gitopsEnv(t *testing.T, ghURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := manager.New(manager.Config{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log})
+	mgr, err := manager.New(manager.Config{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log, AllowLocalNodes: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestCLISourceAndWebhook(t *testing.T) {
 	git("add", "-A")
 	git("commit", "-q", "-m", "n1")
 	src := filepath.Join(t.TempDir(), "src.yaml")
-	writeFile(t, src, "apiVersion: bakery.dev/v1\nkind: ManifestSource\nmetadata: {name: infra}\nspec: {repo: "+repo+", interval: 1h}\n")
+	writeFile(t, src, "apiVersion: bakery.dev/v1\nkind: ManifestSource\nmetadata: {name: infra}\nspec: {repo: "+repo+", interval: 1h, allowedKinds: [Node, Deployment]}\n")
 	must(t, "", "apply", "-f", src)
 	out := must(t, "", "source", "sync", "infra", "--wait", "20s")
 	if !strings.Contains(out, "synced commit") || !strings.Contains(out, "(1 objects)") {

@@ -56,14 +56,14 @@ func newTestEnv(t *testing.T, loop ...bool) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Store: st, Logger: log, Version: "v0.0.1-test", Commit: "feedbee", StoreKind: "file"}
+	cfg := server.Config{Store: st, Logger: log, Version: "v0.0.1-test", Commit: "feedbee", StoreKind: "file", AllowLocalNodes: true}
 	if len(loop) > 0 && loop[0] {
 		id, err := nodeconn.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "ssh"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		// The real control loop's actions, without running its controllers.
-		mgr, err := manager.New(manager.Config{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log})
+		mgr, err := manager.New(manager.Config{Store: st, Identity: id, DataDir: t.TempDir(), Logger: log, AllowLocalNodes: true})
 		if err != nil {
 			t.Fatal(err)
 		}

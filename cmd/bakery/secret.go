@@ -239,9 +239,11 @@ func secretTable(w io.Writer, objs []api.Object, now time.Time) {
 func newSecretReencryptCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "reencrypt",
-		Short: "Seal every secret again with the server's current key (key rotation)",
-		Long: `Seal every stored secret value, and the postgres store's SSH key pair, again
-with the current (first) key of the server's keyring. Rotation:
+		Short: "Seal every sealed value again with the server's current key (key rotation)",
+		Long: `Seal every value the server keeps sealed again with the current (first) key
+of the server's keyring: Secret values, the postgres store's SSH key pair,
+webhook secrets and GitHub tokens — every kind in the server's one registry
+of sealed values. Rotation:
 
   1. Put the new key first and keep the old one after it, comma-separated:
      BAKERY_ENCRYPTION_KEY=NEW,OLD — on every server sharing the store —
@@ -249,9 +251,11 @@ with the current (first) key of the server's keyring. Rotation:
   2. Run 'bakery secret reencrypt'.
   3. Drop OLD (BAKERY_ENCRYPTION_KEY=NEW) and restart the servers.
 
-Nothing changes unless every value opens; values already sealed with the
-current key are left as they are (running it again is harmless). No
-deployment rolls out: the values themselves do not change.`,
+Secret values change only when every one of them opens; a value that does
+not open stops it with an error naming the value (run it again after a
+fix). Values already sealed with the current key are left as they are
+(running it again is harmless). No deployment rolls out: the values
+themselves do not change.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client(cmd)
@@ -267,6 +271,11 @@ deployment rolls out: the values themselves do not change.`,
 				fmt.Fprint(a.out, ", and the SSH identity")
 			}
 			fmt.Fprintln(a.out)
+			for _, k := range r.Kinds {
+				if k.What != "Secret value" && k.What != "SSH identity" {
+					fmt.Fprintf(a.out, "%s: %d read, %d sealed again\n", k.What+"s", k.Values, k.Resealed)
+				}
+			}
 			return nil
 		},
 	}

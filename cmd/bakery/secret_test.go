@@ -135,6 +135,7 @@ func TestSecrets(t *testing.T) {
 			args, dump := sk.setup(t, filepath.Join(tmp, "data"))
 			k1, k2 := sealed.NewKey(), sealed.NewKey()
 			t.Setenv("BAKERY_ENCRYPTION_KEY", k1)
+			t.Setenv("BAKERY_ALLOW_LOCAL_NODES", "true") // nodesYAML has one
 			url, stderr, stop := startServerCmd(t, args...)
 			token := readToken(t, filepath.Join(tmp, "data"))
 			t.Setenv("BAKERY_SERVER", url)

@@ -25,6 +25,7 @@ import (
 	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/pgstore"
 	"bakery.dev/bakery/api/store/sealed"
+	"bakery.dev/bakery/manifests"
 	"bakery.dev/bakery/reconciler/deployment"
 	"bakery.dev/bakery/reconciler/manager"
 	"bakery.dev/bakery/reconciler/node"
@@ -74,6 +75,9 @@ type serverOptions struct {
 	// takeover bounds how long a key held by another server (postgres
 	// store) waits, and how soon a dead server's keys are taken over.
 	takeover time.Duration
+	// allowLocalNodes lets writers create Nodes with spec.local, whose
+	// commands run on this host as the server's user.
+	allowLocalNodes bool
 }
 
 // notifyEnv holds notification targets separated by spaces when --notify
@@ -162,9 +166,10 @@ start mints it). That needs an encryption key: base64 of 32 random bytes in
 BAKERY_ENCRYPTION_KEY, or in a file named by --encryption-key-file, the same on
 every server; make one with 'head -c 32 /dev/urandom | base64'. To rotate,
 give a comma-separated list, the new key first: values sealed with the older
-keys still open (stored values are not re-encrypted with the new key yet, so
-keep the old keys in the list). A server whose keys do not open the stored
-key pair refuses to start.
+keys still open; 'bakery secret reencrypt' then seals every stored value
+again with the new key, after which the old one can be dropped (see
+docs/operations.md). A server whose keys do not open the stored key pair
+refuses to start.
 
 The server runs the control loop: it observes every node and deployment over
 SSH, rolls deployments out blue/green, and repairs drift every --resync.
@@ -207,8 +212,15 @@ Every flag can be set from the environment: BAKERY_LISTEN, BAKERY_DATA,
 DATABASE_URL, BAKERY_ADMIN_TOKEN_FILE, BAKERY_LOG_LEVEL, BAKERY_LOG_FORMAT,
 BAKERY_MAX_BODY, BAKERY_ENCRYPTION_KEY_FILE, BAKERY_NOTIFY,
 BAKERY_DISK_LOW_PERCENT, BAKERY_MANIFESTS, BAKERY_ACME_SERVER,
-BAKERY_ACME_STAGING, BAKERY_CERT_RENEW_BEFORE, BAKERY_TAKEOVER_INTERVAL; a flag wins over
-its variable.
+BAKERY_ACME_STAGING, BAKERY_CERT_RENEW_BEFORE, BAKERY_TAKEOVER_INTERVAL,
+BAKERY_ALLOW_LOCAL_NODES; a flag wins over its variable.
+
+Local nodes: a Node with spec.local: true runs its commands on this host, as
+the server's user — with its SSH key and encryption key within reach. The
+server refuses them (API, web UI, manifest sources, --manifests) unless
+started with --allow-local-nodes; without it, a local Node already stored
+stalls and nothing runs on this host. Allow them only where every API token
+and UI user may have a shell here (a single-user machine, tests).
 
 GitOps: --manifests DIR keeps the manifests of a local directory applied
 (watched; each change applied as one unit; objects created from it and whose
@@ -279,6 +291,7 @@ file store and no key given, one is minted in <data>/encryption-key (0600).`,
 	f.Float64Var(&o.diskLowPercent, "disk-low-percent", node.DefaultDiskLowPercent, "raise DiskLow when a node's free disk space falls below this percentage of its filesystem; 0 never (env BAKERY_DISK_LOW_PERCENT)")
 	f.StringVar(&o.acmeServer, "acme-server", cmp.Or(os.Getenv("BAKERY_ACME_SERVER"), deployment.DefaultACMEServer), "ACME directory URL for ingress.tls certificates when a deployment names none (env BAKERY_ACME_SERVER)")
 	f.BoolVar(&o.acmeStaging, "acme-staging", os.Getenv("BAKERY_ACME_STAGING") == "true", "use Let's Encrypt's staging directory (untrusted test certificates) instead of --acme-server (env BAKERY_ACME_STAGING=true)")
+	f.BoolVar(&o.allowLocalNodes, "allow-local-nodes", os.Getenv(manifests.AllowLocalNodesEnv) == "true", "allow Nodes with spec.local: true, whose commands run on this host as the server's user — whoever can write a Node (any API token, UI user, or manifest source allowed Node) then runs shell here; off, such writes are refused and existing local nodes stall (env "+manifests.AllowLocalNodesEnv+"=true)")
 	f.DurationVar(&o.certRenewBefore, "cert-renew-before", envDuration("BAKERY_CERT_RENEW_BEFORE", deployment.DefaultRenewBefore), "renew an ingress.tls certificate when it expires within this time (env BAKERY_CERT_RENEW_BEFORE)")
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
@@ -478,7 +491,7 @@ func wireServer(ctx context.Context, o serverOptions, set serverSettings, ps *se
 		Store: ps.st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: set.keepRollouts, Logger: log,
 		Notify: set.targets, DiskLowPercent: set.diskLow,
 		ACMEServer: set.acmeServer, CertRenewBefore: o.certRenewBefore, ServerID: ps.serverID,
-		Keyring: secrets, AnalyticsInterval: cmp.Or(o.analytics, -1),
+		Keyring: secrets, AnalyticsInterval: cmp.Or(o.analytics, -1), AllowLocalNodes: o.allowLocalNodes,
 	}
 	gh, err := githubConfig(o)
 	if err != nil {
@@ -494,6 +507,7 @@ func wireServer(ctx context.Context, o serverOptions, set serverSettings, ps *se
 		Store: ps.st, Logger: log, MaxBodyBytes: set.maxBody,
 		Version: version, Commit: commit, StoreKind: ps.kind,
 		PublicURL: o.publicURL, ServerID: ps.serverID, UI: uiCfg.Mount, Keyring: secrets, GitHub: gh,
+		AllowLocalNodes: o.allowLocalNodes,
 	}
 	if ps.coord != nil {
 		mcfg.Locker, mcfg.LockRetry, mcfg.Ports = ps.coord, o.takeover, ps.coord
@@ -533,7 +547,7 @@ func printServerBanner(a *app, o serverOptions, set serverSettings, ps *serverSt
 func serve(ctx context.Context, o serverOptions, addr string, ps *serverStore, w *wiredServer, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	watchDone, err := watchManifests(ctx, o.manifests, ps.st, log)
+	watchDone, err := watchManifests(ctx, o.manifests, ps.st, o.allowLocalNodes, log)
 	if err != nil {
 		return err
 	}

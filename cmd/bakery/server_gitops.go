@@ -51,7 +51,7 @@ func secretsKeyring(o serverOptions, loaded *sealed.Keyring) (*sealed.Keyring, e
 
 // watchManifests starts the watcher of --manifests: it fails at once when
 // the directory cannot be watched, then runs until ctx ends.
-func watchManifests(ctx context.Context, dir string, st store.Store, log *slog.Logger) (<-chan error, error) {
+func watchManifests(ctx context.Context, dir string, st store.Store, allowLocalNodes bool, log *slog.Logger) (<-chan error, error) {
 	if dir == "" {
 		return nil, nil
 	}
@@ -61,7 +61,7 @@ func watchManifests(ctx context.Context, dir string, st store.Store, log *slog.L
 		}
 		return nil, usageErrorf("--manifests: %v", err)
 	}
-	w := &manifestsync.Watcher{Dir: dir, Store: st, DeleteViaLoop: true, Logger: log}
+	w := &manifestsync.Watcher{Dir: dir, Store: st, DeleteViaLoop: true, AllowLocalNodes: allowLocalNodes, Logger: log}
 	done := make(chan error, 1)
 	go func() {
 		err := w.Run(ctx)

@@ -69,7 +69,7 @@ func TestServerCommand(t *testing.T) {
 	isolate(t)
 	data := filepath.Join(t.TempDir(), "data")
 
-	url, stderr, stop := startServerCmd(t, "--data", data, "--log-level", "warn")
+	url, stderr, stop := startServerCmd(t, "--data", data, "--log-level", "warn", "--allow-local-nodes")
 	tok, err := os.ReadFile(filepath.Join(data, "admin-token"))
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +96,14 @@ func TestServerCommand(t *testing.T) {
 		t.Errorf("--log-format json: no JSON log:\n%s", stderr())
 	}
 	wantLines(t, must(t, "", "get", "deploy", "-o", "name", "--server", url, "--token", token), "deployment.bakery.dev/hello")
+	// Started without --allow-local-nodes: a local Node is refused, the
+	// answer names the flag.
+	local := filepath.Join(t.TempDir(), "local.yaml")
+	writeFile(t, local, "apiVersion: bakery.dev/v1\nkind: Node\nmetadata: {name: self}\nspec: {local: true}\n")
+	if r := bakery(t, "", "apply", "-f", local, "--server", url, "--token", token); r.code == 0 ||
+		!strings.Contains(r.stderr, "spec.local") || !strings.Contains(r.stderr, "--allow-local-nodes") {
+		t.Errorf("a local node on a server without --allow-local-nodes: exit %d\n%s", r.code, r.stderr)
+	}
 	if code := stop(); code != 0 {
 		t.Errorf("second stop: exit %d", code)
 	}
@@ -140,6 +148,7 @@ func TestServerPostgres(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	t.Setenv("DATABASE_URL", dbURL)
 	t.Setenv("BAKERY_ENCRYPTION_KEY", sealed.NewKey())
+	t.Setenv("BAKERY_ALLOW_LOCAL_NODES", "true") // nodesYAML has one
 	url, stderr, stop := startServerCmd(t, "--data", data)
 	tok, err := os.ReadFile(filepath.Join(data, "admin-token"))
 	if err != nil {
@@ -207,6 +216,7 @@ func TestServerPostgresSharedIdentity(t *testing.T) {
 
 	key := sealed.NewKey()
 	t.Setenv("BAKERY_ENCRYPTION_KEY", key)
+	t.Setenv("BAKERY_ALLOW_LOCAL_NODES", "true") // nodesYAML has one
 	urlA, stderrA, _ := startServerCmd(t, "--data", filepath.Join(tmp, "a"), "--log-level", "warn")
 	urlB, stderrB, _ := startServerCmd(t, "--data", filepath.Join(tmp, "b"), "--log-level", "warn")
 	tok, err := os.ReadFile(filepath.Join(tmp, "a", "admin-token"))

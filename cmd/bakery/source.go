@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -242,7 +243,53 @@ with X-Bakery-Delivery (a unique id) and X-Hub-Signature-256 headers.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(create, get)
+	cmd.AddCommand(create, get, newWebhookImportCmd(a))
+	return cmd
+}
+
+func newWebhookImportCmd(a *app) *cobra.Command {
+	var file string
+	var replace bool
+	cmd := &cobra.Command{
+		Use:   "import -f FILE",
+		Short: "Restore the webhook secrets of 'bakery export --secrets'",
+		Long: `Restore the webhook secrets that 'bakery export --secrets' wrote (sealed,
+as "# bakery-webhook-secret:" comment lines) into this server. They open only
+on a server holding the encryption key they were sealed with, each only as
+the secret of its own repository. A repository that has a secret already
+keeps it unless --replace is given.`,
+		Example: `  bakery apply -f backup.yaml && bakery webhook import -f backup.yaml`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageErrorf("-f FILE is required")
+			}
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return err
+			}
+			ws, err := readWebhookSecrets(data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			if len(ws) == 0 {
+				return fmt.Errorf("%s holds no webhook secrets (was it written by 'bakery export --secrets'?)", file)
+			}
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			for _, w := range ws {
+				if _, err := c.RestoreWebhookSecret(cmd.Context(), w.Repo, w.Sealed, replace); err != nil {
+					return fmt.Errorf("webhook secret of %s: %w", w.Repo, a.explain(c, err))
+				}
+				fmt.Fprintf(a.out, "webhook secret of %s restored\n", w.Repo)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the export to read")
+	cmd.Flags().BoolVar(&replace, "replace", false, "replace a repository's existing secret")
 	return cmd
 }
 

@@ -65,7 +65,7 @@ type nodeRun struct {
 	spec    *api.DeploymentSpec
 	env     map[string]string // the app's environment (from the spec)
 	desired Desired
-	obs     AppObservation
+	obs     nodescript.AppObservation
 	ex      sshexec.Executor
 	mirrors *source.Mirrors
 	log     func(stream, text string) // rollout log
@@ -206,7 +206,7 @@ func (n *nodeRun) removeApp(ctx context.Context, rt Runtime, ing Ingress) error 
 func (n *nodeRun) fetch(ctx context.Context, commit string) error {
 	bundle, size, cleanup, err := n.mirrors.Bundle(ctx, n.spec.Source.Repo, commit, n.obs.Haves)
 	if errors.Is(err, source.ErrUpToDate) {
-		n.logf("node already has commit %s", short(commit))
+		n.logf("node already has commit %s", api.ShortCommit(commit))
 		return nil
 	}
 	if err != nil {
@@ -222,7 +222,7 @@ func (n *nodeRun) fetch(ctx context.Context, commit string) error {
 	}
 	defer f.Close()
 	remote := path.Join(nf.AppDir(n.app), ".incoming-"+commit+".bundle")
-	n.logf("shipping commit %s to the node (%d bytes)", short(commit), size)
+	n.logf("shipping commit %s to the node (%d bytes)", api.ShortCommit(commit), size)
 	if err := n.ex.WriteFile(ctx, sshexec.File{Path: remote, Mode: 0o600, Reader: f, Size: size}); err != nil {
 		return fmt.Errorf("upload bundle: %w", err)
 	}
@@ -312,13 +312,6 @@ func (n *nodeRun) prune(ctx context.Context) error {
 	}
 	_, err := run(ctx, n, nodescript.Prune, nodescript.PruneInput{App: n.app, Keep: budget, Protect: protect})
 	return err
-}
-
-func short(c string) string {
-	if len(c) > 12 {
-		return c[:12]
-	}
-	return c
 }
 
 // systemdRuntime runs slots as systemd units through bakery-sudo.

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"regexp"
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
@@ -21,8 +20,6 @@ func (e *ActionError) Error() string { return e.Msg }
 // Code is the HTTP status the API answers an ActionError with (the API
 // server's CodedError): 409.
 func (e *ActionError) Code() int { return http.StatusConflict }
-
-var commitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // RecordAction validates an action and records it in the deployment's
 // status, where the next reconcile finds it (the caller wakes the loop,
@@ -44,7 +41,7 @@ func (r *Reconciler) RecordAction(ctx context.Context, name string, req api.Acti
 			s.DeployRequest = &api.DeployRequest{ID: id, By: req.By, Generation: gen}
 		}
 	case api.ActionRedeploy:
-		if !commitRE.MatchString(req.Commit) {
+		if !api.IsCommitID(req.Commit) {
 			return fmt.Errorf("%w: commit must be a full 40-character lower-case hex id", store.ErrInvalid)
 		}
 		mutate = func(s *api.DeploymentStatus) {

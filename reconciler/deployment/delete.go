@@ -10,6 +10,7 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/nodescript"
 )
 
 // remove handles a deletion request: it removes the app from every node
@@ -56,7 +57,7 @@ func (r *Reconciler) removeFromNode(ctx context.Context, d *api.Deployment, t ta
 		log: func(stream, text string) {
 			r.log().Info("removing app", "deployment", name, "node", t.node.Metadata.Name, "stream", stream, "text", text)
 		}}
-	obs, err := ObserveAppRuntime(ctx, n.ex, name, d.Spec.Runtime, 30*time.Second)
+	obs, err := nodescript.ObserveAppOn(ctx, n.ex, nodescript.ObserveAppInput{App: name, Runtime: d.Spec.Runtime}, 30*time.Second)
 	if err == nil {
 		n.obs = obs
 		n.prev = previousRuntime(&d.Spec, obs)

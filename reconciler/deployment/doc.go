@@ -13,6 +13,7 @@
 // flight (Supersedes), and streams the apps' runtime logs.
 //
 // It does not schedule itself (reconciler/internal/controller does), hold
-// SSH connections (reconciler/nodeconn), store rollout logs
-// (reconciler/rolloutlog) or know HTTP.
+// SSH connections (reconciler/nodeconn), hold shell scripts (every script
+// it runs on a node is a reconciler/nodescript wrapper), store rollout
+// logs (reconciler/rolloutlog) or know HTTP.
 package deployment

@@ -13,6 +13,7 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/reconciler/internal/events/eventstest"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/reconciler/nodescript"
 	"bakery.dev/bakery/reconciler/notify"
 )
 
@@ -52,7 +53,7 @@ func TestDeploymentEvents(t *testing.T) {
 	noSite := serving(c2, "spec2")
 	noSite.SiteHash = ""
 	p := rolloutPlan{}
-	for i, obs := range []Observed{stopped, noSite} {
+	for i, obs := range []nodescript.Observed{stopped, noSite} {
 		plan, err := Plan(d, obs)
 		if err != nil {
 			t.Fatal(err)

@@ -3,7 +3,6 @@ package deployment
 import (
 	"os"
 	"testing"
-	"time"
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
@@ -20,18 +19,6 @@ func openStore(t *testing.T) store.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-// eventually polls cond every 10ms for at most 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // helloDeploymentFor is a minimal deployment of repo on node n1.

@@ -11,41 +11,7 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/reconciler/nodescript"
-	"bakery.dev/bakery/sshexec"
 )
-
-// AppObservation is Observed plus what source delivery needs.
-type AppObservation = nodescript.AppObservation
-
-// Container is one slot's docker container as observed.
-type Container = nodescript.Container
-
-// ObserveApp observes app on one node in one round trip (its docker
-// containers too when its state file says it is dockerized).
-func ObserveApp(ctx context.Context, ex sshexec.Executor, app string, timeout time.Duration) (AppObservation, error) {
-	return ObserveAppRuntime(ctx, ex, app, "", timeout)
-}
-
-// ObserveAppRuntime is ObserveApp for an app of the given runtime: with
-// runtime docker, its containers and images are observed in the same
-// round trip, and so are the certificates of certHosts (validated host
-// names, ingress.tls).
-func ObserveAppRuntime(ctx context.Context, ex sshexec.Executor, app, runtime string, timeout time.Duration, certHosts ...string) (AppObservation, error) {
-	return nodescript.ObserveAppOn(ctx, ex, nodescript.ObserveAppInput{App: app, Runtime: runtime, CertHosts: certHosts}, timeout)
-}
-
-// ParseAppObservation parses the output of the app observe script.
-func ParseAppObservation(out string) (AppObservation, error) {
-	return nodescript.ParseAppObservation(out)
-}
-
-// truncate cuts s to n bytes, marking the cut with "…".
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
 
 // target is one node the deployment runs on (or is being removed from).
 type target struct {
@@ -127,7 +93,7 @@ func (r *Reconciler) observeNode(ctx context.Context, d *api.Deployment, rv *rev
 	if !t.remove {
 		certHosts = tlsHosts(&d.Spec)
 	}
-	obs, err := ObserveAppRuntime(ctx, n.ex, n.app, d.Spec.Runtime, 30*time.Second, certHosts...)
+	obs, err := nodescript.ObserveAppOn(ctx, n.ex, nodescript.ObserveAppInput{App: n.app, Runtime: d.Spec.Runtime, CertHosts: certHosts}, 30*time.Second)
 	if err != nil {
 		return nil, nil, fmt.Errorf("observe %s: %w", n.node, err)
 	}

@@ -109,19 +109,13 @@ type Desired struct {
 	Now         time.Time
 }
 
-// Observed is what one observe round trip found on a node for an app.
-type Observed = nodescript.Observed
-
-// Cert is a certificate found on a node.
-type Cert = nodescript.Cert
-
 func running(state string) bool {
 	return state == "active" || state == "activating" || state == "reloading"
 }
 
 // Plan returns the actions that bring one node from obs to d, in order.
 // An empty plan means converged: nothing is executed. Plan is pure.
-func Plan(d Desired, obs Observed) ([]Action, error) {
+func Plan(d Desired, obs nodescript.Observed) ([]Action, error) {
 	if d.RepairOnly {
 		if d.Remove || obs.State == nil || obs.State.Active == "" {
 			return nil, nil
@@ -193,7 +187,7 @@ func Plan(d Desired, obs Observed) ([]Action, error) {
 
 // certActions returns the certificate steps: obtain a missing one, renew
 // one that expires within RenewBefore.
-func certActions(d Desired, obs Observed) []Action {
+func certActions(d Desired, obs nodescript.Observed) []Action {
 	var plan []Action
 	for _, h := range d.TLSHosts {
 		c, ok := obs.Certs[h]
@@ -224,7 +218,7 @@ var ErrNoFreePort = errors.New("no free port in the node's port range")
 
 // repairs returns the drift repairs for a node whose active slot already
 // runs the desired revision.
-func repairs(d Desired, obs Observed, active string, a nodefiles.SlotState) []Action {
+func repairs(d Desired, obs nodescript.Observed, active string, a nodefiles.SlotState) []Action {
 	var plan []Action
 	certs := certActions(d, obs)
 	if st := obs.Units[active]; !running(st) {
@@ -259,7 +253,7 @@ func orUnknown(s string) string {
 // allocatePort picks the port of slot: the pinned one; else the one the
 // slot had, if no other app took it; else the lowest free port in range
 // that is neither used by another app nor by the other slot.
-func allocatePort(d Desired, obs Observed, slot string) int {
+func allocatePort(d Desired, obs nodescript.Observed, slot string) int {
 	if d.PinnedPort > 0 {
 		if slot == nodefiles.Green {
 			return d.PinnedPort + 1

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	nf "bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/reconciler/nodescript"
 )
 
 const (
@@ -24,8 +25,8 @@ func desired() Desired {
 
 // serving returns an observation of a node whose blue slot serves commit
 // c on port 20000 with spec hash h, with the site in place.
-func serving(c, h string) Observed {
-	return Observed{
+func serving(c, h string) nodescript.Observed {
+	return nodescript.Observed{
 		State: &nf.AppState{App: "web", Active: nf.Blue, Revision: 1, Slots: map[string]nf.SlotState{
 			nf.Blue: {Commit: c, Port: 20000, Revision: 1, SpecHash: h},
 		}},
@@ -62,28 +63,30 @@ func TestPlan(t *testing.T) {
 	tests := []struct {
 		name  string
 		d     func(d *Desired)
-		obs   func() Observed
+		obs   func() nodescript.Observed
 		want  []Action
 		errIs error
 	}{
 		{
 			name: "fresh node",
-			obs:  func() Observed { return Observed{Units: map[string]string{}, UsedPorts: map[int]bool{}} },
+			obs: func() nodescript.Observed {
+				return nodescript.Observed{Units: map[string]string{}, UsedPorts: map[int]bool{}}
+			},
 			want: rolloutTo(nf.Blue, 20000, "", fetchBuild...),
 		},
 		{
 			name: "converged: empty plan",
-			obs:  func() Observed { return serving(c2, "spec2") },
+			obs:  func() nodescript.Observed { return serving(c2, "spec2") },
 			want: nil,
 		},
 		{
 			name: "new commit goes to the idle slot",
-			obs:  func() Observed { return serving(c1, "spec2") },
+			obs:  func() nodescript.Observed { return serving(c1, "spec2") },
 			want: rolloutTo(nf.Green, 20001, nf.Blue, fetchBuild...),
 		},
 		{
 			name: "spec-only change (env, command): same commit, no rebuild, new slot",
-			obs: func() Observed {
+			obs: func() nodescript.Observed {
 				o := serving(c2, "spec1")
 				return o
 			},
@@ -92,12 +95,12 @@ func TestPlan(t *testing.T) {
 		{
 			name: "build commands changed: rebuild without fetch",
 			d:    func(d *Desired) { d.BuildHash = "build2" },
-			obs:  func() Observed { return serving(c1, "spec2") },
+			obs:  func() nodescript.Observed { return serving(c1, "spec2") },
 			want: rolloutTo(nf.Green, 20001, nf.Blue, Action{Type: ActFetch, Commit: c2}, Action{Type: ActBuild, Commit: c2, Release: nf.ReleaseID(c2, "build2")}),
 		},
 		{
 			name: "release checked out but its build failed before: build again",
-			obs: func() Observed {
+			obs: func() nodescript.Observed {
 				o := serving(c1, "spec2")
 				o.Releases[rel2] = ""
 				return o
@@ -106,7 +109,7 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name: "failed previous attempt left the idle slot running: restarted into it, then old stopped",
-			obs: func() Observed {
+			obs: func() nodescript.Observed {
 				o := serving(c1, "spec2")
 				o.Units[nf.Green] = "failed"
 				o.Releases[rel2] = "build1"
@@ -118,7 +121,7 @@ func TestPlan(t *testing.T) {
 		{
 			name: "rollback: the idle slot still has the release, nothing is rebuilt",
 			d:    func(d *Desired) { d.Commit = c1 },
-			obs: func() Observed {
+			obs: func() nodescript.Observed {
 				o := serving(c2, "spec2")
 				o.State.Slots[nf.Green] = nf.SlotState{Commit: c1, Release: nf.ReleaseID(c1, "build1"), Port: 20001, SpecHash: "spec2"}
 				o.Releases[nf.ReleaseID(c1, "build1")] = "build1"
@@ -136,12 +139,12 @@ func TestPlan(t *testing.T) {
 		{
 			name: "restart: same revision into the other slot",
 			d:    func(d *Desired) { d.NewSlot = true },
-			obs:  func() Observed { return serving(c2, "spec2") },
+			obs:  func() nodescript.Observed { return serving(c2, "spec2") },
 			want: rolloutTo(nf.Green, 20001, nf.Blue),
 		},
 		{
 			name: "drift: active unit stopped",
-			obs: func() Observed {
+			obs: func() nodescript.Observed {
 				o := serving(c2, "spec2")
 				o.Units[nf.Blue] = "inactive"
 				return o
@@ -153,7 +156,7 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name: "drift: nginx site deleted",
-			obs: func() Observed {
+			obs: func() nodescript.Observed {
 				o := serving(c2, "spec2")
 				o.SiteHash = ""
 				return o
@@ -162,7 +165,7 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name: "drift: nginx site edited",
-			obs: func() Observed {
+			obs: func() nodescript.Observed {
 				o := serving(c2, "spec2")
 				o.SiteHash = "edited"
 				return o
@@ -171,7 +174,7 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name: "drift: inactive slot running",
-			obs: func() Observed {
+			obs: func() nodescript.Observed {
 				o := serving(c2, "spec2")
 				o.Units[nf.Green] = "active"
 				return o
@@ -180,7 +183,7 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name: "ports: another app holds the next port",
-			obs: func() Observed {
+			obs: func() nodescript.Observed {
 				o := serving(c1, "spec2")
 				o.UsedPorts = map[int]bool{20001: true, 20002: true}
 				return o
@@ -190,13 +193,13 @@ func TestPlan(t *testing.T) {
 		{
 			name: "ports: pinned",
 			d:    func(d *Desired) { d.PinnedPort = 8000 },
-			obs:  func() Observed { return serving(c1, "spec2") },
+			obs:  func() nodescript.Observed { return serving(c1, "spec2") },
 			want: rolloutTo(nf.Green, 8001, nf.Blue, fetchBuild...),
 		},
 		{
 			name: "ports: range exhausted",
 			d:    func(d *Desired) { d.PortMax = 20001 },
-			obs: func() Observed {
+			obs: func() nodescript.Observed {
 				o := serving(c1, "spec2")
 				o.UsedPorts = map[int]bool{20001: true}
 				return o
@@ -206,13 +209,13 @@ func TestPlan(t *testing.T) {
 		{
 			name: "removed from the selector",
 			d:    func(d *Desired) { d.Remove = true },
-			obs:  func() Observed { return serving(c2, "spec2") },
+			obs:  func() nodescript.Observed { return serving(c2, "spec2") },
 			want: []Action{{Type: ActRemove, Reason: "app removed from this node"}},
 		},
 		{
 			name: "repair only: the last good revision's unit stopped is started again",
 			d:    func(d *Desired) { d.RepairOnly = true },
-			obs: func() Observed {
+			obs: func() nodescript.Observed {
 				o := serving(c2, "spec2")
 				o.Units[nf.Blue] = "failed"
 				o.Units[nf.Green] = "active"
@@ -229,13 +232,13 @@ func TestPlan(t *testing.T) {
 		{
 			name: "repair only: converged, empty plan",
 			d:    func(d *Desired) { d.RepairOnly = true },
-			obs:  func() Observed { return serving(c2, "spec2") },
+			obs:  func() nodescript.Observed { return serving(c2, "spec2") },
 			want: nil,
 		},
 		{
 			name: "repair only: the active slot runs another commit: no rollout",
 			d:    func(d *Desired) { d.RepairOnly = true },
-			obs: func() Observed {
+			obs: func() nodescript.Observed {
 				o := serving(c1, "spec2")
 				o.Units[nf.Blue] = "inactive"
 				return o
@@ -245,7 +248,7 @@ func TestPlan(t *testing.T) {
 		{
 			name: "repair only: the active slot runs another spec: no rollout",
 			d:    func(d *Desired) { d.RepairOnly = true },
-			obs: func() Observed {
+			obs: func() nodescript.Observed {
 				o := serving(c2, "spec1")
 				o.SiteHash = ""
 				return o
@@ -255,25 +258,27 @@ func TestPlan(t *testing.T) {
 		{
 			name: "repair only: fresh node: nothing is deployed",
 			d:    func(d *Desired) { d.RepairOnly = true },
-			obs:  func() Observed { return Observed{Units: map[string]string{}, UsedPorts: map[int]bool{}} },
+			obs: func() nodescript.Observed {
+				return nodescript.Observed{Units: map[string]string{}, UsedPorts: map[int]bool{}}
+			},
 			want: nil,
 		},
 		{
 			name: "repair only: a node the app leaves is not removed",
 			d:    func(d *Desired) { d.RepairOnly, d.Remove = true, true },
-			obs:  func() Observed { return serving(c2, "spec2") },
+			obs:  func() nodescript.Observed { return serving(c2, "spec2") },
 			want: nil,
 		},
 		{
 			name: "repair only: ignores a restart request",
 			d:    func(d *Desired) { d.RepairOnly, d.NewSlot = true, true },
-			obs:  func() Observed { return serving(c2, "spec2") },
+			obs:  func() nodescript.Observed { return serving(c2, "spec2") },
 			want: nil,
 		},
 		{
 			name: "removed and already gone: empty plan",
 			d:    func(d *Desired) { d.Remove = true },
-			obs:  func() Observed { return Observed{Units: map[string]string{}} },
+			obs:  func() nodescript.Observed { return nodescript.Observed{Units: map[string]string{}} },
 			want: nil,
 		},
 	}

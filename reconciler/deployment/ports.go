@@ -7,12 +7,13 @@ import (
 	"sync"
 
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/reconciler/nodescript"
 )
 
 // planWithReservations plans one node, treating ports that other apps'
 // rollouts in flight have booked as used, and books the ports its own
 // plan uses until the next plan of this app on this node.
-func (r *Reconciler) planWithReservations(ctx context.Context, n *nodeRun, obs Observed) ([]Action, error) {
+func (r *Reconciler) planWithReservations(ctx context.Context, n *nodeRun, obs nodescript.Observed) ([]Action, error) {
 	var plan []Action
 	err := r.portBook().BookPorts(ctx, n.node, n.app, func(taken map[int]bool) ([]int, error) {
 		used := make(map[int]bool, len(obs.UsedPorts)+len(taken))

@@ -13,20 +13,19 @@ import (
 	"bakery.dev/bakery/reconciler/internal/events"
 	"bakery.dev/bakery/reconciler/nodeconn"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/reconciler/nodescript"
 	"bakery.dev/bakery/reconciler/source"
 )
 
-// Deployment condition reasons.
+// Deployment condition reasons (besides the shared reconciler.ReasonInvalidSpec,
+// ReasonSuspended and ReasonSourceUnavailable).
 const (
-	ReasonConverged         = "Converged"
-	ReasonRollingOut        = "RollingOut"
-	ReasonRolloutFailed     = "RolloutFailed"
-	ReasonSourceUnavailable = "SourceUnavailable"
-	ReasonNodesUnavailable  = "NodesUnavailable"
-	ReasonSuperseded        = "Superseded"
-	ReasonDeadlineExceeded  = "ProgressDeadlineExceeded"
-	ReasonSuspended         = "Suspended"
-	ReasonInvalidSpec       = "InvalidSpec"
+	ReasonConverged        = "Converged"
+	ReasonRollingOut       = "RollingOut"
+	ReasonRolloutFailed    = "RolloutFailed"
+	ReasonNodesUnavailable = "NodesUnavailable"
+	ReasonSuperseded       = "Superseded"
+	ReasonDeadlineExceeded = "ProgressDeadlineExceeded"
 )
 
 // Store is what the deployment reconciler needs of a store.
@@ -134,7 +133,7 @@ func (r *Reconciler) runtimeFor(s *api.DeploymentSpec) Runtime {
 
 // previousRuntime returns the runtime the app's node state says it ran
 // under, when that differs from the spec's (nil otherwise).
-func previousRuntime(s *api.DeploymentSpec, obs AppObservation) Runtime {
+func previousRuntime(s *api.DeploymentSpec, obs nodescript.AppObservation) Runtime {
 	if obs.State == nil || obs.State.Active == "" || obs.State.Dockerized == isDocker(s) {
 		return nil
 	}

@@ -54,7 +54,7 @@ func (r *Reconciler) rolloutFinishedEvent(ctx context.Context, name string, ro *
 	switch state {
 	case api.RolloutSucceeded:
 		e.Type, e.Severity = api.EventRolloutSucceeded, api.SeverityInfo
-		e.Message = fmt.Sprintf("revision %d (commit %s, %s) rolled out", ro.Revision, short(ro.Commit), ro.Trigger)
+		e.Message = fmt.Sprintf("revision %d (commit %s, %s) rolled out", ro.Revision, api.ShortCommit(ro.Commit), ro.Trigger)
 	case api.RolloutFailed:
 		e.Type, e.Severity, e.Message = api.EventRolloutFailed, api.SeverityError, msg
 	default:

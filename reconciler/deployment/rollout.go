@@ -49,7 +49,7 @@ func newRolloutID(app string, revision int64) string {
 // repairs and which failed attempt stands.
 func repairMessage(p rolloutPlan) string {
 	return fmt.Sprintf("drift repair of revision %d (commit %s) while the failed attempt at commit %s stands",
-		p.revision, short(p.commit), short(p.repairOf.Commit))
+		p.revision, api.ShortCommit(p.commit), api.ShortCommit(p.repairOf.Commit))
 }
 
 // runNode executes a node's plan in order. A failed step after the new
@@ -141,7 +141,7 @@ func (r *Reconciler) rollout(ctx context.Context, d *api.Deployment, p *rolloutP
 	defer cancel()
 	pending := p.pending()
 	r.unitUnhealthyEvents(ctx, name, ro.ID, *p, pending)
-	failure, failedNode := r.runBatches(dctx, d.Spec.Strategy.MaxUnavailable, p, pending, logs, rec)
+	failedNode, failure := r.runBatches(dctx, d.Spec.Strategy.MaxUnavailable, p, pending, logs, rec)
 	logs.Close()
 
 	e := classify(ctx, dctx, d, p, failure, failedNode)
@@ -184,7 +184,7 @@ func (r *Reconciler) startRollout(ctx context.Context, d *api.Deployment, p *rol
 // progress write: clients follow the rollout from there) and clears the
 // deploy request it carries out.
 func (r *Reconciler) markStarted(ctx context.Context, d *api.Deployment, p *rolloutPlan, ro *api.Rollout) error {
-	progressing := fmt.Sprintf("rolling out revision %d (commit %s)", p.revision, short(p.commit))
+	progressing := fmt.Sprintf("rolling out revision %d (commit %s)", p.revision, api.ShortCommit(p.commit))
 	if p.repairOf != nil {
 		progressing = repairMessage(*p) + " (the failed attempt is not retried)"
 	}
@@ -213,9 +213,9 @@ func (r *Reconciler) logPosition(ctx context.Context, name, id string, logs *rol
 }
 
 // runBatches runs the pending nodes' plans, batch nodes at a time; a
-// failure ends the rollout after its batch. It returns the first failure
-// and its node.
-func (r *Reconciler) runBatches(ctx context.Context, batch int, p *rolloutPlan, pending []int, logs *rolloutlog.Sink, rec *rolloutlog.Recorder) (failure error, failedNode string) {
+// failure ends the rollout after its batch. It returns the node of the
+// first failure and that failure.
+func (r *Reconciler) runBatches(ctx context.Context, batch int, p *rolloutPlan, pending []int, logs *rolloutlog.Sink, rec *rolloutlog.Recorder) (failedNode string, failure error) {
 	for start := 0; start < len(pending) && failure == nil; start += batch {
 		end := min(start+batch, len(pending))
 		var wg sync.WaitGroup
@@ -237,7 +237,7 @@ func (r *Reconciler) runBatches(ctx context.Context, batch int, p *rolloutPlan, 
 		}
 		wg.Wait()
 	}
-	return failure, failedNode
+	return failedNode, failure
 }
 
 // classify says how a rollout ended from its first failure: succeeded, a

@@ -8,6 +8,7 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/reconciler"
 )
 
 // ending names how a reconcile ended, for the status it writes.
@@ -59,15 +60,15 @@ func (o *outcome) apply(s *api.DeploymentStatus) {
 	gen := o.gen
 	switch o.ending {
 	case endSuspended:
-		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: ReasonSuspended, ObservedGeneration: gen})
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: reconciler.ReasonSuspended, ObservedGeneration: gen})
 	case endInvalid:
 		s.ObservedGeneration = gen
-		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionTrue, Reason: ReasonInvalidSpec, Message: o.msg, ObservedGeneration: gen})
-		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: ReasonInvalidSpec, Message: o.msg, ObservedGeneration: gen})
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionTrue, Reason: reconciler.ReasonInvalidSpec, Message: o.msg, ObservedGeneration: gen})
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: reconciler.ReasonInvalidSpec, Message: o.msg, ObservedGeneration: gen})
 	case endSecretUnavailable:
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: ReasonSecretUnavailable, Message: o.msg, ObservedGeneration: gen})
 	case endSourceUnavailable:
-		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: ReasonSourceUnavailable, Message: o.msg, ObservedGeneration: gen})
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: reconciler.ReasonSourceUnavailable, Message: o.msg, ObservedGeneration: gen})
 	case endDeleting:
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionTrue, Reason: "Deleting", Message: o.msg, ObservedGeneration: gen})
 	case endRepairConverged:

@@ -102,9 +102,9 @@ func (nginxIngress) Renew(ctx context.Context, n *nodeRun, host string) error {
 	return nil
 }
 
-func (n *nodeRun) setCert(host string, c Cert) {
+func (n *nodeRun) setCert(host string, c nodescript.Cert) {
 	if n.obs.Certs == nil {
-		n.obs.Certs = map[string]Cert{}
+		n.obs.Certs = map[string]nodescript.Cert{}
 	}
 	n.obs.Certs[host] = c
 }
@@ -144,7 +144,7 @@ func (r *Reconciler) certRetry() time.Duration {
 }
 
 // certStatus lists a node's certificates for the spec's TLS hosts.
-func certStatus(s *api.DeploymentSpec, certs map[string]Cert) []api.CertificateStatus {
+func certStatus(s *api.DeploymentSpec, certs map[string]nodescript.Cert) []api.CertificateStatus {
 	var out []api.CertificateStatus
 	for _, h := range tlsHosts(s) {
 		cs := api.CertificateStatus{Host: h}

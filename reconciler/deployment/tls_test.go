@@ -13,6 +13,7 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/reconciler/internal/events/eventstest"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/reconciler/nodescript"
 	"bakery.dev/bakery/sshexec"
 )
 
@@ -26,46 +27,46 @@ func TestPlanCertificates(t *testing.T) {
 		d.Now = now
 		return d
 	}
-	valid := Cert{NotAfter: now.Add(60 * 24 * time.Hour), Serial: "AA"}
-	expiring := Cert{NotAfter: now.Add(10 * 24 * time.Hour), Serial: "BB"}
+	valid := nodescript.Cert{NotAfter: now.Add(60 * 24 * time.Hour), Serial: "AA"}
+	expiring := nodescript.Cert{NotAfter: now.Add(10 * 24 * time.Hour), Serial: "BB"}
 	rel2 := nf.ReleaseID(c2, "build1")
 	tests := []struct {
 		name string
 		d    Desired
-		obs  func() Observed
+		obs  func() nodescript.Observed
 		want []Action
 	}{
-		{"converged, certificates valid", tlsDesired(c1), func() Observed {
+		{"converged, certificates valid", tlsDesired(c1), func() nodescript.Observed {
 			o := serving(c1, "spec2")
-			o.Certs = map[string]Cert{"a.example.test": valid, "b.example.test": valid}
+			o.Certs = map[string]nodescript.Cert{"a.example.test": valid, "b.example.test": valid}
 			return o
 		}, nil},
-		{"certificate missing: obtain it, then serve HTTPS", tlsDesired(c1), func() Observed {
+		{"certificate missing: obtain it, then serve HTTPS", tlsDesired(c1), func() nodescript.Observed {
 			o := serving(c1, "spec2")
 			o.SiteHash = "http-only"
-			o.Certs = map[string]Cert{"a.example.test": valid}
+			o.Certs = map[string]nodescript.Cert{"a.example.test": valid}
 			return o
 		}, []Action{
 			{Type: ActCert, Host: "b.example.test", Reason: "no certificate yet"},
 			{Type: ActSite, Slot: nf.Blue, Port: 20000, Reason: "serve HTTPS with the new certificates"},
 		}},
-		{"certificate due: renew it (the renew step reloads)", tlsDesired(c1), func() Observed {
+		{"certificate due: renew it (the renew step reloads)", tlsDesired(c1), func() nodescript.Observed {
 			o := serving(c1, "spec2")
-			o.Certs = map[string]Cert{"a.example.test": expiring, "b.example.test": valid}
+			o.Certs = map[string]nodescript.Cert{"a.example.test": expiring, "b.example.test": valid}
 			return o
 		}, []Action{{Type: ActRenew, Host: "a.example.test", Reason: "expires 2026-12-07T00:00:00Z"}}},
-		{"active unit down and a certificate due: restart first", tlsDesired(c1), func() Observed {
+		{"active unit down and a certificate due: restart first", tlsDesired(c1), func() nodescript.Observed {
 			o := serving(c1, "spec2")
 			o.Units[nf.Blue] = "failed"
-			o.Certs = map[string]Cert{"a.example.test": valid, "b.example.test": expiring}
+			o.Certs = map[string]nodescript.Cert{"a.example.test": valid, "b.example.test": expiring}
 			return o
 		}, []Action{
 			{Type: ActStart, Slot: nf.Blue, Commit: c1, Port: 20000, Reason: "active unit is failed"},
 			{Type: ActHealth, Slot: nf.Blue, Port: 20000},
 			{Type: ActRenew, Host: "b.example.test", Reason: "expires 2026-12-07T00:00:00Z"},
 		}},
-		{"fresh node: certificates after the switch, then HTTPS", tlsDesired(c2), func() Observed {
-			return Observed{Units: map[string]string{}, UsedPorts: map[int]bool{}}
+		{"fresh node: certificates after the switch, then HTTPS", tlsDesired(c2), func() nodescript.Observed {
+			return nodescript.Observed{Units: map[string]string{}, UsedPorts: map[int]bool{}}
 		}, []Action{
 			{Type: ActFetch, Commit: c2},
 			{Type: ActBuild, Commit: c2, Release: rel2},
@@ -78,9 +79,9 @@ func TestPlanCertificates(t *testing.T) {
 			{Type: ActCert, Host: "b.example.test", Reason: "no certificate yet"},
 			{Type: ActSite, Slot: nf.Blue, Port: 20000, Reason: "serve HTTPS with the new certificates"},
 		}},
-		{"new commit with certificates: nothing extra", tlsDesired(c2), func() Observed {
+		{"new commit with certificates: nothing extra", tlsDesired(c2), func() nodescript.Observed {
 			o := serving(c1, "spec2")
-			o.Certs = map[string]Cert{"a.example.test": valid, "b.example.test": valid}
+			o.Certs = map[string]nodescript.Cert{"a.example.test": valid, "b.example.test": valid}
 			return o
 		}, []Action{
 			{Type: ActFetch, Commit: c2},
@@ -104,22 +105,6 @@ func TestPlanCertificates(t *testing.T) {
 				t.Fatalf("plan (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestObserveCertificates(t *testing.T) {
-	o, err := ParseAppObservation("unit blue active\ncert a.example.test 1803533847 4BB424659C012AA1\ncert b.example.test -\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]Cert{"a.example.test": {NotAfter: time.Unix(1803533847, 0).UTC(), Serial: "4BB424659C012AA1"}}
-	if diff := cmp.Diff(want, o.Certs); diff != "" {
-		t.Fatalf("certs (-want +got):\n%s", diff)
-	}
-	for _, bad := range []string{"cert a.example.test soon XX\n", "cert a.example.test\n", "certerr the helper cannot\n"} {
-		if _, err := ParseAppObservation(bad); err == nil {
-			t.Errorf("ParseAppObservation(%q) accepted", bad)
-		}
 	}
 }
 
@@ -243,7 +228,7 @@ func TestCertificateFailure(t *testing.T) {
 	if !strings.Contains(err.Error(), "Certbot failed to authenticate some domains") {
 		t.Errorf("the error does not say what certbot said: %v", err)
 	}
-	n.obs.Certs = map[string]Cert{"a.example.test": {NotAfter: time.Now().Add(time.Hour), Serial: "01"}}
+	n.obs.Certs = map[string]nodescript.Cert{"a.example.test": {NotAfter: time.Now().Add(time.Hour), Serial: "01"}}
 	err = (nginxIngress{}).Renew(t.Context(), n, "a.example.test")
 	if err == nil || !errors.As(err, &ce) || !ce.renew || ce.notAfter.IsZero() {
 		t.Fatalf("err = %v, want a certError for the renewal", err)

@@ -7,8 +7,6 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/reconciler/deployment"
-	"bakery.dev/bakery/reconciler/nodeconn"
-	"bakery.dev/bakery/sshexec"
 )
 
 // ErrNoDeploymentLoop means the store keeps no rollouts, so deployment
@@ -37,7 +35,7 @@ func (m *Manager) DeploymentAction(ctx context.Context, name string, req api.Act
 // RuntimeLogs streams the journal of each node's active slot of a
 // deployment to fn (see deployment.RuntimeLogs).
 func (m *Manager) RuntimeLogs(ctx context.Context, name string, req api.RuntimeLogRequest, fn func(api.RuntimeLogLine)) error {
-	return deployment.RuntimeLogs(ctx, m.cfg.Store, nodeconn.SSHConnector{Pool: m.pool, Local: sshexec.NewLocal()}, m.cfg.Keyring, name, req, fn)
+	return deployment.RuntimeLogs(ctx, m.cfg.Store, m.connector(), m.cfg.Keyring, name, req, fn)
 }
 
 // usesSecret reports whether a deployment spec references the Secret name.

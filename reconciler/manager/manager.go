@@ -76,6 +76,10 @@ type Config struct {
 	// how long they are kept (default 24h). Analytics need a store that
 	// keeps settings (store.Settings).
 	AnalyticsInterval, AnalyticsRetention time.Duration
+	// AllowLocalNodes lets manifest sources write Nodes with spec.local,
+	// and lets the loop run commands on them, on this host (the server's
+	// --allow-local-nodes). Off, a local node stalls and nothing runs here.
+	AllowLocalNodes bool
 }
 
 // Manager runs Bakery's controllers and answers the actions the API asks
@@ -112,7 +116,7 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn := nodeconn.SSHConnector{Pool: m.pool, Local: sshexec.NewLocal()}
+	conn := m.connector()
 	opts := func(kind string) controller.Options {
 		return controller.Options{Kind: kind, Workers: cfg.Workers, Resync: cfg.Resync, BaseBackoff: cfg.BaseBackoff,
 			MaxBackoff: cfg.MaxBackoff, Locker: cfg.Locker, LockRetry: cfg.LockRetry, Logger: cfg.Logger}
@@ -145,10 +149,22 @@ func New(cfg Config) (*Manager, error) {
 	} else {
 		cfg.Logger.Warn("the store keeps no rollouts: deployments are stored but not rolled out")
 	}
-	srcRec := &manifestsource.Reconciler{Store: cfg.Store, Mirrors: mirrors, DeleteViaLoop: m.deps != nil, Logger: cfg.Logger, Events: rec}
+	srcRec := &manifestsource.Reconciler{Store: cfg.Store, Mirrors: mirrors, DeleteViaLoop: m.deps != nil,
+		AllowLocalNodes: cfg.AllowLocalNodes, Logger: cfg.Logger, Events: rec}
 	m.srcs = controller.New(cfg.Store, srcRec, opts(api.KindManifestSource))
 	m.ctls = append(m.ctls, m.srcs)
 	return m, nil
+}
+
+// connector hands out the executors for nodes: local ones only when the
+// server allows them (Config.AllowLocalNodes), else their commands fail
+// with nodeconn.ErrLocalNodesDisabled.
+func (m *Manager) connector() nodeconn.SSHConnector {
+	c := nodeconn.SSHConnector{Pool: m.pool}
+	if m.cfg.AllowLocalNodes {
+		c.Local = sshexec.NewLocal()
+	}
+	return c
 }
 
 // Run runs every controller until ctx ends, then delivers the

@@ -14,6 +14,7 @@ import (
 	"bakery.dev/bakery/reconciler/internal/controller"
 	"bakery.dev/bakery/reconciler/node"
 	"bakery.dev/bakery/reconciler/nodeconn"
+	"bakery.dev/bakery/reconciler/nodescript"
 	"bakery.dev/bakery/scripts/testnodes"
 	"bakery.dev/bakery/sshexec"
 )
@@ -126,7 +127,7 @@ func TestE2ENodesBecomeReady(t *testing.T) {
 	for cycle := range 2 {
 		t0 := time.Now()
 		for _, n := range lab.Nodes {
-			if _, err := node.Observe(t.Context(), nodeconn.SSHConnector{Pool: pool}.Executor(getNode(t, st, n.Name), nil), 10*time.Second); err != nil {
+			if _, err := nodescript.ObserveNodeOn(t.Context(), nodeconn.SSHConnector{Pool: pool}.Executor(getNode(t, st, n.Name), nil), 10*time.Second); err != nil {
 				t.Fatal(err)
 			}
 		}

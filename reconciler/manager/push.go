@@ -76,7 +76,7 @@ func (m *Manager) HandlePush(ctx context.Context, p api.Push) (api.PushOutcome, 
 	deleted := p.After == "" || strings.Trim(p.After, "0") == ""
 	what := fmt.Sprintf("push to %s", p.Ref)
 	if !deleted {
-		what = fmt.Sprintf("push of %s to %s", short(p.After), p.Ref)
+		what = fmt.Sprintf("push of %s to %s", api.ShortCommit(p.After), p.Ref)
 	}
 	if p.Delivery != "" {
 		what += " (delivery " + p.Delivery + ")"
@@ -129,14 +129,6 @@ func (m *Manager) SyncSource(ctx context.Context, name string) (string, error) {
 	return id, nil
 }
 
-// short abbreviates a commit id to 12 characters.
-func short(c string) string {
-	if len(c) > 12 {
-		return c[:12]
-	}
-	return c
-}
-
 // pushDeployments wakes the deployments that follow the pushed ref (a
 // rollout of the pushed commit in flight is left to finish) and records
 // why the others ignore it.
@@ -159,11 +151,11 @@ func (m *Manager) pushDeployments(ctx context.Context, p api.Push, keys map[stri
 		case deleted:
 			reason = "the ref was deleted"
 		case d.Spec.Source.Commit != "":
-			reason = "the deployment pins commit " + short(d.Spec.Source.Commit)
+			reason = "the deployment pins commit " + api.ShortCommit(d.Spec.Source.Commit)
 		case !tracks(ref, p.Ref):
 			reason = "the deployment follows " + ref
 		case d.Status.Pin != nil && d.Status.Pin.Generation == d.Metadata.Generation && d.Status.Pin.Reason == api.TriggerRollback:
-			reason = "the deployment was rolled back to " + short(d.Status.Pin.Commit) + " (deploy it to follow the branch again)"
+			reason = "the deployment was rolled back to " + api.ShortCommit(d.Status.Pin.Commit) + " (deploy it to follow the branch again)"
 		}
 		if reason != "" {
 			out.Ignored = append(out.Ignored, api.Ref(d))

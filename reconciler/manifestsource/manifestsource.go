@@ -18,15 +18,13 @@ import (
 	"bakery.dev/bakery/reconciler/source"
 )
 
-// ManifestSource condition reasons.
+// ManifestSource condition reasons (besides the shared
+// reconciler.ReasonInvalidSpec, ReasonSuspended and ReasonSourceUnavailable).
 const (
-	ReasonSynced            = "Synced"
-	ReasonSyncFailed        = "SyncFailed"
-	ReasonInvalidBundle     = "InvalidManifests"
-	ReasonDryRun            = "DryRun"
-	ReasonInvalidSpec       = "InvalidSpec"
-	ReasonSuspended         = "Suspended"
-	ReasonSourceUnavailable = "SourceUnavailable"
+	ReasonSynced        = "Synced"
+	ReasonSyncFailed    = "SyncFailed"
+	ReasonInvalidBundle = "InvalidManifests"
+	ReasonDryRun        = "DryRun"
 )
 
 // Limits on what a manifest source may hold.
@@ -47,8 +45,11 @@ type Reconciler struct {
 	// DeleteViaLoop prunes deployments through the deployment loop (the
 	// app is removed from its nodes first), as when the loop runs.
 	DeleteViaLoop bool
-	Logger        *slog.Logger
-	Events        *events.Recorder
+	// AllowLocalNodes lets a source whose spec.allowedKinds holds Node
+	// write Nodes with spec.local (the server's --allow-local-nodes).
+	AllowLocalNodes bool
+	Logger          *slog.Logger
+	Events          *events.Recorder
 }
 
 // SourceOwner is the owner annotation value of objects a ManifestSource
@@ -80,7 +81,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconciler.Request) (rec
 		return reconciler.Result{}, r.setStatus(ctx, ms.Metadata.Name, func(s *api.ManifestSourceStatus) {
 			s.ObservedGeneration = gen
 			s.SyncHandled = request
-			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: ReasonSuspended, ObservedGeneration: gen})
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: reconciler.ReasonSuspended, ObservedGeneration: gen})
 		})
 	}
 	if errs := ms.Validate(); len(errs) > 0 {
@@ -89,15 +90,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconciler.Request) (rec
 			s.ObservedGeneration = gen
 			s.SyncHandled = request
 			s.LastError = msg
-			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionTrue, Reason: ReasonInvalidSpec, Message: msg, ObservedGeneration: gen})
-			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: ReasonInvalidSpec, Message: msg, ObservedGeneration: gen})
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionTrue, Reason: reconciler.ReasonInvalidSpec, Message: msg, ObservedGeneration: gen})
+			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: reconciler.ReasonInvalidSpec, Message: msg, ObservedGeneration: gen})
 		})
 		return reconciler.Result{}, reconciler.Terminal(errors.Join(fmt.Errorf("invalid spec: %s", msg), err))
 	}
 	interval := ms.Spec.Interval.Duration
 	commit, err := r.Mirrors.Resolve(ctx, ms.Spec.Repo, ms.Spec.Branch, "")
 	if err != nil {
-		return r.failed(ctx, ms, "", ReasonSourceUnavailable, err, interval)
+		return r.failed(ctx, ms, "", reconciler.ReasonSourceUnavailable, err, interval)
 	}
 	objs, err := r.readBundle(ctx, ms, commit)
 	if err != nil {
@@ -105,6 +106,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconciler.Request) (rec
 	}
 	res, err := manifestsync.Sync(ctx, r.Store, objs, manifestsync.Options{
 		Owner: SourceOwner(ms.Metadata.Name), Prune: ms.Spec.PruneEnabled(), DryRun: ms.Spec.DryRun, DeleteViaLoop: r.DeleteViaLoop,
+		Policy: manifests.Policy{LocalNodes: r.AllowLocalNodes, Kinds: ms.Spec.AllowedKinds, Owner: api.Ref(ms)},
 	})
 	if err != nil {
 		return r.failed(ctx, ms, commit, ReasonSyncFailed, err, interval)
@@ -120,7 +122,7 @@ func (r *Reconciler) failed(ctx context.Context, ms *api.ManifestSource, commit,
 	gen := ms.Metadata.Generation
 	msg := cause.Error()
 	if commit != "" {
-		msg = "commit " + short(commit) + ": " + msg
+		msg = "commit " + api.ShortCommit(commit) + ": " + msg
 	}
 	if ms.Status.LastError != msg {
 		r.Events.Record(ctx, &api.Event{Type: api.EventManifestsFailed, Severity: api.SeverityError, Object: api.Ref(ms), Message: msg})
@@ -135,7 +137,7 @@ func (r *Reconciler) failed(ctx context.Context, ms *api.ManifestSource, commit,
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: gen})
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: gen})
 	})
-	if reason == ReasonSourceUnavailable {
+	if reason == reconciler.ReasonSourceUnavailable {
 		// Fetching may work again soon: retry with backoff.
 		return reconciler.Result{}, errors.Join(cause, err)
 	}
@@ -195,14 +197,6 @@ func (r *Reconciler) setStatus(ctx context.Context, name string, mutate func(*ap
 	}
 }
 
-// short abbreviates a commit id to 12 characters.
-func short(c string) string {
-	if len(c) > 12 {
-		return c[:12]
-	}
-	return c
-}
-
 // readBundle reads the manifests under the source's path at commit,
 // decodes them strictly and checks them as one bundle.
 func (r *Reconciler) readBundle(ctx context.Context, ms *api.ManifestSource, commit string) ([]api.Object, error) {
@@ -232,12 +226,12 @@ func (r *Reconciler) readBundle(ctx context.Context, ms *api.ManifestSource, com
 // something, and the source's status.
 func (r *Reconciler) synced(ctx context.Context, ms *api.ManifestSource, gen int64, request, commit string, res manifestsync.Result) error {
 	if !res.Empty() || ms.Status.LastSyncedCommit != commit {
-		r.log().Info("manifest source synced", "source", ms.Metadata.Name, "commit", short(commit), "dryRun", ms.Spec.DryRun,
+		r.log().Info("manifest source synced", "source", ms.Metadata.Name, "commit", api.ShortCommit(commit), "dryRun", ms.Spec.DryRun,
 			"created", res.Created, "changed", res.Changed, "pruned", res.Pruned)
 	}
 	if !res.Empty() && !ms.Spec.DryRun {
 		r.Events.Record(ctx, &api.Event{Type: api.EventManifestsSynced, Severity: api.SeverityInfo, Object: api.Ref(ms),
-			Message: fmt.Sprintf("commit %s: %s", short(commit), summary(res))})
+			Message: fmt.Sprintf("commit %s: %s", api.ShortCommit(commit), summary(res))})
 	}
 	return r.setStatus(ctx, ms.Metadata.Name, func(s *api.ManifestSourceStatus) {
 		s.ObservedGeneration = gen
@@ -253,9 +247,9 @@ func (r *Reconciler) synced(ctx context.Context, ms *api.ManifestSource, gen int
 		s.DryRun = ms.Spec.DryRun
 		s.Unchanged = res.Unchanged
 		s.Inventory = res.Inventory
-		reason, msg := ReasonSynced, fmt.Sprintf("applied commit %s (%d objects)", short(commit), len(res.Inventory))
+		reason, msg := ReasonSynced, fmt.Sprintf("applied commit %s (%d objects)", api.ShortCommit(commit), len(res.Inventory))
 		if ms.Spec.DryRun {
-			reason, msg = ReasonDryRun, fmt.Sprintf("dry run of commit %s: %s", short(commit), summary(res))
+			reason, msg = ReasonDryRun, fmt.Sprintf("dry run of commit %s: %s", api.ShortCommit(commit), summary(res))
 		}
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: gen})
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionFalse, Reason: reason, ObservedGeneration: gen})

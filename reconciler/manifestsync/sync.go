@@ -9,6 +9,7 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/manifests"
 )
 
 // Options say how Sync works.
@@ -24,6 +25,10 @@ type Options struct {
 	// control loop runs: the loop removes the app from its nodes, then
 	// deletes the object. Without it objects are deleted at once.
 	DeleteViaLoop bool
+	// Policy limits what the bundle may hold (the kinds the owner may
+	// write; local Nodes only when the server allows them — the zero
+	// Policy refuses them). A bundle breaking it applies nothing.
+	Policy manifests.Policy
 }
 
 // Result says what a sync did (or, on a dry run, would do). Objects are
@@ -61,6 +66,9 @@ var errDryRun = fmt.Errorf("dry run: %w", store.ErrRollback)
 func Sync(ctx context.Context, st store.Store, objs []api.Object, opts Options) (Result, error) {
 	if opts.Owner == "" {
 		return Result{}, errors.New("manifestsync: Options.Owner is required")
+	}
+	if err := manifests.CheckPolicy(objs, opts.Policy); err != nil {
+		return Result{}, err
 	}
 	want := map[string]bool{}
 	var inventory []string

@@ -269,3 +269,27 @@ func TestSyncObeysStoreRules(t *testing.T) {
 		t.Fatalf("a refused sync stored objects: %d deployments", len(l))
 	}
 }
+
+// TestSyncPolicy: the zero Options refuse local Nodes (the server allows
+// them only with --allow-local-nodes); Policy.Kinds limits the kinds; a
+// refused bundle applies nothing.
+func TestSyncPolicy(t *testing.T) {
+	st := openStore(t)
+	local := "apiVersion: bakery.dev/v1\nkind: Node\nmetadata: {name: self}\nspec: {local: true}\n"
+	objs := decode(t, dep("web", "x"), local)
+	_, err := Sync(t.Context(), st, objs, Options{Owner: "o"})
+	var merrs manifests.Errors
+	if !errors.As(err, &merrs) || len(merrs) != 1 || merrs[0].Field != "spec.local" || merrs[0].Index != 2 {
+		t.Fatalf("local node: %v", err)
+	}
+	if _, err := st.Get(t.Context(), api.KindDeployment, "web"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused bundle applied something: %v", err)
+	}
+	_, err = Sync(t.Context(), st, objs, Options{Owner: "o", Policy: manifests.Policy{LocalNodes: true, Kinds: []string{api.KindDeployment}}})
+	if !errors.As(err, &merrs) || len(merrs) != 1 || merrs[0].Field != "kind" || !strings.Contains(merrs[0].Reason, "only Deployment, not Node") {
+		t.Fatalf("kinds: %v", err)
+	}
+	if _, err := Sync(t.Context(), st, objs, Options{Owner: "o", Policy: manifests.Policy{LocalNodes: true}}); err != nil {
+		t.Fatal(err)
+	}
+}

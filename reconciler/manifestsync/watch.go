@@ -42,8 +42,12 @@ type Watcher struct {
 	Store store.Store
 	// DeleteViaLoop: see Options.DeleteViaLoop.
 	DeleteViaLoop bool
-	Debounce      time.Duration
-	Logger        *slog.Logger
+	// AllowLocalNodes lets the directory hold Nodes with spec.local (the
+	// server's --allow-local-nodes); without it such a bundle applies
+	// nothing.
+	AllowLocalNodes bool
+	Debounce        time.Duration
+	Logger          *slog.Logger
 	// Synced, if set, is called after every attempt (tests, status).
 	Synced func(Result, error)
 
@@ -179,5 +183,6 @@ func (w *Watcher) SyncOnce(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return Sync(ctx, w.Store, objs, Options{Owner: DirOwner(w.Dir), Prune: true, DeleteViaLoop: w.DeleteViaLoop})
+	return Sync(ctx, w.Store, objs, Options{Owner: DirOwner(w.Dir), Prune: true, DeleteViaLoop: w.DeleteViaLoop,
+		Policy: manifests.Policy{LocalNodes: w.AllowLocalNodes}})
 }

@@ -23,10 +23,12 @@ const (
 	ReasonUnreachable     = "Unreachable"
 	ReasonAuthFailed      = "AuthFailed"
 	ReasonHostKeyMismatch = "HostKeyMismatch"
-	ReasonInvalidSpec     = "InvalidSpec"
 	ReasonMissingTools    = "MissingTools"
 	ReasonObserveFailed   = "ObserveFailed"
 	ReasonNodeReady       = "NodeReady"
+	// ReasonLocalNodesDisabled: a local node on a server started without
+	// --allow-local-nodes; nothing runs on the control plane's host.
+	ReasonLocalNodesDisabled = "LocalNodesDisabled"
 )
 
 // DefaultDiskLowPercent is the free space, in percent of a node's
@@ -87,7 +89,7 @@ func (r *Reconciler) reconcile(ctx context.Context, name string, force bool) (re
 	st := &node.Status
 	prev := r.health(node)
 	if stalled := api.FindCondition(st.Conditions, api.ConditionStalled); !force && stalled != nil &&
-		stalled.Status == api.ConditionTrue && stalled.ObservedGeneration == gen {
+		stalled.Status == api.ConditionTrue && stalled.ObservedGeneration == gen && stalled.Reason != ReasonLocalNodesDisabled {
 		// Terminal until the spec changes: send nothing.
 		return reconciler.Result{}, nil
 	}
@@ -102,24 +104,9 @@ func (r *Reconciler) reconcile(ctx context.Context, name string, force bool) (re
 		via = vo.(*api.Node)
 	}
 
-	obs, err := Observe(ctx, r.Connector.Executor(node, via), r.timeout())
+	obs, err := nodescript.ObserveNodeOn(ctx, r.Connector.Executor(node, via), r.timeout())
 	if err != nil {
-		switch {
-		case errors.Is(err, sshexec.ErrHostKeyMismatch):
-			r.setUnreachable(node, ReasonHostKeyMismatch, err.Error())
-			api.SetCondition(&st.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionTrue,
-				Reason: ReasonHostKeyMismatch, Message: "the node presented a host key other than the pinned one; no command is sent to it until its spec changes (fix spec.hostKey)", ObservedGeneration: gen})
-			st.ObservedGeneration = gen
-			return reconciler.Result{}, reconciler.Terminal(errors.Join(err, r.save(ctx, node, prev)))
-		case errors.Is(err, sshexec.ErrAuth):
-			r.setUnreachable(node, ReasonAuthFailed, err.Error())
-		case errors.Is(err, sshexec.ErrConnection), errors.Is(err, sshexec.ErrTimeout):
-			r.setUnreachable(node, ReasonUnreachable, err.Error())
-		default:
-			r.setUnreachable(node, ReasonObserveFailed, err.Error())
-		}
-		st.ObservedGeneration = gen
-		return reconciler.Result{}, errors.Join(fmt.Errorf("node %s: %w", node.Metadata.Name, err), r.save(ctx, node, prev))
+		return r.observeFailed(ctx, node, prev, err)
 	}
 
 	// Reached: pin the host key seen on first use.
@@ -146,6 +133,36 @@ func (r *Reconciler) reconcile(ctx context.Context, name string, force bool) (re
 		return reconciler.Result{}, err
 	}
 	return reconciler.Result{RequeueAfter: r.Resync}, nil
+}
+
+// observeFailed records why node could not be observed. A host key
+// mismatch stalls the node until its spec changes; a local node on a
+// server without --allow-local-nodes stalls too, but is tried again at
+// every resync (a restart with the flag picks it up without a spec
+// change); anything else is retried with backoff.
+func (r *Reconciler) observeFailed(ctx context.Context, node *api.Node, prev nodeHealth, err error) (reconciler.Result, error) {
+	st := &node.Status
+	gen := node.Metadata.Generation
+	st.ObservedGeneration = gen
+	stall := func(reason, msg string) (reconciler.Result, error) {
+		r.setUnreachable(node, reason, err.Error())
+		api.SetCondition(&st.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionTrue,
+			Reason: reason, Message: msg, ObservedGeneration: gen})
+		return reconciler.Result{}, reconciler.Terminal(errors.Join(err, r.save(ctx, node, prev)))
+	}
+	switch {
+	case errors.Is(err, nodeconn.ErrLocalNodesDisabled):
+		return stall(ReasonLocalNodesDisabled, err.Error())
+	case errors.Is(err, sshexec.ErrHostKeyMismatch):
+		return stall(ReasonHostKeyMismatch, "the node presented a host key other than the pinned one; no command is sent to it until its spec changes (fix spec.hostKey)")
+	case errors.Is(err, sshexec.ErrAuth):
+		r.setUnreachable(node, ReasonAuthFailed, err.Error())
+	case errors.Is(err, sshexec.ErrConnection), errors.Is(err, sshexec.ErrTimeout):
+		r.setUnreachable(node, ReasonUnreachable, err.Error())
+	default:
+		r.setUnreachable(node, ReasonObserveFailed, err.Error())
+	}
+	return reconciler.Result{}, errors.Join(fmt.Errorf("node %s: %w", node.Metadata.Name, err), r.save(ctx, node, prev))
 }
 
 func (r *Reconciler) setUnreachable(node *api.Node, reason, msg string) {
@@ -238,15 +255,6 @@ func (r *Reconciler) timeout() time.Duration {
 		return r.CommandTimeout
 	}
 	return 30 * time.Second
-}
-
-// Observation is what one observe round trip learns about a node
-// (the observe-node script of package nodescript).
-type Observation = nodescript.NodeObservation
-
-// Observe runs the node observe script in one round trip and parses it.
-func Observe(ctx context.Context, ex sshexec.Executor, timeout time.Duration) (Observation, error) {
-	return nodescript.ObserveNodeOn(ctx, ex, timeout)
 }
 
 // diskLow reports whether d has less than pct percent free; unknown usage

@@ -10,35 +10,6 @@ import (
 	"bakery.dev/bakery/sshexec"
 )
 
-// TestObserveLocal runs the real observe script on this machine through the
-// local executor.
-func TestObserveLocal(t *testing.T) {
-	obs, err := Observe(t.Context(), sshexec.NewLocal(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if obs.Kernel == "" || obs.Disk == nil || obs.Disk.FilesystemBytes <= 0 || obs.Disk.FreeBytes <= 0 {
-		t.Fatalf("incomplete observation: %+v", obs)
-	}
-	if len(obs.Missing([]string{"git"})) != 0 {
-		t.Fatalf("git not found on the test machine: %+v", obs.Tools)
-	}
-}
-
-func TestFingerprint(t *testing.T) {
-	_, pub, err := sshexec.GenerateKey("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fp := nodeconn.Fingerprint(pub)
-	if len(fp) != len("SHA256:")+43 {
-		t.Fatalf("fingerprint %q", fp)
-	}
-	if nodeconn.Fingerprint("garbage") != "" {
-		t.Fatal("garbage key fingerprinted")
-	}
-}
-
 func TestNodeReconcilerLocalNode(t *testing.T) {
 	st := openStore(t)
 	ctx := t.Context()

@@ -1,8 +1,10 @@
 package nodeconn
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net"
 	"strconv"
 
@@ -23,11 +25,27 @@ type Connector interface {
 }
 
 // SSHConnector is the Connector over an sshexec.Pool, with local nodes
-// served by sshexec.Local.
+// served by Local — only when the server allows local nodes
+// (--allow-local-nodes): with Local nil, every command for a local node
+// fails with ErrLocalNodesDisabled and nothing runs on this host.
 type SSHConnector struct {
 	Pool  *sshexec.Pool
 	Local sshexec.Executor
 }
+
+// ErrLocalNodesDisabled is the error of every command for a local node on
+// a server that does not allow them.
+var ErrLocalNodesDisabled = errors.New("local nodes run commands on the control plane's own host and this server does not allow them " +
+	"(start it with 'bakery server --allow-local-nodes', or BAKERY_ALLOW_LOCAL_NODES=true)")
+
+// refused is the executor of a local node on a server without them.
+type refused struct{}
+
+func (refused) Run(context.Context, sshexec.Command) (sshexec.Result, error) {
+	return sshexec.Result{}, ErrLocalNodesDisabled
+}
+func (refused) WriteFile(context.Context, sshexec.File) error { return ErrLocalNodesDisabled }
+func (refused) Close() error                                  { return nil }
 
 // Target returns the sshexec target of node (through via when set). The
 // host key required is the spec's pinned key, else the one recorded in
@@ -57,6 +75,9 @@ func PinnedHostKey(node *api.Node) string {
 // Executor implements Connector.
 func (c SSHConnector) Executor(node, via *api.Node) sshexec.Executor {
 	if node.Spec.Local {
+		if c.Local == nil {
+			return refused{}
+		}
 		return c.Local
 	}
 	return c.Pool.Executor(Target(node, via))

@@ -70,12 +70,13 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 }
 
 // IdentitySetting is the store setting (store.Settings) that holds the
-// control plane's sealed SSH identity.
-const IdentitySetting = "ssh-identity"
+// control plane's sealed SSH identity: a kind of sealed setting in the
+// registry (store.SSHIdentitySetting), which a key rotation reseals.
+var IdentitySetting = store.SSHIdentitySetting.Name("")
 
 // identityAD is the associated data the identity is sealed with: a sealed
 // value copied to another setting does not open as an identity.
-var identityAD = []byte("bakery ssh-identity")
+var identityAD = store.SSHIdentitySetting.AD
 
 // storedIdentity is the JSON sealed into the setting.
 type storedIdentity struct {
@@ -163,29 +164,4 @@ func openIdentity(b []byte, kr *sealed.Keyring) (Identity, error) {
 		return Identity{}, errors.New("ssh identity: the stored public key is not the private key's")
 	}
 	return Identity{PrivatePEM: []byte(si.PrivatePEM), AuthorizedKey: si.AuthorizedKey}, nil
-}
-
-// ResealIdentity seals the stored SSH identity again with kr's current
-// key (a key rotation step; see sealed.Keyring.Reseal). It reports
-// whether the stored value changed; a store without an identity changes
-// nothing.
-func ResealIdentity(ctx context.Context, st store.Settings, kr *sealed.Keyring) (bool, error) {
-	b, err := st.GetSetting(ctx, IdentitySetting)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("ssh identity: %w", err)
-	}
-	if _, err := openIdentity(b, kr); err != nil {
-		return false, err
-	}
-	out, changed, err := kr.Reseal(b, identityAD)
-	if err != nil || !changed {
-		return false, err
-	}
-	if err := st.PutSetting(ctx, IdentitySetting, out); err != nil {
-		return false, fmt.Errorf("ssh identity: store: %w", err)
-	}
-	return true, nil
 }

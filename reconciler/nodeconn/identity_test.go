@@ -241,3 +241,17 @@ func TestLoadOrCreateIdentity(t *testing.T) {
 		t.Fatal("a second call minted another key pair")
 	}
 }
+
+func TestFingerprint(t *testing.T) {
+	_, pub, err := sshexec.GenerateKey("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := Fingerprint(pub)
+	if len(fp) != len("SHA256:")+43 {
+		t.Fatalf("fingerprint %q", fp)
+	}
+	if Fingerprint("garbage") != "" {
+		t.Fatal("garbage key fingerprinted")
+	}
+}

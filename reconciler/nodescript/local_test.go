@@ -24,7 +24,7 @@ import (
 // like a node.
 
 // TestObserveNodeLocal runs observe-node on this machine (moved from
-// reconciler's TestObserveLocal).
+// reconciler's TestObserveLocal, then reconciler/node's).
 func TestObserveNodeLocal(t *testing.T) {
 	obs, err := ObserveNodeOn(t.Context(), sshexec.NewLocal(), 0)
 	if err != nil {
@@ -187,6 +187,17 @@ func TestDeliverLocal(t *testing.T) {
 	relDir := filepath.Join(appDir, "releases", release)
 	if b, err := os.ReadFile(filepath.Join(relDir, "f")); err != nil || string(b) != "1\n" {
 		t.Fatalf("release file (export-ignore must not apply): %q, %v", b, err)
+	}
+	// A release name that looks like an option and holds shell syntax
+	// (moved from reconciler/source's TestNodeScriptsOddPaths).
+	odd := "-rel $(touch pwned)"
+	cmd, err = Checkout.Command(CheckoutInput{App: app, Release: odd, Commit: commit})
+	mustRun(t, cmd, err, root)
+	if b, err := os.ReadFile(filepath.Join(appDir, "releases", odd, "f")); err != nil || string(b) != "1\n" {
+		t.Fatalf("odd release file: %q, %v", b, err)
+	}
+	if err := os.RemoveAll(filepath.Join(appDir, "releases", odd)); err != nil {
+		t.Fatal(err)
 	}
 	fakeBin(t) // sudo: like the helper's build verb, runs the script it reads in the release
 	cmd, err = Build.Command(BuildInput{App: app, Release: release, Install: `echo "$GREETING" > installed`, Test: "test -f f",

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/sshexec"
 )
 
@@ -61,7 +62,7 @@ func ParseHaves(out string) ([]string, error) {
 		if l == "" || seen[l] {
 			continue
 		}
-		if !isCommitID(l) {
+		if !api.IsCommitID(l) {
 			return nil, fmt.Errorf("%w: node haves: %q is not a commit id", ErrInvalid, l)
 		}
 		seen[l] = true

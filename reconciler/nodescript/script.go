@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"bakery.dev/bakery/api"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
 	"bakery.dev/bakery/sshexec"
 )
@@ -137,7 +138,7 @@ func (c *call) slot(slot string) {
 
 // commit sets COMMIT, a full commit id.
 func (c *call) commit(commit string) {
-	if !isCommitID(commit) {
+	if !api.IsCommitID(commit) {
 		c.fail("commit %q is not a full commit id (40 lower-case hex digits)", commit)
 	}
 	c.set("COMMIT", commit)
@@ -153,16 +154,3 @@ func (c *call) absPath(name, p string) {
 
 // input makes s the script's stdin (else it reads /dev/null).
 func (c *call) input(s string) { c.stdin, c.hasStdin = s, true }
-
-func isCommitID(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}

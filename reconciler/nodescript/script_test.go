@@ -141,6 +141,13 @@ func TestCommandRejectsInvalidInput(t *testing.T) {
 		{"checkout: nested release", func() (sshexec.Command, error) {
 			return Checkout.Command(CheckoutInput{App: "web", Release: "a/b", Commit: good})
 		}},
+		{"checkout: root release", func() (sshexec.Command, error) {
+			return Checkout.Command(CheckoutInput{App: "web", Release: "/", Commit: good})
+		}},
+		{"checkout: empty release", func() (sshexec.Command, error) {
+			return Checkout.Command(CheckoutInput{App: "web", Release: "", Commit: good})
+		}},
+		{"haves: empty app", func() (sshexec.Command, error) { return Haves.Command(AppInput{}) }},
 		{"remove: empty app", func() (sshexec.Command, error) { return RemoveApp.Command(AppInput{}) }},
 		{"remove: app with slash", func() (sshexec.Command, error) { return RemoveApp.Command(AppInput{App: "../etc"}) }},
 		{"start: bad slot", func() (sshexec.Command, error) {

@@ -76,12 +76,25 @@ func NewSink(st store.Rollouts, id string, log *slog.Logger, secrets ...string) 
 }
 
 // maskedValues returns the secrets that are masked: those of at least
-// minMasked bytes, each once, longest first.
+// minMasked bytes, each once, longest first — and, of a multi-line value
+// (a PEM key), each of its lines of at least minMasked bytes (without a
+// trailing \r): logs are read line by line, so the whole value never
+// appears in one line, but each of its lines may.
 func maskedValues(secrets []string) []string {
 	var vals []string
-	for _, v := range secrets {
+	add := func(v string) {
 		if len(v) >= minMasked && !slices.Contains(vals, v) {
 			vals = append(vals, v)
+		}
+	}
+	for _, v := range secrets {
+		add(v)
+		if strings.ContainsAny(v, "\n\r") {
+			for _, line := range strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' }) {
+				if strings.TrimSpace(line) != "" {
+					add(line)
+				}
+			}
 		}
 	}
 	slices.SortStableFunc(vals, func(a, b string) int { return len(b) - len(a) })

@@ -496,3 +496,43 @@ pad %d >&2; printf 's3cr' >&2; printf '3t-token on stdout\n'; printf '3t-token r
 		}
 	}
 }
+
+// A multi-line secret (a PEM key) is masked line by line: logs are read a
+// line at a time, so the whole value never appears in one line; each of
+// its lines is masked wherever it appears. The rollout log (the sink) and
+// runtime logs (MaskReplacer) mask alike.
+func TestMaskMultiLineSecret(t *testing.T) {
+	pem := "-----BEGIN OPENSSH PRIVATE KEY-----\r\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n" +
+		"QyNTUxOQAAACDx0dTmTSU6BVA0f5XaGljJ5b9hPCYx0Npmt9OnaZGyZQAAAJiy4K6psuCu\n\nab\n-----END OPENSSH PRIVATE KEY-----\n"
+	mask := MaskReplacer([]string{pem})
+	for _, line := range strings.Split(pem, "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		got := cleanLine(mask, "cat key: "+line+" done")
+		if len(line) >= minMasked && got != "cat key: *** done" {
+			t.Errorf("line %q of the key logged as %q", line, got)
+		}
+	}
+	if got := cleanLine(mask, "ab"); got != "ab" {
+		t.Errorf("a line shorter than %d bytes is masked: %q", minMasked, got)
+	}
+
+	st := openStore(t).(store.Rollouts)
+	const id = "web-1-10650001"
+	if err := st.CreateRollout(t.Context(), storetest.Rollout(id, "web", 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	sink := NewSink(st, id, slog.New(slog.DiscardHandler), pem)
+	for _, line := range strings.Split(pem, "\n") {
+		sink.Add("n1", api.StreamStdout, line)
+	}
+	sink.Close()
+	got, err := st.Logs(t.Context(), id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range got {
+		if strings.Contains(l.Text, "b3BlbnNz") || strings.Contains(l.Text, "PRIVATE KEY") {
+			t.Errorf("stored line %d shows the key: %q", l.Seq, l.Text)
+		}
+	}
+}

@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"bakery.dev/bakery/reconciler/nodescript"
+	"bakery.dev/bakery/sshexec"
 )
 
 // treeFiles lists the files of commit as git sees them: path → content,
@@ -117,7 +120,7 @@ func randomText(n int) string {
 	return string(b)
 }
 
-func TestBundleAndNodeScripts(t *testing.T) {
+func TestBundleOnNode(t *testing.T) {
 	gitEnvForTest(t)
 	ctx := testCtx(t)
 	r := newRepo(t)
@@ -186,12 +189,21 @@ func TestBundleAndNodeScripts(t *testing.T) {
 		t.Errorf("malformed have: err = %v, want ErrInvalid", err)
 	}
 
-	// The node: a directory whose name needs quoting.
+	// The node: a Bakery root whose name needs quoting, where the
+	// nodescript wrappers run as they do over SSH.
 	node := filepath.Join(t.TempDir(), "node dir 'q' $x")
-	repoDir := filepath.Join(node, "apps", "hello", "repo.git")
-	if out := mustSh(t, node[:len(node)-len(filepath.Base(node))], NodeHavesScript(repoDir)); out != "" {
+	n := testNode{t, node}
+	const app = "hello"
+	if out := n.mustRun(nodescript.Haves.Command(nodescript.AppInput{App: app})); out != "" {
 		t.Errorf("haves of a missing repo = %q, want nothing", out)
 	}
+	fetch := func(bundle, commit string) (sshexec.Command, error) {
+		return nodescript.Fetch.Command(nodescript.FetchInput{App: app, Bundle: bundle, Commit: commit})
+	}
+	checkout := func(release, commit string) (sshexec.Command, error) {
+		return nodescript.Checkout.Command(nodescript.CheckoutInput{App: app, Release: release, Commit: commit})
+	}
+	haves := func() string { return n.mustRun(nodescript.Haves.Command(nodescript.AppInput{App: app})) }
 
 	// A copy of each bundle, as the caller would upload it; the script
 	// removes it.
@@ -213,7 +225,7 @@ func TestBundleAndNodeScripts(t *testing.T) {
 
 	// The incremental bundle cannot go first: the node lacks c1.
 	b := upload(inc)
-	if _, errOut, err := sh(t, node, NodeFetchScript(repoDir, b, c2)); err == nil {
+	if _, errOut, err := n.run(fetch(b, c2)); err == nil {
 		t.Fatal("fetching the incremental bundle into an empty repo succeeded")
 	} else if !strings.Contains(errOut, "prerequisite") {
 		t.Errorf("stderr = %q, want git's prerequisite message", errOut)
@@ -223,34 +235,35 @@ func TestBundleAndNodeScripts(t *testing.T) {
 	}
 
 	b = upload(full1)
-	mustSh(t, node, NodeFetchScript(repoDir, b, c1))
+	n.mustRun(fetch(b, c1))
 	if _, err := os.Stat(b); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("bundle %s not removed", b)
 	}
-	if got := strings.Fields(mustSh(t, node, NodeHavesScript(repoDir))); !slices.Equal(got, []string{c1}) {
+	if got := strings.Fields(haves()); !slices.Equal(got, []string{c1}) {
 		t.Errorf("haves = %q, want [c1]", got)
 	}
 	b = upload(inc)
-	mustSh(t, node, NodeFetchScript(repoDir, b, c2))
-	haves, err := ParseHaves(mustSh(t, node, NodeHavesScript(repoDir)))
+	n.mustRun(fetch(b, c2))
+	nodeHaves, err := nodescript.ParseHaves(haves())
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{c1, c2}
 	slices.Sort(want)
-	slices.Sort(haves)
-	if !slices.Equal(haves, want) {
-		t.Errorf("haves = %q, want %q", haves, want)
+	slices.Sort(nodeHaves)
+	if !slices.Equal(nodeHaves, want) {
+		t.Errorf("haves = %q, want %q", nodeHaves, want)
 	}
 	// Fetching the same bundle again is harmless.
-	mustSh(t, node, NodeFetchScript(repoDir, upload(inc), c2))
+	n.mustRun(fetch(upload(inc), c2))
 	// With those haves, there is nothing left to send.
-	if _, _, _, err := m.Bundle(ctx, r.origin, c2, haves); !errors.Is(err, ErrUpToDate) {
+	if _, _, _, err := m.Bundle(ctx, r.origin, c2, nodeHaves); !errors.Is(err, ErrUpToDate) {
 		t.Errorf("err = %v, want ErrUpToDate", err)
 	}
 
-	release := filepath.Join(node, "apps", "hello", "releases", c2)
-	mustSh(t, node, NodeCheckoutScript(repoDir, release, c2))
+	releases := filepath.Join(node, "apps", app, "releases")
+	release := filepath.Join(releases, c2)
+	n.mustRun(checkout(c2, c2))
 	wantFiles := treeFiles(t, r.work, c2)
 	if _, ok := wantFiles["ignored.txt"]; !ok || !strings.Contains(wantFiles["subst.txt"], "$Format") {
 		t.Fatalf("test setup: tree of c2 = %v", wantFiles)
@@ -264,10 +277,10 @@ func TestBundleAndNodeScripts(t *testing.T) {
 	if err := os.Remove(filepath.Join(release, "run.sh")); err != nil {
 		t.Fatal(err)
 	}
-	mustSh(t, node, NodeCheckoutScript(repoDir, release, c2))
-	mustSh(t, node, NodeCheckoutScript(repoDir, release, c2))
+	n.mustRun(checkout(c2, c2))
+	n.mustRun(checkout(c2, c2))
 	sameFiles(t, "release c2 after re-runs", dirFiles(t, release), wantFiles)
-	entries, err := os.ReadDir(filepath.Dir(release))
+	entries, err := os.ReadDir(releases)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,17 +293,15 @@ func TestBundleAndNodeScripts(t *testing.T) {
 	}
 
 	// An older commit the node has: checkout works without a bundle.
-	old := filepath.Join(node, "apps", "hello", "releases", c1)
-	mustSh(t, node, NodeCheckoutScript(repoDir, old, c1))
-	sameFiles(t, "release c1", dirFiles(t, old), treeFiles(t, r.work, c1))
+	n.mustRun(checkout(c1, c1))
+	sameFiles(t, "release c1", dirFiles(t, filepath.Join(releases, c1)), treeFiles(t, r.work, c1))
 
 	// A commit the node lacks: the checkout fails and leaves nothing.
-	missing := filepath.Join(node, "apps", "hello", "releases", "missing")
-	if _, errOut, err := sh(t, node, NodeCheckoutScript(repoDir, missing, strings.Repeat("ab", 20))); err == nil || !strings.Contains(errOut, "not in") {
+	if _, errOut, err := n.run(checkout("missing", strings.Repeat("ab", 20))); err == nil || !strings.Contains(errOut, "not in") {
 		t.Errorf("checkout of a missing commit: err %v, stderr %q", err, errOut)
 	}
-	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("failed checkout created %s", missing)
+	if _, err := os.Stat(filepath.Join(releases, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("failed checkout created %s", filepath.Join(releases, "missing"))
 	}
 }
 

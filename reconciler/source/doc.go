@@ -6,11 +6,10 @@
 // tag or a pinned commit into a full commit id; [Mirrors.Bundle] writes a
 // git bundle holding that commit, leaving out what the node already has,
 // which the caller copies to the node over the existing SSH connection.
-// The Node*Script functions return POSIX shell scripts, run on the node,
-// that fetch such a bundle into the node's bare repository
-// ([NodeFetchScript]), list the commits the node already has
-// ([NodeHavesScript], parsed by [ParseHaves]) and check a commit out into a
-// release directory ([NodeCheckoutScript]).
+// On the node, the scripts of reconciler/nodescript fetch such a bundle
+// into the app's bare repository (Fetch), list the commits the node
+// already has (Haves, parsed by ParseHaves) and check a commit out into a
+// release directory (Checkout); this package runs nothing on nodes.
 //
 // For manifest repositories, [Mirrors.Files] reads the files under a
 // directory of a resolved commit straight from the mirror (push webhooks
@@ -21,6 +20,5 @@
 // and tar, nothing else; they never talk to the git host.
 //
 // Every value that reaches git is validated first (commit ids are 40
-// lower-case hex digits, URLs and refs never start with "-"), and every
-// value in a node script goes through [sshexec.Quote].
+// lower-case hex digits, URLs and refs never start with "-").
 package source

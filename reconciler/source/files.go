@@ -9,6 +9,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"bakery.dev/bakery/api"
 )
 
 // TreeFile is one file of a commit's tree.
@@ -51,14 +53,14 @@ func (m *Mirrors) Files(ctx context.Context, repo, commit, dir string, match fun
 	}
 	out, err := mr.git(ctx, args...)
 	if err != nil {
-		return nil, fmt.Errorf("source: list files of %s at %s: %w", redact(repo), short(commit), err)
+		return nil, fmt.Errorf("source: list files of %s at %s: %w", redact(repo), api.ShortCommit(commit), err)
 	}
 	want, found, err := listTree(out, dir, match, maxFile, maxTotal)
 	if err != nil {
 		return nil, err
 	}
 	if !found && dir != "." {
-		return nil, fmt.Errorf("%w: no path %q in %s at %s", ErrRefNotFound, dir, redact(repo), short(commit))
+		return nil, fmt.Errorf("%w: no path %q in %s at %s", ErrRefNotFound, dir, redact(repo), api.ShortCommit(commit))
 	}
 	if len(want) == 0 {
 		return nil, nil
@@ -69,16 +71,9 @@ func (m *Mirrors) Files(ctx context.Context, repo, commit, dir string, match fun
 	}
 	out, err = runGit(ctx, m.timeout(), mr.secret, &in, "--git-dir="+mr.dir, "cat-file", "--batch")
 	if err != nil {
-		return nil, fmt.Errorf("source: read files of %s at %s: %w", redact(repo), short(commit), err)
+		return nil, fmt.Errorf("source: read files of %s at %s: %w", redact(repo), api.ShortCommit(commit), err)
 	}
 	return readBlobs(out, want, maxFile)
-}
-
-func short(c string) string {
-	if len(c) > 12 {
-		return c[:12]
-	}
-	return c
 }
 
 // treeEntry is a blob to read: its object id and path.

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"bakery.dev/bakery/reconciler/nodescript"
+	"bakery.dev/bakery/sshexec"
 )
 
 // gitEnvForTest isolates git from the machine's configuration.
@@ -95,22 +98,30 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// sh runs script with /bin/sh -c in dir.
-func sh(t *testing.T, dir, script string) (stdout, stderr string, err error) {
-	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", script)
-	cmd.Dir = dir
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
-	return o.String(), e.String(), err
+// testNode is a directory laid out like a node's Bakery root. Its methods
+// run a node script's command (cmd, err from its wrapper's Command) through
+// sshexec's local executor, as it runs over SSH, with BAKERY_ROOT pointed
+// at the directory (nodescript's own tests run them so too).
+type testNode struct {
+	t    *testing.T
+	root string
 }
 
-func mustSh(t *testing.T, dir, script string) string {
-	t.Helper()
-	out, errOut, err := sh(t, dir, script)
+func (n testNode) run(cmd sshexec.Command, err error) (stdout, stderr string, runErr error) {
+	n.t.Helper()
 	if err != nil {
-		t.Fatalf("script failed: %v\nstderr: %s\nscript:\n%s", err, errOut, script)
+		n.t.Fatal(err)
+	}
+	cmd.Env[nodescript.EnvRoot] = n.root
+	res, runErr := sshexec.NewLocal().Run(n.t.Context(), cmd)
+	return string(res.Stdout), string(res.Stderr), runErr
+}
+
+func (n testNode) mustRun(cmd sshexec.Command, err error) string {
+	n.t.Helper()
+	out, errOut, err := n.run(cmd, err)
+	if err != nil {
+		n.t.Fatalf("%s: %v\nstderr: %s", cmd.Env[nodescript.EnvScript], err, errOut)
 	}
 	return out
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"bakery.dev/bakery/api"
 )
 
 // Errors of Resolve and Bundle, for errors.Is. The returned errors wrap
@@ -31,7 +33,7 @@ var (
 	ErrCommitNotFound = errors.New("source: commit not found")
 	// ErrUpToDate is returned by Bundle when the node already has every
 	// object of the commit: there is nothing to send, and the node can
-	// check the commit out directly (NodeCheckoutScript).
+	// check the commit out directly (nodescript.Checkout).
 	ErrUpToDate = errors.New("source: node already has the commit")
 )
 
@@ -213,7 +215,7 @@ func (mr *mirror) commitOf(ctx context.Context, rev string) (string, error) {
 		return "", fmt.Errorf("source: mirror of %s: %w", redact(mr.repo), err)
 	}
 	c := strings.TrimSpace(string(out))
-	if !isCommitID(c) {
+	if !api.IsCommitID(c) {
 		return "", fmt.Errorf("source: mirror of %s: git rev-parse %s printed %q", redact(mr.repo), rev, c)
 	}
 	return c, nil
@@ -320,9 +322,9 @@ func (w *wrapped) Error() string { return w.msg }
 func (w *wrapped) Unwrap() error { return w.err }
 
 // Bundle writes a git bundle, to a temporary file in Dir, from which a node
-// can fetch commit as refs/bakery/<commit> (see NodeFetchScript). The
+// can fetch commit as refs/bakery/<commit> (see nodescript.Fetch). The
 // commit must be in repo's mirror (Resolve first); Bundle does not fetch.
-// haves are commits the node already has (NodeHavesScript, ParseHaves):
+// haves are commits the node already has (nodescript.Haves, ParseHaves):
 // those the mirror knows are left out of the bundle with everything they
 // reach, unknown ones are ignored. If the node already has every object of
 // commit, Bundle returns ErrUpToDate and no file. Otherwise the caller
@@ -416,7 +418,7 @@ func (mr *mirror) knownCommits(ctx context.Context, haves []string) ([]string, e
 	}
 	found := make(map[string]bool)
 	for _, l := range strings.Split(string(out), "\n") {
-		if isCommitID(l) {
+		if api.IsCommitID(l) {
 			found[l] = true
 		}
 	}

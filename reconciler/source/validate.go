@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"bakery.dev/bakery/api"
 )
 
 // ErrInvalid is wrapped by every error about a malformed argument: a commit
@@ -15,22 +17,8 @@ func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 }
 
-// isCommitID reports whether s is a full SHA-1 object id in lower case.
-func isCommitID(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 func checkCommit(what, s string) error {
-	if !isCommitID(s) {
+	if !api.IsCommitID(s) {
 		return invalidf("%s %q is not a full commit id (40 lower-case hex digits)", what, s)
 	}
 	return nil

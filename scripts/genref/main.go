@@ -1,5 +1,5 @@
 // Command genref writes docs/reference.md, the resource reference, from
-// the Go types of package api: every field of Node, Deployment and Secret
+// the Go types of package api: every field of Node, Deployment, ManifestSource and Secret
 // with its JSON path, type and doc comment, the default that Default()
 // fills in, and the rules Validate() enforces (read from the es.add calls
 // of the api package's source). A test (genref_test.go) fails when the
@@ -78,6 +78,7 @@ with the field's path. ` + "`metadata`" + ` is the same for every kind:
 	}{
 		{api.KindNode, &api.Node{}, nil},
 		{api.KindDeployment, &api.Deployment{}, func(o any) { o.(*api.Deployment).Spec.Runtime = api.RuntimeDocker }},
+		{api.KindManifestSource, &api.ManifestSource{}, nil},
 		{api.KindSecret, &api.Secret{}, nil},
 	}
 	for _, k := range kinds {
@@ -221,7 +222,9 @@ func collectRules(src *source, fn *ast.FuncDecl) {
 			path = normPath(path)
 			if reason == "%s" {
 				reason = "must be a DNS-1123 label (lower-case letters, digits, '-'; at most 63)"
-				if strings.HasSuffix(path, "key") || strings.Contains(path, ".data") || strings.Contains(path, ".sealed") {
+				if strings.HasSuffix(path, ".path") {
+					reason = "must be a clean path relative to the repository root, without '..'"
+				} else if strings.HasSuffix(path, "key") || strings.Contains(path, ".data") || strings.Contains(path, ".sealed") {
 					reason = "must be an environment variable name, not PORT"
 				}
 			}
@@ -273,7 +276,11 @@ func writeRows(b *bytes.Buffer, src *source, prefix string, t reflect.Type, defa
 			ft = ft.Elem()
 		}
 		doc := src.fieldDocs[t.Name()][f.Name]
-		rules := strings.Join(append(src.rules[path], src.rules[path+".*"]...), "; ")
+		ruleList := append(src.rules[path], src.rules[path+".*"]...)
+		if ft.Kind() == reflect.Slice && elem(ft).Kind() != reflect.Struct {
+			ruleList = append(ruleList, src.rules[path+"[]"]...) // rules on each item of a list of scalars
+		}
+		rules := strings.Join(ruleList, "; ")
 		if defaults == nil {
 			fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", path, typeName(ft), doc, rules)
 		} else {
@@ -369,6 +376,16 @@ func flatten(out map[string]string, prefix string, raw json.RawMessage) {
 				walk(p+"."+k, c)
 			}
 		case []any:
+			var items []string
+			for _, c := range x {
+				if _, nested := c.(map[string]any); nested {
+					return
+				}
+				items = append(items, fmt.Sprint(c))
+			}
+			if len(items) > 0 {
+				out[p] = "`[" + strings.Join(items, ", ") + "]`"
+			}
 		case nil:
 		default:
 			if s := fmt.Sprint(x); s != "" && s != "0" && s != "false" {

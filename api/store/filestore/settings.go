@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"bakery.dev/bakery/api/store"
 )
@@ -61,6 +62,25 @@ func (s *Store) GetSetting(ctx context.Context, name string) ([]byte, error) {
 		v = []byte{}
 	}
 	return v, nil
+}
+
+// ListSettings implements store.Settings. Files whose names are not
+// setting names (temporary files) are left out.
+func (s *Store) ListSettings(ctx context.Context, prefix string) ([]string, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
+	ents, err := os.ReadDir(filepath.Join(s.dir, settingsDir))
+	if err != nil {
+		return nil, fmt.Errorf("filestore: list settings: %w", err)
+	}
+	out := []string{}
+	for _, e := range ents {
+		if n := e.Name(); e.Type().IsRegular() && strings.HasPrefix(n, prefix) && store.CheckSettingName(n) == nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil // os.ReadDir sorts by name
 }
 
 // CreateSetting implements store.Settings.

@@ -38,6 +38,22 @@ func (s *Store) GetSetting(ctx context.Context, name string) ([]byte, error) {
 	return v, nil
 }
 
+// ListSettings implements store.Settings.
+func (s *Store) ListSettings(ctx context.Context, prefix string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name FROM settings WHERE starts_with(name, $1) ORDER BY name COLLATE "C"`, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: list settings: %w", mapErr(err))
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: list settings: %w", mapErr(err))
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out, nil
+}
+
 // CreateSetting implements store.Settings.
 func (s *Store) CreateSetting(ctx context.Context, name string, value []byte) error {
 	if err := store.CheckSettingName(name); err != nil {

@@ -31,3 +31,12 @@ func TestSettingsAcrossStores(t *testing.T) {
 		t.Fatalf("get on b: %q, %v", v, err)
 	}
 }
+
+// Attempts are counted in the database: two stores on one database (two
+// servers) share one count.
+func TestAttemptsConformance(t *testing.T) {
+	storetest.RunAttempts(t, func(t *testing.T) (store.Attempts, store.Attempts) {
+		url := pgtest.DatabaseURL(t)
+		return open(t, url), open(t, url)
+	})
+}

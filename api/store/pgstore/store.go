@@ -84,6 +84,9 @@ type Store struct {
 	hub  *hub
 
 	reconnects atomic.Int64 // of the listener, for tests
+	// attemptsSwept is when ended attempt windows were last deleted
+	// (UnixNano; sweepAttempts).
+	attemptsSwept atomic.Int64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

@@ -42,6 +42,7 @@ func RunSettings(t *testing.T, newStore NewStore) {
 		{"Values", testSettingValues},
 		{"InvalidNames", testSettingInvalidNames},
 		{"ConcurrentCreate", testSettingConcurrentCreate},
+		{"List", testSettingList},
 		{"NoEvents", testSettingNoEvents},
 	}
 	if !t.Run("ImplementsSettings", func(t *testing.T) {
@@ -245,5 +246,27 @@ func testSettingNoEvents(t *testing.T, s store.Store, st store.Settings) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no event within 10s")
+	}
+}
+
+func testSettingList(t *testing.T, _ store.Store, st store.Settings) {
+	ctx := t.Context()
+	if l, err := st.ListSettings(ctx, ""); err != nil || len(l) != 0 {
+		t.Fatalf("empty store: %v, %v", l, err)
+	}
+	for _, n := range []string{"webhook-b", "webhook-a", "github-token-x", "webhook"} {
+		if err := st.PutSetting(ctx, n, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for prefix, want := range map[string]string{
+		"":         "github-token-x,webhook,webhook-a,webhook-b",
+		"webhook-": "webhook-a,webhook-b",
+		"nothing":  "",
+	} {
+		l, err := st.ListSettings(ctx, prefix)
+		if err != nil || strings.Join(l, ",") != want {
+			t.Errorf("ListSettings(%q) = %v, %v; want %s", prefix, l, err, want)
+		}
 	}
 }

@@ -17,15 +17,6 @@ import (
 	"bakery.dev/bakery/reconciler/internal/queue"
 )
 
-// Locker is the exclusivity point: a key is reconciled by at most one
-// worker across every control plane sharing the store (store.Locker; the
-// postgres store's is pgstore.Coordinator). In-process exclusivity comes
-// from the queue already, so a single control plane uses NopLocker.
-type Locker = store.Locker
-
-// NopLocker is the Locker of a single control plane: every key is free.
-type NopLocker = store.NopLocker
-
 // Options configure a Controller.
 type Options struct {
 	// Kind is the kind of object the controller reconciles.
@@ -37,8 +28,12 @@ type Options struct {
 	Resync time.Duration
 	// BaseBackoff and MaxBackoff bound retry delays (default 1s and 5m).
 	BaseBackoff, MaxBackoff time.Duration
-	// Locker makes keys exclusive across control planes (default NopLocker).
-	Locker Locker
+	// Locker is the exclusivity point: a key is reconciled by at most one
+	// worker across every control plane sharing the store (the postgres
+	// store's is pgstore.Coordinator). In-process exclusivity comes from
+	// the queue already, so a single control plane uses the default,
+	// store.NopLocker (every key is free).
+	Locker store.Locker
 	// LockRetry is how soon a key another control plane holds is tried
 	// again (default 2s): it bounds how long a key waits after its
 	// holder finished or died.
@@ -84,7 +79,7 @@ func New(st store.Store, rec reconciler.Reconciler, opts Options) *Controller {
 		opts.MaxBackoff = 5 * time.Minute
 	}
 	if opts.Locker == nil {
-		opts.Locker = NopLocker{}
+		opts.Locker = store.NopLocker{}
 	}
 	if opts.LockRetry <= 0 {
 		opts.LockRetry = 2 * time.Second

@@ -8,9 +8,8 @@ import (
 	"bakery.dev/bakery/sshexec"
 )
 
-// A simulated node answers the observe scripts by name (BAKERY_SCRIPT),
-// and, until every caller runs the nodescript scripts, the unnamed inline
-// ones by their text.
+// A simulated node answers the observe scripts by name (BAKERY_SCRIPT)
+// and nothing else.
 func TestAnswersObserveScripts(t *testing.T) {
 	priv, pub, err := sshexec.GenerateKey("test")
 	if err != nil {
@@ -43,13 +42,13 @@ func TestAnswersObserveScripts(t *testing.T) {
 		t.Fatalf("observe-app: %+v, %v", ao, err)
 	}
 
-	// Scripts are matched by name only: text that looks like an observe
-	// script but carries no BAKERY_SCRIPT is not answered.
+	// Scripts are matched by name only: the inline scripts of before (no
+	// BAKERY_SCRIPT), whose text once matched, are not answered.
 	if res, err := ex.Run(ctx, sshexec.Command{Script: "echo ready=bakery-ready\n"}); err == nil {
-		t.Fatalf("unnamed node observe answered: %q", res.Stdout)
+		t.Fatalf("inline node observe answered: %q", res.Stdout)
 	}
 	if res, err := ex.Run(ctx, sshexec.Command{Script: "d=/var/lib/bakery/apps/$APP\n", Env: map[string]string{"APP": "web"}}); err == nil {
-		t.Fatalf("unnamed app observe answered: %q", res.Stdout)
+		t.Fatalf("inline app observe answered: %q", res.Stdout)
 	}
 
 	// Any other script fails.

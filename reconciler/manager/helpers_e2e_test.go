@@ -1,0 +1,73 @@
+//go:build e2e
+
+package manager
+
+import (
+	"context"
+	"encoding/base64"
+	"testing"
+	"time"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/sealed"
+	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/internal/controller"
+	nf "bakery.dev/bakery/reconciler/nodefiles"
+)
+
+// Helpers only the end-to-end tests use.
+
+// settingsStore is a store that keeps settings.
+type settingsStore interface {
+	store.Store
+	store.Settings
+}
+
+func runController(t *testing.T, st store.Store, rec reconciler.Reconciler, opts controller.Options) *controller.Controller {
+	t.Helper()
+	if opts.Kind == "" {
+		opts.Kind = api.KindNode
+	}
+	if opts.BaseBackoff == 0 {
+		opts.BaseBackoff = 20 * time.Millisecond
+	}
+	c := controller.New(st, rec, opts)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return c
+}
+
+func putSecret(t *testing.T, st store.Store, kr *sealed.Keyring, name string, vals map[string]string) {
+	t.Helper()
+	s := &api.Secret{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindSecret}, Metadata: api.ObjectMeta{Name: name},
+		Spec: api.SecretSpec{Sealed: map[string]string{}}}
+	for k, v := range vals {
+		b, err := kr.Seal([]byte(v), api.SecretAD(name, k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Spec.Sealed[k] = base64.StdEncoding.EncodeToString(b)
+	}
+	if _, err := st.Get(t.Context(), api.KindSecret, name); err == nil {
+		if _, err := st.Update(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if _, err := st.Create(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sudo runs the node's root helper (what the deployment reconciler's
+// scripts call).
+const sudo = "sudo -n " + nf.SudoHelper
