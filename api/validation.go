@@ -75,6 +75,19 @@ func ValidateName(name string) string {
 	return ""
 }
 
+// ValidateHost checks a host name an app is served under (ingress.hosts,
+// nginx's server_name): lower-case DNS labels separated by dots, at most
+// 253 characters, optionally starting with "*." (a wildcard server name).
+// The node's bakery-sudo helper applies the same rule (check_host in
+// scripts/install-node-agent.sh; scripts/helper_test.go runs one table
+// against both).
+func ValidateHost(host string) string {
+	if len(host) > 253 || !hostnameRE.MatchString(host) {
+		return fmt.Sprintf("%q is not a valid lower-case host name", host)
+	}
+	return ""
+}
+
 // ValidateEmail checks the ACME account e-mail address of ingress.tls and
 // returns the reason when it is not acceptable ("" when it is). Only plain
 // addresses pass: no quotes, spaces or shell characters.
@@ -144,6 +157,16 @@ func validateTypeMeta(es *FieldErrors, t *TypeMeta, kind string) {
 }
 
 func validPort(p int) bool { return p >= 1 && p <= 65535 }
+
+// ValidatePort checks a TCP port (1-65535) and returns the reason when it
+// is not one. The node's bakery-sudo helper applies the same rule
+// (check_port).
+func ValidatePort(p int) string {
+	if !validPort(p) {
+		return fmt.Sprintf("%d is not a TCP port (1-65535)", p)
+	}
+	return ""
+}
 
 // Validate implements Object.
 func (n *Node) Validate() FieldErrors {
@@ -302,8 +325,8 @@ func (d *Deployment) Validate() FieldErrors {
 		hs := map[string]bool{}
 		for i, host := range ing.Hosts {
 			p := fmt.Sprintf("spec.ingress.hosts[%d]", i)
-			if len(host) > 253 || !hostnameRE.MatchString(host) {
-				es.add(p, "%q is not a valid lower-case host name", host)
+			if r := ValidateHost(host); r != "" {
+				es.add(p, "%s", r)
 			} else if hs[host] {
 				es.add(p, "duplicate host %q", host)
 			}

@@ -23,7 +23,8 @@
 #   * writes the root-owned helper /usr/local/lib/bakery/bakery-sudo (the ONLY command
 #     bakery-agent may run with sudo; see its header for the verbs) and the sudoers file
 #     /etc/sudoers.d/bakery-agent (checked with `visudo -cf`, mode 0440);
-#   * creates /var/lib/bakery (bakery-agent, 0755) and /var/log/bakery;
+#   * creates /var/lib/bakery (bakery-agent, 0755), /var/log/bakery and /var/lib/bakery-apps
+#     (root, 0755: each app's data directory, owned by the app's own user);
 #   * adds /etc/ssh/sshd_config.d/bakery.conf (ClientAliveInterval 5, ClientAliveCountMax 3,
 #     MaxSessions 20) and reloads sshd when systemd runs it (skipped in a chroot);
 #   * prints `bakery-ready` as its last line.
@@ -227,14 +228,18 @@ write_helper() {
 # /etc/sudoers.d/bakery-agent). Written by install-node-agent.sh; root-owned, 0755.
 # This file is the single place to audit what Bakery's control plane can do as root.
 #
-# Names: APP and SLOT match ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ (at most 63 chars); the
-# unit is bakery-APP-SLOT.service, the nginx site /etc/nginx/conf.d/bakery-APP.conf.
+# Names: APP matches ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ (at most 63 chars), SLOT is blue or
+# green; the unit is bakery-APP-SLOT.service, the nginx site /etc/nginx/conf.d/bakery-APP.conf.
+# Every app runs as its own system user (app_user), never as bakery-agent.
 #
 # Verbs (run as: sudo -n /usr/local/lib/bakery/bakery-sudo VERB ARGS...):
-#   unit-install APP SLOT < content   write /etc/systemd/system/bakery-APP-SLOT.service
-#                                     atomically; prints "changed" or "unchanged". The
-#                                     content must run as User=bakery-agent and use only
-#                                     allowlisted directives (see check_unit below).
+#   unit-install APP SLOT PORT RELEASE [STOP]
+#                                     render the slot's unit from this file's template
+#                                     (render_unit) into /etc/systemd/system/bakery-APP-SLOT
+#                                     .service; the app runs as its own user (app_user,
+#                                     created here), sandboxed; prints "changed"/"unchanged".
+#                                     No unit text is ever accepted from the caller.
+#   render-unit APP SLOT PORT RELEASE [STOP]   print that unit (no root needed)
 #   unit-remove APP SLOT              remove that unit file; prints "removed" or "absent"
 #   env-install APP SLOT < content    write the slot's environment file /etc/bakery/env/
 #                                     bakery-APP-SLOT.env (root 0600 in a root 0700 dir, so
@@ -246,9 +251,13 @@ write_helper() {
 #                                     (exit status of systemctl passed through;
 #                                     reset-failed of a unit that is not loaded is a no-op)
 #   daemon-reload                     systemctl daemon-reload
-#   nginx-site-install APP < content  write /etc/nginx/conf.d/bakery-APP.conf atomically,
-#                                     run `nginx -t`, restore the previous file if it fails;
-#                                     prints "changed" or "unchanged"
+#   nginx-site-install APP SLOT PORT [--listen N] [--tls-port N] [--tls] [--host H]...
+#                     [--cert H]...   render the app's site (render_site) into
+#                                     /etc/nginx/conf.d/bakery-APP.conf atomically, run
+#                                     `nginx -t`, restore the previous file if it fails;
+#                                     prints "changed" or "unchanged". No site text is ever
+#                                     accepted from the caller.
+#   render-site APP SLOT PORT [options]   print that site (no root needed)
 #   nginx-site-remove APP             remove that file; prints "removed" or "absent"
 #   nginx-test                        nginx -t
 #   nginx-reload                      reload nginx (systemctl reload nginx)
@@ -269,6 +278,13 @@ write_helper() {
 #                                     "cert NAME -" without a certificate (reads
 #                                     /etc/letsencrypt/live/NAME/cert.pem, 0700 for others;
 #                                     cached in /run/bakery-sudo until the file changes)
+#   build APP RELEASE < script        run the build script (from the control plane) as the
+#                                     app's own user in its release directory, clean
+#                                     environment, no new privileges (see run_build)
+#   app-remove APP                    remove the app's user and /var/lib/bakery-apps/APP
+#                                     (refused while one of its units is active)
+#   check KIND VALUE                  apply the rule of one parameter kind (app slot port
+#                                     release seconds host cert-host); exit 0 or 2
 #   verbs                             list the verbs (for feature detection)
 # Every call is logged to syslog/journal with the tag bakery-sudo. Exit status 2 = refused.
 set -euo pipefail
@@ -282,11 +298,12 @@ readonly UNIT_DIR=/etc/systemd/system
 readonly NGINX_DIR=/etc/nginx/conf.d
 readonly ACME_WEBROOT=/var/www/bakery-acme
 readonly AGENT=bakery-agent
+readonly APPS_DATA=/var/lib/bakery-apps
+IFS=$' \t\n'
 
 refuse() { printf 'bakery-sudo: refused: %s\n' "$*" >&2; logger -t bakery-sudo -- "refused (${SUDO_USER:-?}): $*" 2>/dev/null || true; exit 2; }
 fail() { printf 'bakery-sudo: %s\n' "$*" >&2; exit 1; }
 
-[[ $(id -u) == 0 ]] || fail "must run as root (sudo -n $0 ...)"
 
 check_name() { # KIND VALUE
 	local v=$2
@@ -305,98 +322,260 @@ read_content() {
 	if LC_ALL=C grep -q $'\r' "$1"; then refuse "content contains carriage returns"; fi
 }
 
-# check_unit FILE — a unit Bakery may install: sections [Unit] [Service] [Install], only
-# allowlisted keys, User=bakery-agent required, no privileged exec prefixes (+ ! !!), no
-# keys that make PID 1 open files or change mounts/capabilities on the service's behalf.
-check_unit() {
-	local file=$1 line section="" key val user_ok=0 n=0
-	while IFS= read -r line || [[ -n $line ]]; do
-		n=$((n + 1))
-		[[ $line =~ ^[[:space:]]*$ || $line =~ ^[[:space:]]*[#\;] ]] && continue
-		[[ $line == *\\ ]] && refuse "unit line $n: line continuations are not allowed"
-		if [[ $line =~ ^\[([A-Za-z]+)\][[:space:]]*$ ]]; then
-			section=${BASH_REMATCH[1]}
-			case $section in Unit | Service | Install) ;; *) refuse "unit line $n: section [$section] not allowed" ;; esac
-			continue
-		fi
-		[[ $line == *=* ]] || refuse "unit line $n: not KEY=VALUE"
-		key=${line%%=*}; key=${key#"${key%%[![:space:]]*}"}; key=${key%"${key##*[![:space:]]}"}
-		val=${line#*=}; val=${val#"${val%%[![:space:]]*}"}; val=${val%"${val##*[![:space:]]}"}
-		[[ -n $section ]] || refuse "unit line $n: key outside a section"
-		case $section:$key in
-		Unit:Description | Unit:Documentation | Unit:After | Unit:Before | Unit:StartLimitIntervalSec | Unit:StartLimitBurst) ;;
-		Unit:Wants | Unit:Requires | Unit:BindsTo | Unit:PartOf)
-			# pulling in e.g. reboot.target or poweroff.target must not be possible
-			local u
-			for u in $val; do
-				case $u in
-				bakery-*.service | network.target | network-online.target | docker.service | containerd.service | \
-					nginx.service | postgresql.service) ;;
-				*) refuse "unit line $n: $key=$u not allowed (bakery-*.service or a fixed set of system units)" ;;
-				esac
-			done
-			;;
-		Install:WantedBy)
-			[[ $val == multi-user.target || $val == default.target ]] || refuse "unit line $n: WantedBy must be multi-user.target" ;;
-		Service:Type | Service:WorkingDirectory | Service:Environment | Service:Restart | Service:RestartSec | \
-			Service:TimeoutSec | Service:TimeoutStartSec | Service:TimeoutStopSec | Service:KillMode | \
-			Service:KillSignal | Service:SendSIGKILL | Service:FinalKillSignal | Service:SuccessExitStatus | \
-			Service:RemainAfterExit | Service:SyslogIdentifier | Service:UMask | Service:Nice | \
-			Service:LimitNOFILE | Service:LimitNPROC | Service:MemoryMax | Service:MemoryHigh | Service:CPUQuota | \
-			Service:TasksMax | Service:NoNewPrivileges | Service:PrivateTmp | Service:ProtectSystem | \
-			Service:ProtectHome | Service:WatchdogSec | Service:NotifyAccess | Service:ExitType) ;;
-		Service:User | Service:Group)
-			[[ $val == "$AGENT" ]] || refuse "unit line $n: $key must be $AGENT"
-			[[ $key == User ]] && user_ok=1
-			;;
-		Service:StandardOutput | Service:StandardError)
-			case $val in journal | null | inherit | journal+console) ;; *) refuse "unit line $n: $key=$val not allowed" ;; esac ;;
-		Service:EnvironmentFile)
-			local p=${val#-}
-			# Only env files written by env-install: root-owned, so that no
-			# symlink planted by bakery-agent makes PID 1 read another file.
-			[[ $p =~ ^/etc/bakery/env/bakery-[a-z0-9-]+\.env$ ]] || refuse "unit line $n: EnvironmentFile must be an env-install file (/etc/bakery/env/bakery-APP-SLOT.env)"
-			;;
-		Service:ExecStart | Service:ExecStartPre | Service:ExecStartPost | Service:ExecStop | \
-			Service:ExecStopPost | Service:ExecReload)
-			# Prefixes: @ - : are harmless; + ! !! would run with full privileges.
-			local prefix=${val%%[!@:+!-]*}
-			[[ $prefix != *[+!]* ]] || refuse "unit line $n: privileged exec prefix in $key"
-			;;
-		*) refuse "unit line $n: key $section/$key not allowed" ;;
-		esac
-	done <"$file"
-	((user_ok)) || refuse "unit must set User=$AGENT in [Service]"
+# --- Parameters. One rule per kind; the control plane applies the same rules before it
+# calls (package api: ValidateName, ValidateHost, ValidateCertificateHost, ValidatePort;
+# reconciler/nodefiles: ValidateSlot, ValidateRelease, ValidateStopTimeout), and
+# scripts/testdata/privilege/params.json is run against both sides (scripts/helper_test.go).
+# No parameter reaches a file or a command line unchecked; nothing else is ever installed.
+readonly HOST_RE='^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'
+readonly RELEASE_RE='^[0-9a-f]{40}([0-9a-f]{24})?(-[0-9a-f]{16})?$'
+check_slot() { [[ $1 == blue || $1 == green ]] || refuse "invalid slot '$1' (blue or green)"; }
+check_port() {
+	if ! [[ $1 =~ ^[1-9][0-9]{0,4}$ ]] || (($1 > 65535)); then refuse "invalid port '$1' (1-65535)"; fi
+}
+check_seconds() {
+	if ! [[ $1 =~ ^[1-9][0-9]{0,4}$ ]] || (($1 > 86400)); then refuse "invalid seconds '$1' (1-86400)"; fi
+}
+check_release() { [[ $1 =~ $RELEASE_RE ]] || refuse "invalid release '$1' (COMMIT or COMMIT-BUILDHASH)"; }
+check_host() { [[ ${#1} -le 253 && $1 =~ $HOST_RE ]] || refuse "invalid host name '$1'"; }
+
+# app_user APP — the app's own system user (reconciler/nodefiles.AppUser): bakery-app-APP,
+# or when longer than 31 characters bakery-app-<first 11 of APP>-<8 hex of sha256(APP)>.
+app_user() {
+	local u="bakery-app-$1" h
+	if ((${#u} > 31)); then
+		h=$(printf '%s' "$1" | sha256sum)
+		u="bakery-app-${1:0:11}-${h:0:8}"
+	fi
+	printf '%s' "$u"
 }
 
-# check_nginx FILE — a site config Bakery may install. No quotes/backslashes (keeps the
-# scan exact), no '..', file-path directives only under fixed roots, and no directives that
-# make the root master process create or open arbitrary paths.
-check_nginx() {
-	local file=$1 stmt first second
-	if grep -q '["'"'"'\\]' "$file"; then refuse "nginx site: quotes and backslashes are not allowed"; fi
-	if grep -q '\.\.' "$file"; then refuse "nginx site: '..' is not allowed"; fi
-	# statements: strip comments, split on ; { }
-	while IFS= read -r stmt; do
-		read -r first second _ <<<"$stmt" || true
-		[[ -n ${first:-} ]] || continue
-		case $first in
-		access_log | error_log)
-			[[ $second == off || $second == /var/log/nginx/* || $second == syslog:* ]] ||
-				refuse "nginx site: $first must be off or under /var/log/nginx/" ;;
-		include)
-			case $second in
-			/etc/letsencrypt/options-ssl-nginx.conf | /etc/nginx/proxy_params | /etc/nginx/mime.types | /etc/nginx/snippets/*) ;;
-			*) refuse "nginx site: include $second not allowed" ;;
-			esac ;;
-		ssl_certificate | ssl_certificate_key | ssl_trusted_certificate | ssl_client_certificate | ssl_dhparam | ssl_crl | ssl_stapling_file)
-			[[ $second == /etc/letsencrypt/* || $second == /etc/ssl/* ]] || refuse "nginx site: $first must be under /etc/letsencrypt or /etc/ssl" ;;
-		*_temp_path | *_cache_path | load_module | user | pid | env | lock_file | working_directory | \
-			ssl_password_file | ssl_session_ticket_key | ssl_engine | auth_basic_user_file | perl* | js_* | lua* | \
-			daemon | master_process | worker_* | debug_points | google_perftools_profiles | *ssl_password_file)
-			refuse "nginx site: directive $first not allowed" ;;
+# ensure_app APP — create the app's user (no login, no password; home = its data dir) and
+# its directories under the root-owned $APPS_DATA: APP (root 0755) and APP/data (the app's,
+# 0700), the only place its units may write. Sets APP_USER.
+ensure_app() {
+	APP_USER=$(app_user "$1")
+	if ! getent passwd "$APP_USER" >/dev/null; then
+		local g=(--user-group)
+		getent group "$APP_USER" >/dev/null && g=(--gid "$APP_USER")
+		useradd --system "${g[@]}" --no-create-home --home-dir "$APPS_DATA/$1/data" \
+			--shell /usr/sbin/nologin --comment "Bakery app $1" "$APP_USER" ||
+			fail "cannot create user $APP_USER"
+		logger -t bakery-sudo -- "created user $APP_USER" 2>/dev/null || true
+	fi
+	install -d -m 0755 -o root -g root "$APPS_DATA" "$APPS_DATA/$1"
+	install -d -m 0700 -o "$APP_USER" -g "$APP_USER" "$APPS_DATA/$1/data"
+}
+
+# render_unit APP SLOT PORT RELEASE STOP — the unit of a slot (reconciler/nodefiles.Unit):
+# the app runs as its own user, read-only except its data dir, without privileges.
+render_unit() {
+	local app=$1 slot=$2 port=$3 rel=$4 stop=$5 user
+	user=$(app_user "$app")
+	cat <<EOF
+# Generated by Bakery; do not edit: it is rewritten on the next rollout.
+[Unit]
+Description=Bakery app $app, $slot slot, commit ${rel:0:12}
+After=network.target
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+User=$user
+Group=$user
+WorkingDirectory=/var/lib/bakery/apps/$app/releases/$rel
+Environment=PORT=$port
+EnvironmentFile=/etc/bakery/env/bakery-$app-$slot.env
+ExecStart=/bin/sh /var/lib/bakery/apps/$app/run/$slot.sh
+Restart=on-failure
+RestartSec=1
+TimeoutStopSec=$stop
+SyslogIdentifier=bakery-$app-$slot
+ReadWritePaths=$APPS_DATA/$app/data
+UMask=0077
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectProc=invisible
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+LockPersonality=yes
+RemoveIPC=yes
+CapabilityBoundingSet=
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+
+[Install]
+WantedBy=multi-user.target
+EOF
+}
+
+# unit_args APP SLOT PORT RELEASE [STOP] — check them; sets U_ARGS (STOP defaults to 10).
+unit_args() {
+	[[ $# -eq 4 || $# -eq 5 ]] || refuse "unit: want APP SLOT PORT RELEASE [STOP-SECONDS], got $# argument(s)"
+	check_name app "$1"; check_slot "$2"; check_port "$3"; check_release "$4"
+	local stop=${5:-10}
+	check_seconds "$stop"
+	U_ARGS=("$1" "$2" "$3" "$4" "$stop")
+}
+
+# site_args APP SLOT PORT [--listen N] [--tls-port N] [--tls] [--host H]... [--cert H]...
+# — check them (a --cert must be one of the --host names); sets the S_* globals.
+site_args() {
+	[[ $# -ge 3 ]] || refuse "nginx site: want APP SLOT PORT [options]"
+	check_name app "$1"; check_slot "$2"; check_port "$3"
+	S_APP=$1 S_SLOT=$2 S_PORT=$3 S_LISTEN=80 S_TLSPORT=443 S_TLS=0 S_HOSTS=() S_CERTS=()
+	shift 3
+	local c h ok
+	while [[ $# -gt 0 ]]; do
+		case $1 in
+		--tls) S_TLS=1; shift; continue ;;
+		--listen | --tls-port | --host | --cert) [[ $# -ge 2 ]] || refuse "nginx site: $1 needs a value" ;;
+		*) refuse "nginx site: unknown argument '$1'" ;;
 		esac
-	done < <(sed 's/#.*$//' "$file" | tr '\n' ' ' | tr ';{}' '\n\n\n')
+		case $1 in
+		--listen) check_port "$2"; S_LISTEN=$2 ;;
+		--tls-port) check_port "$2"; S_TLSPORT=$2 ;;
+		--host) check_host "$2"; S_HOSTS+=("$2") ;;
+		--cert) check_domain "$2"; S_CERTS+=("$2") ;;
+		esac
+		shift 2
+	done
+	[[ ${#S_HOSTS[@]} -le 100 ]] || refuse "nginx site: at most 100 hosts"
+	for c in "${S_CERTS[@]}"; do
+		ok=0
+		for h in "${S_HOSTS[@]}"; do [[ $h == "$c" ]] && ok=1; done
+		((ok)) || refuse "nginx site: certificate host '$c' is not one of the hosts"
+	done
+}
+
+site_challenge() {
+	printf '\n    location ^~ /.well-known/acme-challenge/ {\n'
+	printf '        root %s;\n' "$ACME_WEBROOT"
+	printf '        default_type text/plain;\n'
+	printf '        add_header X-Bakery-Acme 1 always;\n'
+	printf '    }\n'
+}
+
+# site_proxy [TOKEN] — the location that proxies to the active slot.
+# shellcheck disable=SC2016 # nginx variables, not shell ones
+site_proxy() {
+	printf '\n    location / {\n'
+	printf '        proxy_pass http://bakery-%s;\n' "$S_APP"
+	printf '        access_log /var/log/nginx/bakery-%s.access bakery-%s;\n' "$S_APP" "$S_APP"
+	printf '        proxy_http_version 1.1;\n'
+	printf '        proxy_set_header Host $host;\n'
+	printf '        proxy_set_header X-Real-IP $remote_addr;\n'
+	printf '        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n'
+	printf '        proxy_set_header X-Forwarded-Proto $scheme;\n'
+	printf '        add_header X-Bakery-Slot %s/%s always;\n' "$S_APP" "$S_SLOT"
+	if [[ -n ${1:-} ]]; then printf '        add_header X-Bakery-Site %s always;\n' "$1"; fi
+	printf '    }\n'
+}
+
+# site_token HOST... — nodefiles.SiteToken: 12 hex of sha256("LEN:HOSTS;").
+site_token() {
+	local s="$*" h
+	h=$(printf '%d:%s;' "${#s}" "$s" | sha256sum)
+	printf '%s' "${h:0:12}"
+}
+
+# render_site — the app's nginx site from the S_* globals (reconciler/nodefiles.NginxSite).
+# shellcheck disable=SC2016 # nginx variables, not shell ones
+render_site() {
+	local plain=() secure=() h c has token
+	for h in "${S_HOSTS[@]}"; do
+		has=0
+		if ((S_TLS)); then for c in "${S_CERTS[@]}"; do [[ $c == "$h" ]] && has=1; done; fi
+		if ((has)); then secure+=("$h"); else plain+=("$h"); fi
+	done
+	if [[ ${#S_HOSTS[@]} -eq 0 ]]; then plain=("$S_APP"); fi
+	printf '# Generated by Bakery for app %s; do not edit: drift is repaired.\n' "$S_APP"
+	printf 'upstream bakery-%s {\n    server 127.0.0.1:%s max_fails=0;\n}\n' "$S_APP" "$S_PORT"
+	printf '\nlog_format bakery-%s $msec|$status|$body_bytes_sent|$request_time;\n' "$S_APP"
+	if [[ ${#plain[@]} -gt 0 ]]; then
+		printf '\nserver {\n    listen %s;\n    server_name %s;\n' "$S_LISTEN" "${plain[*]}"
+		if ((S_TLS)); then site_challenge; fi
+		site_proxy
+		printf '}\n'
+	fi
+	if [[ ${#secure[@]} -gt 0 ]]; then
+		printf '\nserver {\n    listen %s;\n    server_name %s;\n' "$S_LISTEN" "${secure[*]}"
+		site_challenge
+		printf '\n    location / {\n'
+		if [[ $S_TLSPORT == 443 ]]; then
+			printf '        return 301 https://$host$request_uri;\n'
+		else
+			printf '        return 301 https://$host:%s$request_uri;\n' "$S_TLSPORT"
+		fi
+		printf '    }\n}\n'
+		token=$(site_token "${secure[@]}")
+		for h in "${secure[@]}"; do
+			printf '\nserver {\n    listen %s ssl http2;\n    server_name %s;\n' "$S_TLSPORT" "$h"
+			printf '    ssl_certificate /etc/letsencrypt/live/%s/fullchain.pem;\n' "$h"
+			printf '    ssl_certificate_key /etc/letsencrypt/live/%s/privkey.pem;\n' "$h"
+			printf '    ssl_protocols TLSv1.2 TLSv1.3;\n'
+			site_proxy "$token"
+			printf '}\n'
+		done
+	fi
+}
+
+# build APP RELEASE < SCRIPT — run SCRIPT (the build and test steps, from the control
+# plane: it never runs as root) as the app's user in the release directory, with a clean
+# environment (the script exports what it needs), no new privileges and in a scope of its
+# own, so that whatever it leaves running is stopped when it ends or its caller goes away.
+# For the build only, the release (checked out by bakery-agent) belongs to the app's user;
+# afterwards it belongs to bakery-agent again and is read-only to the app.
+run_build() {
+	local app=$1 rel="/var/lib/bakery/apps/$1/releases/$2" script=$3 scope parent rc=0
+	[[ $(cat /proc/sys/fs/protected_hardlinks 2>/dev/null) == 1 ]] ||
+		refuse "build: fs.protected_hardlinks must be 1 (a hard link could hand a root file to the app)"
+	# Work on the directory inode we entered, and only if it is the real release directory
+	# (no symlink anywhere on its path) and bakery-agent's or already the app's.
+	cd -P -- "$rel" 2>/dev/null || fail "build: no release directory $rel"
+	[[ $(pwd -P) == "$rel" ]] || refuse "build: $rel is not a plain directory"
+	case $(stat -c %U .) in "$AGENT" | "$APP_USER") ;; *) refuse "build: $rel is not bakery-agent's" ;; esac
+	# chown -R -P never follows a symlink and works relative to the directories it opened.
+	chown -R -P --from="$AGENT" -- "$APP_USER:$APP_USER" .
+	scope="bakery-build-$app-$$"
+	parent=$PPID
+	# A signal (sudo relays the caller's) must not end us before the cleanup below.
+	stop=0
+	trap 'stop=1' TERM INT HUP
+	systemd-run --scope --quiet --collect --unit="$scope" -- \
+		setpriv --reuid="$APP_USER" --regid="$APP_USER" --clear-groups --no-new-privs --reset-env \
+		-- /bin/sh -s <"$script" &
+	local child=$!
+	# The caller (bakery-agent) may not signal us, nor the build's processes: stop the
+	# build on a signal or when our sudo is gone (a cancelled SSH command's watcher
+	# kills it: sudo runs with bakery-agent's real uid in the command's process group).
+	while kill -0 "$child" 2>/dev/null; do
+		if ((stop)) || ! kill -0 "$parent" 2>/dev/null; then
+			systemctl stop "$scope.scope" 2>/dev/null || true
+			break
+		fi
+		sleep 0.2
+	done
+	wait "$child" || rc=$?
+	systemctl stop "$scope.scope" 2>/dev/null || true
+	if ((stop)) && ((rc == 0)); then rc=1; fi
+	chown -R -P --from="$APP_USER" -- "$AGENT:$AGENT" .
+	# bakery-agent reads the built marker: it must not be a link the build
+	# pointed at a file of bakery-agent's.
+	if [[ -L .bakery-built || ( -e .bakery-built && ! -f .bakery-built ) ]]; then rm -rf -- .bakery-built; rc=1; fi
+	return "$rc"
 }
 
 # install_atomic SRC DEST — prints changed/unchanged.
@@ -436,21 +615,32 @@ check_domain() {
 
 VERB=${1:-}
 [[ $# -gt 0 ]] && shift
-logger -t bakery-sudo -- "${SUDO_USER:-root}: ${VERB} $*" 2>/dev/null || true
+case $VERB in
+render-unit | render-site | check | verbs) ;; # no root, nothing written
+*)
+	[[ $(id -u) == 0 ]] || fail "must run as root (sudo -n $0 ...)"
+	logger -t bakery-sudo -- "${SUDO_USER:-root}: ${VERB} $*" 2>/dev/null || true
+	;;
+esac
 
 case $VERB in
 unit-install)
-	nargs 2 $# "$VERB"; check_name app "$1"; check_name slot "$2"
+	unit_args "$@"
+	ensure_app "$1"
 	tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
-	read_content "$tmp"; check_unit "$tmp"
+	render_unit "${U_ARGS[@]}" >"$tmp"
 	install_atomic "$tmp" "$UNIT_DIR/bakery-$1-$2.service"
 	;;
+render-unit)
+	unit_args "$@"
+	render_unit "${U_ARGS[@]}"
+	;;
 unit-remove)
-	nargs 2 $# "$VERB"; check_name app "$1"; check_name slot "$2"
+	nargs 2 $# "$VERB"; check_name app "$1"; check_slot "$2"
 	remove_file "$UNIT_DIR/bakery-$1-$2.service"
 	;;
 env-install)
-	nargs 2 $# "$VERB"; check_name app "$1"; check_name slot "$2"
+	nargs 2 $# "$VERB"; check_name app "$1"; check_slot "$2"
 	install -d -m 0700 -o root -g root /etc/bakery /etc/bakery/env
 	tmp=$(mktemp /etc/bakery/env/.bakery-sudo.XXXXXX); trap 'rm -f "$tmp"' EXIT
 	read_content "$tmp"
@@ -464,7 +654,7 @@ env-install)
 	fi
 	;;
 env-remove)
-	nargs 2 $# "$VERB"; check_name app "$1"; check_name slot "$2"
+	nargs 2 $# "$VERB"; check_name app "$1"; check_slot "$2"
 	remove_file "/etc/bakery/env/bakery-$1-$2.env"
 	;;
 systemctl)
@@ -473,7 +663,7 @@ systemctl)
 	start | stop | restart | reload | enable | disable | show | status | is-active | is-enabled | is-failed | reset-failed) ;;
 	*) refuse "systemctl verb '$1' not allowed" ;;
 	esac
-	check_name app "$2"; check_name slot "$3"
+	check_name app "$2"; check_slot "$3"
 	unit="bakery-$2-$3.service"
 	case $1 in
 	status) exec systemctl status --no-pager --lines=0 -- "$unit" ;;
@@ -487,10 +677,10 @@ daemon-reload)
 	exec systemctl daemon-reload
 	;;
 nginx-site-install)
-	nargs 1 $# "$VERB"; check_name app "$1"
+	site_args "$@"
 	dest="$NGINX_DIR/bakery-$1.conf"
 	tmp=$(mktemp); backup=$(mktemp); trap 'rm -f "$tmp" "$backup"' EXIT
-	read_content "$tmp"; check_nginx "$tmp"
+	render_site >"$tmp"
 	mkdir -p /run/lock
 	exec 9>/run/lock/bakery-sudo-nginx.lock
 	flock 9
@@ -503,6 +693,10 @@ nginx-site-install)
 		fail "nginx -t failed with the new site; previous configuration restored"
 	fi
 	echo "$result"
+	;;
+render-site)
+	site_args "$@"
+	render_site
 	;;
 nginx-site-remove)
 	nargs 1 $# "$VERB"; check_name app "$1"
@@ -518,7 +712,7 @@ nginx-reload)
 	;;
 journal)
 	[[ $# -ge 2 && $# -le 4 ]] || refuse "journal takes APP SLOT [LINES] [follow]"
-	check_name app "$1"; check_name slot "$2"
+	check_name app "$1"; check_slot "$2"
 	lines=${3:-200}
 	[[ $lines =~ ^[0-9]{1,6}$ ]] || refuse "invalid line count '$lines'"
 	if [[ $# -eq 4 ]]; then
@@ -601,8 +795,43 @@ cert-info)
 		fi
 	done
 	;;
+build)
+	nargs 2 $# "$VERB"; check_name app "$1"; check_release "$2"
+	ensure_app "$1"
+	tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
+	head -c $((MAX_CONTENT + 1)) >"$tmp"
+	[[ $(stat -c %s "$tmp") -le $MAX_CONTENT ]] || refuse "build script larger than $MAX_CONTENT bytes"
+	run_build "$1" "$2" "$tmp"
+	;;
+app-remove)
+	nargs 1 $# "$VERB"; check_name app "$1"
+	for s in blue green; do
+		if systemctl is-active --quiet "bakery-$1-$s.service"; then refuse "app-remove: bakery-$1-$s.service is active"; fi
+	done
+	user=$(app_user "$1")
+	if getent passwd "$user" >/dev/null; then
+		pkill -KILL -u "$user" 2>/dev/null || true
+		userdel "$user" || fail "cannot remove user $user"
+	fi
+	rm -rf -- "${APPS_DATA:?}/$1"
+	echo removed
+	;;
+check)
+	nargs 2 $# "$VERB"
+	case $1 in
+	app) check_name app "$2" ;;
+	slot) check_slot "$2" ;;
+	port) check_port "$2" ;;
+	release) check_release "$2" ;;
+	seconds) check_seconds "$2" ;;
+	host) check_host "$2" ;;
+	cert-host) check_domain "$2" ;;
+	*) refuse "unknown parameter kind '$1'" ;;
+	esac
+	echo ok
+	;;
 verbs)
-	echo unit-install unit-remove env-install env-remove systemctl daemon-reload nginx-site-install nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew cert-info verbs
+	echo unit-install render-unit unit-remove env-install env-remove systemctl daemon-reload nginx-site-install render-site nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew cert-info build app-remove check verbs
 	;;
 "") refuse "no verb given (try: verbs)" ;;
 *) refuse "unknown verb '$VERB'" ;;
@@ -730,6 +959,9 @@ main() {
 	write_sudoers
 	ensure_dir 755 "$AGENT_USER:$AGENT_USER" /var/lib/bakery
 	ensure_dir 755 "$AGENT_USER:$AGENT_USER" /var/log/bakery
+	# The apps' own data directories (bakery-sudo creates one per app, owned by the app's
+	# user): root-owned, so that no symlink of bakery-agent's can redirect the helper.
+	ensure_dir 755 root:root /var/lib/bakery-apps
 	write_logrotate
 	write_sshd_dropin
 

@@ -44,7 +44,7 @@ var deps = map[string][]string{
 	"migrations":                {},
 	"scripts":                   {}, // the node installer, served by the API
 	"api/store/sealed":          {},
-	"reconciler/nodefiles":      {},
+	"reconciler/nodefiles":      {"api"}, // api: the validation rules of node parameters
 	"reconciler/internal/queue": {},
 
 	// Types and storage.

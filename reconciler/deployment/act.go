@@ -238,6 +238,10 @@ func (n *nodeRun) checkout(ctx context.Context, commit, release string) error {
 	return nil
 }
 
+// build runs install, test and build as the app's own user: the node's
+// helper (bakery-sudo build) runs the script it is given on stdin in the
+// release directory with a clean environment, so the spec's environment
+// and commands travel in the script (quoted), never on a command line.
 func (n *nodeRun) build(ctx context.Context, commit, release string) error {
 	if err := n.checkout(ctx, commit, release); err != nil {
 		return err
@@ -317,11 +321,12 @@ func (systemdRuntime) Install(ctx context.Context, n *nodeRun, a Action) error {
 	if _, err := run(ctx, n, nodescript.SystemdInstallEnv, nodescript.SystemdEnvInput{App: n.app, Slot: a.Slot, EnvFile: nf.EnvFile(n.env)}); err != nil {
 		return fmt.Errorf("env file: %w", err)
 	}
-	if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.RunScriptPath(n.app, a.Slot), Mode: 0o700, Content: []byte(nf.RunScript(n.spec.Run.Command))}); err != nil {
+	if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.RunScriptPath(n.app, a.Slot), Mode: 0o644, Content: []byte(nf.RunScript(n.spec.Run.Command))}); err != nil {
 		return fmt.Errorf("run script: %w", err)
 	}
-	unit := nf.Unit(nf.Slot{App: n.app, Slot: a.Slot, Commit: a.Commit, Release: a.Release, Port: a.Port})
-	_, err := run(ctx, n, nodescript.SystemdInstallUnit, nodescript.SystemdUnitInput{App: n.app, Slot: a.Slot, Unit: unit})
+	// The helper renders the unit itself from these parameters (nodefiles.Unit
+	// renders the same text): the app runs as its own user, sandboxed.
+	_, err := run(ctx, n, nodescript.SystemdInstallUnit, nodescript.SystemdUnitInput{Unit: nf.Slot{App: n.app, Slot: a.Slot, Release: a.Release, Port: a.Port}})
 	return err
 }
 
@@ -343,15 +348,16 @@ func (systemdRuntime) Remove(ctx context.Context, n *nodeRun) error {
 // nginxIngress writes the app's nginx site through bakery-sudo.
 type nginxIngress struct{}
 
-// site renders the app's site; with goal, as it is once every TLS host
+// site gives the parameters of the app's site (nodefiles.NginxSite
+// renders it, and so does the node's helper); with goal, as it is once every TLS host
 // has its certificate, else for the certificates known now.
-func (g nginxIngress) site(n *nodeRun, slot string, port int, goal bool) string {
+func (g nginxIngress) site(n *nodeRun, slot string, port int, goal bool) nf.Site {
 	s := nf.Site{App: n.app, Slot: slot, Port: port, CertHosts: g.certHosts(n, goal)}
 	if n.spec.Ingress != nil {
 		s.Hosts = n.spec.Ingress.Hosts
 		s.TLS = n.spec.Ingress.TLS != nil
 	}
-	return nf.NginxSite(s)
+	return s
 }
 
 // certHosts are the TLS hosts served over HTTPS: those with a certificate
@@ -367,7 +373,7 @@ func (nginxIngress) certHosts(n *nodeRun, goal bool) []string {
 }
 
 func (g nginxIngress) Hash(n *nodeRun, slot string, port int) string {
-	return SHA256Hex(g.site(n, slot, port, true))
+	return SHA256Hex(nf.NginxSite(g.site(n, slot, port, true)))
 }
 
 func (g nginxIngress) Switch(ctx context.Context, n *nodeRun, slot string, port int) error {

@@ -67,6 +67,7 @@ func (g nginxIngress) Certificate(ctx context.Context, n *nodeRun, host string) 
 		return &certError{host: host, err: errors.New("no active slot to serve the challenge from")}
 	}
 	slot := n.obs.State.Active
+	// The helper renders the site from these parameters (nodescript validates them).
 	site := g.site(n, slot, n.obs.State.Slots[slot].Port, false)
 	t0 := time.Now()
 	res, err := run(ctx, n, nodescript.Certificate, nodescript.CertificateInput{App: n.app, Host: host, Email: n.certEmail(), Server: n.acme, Site: site})

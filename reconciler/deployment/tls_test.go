@@ -123,7 +123,7 @@ func fakeNodeTools(t *testing.T, certbotFails bool) string {
 for a in "$@"; do printf '%s\n' "$a" >> ` + logf + `; done
 echo -- >> ` + logf + `
 case $3 in
-nginx-site-install) cat > ` + filepath.Join(dir, "site") + `; echo changed ;;
+nginx-site-install) shift 3; printf '%s\n' "$@" > ` + filepath.Join(dir, "site") + `; echo changed ;;
 certbot-certonly|certbot-renew) ` + fail + ` echo "Successfully received certificate." ;;
 cert-info) echo "cert $4 1803533847 ABCDEF0$(wc -l < ` + logf + `)" ;;
 esac
@@ -178,7 +178,7 @@ func TestCertificateCommands(t *testing.T) {
 	}
 	helper := []string{"-n", nf.SudoHelper}
 	want := [][]string{
-		append(helper, "nginx-site-install", "web"),
+		append(helper, "nginx-site-install", "web", "blue", "20000", "--tls", "--host", "a.example.test"),
 		append(helper, "nginx-reload"),
 		append(helper, "certbot-certonly", "a.example.test", "--email", hostile, "--server", "https://pebble:14000/dir"),
 		append(helper, "cert-info", "a.example.test"),
@@ -186,9 +186,11 @@ func TestCertificateCommands(t *testing.T) {
 	if diff := cmp.Diff(want, readArgv(t, dir)); diff != "" {
 		t.Fatalf("helper calls (-want +got):\n%s", diff)
 	}
+	// The helper renders the site from its parameters: TLS, no
+	// certificate yet (so the challenge over HTTP only).
 	site, _ := os.ReadFile(filepath.Join(dir, "site"))
-	if !strings.Contains(string(site), "location ^~ /.well-known/acme-challenge/") || strings.Contains(string(site), "listen 443") {
-		t.Errorf("before issuance the site serves the challenge over HTTP only:\n%s", site)
+	if !strings.Contains(string(site), "--tls\n") || strings.Contains(string(site), "--cert") {
+		t.Errorf("before issuance the site serves the challenge over HTTP only; site arguments:\n%s", site)
 	}
 	if c := n.obs.Certs["a.example.test"]; c.Serial == "" || c.NotAfter.Unix() != 1803533847 {
 		t.Errorf("issued certificate not recorded: %+v", n.obs.Certs)

@@ -19,10 +19,16 @@ func TestEnvFile(t *testing.T) {
 }
 
 func TestUnit(t *testing.T) {
-	u := Unit(Slot{App: "hello", Slot: Green, Commit: strings.Repeat("a", 40), Release: ReleaseID(strings.Repeat("a", 40), "b1"), Port: 20001})
+	s := Slot{App: "hello", Slot: Green, Release: ReleaseID(strings.Repeat("a", 40), "b1b1b1b1b1b1b1b1"), Port: 20001}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	u := Unit(s)
 	for _, want := range []string{
-		"User=bakery-agent\n",
-		"WorkingDirectory=/var/lib/bakery/apps/hello/releases/" + strings.Repeat("a", 40) + "-b1\n",
+		"User=bakery-app-hello\nGroup=bakery-app-hello\n",
+		"WorkingDirectory=/var/lib/bakery/apps/hello/releases/" + strings.Repeat("a", 40) + "-b1b1b1b1b1b1b1b1\n",
+		"ReadWritePaths=/var/lib/bakery-apps/hello/data\n",
+		"NoNewPrivileges=yes\n", "ProtectSystem=strict\n", "ProtectHome=yes\n", "PrivateTmp=yes\n",
 		"Environment=PORT=20001\n",
 		"EnvironmentFile=/etc/bakery/env/bakery-hello-green.env\n",
 		"ExecStart=/bin/sh /var/lib/bakery/apps/hello/run/green.sh\n",
@@ -102,5 +108,19 @@ func TestDockerEnvFile(t *testing.T) {
 	}
 	if ContainerName("hello", Blue) != "bakery-hello-blue" || ImageRef("hello", "c-h") != "bakery/hello:c-h" {
 		t.Fatal("names")
+	}
+}
+
+func TestAppUser(t *testing.T) {
+	if u := AppUser("hello"); u != "bakery-app-hello" {
+		t.Fatalf("AppUser(hello) = %s", u)
+	}
+	long := strings.Repeat("x", 63)
+	u := AppUser(long)
+	if len(u) > 31 || !strings.HasPrefix(u, "bakery-app-xxxxxxxxxxx-") || u == AppUser(long[:62]) {
+		t.Fatalf("AppUser(63 x) = %s", u)
+	}
+	if u := AppUser(strings.Repeat("y", 20)); u != "bakery-app-"+strings.Repeat("y", 20) {
+		t.Fatalf("a 31-character user name is kept: %s", u)
 	}
 }

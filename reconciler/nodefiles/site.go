@@ -2,7 +2,10 @@ package nodefiles
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+
+	"bakery.dev/bakery/api"
 )
 
 // ACMEWebroot is where certbot (through the node's bakery-sudo helper)
@@ -54,9 +57,62 @@ type Site struct {
 	TLSPort int
 }
 
+// Validate applies the node helper's rules to every parameter.
+func (s Site) Validate() error {
+	rs := []string{api.ValidateName(s.App), ValidateSlot(s.Slot), api.ValidatePort(s.Port)}
+	if s.ListenPort != 0 {
+		rs = append(rs, api.ValidatePort(s.ListenPort))
+	}
+	if s.TLSPort != 0 {
+		rs = append(rs, api.ValidatePort(s.TLSPort))
+	}
+	hosts := map[string]bool{}
+	for _, h := range s.Hosts {
+		rs = append(rs, api.ValidateHost(h))
+		hosts[h] = true
+	}
+	for _, h := range s.CertHosts {
+		rs = append(rs, api.ValidateCertificateHost(h))
+		if !hosts[h] {
+			rs = append(rs, fmt.Sprintf("certificate host %q is not one of the hosts", h))
+		}
+	}
+	for _, r := range rs {
+		if r != "" {
+			return fmt.Errorf("nginx site of %s: %s", s.App, r)
+		}
+	}
+	return nil
+}
+
+// SiteArgs are the arguments of the helper's nginx-site-install (and
+// render-site) verb for s: APP SLOT PORT, then --listen N, --tls-port N
+// and --tls when set, then --host H per host and --cert H per
+// certificate host, in order.
+func SiteArgs(s Site) []string {
+	args := []string{s.App, s.Slot, strconv.Itoa(s.Port)}
+	if s.ListenPort != 0 {
+		args = append(args, "--listen", strconv.Itoa(s.ListenPort))
+	}
+	if s.TLSPort != 0 {
+		args = append(args, "--tls-port", strconv.Itoa(s.TLSPort))
+	}
+	if s.TLS {
+		args = append(args, "--tls")
+	}
+	for _, h := range s.Hosts {
+		args = append(args, "--host", h)
+	}
+	for _, h := range s.CertHosts {
+		args = append(args, "--cert", h)
+	}
+	return args
+}
+
 // NginxSite renders the app's nginx site: an upstream to the active slot
-// and servers for the app's hosts. It contains no quotes (the node's
-// bakery-sudo helper refuses them).
+// and servers for the app's hosts (s must be valid: Validate). The node's
+// bakery-sudo helper renders the same site from SiteArgs(s)
+// (render_site); scripts/helper_test.go keeps the two byte-identical.
 func NginxSite(s Site) string {
 	listen := s.ListenPort
 	if listen == 0 {

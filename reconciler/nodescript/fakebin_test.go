@@ -25,7 +25,9 @@ n=$(basename "$0")
 case $n in
 sudo)
   case $3 in
-  *-install) cat >"$d/stdin"; [ "$3" = nginx-site-install ] && echo changed ;;
+  env-install) cat >"$d/stdin" ;;
+  nginx-site-install) echo changed ;;
+  build) cd "$BAKERY_ROOT/apps/$4/releases/$5" && tee "$d/stdin" | sh -s; exit $? ;; # as the app's user, on a node
   nginx-site-remove) echo removed ;;
   cert-info) shift 3; for h in "$@"; do echo "cert $h 1803533847 4BB424659C012AA1"; done ;;
   esac ;;
@@ -65,6 +67,7 @@ const hostile = `a'b$(touch pwned)"c d`
 func TestScriptsPassValuesLiterally(t *testing.T) {
 	const h = nf.SudoHelper
 	commit := strings.Repeat("c", 40)
+	release := strings.Repeat("d", 40) + "-0123456789abcdef"
 	tests := []struct {
 		name      string
 		cmd       func() (sshexec.Command, error)
@@ -76,9 +79,11 @@ func TestScriptsPassValuesLiterally(t *testing.T) {
 		{"systemd-install-env", func() (sshexec.Command, error) {
 			return SystemdInstallEnv.Command(SystemdEnvInput{App: hostile, Slot: "blue", EnvFile: "A=\"1\"\n"})
 		}, []string{"sudo -n " + h + " env-install " + hostile + " blue"}, "A=\"1\"\n", "", false},
+		// The helper renders unit and site from validated parameters: a
+		// hostile app name never gets that far (TestRejectsInvalid).
 		{"systemd-install-unit", func() (sshexec.Command, error) {
-			return SystemdInstallUnit.Command(SystemdUnitInput{App: hostile, Slot: "green", Unit: "[Unit]\n"})
-		}, []string{"sudo -n " + h + " unit-install " + hostile + " green", "sudo -n " + h + " daemon-reload"}, "[Unit]\n", "", false},
+			return SystemdInstallUnit.Command(SystemdUnitInput{Unit: nf.Slot{App: "web", Slot: "green", Port: 20001, Release: release}})
+		}, []string{"sudo -n " + h + " unit-install web green 20001 " + release + " 10", "sudo -n " + h + " daemon-reload"}, "", "", false},
 		{"systemd-start", func() (sshexec.Command, error) { return SystemdStart.Command(SlotInput{App: hostile, Slot: "blue"}) }, []string{
 			"sudo -n " + h + " systemctl reset-failed " + hostile + " blue",
 			"sudo -n " + h + " systemctl enable " + hostile + " blue",
@@ -95,34 +100,37 @@ func TestScriptsPassValuesLiterally(t *testing.T) {
 			"sudo -n " + h + " systemctl stop " + hostile + " green",
 			"sudo -n " + h + " unit-remove " + hostile + " green",
 			"sudo -n " + h + " env-remove " + hostile + " green",
-			"sudo -n " + h + " daemon-reload"}, "", "", false},
+			"sudo -n " + h + " daemon-reload",
+			"sudo -n " + h + " app-remove " + hostile}, "", "", false},
 		{"nginx-switch", func() (sshexec.Command, error) {
-			return NginxSwitch.Command(NginxSwitchInput{App: hostile, Slot: "green", Hosts: []string{"a.test", "b.test"}, Path: "/healthz", Token: "tok", Site: "server {}\n"})
+			return NginxSwitch.Command(NginxSwitchInput{App: "web", Slot: "green", Hosts: []string{"a.test", "b.test"}, Path: "/healthz", Token: "tok",
+				Site: nf.Site{App: "web", Slot: "green", Port: 20001, Hosts: []string{"a.test", "*.b.test"}, TLS: true, CertHosts: []string{"a.test"}}})
 		}, []string{
-			"sudo -n " + h + " nginx-site-install " + hostile,
+			"sudo -n " + h + " nginx-site-install web green 20001 --tls --host a.test --host *.b.test --cert a.test",
 			"sudo -n " + h + " nginx-reload",
 			"curl -s -k -o /dev/null -D - -m 2 --resolve a.test:443:127.0.0.1 https://a.test/healthz",
 			"curl -s -k -o /dev/null -D - -m 2 --resolve b.test:443:127.0.0.1 https://b.test/healthz"},
-			"server {}\n", "changed\nbakery: nginx now serves from the green slot\n", false},
+			"", "changed\nbakery: nginx now serves from the green slot\n", false},
 		{"nginx-switch over HTTP", func() (sshexec.Command, error) {
-			return NginxSwitch.Command(NginxSwitchInput{App: hostile, Slot: "blue", Hosts: []string{"web"}, Path: "/", Site: "s"})
+			return NginxSwitch.Command(NginxSwitchInput{App: "web", Slot: "blue", Hosts: []string{"web"}, Path: "/", Site: nf.Site{App: "web", Slot: "blue", Port: 20000}})
 		}, []string{
-			"sudo -n " + h + " nginx-site-install " + hostile,
+			"sudo -n " + h + " nginx-site-install web blue 20000",
 			"sudo -n " + h + " nginx-reload",
 			"curl -s -o /dev/null -D - -m 2 -H Host: web http://127.0.0.1:80/"},
-			"s", "changed\nbakery: nginx now serves from the blue slot\n", false},
+			"", "changed\nbakery: nginx now serves from the blue slot\n", false},
 		{"nginx-remove", func() (sshexec.Command, error) { return NginxRemove.Command(AppInput{App: hostile}) }, []string{
 			"sudo -n " + h + " nginx-site-remove " + hostile,
 			"sudo -n " + h + " nginx-reload"}, "", "", false},
 		{"certificate", func() (sshexec.Command, error) {
-			return Certificate.Command(CertificateInput{App: hostile, Host: "a.test", Email: "me@a.test", Server: "https://acme.test/dir", Site: "site"})
+			return Certificate.Command(CertificateInput{App: "web", Host: "a.test", Email: "me@a.test", Server: "https://acme.test/dir",
+				Site: nf.Site{App: "web", Slot: "blue", Port: 20000, Hosts: []string{"a.test"}, TLS: true}})
 		}, []string{
-			"sudo -n " + h + " nginx-site-install " + hostile,
+			"sudo -n " + h + " nginx-site-install web blue 20000 --tls --host a.test",
 			"sudo -n " + h + " nginx-reload",
 			"curl -s -o /dev/null -D - -m 2 -H Host: a.test http://127.0.0.1:80/.well-known/acme-challenge/bakery-probe",
 			"sudo -n " + h + " certbot-certonly a.test --email me@a.test --server https://acme.test/dir",
 			"sudo -n " + h + " cert-info a.test"},
-			"site", "bakery: requesting a certificate for a.test from https://acme.test/dir (HTTP-01)\ncert a.test 1803533847 4BB424659C012AA1\n", false},
+			"", "bakery: requesting a certificate for a.test from https://acme.test/dir (HTTP-01)\ncert a.test 1803533847 4BB424659C012AA1\n", false},
 		{"renew", func() (sshexec.Command, error) {
 			return Renew.Command(RenewInput{Host: "a.test", Server: "https://acme.test/dir"})
 		}, []string{

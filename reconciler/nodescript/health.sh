@@ -13,12 +13,21 @@ while :; do
   if out=$(curl -fsS -o /dev/null -w '%{http_code}' -m "$TIMEOUT" "$url" 2>&1); then
     if [ -n "$UNIT" ]; then
       # The answer must come from this slot's unit, not from another
-      # process that holds the port.
-      pids=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)
-      mine=
-      for p in $pids; do grep -q "/$UNIT\$" "/proc/$p/cgroup" 2>/dev/null && mine=1; done
-      if [ -n "$pids" ] && [ -z "$mine" ]; then
-        echo "bakery: $url answers, but not from $UNIT: port $PORT is held by another process (pid $pids)" >&2; exit 1
+      # process that holds the port. ss -e names the cgroup of every
+      # listening socket, also of other users' (apps run as their own
+      # users), whose pids ss -p cannot show bakery-agent.
+      cgs=$(ss -Hltne "sport = :$PORT" 2>/dev/null | grep -o 'cgroup:[^ ]*' | grep -vx 'cgroup:/' | sort -u)
+      if [ -n "$cgs" ]; then
+        if printf '%s\n' "$cgs" | grep -qv "/$UNIT\$"; then
+          echo "bakery: $url answers, but not from $UNIT: port $PORT is held by another process ($(printf '%s' "$cgs" | tr '\n' ' '))" >&2; exit 1
+        fi
+      else
+        pids=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)
+        mine=
+        for p in $pids; do grep -q "/$UNIT\$" "/proc/$p/cgroup" 2>/dev/null && mine=1; done
+        if [ -n "$pids" ] && [ -z "$mine" ]; then
+          echo "bakery: $url answers, but not from $UNIT: port $PORT is held by another process (pid $pids)" >&2; exit 1
+        fi
       fi
     fi
     if [ -n "$CONTAINER" ]; then

@@ -199,6 +199,7 @@ func TestDeliverLocal(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(appDir, "releases", odd)); err != nil {
 		t.Fatal(err)
 	}
+	fakeBin(t) // sudo: like the helper's build verb, runs the script it reads in the release
 	cmd, err = Build.Command(BuildInput{App: app, Release: release, Install: `echo "$GREETING" > installed`, Test: "test -f f",
 		Build: `printf '%s' "$BAKERY_RELEASE" > where`, BuildHash: "h1", Env: map[string]string{"GREETING": `hi $(touch pwned) 'x'`}})
 	mustRun(t, cmd, err, root)
@@ -231,7 +232,7 @@ func TestDeliverLocal(t *testing.T) {
 		t.Errorf("prune: %q", out)
 	}
 	mustRun(t, cmdOf(RunDir.Command(AppInput{App: app})), nil, root)
-	if fi, err := os.Stat(filepath.Join(appDir, "run")); err != nil || fi.Mode().Perm() != 0o700 {
+	if fi, err := os.Stat(filepath.Join(appDir, "run")); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Fatalf("run dir: %v %v", fi, err)
 	}
 	mustRun(t, cmdOf(RemoveApp.Command(AppInput{App: app})), nil, root)

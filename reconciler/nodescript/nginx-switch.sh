@@ -1,13 +1,16 @@
 #!/bin/sh
-# nginx-switch installs the app's site (on stdin) through the bakery-sudo
-# helper, reloads nginx, then waits until nginx answers from the new slot
-# (its X-Bakery-Slot header): a reload returns before the new workers take
-# over, and the old slot must not be stopped while old workers still send
-# to it.
-# Environment: BAKERY_SUDO, APP, SLOT, HOSTS (space-separated), HPATH,
-# TOKEN (the site's token when hosts are served over HTTPS, else empty).
+# nginx-switch has the bakery-sudo helper render and install the app's site
+# from its parameters (SITEARGS), reloads nginx, then waits until nginx
+# answers from the new slot (its X-Bakery-Slot header): a reload returns
+# before the new workers take over, and the old slot must not be stopped
+# while old workers still send to it.
+# Environment: BAKERY_SUDO, APP, SLOT, SITEARGS, HOSTS (space-separated),
+# HPATH, TOKEN (the site's token when hosts are served over HTTPS, else
+# empty).
 set -u
-sudo -n "$BAKERY_SUDO" nginx-site-install "$APP" || exit 1
+set -f # SITEARGS: validated words, split but never globbed
+# shellcheck disable=SC2086
+sudo -n "$BAKERY_SUDO" nginx-site-install $SITEARGS || exit 1
 sudo -n "$BAKERY_SUDO" nginx-reload || exit 1
 # With TLS, every host with a certificate must answer over HTTPS from the
 # site just written (its token), else HOST over HTTP.

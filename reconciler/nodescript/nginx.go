@@ -19,8 +19,10 @@ type NginxSwitchInput struct {
 	// Token is the site's token (nodefiles.SiteToken) when Hosts are
 	// probed over HTTPS, else empty.
 	Token string
-	// Site is the nginx site (nodefiles.NginxSite), sent on stdin.
-	Site string
+	// Site holds the site's parameters (Site.App must be App). The helper
+	// renders the site from its own template (nodefiles.NginxSite renders
+	// the same text); no site text is ever sent.
+	Site nf.Site
 }
 
 // NginxSwitch installs the app's site through the bakery-sudo helper,
@@ -34,8 +36,22 @@ var NginxSwitch = define("nginx-switch", func(in NginxSwitchInput, c *call) {
 	c.set("HOSTS", strings.Join(in.Hosts, " "))
 	c.set("HPATH", in.Path)
 	c.set("TOKEN", in.Token)
-	c.input(in.Site)
+	c.siteArgs(in.App, in.Site)
 })
+
+// siteArgs sets SITEARGS, the helper's nginx-site-install arguments for s
+// (validated words without blanks; the scripts expand them with globbing
+// off).
+func (c *call) siteArgs(app string, s nf.Site) {
+	if err := s.Validate(); err != nil {
+		c.fail("%v", err)
+		return
+	}
+	if s.App != app {
+		c.fail("site of %q for app %q", s.App, app)
+	}
+	c.set("SITEARGS", strings.Join(nf.SiteArgs(s), " "))
+}
 
 // NginxRemove deletes the app's nginx site, and reloads nginx if there
 // was one.
@@ -46,9 +62,10 @@ type CertificateInput struct {
 	App, Host string
 	Email     string // the ACME account's email (ingress.tls.email)
 	Server    string // the ACME directory URL
-	// Site is the app's nginx site for the certificates there are now
-	// (it serves the ACME challenge location for every host), on stdin.
-	Site string
+	// Site holds the parameters of the app's nginx site for the
+	// certificates there are now (it serves the ACME challenge location
+	// for every host).
+	Site nf.Site
 }
 
 // Certificate makes nginx serve the ACME challenge for the app's hosts, waits
@@ -61,7 +78,7 @@ var Certificate = define("certificate", func(in CertificateInput, c *call) {
 	c.set("EMAIL", in.Email)
 	c.set("SERVER", in.Server)
 	c.set("HDR", nf.ACMEHeader)
-	c.input(in.Site)
+	c.siteArgs(in.App, in.Site)
 })
 
 // RenewInput is the input of renew.

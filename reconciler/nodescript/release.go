@@ -2,10 +2,12 @@ package nodescript
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/sshexec"
 )
 
 // AppInput is the input of the scripts that need only the app's name.
@@ -17,8 +19,9 @@ type AppInput struct {
 // bundle is uploaded into it).
 var AppDir = define("app-dir", func(in AppInput, c *call) { c.app(in.App) })
 
-// RunDir creates the app's private run directory, mode 700 (its slots'
-// run scripts and docker env files).
+// RunDir creates the app's run directory, mode 755 (its slots' run
+// scripts, 0644, which the app's own user runs, and docker env files,
+// 0600).
 var RunDir = define("run-dir", func(in AppInput, c *call) { c.app(in.App) })
 
 // RemoveApp deletes the app's directory on the node.
@@ -101,19 +104,46 @@ type BuildInput struct {
 	Env map[string]string
 }
 
+// envName is a shell variable name (the API's rule for env names).
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 // Build runs the spec's install, test and build commands in the checked
-// out release and writes its built marker when all of them succeeded. The
-// commands reach the node as environment variables, never as script text.
+// out release as the app's own user (through the bakery-sudo helper's
+// build verb) and writes its built marker when all of them succeeded. The
+// commands and the app's environment reach the node as export lines
+// quoted with sshexec.Quote, never as script text or on a command line;
+// the helper starts it in the release directory (BAKERY_RELEASE).
 var Build = define("build", func(in BuildInput, c *call) {
-	for k, v := range in.Env {
-		c.set(k, v) // the script's own variables below win, as before
-	}
 	c.elem("BAKERY_APP", "app name", in.App)
 	c.elem("BAKERY_RELEASE_ID", "release", in.Release)
-	c.set("BAKERY_STEP_INSTALL", in.Install)
-	c.set("BAKERY_STEP_TEST", in.Test)
-	c.set("BAKERY_STEP_BUILD", in.Build)
-	c.set("BAKERY_BUILD_HASH", in.BuildHash)
+	own := map[string]string{
+		"BAKERY_STEP_INSTALL": in.Install,
+		"BAKERY_STEP_TEST":    in.Test,
+		"BAKERY_STEP_BUILD":   in.Build,
+		"BAKERY_BUILD_HASH":   in.BuildHash,
+	}
+	var b strings.Builder
+	// The app's variables first: the script's own below win, as before.
+	for _, env := range []map[string]string{in.Env, own} {
+		keys := make([]string, 0, len(env))
+		for k := range env {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if !envName.MatchString(k) {
+				c.fail("environment variable name %q", k)
+				return
+			}
+			q, err := sshexec.Quote(env[k])
+			if err != nil {
+				c.fail("variable %s: %v", k, err)
+				return
+			}
+			b.WriteString("export " + k + "=" + q + "\n")
+		}
+	}
+	c.set("BAKERY_EXPORTS", b.String())
 })
 
 // PruneInput is the input of prune.

@@ -78,17 +78,26 @@ func TestCommandCarriesNameRootAndSudo(t *testing.T) {
 	if SystemdStart.Name != "systemd-start" || ObserveApp.Name != "observe-app" {
 		t.Error("names")
 	}
-	// File contents travel as stdin, never in the script or environment.
-	cmd, err = NginxSwitch.Command(NginxSwitchInput{App: "web", Slot: nf.Green, Site: "server { return 200; }\n"})
+	// No site text travels: the helper renders it from its parameters.
+	cmd, err = NginxSwitch.Command(NginxSwitchInput{App: "web", Slot: nf.Green, Site: nf.Site{App: "web", Slot: nf.Green, Port: 20001, Hosts: []string{"a.test"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := stdinOf(t, cmd); got != "server { return 200; }\n" || cmd.Script != NginxSwitch.Text() {
+	if cmd.Stdin != nil || cmd.Env["SITEARGS"] != "web green 20001 --host a.test" || cmd.Script != NginxSwitch.Text() {
+		t.Errorf("site arguments %q, stdin %v", cmd.Env["SITEARGS"], cmd.Stdin)
+	}
+	// File contents (env files) travel as stdin, never in the script or
+	// environment.
+	cmd, err = SystemdInstallEnv.Command(SystemdEnvInput{App: "web", Slot: nf.Green, EnvFile: "A=\"secret\"\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stdinOf(t, cmd); got != "A=\"secret\"\n" {
 		t.Errorf("stdin %q", got)
 	}
 	for k, v := range cmd.Env {
-		if strings.Contains(v, "return 200") {
-			t.Errorf("site content in %s", k)
+		if strings.Contains(v, "secret") {
+			t.Errorf("env file content in %s", k)
 		}
 	}
 }
@@ -149,6 +158,21 @@ func TestCommandRejectsInvalidInput(t *testing.T) {
 		}},
 		{"build: NUL in command", func() (sshexec.Command, error) {
 			return Build.Command(BuildInput{App: "web", Release: "r", Build: "make\x00"})
+		}},
+		{"build: variable name that is code", func() (sshexec.Command, error) {
+			return Build.Command(BuildInput{App: "web", Release: "r", Env: map[string]string{"A=1; id #": "x"}})
+		}},
+		{"unit: hostile app", func() (sshexec.Command, error) {
+			return SystemdInstallUnit.Command(SystemdUnitInput{Unit: nf.Slot{App: hostile, Slot: "blue", Port: 1, Release: strings.Repeat("a", 40)}})
+		}},
+		{"unit: release with a newline", func() (sshexec.Command, error) {
+			return SystemdInstallUnit.Command(SystemdUnitInput{Unit: nf.Slot{App: "web", Slot: "blue", Port: 1, Release: strings.Repeat("a", 40) + "\nUser=root"}})
+		}},
+		{"site: hostile host", func() (sshexec.Command, error) {
+			return NginxSwitch.Command(NginxSwitchInput{App: "web", Slot: "blue", Site: nf.Site{App: "web", Slot: "blue", Port: 1, Hosts: []string{"ok#; } access_log /root/.ssh/authorized_keys k;"}}})
+		}},
+		{"site: of another app", func() (sshexec.Command, error) {
+			return Certificate.Command(CertificateInput{App: "web", Host: "a.test", Site: nf.Site{App: "victim", Slot: "blue", Port: 1}})
 		}},
 	}
 	for _, tt := range tests {

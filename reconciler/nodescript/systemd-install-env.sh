@@ -5,4 +5,4 @@
 # Environment: BAKERY_ROOT, BAKERY_SUDO, APP, SLOT.
 set -u
 d=$BAKERY_ROOT/apps/$APP/run
-mkdir -p "$d" && chmod 700 "$d" && sudo -n "$BAKERY_SUDO" env-install "$APP" "$SLOT" >/dev/null
+mkdir -p "$d" && chmod 755 "$d" && sudo -n "$BAKERY_SUDO" env-install "$APP" "$SLOT" >/dev/null

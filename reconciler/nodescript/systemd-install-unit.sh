@@ -1,7 +1,6 @@
 #!/bin/sh
-# systemd-install-unit installs the slot's unit (on stdin) through the
-# bakery-sudo helper, which renders it from its own template, and reloads
-# systemd.
-# Environment: BAKERY_SUDO, APP, SLOT.
+# systemd-install-unit has the bakery-sudo helper render the slot's unit
+# from its own template and the unit's parameters, and reloads systemd.
+# Environment: BAKERY_SUDO, APP, SLOT, PORT, RELEASE, STOP.
 set -u
-sudo -n "$BAKERY_SUDO" unit-install "$APP" "$SLOT" && sudo -n "$BAKERY_SUDO" daemon-reload
+sudo -n "$BAKERY_SUDO" unit-install "$APP" "$SLOT" "$PORT" "$RELEASE" "$STOP" && sudo -n "$BAKERY_SUDO" daemon-reload

@@ -1,6 +1,6 @@
 #!/bin/sh
-# systemd-remove stops both slots' units and removes them and their
-# environment files.
+# systemd-remove stops both slots' units and removes them, their
+# environment files and the app's own user and data directory.
 # Environment: BAKERY_SUDO, APP.
 set -u
 for s in blue green; do
@@ -10,3 +10,4 @@ for s in blue green; do
   sudo -n "$BAKERY_SUDO" env-remove "$APP" "$s"
 done
 sudo -n "$BAKERY_SUDO" daemon-reload
+sudo -n "$BAKERY_SUDO" app-remove "$APP" >/dev/null

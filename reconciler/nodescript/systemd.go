@@ -1,5 +1,7 @@
 package nodescript
 
+import nf "bakery.dev/bakery/reconciler/nodefiles"
+
 // SlotInput is the input of the scripts that act on one slot of an app.
 type SlotInput struct {
 	App, Slot string
@@ -24,18 +26,23 @@ var SystemdInstallEnv = define("systemd-install-env", func(in SystemdEnvInput, c
 
 // SystemdUnitInput is the input of systemd-install-unit.
 type SystemdUnitInput struct {
-	App, Slot string
-	// Unit is the slot's unit (nodefiles.Unit), sent on stdin; the helper
-	// checks it against its own template.
-	Unit string
+	// Unit holds the unit's parameters. The helper renders the unit from
+	// its own template (nodefiles.Unit renders the same text); no unit
+	// text is ever sent.
+	Unit nf.Slot
 }
 
 // SystemdInstallUnit installs the slot's unit through the bakery-sudo
-// helper (unit-install) and reloads systemd.
+// helper (unit-install APP SLOT PORT RELEASE STOP) and reloads systemd.
 var SystemdInstallUnit = define("systemd-install-unit", func(in SystemdUnitInput, c *call) {
-	c.app(in.App)
-	c.slot(in.Slot)
-	c.input(in.Unit)
+	if err := in.Unit.Validate(); err != nil {
+		c.fail("%v", err)
+		return
+	}
+	args := nf.UnitArgs(in.Unit)
+	for i, name := range []string{"APP", "SLOT", "PORT", "RELEASE", "STOP"} {
+		c.set(name, args[i])
+	}
 })
 
 // SystemdStart (re)starts the slot's unit and enables it at boot.
@@ -50,6 +57,6 @@ var SystemdStop = define("systemd-stop", func(in SlotInput, c *call) {
 	c.slot(in.Slot)
 })
 
-// SystemdRemove stops both slots' units and removes them and their
-// environment files.
+// SystemdRemove stops both slots' units and removes them, their
+// environment files and the app's own user and data directory.
 var SystemdRemove = define("systemd-remove", func(in AppInput, c *call) { c.app(in.App) })

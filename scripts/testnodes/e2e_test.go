@@ -62,10 +62,24 @@ func mustSSH(t *testing.T, n Node, cmd string, stdin ...string) string {
 	return out
 }
 
+// testRelease is the release directory the checks' units run from.
+const testRelease = "0123456789abcdef0123456789abcdef01234567-0123456789abcdef"
+
+// prepareApp makes the release directory and run script of app's blue
+// slot, as the control plane does before unit-install.
+func prepareApp(t *testing.T, n Node, app, command string) {
+	t.Helper()
+	d := "/var/lib/bakery/apps/" + app
+	mustSSH(t, n, "mkdir -p "+d+"/releases/"+testRelease+" "+d+"/run && chmod 755 "+d+"/run && cat > "+d+"/run/blue.sh && chmod 644 "+d+"/run/blue.sh",
+		"#!/bin/sh\n"+command+"\n")
+}
+
+// testUnit and testSite are configuration text of the kind the helper
+// accepted on stdin before it rendered units and sites itself: every call
+// that sends them is refused now, whatever they hold.
 const testUnit = `[Unit]
 Description=Bakery testnodes check
 After=network.target
-Wants=network-online.target
 
 [Service]
 Type=simple
@@ -93,13 +107,16 @@ func TestE2EAllowedOperations(t *testing.T) {
 	const app, slot = "tncheck", "blue"
 	unit := "bakery-" + app + "-" + slot + ".service"
 	t.Cleanup(func() {
-		SSH(t, n, helper+" systemctl stop "+app+" "+slot+"; "+helper+" unit-remove "+app+" "+slot+"; "+helper+" daemon-reload; "+helper+" nginx-site-remove "+app+"; "+helper+" nginx-reload")
+		SSH(t, n, helper+" systemctl stop "+app+" "+slot+"; "+helper+" unit-remove "+app+" "+slot+"; "+helper+" daemon-reload; "+helper+" nginx-site-remove "+app+"; "+helper+" nginx-reload; "+
+			helper+" env-remove "+app+" "+slot+"; "+helper+" app-remove "+app+"; rm -rf /var/lib/bakery/apps/"+app)
 	})
-
-	if got := mustSSH(t, n, helper+" unit-install "+app+" "+slot, testUnit); strings.TrimSpace(got) != "changed" {
+	prepareApp(t, n, app, "echo tn-started-ok; exec sleep 1000")
+	mustSSH(t, n, helper+" env-install "+app+" "+slot, "# none\n")
+	unitArgs := " " + app + " " + slot + " 18090 " + testRelease
+	if got := mustSSH(t, n, helper+" unit-install"+unitArgs); strings.TrimSpace(got) != "changed" {
 		t.Errorf("unit-install: %q, want changed", got)
 	}
-	if got := mustSSH(t, n, helper+" unit-install "+app+" "+slot, testUnit); strings.TrimSpace(got) != "unchanged" {
+	if got := mustSSH(t, n, helper+" unit-install"+unitArgs); strings.TrimSpace(got) != "unchanged" {
 		t.Errorf("unit-install again: %q, want unchanged", got)
 	}
 	if got := mustSSH(t, n, "stat -c '%U %a' /etc/systemd/system/"+unit); strings.TrimSpace(got) != "root 644" {
@@ -111,12 +128,12 @@ func TestE2EAllowedOperations(t *testing.T) {
 	if got := mustSSH(t, n, helper+" systemctl is-active "+app+" "+slot); strings.TrimSpace(got) != "active" {
 		t.Errorf("is-active after start: %q", got)
 	}
-	if got := mustSSH(t, n, helper+" systemctl show "+app+" "+slot+" | grep -E '^(User|ActiveState)='"); !strings.Contains(got, "User=bakery-agent") || !strings.Contains(got, "ActiveState=active") {
+	if got := mustSSH(t, n, helper+" systemctl show "+app+" "+slot+" | grep -E '^(User|ActiveState)='"); !strings.Contains(got, "User=bakery-app-"+app) || !strings.Contains(got, "ActiveState=active") {
 		t.Errorf("show: %q", got)
 	}
 	mustSSH(t, n, helper+" systemctl status "+app+" "+slot)
-	if got := mustSSH(t, n, "ps -o user:32= -C sleep"); !strings.Contains(got, "bakery-agent") {
-		t.Errorf("the service does not run as bakery-agent: %q", got)
+	if got := mustSSH(t, n, "ps -o user:32= -C sleep"); !strings.Contains(got, "bakery-app-"+app) {
+		t.Errorf("the service does not run as its own user bakery-app-%s: %q", app, got)
 	}
 	// journal: bounded polling until journald has the line
 	var journal string
@@ -141,25 +158,33 @@ func TestE2EAllowedOperations(t *testing.T) {
 	}
 	mustSSH(t, n, helper+" daemon-reload")
 
-	// nginx
-	if got := mustSSH(t, n, helper+" nginx-site-install "+app, testSite); strings.TrimSpace(got) != "changed" {
+	// nginx: the helper renders the site from its parameters.
+	siteArgs := " " + app + " " + slot + " 18090 --listen 18081 --host tn.example.test"
+	if got := mustSSH(t, n, helper+" nginx-site-install"+siteArgs); strings.TrimSpace(got) != "changed" {
 		t.Errorf("nginx-site-install: %q", got)
+	}
+	if got := mustSSH(t, n, helper+" nginx-site-install"+siteArgs); strings.TrimSpace(got) != "unchanged" {
+		t.Errorf("nginx-site-install again: %q", got)
 	}
 	mustSSH(t, n, helper+" nginx-test")
 	mustSSH(t, n, helper+" nginx-reload")
-	var body string
-	for i := 0; i < 50 && body != "tn-site-ok"; i++ {
-		body, _ = SSH(t, n, "sleep 0.1; curl -fsS http://127.0.0.1:18081/")
+	var head string
+	for i := 0; i < 50 && !strings.Contains(head, "x-bakery-slot: "+app+"/"+slot); i++ {
+		head, _ = SSH(t, n, "sleep 0.1; curl -sS -o /dev/null -D - -H 'Host: tn.example.test' http://127.0.0.1:18081/ | tr -d '\\r' | tr A-Z a-z")
 	}
-	if body != "tn-site-ok" {
-		t.Errorf("site answered %q", body)
+	if !strings.Contains(head, "x-bakery-slot: "+app+"/"+slot) {
+		t.Errorf("site answered without its slot header:\n%s", head)
 	}
-	// a broken site is refused by nginx -t and the previous file is restored
-	if out, err := SSHInput(t, n, helper+" nginx-site-install "+app, []byte("server { listen 18081; bogus_directive on; }\n")); err == nil {
-		t.Errorf("broken site accepted: %q", out)
+	site := mustSSH(t, n, "cat /etc/nginx/conf.d/bakery-"+app+".conf")
+	if rendered := mustSSH(t, n, helper+" render-site"+siteArgs); site != rendered || !strings.Contains(site, "server_name tn.example.test;") {
+		t.Errorf("installed site differs from render-site:\n%s\n%s", site, rendered)
 	}
-	if got := mustSSH(t, n, "cat /etc/nginx/conf.d/bakery-"+app+".conf"); got != testSite {
-		t.Errorf("site not restored after a failed install:\n%s", got)
+	// invalid parameters are refused and leave the site as it was
+	if out, err := SSH(t, n, helper+" nginx-site-install "+app+" "+slot+" 18090 --listen 18081 --host 'x;'"); err == nil {
+		t.Errorf("invalid host accepted: %q", out)
+	}
+	if got := mustSSH(t, n, "cat /etc/nginx/conf.d/bakery-"+app+".conf"); got != site {
+		t.Errorf("site changed by a refused install:\n%s", got)
 	}
 	mustSSH(t, n, helper+" nginx-test")
 	if got := mustSSH(t, n, helper+" nginx-site-remove "+app); strings.TrimSpace(got) != "removed" {

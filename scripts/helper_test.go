@@ -1,0 +1,161 @@
+package scripts_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	nf "bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/scripts"
+)
+
+// helperScript writes the node's bakery-sudo helper, as the installer
+// embeds it, to a file and returns its path.
+func helperScript(t testing.TB) string {
+	t.Helper()
+	s := string(scripts.InstallNodeAgent)
+	const start, end = "<<'BAKERY_SUDO_EOF'\n", "\nBAKERY_SUDO_EOF\n"
+	i := strings.Index(s, start)
+	j := strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatal("the bakery-sudo helper is not in install-node-agent.sh")
+	}
+	p := filepath.Join(t.TempDir(), "bakery-sudo")
+	if err := os.WriteFile(p, []byte(s[i+len(start):j+1]), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// runHelper runs one verb of the helper (one that needs no root) and
+// returns its stdout, and its exit code.
+func runHelper(t testing.TB, helper string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("bash", append([]string{helper}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), 0
+	case errors.As(err, &ee):
+		return out.String(), ee.ExitCode()
+	}
+	t.Fatalf("bash %s: %v", strings.Join(args, " "), err)
+	return "", -1
+}
+
+const rel = "0123456789abcdef0123456789abcdef01234567-89abcdef01234567"
+
+// Slots and Sites on which the helper's templates and the control plane's
+// must agree byte for byte (nodefiles.Unit and NginxSite are what the
+// control plane compares the node's files with).
+var (
+	paritySlots = []nf.Slot{
+		{App: "hello", Slot: nf.Blue, Release: rel, Port: 20000},
+		{App: "x", Slot: nf.Green, Release: rel[:40], Port: 65535, StopTimeoutSec: 86400},
+		{App: strings.Repeat("a1-", 20) + "end", Slot: nf.Blue, Release: strings.Repeat("f", 64) + "-0000000000000000", Port: 1, StopTimeoutSec: 1},
+		{App: "exactly-twenty-chars", Slot: nf.Green, Release: rel, Port: 8080},
+		{App: "exactly-twenty-one-ch", Slot: nf.Green, Release: rel, Port: 8080},
+	}
+	paritySites = []nf.Site{
+		{App: "hello", Slot: nf.Blue, Port: 20000},
+		{App: "hello", Slot: nf.Blue, Hosts: []string{"a.example.test"}, Port: 20000},
+		{App: "web", Slot: nf.Green, Hosts: []string{"a.example.test", "*.b.example.test", "localhost"}, Port: 20001, ListenPort: 8080},
+		{App: "web", Slot: nf.Green, Hosts: []string{"a.example.test", "b.example.test"}, Port: 20001, TLS: true},
+		{App: "web", Slot: nf.Green, Hosts: []string{"a.example.test", "b.example.test"}, Port: 20001, TLS: true, CertHosts: []string{"b.example.test"}},
+		{App: "web", Slot: nf.Blue, Hosts: []string{"a.example.test", "b.example.test"}, Port: 1, TLS: true, CertHosts: []string{"b.example.test", "a.example.test"}, TLSPort: 8443, ListenPort: 8080},
+		{App: "web", Slot: nf.Blue, Hosts: []string{"a.example.test"}, Port: 2, CertHosts: []string{"a.example.test"}}, // certificates without TLS: ignored
+	}
+)
+
+// TestHelperRendersLikeControlPlane runs the helper's render-unit and
+// render-site on a table of parameters and compares their output with the
+// control plane's rendering.
+func TestHelperRendersLikeControlPlane(t *testing.T) {
+	helper := helperScript(t)
+	for _, s := range paritySlots {
+		if err := s.Validate(); err != nil {
+			t.Fatalf("%+v: %v", s, err)
+		}
+		got, code := runHelper(t, helper, append([]string{"render-unit"}, nf.UnitArgs(s)...)...)
+		if want := nf.Unit(s); code != 0 || got != want {
+			t.Errorf("render-unit %v (exit %d):\n%s\nwant (nodefiles.Unit):\n%s", nf.UnitArgs(s), code, got, want)
+		}
+	}
+	for _, s := range paritySites {
+		if err := s.Validate(); err != nil {
+			t.Fatalf("%+v: %v", s, err)
+		}
+		got, code := runHelper(t, helper, append([]string{"render-site"}, nf.SiteArgs(s)...)...)
+		if want := nf.NginxSite(s); code != 0 || got != want {
+			t.Errorf("render-site %v (exit %d):\n%s\nwant (nodefiles.NginxSite):\n%s", nf.SiteArgs(s), code, got, want)
+		}
+	}
+}
+
+// paramCase is one case of testdata/privilege/params.json.
+type paramCase struct {
+	Kind  string `json:"kind"`
+	Value string `json:"value"`
+	Valid bool   `json:"valid"`
+	Why   string `json:"why,omitempty"`
+}
+
+// TestHelperRulesAgree runs one table of parameter values against the
+// control plane's rules (nodefiles.ValidateParam: package api and
+// nodefiles) and the helper's (check KIND VALUE): both must accept exactly
+// the valid ones. This is how the two places of each rule stay in
+// agreement.
+func TestHelperRulesAgree(t *testing.T) {
+	b, err := os.ReadFile("testdata/privilege/params.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []paramCase
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	helper := helperScript(t)
+	for _, c := range cases {
+		if r := nf.ValidateParam(c.Kind, c.Value); (r == "") != c.Valid {
+			t.Errorf("Go: %s %q: valid=%v, want %v (%s)", c.Kind, c.Value, r == "", c.Valid, r)
+		}
+		if strings.ContainsRune(c.Value, 0) {
+			continue // no argument can hold a NUL: the helper never sees one
+		}
+		_, code := runHelper(t, helper, "check", c.Kind, c.Value)
+		if (code == 0) != c.Valid || (code != 0 && code != 2) {
+			t.Errorf("helper: check %s %q: exit %d, want valid=%v", c.Kind, c.Value, code, c.Valid)
+		}
+	}
+}
+
+// TestHelperRefusesHostileArguments: the verbs that write refuse every
+// hostile parameter of the corpus before anything else (they exit 2 even
+// without root, as the check comes first).
+func TestHelperRefusesHostileArguments(t *testing.T) {
+	helper := helperScript(t)
+	for _, args := range [][]string{
+		{"render-unit", "hello", "blue", "20000", rel, "10\nUser=root"},
+		{"render-unit", "hello", "blue", "20000\nExecStartPre=+/bin/sh", rel},
+		{"render-unit", "hello", "blue", "20000", "../../../../root"},
+		{"render-unit", "hello", "red", "20000", rel},
+		{"render-unit", "hello", "blue", "20000", rel, "10", "extra"},
+		{"render-site", "hello", "blue", "20000", "--host", "a.example.test;} access_log /root/.ssh/authorized_keys k;"},
+		{"render-site", "hello", "blue", "20000", "--host", "ok#"},
+		{"render-site", "hello", "blue", "20000", "--tls", "--host", "a.example.test", "--cert", "b.example.test"},
+		{"render-site", "hello", "blue", "20000", "--include", "/etc/shadow"},
+		{"render-site", "hello", "blue", "0"},
+	} {
+		if out, code := runHelper(t, helper, args...); code != 2 || out != "" {
+			t.Errorf("%q: exit %d, output %q; want refused (2) and nothing rendered", args, code, out)
+		}
+	}
+}
