@@ -42,6 +42,10 @@ declare -A want=(
 	# fonts are only recommended by chromium, and the screenshots need one.
 	[chromium]=/usr/bin/chromium
 	[fonts-liberation]=/usr/share/fonts/truetype/liberation
+	# The node helper's unit and site renderings are checked with
+	# `systemd-analyze verify` and `nginx -t` (reconciler/nodefiles).
+	[systemd]=/usr/bin/systemd-analyze
+	[nginx-light]=/usr/sbin/nginx
 )
 missing=()
 for pkg in "${!want[@]}"; do
