@@ -188,8 +188,8 @@ func TestE2EAppIsolation(t *testing.T) {
 		"\nEnvironment=PORT=18097\nExecStart=/bin/sh -c 'exec sleep 1000'\nRestart=on-failure\n[Install]\nWantedBy=multi-user.target\n"
 	beforeOut, err := ExecInput(t, n.Name, "cat > /run/systemd/system/bakery-oldstyle-blue.service && systemctl daemon-reload && systemd-analyze security --no-pager bakery-oldstyle-blue.service 2>&1 | tail -n 1; rm -f /run/systemd/system/bakery-oldstyle-blue.service; systemctl daemon-reload", []byte(old))
 	before := score.FindStringSubmatch(beforeOut)
-	if after == nil || before == nil {
-		t.Fatalf("systemd-analyze security: before %q, after %v", beforeOut, after)
+	if err != nil || after == nil || before == nil {
+		t.Fatalf("systemd-analyze security: before %q (%v), after %v", beforeOut, err, after)
 	}
 	t.Logf("systemd-analyze security: unit as before (User=bakery-agent) %s, app unit now %s", before[1], after[1])
 	if v, err := strconv.ParseFloat(after[1], 64); err != nil || v >= 4 {
