@@ -222,6 +222,14 @@ func collectRules(src *source, fn *ast.FuncDecl) {
 			path = normPath(path)
 			if reason == "%s" {
 				reason = "must be a DNS-1123 label (lower-case letters, digits, '-'; at most 63)"
+				switch {
+				case strings.Contains(path, ".hosts"):
+					reason = "must be a lower-case host name (at most 253 characters)"
+				case strings.HasSuffix(path, ".email"):
+					reason = "must be a plain e-mail address"
+				case strings.HasSuffix(path, "tls.server"):
+					reason = "must be a plain https URL"
+				}
 				if strings.HasSuffix(path, ".path") {
 					reason = "must be a clean path relative to the repository root, without '..'"
 				} else if strings.HasSuffix(path, "key") || strings.Contains(path, ".data") || strings.Contains(path, ".sealed") {
