@@ -37,7 +37,10 @@ func TestE2EBrowser(t *testing.T) {
 	repo, git, c1 := exampleAppRepo(t, tmp)
 
 	env := append(os.Environ(), "XDG_CONFIG_HOME="+home, "DATABASE_URL=", "BAKERY_SERVER=", "BAKERY_TOKEN=")
-	srv := startServer(t, bin, data, env)
+	// A long resync: only Deploy now may find the second commit below (a
+	// resync every 500 ms could find it first, and its rollout would be
+	// the controller's); everything else here is event-driven.
+	srv := startServer(t, bin, data, env, "--resync", "1m")
 	var setup string
 	deadline := time.Now().Add(10 * time.Second)
 	for setup == "" && time.Now().Before(deadline) {

@@ -82,6 +82,7 @@ func (r *Reconciler) converged(ctx context.Context, d *api.Deployment, p *rollou
 	} else {
 		o.ending = endConverged
 		o.interrupted = r.closeInterrupted(ctx, d, api.RolloutSucceeded, "its control plane stopped before recording the end; the nodes were found converged")
+		r.closeOrphans(ctx, d, "")
 	}
 	if obsErr := errors.Join(p.errs...); obsErr != nil {
 		return reconciler.Result{}, obsErr

@@ -33,6 +33,34 @@ func (r *Reconciler) closeInterrupted(ctx context.Context, d *api.Deployment, st
 	return old.ID
 }
 
+// orphanScan is how many of a deployment's newest rollouts closeOrphans
+// looks at.
+const orphanScan = 3
+
+// closeOrphans cancels every rollout of the deployment still marked
+// running, other than keep, that the status does not name: a rollout whose
+// record was created but whose start never reached the status (the store
+// failed in between, e.g. a restarting database). Only a reconcile of
+// this key could run it, and this one holds the key, so it is not running.
+func (r *Reconciler) closeOrphans(ctx context.Context, d *api.Deployment, keep string) {
+	ros, err := r.Store.ListRollouts(ctx, d.Metadata.Name, orphanScan)
+	if err != nil {
+		r.log().Warn("looking for interrupted rollouts", "deployment", d.Metadata.Name, "err", err)
+		return
+	}
+	for _, ro := range ros {
+		if ro.ID == keep || ro.Done() || d.Status.CurrentRollout != nil && d.Status.CurrentRollout.ID == ro.ID {
+			continue
+		}
+		ro.State, ro.Message, ro.FinishedAt = api.RolloutCancelled, "interrupted before its start was recorded (the store failed); the deployment's next rollout continues", api.Now()
+		if err := r.Store.UpdateRollout(ctx, ro); err != nil {
+			r.log().Warn("marking an interrupted rollout", "rollout", ro.ID, "err", err)
+			continue
+		}
+		r.log().Info("interrupted rollout closed", "rollout", ro.ID, "ranOn", ro.Server, "state", ro.State)
+	}
+}
+
 // unitUnhealthyEvents raises UnitUnhealthy once per node whose plan
 // repairs drift by starting an active unit found not running.
 func (r *Reconciler) unitUnhealthyEvents(ctx context.Context, name, rolloutID string, p rolloutPlan, pending []int) {

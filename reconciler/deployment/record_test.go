@@ -150,3 +150,35 @@ func TestPruneRollouts(t *testing.T) {
 		checkRollouts(t, st, "web", webIDs(4, 3), webIDs(2, 1))
 	})
 }
+
+// TestCloseOrphans: a rollout created but never named by the status (the
+// store failed before the start was recorded) is cancelled by the next
+// rollout's start or converged reconcile; the current one and the one
+// being started are left alone.
+func TestCloseOrphans(t *testing.T) {
+	st := openStore(t).(Store)
+	ctx := t.Context()
+	for rev := int64(1); rev <= 3; rev++ {
+		if err := st.CreateRollout(ctx, storetest.Rollout(webID(int(rev)), "web", rev, int(rev))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Revision 1 ran to its end and is the status's current rollout;
+	// revision 2 is the orphan; revision 3 is the one starting now.
+	done, _ := st.GetRollout(ctx, webID(1))
+	done.State = api.RolloutSucceeded
+	if err := st.UpdateRollout(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	d := helloDeploymentFor("web", "https://example.test/app.git")
+	d.Status.CurrentRollout = &api.RolloutRef{ID: webID(1), State: api.RolloutSucceeded}
+	r := &Reconciler{Store: st, Logger: slog.New(slog.DiscardHandler)}
+	r.closeOrphans(ctx, d, webID(3))
+	want := map[int]string{1: api.RolloutSucceeded, 2: api.RolloutCancelled, 3: api.RolloutRunning}
+	for rev, state := range want {
+		ro, err := st.GetRollout(ctx, webID(rev))
+		if err != nil || ro.State != state {
+			t.Errorf("rollout %d: %v %v, want %s", rev, ro.State, err, state)
+		}
+	}
+}

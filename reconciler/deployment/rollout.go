@@ -177,6 +177,7 @@ func (r *Reconciler) startRollout(ctx context.Context, d *api.Deployment, p *rol
 		return nil, fmt.Errorf("create rollout: %w", err)
 	}
 	r.closeInterrupted(ctx, d, api.RolloutCancelled, "interrupted before it finished (its control plane stopped or lost its lock); continued by "+ro.ID)
+	r.closeOrphans(ctx, d, ro.ID)
 	return ro, nil
 }
 
