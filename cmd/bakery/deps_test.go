@@ -95,6 +95,7 @@ var deps = map[string][]string{
 	"api/github/githubtest":                 {"api", "api/github"},
 	"api/ui/browsertest":                    {},
 	"reconciler/internal/simnode":           {"reconciler/nodescript", "sshexec"},
+	"reconciler/internal/testenv":           {"api/store", "api/store/filestore"},
 	"reconciler/internal/events/eventstest": {"api", "api/store", "api/store/filestore", "reconciler/internal/events", "reconciler/notify"},
 	"scripts/testnodes":                     {},
 }
@@ -102,7 +103,7 @@ var deps = map[string][]string{
 // testSupport are the rows above that only tests may import.
 var testSupport = []string{
 	"api/store/storetest", "api/store/pgstore/pgtest", "api/github/githubtest",
-	"api/ui/browsertest", "reconciler/internal/simnode", "reconciler/internal/events/eventstest", "scripts/testnodes",
+	"api/ui/browsertest", "reconciler/internal/simnode", "reconciler/internal/testenv", "reconciler/internal/events/eventstest", "scripts/testnodes",
 }
 
 // A rule is one of the design's negative statements: pkg must not import

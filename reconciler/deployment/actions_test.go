@@ -6,6 +6,7 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 )
 
 // TestActionsRecordRequester: every action records who asked in the
@@ -13,7 +14,7 @@ import (
 // (triggeredBy is what the reconcile puts into Rollout.TriggeredBy).
 func TestActionsRecordRequester(t *testing.T) {
 	ctx := t.Context()
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	r := &Reconciler{Store: st.(Store), Logger: slog.New(slog.DiscardHandler)}
 	// What the Manager's DeploymentAction does, less waking the loop.
 	action := func(name string, req api.ActionRequest) (*api.Deployment, error) {

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
 	"bakery.dev/bakery/reconciler/nodescript"
 	"bakery.dev/bakery/reconciler/rolloutlog"
@@ -52,7 +53,7 @@ func (*stopRecorder) Remove(context.Context, *nodeRun) error { return nil }
 // repair of the active slot leaves it alone: stopping it could only take
 // down what still serves.
 func TestFailedStartStopsOnlyANewSlot(t *testing.T) {
-	st := openStore(t).(Store)
+	st := testenv.FileStore(t).(Store)
 	for _, tc := range []struct {
 		slot string
 		want []string

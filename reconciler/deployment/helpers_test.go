@@ -5,21 +5,9 @@ import (
 	"testing"
 
 	"bakery.dev/bakery/api"
-	"bakery.dev/bakery/api/store"
-	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/pgstore/pgtest"
 	"bakery.dev/bakery/reconciler/internal/simnode"
 )
-
-func openStore(t *testing.T) store.Store {
-	t.Helper()
-	s, err := filestore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 // helloDeploymentFor is a minimal deployment of repo on node n1.
 func helloDeploymentFor(name, repo string) *api.Deployment {

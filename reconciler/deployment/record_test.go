@@ -12,13 +12,14 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/api/store/storetest"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 )
 
 // pruneStore returns a file store holding n rollouts of "web" (revisions
 // 1…n, one log line each) and two of "api".
 func pruneStore(t *testing.T, n int) Store {
 	t.Helper()
-	st := openStore(t).(Store)
+	st := testenv.FileStore(t).(Store)
 	create := func(id, dep string, rev int64) {
 		if err := st.CreateRollout(t.Context(), storetest.Rollout(id, dep, rev, int(rev))); err != nil {
 			t.Fatal(err)
@@ -156,7 +157,7 @@ func TestPruneRollouts(t *testing.T) {
 // rollout's start or converged reconcile; the current one and the one
 // being started are left alone.
 func TestCloseOrphans(t *testing.T) {
-	st := openStore(t).(Store)
+	st := testenv.FileStore(t).(Store)
 	ctx := t.Context()
 	for rev := int64(1); rev <= 3; rev++ {
 		if err := st.CreateRollout(ctx, storetest.Rollout(webID(int(rev)), "web", rev, int(rev))); err != nil {

@@ -23,6 +23,7 @@ import (
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/reconciler"
 	"bakery.dev/bakery/reconciler/deployment"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 	"bakery.dev/bakery/reconciler/nodeconn"
 	"bakery.dev/bakery/reconciler/notify"
 	"bakery.dev/bakery/scripts/testnodes"
@@ -133,7 +134,7 @@ func readyAt(commit string) func(d *api.Deployment) bool {
 func TestE2EDeployment(t *testing.T) {
 	lab := testnodes.Require(t)
 	nodes := testnodes.RequireNodes(t, 3)
-	st := openStore(t).(deployment.Store)
+	st := testenv.FileStore(t).(deployment.Store)
 	pool := labPool(t, lab)
 	ctx := t.Context()
 	repo, commit := exampleRepo(t)

@@ -22,6 +22,7 @@ import (
 	"bakery.dev/bakery/reconciler"
 	"bakery.dev/bakery/reconciler/analytics"
 	"bakery.dev/bakery/reconciler/deployment"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 	"bakery.dev/bakery/reconciler/nodeconn"
 	"bakery.dev/bakery/scripts/testnodes"
 )
@@ -131,7 +132,7 @@ func logStepTimes(t *testing.T, what string, per map[string]int64, nodes int) {
 func TestE2EDocker(t *testing.T) {
 	lab := testnodes.Require(t)
 	nodes := testnodes.RequireNodes(t, 2)[:2]
-	st := openStore(t).(deployment.Store)
+	st := testenv.FileStore(t).(deployment.Store)
 	ctx := t.Context()
 	repo, commit := exampleRepo(t)
 	var names []string

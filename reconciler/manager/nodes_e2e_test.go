@@ -12,6 +12,7 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/reconciler/internal/controller"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 	"bakery.dev/bakery/reconciler/node"
 	"bakery.dev/bakery/reconciler/nodeconn"
 	"bakery.dev/bakery/reconciler/nodescript"
@@ -99,7 +100,7 @@ func waitNode(t *testing.T, st store.Store, name, what string, cond func(n *api.
 
 func TestE2ENodesBecomeReady(t *testing.T) {
 	lab := testnodes.Require(t)
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	pool := labPool(t, lab)
 	start := time.Now()
 	for _, n := range lab.Nodes {
@@ -138,7 +139,7 @@ func TestE2ENodesBecomeReady(t *testing.T) {
 func TestE2ENodePowerOffAndBack(t *testing.T) {
 	lab := testnodes.Require(t)
 	scratch := testnodes.Scratch(t)
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	pool := labPool(t, lab)
 	if _, err := st.Create(t.Context(), labNode(scratch.Name, scratch.Address)); err != nil {
 		t.Fatal(err)
@@ -166,7 +167,7 @@ func TestE2ENodePowerOffAndBack(t *testing.T) {
 func TestE2EHostKeyMismatchStalls(t *testing.T) {
 	lab := testnodes.Require(t)
 	scratch := testnodes.Scratch(t)
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	pool := labPool(t, lab)
 	if _, err := st.Create(t.Context(), labNode(scratch.Name, scratch.Address)); err != nil {
 		t.Fatal(err)

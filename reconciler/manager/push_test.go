@@ -9,12 +9,13 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 	"bakery.dev/bakery/reconciler/nodeconn"
 )
 
 func TestHandlePush(t *testing.T) {
 	ctx := t.Context()
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	id, err := nodeconn.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "ssh"))
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/reconciler/deployment"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 	"bakery.dev/bakery/reconciler/nodeconn"
 	"bakery.dev/bakery/scripts/testnodes"
 )
@@ -28,7 +29,7 @@ import (
 func TestE2ESecrets(t *testing.T) {
 	lab := testnodes.Require(t)
 	node := testnodes.RequireNodes(t, 1)[0]
-	st := openStore(t).(deployment.Store)
+	st := testenv.FileStore(t).(deployment.Store)
 	ctx := t.Context()
 	repo, commit := exampleRepo(t)
 	c1 := commit("v1", map[string]string{"CHANGES": "v1\n"})

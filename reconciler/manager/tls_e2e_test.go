@@ -24,6 +24,7 @@ import (
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/reconciler"
 	"bakery.dev/bakery/reconciler/deployment"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 	"bakery.dev/bakery/reconciler/nodeconn"
 	"bakery.dev/bakery/scripts/testnodes"
 )
@@ -217,7 +218,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	}
 	p := startPebble(t, lab, node, hosts...)
 
-	st := openStore(t).(deployment.Store)
+	st := testenv.FileStore(t).(deployment.Store)
 	nn := labNode(node.Name, node.Address)
 	nn.Spec.HostKey = node.HostKey
 	if _, err := st.Create(ctx, nn); err != nil {

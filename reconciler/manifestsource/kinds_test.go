@@ -6,6 +6,7 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 	"bakery.dev/bakery/reconciler/source"
 )
 
@@ -20,7 +21,7 @@ const (
 // the sync with a clear error and applies nothing.
 func TestManifestSourceAllowedKinds(t *testing.T) {
 	ctx := t.Context()
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	repo := newManifestRepo(t)
 	r := &Reconciler{Store: st, Mirrors: &source.Mirrors{Dir: t.TempDir()}}
 	sync := func() *api.ManifestSource {

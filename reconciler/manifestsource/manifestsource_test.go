@@ -13,6 +13,7 @@ import (
 	"bakery.dev/bakery/api/store/pgstore"
 	"bakery.dev/bakery/api/store/pgstore/pgtest"
 	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 	"bakery.dev/bakery/reconciler/source"
 )
 
@@ -92,7 +93,7 @@ func getSource(t *testing.T, st store.Store, name string) *api.ManifestSource {
 
 func TestManifestSourceReconcile(t *testing.T) {
 	stores := map[string]func(t *testing.T) store.Store{
-		"file": openStore,
+		"file": func(t *testing.T) store.Store { return testenv.FileStore(t) },
 		"postgres": func(t *testing.T) store.Store {
 			s, err := pgstore.Open(t.Context(), pgtest.DatabaseURL(t))
 			if err != nil {

@@ -14,19 +14,9 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
-	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/manifests"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 )
-
-func openStore(t *testing.T) store.Store {
-	t.Helper()
-	st, err := filestore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 func dep(name, cmd string) string {
 	return fmt.Sprintf(`apiVersion: bakery.dev/v1
@@ -62,7 +52,7 @@ func annotations(t *testing.T, st store.Store, kind, name string) map[string]str
 
 func TestSyncCreatesChangesPrunes(t *testing.T) {
 	ctx := t.Context()
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	// Hand-made, never pruned.
 	if _, err := st.Create(ctx, decode(t, dep("manual", "run"))[0]); err != nil {
 		t.Fatal(err)
@@ -134,7 +124,7 @@ func TestSyncCreatesChangesPrunes(t *testing.T) {
 
 func TestSyncPrunesDeploymentsViaLoop(t *testing.T) {
 	ctx := t.Context()
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	opts := Options{Owner: "Directory:/x", Prune: true, DeleteViaLoop: true}
 	if _, err := Sync(ctx, st, decode(t, dep("web", "v1")), opts); err != nil {
 		t.Fatal(err)
@@ -160,18 +150,6 @@ func write(t *testing.T, path, content string) {
 	}
 }
 
-// eventually polls cond for up to 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func runCmd(st store.Store, name string) string {
 	o, err := st.Get(context.Background(), api.KindDeployment, name)
 	if err != nil {
@@ -181,7 +159,7 @@ func runCmd(st store.Store, name string) string {
 }
 
 func TestWatcher(t *testing.T) {
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "web.yaml"), dep("web", "v1"))
 	syncs := make(chan error, 100)
@@ -190,11 +168,11 @@ func TestWatcher(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, "web applied at start", func() bool { return runCmd(st, "web") == "v1" })
+	testenv.Eventually(t, "web applied at start", func() bool { return runCmd(st, "web") == "v1" })
 
 	// Write a new file.
 	write(t, filepath.Join(dir, "api.yaml"), dep("api", "v1"))
-	eventually(t, "api created", func() bool { return runCmd(st, "api") == "v1" })
+	testenv.Eventually(t, "api created", func() bool { return runCmd(st, "api") == "v1" })
 
 	// Rename over (editor save): temp file, then rename.
 	write(t, filepath.Join(dir, ".web.yaml.swp"), "garbage: [")
@@ -203,7 +181,7 @@ func TestWatcher(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, ".web.yaml.tmp"), filepath.Join(dir, "web.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "web changed by rename-over", func() bool { return runCmd(st, "web") == "v2" })
+	testenv.Eventually(t, "web changed by rename-over", func() bool { return runCmd(st, "web") == "v2" })
 
 	// A half-written file: nothing of it (nor anything else) is applied.
 	full := dep("half", "v1")
@@ -212,7 +190,7 @@ func TestWatcher(t *testing.T) {
 	}
 	write(t, filepath.Join(dir, "half.yaml"), full[:len(full)-20])
 	var err error
-	eventually(t, "the half-written file was tried", func() bool {
+	testenv.Eventually(t, "the half-written file was tried", func() bool {
 		select {
 		case err = <-syncs:
 			return true
@@ -230,20 +208,20 @@ func TestWatcher(t *testing.T) {
 		t.Fatal("status does not report the error")
 	}
 	write(t, filepath.Join(dir, "half.yaml"), full)
-	eventually(t, "completed file applied", func() bool { return runCmd(st, "half") == "v1" })
+	testenv.Eventually(t, "completed file applied", func() bool { return runCmd(st, "half") == "v1" })
 
 	// In a new subdirectory.
 	if err := os.Mkdir(filepath.Join(dir, "more"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	write(t, filepath.Join(dir, "more", "sub.yaml"), dep("sub", "v1"))
-	eventually(t, "sub created", func() bool { return runCmd(st, "sub") == "v1" })
+	testenv.Eventually(t, "sub created", func() bool { return runCmd(st, "sub") == "v1" })
 
 	// Delete → pruned.
 	if err := os.Remove(filepath.Join(dir, "api.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "api pruned", func() bool { return runCmd(st, "api") == "" })
+	testenv.Eventually(t, "api pruned", func() bool { return runCmd(st, "api") == "" })
 	if runCmd(st, "web") != "v2" {
 		t.Fatal("web lost")
 	}
@@ -253,7 +231,7 @@ func TestWatcher(t *testing.T) {
 // objects for a sync too, dry run or not, without anything passed in.
 func TestSyncObeysStoreRules(t *testing.T) {
 	ctx := t.Context()
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	withHost := func(name string) string { return dep(name, "x") + "  ingress: {hosts: [taken.example.test]}\n" }
 	if _, err := st.Create(ctx, decode(t, withHost("hand"))[0]); err != nil {
 		t.Fatal(err)
@@ -274,7 +252,7 @@ func TestSyncObeysStoreRules(t *testing.T) {
 // them only with --allow-local-nodes); Policy.Kinds limits the kinds; a
 // refused bundle applies nothing.
 func TestSyncPolicy(t *testing.T) {
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	local := "apiVersion: bakery.dev/v1\nkind: Node\nmetadata: {name: self}\nspec: {local: true}\n"
 	objs := decode(t, dep("web", "x"), local)
 	_, err := Sync(t.Context(), st, objs, Options{Owner: "o"})

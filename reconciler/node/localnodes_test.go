@@ -8,6 +8,7 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 	"bakery.dev/bakery/reconciler/nodeconn"
 	"bakery.dev/bakery/sshexec"
 )
@@ -18,7 +19,7 @@ import (
 // in depth behind the writers' refusal — and a restart with the flag picks
 // it up without a spec change.
 func TestLocalNodeWithoutFlag(t *testing.T) {
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	ctx := t.Context()
 	n := &api.Node{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindNode},
 		Metadata: api.ObjectMeta{Name: "self"}, Spec: api.NodeSpec{Local: true}}

@@ -6,12 +6,13 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 	"bakery.dev/bakery/reconciler/nodeconn"
 	"bakery.dev/bakery/sshexec"
 )
 
 func TestNodeReconcilerLocalNode(t *testing.T) {
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	ctx := t.Context()
 	n := &api.Node{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindNode},
 		Metadata: api.ObjectMeta{Name: "self"}, Spec: api.NodeSpec{Local: true}}

@@ -18,6 +18,7 @@ import (
 	"bakery.dev/bakery/api/store/pgstore"
 	"bakery.dev/bakery/api/store/pgstore/pgtest"
 	"bakery.dev/bakery/api/store/storetest"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 	"bakery.dev/bakery/sshexec"
 )
 
@@ -139,7 +140,7 @@ func TestMaskReplacer(t *testing.T) {
 // The sink cleans lines before it stores them, numbers them across nodes
 // in the order they were added, and stores every one by Close.
 func TestLogSinkStoresCleanLines(t *testing.T) {
-	st := openStore(t).(store.Rollouts)
+	st := testenv.FileStore(t).(store.Rollouts)
 	const id = "web-1-10650000"
 	if err := st.CreateRollout(t.Context(), storetest.Rollout(id, "web", 1, 0)); err != nil {
 		t.Fatal(err)
@@ -371,7 +372,7 @@ func (g *gatedStore) AppendLogs(ctx context.Context, id string, lines []api.LogL
 // A store slower than the command: Add waits once maxPending bytes are
 // buffered, and every line is stored once the store goes on.
 func TestLogSinkBoundsPending(t *testing.T) {
-	fs := openStore(t).(store.Rollouts)
+	fs := testenv.FileStore(t).(store.Rollouts)
 	const id = "web-1-b0d00000"
 	if err := fs.CreateRollout(t.Context(), storetest.Rollout(id, "web", 1, 0)); err != nil {
 		t.Fatal(err)
@@ -392,8 +393,8 @@ func TestLogSinkBoundsPending(t *testing.T) {
 	}()
 	// The first batch is taken and held in the store; then the buffer
 	// fills up to the bound, and Add waits.
-	eventually(t, "a batch held in the store", func() bool { return st.entered.Load() == 1 })
-	eventually(t, "the buffer full", func() bool {
+	testenv.Eventually(t, "a batch held in the store", func() bool { return st.entered.Load() == 1 })
+	testenv.Eventually(t, "the buffer full", func() bool {
 		sink.mu.Lock()
 		defer sink.mu.Unlock()
 		return sink.pending >= sink.maxPending
@@ -410,7 +411,7 @@ func TestLogSinkBoundsPending(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	close(st.gate)
-	eventually(t, "every line added", func() bool { return added.Load() == total })
+	testenv.Eventually(t, "every line added", func() bool { return added.Load() == total })
 	sink.Close()
 	got, err := fs.Logs(t.Context(), id, 0, 0)
 	if err != nil {
@@ -430,7 +431,7 @@ func TestLogSinkBoundsPending(t *testing.T) {
 // end of the first piece is never stored, and the beginning of the next
 // one is masked.
 func TestLogSinkMasksValueSplitByExecutor(t *testing.T) {
-	st := openStore(t).(store.Rollouts)
+	st := testenv.FileStore(t).(store.Rollouts)
 	ctx := t.Context()
 	const id = "web-1-5e910000"
 	if err := st.CreateRollout(ctx, storetest.Rollout(id, "web", 1, 0)); err != nil {
@@ -516,7 +517,7 @@ func TestMaskMultiLineSecret(t *testing.T) {
 		t.Errorf("a line shorter than %d bytes is masked: %q", minMasked, got)
 	}
 
-	st := openStore(t).(store.Rollouts)
+	st := testenv.FileStore(t).(store.Rollouts)
 	const id = "web-1-10650001"
 	if err := st.CreateRollout(t.Context(), storetest.Rollout(id, "web", 1, 0)); err != nil {
 		t.Fatal(err)

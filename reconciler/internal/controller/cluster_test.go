@@ -14,6 +14,7 @@ import (
 	"bakery.dev/bakery/api/store/storetest"
 	"bakery.dev/bakery/reconciler"
 	"bakery.dev/bakery/reconciler/deployment"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 )
 
 // clusterMember is one control plane's controller on a shared database.
@@ -86,7 +87,7 @@ func TestControllersShareKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "every key reconciled", func() bool {
+	testenv.Eventually(t, "every key reconciled", func() bool {
 		n := 0
 		perKey.Range(func(any, any) bool { n++; return true })
 		return n == keys
@@ -153,7 +154,7 @@ func TestSupersedeAcrossServers(t *testing.T) {
 	if _, err := there.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the reconcile started", func() bool { return starts.Load() == 1 })
+	testenv.Eventually(t, "the reconcile started", func() bool { return starts.Load() == 1 })
 	setStatus := func(st *pgstore.Store, mutate func(*api.DeploymentStatus)) api.Object {
 		t.Helper()
 		o, err := st.Get(ctx, api.KindDeployment, "app")
@@ -174,14 +175,14 @@ func TestSupersedeAcrossServers(t *testing.T) {
 		if _, err := there.Create(ctx, m); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the marker reconciled", func() bool { return markers.Load() > n })
+		testenv.Eventually(t, "the marker reconciled", func() bool { return markers.Load() > n })
 	}
 	setStatus(there, func(s *api.DeploymentStatus) { s.Commit = "0123" })
 	setStatus(there, func(s *api.DeploymentStatus) {
 		s.Pin = &api.CommitPin{Commit: "4567", Reason: api.TriggerRollback, Generation: 1}
 	})
-	eventually(t, "the pinned rollback cancelled the reconcile in flight", func() bool { return cancels.Load() == 1 })
-	eventually(t, "reconciled again", func() bool { return starts.Load() == 2 })
+	testenv.Eventually(t, "the pinned rollback cancelled the reconcile in flight", func() bool { return cancels.Load() == 1 })
+	testenv.Eventually(t, "reconciled again", func() bool { return starts.Load() == 2 })
 	marker("marker")
 	if c := cancels.Load(); c != 1 {
 		t.Fatalf("%d cancels; a status write of the loop's own must cancel nothing", c)
@@ -190,7 +191,7 @@ func TestSupersedeAcrossServers(t *testing.T) {
 	// This server's own action: Supersede with the object it wrote.
 	o := setStatus(here, func(s *api.DeploymentStatus) { s.Restart = "r1" })
 	ctl.Supersede("app", o)
-	eventually(t, "the action superseded the reconcile", func() bool { return cancels.Load() == 2 && starts.Load() == 3 })
+	testenv.Eventually(t, "the action superseded the reconcile", func() bool { return cancels.Load() == 2 && starts.Load() == 3 })
 	if err := there.Delete(ctx, api.KindDeployment, "marker", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +199,7 @@ func TestSupersedeAcrossServers(t *testing.T) {
 	if _, err := there.Create(ctx, storetest.Deployment("marker", "/srv/m")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the second marker reconciled", func() bool { return markers.Load() > m2 })
+	testenv.Eventually(t, "the second marker reconciled", func() bool { return markers.Load() > m2 })
 	if c, s := cancels.Load(), starts.Load(); c != 2 || s != 3 {
 		t.Fatalf("after the action's own event: %d cancels, %d starts; want 2, 3", c, s)
 	}

@@ -10,33 +10,11 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
-	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/pgstore/pgtest"
 	"bakery.dev/bakery/api/store/storetest"
 	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/internal/testenv"
 )
-
-func openStore(t *testing.T) store.Store {
-	t.Helper()
-	s, err := filestore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-// eventually polls cond every 10ms for at most 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 type counter struct {
 	mu    sync.Mutex
@@ -82,7 +60,7 @@ func runController(t *testing.T, st store.Store, rec reconciler.Reconciler, opts
 }
 
 func TestControllerReconcilesOnEventsAndResync(t *testing.T) {
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	ctx := t.Context()
 	if _, err := st.Create(ctx, storetest.Node("existing", "10.0.0.1", nil)); err != nil {
 		t.Fatal(err)
@@ -105,11 +83,11 @@ func TestControllerReconcilesOnEventsAndResync(t *testing.T) {
 		return reconciler.Result{}, nil
 	})
 	runController(t, st, rec, Options{Resync: time.Hour, Workers: 1})
-	eventually(t, "initial list reconciles existing", func() bool { return c.get("existing") == 1 })
+	testenv.Eventually(t, "initial list reconciles existing", func() bool { return c.get("existing") == 1 })
 	if _, err := st.Create(ctx, storetest.Node("new", "10.0.0.2", nil)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "create event reconciles new", func() bool { return c.get("new") == 1 })
+	testenv.Eventually(t, "create event reconciles new", func() bool { return c.get("new") == 1 })
 	// A status write by a reconciler does not trigger another reconcile.
 	o, _ := st.Get(ctx, api.KindNode, "new")
 	o.(*api.Node).Status.Reachable = true
@@ -123,11 +101,11 @@ func TestControllerReconcilesOnEventsAndResync(t *testing.T) {
 	if _, err := st.Update(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "spec change reconciles new again", func() bool { return c.get("new") == 2 })
+	testenv.Eventually(t, "spec change reconciles new again", func() bool { return c.get("new") == 2 })
 	if _, err := st.Create(ctx, storetest.Node("resync", "10.0.0.3", nil)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "RequeueAfter reconciles again", func() bool { return c.get("resync") >= 3 })
+	testenv.Eventually(t, "RequeueAfter reconciles again", func() bool { return c.get("resync") >= 3 })
 	if got := c.get("new"); got != 2 {
 		t.Fatalf("new reconciled %d times, want 2 (status writes must not trigger)", got)
 	}
@@ -137,7 +115,7 @@ func TestControllerReconcilesOnEventsAndResync(t *testing.T) {
 }
 
 func TestControllerRetriesErrorsNotTerminal(t *testing.T) {
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	ctx := t.Context()
 	var c counter
 	rec := reconciler.Func(func(ctx context.Context, req reconciler.Request) (reconciler.Result, error) {
@@ -162,8 +140,8 @@ func TestControllerRetriesErrorsNotTerminal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "flaky retried until success", func() bool { return c.get("flaky") == 3 })
-	eventually(t, "panic recovered and retried", func() bool { return c.get("panics") == 2 })
+	testenv.Eventually(t, "flaky retried until success", func() bool { return c.get("flaky") == 3 })
+	testenv.Eventually(t, "panic recovered and retried", func() bool { return c.get("panics") == 2 })
 	// The terminal error is not retried: after the other keys settled,
 	// give the queue several backoff periods and check the count.
 	time.Sleep(200 * time.Millisecond)
@@ -176,7 +154,7 @@ func TestControllerRetriesErrorsNotTerminal(t *testing.T) {
 }
 
 func TestControllerSupersedeCancelsRunning(t *testing.T) {
-	st := openStore(t)
+	st := testenv.FileStore(t)
 	ctx := t.Context()
 	started := make(chan struct{}, 4)
 	var c counter
@@ -198,7 +176,7 @@ func TestControllerSupersedeCancelsRunning(t *testing.T) {
 		t.Fatal("reconcile did not start")
 	}
 	ctrl.Supersede("app", nil)
-	eventually(t, "superseded reconcile cancelled and run again", func() bool { return c.get("app") == 2 })
+	testenv.Eventually(t, "superseded reconcile cancelled and run again", func() bool { return c.get("app") == 2 })
 }
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
