@@ -82,7 +82,12 @@ func (r *Reconciler) converged(ctx context.Context, d *api.Deployment, p *rollou
 	} else {
 		o.ending = endConverged
 		o.interrupted = r.closeInterrupted(ctx, d, api.RolloutSucceeded, "its control plane stopped before recording the end; the nodes were found converged")
-		r.closeOrphans(ctx, d, "")
+		if p.revision != d.Status.Revision || d.Status.ObservedGeneration != d.Metadata.Generation {
+			// The nodes run what the status does not record yet: a
+			// rollout may have run whose start never reached the status.
+			// (A converged resync of a recorded revision reads nothing.)
+			r.closeOrphans(ctx, d, "")
+		}
 	}
 	if obsErr := errors.Join(p.errs...); obsErr != nil {
 		return reconciler.Result{}, obsErr
