@@ -404,7 +404,9 @@ func TestStatusOutput(t *testing.T) {
 		t.Errorf("deployment row %q, want READY 1/1, COMMIT 0123456, REVISION 3", f)
 	}
 	f = strings.Fields(lines(must(t, "", "get", "nodes", "-o", "wide"))[1])
-	if f[2] != "True" || f[4] != "30s" || f[5] != "12MiB" || f[9] != "Debian" || f[len(f)-1] != "20GiB" {
+	// LAST-HANDSHAKE is 30s old when the status is written; a slow run
+	// (-race on a busy machine) may print it a second later.
+	if f[2] != "True" || f[4] != "30s" && f[4] != "31s" || f[5] != "12MiB" || f[9] != "Debian" || f[len(f)-1] != "20GiB" {
 		t.Errorf("node row %q", f)
 	}
 	out := must(t, "", "describe", "deploy", "hello")
