@@ -224,6 +224,9 @@ type DeploymentStatus struct {
 
 // CommitPin is a commit an action asked for.
 type CommitPin struct {
+	// ID tells actions apart: the rollout that carries the pin out
+	// records it as Rollout.Request.
+	ID         string `json:"id,omitempty"`
 	Commit     string `json:"commit"`
 	Reason     string `json:"reason"` // redeploy or rollback
 	Generation int64  `json:"generation"`

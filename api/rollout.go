@@ -44,6 +44,13 @@ type Rollout struct {
 	FinishedAt *Time  `json:"finishedAt,omitempty"`
 	// Nodes holds the steps run on each node, in order.
 	Nodes []RolloutNode `json:"nodes,omitempty"`
+	// Request is the id of the request the rollout carries out: an
+	// action's id (CommitPin.ID, DeployRequest.ID, DeploymentStatus.Restart),
+	// so that a client that asked for it can wait for this very rollout.
+	Request string `json:"request,omitempty"`
+	// Spec is the deployment's spec as this rollout rolled it out (with
+	// defaults applied); a rollback to the revision restores it.
+	Spec *DeploymentSpec `json:"spec,omitempty"`
 }
 
 // Done reports whether the rollout reached a final state.
