@@ -217,7 +217,16 @@ type DeploymentStatus struct {
 	DeployRequest *DeployRequest `json:"deployRequest,omitempty"`
 	// AppliedBy is who applied the spec of Generation through the API; the
 	// first rollout of that generation names them as TriggeredBy.
-	AppliedBy      *AppliedBy      `json:"appliedBy,omitempty"`
+	AppliedBy *AppliedBy `json:"appliedBy,omitempty"`
+	// LastPush is the last push of the followed ref delivered through a
+	// signed webhook (recorded by whichever control plane received it):
+	// the rollout of its commit records trigger webhook.
+	LastPush *PushRecord `json:"lastPush,omitempty"`
+	// LastRequest says how the loop carried out the last action request
+	// (deploy, redeploy, restart, rollback; its id is the one the action
+	// answered with): the rollout that carried it out and how that ended,
+	// or that no rollout was needed. A client waits for it (--wait).
+	LastRequest    *RequestOutcome `json:"lastRequest,omitempty"`
 	CurrentRollout *RolloutRef     `json:"currentRollout,omitempty"`
 	Nodes          []NodeAppStatus `json:"nodes,omitempty"`
 }
@@ -252,6 +261,43 @@ type DeployRequest struct {
 type AppliedBy struct {
 	By         string `json:"by"`
 	Generation int64  `json:"generation"`
+}
+
+// PushRecord is a push reported by a signed webhook.
+type PushRecord struct {
+	// Commit is the commit the pushed ref points to.
+	Commit string `json:"commit"`
+	// Ref is the full ref pushed (refs/heads/main).
+	Ref string `json:"ref,omitempty"`
+	// Delivery is the webhook's delivery id.
+	Delivery string `json:"delivery,omitempty"`
+	// Received is when the webhook arrived.
+	Received *Time `json:"received,omitempty"`
+}
+
+// Request outcome states besides a rollout's final states.
+const (
+	// RequestConverged: the nodes already ran what the request asked
+	// for; no rollout was needed.
+	RequestConverged = "converged"
+)
+
+// RequestOutcome is how the control loop carried out one action request.
+type RequestOutcome struct {
+	// ID is the request's id (ActionResponse.Request).
+	ID string `json:"id"`
+	// Rollout is the rollout that carried it out ("" when none was
+	// needed).
+	Rollout string `json:"rollout,omitempty"`
+	// State is the rollout's final state (succeeded, failed, cancelled)
+	// or converged (no rollout was needed).
+	State string `json:"state"`
+	// Message says why a rollout failed, or what the nodes run.
+	Message string `json:"message,omitempty"`
+	// Revision and Commit are what the nodes were brought to (or found
+	// at).
+	Revision int64  `json:"revision,omitempty"`
+	Commit   string `json:"commit,omitempty"`
 }
 
 // FailedAttempt names a revision whose rollout failed.

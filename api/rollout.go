@@ -12,13 +12,14 @@ const (
 
 // Rollout triggers.
 const (
-	TriggerApply       = "apply"
-	TriggerWebhook     = "webhook"
-	TriggerDeployNow   = "deploy-now"
-	TriggerRedeploy    = "redeploy"
-	TriggerRestart     = "restart"
-	TriggerRollback    = "rollback"
-	TriggerDriftRepair = "drift-repair"
+	TriggerApply          = "apply"
+	TriggerWebhook        = "webhook"
+	TriggerManifestSource = "manifest-source"
+	TriggerDeployNow      = "deploy-now"
+	TriggerRedeploy       = "redeploy"
+	TriggerRestart        = "restart"
+	TriggerRollback       = "rollback"
+	TriggerDriftRepair    = "drift-repair"
 )
 
 // Rollout is one attempt to bring a deployment to a revision (a commit and

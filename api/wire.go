@@ -123,11 +123,19 @@ type ActionRequest struct {
 	// By is who asks: an API token's name, or "user:<name>" for a web UI
 	// user. The rollout the action starts records it as TriggeredBy.
 	By string `json:"by,omitempty"`
+	// ID is the request's id (the API server makes one up; "": the loop
+	// does). The rollout that carries the action out records it as
+	// Rollout.Request, and the deployment's status.lastRequest names it
+	// when the action is done.
+	ID string `json:"id,omitempty"`
 }
 
 // ActionResponse is the answer of POST /api/v1/deployments/{name}/actions/{action}.
 type ActionResponse struct {
-	Action     Action      `json:"action"`
+	Action Action `json:"action"`
+	// Request is the action's id: wait for the rollout whose Request it
+	// is, or for the deployment's status.lastRequest to name it.
+	Request    string      `json:"request,omitempty"`
 	Deployment *Deployment `json:"deployment"`
 }
 

@@ -382,6 +382,18 @@ func (c *Client) VerifyNode(ctx context.Context, name string) (*api.Node, error)
 // (toRevision, 0 = previous). It returns the deployment once the action
 // is recorded; the rollout runs in the background.
 func (c *Client) DeploymentAction(ctx context.Context, name string, action api.Action, commit string, toRevision int64) (*api.Deployment, error) {
+	out, err := c.RequestAction(ctx, name, action, commit, toRevision)
+	if err != nil {
+		return nil, err
+	}
+	return out.Deployment, nil
+}
+
+// RequestAction is DeploymentAction returning the whole answer, with the
+// request's id (Request): the rollout that carries the action out
+// records it as api.Rollout.Request, and the deployment's
+// status.lastRequest names it once the action is done.
+func (c *Client) RequestAction(ctx context.Context, name string, action api.Action, commit string, toRevision int64) (*api.ActionResponse, error) {
 	body, err := json.Marshal(api.ActionOptions{Commit: commit, ToRevision: toRevision})
 	if err != nil {
 		return nil, err
@@ -391,7 +403,7 @@ func (c *Client) DeploymentAction(ctx context.Context, name string, action api.A
 	if err := c.do(ctx, http.MethodPost, path, nil, &reqBody{data: body, contentType: "application/json"}, &out); err != nil {
 		return nil, err
 	}
-	return out.Deployment, nil
+	return &out, nil
 }
 
 // Rollouts lists a deployment's rollouts, newest first (limit 0: all).

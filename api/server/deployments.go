@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -21,7 +23,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) (any, error) {
 	if s.cfg.Loop == nil {
 		return nil, errorf(http.StatusServiceUnavailable, "this server runs no deployment loop")
 	}
-	req := api.ActionRequest{Action: api.Action(mux.Vars(r)["action"]), By: TokenName(r.Context())}
+	req := api.ActionRequest{Action: api.Action(mux.Vars(r)["action"]), By: TokenName(r.Context()), ID: newRequestID()}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "reading body: %v", err)
@@ -41,7 +43,15 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return api.ActionResponse{Action: req.Action, Deployment: d}, nil
+	return api.ActionResponse{Action: req.Action, Request: req.ID, Deployment: d}, nil
+}
+
+// newRequestID returns a random id for an action request: the rollout
+// that carries the action out records it (api.Rollout.Request).
+func newRequestID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func (s *Server) rolloutStore() (store.Rollouts, error) {

@@ -65,10 +65,11 @@ func (a *app) deploymentAction(cmd *cobra.Command, name, action, commitID string
 	if err != nil {
 		return err
 	}
-	d, err := c.DeploymentAction(cmd.Context(), name, api.Action(action), commitID, toRevision)
+	resp, err := c.RequestAction(cmd.Context(), name, api.Action(action), commitID, toRevision)
 	if err != nil {
 		return a.explain(c, err)
 	}
+	d := resp.Deployment
 	what := map[string]string{"deploy": "deploy requested", "redeploy": "redeploy of " + shortID(commitID) + " requested",
 		"restart": "restart requested", "rollback": "rollback requested"}[action]
 	if p := d.Status.Pin; action == "rollback" && p != nil {
@@ -78,7 +79,114 @@ func (a *app) deploymentAction(cmd *cobra.Command, name, action, commitID string
 	if !wait {
 		return nil
 	}
-	return a.waitRollout(cmd.Context(), c, name, timeout, d.Status.CurrentRollout)
+	if resp.Request == "" { // a server that gives actions no id
+		return a.waitRollout(cmd.Context(), c, name, timeout, d.Status.CurrentRollout)
+	}
+	return a.waitRequest(cmd.Context(), c, name, action, resp.Request, timeout)
+}
+
+// waitRequest follows the deployment until the action request id is
+// carried out — the rollout that records it as its Request ended, or the
+// status's lastRequest names it (also when no rollout was needed) — and
+// reports how: 0 when it succeeded, an error with the rollout's message
+// when it failed. It prints each change of state and each node's step.
+// A rollout of the request that was superseded is followed by the next
+// one carrying it, as long as the request stands.
+func (a *app) waitRequest(ctx context.Context, c *client.Client, name, action, id string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := map[string]string{}
+	show := func(key, line string) {
+		if last[key] != line {
+			fmt.Fprintln(a.out, line)
+			last[key] = line
+		}
+	}
+	for {
+		o, err := c.Get(ctx, api.KindDeployment, name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("deployment %s: the %s (request %s) was not carried out within %s", name, action, id, timeout)
+			}
+			return a.explain(c, err)
+		}
+		d := o.(*api.Deployment)
+		s := d.Status
+		show("", progressLine(d))
+		if lr := s.LastRequest; lr != nil && lr.ID == id {
+			return a.requestEnded(name, action, lr)
+		}
+		var ro *api.Rollout
+		if s.CurrentRollout != nil {
+			ro, _ = c.Rollout(ctx, s.CurrentRollout.ID)
+		}
+		switch {
+		case ro != nil && ro.Request == id:
+			for _, l := range progress(d, ro, time.Now()) {
+				show(l[:strings.Index(l, ":")], l)
+			}
+			if ro.Done() && ro.State != api.RolloutSuperseded {
+				return a.requestEnded(name, action, &api.RequestOutcome{ID: id, Rollout: ro.ID, State: ro.State, Message: ro.Message, Revision: ro.Revision, Commit: ro.Commit})
+			}
+		case !requestPending(d, id):
+			// Carried out, and the status names a later request by now;
+			// or replaced before it was carried out.
+			ros, err := c.Rollouts(ctx, name, 20)
+			if err != nil {
+				return a.explain(c, err)
+			}
+			for _, r := range ros {
+				if r.Request == id && r.Done() && r.State != api.RolloutSuperseded {
+					return a.requestEnded(name, action, &api.RequestOutcome{ID: id, Rollout: r.ID, State: r.State, Message: r.Message, Revision: r.Revision, Commit: r.Commit})
+				}
+			}
+			return fmt.Errorf("deployment %s: the %s (request %s) was superseded by a newer spec or action before it was carried out", name, action, id)
+		case api.IsTrue(s.Conditions, api.ConditionStalled):
+			return fmt.Errorf("deployment %s is stalled: %s", name, conditionMessage(s.Conditions, api.ConditionStalled))
+		case d.Spec.Suspend:
+			return fmt.Errorf("deployment %s is suspended: the %s waits until spec.suspend is false", name, action)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("deployment %s: the %s (request %s) was not carried out within %s", name, action, id, timeout)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// requestPending reports whether the deployment's status still holds the
+// action request id as not carried out.
+func requestPending(d *api.Deployment, id string) bool {
+	s := d.Status
+	if s.LastRequest != nil && s.LastRequest.ID == id {
+		return false
+	}
+	switch {
+	case s.DeployRequest != nil && s.DeployRequest.ID == id:
+		return true
+	case s.Restart == id && s.RestartDone != id:
+		return true
+	case s.Pin != nil && s.Pin.ID == id && s.Pin.Generation == d.Metadata.Generation:
+		return true
+	}
+	return false
+}
+
+// requestEnded reports how an action request was carried out.
+func (a *app) requestEnded(name, action string, out *api.RequestOutcome) error {
+	switch out.State {
+	case api.RequestConverged:
+		fmt.Fprintf(a.out, "deployment.bakery.dev/%s %s done: %s\n", name, action, out.Message)
+		return nil
+	case api.RolloutSucceeded:
+		fmt.Fprintf(a.out, "deployment.bakery.dev/%s %s done: rollout %s succeeded: revision %d, commit %s\n", name, action, out.Rollout, out.Revision, shortID(out.Commit))
+		return nil
+	}
+	msg := out.Message
+	if msg == "" {
+		msg = "no reason recorded"
+	}
+	return fmt.Errorf("deployment %s: the %s's rollout %s %s: %s (see bakery logs deployment/%s --rollout %s)", name, action, out.Rollout, out.State, msg, name, out.Rollout)
 }
 
 func shortID(s string) string {

@@ -31,10 +31,13 @@ func (r *Reconciler) RecordAction(ctx context.Context, name string, req api.Acti
 	}
 	d := obj.(*api.Deployment)
 	gen := d.Metadata.Generation
+	id := req.ID
+	if id == "" {
+		id = newRequestID()
+	}
 	var mutate func(s *api.DeploymentStatus)
 	switch req.Action {
 	case api.ActionDeploy:
-		id := newRequestID()
 		mutate = func(s *api.DeploymentStatus) {
 			s.Pin = nil
 			s.FailedAttempt = nil
@@ -45,14 +48,13 @@ func (r *Reconciler) RecordAction(ctx context.Context, name string, req api.Acti
 			return fmt.Errorf("%w: commit must be a full 40-character lower-case hex id", store.ErrInvalid)
 		}
 		mutate = func(s *api.DeploymentStatus) {
-			s.Pin = &api.CommitPin{Commit: req.Commit, Reason: api.TriggerRedeploy, Generation: gen, By: req.By}
+			s.Pin = &api.CommitPin{ID: id, Commit: req.Commit, Reason: api.TriggerRedeploy, Generation: gen, By: req.By}
 			s.FailedAttempt = nil
 		}
 	case api.ActionRestart:
 		if d.Status.Commit == "" {
 			return &ActionError{"nothing to restart: the deployment has not been rolled out yet"}
 		}
-		id := newRequestID()
 		mutate = func(s *api.DeploymentStatus) { s.Restart, s.RestartBy = id, req.By; s.FailedAttempt = nil }
 	case api.ActionRollback:
 		target, err := r.rollbackTarget(ctx, d, req.ToRevision)
@@ -60,7 +62,7 @@ func (r *Reconciler) RecordAction(ctx context.Context, name string, req api.Acti
 			return err
 		}
 		mutate = func(s *api.DeploymentStatus) {
-			s.Pin = &api.CommitPin{Commit: target.Commit, Reason: api.TriggerRollback, Generation: gen, Revision: target.Revision, By: req.By}
+			s.Pin = &api.CommitPin{ID: id, Commit: target.Commit, Reason: api.TriggerRollback, Generation: gen, Revision: target.Revision, By: req.By}
 			s.FailedAttempt = nil
 		}
 	default:

@@ -30,8 +30,11 @@ type rolloutPlan struct {
 	// deployRequest is the id of the deploy request the rollout carries
 	// out ("": none), cleared when it starts.
 	deployRequest string
-	missing       []string
-	restart       string // the restart request carried out, if any
+	// request is the id of the action request the rollout carries out
+	// (Rollout.Request; "": none).
+	request string
+	missing []string
+	restart string // the restart request carried out, if any
 	// repairOf, when set, is the failed attempt that stands while this
 	// rollout repairs drift of the last good revision: it neither clears
 	// the failure nor marks the deployment Ready.
@@ -167,7 +170,8 @@ func (r *Reconciler) rollout(ctx context.Context, d *api.Deployment, p *rolloutP
 func (r *Reconciler) startRollout(ctx context.Context, d *api.Deployment, p *rolloutPlan) (*api.Rollout, error) {
 	name := d.Metadata.Name
 	ro := &api.Rollout{ID: newRolloutID(name, p.revision), Deployment: name, Revision: p.revision, Trigger: p.trigger,
-		Commit: p.commit, Generation: d.Metadata.Generation, TriggeredBy: p.by, Server: r.ServerID, State: api.RolloutRunning, CreatedAt: api.Now()}
+		Commit: p.commit, Generation: d.Metadata.Generation, TriggeredBy: p.by, Server: r.ServerID, State: api.RolloutRunning, CreatedAt: api.Now(),
+		Request: p.request}
 	for i, t := range p.targets {
 		if len(p.plans[i]) > 0 {
 			ro.Nodes = append(ro.Nodes, api.RolloutNode{Node: t.node.Metadata.Name, State: api.RolloutPending})

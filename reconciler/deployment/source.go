@@ -39,6 +39,7 @@ type revision struct {
 	specHash, buildHash string
 	trigger, by         string
 	deployRequest       string // the deploy request carried out ("": none)
+	request             string // the action request carried out ("": none; see cause)
 	// repairOf, when set, is the failed attempt that stands while the
 	// last good revision is kept alive (see lastGoodRepairable).
 	repairOf *api.FailedAttempt
@@ -106,6 +107,7 @@ func (rv *revision) decide(d *api.Deployment) {
 		rv.commit, rv.revision, trigger = d.Status.Commit, d.Status.Revision, api.TriggerDriftRepair
 	}
 	rv.trigger, rv.by = triggeredBy(d, d.Metadata.Generation, trigger, rv.pin)
+	rv.cause(d)
 	if dr := d.Status.DeployRequest; dr != nil {
 		rv.deployRequest = dr.ID
 	}

@@ -79,6 +79,9 @@ func (o *outcome) apply(s *api.DeploymentStatus) {
 		p := o.plan
 		summarize(s, p.targets, p.runs, gen, p.commit, p.revision, p.specHash, p.missing, errors.Join(p.errs...))
 		clearDeployRequest(s, p.deployRequest) // nothing was left to deploy
+		if errors.Join(p.errs...) == nil && len(p.missing) == 0 {
+			requestDone(s, p, nil, "", "") // the request needed no rollout
+		}
 		if o.interrupted != "" && s.CurrentRollout != nil && s.CurrentRollout.ID == o.interrupted {
 			s.CurrentRollout.State = api.RolloutSucceeded
 		}
@@ -92,6 +95,7 @@ func (o *outcome) applyRollout(s *api.DeploymentStatus) {
 	p, e, gen := o.plan, o.rollout, o.gen
 	obsErr := errors.Join(p.errs...)
 	s.CurrentRollout = &api.RolloutRef{ID: e.ro.ID, State: e.state, LastLogSeq: e.lastLogSeq}
+	requestDone(s, p, e.ro, e.state, e.msg)
 	switch {
 	case p.repairOf != nil:
 		// A drift repair while a failed attempt stands: the failure

@@ -11,13 +11,18 @@ var _ reconciler.Superseder = (*Reconciler)(nil)
 
 // Supersedes implements reconciler.Superseder: besides a new spec, the
 // actions recorded in a deployment's status (a rollback or redeploy pin,
-// a restart request) make a rollout in flight obsolete. It is "" for
-// other objects.
+// a restart request) and a webhook's push of a new commit
+// (status.lastPush, written by whichever control plane received it) make
+// a rollout in flight obsolete. It is "" for other objects.
 func (r *Reconciler) Supersedes(o api.Object) string {
 	d, ok := o.(*api.Deployment)
 	if !ok {
 		return ""
 	}
-	b, _ := json.Marshal([2]any{d.Status.Pin, d.Status.Restart})
+	push := ""
+	if p := d.Status.LastPush; p != nil {
+		push = p.Commit
+	}
+	b, _ := json.Marshal([3]any{d.Status.Pin, d.Status.Restart, push})
 	return string(b)
 }

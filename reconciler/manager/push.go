@@ -169,11 +169,41 @@ func (m *Manager) pushDeployments(ctx context.Context, p api.Push, keys map[stri
 		}
 		if m.rollingOut(ctx, d, p.After) {
 			m.depl.Enqueue(d.Metadata.Name)
-		} else {
-			m.depl.Supersede(d.Metadata.Name, nil)
+			continue
 		}
+		// The push is recorded in the store: the rollout of its commit
+		// records trigger webhook, and the status write wakes the
+		// control plane that reconciles the deployment, also when it is
+		// not this one (several may share one database).
+		cur, err := m.recordPush(ctx, d.Metadata.Name, p)
+		if err != nil {
+			m.cfg.Logger.Warn("recording a push", "deployment", d.Metadata.Name, "delivery", p.Delivery, "err", err)
+		}
+		m.depl.Supersede(d.Metadata.Name, cur)
 	}
 	return nil
+}
+
+// recordPush writes p into the deployment's status.lastPush and returns
+// the deployment as written (nil when it could not be written).
+func (m *Manager) recordPush(ctx context.Context, name string, p api.Push) (api.Object, error) {
+	rec := &api.PushRecord{Commit: p.After, Ref: p.Ref, Delivery: p.Delivery}
+	if !p.Received.IsZero() {
+		rec.Received = api.NewTime(p.Received)
+	}
+	for attempt := 0; ; attempt++ {
+		o, err := m.cfg.Store.Get(ctx, api.KindDeployment, name)
+		if err != nil {
+			return nil, err
+		}
+		d := o.(*api.Deployment)
+		d.Status.LastPush = rec
+		n, err := m.cfg.Store.UpdateStatus(ctx, d)
+		if errors.Is(err, store.ErrConflict) && attempt < 5 {
+			continue
+		}
+		return n, err
+	}
 }
 
 // pushSources wakes the manifest sources that follow the pushed branch.
