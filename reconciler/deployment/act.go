@@ -257,11 +257,14 @@ func (n *nodeRun) health(ctx context.Context, slot string, port int) error {
 	if isDocker(n.spec) {
 		unit, container = "", nf.ContainerName(n.app, slot)
 	}
-	_, err := run(ctx, n, nodescript.Health, nodescript.HealthInput{Port: port, Path: h.Path,
+	res, err := run(ctx, n, nodescript.Health, nodescript.HealthInput{Port: port, Path: h.Path,
 		Timeout: h.Timeout.Duration, Interval: h.Interval.Duration, Retries: h.Retries, StartPeriod: h.StartPeriod.Duration,
 		Unit: unit, Container: container})
+	if herr := nodescript.HealthFailure(res, err); herr != nil {
+		return herr // names the URL, the attempts and the last answer
+	}
 	if err != nil {
-		return fmt.Errorf("health check of port %d failed: %w", port, err)
+		return fmt.Errorf("health check http://127.0.0.1:%d%s failed: %w", port, h.Path, err)
 	}
 	return nil
 }

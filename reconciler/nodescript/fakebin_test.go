@@ -32,7 +32,10 @@ sudo)
   cert-info) shift 3; for h in "$@"; do echo "cert $h 1803533847 4BB424659C012AA1"; done ;;
   esac ;;
 curl)
-  printf 'HTTP/1.1 200 OK\r\nX-Bakery-Slot: %s/%s\r\nX-Bakery-Site: %s\r\n%s: 1\r\n' "$APP" "$SLOT" "$TOKEN" "$HDR" ;;
+  case "$*" in
+  *http_code*) printf '\n200\n' ;; # health: the status code
+  *) printf 'HTTP/1.1 200 OK\r\nX-Bakery-Slot: %s/%s\r\nX-Bakery-Site: %s\r\n%s: 1\r\n' "$APP" "$SLOT" "$TOKEN" "$HDR" ;;
+  esac ;;
 docker)
   case "$1 $2" in
   "inspect --format") echo true ;;
@@ -238,12 +241,11 @@ func TestHealth(t *testing.T) {
 			}
 		}
 		out := mustRun(t, cmd, nil, "")
-		if out != "bakery: health check passed: http://127.0.0.1:1/healthz answered HTTP/1.1 200 OK\r\nX-Bakery-Slot: /\r\nX-Bakery-Site: \r\n: 1\r\n" {
-			// The fake curl prints headers where the real one prints the code.
+		if out != "bakery: health check passed: http://127.0.0.1:1/healthz answered HTTP 200\n" {
 			t.Errorf("stdout %q", out)
 		}
 		calls := readCalls(t, bin)
-		if calls[0] != "curl -fsS -o /dev/null -w %{http_code} -m 1.000 http://127.0.0.1:1/healthz" {
+		if calls[0] != "curl -sS -o /dev/null -w \\n%{http_code}\\n -m 1.000 http://127.0.0.1:1/healthz" {
 			t.Errorf("calls %q", calls)
 		}
 		if in.Container != "" && (len(calls) != 2 || calls[1] != "docker inspect --format {{.State.Running}} "+in.Container) {

@@ -9,8 +9,18 @@ set -u
 url="http://127.0.0.1:$PORT$HPATH"
 start=$(date +%s)
 fails=0
+# verdict prints the last line of a failed check, which the caller reports:
+# "bakery: health check URL failed after N attempts: WHY".
+verdict() {
+  a=attempts; [ "$1" -eq 1 ] && a=attempt
+  echo "bakery: health check $url failed after $1 $a: $2" >&2
+}
 while :; do
-  if out=$(curl -fsS -o /dev/null -w '%{http_code}' -m "$TIMEOUT" "$url" 2>&1); then
+  # The HTTP status on its own line; curl's error (if any) on another.
+  out=$(curl -sS -o /dev/null -w '\n%{http_code}\n' -m "$TIMEOUT" "$url" 2>&1)
+  rc=$?
+  code=$(printf '%s\n' "$out" | grep -x '[0-9][0-9][0-9]' | tail -n 1)
+  if [ "$rc" -eq 0 ] && [ "${code:-000}" -ge 200 ] && [ "${code:-000}" -lt 400 ]; then
     if [ -n "$UNIT" ]; then
       # The answer must come from this slot's unit, not from another
       # process that holds the port. ss -e names the cgroup of every
@@ -19,14 +29,14 @@ while :; do
       cgs=$(ss -Hltne "sport = :$PORT" 2>/dev/null | grep -o 'cgroup:[^ ]*' | grep -vx 'cgroup:/' | sort -u)
       if [ -n "$cgs" ]; then
         if printf '%s\n' "$cgs" | grep -qv "/$UNIT\$"; then
-          echo "bakery: $url answers, but not from $UNIT: port $PORT is held by another process ($(printf '%s' "$cgs" | tr '\n' ' '))" >&2; exit 1
+          verdict $((fails + 1)) "it answers, but not from $UNIT: port $PORT is held by another process ($(printf '%s' "$cgs" | tr '\n' ' '))"; exit 1
         fi
       else
         pids=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)
         mine=
         for p in $pids; do grep -q "/$UNIT\$" "/proc/$p/cgroup" 2>/dev/null && mine=1; done
         if [ -n "$pids" ] && [ -z "$mine" ]; then
-          echo "bakery: $url answers, but not from $UNIT: port $PORT is held by another process (pid $pids)" >&2; exit 1
+          verdict $((fails + 1)) "it answers, but not from $UNIT: port $PORT is held by another process (pid $pids)"; exit 1
         fi
       fi
     fi
@@ -34,20 +44,31 @@ while :; do
       # The answer must come from this slot's container, running.
       st=$(docker inspect --format '{{.State.Running}}' "$CONTAINER" 2>&1)
       if [ "$st" != true ]; then
-        echo "bakery: $url answers, but container $CONTAINER is not running ($st)" >&2; exit 1
+        verdict $((fails + 1)) "it answers, but container $CONTAINER is not running ($st)"; exit 1
       fi
     fi
-    echo "bakery: health check passed: $url answered $out"; exit 0
+    echo "bakery: health check passed: $url answered HTTP $code"; exit 0
   fi
+  # Why this attempt failed, in words.
+  case $rc in
+  0) why="last answer HTTP $code" ;;
+  7) why="connection refused" ;;
+  28) why="no answer within ${TIMEOUT}s" ;;
+  52) why="the connection closed without an answer" ;;
+  56) why="the connection was reset" ;;
+  *) why=$(printf '%s\n' "$out" | grep '^curl: ' | tail -n 1 | sed 's/^curl: ([0-9]*) //')
+     why=${why:-curl exit status $rc} ;;
+  esac
   now=$(date +%s)
   if [ $((now - start)) -ge "$GRACE" ]; then
     fails=$((fails + 1))
-    echo "bakery: health check $fails/$RETRIES failed: $url: $out" >&2
+    echo "bakery: health check $fails/$RETRIES failed: $url: $why" >&2
     if [ "$fails" -ge "$RETRIES" ]; then
       if [ -n "$CONTAINER" ]; then
         echo "bakery: container $CONTAINER: $(docker inspect --format '{{.State.Status}}, exit code {{.State.ExitCode}}' "$CONTAINER" 2>&1); its last log lines:" >&2
         docker logs --tail 20 "$CONTAINER" 2>&1 | sed 's/^/  /' >&2
       fi
+      verdict "$fails" "$why"
       exit 1
     fi
   fi
