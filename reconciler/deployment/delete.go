@@ -38,14 +38,28 @@ func (r *Reconciler) remove(ctx context.Context, d *api.Deployment, o *outcome) 
 		o.ending, o.msg = endDeleting, "deleting: "+err.Error()
 		return reconciler.Result{}, err
 	}
+	// The port bookings go first, while the object (and its deletion
+	// request) still exists: a failure is retried with the deletion.
+	// Deleting the object ends this reconcile (the controller cancels
+	// the reconcile of a deleted object), so nothing may follow it.
+	if err := r.forgetPorts(ctx, name); err != nil {
+		o.ending, o.msg = endDeleting, "deleting: forgetting its port bookings: "+err.Error()
+		return reconciler.Result{}, fmt.Errorf("forgetting the port bookings of deployment %s: %w", name, err)
+	}
 	if err := r.Store.Delete(ctx, api.KindDeployment, name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return reconciler.Result{}, err
 	}
-	if err := r.portBook().ForgetPorts(ctx, name); err != nil {
-		r.log().Warn("forgetting the deleted deployment's port bookings", "deployment", name, "err", err)
-	}
 	r.log().Info("deployment removed from its nodes and deleted", "deployment", name, "nodes", len(targets))
 	return reconciler.Result{}, nil
+}
+
+// forgetPorts drops the deployment's port bookings, with a bounded context
+// of its own: a cancelled reconcile (a newer spec, a shutdown) still
+// leaves no bookings behind once it got this far.
+func (r *Reconciler) forgetPorts(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return r.portBook().ForgetPorts(ctx, name)
 }
 
 // removeFromNode observes the app on one node and carries out the plan

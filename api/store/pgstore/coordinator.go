@@ -183,10 +183,18 @@ func (c *Coordinator) Run(ctx context.Context) {
 	}
 }
 
-// pruneKeys deletes the rows of keys nobody holds whose object is gone.
+// pruneKeys deletes the rows of keys nobody holds whose object is gone,
+// and the port bookings of deployments that are gone (left behind by a
+// deletion that could not forget them), once they are older than any
+// rollout's booking still in use could be.
 func (c *Coordinator) pruneKeys(ctx context.Context) error {
 	_, err := c.s.pool.Exec(ctx, `DELETE FROM reconcile_keys k WHERE holder IS NULL
 		AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.kind || '/' || o.name = k.key)`)
+	if err != nil {
+		return err
+	}
+	_, err = c.s.pool.Exec(ctx, `DELETE FROM port_bookings b WHERE b.booked_at < now() - interval '10 minutes'
+		AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.kind = 'Deployment' AND o.name = b.app)`)
 	return err
 }
 

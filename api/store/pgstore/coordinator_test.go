@@ -285,7 +285,10 @@ func TestCoordinatorPrunesKeys(t *testing.T) {
 	}
 	held := tryLock(t, c, store.Claim{Key: "Node/gone-but-held"})
 	defer held.Release(true)
-	if err := pgstore.PruneKeys(t.Context(), c); err != nil {
+	// Port bookings: of a deployment that exists, of one gone (old), and
+	// of one gone but booked just now (a test's, or a race): only the old
+	// one of the gone deployment is pruned.
+	if _, err := s.Create(t.Context(), storetest.Deployment("web", "/srv/git/web")); err != nil {
 		t.Fatal(err)
 	}
 	admin, err := pgx.Connect(t.Context(), url)
@@ -293,6 +296,18 @@ func TestCoordinatorPrunesKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close(context.Background())
+	if _, err := admin.Exec(t.Context(), `INSERT INTO port_bookings (node, port, app, booked_by, booked_at) VALUES
+		('n1', 20000, 'web', 'x', now() - interval '1 hour'), ('n1', 20002, 'gone', 'x', now() - interval '1 hour'),
+		('n1', 20004, 'new', 'x', now())`); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgstore.PruneKeys(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	prows, _ := admin.Query(t.Context(), `SELECT app FROM port_bookings ORDER BY app`)
+	if apps, err := pgx.CollectRows(prows, pgx.RowTo[string]); err != nil || !slices.Equal(apps, []string{"new", "web"}) {
+		t.Fatalf("port bookings after pruning: %v, %v", apps, err)
+	}
 	rows, _ := admin.Query(t.Context(), `SELECT key FROM reconcile_keys ORDER BY key`)
 	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
