@@ -38,7 +38,12 @@ func newDeployCmd(a *app) *cobra.Command {
 spec's ref again (a new commit on the branch is picked up at once instead of
 at the next resync) and clears a failed attempt, so the same revision is
 tried again. With --commit, that commit is rolled out instead of the ref's,
-until the spec changes.`,
+until the spec changes.
+
+With --wait, follow the rollout this request caused (the action's id is
+recorded with the rollout that carries it out) until it ends, printing each
+node's step; exit 0 when it succeeded or nothing needed rolling out, 1 with
+the rollout's message when it failed.`,
 		Example: `  bakery deploy hello
   bakery deploy hello --commit 0123456789abcdef0123456789abcdef01234567 --wait`,
 		Args: cobra.ExactArgs(1),
@@ -55,7 +60,7 @@ until the spec changes.`,
 		},
 	}
 	cmd.Flags().StringVar(&commitID, "commit", "", "full commit id to roll out instead of the ref's")
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the rollout finishes (like 'rollout status')")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the rollout this deploy caused ends; exit 1 if it failed")
 	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long --wait waits")
 	return cmd
 }
@@ -351,7 +356,7 @@ its own until the spec changes (or 'bakery deploy' is run).`,
 		},
 	}
 	undo.Flags().Int64Var(&toRevision, "to-revision", 0, "revision to roll back to (0: the previous one)")
-	undo.Flags().BoolVar(&wait, "wait", false, "wait until the rollback finishes")
+	undo.Flags().BoolVar(&wait, "wait", false, "wait until the rollout this rollback caused ends (every node serves the revision); exit 1 if it failed")
 	undo.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long --wait waits")
 
 	restart := &cobra.Command{
@@ -367,7 +372,7 @@ its own until the spec changes (or 'bakery deploy' is run).`,
 			return a.deploymentAction(cmd, name, "restart", "", 0, wait, timeout)
 		},
 	}
-	restart.Flags().BoolVar(&wait, "wait", false, "wait until the restart finishes")
+	restart.Flags().BoolVar(&wait, "wait", false, "wait until the rollout this restart caused ends; exit 1 if it failed")
 	restart.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long --wait waits")
 	cmd.AddCommand(status, history, undo, restart)
 	return cmd

@@ -59,6 +59,9 @@ func waitApplied(ctx context.Context, w io.Writer, c *client.Client, gens map[st
 					last[key] = line
 				}
 			}
+			// The status describes the applied generation (or a later
+			// one) once a reconcile of it ended: its rollout ended, or the
+			// nodes were found running it.
 			current := s.ObservedGeneration >= gens[name] && !api.IsTrue(s.Conditions, api.ConditionProgressing)
 			if !current || (ro != nil && !ro.Done()) {
 				continue
@@ -69,6 +72,8 @@ func waitApplied(ctx context.Context, w io.Writer, c *client.Client, gens map[st
 				msg := conditionMessage(s.Conditions, api.ConditionDegraded)
 				if api.IsTrue(s.Conditions, api.ConditionStalled) {
 					msg = conditionMessage(s.Conditions, api.ConditionStalled)
+				} else if ro != nil && ro.Generation >= gens[name] && ro.State == api.RolloutFailed && ro.Message != "" {
+					msg = fmt.Sprintf("rollout %s: %s", ro.ID, ro.Message)
 				}
 				fmt.Fprintf(w, "deployment.bakery.dev/%s failed: %s\n", name, msg)
 				failed = append(failed, name)
