@@ -244,6 +244,15 @@ spec:
 		return true
 	}
 	wait("the deployment from the manifest repo serves v1", 3*time.Minute, func() bool { return serves(c1) })
+	// Its rollout says what caused it: the manifest source's sync.
+	var first api.Deployment
+	if getJSON("deployment", app, &first); first.Status.CurrentRollout != nil {
+		var ro api.Rollout
+		json.Unmarshal([]byte(httpGetJSON(t, srv.url+"/api/v1/rollouts/"+first.Status.CurrentRollout.ID, token)), &ro)
+		if ro.Trigger != api.TriggerManifestSource || ro.TriggeredBy != "ManifestSource/apps" {
+			t.Errorf("the first rollout of a deployment a ManifestSource wrote: trigger %q by %q, want manifest-source by ManifestSource/apps", ro.Trigger, ro.TriggeredBy)
+		}
+	}
 	getJSON("manifestsource", "apps", &ms)
 	if ms.Status.LastSyncedCommit != m1 || strings.Join(ms.Status.Created, ",") != "Deployment/"+app {
 		t.Fatalf("source status after adding: %+v", ms.Status)
@@ -299,6 +308,10 @@ spec:
 	if d.Status.CurrentRollout != nil {
 		var ro api.Rollout
 		json.Unmarshal([]byte(httpGetJSON(t, srv.url+"/api/v1/rollouts/"+d.Status.CurrentRollout.ID, token)), &ro)
+		// The rollout says the webhook's push caused it.
+		if ro.Commit != c2 || ro.Trigger != api.TriggerWebhook || ro.TriggeredBy != "webhook (delivery a-2)" {
+			t.Errorf("the rollout of a pushed commit: commit %s, trigger %q by %q; want %s, webhook by \"webhook (delivery a-2)\"", ro.Commit, ro.Trigger, ro.TriggeredBy, c2)
+		}
 		// Nodes run in parallel (maxUnavailable 2): the slowest node's
 		// steps are the rollout's critical path.
 		var slow api.RolloutNode

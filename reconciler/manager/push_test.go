@@ -63,6 +63,16 @@ func TestHandlePush(t *testing.T) {
 		fmt.Sprint(out.Ignored) != "[Deployment/dev Deployment/pinned Deployment/rolled-back Deployment/tag]" {
 		t.Fatalf("main push: %+v", out)
 	}
+	// The deployments that follow the pushed ref record the push in the
+	// store (whichever control plane reconciles them finds it there);
+	// the others do not.
+	for name, want := range map[string]bool{"main-https": true, "main-ssh": true, "dev": false, "rolled-back": false} {
+		o, _ := st.Get(ctx, api.KindDeployment, name)
+		p := o.(*api.Deployment).Status.LastPush
+		if got := p != nil && p.Commit == c && p.Delivery == "d1" && p.Ref == "refs/heads/main"; got != want {
+			t.Errorf("%s: status.lastPush %+v, recorded: %v, want %v", name, p, got, want)
+		}
+	}
 	out, _ = m.HandlePush(ctx, api.Push{Repos: push.Repos, Ref: "refs/tags/v1", After: c})
 	if fmt.Sprint(out.Triggered) != "[Deployment/tag]" {
 		t.Fatalf("tag push: %+v", out)

@@ -1,0 +1,269 @@
+//go:build e2e
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/scripts/testnodes"
+)
+
+// slotAnswer is what one request through a node's nginx got: the body
+// ("hello from <commit>") and the slot that answered (X-Bakery-Slot:
+// APP/SLOT).
+type slotAnswer struct{ body, slot string }
+
+func getSlot(client *http.Client, ip, host string) (slotAnswer, error) {
+	req, _ := http.NewRequest("GET", "http://"+net.JoinHostPort(ip, "80")+"/", nil)
+	req.Host = host
+	resp, err := client.Do(req)
+	if err != nil {
+		return slotAnswer{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return slotAnswer{}, fmt.Errorf("status %d: %s", resp.StatusCode, b)
+	}
+	return slotAnswer{strings.TrimSpace(string(b)), resp.Header.Get("X-Bakery-Slot")}, nil
+}
+
+// TestE2EWaitForCausedRollout: `deploy --wait`, `rollout undo --wait` and
+// `rollout restart --wait` return only once the rollout the command caused
+// ended — checked right after each returns by the test's own requests to
+// every node's nginx (each node serves the commit, or the other slot) —
+// and a failed one exits 1 with the rollout's message, which names the
+// health check's URL, attempts and last answer. Requests run through
+// every node's nginx all along: none fails.
+func TestE2EWaitForCausedRollout(t *testing.T) {
+	lab := testnodes.Require(t)
+	nodes := testnodes.RequireNodes(t, 3)
+	home := isolate(t)
+	tmp := t.TempDir()
+	bin := buildBakery(t, tmp)
+	data := labDataDir(t, lab, tmp)
+	const app, host = "waittest", "waittest.example.test"
+	for _, n := range nodes {
+		removeAppFromNode(t, n, app)
+	}
+	repo, git, c1 := exampleAppRepo(t, tmp)
+	commit := func(msg string, files map[string]string) string {
+		for name, content := range files {
+			if err := os.WriteFile(filepath.Join(repo, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		git("add", ".")
+		git("commit", "-q", "-m", msg)
+		return git("rev-parse", "HEAD")
+	}
+
+	env := append(os.Environ(), "XDG_CONFIG_HOME="+home, "DATABASE_URL=", "BAKERY_SERVER=", "BAKERY_TOKEN=")
+	// A long resync: only the commands make the loop roll out.
+	srv := startServer(t, bin, data, env, "--resync", "1h")
+	token, err := os.ReadFile(filepath.Join(data, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(string(token))
+	cli := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(env, "BAKERY_SERVER="+srv.url, "BAKERY_TOKEN="+tok)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	mustCLI := func(args ...string) string {
+		t.Helper()
+		out, err := cli(args...)
+		if err != nil {
+			t.Fatalf("bakery %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+
+	var manifest strings.Builder
+	var names []string
+	for _, n := range nodes {
+		fmt.Fprintf(&manifest, "apiVersion: bakery.dev/v1\nkind: Node\nmetadata: {name: %s}\nspec: {address: %s, hostKey: \"%s\"}\n---\n", n.Name, n.Address, n.HostKey)
+		names = append(names, n.Name)
+	}
+	fmt.Fprintf(&manifest, `apiVersion: bakery.dev/v1
+kind: Deployment
+metadata: {name: %s}
+spec:
+  source: {repo: %s, ref: main}
+  nodes: [%s]
+  build: {build: node build.js}
+  run: {command: node server.js}
+  healthCheck: {path: /healthz, interval: 100ms, retries: 20}
+  ingress: {hosts: [%s]}
+  strategy: {drain: 300ms}
+`, app, repo, strings.Join(names, ", "), host)
+	mf := filepath.Join(tmp, "app.yaml")
+	os.WriteFile(mf, []byte(manifest.String()), 0o644)
+	start := time.Now()
+	if out := mustCLI("apply", "-f", mf, "--wait", "--timeout", "3m"); !strings.Contains(out, "deployment.bakery.dev/"+app+" rolled out: revision 1") {
+		t.Fatalf("apply --wait:\n%s", out)
+	}
+	t.Logf("apply --wait on %d nodes: %v", len(nodes), time.Since(start).Round(time.Millisecond))
+
+	// Requests through every node's nginx, all along.
+	var ok, failed atomic.Int64
+	var failures sync.Map
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Timeout: 5 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := getSlot(c, n.Address, host); err != nil {
+					failed.Add(1)
+					failures.Store(n.Name+": "+err.Error(), true)
+				} else {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	stopLoad := func() {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		close(stop)
+		wg.Wait()
+	}
+	t.Cleanup(stopLoad)
+
+	// every asks each node once, right after a command returned, and
+	// checks its answer.
+	client := &http.Client{Timeout: 5 * time.Second}
+	every := func(what string, check func(n testnodes.Node, a slotAnswer) error) map[string]slotAnswer {
+		t.Helper()
+		got := map[string]slotAnswer{}
+		for _, n := range nodes {
+			a, err := getSlot(client, n.Address, host)
+			if err == nil {
+				err = check(n, a)
+			}
+			if err != nil {
+				t.Fatalf("right after %s, node %s: %v", what, n.Name, err)
+			}
+			got[n.Name] = a
+		}
+		return got
+	}
+	serves := func(c string) func(testnodes.Node, slotAnswer) error {
+		return func(_ testnodes.Node, a slotAnswer) error {
+			if !strings.HasPrefix(a.body, "hello from "+c[:12]) {
+				return fmt.Errorf("answers %q, want commit %s", a.body, c[:12])
+			}
+			return nil
+		}
+	}
+	rollout := func(id string) api.Rollout {
+		var ro api.Rollout
+		json.Unmarshal([]byte(httpGetJSON(t, srv.url+"/api/v1/rollouts/"+id, tok)), &ro)
+		return ro
+	}
+	// lastRollout returns the rollout a --wait reported ("rollout ID
+	// succeeded") and checks that it recorded the command's request.
+	lastRollout := func(out, trigger string) api.Rollout {
+		t.Helper()
+		var d api.Deployment
+		if err := json.Unmarshal([]byte(mustCLI("get", "deployment", app, "-o", "json")), &d); err != nil {
+			t.Fatal(err)
+		}
+		lr := d.Status.LastRequest
+		if lr == nil || lr.Rollout == "" || !strings.Contains(out, "rollout "+lr.Rollout+" succeeded") {
+			t.Fatalf("status.lastRequest %+v; output:\n%s", lr, out)
+		}
+		ro := rollout(lr.Rollout)
+		if ro.Request != lr.ID || ro.Trigger != trigger || ro.State != api.RolloutSucceeded {
+			t.Fatalf("rollout %s: request %q (status says %q), trigger %q, state %s", ro.ID, ro.Request, lr.ID, ro.Trigger, ro.State)
+		}
+		return ro
+	}
+
+	// 1. deploy --wait of a new commit.
+	c2 := commit("v2", map[string]string{"CHANGES": "v2\n"})
+	start = time.Now()
+	out := mustCLI("deploy", app, "--wait", "--timeout", "3m")
+	took := time.Since(start)
+	every("deploy --wait", serves(c2))
+	lastRollout(out, api.TriggerDeployNow)
+	t.Logf("deploy --wait returned after %v, every node serving %s:\n%s", took.Round(time.Millisecond), c2[:12], out)
+
+	// 2. rollout undo --wait: back to c1 (a rollback changes no
+	// generation: the old revision satisfied the old wait at once).
+	start = time.Now()
+	out = mustCLI("rollout", "undo", "deployment/"+app, "--wait", "--timeout", "3m")
+	took = time.Since(start)
+	every("rollout undo --wait", serves(c1))
+	lastRollout(out, api.TriggerRollback)
+	t.Logf("rollout undo --wait returned after %v, every node serving %s:\n%s", took.Round(time.Millisecond), c1[:12], out)
+
+	// 3. rollout restart --wait: the other slot serves on every node.
+	before := every("the undo, again", serves(c1))
+	start = time.Now()
+	out = mustCLI("rollout", "restart", "deployment/"+app, "--wait", "--timeout", "3m")
+	took = time.Since(start)
+	every("rollout restart --wait", func(n testnodes.Node, a slotAnswer) error {
+		if err := serves(c1)(n, a); err != nil {
+			return err
+		}
+		if a.slot == "" || a.slot == before[n.Name].slot {
+			return fmt.Errorf("slot %q answers, as before the restart", a.slot)
+		}
+		return nil
+	})
+	lastRollout(out, api.TriggerRestart)
+	t.Logf("rollout restart --wait returned after %v, every node serving from its other slot:\n%s", took.Round(time.Millisecond), out)
+
+	// 4. A commit whose health check fails: deploy --wait exits 1 with the
+	// rollout's message; the previous revision keeps serving.
+	server, err := os.ReadFile(filepath.Join(repo, "server.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(server), "res.writeHead(200, { 'content-type': 'text/plain' });\n    res.end('ok\\n');",
+		"res.writeHead(500, { 'content-type': 'text/plain' });\n    res.end('not ok\\n');", 1)
+	if broken == string(server) {
+		t.Fatal("could not break the example app's /healthz")
+	}
+	commit("unhealthy", map[string]string{"server.js": broken})
+	out, err = cli("deploy", app, "--wait", "--timeout", "3m")
+	if err == nil || !strings.Contains(out, "health check http://127.0.0.1:") || !strings.Contains(out, "/healthz failed after 20 attempts: last answer HTTP 500") {
+		t.Fatalf("deploy --wait of an unhealthy commit: %v\n%s", err, out)
+	}
+	every("the failed deploy --wait", serves(c1))
+	t.Logf("deploy --wait of an unhealthy commit exits 1:\n%s", out)
+
+	stopLoad()
+	t.Logf("requests through every node's nginx during the waits: %d ok, %d failed", ok.Load(), failed.Load())
+	if failed.Load() > 0 {
+		failures.Range(func(k, _ any) bool { t.Errorf("request failed: %v", k); return true })
+		t.Fatalf("%d requests failed", failed.Load())
+	}
+}
