@@ -94,3 +94,24 @@ func TestRequestDone(t *testing.T) {
 		}
 	}
 }
+
+// TestSupersedesOnPush: a webhook's push of a new commit, recorded in the
+// status by whichever control plane received it, supersedes a rollout in
+// flight (every control plane's watch sees the change); the same push
+// again does not, nor do the loop's own status writes.
+func TestSupersedesOnPush(t *testing.T) {
+	r := &Reconciler{}
+	d := &api.Deployment{Status: api.DeploymentStatus{Commit: c1}}
+	base := r.Supersedes(d)
+	d.Status.LastPush = &api.PushRecord{Commit: c2, Delivery: "d-1"}
+	pushed := r.Supersedes(d)
+	if pushed == base {
+		t.Fatal("a push of a new commit does not supersede")
+	}
+	d.Status.LastPush = &api.PushRecord{Commit: c2, Delivery: "d-2"}
+	d.Status.LastRequest = &api.RequestOutcome{ID: "x", State: api.RolloutSucceeded}
+	d.Status.Commit = c2
+	if r.Supersedes(d) != pushed {
+		t.Fatal("a redelivery of the same commit, or the loop's own status write, supersedes")
+	}
+}
