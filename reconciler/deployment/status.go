@@ -78,9 +78,12 @@ func (o *outcome) apply(s *api.DeploymentStatus) {
 	case endConverged:
 		p := o.plan
 		summarize(s, p.targets, p.runs, gen, p.commit, p.revision, p.specHash, p.missing, errors.Join(p.errs...))
-		clearDeployRequest(s, p.deployRequest) // nothing was left to deploy
-		if errors.Join(p.errs...) == nil && len(p.missing) == 0 {
-			requestDone(s, p, nil, "", "") // the request needed no rollout
+		if errors.Join(p.errs...) == nil {
+			// Nothing was left to deploy, on any node: the request needed
+			// no rollout. (With a node that could not be observed it
+			// stands until that node is.)
+			clearDeployRequest(s, p.deployRequest)
+			requestDone(s, p, nil, "", "")
 		}
 		if o.interrupted != "" && s.CurrentRollout != nil && s.CurrentRollout.ID == o.interrupted {
 			s.CurrentRollout.State = api.RolloutSucceeded
