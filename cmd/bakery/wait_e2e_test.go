@@ -3,6 +3,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +21,7 @@ import (
 	"time"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store/pgstore/pgtest"
 	"bakery.dev/bakery/scripts/testnodes"
 )
 
@@ -266,4 +270,125 @@ spec:
 		failures.Range(func(k, _ any) bool { t.Errorf("request failed: %v", k); return true })
 		t.Fatalf("%d requests failed", failed.Load())
 	}
+}
+
+// TestE2EWebhookAcrossServers: two `bakery server` processes on one
+// PostgreSQL. While one of them rolls a deployment out (a slow build), a
+// signed push webhook reaches the other: the push is recorded in the
+// store, so the server running the rollout supersedes it at once and rolls
+// the pushed commit out, recording trigger webhook.
+func TestE2EWebhookAcrossServers(t *testing.T) {
+	testnodes.Require(t)
+	nodes := testnodes.RequireNodes(t, 2)
+	home := isolate(t)
+	tmp := t.TempDir()
+	bin := buildBakery(t, tmp)
+	const app = "hook-x"
+	cleanNodes := func() {
+		for _, n := range nodes {
+			testnodes.Exec(t, n.Name, `for u in $(systemctl list-units --all --plain --no-legend 'bakery-`+app+`*' | awk '{print $1}'); do systemctl stop "$u"; done
+rm -f /etc/systemd/system/bakery-`+app+`*; systemctl daemon-reload
+rm -f /etc/nginx/conf.d/bakery-`+app+`*; nginx -s reload
+rm -rf /var/lib/bakery/apps/`+app+`; sed -i '/bakery-hook-test/d' ~bakery-agent/.ssh/authorized_keys; true`)
+		}
+	}
+	cleanNodes()
+	t.Cleanup(cleanNodes)
+	key := make([]byte, 32)
+	rand.Read(key)
+	c := &haCluster{t: t, bin: bin, dbURL: pgtest.DatabaseURL(t),
+		env: append(os.Environ(), "XDG_CONFIG_HOME="+home, "DATABASE_URL=", "BAKERY_SERVER=", "BAKERY_TOKEN=",
+			"BAKERY_ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(key))}
+	c.start(0)
+	c.start(1)
+	var manifest strings.Builder
+	for _, n := range nodes {
+		fmt.Fprintf(&manifest, "apiVersion: bakery.dev/v1\nkind: Node\nmetadata: {name: %s}\nspec: {address: %s, hostKey: %q}\n---\n", n.Name, n.Address, n.HostKey)
+	}
+	mf := filepath.Join(tmp, "nodes.yaml")
+	os.WriteFile(mf, []byte(manifest.String()), 0o644)
+	c.cli(c.servers[0], "apply", "-f", mf)
+	var boot struct {
+		PublicKey string `json:"publicKey"`
+	}
+	c.getJSON(c.servers[1], "/api/v1/nodes/"+nodes[0].Name+"/bootstrap", &boot)
+	for _, n := range nodes {
+		testnodes.Exec(t, n.Name, fmt.Sprintf("echo %s >> ~bakery-agent/.ssh/authorized_keys",
+			shellQuoteTest(strings.Fields(boot.PublicKey)[0]+" "+strings.Fields(boot.PublicKey)[1]+" bakery-hook-test")))
+	}
+	for _, n := range nodes {
+		c.cli(c.servers[1], "node", "verify", n.Name)
+	}
+
+	// A static site whose build sleeps as long as its SLEEP file says.
+	dir := filepath.Join(tmp, "site")
+	os.MkdirAll(dir, 0o755)
+	git := gitIn(t, dir)
+	git("init", "-q", "-b", "main")
+	commit := func(version, sleep string) string {
+		os.WriteFile(filepath.Join(dir, "VERSION"), []byte(version+"\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "SLEEP"), []byte(sleep+"\n"), 0o644)
+		git("add", ".")
+		git("commit", "-q", "-m", version)
+		return git("rev-parse", "HEAD")
+	}
+	commit("v1", "0")
+	dep := fmt.Sprintf(`apiVersion: bakery.dev/v1
+kind: Deployment
+metadata: {name: %s}
+spec:
+  source: {repo: %s, ref: main}
+  nodes: [%s, %s]
+  build: {build: 'sleep $(cat SLEEP); echo ok > index.html'}
+  run: {command: 'exec busybox httpd -f -p 127.0.0.1:$PORT -h .'}
+  healthCheck: {path: /, interval: 100ms, retries: 50}
+  strategy: {drain: 300ms, maxUnavailable: 2}
+`, app, dir, nodes[0].Name, nodes[1].Name)
+	df := filepath.Join(tmp, "app.yaml")
+	os.WriteFile(df, []byte(dep), 0o644)
+	c.cli(c.servers[0], "apply", "-f", df, "--wait", "--timeout", "2m")
+	secret := regexp.MustCompile(`Secret:\s+(\S+)`).FindStringSubmatch(c.cli(c.servers[0], "webhook", "create", dir))
+	if secret == nil {
+		t.Fatal("webhook create printed no secret")
+	}
+
+	// A slow commit, rolled out by `deploy` (the resync is 3s: whichever
+	// server finds it first); the webhook of the next commit goes to the
+	// server that does not run that rollout.
+	c2 := commit("v2", "30")
+	c.cli(c.servers[0], "deploy", app)
+	var running *api.Rollout
+	deadline := time.Now().Add(time.Minute)
+	for running == nil {
+		if ros := c.rollouts(c.servers[0], app); len(ros) > 0 && ros[0].Commit == c2 && ros[0].State == api.RolloutRunning {
+			running = ros[0]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the rollout of v2 never ran\n%s", c.serverLogs())
+		} else {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	other := 0
+	if running.Server == c.ids[0] {
+		other = 1
+	}
+	c3 := commit("v3", "0")
+	hooks := &webhookSender{t: t, url: c.servers[other].url}
+	start := time.Now()
+	if code, body := hooks.push(dir, "refs/heads/main", c3, secret[1], "x-1"); code != http.StatusAccepted {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	c.waitConverged(c.servers[0], []string{app}, map[string]string{app: c3}, time.Minute)
+	took := time.Since(start)
+	ros := c.rollouts(c.servers[0], app)
+	if ro := ros[0]; ro.Commit != c3 || ro.Trigger != api.TriggerWebhook || ro.State != api.RolloutSucceeded {
+		t.Fatalf("newest rollout %s: commit %s, trigger %s, state %s; want %s, webhook, succeeded", ro.ID, ro.Commit, ro.Trigger, ro.State, c3)
+	}
+	for _, ro := range ros {
+		if ro.ID == running.ID && ro.State != api.RolloutSuperseded {
+			t.Fatalf("the v2 rollout %s ended %s, want superseded", ro.ID, ro.State)
+		}
+	}
+	t.Logf("webhook at server %s while server %s rolled v2 out (a 30s build): v3 rolled out by %s with trigger %s in %v",
+		c.ids[other], running.Server, ros[0].Server, ros[0].Trigger, took.Round(time.Millisecond))
 }
