@@ -114,7 +114,7 @@ spec:
   run: {command: node server.js}
   healthCheck: {path: /healthz, interval: 100ms, retries: 20}
   ingress: {hosts: [%s]}
-  strategy: {drain: 300ms}
+  strategy: {drain: 300ms, maxUnavailable: 2}
 `, app, repo, strings.Join(names, ", "), host)
 	mf := filepath.Join(tmp, "app.yaml")
 	os.WriteFile(mf, []byte(manifest.String()), 0o644)
