@@ -18,6 +18,14 @@ func (r *Reconciler) Supersedes(o api.Object) string {
 	if !ok {
 		return ""
 	}
-	b, _ := json.Marshal([2]any{d.Status.Pin, d.Status.Restart})
+	pin := d.Status.Pin
+	if pin != nil && pin.RefHead != "" {
+		// RefHead is the loop's own bookkeeping, written while it runs:
+		// not an action.
+		p := *pin
+		p.RefHead = ""
+		pin = &p
+	}
+	b, _ := json.Marshal([2]any{pin, d.Status.Restart})
 	return string(b)
 }
