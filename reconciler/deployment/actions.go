@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -201,33 +202,74 @@ func triggeredBy(d *api.Deployment, gen int64, trigger string, pin *api.CommitPi
 // controllerName is TriggeredBy of rollouts nobody asked for.
 const controllerName = "controller"
 
-// rollbackTarget finds the succeeded rollout of revision to (0: the
-// newest succeeded revision before the current one), read whole (with
-// its recorded spec, which listings leave out).
+// rollbackTarget finds the rollout a rollback restores, read whole (with
+// its recorded spec, which listings leave out): the newest succeeded
+// rollout of revision to, or, for to 0:
+//
+//   - while a failed attempt stands (a new commit or spec failed and the
+//     last good revision, status.revision, still serves): that last good
+//     revision — undoing the change that failed;
+//   - otherwise the newest succeeded revision before the current one that
+//     differs from it (its commit, or its recorded spec), so that undoing
+//     a rollback goes further back rather than to its own copy.
 func (r *Reconciler) rollbackTarget(ctx context.Context, d *api.Deployment, to int64) (*api.Rollout, error) {
-	ro, err := r.rollbackCandidate(ctx, d, to)
-	if err != nil {
-		return nil, err
-	}
-	return r.Store.GetRollout(ctx, ro.ID)
-}
-
-func (r *Reconciler) rollbackCandidate(ctx context.Context, d *api.Deployment, to int64) (*api.Rollout, error) {
 	ros, err := r.Store.ListRollouts(ctx, d.Metadata.Name, 0)
 	if err != nil {
 		return nil, err
 	}
 	cur := d.Status.Revision
+	if to != 0 {
+		for _, ro := range ros {
+			if ro.State == api.RolloutSucceeded && ro.Revision == to {
+				return r.Store.GetRollout(ctx, ro.ID)
+			}
+		}
+		return nil, &ActionError{fmt.Sprintf("no succeeded rollout of revision %d to roll back to (see rollout history)", to)}
+	}
+	var current *api.Rollout // the newest succeeded rollout of the current revision
 	for _, ro := range ros {
-		if ro.State != api.RolloutSucceeded || ro.Commit == d.Status.Commit && to == 0 {
+		if ro.State == api.RolloutSucceeded && ro.Revision == cur {
+			if current, err = r.Store.GetRollout(ctx, ro.ID); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	if d.Status.FailedAttempt != nil && current != nil {
+		return current, nil
+	}
+	for _, ro := range ros {
+		if ro.State != api.RolloutSucceeded || ro.Revision >= cur || ro.Commit == d.Status.Commit && (current == nil || current.Spec == nil) {
 			continue
 		}
-		if to == 0 && ro.Revision < cur || to != 0 && ro.Revision == to {
-			return ro, nil
+		full, err := r.Store.GetRollout(ctx, ro.ID)
+		if err != nil {
+			return nil, err
 		}
-	}
-	if to != 0 {
-		return nil, &ActionError{fmt.Sprintf("no succeeded rollout of revision %d to roll back to", to)}
+		if current != nil && full.Commit == current.Commit && sameRevisionSpec(full.Spec, current.Spec) {
+			continue // a copy of the current revision (the one it was rolled back to)
+		}
+		return full, nil
 	}
 	return nil, &ActionError{fmt.Sprintf("no earlier revision than %d to roll back to", cur)}
+}
+
+// sameRevisionSpec reports whether two recorded specs make the same
+// revision (the parts a rollback restores are equal); a missing spec is
+// taken as the same.
+func sameRevisionSpec(a, b *api.DeploymentSpec) bool {
+	if a == nil || b == nil {
+		return true
+	}
+	var zero api.DeploymentSpec
+	ra, rb := restoredSpec(zero, *a), restoredSpec(zero, *b)
+	return api.Equal(mustJSON(ra), mustJSON(rb))
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
