@@ -202,7 +202,10 @@ func TestPushIgnoredOncePerCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	git("init", "-q", "-b", "main")
-	commit := func(msg string) string { git("commit", "-q", "--allow-empty", "-m", msg); return git("rev-parse", "HEAD") }
+	commit := func(msg string) string {
+		git("commit", "-q", "--allow-empty", "-m", msg)
+		return git("rev-parse", "HEAD")
+	}
 	old := commit("v1")
 	bad := commit("v2")
 
@@ -293,4 +296,3 @@ func TestPushIgnoredOncePerCommit(t *testing.T) {
 		t.Fatalf("PushIgnored after the pin ended: %v", evs)
 	}
 }
-
