@@ -202,7 +202,10 @@ type DeploymentStatus struct {
 	// Pin replaces the spec's ref with a commit chosen by an action
 	// (redeploy, rollback) for as long as the spec stays at Pin.Generation.
 	// A rollback's pin keeps the loop from deploying the rolled-back-from
-	// commit again on its own until the spec changes.
+	// commit again on its own until the spec changes or the pin is
+	// cleared (action resume or deploy). While it holds, condition Pinned
+	// is True and a new commit on the followed ref is recorded as event
+	// PushIgnored, once per commit.
 	Pin *CommitPin `json:"pin,omitempty"`
 	// Restart is the latest restart asked for; RestartDone the last one
 	// carried out. They differ while a restart is pending.
@@ -241,6 +244,15 @@ type CommitPin struct {
 	Generation int64  `json:"generation"`
 	// Revision is the revision rolled back to (rollback only).
 	Revision int64 `json:"revision,omitempty"`
+	// SpecRestored (rollback only) says that the revision's recorded spec
+	// (Rollout.Spec) was written as spec generation Generation; false: the
+	// revision has no recorded spec (rolled out by an older Bakery), only
+	// its commit is pinned and the current spec stays.
+	SpecRestored bool `json:"specRestored,omitempty"`
+	// RefHead is the commit the followed ref named when the loop last
+	// looked while the pin held; a later commit is reported once, as
+	// event PushIgnored.
+	RefHead string `json:"refHead,omitempty"`
 	// By is who asked: an API token's name, or "user:<name>" for a web UI
 	// user. The rollout the pin starts records it as TriggeredBy.
 	By string `json:"by,omitempty"`

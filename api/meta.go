@@ -112,6 +112,12 @@ const (
 	ConditionReady       = "Ready"
 	ConditionProgressing = "Progressing"
 	ConditionDegraded    = "Degraded"
+	// ConditionPinned is True while an action's commit pin (a rollback,
+	// a redeploy) holds the deployment at a commit instead of following
+	// its ref; its reason is RolledBack or Redeployed. It is removed
+	// (not set False) when no pin holds, as Flux removes its
+	// abnormal-true conditions once resolved.
+	ConditionPinned = "Pinned"
 	// Nodes.
 	ConditionReachable = "Reachable"
 	// Both: a terminal problem that retrying cannot fix; the reason names it.
@@ -152,6 +158,17 @@ func SetCondition(conds *[]Condition, c Condition) {
 		return
 	}
 	*conds = append(*conds, c)
+}
+
+// RemoveCondition removes the condition of type t from conds, if any.
+func RemoveCondition(conds *[]Condition, t string) {
+	out := (*conds)[:0]
+	for _, c := range *conds {
+		if c.Type != t {
+			out = append(out, c)
+		}
+	}
+	*conds = out
 }
 
 // IsTrue reports whether conds has condition t with status True.

@@ -100,7 +100,8 @@ const (
 	ActionDeploy   Action = "deploy"   // re-resolve the ref now and roll out what it names
 	ActionRedeploy Action = "redeploy" // roll out a given commit
 	ActionRestart  Action = "restart"  // start the same revision in the other slot and switch, no downtime
-	ActionRollback Action = "rollback" // go back to a previous revision
+	ActionRollback Action = "rollback" // go back to a previous revision: its recorded spec and its commit
+	ActionResume   Action = "resume"   // clear a rollback's (or redeploy's) pin: follow the ref again
 )
 
 // ActionOptions is the (optional) body of

@@ -378,8 +378,8 @@ func (c *Client) VerifyNode(ctx context.Context, name string) (*api.Node, error)
 }
 
 // DeploymentAction asks for an action on a deployment: api.ActionDeploy,
-// api.ActionRedeploy (commit), api.ActionRestart or api.ActionRollback
-// (toRevision, 0 = previous). It returns the deployment once the action
+// api.ActionRedeploy (commit), api.ActionRestart, api.ActionRollback
+// (toRevision, 0 = previous) or api.ActionResume. It returns the deployment once the action
 // is recorded; the rollout runs in the background.
 func (c *Client) DeploymentAction(ctx context.Context, name string, action api.Action, commit string, toRevision int64) (*api.Deployment, error) {
 	out, err := c.RequestAction(ctx, name, action, commit, toRevision)

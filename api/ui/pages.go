@@ -426,7 +426,8 @@ var actionMessages = map[string]string{
 	"deploy":   "Deploy started: the newest commit of the branch is rolled out.",
 	"redeploy": "Redeploy started: the last commit is rolled out again.",
 	"restart":  "Restart started: the same revision moves to the other slot.",
-	"rollback": "Rollback started: the previous revision is rolled out.",
+	"rollback": "Rollback started: the previous revision (its spec and commit) is rolled out; new commits wait until you resume.",
+	"resume":   "Resumed: the branch's newest commit is rolled out.",
 }
 
 func (u *UI) deploymentAction(w http.ResponseWriter, r *http.Request, s *session) {

@@ -159,7 +159,7 @@ func (u *UI) routes() *mux.Router {
 	r.Handle(p+"/deployments/{name}", u.authed(u.deploymentPage)).Methods(get)
 	r.Handle(p+"/deployments/{name}/status", u.authed(u.deploymentStatus)).Methods(get)
 	r.Handle(p+"/deployments/{name}/current-rollout", u.authed(u.currentRollout)).Methods(get)
-	r.Handle(p+"/deployments/{name}/actions/{action:deploy|redeploy|restart|rollback}", u.authed(u.deploymentAction)).Methods(post)
+	r.Handle(p+"/deployments/{name}/actions/{action:deploy|redeploy|restart|rollback|resume}", u.authed(u.deploymentAction)).Methods(post)
 	r.Handle(p+"/deployments/{name}/delete", u.authed(u.deploymentDelete)).Methods(post)
 	r.Handle(p+"/deployments/{name}/traffic", u.authed(u.deploymentTraffic)).Methods(get)
 	r.Handle(p+"/deployments/{name}/logs/stream", u.authed(u.runtimeLogStream)).Methods(get)
@@ -220,7 +220,8 @@ var funcs = template.FuncMap{
 		return (d.FilesystemBytes - d.FreeBytes) * 100 / d.FilesystemBytes
 	},
 	"actionLabel": func(a string) string {
-		return map[string]string{"deploy": "Deploy now", "redeploy": "Redeploy last commit", "restart": "Restart service", "rollback": "Rollback"}[a]
+		return map[string]string{"deploy": "Deploy now", "redeploy": "Redeploy last commit", "restart": "Restart service", "rollback": "Rollback",
+			"resume": "Resume (follow the branch)"}[a]
 	},
 	"diffLines": diffLines,
 	"condClass": func(status, typ string) string {
@@ -230,6 +231,8 @@ var funcs = template.FuncMap{
 				return "warn"
 			}
 			return "muted"
+		case typ == "Pinned":
+			return "warn" // held back on purpose: until resumed
 		case typ == "Degraded" || typ == "Stalled":
 			if status == "True" {
 				return "bad"

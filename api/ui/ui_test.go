@@ -601,6 +601,22 @@ func TestDeploymentPages(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, "hello-1-abc") || !strings.Contains(body, "Rollback") {
 		t.Fatalf("deployment page: %d\n%s", code, body)
 	}
+	if strings.Contains(body, `id="action-resume"`) {
+		t.Fatal("a resume button on a deployment no pin holds")
+	}
+	// A rollback's pin: the page says so and offers resume.
+	o, err := e.st.Get(t.Context(), api.KindDeployment, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := o.(*api.Deployment)
+	d.Status.Pin = &api.CommitPin{Commit: "0123456789abcdef0123456789abcdef01234567", Reason: api.TriggerRollback, Revision: 1, Generation: d.Metadata.Generation}
+	if _, err := e.st.UpdateStatus(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	if _, body, _ := b.get("/ui/deployments/hello"); !strings.Contains(body, `id="action-resume"`) || !strings.Contains(body, "pinned: revision 1, commit 0123456") {
+		t.Fatalf("deployment page of a pinned deployment:\n%s", body)
+	}
 	if _, body, _ := b.get("/ui/deployments/hello?rollout=hello-1-abc"); !strings.Contains(body, `data-pinned="hello-1-abc"`) {
 		t.Fatal("?rollout= does not pin the log panel")
 	}

@@ -264,6 +264,17 @@ func describeDeployment(d describer, o *api.Deployment, now time.Time) {
 		d.line(1, "Current rollout", "<none>")
 	}
 	d.line(1, "Ready", "%s", readyCount(o))
+	if p := t.Pin; p != nil && p.Generation == o.Metadata.Generation {
+		v := fmt.Sprintf("commit %s (%s)", shortCommit(p.Commit), p.Reason)
+		if p.Reason == api.TriggerRollback {
+			v = fmt.Sprintf("revision %d, commit %s (rollback", p.Revision, shortCommit(p.Commit))
+			if !p.SpecRestored {
+				v += "; no recorded spec: commit only"
+			}
+			v += ")"
+		}
+		d.line(1, "Pinned", "%s; 'bakery rollout resume deployment/%s' follows the ref again", v, o.Metadata.Name)
+	}
 	conditions(d, t.Conditions, now)
 	if len(t.Nodes) == 0 {
 		d.line(0, "Nodes", "<none>")

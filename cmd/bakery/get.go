@@ -22,7 +22,10 @@ keys only, never values).
 
 Output formats (-o):
   table  (default) nodes: NAME ADDRESS REACHABLE AGE
-                   deployments: NAME READY COMMIT REVISION NODES AGE
+                   deployments: NAME READY COMMIT REVISION PINNED NODES AGE
+                   (PINNED: rollback:N while a rollback holds the deployment
+                   at revision N, redeploy:COMMIT after deploy --commit;
+                   'bakery rollout resume' follows the ref again)
   wide   the table plus, for nodes, USER PORT OS LAST-HANDSHAKE DISK, and
          for deployments, RUNTIME REF HOSTS
   yaml   multi-document YAML that 'bakery apply -f -' takes back

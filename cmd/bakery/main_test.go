@@ -260,13 +260,13 @@ func TestGetOutput(t *testing.T) {
 	must(t, "", "apply", "-f", manifestDir(t))
 
 	tbl := lines(must(t, "", "get", "deployments"))
-	if got := strings.Join(strings.Fields(tbl[0]), " "); got != "NAME READY COMMIT REVISION NODES AGE" {
+	if got := strings.Join(strings.Fields(tbl[0]), " "); got != "NAME READY COMMIT REVISION PINNED NODES AGE" {
 		t.Errorf("deployments header %q", got)
 	}
 	if len(tbl) != 2 {
 		t.Fatalf("deployments table:\n%s", strings.Join(tbl, "\n"))
 	}
-	if f := strings.Fields(tbl[1]); len(f) != 6 || f[0] != "hello" || f[1] != "0/1" || f[2] != "-" || f[3] != "-" || f[4] != "web-1" || !strings.HasSuffix(f[5], "s") {
+	if f := strings.Fields(tbl[1]); len(f) != 7 || f[0] != "hello" || f[1] != "0/1" || f[2] != "-" || f[3] != "-" || f[4] != "-" || f[5] != "web-1" || !strings.HasSuffix(f[6], "s") {
 		t.Errorf("deployments row %q", tbl[1])
 	}
 	// Columns are aligned: every row's second column starts where the header's does.
@@ -275,10 +275,10 @@ func TestGetOutput(t *testing.T) {
 	}
 
 	tbl = lines(must(t, "", "get", "deploy", "-o", "wide"))
-	if got := strings.Join(strings.Fields(tbl[0]), " "); got != "NAME READY COMMIT REVISION NODES AGE RUNTIME REF HOSTS" {
+	if got := strings.Join(strings.Fields(tbl[0]), " "); got != "NAME READY COMMIT REVISION PINNED NODES AGE RUNTIME REF HOSTS" {
 		t.Errorf("wide deployments header %q", got)
 	}
-	if f := strings.Fields(tbl[1]); len(f) != 9 || f[6] != "systemd" || f[7] != "main" || f[8] != "hello.example.test" {
+	if f := strings.Fields(tbl[1]); len(f) != 10 || f[7] != "systemd" || f[8] != "main" || f[9] != "hello.example.test" {
 		t.Errorf("wide deployments row %q", tbl[1])
 	}
 
@@ -374,6 +374,7 @@ func TestStatusOutput(t *testing.T) {
 		Commit:             "0123456789abcdef0123456789abcdef01234567",
 		Revision:           3,
 		CurrentRollout:     &api.RolloutRef{ID: "r-42", State: "Running"},
+		Pin:                &api.CommitPin{Commit: "0123456789abcdef0123456789abcdef01234567", Reason: api.TriggerRollback, Generation: 1, Revision: 2, SpecRestored: true},
 		Conditions: []api.Condition{
 			{Type: api.ConditionReady, Status: api.ConditionTrue, Reason: "Healthy", Message: "all nodes healthy", LastTransitionTime: api.NewTime(now.Add(-5 * time.Minute))},
 			{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: "Done"},
@@ -400,8 +401,8 @@ func TestStatusOutput(t *testing.T) {
 	}
 
 	f := strings.Fields(lines(must(t, "", "get", "deployments"))[1])
-	if f[1] != "1/1" || f[2] != "0123456" || f[3] != "3" {
-		t.Errorf("deployment row %q, want READY 1/1, COMMIT 0123456, REVISION 3", f)
+	if f[1] != "1/1" || f[2] != "0123456" || f[3] != "3" || f[4] != "rollback:2" {
+		t.Errorf("deployment row %q, want READY 1/1, COMMIT 0123456, REVISION 3, PINNED rollback:2", f)
 	}
 	f = strings.Fields(lines(must(t, "", "get", "nodes", "-o", "wide"))[1])
 	// LAST-HANDSHAKE is 30s old when the status is written; a slow run
@@ -413,7 +414,8 @@ func TestStatusOutput(t *testing.T) {
 	for _, want := range []string{"0123456789abcdef0123456789abcdef01234567", "r-42 (Running)", "observed: 1",
 		"TYPE", "Ready", "True", "Healthy", "5m", "all nodes healthy", "Progressing",
 		"NODE", "SLOT", "web-1", "green", "9001", "active",
-		"Certificates:", "EXPIRES", "hello.example.test", "50d", "4BB424659C012AA1", "www.example.test", "<none>"} {
+		"Certificates:", "EXPIRES", "hello.example.test", "50d", "4BB424659C012AA1", "www.example.test", "<none>",
+		"Pinned:", "revision 2, commit 0123456 (rollback)", "bakery rollout resume deployment/hello"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("describe deployment lacks %q:\n%s", want, out)
 		}

@@ -161,7 +161,7 @@ func reachable(n *api.Node) string {
 }
 
 func deploymentTable(w io.Writer, objs []api.Object, wide bool, now time.Time) {
-	h := "NAME\tREADY\tCOMMIT\tREVISION\tNODES\tAGE"
+	h := "NAME\tREADY\tCOMMIT\tREVISION\tPINNED\tNODES\tAGE"
 	if wide {
 		h += "\tRUNTIME\tREF\tHOSTS"
 	}
@@ -172,7 +172,7 @@ func deploymentTable(w io.Writer, objs []api.Object, wide bool, now time.Time) {
 		if d.Status.Revision > 0 {
 			rev = strconv.FormatInt(d.Status.Revision, 10)
 		}
-		row := []string{d.Metadata.Name, readyCount(d), orDash(shortCommit(d.Status.Commit)), rev,
+		row := []string{d.Metadata.Name, readyCount(d), orDash(shortCommit(d.Status.Commit)), rev, pinned(d),
 			deploymentNodes(d), age(d.Metadata.CreationTimestamp, now)}
 		if wide {
 			ref := d.Spec.Source.Ref
@@ -187,6 +187,20 @@ func deploymentTable(w io.Writer, objs []api.Object, wide bool, now time.Time) {
 		}
 		fmt.Fprintln(w, strings.Join(row, "\t"))
 	}
+}
+
+// pinned is column PINNED: what an action's pin holds the deployment at
+// instead of its ref ("rollback:3" for a rollback to revision 3,
+// "redeploy:0123456" for a redeployed commit), or "-".
+func pinned(d *api.Deployment) string {
+	p := d.Status.Pin
+	switch {
+	case p == nil || p.Generation != d.Metadata.Generation:
+		return "-"
+	case p.Reason == api.TriggerRollback:
+		return fmt.Sprintf("rollback:%d", p.Revision)
+	}
+	return p.Reason + ":" + shortCommit(p.Commit)
 }
 
 // readyCount is "healthy/total" over the nodes the deployment runs on (the

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/client"
@@ -76,9 +78,9 @@ func (a *app) deploymentAction(cmd *cobra.Command, name, action, commitID string
 	}
 	d := resp.Deployment
 	what := map[string]string{"deploy": "deploy requested", "redeploy": "redeploy of " + shortID(commitID) + " requested",
-		"restart": "restart requested", "rollback": "rollback requested"}[action]
+		"restart": "restart requested", "rollback": "rollback requested", "resume": "resumed: following " + followedRef(d) + " again"}[action]
 	if p := d.Status.Pin; action == "rollback" && p != nil {
-		what = fmt.Sprintf("rolling back to revision %d (commit %s)", p.Revision, shortID(p.Commit))
+		what = rollbackLine(d, p)
 	}
 	fmt.Fprintf(a.out, "deployment.bakery.dev/%s %s\n", name, what)
 	if !wait {
@@ -194,6 +196,31 @@ func (a *app) requestEnded(name, action string, out *api.RequestOutcome) error {
 	return fmt.Errorf("deployment %s: the %s's rollout %s %s: %s (see bakery logs deployment/%s --rollout %s)", name, action, out.Rollout, out.State, msg, name, out.Rollout)
 }
 
+// rollbackLine says what a rollback restored: the revision's spec (as
+// generation N) and commit, or only its commit when the revision has no
+// recorded spec; and how the pin it leaves is cleared.
+func rollbackLine(d *api.Deployment, p *api.CommitPin) string {
+	line := fmt.Sprintf("rolling back to revision %d (commit %s)", p.Revision, shortID(p.Commit))
+	if p.SpecRestored {
+		line += fmt.Sprintf(": its spec is restored as generation %d", p.Generation)
+	} else {
+		line += fmt.Sprintf(": commit only, revision %d has no recorded spec (rolled out by an older Bakery), the current spec stays", p.Revision)
+	}
+	return line + fmt.Sprintf("\nnew commits on %s are not rolled out until 'bakery rollout resume deployment/%s' (or 'bakery deploy %s')",
+		followedRef(d), d.Metadata.Name, d.Metadata.Name)
+}
+
+// followedRef names what the deployment's spec follows.
+func followedRef(d *api.Deployment) string {
+	if c := d.Spec.Source.Commit; c != "" {
+		return "commit " + shortID(c)
+	}
+	if d.Spec.Source.Ref == "" {
+		return api.DefaultRef
+	}
+	return d.Spec.Source.Ref
+}
+
 func shortID(s string) string {
 	if len(s) > 12 {
 		return s[:12]
@@ -264,7 +291,7 @@ func progressLine(d *api.Deployment) string {
 func newRolloutCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rollout",
-		Short: "Manage rollouts: status, history, undo, restart",
+		Short: "Manage rollouts: status, history, undo, restart, resume",
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -292,19 +319,39 @@ the rollout failed (the previous revision keeps serving) or --timeout passed.`,
 	status.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long to wait")
 
 	var limit int
+	var showRevision int64
+	var histOutput string
 	history := &cobra.Command{
-		Use:     "history deployment/NAME",
-		Short:   "List a deployment's rollouts, newest first",
-		Example: `  bakery rollout history deployment/hello`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "history deployment/NAME",
+		Short: "List a deployment's rollouts, newest first (or show one revision)",
+		Long: `List a deployment's rollouts, newest first. Every revision listed with a
+succeeded rollout can be rolled back to ('rollout undo --to-revision N'):
+retention keeps the newest succeeded rollout of the last --keep-rollouts
+revisions that succeeded, however many rollouts came after them.
+
+With --revision N, show that revision's rollout (its newest succeeded one,
+else its newest) with the spec it rolled out — what 'rollout undo
+--to-revision N' restores; -o yaml or -o json prints the whole record.`,
+		Example: `  bakery rollout history deployment/hello
+  bakery rollout history deployment/hello --revision 3 -o yaml`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := deploymentArg(args[0])
 			if err != nil {
 				return err
 			}
+			if histOutput != "" && showRevision == 0 {
+				return usageErrorf("-o goes with --revision")
+			}
+			if histOutput != "" && histOutput != "yaml" && histOutput != "json" {
+				return usageErrorf("--output must be yaml or json, not %q", histOutput)
+			}
 			c, err := a.client(cmd)
 			if err != nil {
 				return err
+			}
+			if showRevision != 0 {
+				return a.showRevision(cmd.Context(), c, name, showRevision, histOutput)
 			}
 			ros, err := c.Rollouts(cmd.Context(), name, limit)
 			if err != nil {
@@ -334,6 +381,8 @@ the rollout failed (the previous revision keeps serving) or --timeout passed.`,
 		},
 	}
 	history.Flags().IntVar(&limit, "limit", 20, "how many rollouts to list (0: all)")
+	history.Flags().Int64Var(&showRevision, "revision", 0, "show this revision's rollout and the spec it rolled out")
+	history.Flags().StringVarP(&histOutput, "output", "o", "", "with --revision: yaml or json (the whole rollout record)")
 
 	var toRevision int64
 	var wait bool
@@ -341,9 +390,21 @@ the rollout failed (the previous revision keeps serving) or --timeout passed.`,
 		Use:   "undo deployment/NAME",
 		Short: "Roll back to the previous revision (or --to-revision N)",
 		Long: `Roll the deployment back to the previous succeeded revision, or to
-revision N. When the idle slot still holds that release, traffic switches
-back without a rebuild. The rolled-back-from commit is not deployed again on
-its own until the spec changes (or 'bakery deploy' is run).`,
+revision N (see 'rollout history'), as kubectl rollout undo does: the
+revision's spec as it was rolled out — source, build, runtime, run command,
+port, env names and values, secret references, health check, ingress — is
+written as a new generation of the deployment (nodes, node selector,
+strategy, keepReleases, progressDeadline and suspend stay as they are), and
+its commit is pinned at that generation. While a failed attempt stands,
+the previous revision is the one still serving: undo takes back the change
+that failed. A revision rolled out before Bakery recorded specs gets only
+its commit back (the output says so). When the idle slot still holds that
+release, traffic switches back without a rebuild.
+
+The pin holds the deployment at that commit: new commits on the branch are
+not rolled out (each is recorded once as event PushIgnored; condition
+Pinned and column PINNED of 'get deployments' say so) until 'bakery rollout
+resume' (or 'bakery deploy') clears it, or a new spec is applied.`,
 		Example: `  bakery rollout undo deployment/hello
   bakery rollout undo deployment/hello --to-revision 3 --wait`,
 		Args: cobra.ExactArgs(1),
@@ -374,8 +435,81 @@ its own until the spec changes (or 'bakery deploy' is run).`,
 	}
 	restart.Flags().BoolVar(&wait, "wait", false, "wait until the rollout this restart caused ends; exit 1 if it failed")
 	restart.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long --wait waits")
-	cmd.AddCommand(status, history, undo, restart)
+	var resumeWait bool
+	var resumeTimeout time.Duration
+	resume := &cobra.Command{
+		Use:   "resume deployment/NAME",
+		Short: "Follow the branch again after a rollback: clear the pin, roll out the ref's commit",
+		Long: `Clear the pin a rollback (or 'deploy --commit') left: the deployment follows
+its spec's ref again, and the ref's commit rolls out now (with the spec as
+it is, the restored one after an undo). Fails when no pin holds.`,
+		Example: `  bakery rollout resume deployment/hello --wait`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args[0])
+			if err != nil {
+				return err
+			}
+			return a.deploymentAction(cmd, name, "resume", "", 0, resumeWait, resumeTimeout)
+		},
+	}
+	resume.Flags().BoolVar(&resumeWait, "wait", false, "wait until the rollout finishes")
+	resume.Flags().DurationVar(&resumeTimeout, "timeout", 15*time.Minute, "how long --wait waits")
+	cmd.AddCommand(status, history, undo, restart, resume)
 	return cmd
+}
+
+// showRevision prints revision rev of deployment name: its newest
+// succeeded rollout (else its newest) with the spec it rolled out.
+func (a *app) showRevision(ctx context.Context, c *client.Client, name string, rev int64, output string) error {
+	ros, err := c.Rollouts(ctx, name, 0)
+	if err != nil {
+		return a.explain(c, err)
+	}
+	var pick *api.Rollout
+	for _, r := range ros {
+		if r.Revision == rev && (pick == nil || pick.State != api.RolloutSucceeded && r.State == api.RolloutSucceeded) {
+			pick = r
+		}
+	}
+	if pick == nil {
+		return fmt.Errorf("deployment %s has no rollout of revision %d (see 'bakery rollout history deployment/%s')", name, rev, name)
+	}
+	ro, err := c.Rollout(ctx, pick.ID)
+	if err != nil {
+		return a.explain(c, err)
+	}
+	switch output {
+	case "json":
+		b, err := json.MarshalIndent(ro, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(a.out, "%s\n", b)
+		return err
+	case "yaml":
+		b, err := yaml.Marshal(ro)
+		if err != nil {
+			return err
+		}
+		_, err = a.out.Write(b)
+		return err
+	}
+	fmt.Fprintf(a.out, "deployment.bakery.dev/%s with revision #%d\n", name, rev)
+	fmt.Fprintf(a.out, "Rollout:     %s (%s, %s)\nCommit:      %s\nGeneration:  %d\n", ro.ID, ro.Trigger, ro.State, ro.Commit, ro.Generation)
+	if ro.Spec == nil {
+		fmt.Fprintln(a.out, "Spec:        <not recorded: rolled out by an older Bakery; an undo to it restores only the commit>")
+		return nil
+	}
+	b, err := yaml.Marshal(ro.Spec)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(a.out, "Spec:")
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		fmt.Fprintf(a.out, "  %s\n", l)
+	}
+	return nil
 }
 
 func newLogsCmd(a *app) *cobra.Command {

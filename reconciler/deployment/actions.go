@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -37,11 +38,15 @@ func (r *Reconciler) RecordAction(ctx context.Context, name string, req api.Acti
 	}
 	var mutate func(s *api.DeploymentStatus)
 	switch req.Action {
-	case api.ActionDeploy:
+	case api.ActionDeploy, api.ActionResume:
+		if req.Action == api.ActionResume && !pinHolds(d) {
+			return &ActionError{fmt.Sprintf("deployment %s is not pinned: it follows %s", name, followed(&d.Spec))}
+		}
 		mutate = func(s *api.DeploymentStatus) {
 			s.Pin = nil
 			s.FailedAttempt = nil
 			s.DeployRequest = &api.DeployRequest{ID: id, By: req.By, Generation: gen}
+			api.RemoveCondition(&s.Conditions, api.ConditionPinned)
 		}
 	case api.ActionRedeploy:
 		if !api.IsCommitID(req.Commit) {
@@ -50,6 +55,7 @@ func (r *Reconciler) RecordAction(ctx context.Context, name string, req api.Acti
 		mutate = func(s *api.DeploymentStatus) {
 			s.Pin = &api.CommitPin{ID: id, Commit: req.Commit, Reason: api.TriggerRedeploy, Generation: gen, By: req.By}
 			s.FailedAttempt = nil
+			setPinnedCondition(s, name, &d.Spec, gen)
 		}
 	case api.ActionRestart:
 		if d.Status.Commit == "" {
@@ -61,14 +67,102 @@ func (r *Reconciler) RecordAction(ctx context.Context, name string, req api.Acti
 		if err != nil {
 			return err
 		}
+		if target.Spec != nil {
+			return r.restoreRevision(ctx, d, target, id, req.By)
+		}
+		// Recorded before rollouts kept their spec: only the commit
+		// goes back (the pin says so: SpecRestored false).
 		mutate = func(s *api.DeploymentStatus) {
 			s.Pin = &api.CommitPin{ID: id, Commit: target.Commit, Reason: api.TriggerRollback, Generation: gen, Revision: target.Revision, By: req.By}
 			s.FailedAttempt = nil
+			setPinnedCondition(s, name, &d.Spec, gen)
 		}
 	default:
-		return fmt.Errorf("%w: unknown action %q (deploy, redeploy, restart, rollback)", store.ErrInvalid, req.Action)
+		return fmt.Errorf("%w: unknown action %q (deploy, redeploy, restart, rollback, resume)", store.ErrInvalid, req.Action)
 	}
 	return r.setStatus(ctx, name, mutate)
+}
+
+// restoreRevision is a rollback to a revision whose spec was recorded
+// (target.Spec, from its succeeded rollout): in one transaction it writes
+// the parts of that spec that make the revision (restoredSpec) as a new
+// spec generation, as kubectl rollout undo writes the old pod template,
+// and pins the revision's commit at that generation. A recorded spec
+// equal to the current one writes no generation. The spec is checked as
+// an applied one would be: an ingress host another deployment took since
+// fails the store's rules (409).
+func (r *Reconciler) restoreRevision(ctx context.Context, d *api.Deployment, target *api.Rollout, id, by string) error {
+	name := d.Metadata.Name
+	return r.Store.Txn(ctx, func(tx store.Tx) error {
+		obj, err := tx.Get(ctx, api.KindDeployment, name)
+		if err != nil {
+			return err
+		}
+		cur := obj.(*api.Deployment)
+		if cur.Metadata.Generation != d.Metadata.Generation {
+			// A spec was applied since the target was chosen.
+			return fmt.Errorf("deployment %s: %w", name, store.ErrConflict)
+		}
+		next := cur.DeepCopyObject().(*api.Deployment)
+		next.Spec = restoredSpec(cur.Spec, *target.Spec)
+		next.Default()
+		if errs := next.Validate(); len(errs) > 0 {
+			return &ActionError{fmt.Sprintf("the recorded spec of revision %d is not valid today: %s", target.Revision, errs.Error())}
+		}
+		now := cur.DeepCopyObject().(*api.Deployment)
+		now.Default()
+		if !api.Equal(now.SpecJSON(), next.SpecJSON()) {
+			// Otherwise the spec is the revision's already: no new generation.
+			if obj, err = tx.Update(ctx, next); err != nil {
+				return err
+			}
+		}
+		stored := obj.(*api.Deployment)
+		gen := stored.Metadata.Generation
+		s := &stored.Status
+		s.Pin = &api.CommitPin{ID: id, Commit: target.Commit, Reason: api.TriggerRollback, Generation: gen, Revision: target.Revision, By: by, SpecRestored: true}
+		s.FailedAttempt = nil
+		setPinnedCondition(s, name, &stored.Spec, gen)
+		_, err = tx.UpdateStatus(ctx, stored)
+		return err
+	})
+}
+
+// restoredSpec is the spec a rollback writes: cur, with what makes a
+// revision taken from the revision's recorded spec rec — the source, the
+// build, the runtime and docker settings, run (command, port, env names
+// and values, secret references), the health check and the ingress. What
+// places and paces the deployment stays as it is now, as kubectl rollout
+// undo keeps replicas and strategy: nodes, nodeSelector, strategy,
+// keepReleases, progressDeadline and suspend.
+func restoredSpec(cur, rec api.DeploymentSpec) api.DeploymentSpec {
+	out := cur
+	out.Source = rec.Source
+	out.Build = rec.Build
+	out.Runtime = rec.Runtime
+	out.Docker = rec.Docker
+	out.Run = rec.Run
+	out.HealthCheck = rec.HealthCheck
+	out.Ingress = rec.Ingress
+	return out
+}
+
+// pinHolds reports whether an action's pin applies to d's spec generation.
+func pinHolds(d *api.Deployment) bool {
+	p := d.Status.Pin
+	return p != nil && p.Generation == d.Metadata.Generation
+}
+
+// followed names what the spec follows: its ref, or its pinned commit.
+func followed(spec *api.DeploymentSpec) string {
+	if spec.Source.Commit != "" {
+		return "commit " + api.ShortCommit(spec.Source.Commit)
+	}
+	ref := spec.Source.Ref
+	if ref == "" {
+		ref = api.DefaultRef
+	}
+	return ref
 }
 
 // newRequestID returns a random id for a restart or deploy request.
@@ -110,24 +204,74 @@ func triggeredBy(d *api.Deployment, gen int64, trigger string, pin *api.CommitPi
 // controllerName is TriggeredBy of rollouts nobody asked for.
 const controllerName = "controller"
 
-// rollbackTarget finds the succeeded rollout of revision to (0: the
-// newest succeeded revision before the current one).
+// rollbackTarget finds the rollout a rollback restores, read whole (with
+// its recorded spec, which listings leave out): the newest succeeded
+// rollout of revision to, or, for to 0:
+//
+//   - while a failed attempt stands (a new commit or spec failed and the
+//     last good revision, status.revision, still serves): that last good
+//     revision — undoing the change that failed;
+//   - otherwise the newest succeeded revision before the current one that
+//     differs from it (its commit, or its recorded spec), so that undoing
+//     a rollback goes further back rather than to its own copy.
 func (r *Reconciler) rollbackTarget(ctx context.Context, d *api.Deployment, to int64) (*api.Rollout, error) {
 	ros, err := r.Store.ListRollouts(ctx, d.Metadata.Name, 0)
 	if err != nil {
 		return nil, err
 	}
 	cur := d.Status.Revision
+	if to != 0 {
+		for _, ro := range ros {
+			if ro.State == api.RolloutSucceeded && ro.Revision == to {
+				return r.Store.GetRollout(ctx, ro.ID)
+			}
+		}
+		return nil, &ActionError{fmt.Sprintf("no succeeded rollout of revision %d to roll back to (see rollout history)", to)}
+	}
+	var current *api.Rollout // the newest succeeded rollout of the current revision
 	for _, ro := range ros {
-		if ro.State != api.RolloutSucceeded || ro.Commit == d.Status.Commit && to == 0 {
+		if ro.State == api.RolloutSucceeded && ro.Revision == cur {
+			if current, err = r.Store.GetRollout(ctx, ro.ID); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	if d.Status.FailedAttempt != nil && current != nil {
+		return current, nil
+	}
+	for _, ro := range ros {
+		if ro.State != api.RolloutSucceeded || ro.Revision >= cur || ro.Commit == d.Status.Commit && (current == nil || current.Spec == nil) {
 			continue
 		}
-		if to == 0 && ro.Revision < cur || to != 0 && ro.Revision == to {
-			return ro, nil
+		full, err := r.Store.GetRollout(ctx, ro.ID)
+		if err != nil {
+			return nil, err
 		}
-	}
-	if to != 0 {
-		return nil, &ActionError{fmt.Sprintf("no succeeded rollout of revision %d to roll back to", to)}
+		if current != nil && full.Commit == current.Commit && sameRevisionSpec(full.Spec, current.Spec) {
+			continue // a copy of the current revision (the one it was rolled back to)
+		}
+		return full, nil
 	}
 	return nil, &ActionError{fmt.Sprintf("no earlier revision than %d to roll back to", cur)}
+}
+
+// sameRevisionSpec reports whether two recorded specs make the same
+// revision (the parts a rollback restores are equal); a missing spec is
+// taken as the same.
+func sameRevisionSpec(a, b *api.DeploymentSpec) bool {
+	if a == nil || b == nil {
+		return true
+	}
+	var zero api.DeploymentSpec
+	ra, rb := restoredSpec(zero, *a), restoredSpec(zero, *b)
+	return api.Equal(mustJSON(ra), mustJSON(rb))
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -126,11 +126,19 @@ func (r *Reconciler) keepRollouts() int {
 }
 
 // pruneRollouts deletes a deployment's oldest rollouts (in ListRollouts
-// order), with their logs, so that the current one, the two newest
-// succeeded ones (rollback targets) and the keep-1 newest others are left. The current rollout is never deleted, even when it
-// sorts below others (a rollback to an older revision). Failures are
-// logged, not returned: retention never fails a rollout, and the next
-// rollout tries again.
+// order), with their logs. It keeps:
+//
+//   - the current rollout (even when it sorts below others: a rollback to
+//     an older revision);
+//   - the undo targets: the newest succeeded rollout of each of the keep
+//     newest revisions that succeeded, whatever came after them — the
+//     record (and its spec) that `rollout undo --to-revision` restores, so
+//     that every revision `rollout history` lists as succeeded can still
+//     be rolled back to;
+//   - the keep-1 newest of the others.
+//
+// So at most 2*keep rollouts stay. Failures are logged, not returned:
+// retention never fails a rollout, and the next rollout tries again.
 func (r *Reconciler) pruneRollouts(ctx context.Context, deployment, current string) {
 	keep := r.keepRollouts()
 	if keep <= 0 {
@@ -144,30 +152,41 @@ func (r *Reconciler) pruneRollouts(ctx context.Context, deployment, current stri
 		r.log().Warn("listing rollouts to prune", "deployment", deployment, "err", err)
 		return
 	}
-	kept := 1 // the current one
-	succeeded := 0
-	for _, ro := range list {
-		if ro.ID == current {
-			continue
-		}
-		// The two newest succeeded rollouts are what a rollback goes back
-		// to: kept even when many failed rollouts came after them.
-		if ro.State == api.RolloutSucceeded {
-			succeeded++
-			if succeeded <= 2 {
-				continue
-			}
-		}
-		if kept < keep {
-			kept++
-			continue
-		}
+	for _, ro := range pruneList(list, current, keep) {
 		if err := r.Store.DeleteRollout(ctx, ro.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			r.log().Warn("deleting an old rollout", "deployment", deployment, "rollout", ro.ID, "err", err)
 			continue
 		}
 		r.log().Debug("deleted an old rollout", "deployment", deployment, "rollout", ro.ID, "keep", keep)
 	}
+}
+
+// pruneList returns the rollouts of list (newest first) that retention
+// deletes: see pruneRollouts.
+func pruneList(list []*api.Rollout, current string, keep int) []*api.Rollout {
+	targets := map[int64]bool{} // revisions whose newest succeeded rollout is kept
+	for _, ro := range list {
+		if ro.ID == current && ro.State == api.RolloutSucceeded {
+			targets[ro.Revision] = true
+		}
+	}
+	var out []*api.Rollout
+	kept := 1 // the current one
+	for _, ro := range list {
+		if ro.ID == current {
+			continue
+		}
+		if ro.State == api.RolloutSucceeded && !targets[ro.Revision] && len(targets) < keep {
+			targets[ro.Revision] = true
+			continue
+		}
+		if kept < keep {
+			kept++
+			continue
+		}
+		out = append(out, ro)
+	}
+	return out
 }
 
 // record is the step after the status is written: a finished rollout's

@@ -135,6 +135,58 @@ func TestPruneRollouts(t *testing.T) {
 		r.pruneRollouts(t.Context(), "web", webID(12))
 		checkRollouts(t, st, "web", webIDs(12, 11, 10, 2, 1), webIDs(revRange(9, 3)...))
 	})
+	t.Run("UndoTargetsKept", func(t *testing.T) {
+		// Revisions 1…6 succeeded, each also had a failed rollout and
+		// a drift repair (revision r: rollouts 3r-2 failed, 3r-1 and 3r
+		// succeeded; ListRollouts sorts them newest first within the
+		// revision), then revision 7 failed ten times. Keep 3: the
+		// current one, the 2 newest others, and the newest succeeded
+		// rollout of the 3 newest revisions that succeeded — every
+		// revision history shows as succeeded stays an undo target.
+		st := testenv.FileStore(t).(Store)
+		id := func(n int) string { return fmt.Sprintf("web-%d-%08d", n, n) }
+		n := 0
+		add := func(rev int64, state string) {
+			n++
+			ro := storetest.Rollout(id(n), "web", rev, n)
+			ro.State = state
+			if err := st.CreateRollout(t.Context(), ro); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.AppendLogs(t.Context(), ro.ID, []api.LogLine{{Seq: 1, Stream: api.StreamBakery, Text: "x"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for rev := int64(1); rev <= 6; rev++ {
+			add(rev, api.RolloutFailed)
+			add(rev, api.RolloutSucceeded)
+			add(rev, api.RolloutSucceeded)
+		}
+		for range 10 {
+			add(7, api.RolloutFailed)
+		}
+		current := id(n)
+		r := &Reconciler{Store: st, KeepRollouts: 3, Logger: quiet}
+		r.pruneRollouts(t.Context(), "web", current)
+		// Revision 7: 28 (current), 27, 26 (the newest others); the
+		// targets: the newest succeeded of revisions 6, 5, 4 (18, 15, 12).
+		want := []string{current, id(27), id(26), id(18), id(15), id(12)}
+		list, err := st.ListRollouts(t.Context(), "web", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ro := range list {
+			got = append(got, ro.ID)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("kept (-want +got):\n%s", diff)
+		}
+		// pruneList is what pruneRollouts deletes; again: nothing.
+		if again := pruneList(list, current, 3); len(again) != 0 {
+			t.Fatalf("a second prune deletes %d more", len(again))
+		}
+	})
 	t.Run("NegativeKeepsAll", func(t *testing.T) {
 		st := pruneStore(t, DefaultKeepRollouts+3)
 		r := &Reconciler{Store: st, KeepRollouts: -1, Logger: quiet}

@@ -172,6 +172,7 @@ func (r *Reconciler) startRollout(ctx context.Context, d *api.Deployment, p *rol
 	ro := &api.Rollout{ID: newRolloutID(name, p.revision), Deployment: name, Revision: p.revision, Trigger: p.trigger,
 		Commit: p.commit, Generation: d.Metadata.Generation, TriggeredBy: p.by, Server: r.ServerID, State: api.RolloutRunning, CreatedAt: api.Now(),
 		Request: p.request}
+	ro.Spec = &d.DeepCopyObject().(*api.Deployment).Spec // what a rollback to this revision restores
 	for i, t := range p.targets {
 		if len(p.plans[i]) > 0 {
 			ro.Nodes = append(ro.Nodes, api.RolloutNode{Node: t.node.Metadata.Name, State: api.RolloutPending})

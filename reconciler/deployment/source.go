@@ -70,7 +70,96 @@ func (r *Reconciler) resolveSource(ctx context.Context, d *api.Deployment, o *ou
 		o.ending, o.msg = endSourceUnavailable, err.Error()
 		return nil, fmt.Errorf("resolve source: %w", err)
 	}
+	r.watchPin(ctx, d, rv.pin)
 	return rv, nil
+}
+
+// Reasons of condition Pinned.
+const (
+	ReasonRolledBack = "RolledBack"
+	ReasonRedeployed = "Redeployed"
+)
+
+// pinnedCondition returns condition Pinned for pin p holding deployment
+// name (with spec) at generation gen, or nil when no pin holds.
+func pinnedCondition(p *api.CommitPin, name string, spec *api.DeploymentSpec, gen int64) *api.Condition {
+	if p == nil || p.Generation != gen {
+		return nil
+	}
+	resume := fmt.Sprintf("`bakery rollout resume deployment/%s` (or `bakery deploy %s`) follows %s again", name, name, followed(spec))
+	c := &api.Condition{Type: api.ConditionPinned, Status: api.ConditionTrue, Reason: ReasonRedeployed, ObservedGeneration: gen,
+		Message: fmt.Sprintf("redeployed at commit %s: new commits are not rolled out; %s", api.ShortCommit(p.Commit), resume)}
+	if p.Reason == api.TriggerRollback {
+		c.Reason = ReasonRolledBack
+		c.Message = fmt.Sprintf("rolled back to revision %d (commit %s): new commits are not rolled out; %s", p.Revision, api.ShortCommit(p.Commit), resume)
+		if !p.SpecRestored {
+			c.Message += fmt.Sprintf(" (revision %d has no recorded spec: only its commit was restored, the spec stayed)", p.Revision)
+		}
+	}
+	return c
+}
+
+// setPinnedCondition sets condition Pinned as s.Pin says (removing it
+// when no pin holds generation gen) and reports whether it changed.
+func setPinnedCondition(s *api.DeploymentStatus, name string, spec *api.DeploymentSpec, gen int64) bool {
+	want := pinnedCondition(s.Pin, name, spec, gen)
+	old := api.FindCondition(s.Conditions, api.ConditionPinned)
+	switch {
+	case want == nil && old == nil:
+		return false
+	case want == nil:
+		api.RemoveCondition(&s.Conditions, api.ConditionPinned)
+		return true
+	case old != nil && old.Status == want.Status && old.Reason == want.Reason && old.Message == want.Message && old.ObservedGeneration == want.ObservedGeneration:
+		return false
+	}
+	api.SetCondition(&s.Conditions, *want)
+	return true
+}
+
+// watchPin keeps what the status says of an action's pin true: condition
+// Pinned while it holds (gone once the spec changed), and, when the
+// followed ref moved to a commit the pin keeps from rolling out, one
+// event PushIgnored naming it. Pin.RefHead remembers the last commit
+// seen, so that each commit is reported once, not at every resync; the
+// ref's commit first seen under a pin (the one rolled back from) is only
+// remembered. Failures are logged: this never fails a reconcile.
+func (r *Reconciler) watchPin(ctx context.Context, d *api.Deployment, pin *api.CommitPin) {
+	name, gen := d.Metadata.Name, d.Metadata.Generation
+	head := ""
+	if pin != nil && d.Spec.Source.Commit == "" {
+		var err error
+		// A second fetch of the mirror, only while a pin holds.
+		if head, err = r.Mirrors.Resolve(ctx, d.Spec.Source.Repo, d.Spec.Source.Ref, ""); err != nil {
+			r.log().Debug("resolving the followed ref of a pinned deployment", "deployment", name, "err", err)
+			head = ""
+		}
+	}
+	moved := pin != nil && head != "" && head != pin.RefHead
+	probe := d.Status
+	probe.Conditions = append([]api.Condition(nil), d.Status.Conditions...)
+	if !moved && !setPinnedCondition(&probe, name, &d.Spec, gen) {
+		return // nothing to write (the common case: one read, no write)
+	}
+	err := r.setStatus(ctx, name, func(s *api.DeploymentStatus) {
+		if moved && s.Pin != nil && s.Pin.Commit == pin.Commit && s.Pin.Generation == pin.Generation {
+			s.Pin.RefHead = head
+		}
+		setPinnedCondition(s, name, &d.Spec, gen)
+	})
+	if err != nil {
+		r.log().Warn("recording a pin's state", "deployment", name, "err", err)
+		return
+	}
+	if moved && pin.RefHead != "" && head != pin.Commit {
+		what := "rolled back to revision " + fmt.Sprint(pin.Revision)
+		if pin.Reason != api.TriggerRollback {
+			what = "redeployed"
+		}
+		r.Events.Record(ctx, &api.Event{Type: api.EventPushIgnored, Severity: api.SeverityWarning, Object: api.KindDeployment + "/" + name,
+			Message: fmt.Sprintf("%s moved to commit %s, which is not rolled out: the deployment is pinned at commit %s (%s); `bakery rollout resume deployment/%s` (or `bakery deploy %s`) rolls it out",
+				followed(&d.Spec), api.ShortCommit(head), api.ShortCommit(pin.Commit), what, name, name)})
+	}
 }
 
 // decide works out, from the resolved commit and the status, which

@@ -23,6 +23,14 @@ func (r *Reconciler) Supersedes(o api.Object) string {
 	if p := d.Status.LastPush; p != nil {
 		push = p.Commit
 	}
-	b, _ := json.Marshal([3]any{d.Status.Pin, d.Status.Restart, push})
+	pin := d.Status.Pin
+	if pin != nil && pin.RefHead != "" {
+		// RefHead is the loop's own bookkeeping, written while it runs:
+		// not an action.
+		p := *pin
+		p.RefHead = ""
+		pin = &p
+	}
+	b, _ := json.Marshal([3]any{pin, d.Status.Restart, push})
 	return string(b)
 }

@@ -154,8 +154,15 @@ func (m *Manager) pushDeployments(ctx context.Context, p api.Push, keys map[stri
 			reason = "the deployment pins commit " + api.ShortCommit(d.Spec.Source.Commit)
 		case !tracks(ref, p.Ref):
 			reason = "the deployment follows " + ref
-		case d.Status.Pin != nil && d.Status.Pin.Generation == d.Metadata.Generation && d.Status.Pin.Reason == api.TriggerRollback:
-			reason = "the deployment was rolled back to " + api.ShortCommit(d.Status.Pin.Commit) + " (deploy it to follow the branch again)"
+		case d.Status.Pin != nil && d.Status.Pin.Generation == d.Metadata.Generation:
+			// An action's pin (rollback, redeploy) holds it: the
+			// reconcile records PushIgnored with the new commit, once per
+			// commit, whether a webhook or the resync finds it.
+			out.Ignored = append(out.Ignored, api.Ref(d))
+			if m.depl != nil {
+				m.depl.Enqueue(d.Metadata.Name)
+			}
+			continue
 		}
 		if reason != "" {
 			out.Ignored = append(out.Ignored, api.Ref(d))

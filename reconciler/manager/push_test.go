@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"bakery.dev/bakery/api"
@@ -84,6 +85,12 @@ func TestHandlePush(t *testing.T) {
 	}
 	if evs, _ := st.(store.Events).ListEvents(ctx, "Deployment/main-https", 0); len(evs) != 2 || evs[1].Type != api.EventPushReceived || evs[0].Type != api.EventPushIgnored {
 		t.Fatalf("events of main-https: %v", evs)
+	}
+	// A pinned deployment's PushIgnored (with the commit, once per
+	// commit) is the reconcile's to record, webhook or not.
+	// (The tag push is ignored as for any deployment following main.)
+	if evs, _ := st.(store.Events).ListEvents(ctx, "Deployment/rolled-back", 0); len(evs) != 1 || !strings.Contains(evs[0].Message, "follows main") {
+		t.Fatalf("the webhook recorded events of a pinned deployment: %+v", evs)
 	}
 	if evs, _ := st.(store.Events).ListEvents(ctx, "Deployment/other-repo", 0); len(evs) != 0 {
 		t.Fatalf("another repository's deployment got events: %v", evs)

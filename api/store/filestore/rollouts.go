@@ -192,7 +192,8 @@ func (s *Store) CreateRollout(ctx context.Context, r *api.Rollout) error {
 	return s.writeRollout(c, data)
 }
 
-// UpdateRollout implements store.Rollouts.
+// UpdateRollout implements store.Rollouts. A nil Spec keeps the stored
+// one.
 func (s *Store) UpdateRollout(ctx context.Context, r *api.Rollout) error {
 	if r == nil {
 		return fmt.Errorf("%w: no rollout", store.ErrInvalid)
@@ -215,6 +216,13 @@ func (s *Store) UpdateRollout(ctx context.Context, r *api.Rollout) error {
 	}
 	if r.Deployment != old.Deployment {
 		return fmt.Errorf("%w: rollout %s belongs to deployment %s, not %s", store.ErrInvalid, r.ID, old.Deployment, r.Deployment)
+	}
+	if c.Spec == nil && old.Spec != nil {
+		// A record read from ListRollouts (which leaves specs out).
+		c.Spec = old.Spec
+		if _, data, err = cleanRollout(c); err != nil {
+			return err
+		}
 	}
 	return s.writeRollout(c, data)
 }
@@ -250,7 +258,8 @@ func (s *Store) GetRollout(ctx context.Context, id string) (*api.Rollout, error)
 }
 
 // ListRollouts implements store.Rollouts: highest Revision first, then
-// latest CreatedAt (whole seconds; nil is the oldest), then ID descending.
+// latest CreatedAt (whole seconds; nil is the oldest), then ID descending;
+// the records without their specs.
 func (s *Store) ListRollouts(ctx context.Context, deployment string, limit int) ([]*api.Rollout, error) {
 	if msg := api.ValidateName(deployment); msg != "" {
 		return nil, fmt.Errorf("%w: deployment: %s", store.ErrInvalid, msg)
@@ -299,7 +308,9 @@ func (s *Store) ListRollouts(ctx context.Context, deployment string, limit int) 
 		out = out[:limit]
 	}
 	for i, r := range out {
-		out[i] = copyRollout(r)
+		bare := *r
+		bare.Spec = nil
+		out[i] = copyRollout(&bare)
 	}
 	return out, nil
 }

@@ -19,26 +19,27 @@ var _ store.Rollouts = (*Store)(nil)
 
 // CreateRollout implements store.Rollouts.
 func (s *Store) CreateRollout(ctx context.Context, r *api.Rollout) error {
-	rec, created, err := rolloutRecord(r)
+	rec, spec, created, err := rolloutRecord(r)
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO rollouts (id, deployment, revision, created_at, record)
-		VALUES ($1, $2, $3, $4, $5)`, r.ID, r.Deployment, r.Revision, created, rec)
+	_, err = s.pool.Exec(ctx, `INSERT INTO rollouts (id, deployment, revision, created_at, record, spec)
+		VALUES ($1, $2, $3, $4, $5, $6)`, r.ID, r.Deployment, r.Revision, created, rec, spec)
 	if err != nil {
 		return fmt.Errorf("pgstore: create rollout %q: %w", r.ID, mapErr(err))
 	}
 	return nil
 }
 
-// UpdateRollout implements store.Rollouts.
+// UpdateRollout implements store.Rollouts. A nil Spec keeps the stored
+// one (coalesce).
 func (s *Store) UpdateRollout(ctx context.Context, r *api.Rollout) error {
-	rec, created, err := rolloutRecord(r)
+	rec, spec, created, err := rolloutRecord(r)
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE rollouts SET deployment = $2, revision = $3, created_at = $4, record = $5
-		WHERE id = $1`, r.ID, r.Deployment, r.Revision, created, rec)
+	tag, err := s.pool.Exec(ctx, `UPDATE rollouts SET deployment = $2, revision = $3, created_at = $4, record = $5,
+		spec = coalesce($6, spec) WHERE id = $1`, r.ID, r.Deployment, r.Revision, created, rec, spec)
 	if err != nil {
 		return fmt.Errorf("pgstore: update rollout %q: %w", r.ID, mapErr(err))
 	}
@@ -53,18 +54,26 @@ func (s *Store) GetRollout(ctx context.Context, id string) (*api.Rollout, error)
 	if err := store.CheckRolloutID(id); err != nil {
 		return nil, err
 	}
-	var rec []byte
-	err := s.pool.QueryRow(ctx, `SELECT record FROM rollouts WHERE id = $1`, id).Scan(&rec)
+	var rec, spec []byte
+	err := s.pool.QueryRow(ctx, `SELECT record, spec FROM rollouts WHERE id = $1`, id).Scan(&rec, &spec)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("rollout %q: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: get rollout %q: %w", id, mapErr(err))
 	}
-	return decodeRollout(id, rec)
+	r, err := decodeRollout(id, rec)
+	if err != nil || spec == nil {
+		return r, err
+	}
+	if err := json.Unmarshal(spec, &r.Spec); err != nil {
+		return nil, fmt.Errorf("pgstore: rollout %q: spec: %w: %v", id, store.ErrCorrupt, err)
+	}
+	return r, nil
 }
 
-// ListRollouts implements store.Rollouts.
+// ListRollouts implements store.Rollouts: the records without their
+// specs (the spec column is not read).
 func (s *Store) ListRollouts(ctx context.Context, deployment string, limit int) ([]*api.Rollout, error) {
 	if msg := api.ValidateName(deployment); msg != "" {
 		return nil, fmt.Errorf("%w: rollouts of deployment: %s", store.ErrInvalid, msg)
@@ -217,33 +226,41 @@ func sqlLimit(limit int) *int64 {
 	return &l
 }
 
-// rolloutRecord checks r and returns its JSONB record (strings as
-// store.ValidText returns them) and its created_at column (whole seconds,
+// rolloutRecord checks r and returns its JSONB record without the spec,
+// the spec's JSONB (nil when r has none), both with strings as
+// store.ValidText returns them, and its created_at column (whole seconds,
 // nil when unset, as the record reads back).
-func rolloutRecord(r *api.Rollout) ([]byte, *time.Time, error) {
+func rolloutRecord(r *api.Rollout) (rec, spec []byte, created *time.Time, err error) {
 	if r == nil {
-		return nil, nil, fmt.Errorf("%w: no rollout", store.ErrInvalid)
+		return nil, nil, nil, fmt.Errorf("%w: no rollout", store.ErrInvalid)
 	}
 	if err := store.CheckRolloutID(r.ID); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if msg := api.ValidateName(r.Deployment); msg != "" {
-		return nil, nil, fmt.Errorf("%w: rollout %s: deployment: %s", store.ErrInvalid, r.ID, msg)
+		return nil, nil, nil, fmt.Errorf("%w: rollout %s: deployment: %s", store.ErrInvalid, r.ID, msg)
 	}
 	// encoding/json already writes invalid UTF-8 as U+FFFD, byte by byte,
 	// as store.ValidText does; NUL it writes as \u0000, which JSONB
 	// refuses.
-	b, err := json.Marshal(r)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: rollout %s: %v", store.ErrInvalid, r.ID, err)
+	bare := *r
+	bare.Spec = nil
+	rec, err = json.Marshal(&bare)
+	if err == nil && r.Spec != nil {
+		spec, err = json.Marshal(r.Spec)
 	}
-	b = store.ReplaceJSONNul(b)
-	var created *time.Time
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: rollout %s: %v", store.ErrInvalid, r.ID, err)
+	}
+	rec = store.ReplaceJSONNul(rec)
+	if spec != nil {
+		spec = store.ReplaceJSONNul(spec)
+	}
 	if r.CreatedAt != nil && !r.CreatedAt.IsZero() {
 		c := r.CreatedAt.UTC().Truncate(time.Second)
 		created = &c
 	}
-	return b, created, nil
+	return rec, spec, created, nil
 }
 
 func decodeRollout(id string, rec []byte) (*api.Rollout, error) {

@@ -35,6 +35,11 @@ import (
 //     the whole record, including Revision and CreatedAt (which ListRollouts
 //     then orders by). Times come back in UTC, truncated to seconds (what
 //     api.Time holds in JSON); empty slices may come back nil.
+//   - Spec: GetRollout returns the Spec stored (a deep copy, defaults
+//     and all); ListRollouts leaves every Spec out (nil); UpdateRollout
+//     with a nil Spec keeps the stored one (a record read from
+//     ListRollouts can be updated without losing it), with a Spec
+//     replaces it.
 //   - Missing: GetRollout and UpdateRollout of an unknown ID, AppendLogs
 //     (with at least one line) to and Logs of an unknown rollout return
 //     ErrNotFound; Update and AppendLogs then store nothing.
@@ -73,6 +78,7 @@ func RunRollouts(t *testing.T, newStore NewStore) {
 		{"Times", testRolloutTimes},
 		{"NotFound", testRolloutNotFound},
 		{"Update", testRolloutUpdate},
+		{"Spec", testRolloutSpec},
 		{"List", testRolloutList},
 		{"InvalidIDs", testRolloutInvalidIDs},
 		{"LogsPaging", testLogsPaging},
@@ -936,4 +942,74 @@ func testRolloutDelete(t *testing.T, _ store.Store, r store.Rollouts) {
 	delete(gone, again.ID)
 	all[1], logs[again.ID] = again, logLines(0, 2)
 	check("after re-creating a deleted id")
+}
+
+// RolloutSpec returns a deployment spec with every part a rollback
+// restores set, for the Spec round trip.
+func RolloutSpec() *api.DeploymentSpec {
+	port := 8080
+	return &api.DeploymentSpec{
+		Source:       api.Source{Repo: "https://example.com/web.git", Ref: "main"},
+		Nodes:        []string{"n1", "n2"},
+		NodeSelector: map[string]string{"role": "web"},
+		Build:        api.Build{Install: "npm ci", Test: "npm test", Build: "npm run build"},
+		Runtime:      api.RuntimeSystemd,
+		Run: api.Run{Command: "node server.js", Port: &port,
+			Env:     []api.EnvVar{{Name: "MODE", Value: "fast"}, {Name: "TOKEN", ValueFrom: &api.EnvVarSource{SecretKeyRef: &api.SecretKeySelector{Name: "web", Key: "token"}}}},
+			EnvFrom: []api.EnvFromSource{{SecretRef: "web-env"}}},
+		HealthCheck:  api.HealthCheck{Path: "/healthz", Retries: 3, Timeout: &api.Duration{Duration: 2 * time.Second}},
+		Ingress:      &api.Ingress{Hosts: []string{"web.example.com"}, TLS: &api.TLS{Email: "ops@example.com"}},
+		Strategy:     api.Strategy{Type: api.StrategyBlueGreen, MaxUnavailable: 1},
+		KeepReleases: 3,
+	}
+}
+
+func testRolloutSpec(t *testing.T, _ store.Store, r store.Rollouts) {
+	ctx := t.Context()
+	ro := Rollout("web-3-5bec0000", "web", 3, 0)
+	ro.Spec = RolloutSpec()
+	want := copyRollout(ro)
+	want.Spec = RolloutSpec()
+	mustCreateRollout(t, r, ro)
+	ro.Spec.Run.Env[0].Value = "changed-input"
+	got := mustGetRollout(t, r, ro.ID)
+	if diff := cmp.Diff(want, got, rolloutOpts); diff != "" {
+		t.Fatalf("get: the spec did not round-trip (-want +got):\n%s", diff)
+	}
+	got.Spec.Build.Install = "changed-output"
+	if diff := cmp.Diff(want.Spec, mustGetRollout(t, r, ro.ID).Spec, rolloutOpts); diff != "" {
+		t.Fatalf("store aliased a returned spec (-want +got):\n%s", diff)
+	}
+
+	// Listings leave specs out.
+	list, err := r.ListRollouts(ctx, "web", 0)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("list = %v, %v", list, err)
+	}
+	if list[0].Spec != nil {
+		t.Fatalf("ListRollouts returned a spec: %+v", list[0].Spec)
+	}
+
+	// Updating a listed record (no spec) keeps the stored spec.
+	upd := list[0]
+	upd.State, upd.Message = api.RolloutSucceeded, "done"
+	if err := r.UpdateRollout(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	got = mustGetRollout(t, r, ro.ID)
+	if got.State != api.RolloutSucceeded {
+		t.Fatalf("update lost: state %q", got.State)
+	}
+	if diff := cmp.Diff(want.Spec, got.Spec, rolloutOpts); diff != "" {
+		t.Fatalf("an update without a spec changed the stored one (-want +got):\n%s", diff)
+	}
+	// An update with a spec replaces it.
+	got.Spec.Run.Env = got.Spec.Run.Env[:1]
+	got.Spec.Ingress = nil
+	if err := r.UpdateRollout(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got.Spec, mustGetRollout(t, r, ro.ID).Spec, rolloutOpts); diff != "" {
+		t.Fatalf("update with a spec (-want +got):\n%s", diff)
+	}
 }
