@@ -97,7 +97,10 @@ func TestUndoRestoresSpec(t *testing.T) {
 	if !cmp.Equal(d.Spec.Nodes, []string{"n1", "n2"}) {
 		t.Errorf("nodes %v after the undo: placement is kept", d.Spec.Nodes)
 	}
-	want := &api.CommitPin{Commit: c1, Reason: api.TriggerRollback, Generation: d.Metadata.Generation, Revision: 1, By: "user:alice", SpecRestored: true}
+	if d.Status.Pin == nil || d.Status.Pin.ID == "" {
+		t.Fatalf("pin %+v: the undo's request id is missing", d.Status.Pin)
+	}
+	want := &api.CommitPin{ID: d.Status.Pin.ID, Commit: c1, Reason: api.TriggerRollback, Generation: d.Metadata.Generation, Revision: 1, By: "user:alice", SpecRestored: true}
 	if diff := cmp.Diff(want, d.Status.Pin); diff != "" {
 		t.Errorf("pin (-want +got):\n%s", diff)
 	}
