@@ -73,6 +73,15 @@ func readExactly(n string) string {
 	return "dd bs=65536 count=" + n + " iflag=count_bytes,fullblock 2>/dev/null"
 }
 
+// copyExactly returns the code that copies exactly n bytes from stdin into
+// the file named by the shell word file, or removes the file and exits
+// 125 with dd's own error on stderr ("dd: error writing …: No space left
+// on device"): dd's statistics, also on stderr, are left out.
+func copyExactly(n, file string) string {
+	return "_bk_e=$(dd bs=65536 count=" + n + " iflag=count_bytes,fullblock 2>&1 >\"" + file + "\") || { rm -f \"" + file + "\"; " +
+		"printf '%s\\n' \"$_bk_e\" | grep -v -e ' records in$' -e ' records out$' -e ' copied' >&2; exit 125; }\n"
+}
+
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func frame(code string) []byte {
@@ -132,7 +141,7 @@ func runPayload(cmd Command, stdinLen int64) ([]byte, error) {
 	}
 	if stdinLen >= 0 {
 		b.WriteString("_bk_i=$(mktemp) || exit 125\n" +
-			readExactly(strconv.FormatInt(stdinLen, 10)) + " >\"$_bk_i\" || { rm -f \"$_bk_i\"; exit 125; }\n" +
+			copyExactly(strconv.FormatInt(stdinLen, 10), "$_bk_i") +
 			"exec 4<\"$_bk_i\"; rm -f \"$_bk_i\"\n")
 	} else {
 		b.WriteString("exec 4</dev/null\n")
@@ -174,7 +183,7 @@ func filePayload(f File, size int64) ([]byte, error) {
 	}
 	code := "umask 077\n" +
 		"_bk_t=" + qt + "\n" +
-		readExactly(strconv.FormatInt(size, 10)) + " >\"$_bk_t\" || { rm -f \"$_bk_t\"; exit 125; }\n" +
+		copyExactly(strconv.FormatInt(size, 10), "$_bk_t") +
 		"_bk_s=$(wc -c <\"$_bk_t\")\n" +
 		"if [ $_bk_s -ne " + strconv.FormatInt(size, 10) + " ]; then rm -f \"$_bk_t\"; echo 'bakery: short file content' >&2; exit 125; fi\n" +
 		"chmod " + fmt.Sprintf("%04o", mode) + " \"$_bk_t\" && mv -f \"$_bk_t\" " + qp + " || { rm -f \"$_bk_t\"; exit 125; }\n" +
