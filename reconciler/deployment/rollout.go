@@ -25,7 +25,7 @@ type rolloutPlan struct {
 	errs []error
 	// actErrs are the failed steps per target in this reconcile's
 	// rollout (*stepError).
-	actErrs []error
+	actErrs  []error
 	commit   string
 	revision int64
 	specHash string
