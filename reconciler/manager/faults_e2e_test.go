@@ -326,7 +326,7 @@ func TestE2EFaultDiskFull(t *testing.T) {
 	e.deploy(5 * time.Minute)
 	e.wait("first rollout Ready", 3*time.Minute, readyAt(c1))
 
-	if out, err := testnodes.Exec(t, scratch.Name, "dd if=/dev/zero of="+dir+"/fill bs=1M 2>&1; df -h "+dir); err == nil || !strings.Contains(out, "No space left") {
+	if out, err := testnodes.Exec(t, scratch.Name, "dd if=/dev/zero of="+dir+"/fill bs=1M 2>&1; df -h "+dir); !strings.Contains(out, "No space left") {
 		t.Fatalf("filling %s: %v\n%s", dir, err, out)
 	}
 	l := startLoadAs(e.nodes, e.host)
