@@ -162,9 +162,23 @@ func waitingFor(node, reason string) func(d *api.Deployment) bool {
 	}
 }
 
-// checkWaiting checks what the status says while node is out, and
-// returns the deployment.
+// checkWaiting checks what the status says while node is out, logs it,
+// and returns the deployment.
 func (e *faultsEnv) checkWaiting(node, reason, wantReady string) *api.Deployment {
+	e.t.Helper()
+	d := e.checkWaitingQuiet(node, reason, wantReady)
+	var msg string
+	for _, ns := range d.Status.Nodes {
+		if ns.Node == node {
+			msg = ns.Message
+		}
+	}
+	e.t.Logf("while %s is out: READY %s; Progressing %s: %s; status.nodes[%s].message %q", node, ready(d), reason,
+		api.FindCondition(d.Status.Conditions, api.ConditionProgressing).Message, node, msg)
+	return d
+}
+
+func (e *faultsEnv) checkWaitingQuiet(node, reason, wantReady string) *api.Deployment {
 	e.t.Helper()
 	d := e.wait("waiting for "+node, time.Minute, waitingFor(node, reason))
 	if d.Status.FailedAttempt != nil {
@@ -179,14 +193,6 @@ func (e *faultsEnv) checkWaiting(node, reason, wantReady string) *api.Deployment
 	if got := ready(d); got != wantReady {
 		e.t.Fatalf("READY %s while %s is out, want %s; nodes %+v", got, node, wantReady, d.Status.Nodes)
 	}
-	var msg string
-	for _, ns := range d.Status.Nodes {
-		if ns.Node == node {
-			msg = ns.Message
-		}
-	}
-	e.t.Logf("while %s is out: READY %s; Progressing %s: %s; status.nodes[%s].message %q", node, ready(d), reason,
-		api.FindCondition(d.Status.Conditions, api.ConditionProgressing).Message, node, msg)
 	return d
 }
 
@@ -222,7 +228,7 @@ type outage struct {
 func TestE2EFaultNodePowerOff(t *testing.T) {
 	t.Parallel()
 	testOutage(t, outage{name: "power-off", reason: deployment.ReasonWaitingForNode,
-		out: func(t *testing.T, e *faultsEnv, n testnodes.Node) { testnodes.Stop(t, n.Name) },
+		out:  func(t *testing.T, e *faultsEnv, n testnodes.Node) { testnodes.Stop(t, n.Name) },
 		back: func(t *testing.T, e *faultsEnv, n testnodes.Node) { testnodes.Start(t, n.Name) },
 	})
 }
@@ -281,15 +287,32 @@ func testOutage(t *testing.T, o outage) {
 		t.Fatalf("the nodes that stayed up do not serve v2 (status commit %s)", d.Status.Commit)
 	}
 	waitingRollout := d.Status.Waiting.Rollout
+	// The status stays true for as long as the node is out (12 s here).
 	for time.Since(outAt) < 12*time.Second {
 		time.Sleep(time.Second)
-		e.checkWaiting(scratch.Name, o.reason, "2/3")
+		e.checkWaitingQuiet(scratch.Name, o.reason, "2/3")
 	}
+	e.checkWaiting(scratch.Name, o.reason, "2/3")
 
 	o.back(t, e, scratch)
+	backAt := time.Now()
 	took := e.converge(c2, 2*time.Minute)
-	t.Logf("%s: %s back; converged on every node %v after its return (resync %v, max backoff %v)", o.name, scratch.Name,
-		took.Round(100*time.Millisecond), faultsResync, faultsMaxBackoff)
+	// When the rollout went on on the node: its first step after its return.
+	var resumed time.Duration
+	if ro, err := e.st.GetRollout(t.Context(), waitingRollout); err == nil {
+		for _, n := range ro.Nodes {
+			for _, s := range n.Steps {
+				if n.Node == scratch.Name && s.Start != nil && !s.Start.Time.Before(backAt.Truncate(time.Second)) && resumed == 0 {
+					resumed = s.Start.Time.Sub(backAt)
+				}
+			}
+		}
+	}
+	t.Logf("%s: %s back; the rollout went on there %v and converged on every node %v after its return (resync %v, max backoff %v)", o.name, scratch.Name,
+		resumed.Round(100*time.Millisecond), took.Round(100*time.Millisecond), faultsResync, faultsMaxBackoff)
+	if resumed > faultsResync {
+		t.Errorf("the rollout went on %v after the node's return, more than one resync (%v)", resumed, faultsResync)
+	}
 	d = e.get()
 	if d.Status.CurrentRollout.ID != waitingRollout || d.Status.CurrentRollout.State != api.RolloutSucceeded {
 		t.Errorf("the rollout that waited (%s) did not finish it: current %+v", waitingRollout, d.Status.CurrentRollout)
