@@ -92,8 +92,13 @@ func (r *Reconciler) converged(ctx context.Context, d *api.Deployment, p *rollou
 		o.ending = endWaiting
 		o.wait.nodes = nodes
 		o.wait.reason, o.wait.msg = waitReason(nodes, errs)
-		if w, cur := d.Status.Waiting, d.Status.CurrentRollout; w != nil && cur != nil && cur.ID == w.Rollout && cur.State == api.RolloutRunning {
-			o.wait.rollout = w.Rollout // it goes on once the nodes are back
+		if ro := r.waitingRollout(ctx, d, p); ro != nil {
+			o.wait.rollout = ro.ID // it goes on once the nodes are back
+		} else if w := d.Status.Waiting; w != nil && w.Rollout != "" {
+			// It waited to roll out what is no longer wanted.
+			if r.closeInterrupted(ctx, d, api.RolloutSuperseded, "superseded while it waited for "+strings.Join(w.Nodes, ", ")) != "" {
+				o.interrupted = w.Rollout
+			}
 		}
 	default:
 		o.ending = endConverged

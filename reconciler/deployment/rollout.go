@@ -222,20 +222,32 @@ func (r *Reconciler) startRollout(ctx context.Context, d *api.Deployment, p *rol
 	return ro, nil
 }
 
+// waitingRollout returns the rollout that waits for nodes
+// (status.waiting) when it is still running and rolls out what this
+// reconcile does (commit, revision and generation); else nil.
+func (r *Reconciler) waitingRollout(ctx context.Context, d *api.Deployment, p *rolloutPlan) *api.Rollout {
+	w, cur := d.Status.Waiting, d.Status.CurrentRollout
+	if w == nil || w.Rollout == "" || cur == nil || cur.ID != w.Rollout || cur.State != api.RolloutRunning {
+		return nil
+	}
+	ro, err := r.Store.GetRollout(ctx, cur.ID)
+	if err != nil || ro.Done() || ro.Commit != p.commit || ro.Revision != p.revision || ro.Generation != d.Metadata.Generation {
+		return nil
+	}
+	return ro
+}
+
 // resumeRollout returns the rollout that waits for nodes (status.waiting)
 // when this reconcile continues it — it is still running and rolls out
 // the same commit, revision and generation — with the sequence number of
 // its last log line; else nil. The nodes with something to do are marked
 // pending again in its record.
 func (r *Reconciler) resumeRollout(ctx context.Context, d *api.Deployment, p *rolloutPlan) (*api.Rollout, int64) {
+	ro := r.waitingRollout(ctx, d, p)
+	if ro == nil {
+		return nil, 0
+	}
 	w, cur := d.Status.Waiting, d.Status.CurrentRollout
-	if w == nil || w.Rollout == "" || cur == nil || cur.ID != w.Rollout || cur.State != api.RolloutRunning {
-		return nil, 0
-	}
-	ro, err := r.Store.GetRollout(ctx, cur.ID)
-	if err != nil || ro.Done() || ro.Commit != p.commit || ro.Revision != p.revision || ro.Generation != d.Metadata.Generation {
-		return nil, 0
-	}
 	for i, t := range p.targets {
 		if len(p.plans[i]) == 0 {
 			continue

@@ -100,6 +100,9 @@ func (o *outcome) apply(s *api.DeploymentStatus) {
 		}
 	case endWaiting:
 		o.applyWaiting(s, o.wait.rollout, o.wait.nodes, o.wait.reason, o.wait.msg)
+		if o.interrupted != "" && s.CurrentRollout != nil && s.CurrentRollout.ID == o.interrupted {
+			s.CurrentRollout.State = api.RolloutSuperseded
+		}
 	case endRollout:
 		o.applyRollout(s)
 	}
