@@ -254,9 +254,17 @@ func (r *Reconciler) resumeRollout(ctx context.Context, d *api.Deployment, p *ro
 		}
 		name, found := t.node.Metadata.Name, false
 		for j := range ro.Nodes {
-			if ro.Nodes[j].Node == name {
-				ro.Nodes[j].State, found = api.RolloutPending, true
+			if ro.Nodes[j].Node != name {
+				continue
 			}
+			found = true
+			if ro.Trigger == api.TriggerRestart && ro.Nodes[j].State == api.RolloutSucceeded {
+				// Restarted already: a restart plans a new slot on every
+				// node, but each restarts once.
+				p.plans[i] = nil
+				continue
+			}
+			ro.Nodes[j].State = api.RolloutPending
 		}
 		if !found {
 			ro.Nodes = append(ro.Nodes, api.RolloutNode{Node: name, State: api.RolloutPending})
