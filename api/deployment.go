@@ -226,12 +226,48 @@ type DeploymentStatus struct {
 	// the rollout of its commit records trigger webhook.
 	LastPush *PushRecord `json:"lastPush,omitempty"`
 	// LastRequest says how the loop carried out the last action request
-	// (deploy, redeploy, restart, rollback; its id is the one the action
-	// answered with): the rollout that carried it out and how that ended,
-	// or that no rollout was needed. A client waits for it (--wait).
+	// (deploy, redeploy, restart, rollback, resume; its id is the one the
+	// action answered with): the rollout that carried it out and how that
+	// ended, or that no rollout was needed. A client waits for it (--wait).
 	LastRequest    *RequestOutcome `json:"lastRequest,omitempty"`
 	CurrentRollout *RolloutRef     `json:"currentRollout,omitempty"`
-	Nodes          []NodeAppStatus `json:"nodes,omitempty"`
+	// Nodes says what each target node runs (which commit and revision),
+	// or why it could not be observed ("unreachable: …").
+	Nodes []NodeAppStatus `json:"nodes,omitempty"`
+	// Waiting is set while the deployment waits for nodes that an
+	// infrastructure failure keeps from the revision (unreachable, the
+	// connection dropped, disk full): not a verdict on the revision, so
+	// no FailedAttempt is recorded and the loop retries with a capped
+	// backoff. The rollout (Waiting.Rollout) stays running and continues
+	// on each node once it can be reached. Degraded is raised only when
+	// the wait lasts longer than spec.progressDeadline from Since.
+	Waiting *NodeWait `json:"waiting,omitempty"`
+	// Mixed is set while the target nodes run different commits or
+	// revisions; a MixedVersions warning event is recorded once it lasts
+	// longer than spec.progressDeadline.
+	Mixed *MixedVersions `json:"mixed,omitempty"`
+}
+
+// NodeWait is what a deployment waits for (DeploymentStatus.Waiting).
+type NodeWait struct {
+	// Since is when the wait began; it survives restarts of the control
+	// plane, so the progress deadline counts from it.
+	Since Time `json:"since"`
+	// Rollout is the id of the rollout that waits ("" when no rollout
+	// runs: the nodes could not be observed).
+	Rollout string `json:"rollout,omitempty"`
+	// Nodes are the nodes waited for.
+	Nodes []string `json:"nodes"`
+	// Message names each node and its error.
+	Message string `json:"message,omitempty"`
+}
+
+// MixedVersions says since when a deployment's nodes run different
+// commits or revisions (DeploymentStatus.Mixed).
+type MixedVersions struct {
+	Since Time `json:"since"`
+	// Warned: the MixedVersions event was recorded for this period.
+	Warned bool `json:"warned,omitempty"`
 }
 
 // CommitPin is a commit an action asked for.
@@ -332,10 +368,14 @@ type NodeAppStatus struct {
 	Node       string `json:"node"`
 	ActiveSlot string `json:"activeSlot,omitempty"`
 	Commit     string `json:"commit,omitempty"`
-	Port       int    `json:"port,omitempty"`
-	Healthy    bool   `json:"healthy,omitempty"`
-	UnitState  string `json:"unitState,omitempty"`
-	Message    string `json:"message,omitempty"`
+	// Revision is the deployment revision the active slot runs.
+	Revision  int64  `json:"revision,omitempty"`
+	Port      int    `json:"port,omitempty"`
+	Healthy   bool   `json:"healthy,omitempty"`
+	UnitState string `json:"unitState,omitempty"`
+	// Message says why the node could not be observed ("unreachable: …")
+	// or what its last step failed with.
+	Message string `json:"message,omitempty"`
 	// Certificates are the node's certificates for the TLS hosts.
 	Certificates []CertificateStatus `json:"certificates,omitempty"`
 }

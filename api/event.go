@@ -16,6 +16,9 @@ const (
 	// EventCertificateRenewalFailed: a certificate due for renewal could
 	// not be renewed (it keeps being served until it expires).
 	EventCertificateRenewalFailed = "CertificateRenewalFailed"
+	// EventMixedVersions: a deployment's nodes have run different commits
+	// or revisions for longer than its progress deadline.
+	EventMixedVersions = "MixedVersions"
 )
 
 // Event severities.

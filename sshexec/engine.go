@@ -161,7 +161,7 @@ func execute(ctx context.Context, start starter, j job) (res Result, err error) 
 	case ex.err != nil:
 		return res, ex.err
 	case ex.code != 0:
-		return res, &ExitError{Code: ex.code}
+		return res, &ExitError{Code: ex.code, NoSpace: errCap.noSpace}
 	case werr != nil && !j.holdStdin:
 		return res, fmt.Errorf("%w: sending input: %w", ErrConnection, werr)
 	}

@@ -31,15 +31,31 @@ var (
 	ErrInvalidCommand = errors.New("sshexec: invalid command")
 	// ErrClosed: the Pool or Executor was closed.
 	ErrClosed = errors.New("sshexec: executor closed")
+	// ErrNoSpace: the command or file write failed and its error output
+	// says "No space left on device" (ENOSPC): the node's filesystem is
+	// full. Such an error is also an [*ExitError].
+	ErrNoSpace = errors.New("sshexec: no space left on device")
 )
 
 // ExitError reports that the script ran and exited with a non-zero status.
 // Run returns it together with a complete Result.
 type ExitError struct {
 	Code int
+	// NoSpace: the command's error output said "No space left on device";
+	// errors.Is(err, ErrNoSpace) then holds.
+	NoSpace bool
 }
 
 func (e *ExitError) Error() string { return fmt.Sprintf("sshexec: exit status %d", e.Code) }
+
+// Unwrap lets errors.Is find ErrNoSpace for a command that failed for a
+// full filesystem.
+func (e *ExitError) Unwrap() error {
+	if e.NoSpace {
+		return ErrNoSpace
+	}
+	return nil
+}
 
 // HostKeyError reports a host key mismatch. It matches [ErrHostKeyMismatch]
 // and unwraps to a [*knownhosts.KeyError] whose Want holds the expected key.

@@ -32,14 +32,25 @@ func (e *emitter) emit(s Stream, t time.Time, lines [][]byte) {
 // readBufs recycles the read buffers of pump (two per command).
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// capture keeps the first limit bytes of a stream.
+// noSpaceText is what a failed write prints (strerror(ENOSPC)) on Linux.
+var noSpaceText = []byte("No space left on device")
+
+// capture keeps the first limit bytes of a stream, and notes whether the
+// whole stream said noSpaceText.
 type capture struct {
 	limit     int
 	buf       []byte
 	truncated bool
+	noSpace   bool
+	tail      []byte // the end of the last write, for a match across writes
 }
 
 func (c *capture) write(p []byte) {
+	if !c.noSpace {
+		scan := append(c.tail, p...)
+		c.noSpace = bytes.Contains(scan, noSpaceText)
+		c.tail = append(c.tail[:0], scan[max(0, len(scan)-len(noSpaceText)+1):]...)
+	}
 	if c.limit <= 0 {
 		return // the caller asked for no capture
 	}

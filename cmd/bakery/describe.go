@@ -275,20 +275,29 @@ func describeDeployment(d describer, o *api.Deployment, now time.Time) {
 		}
 		d.line(1, "Pinned", "%s; 'bakery rollout resume deployment/%s' follows the ref again", v, o.Metadata.Name)
 	}
+	if w := t.Waiting; w != nil {
+		d.line(1, "Waiting for", "%s (since %s): %s", strings.Join(w.Nodes, ", "), ago(&w.Since, now), oneLine(w.Message))
+	}
+	if m := t.Mixed; m != nil {
+		d.line(1, "Mixed versions", "since %s (see the nodes below)", ago(&m.Since, now))
+	}
 	conditions(d, t.Conditions, now)
 	if len(t.Nodes) == 0 {
 		d.line(0, "Nodes", "<none>")
 		return
 	}
 	d.section(0, "Nodes")
-	fmt.Fprintln(d.tw, "  NODE\tSLOT\tCOMMIT\tPORT\tHEALTHY\tUNIT\tMESSAGE")
+	fmt.Fprintln(d.tw, "  NODE\tSLOT\tCOMMIT\tREVISION\tPORT\tHEALTHY\tUNIT\tMESSAGE")
 	for _, n := range t.Nodes {
-		port := "-"
+		port, rev := "-", "-"
 		if n.Port != 0 {
 			port = strconv.Itoa(n.Port)
 		}
-		fmt.Fprintf(d.tw, "  %s\t%s\t%s\t%s\t%t\t%s\t%s\n", n.Node, orDash(n.ActiveSlot), orDash(shortCommit(n.Commit)),
-			port, n.Healthy, orDash(n.UnitState), oneLine(n.Message))
+		if n.Revision != 0 {
+			rev = strconv.FormatInt(n.Revision, 10)
+		}
+		fmt.Fprintf(d.tw, "  %s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", n.Node, orDash(n.ActiveSlot), orDash(shortCommit(n.Commit)),
+			rev, port, n.Healthy, orDash(n.UnitState), oneLine(n.Message))
 	}
 	describeCertificates(d, t.Nodes, now)
 }

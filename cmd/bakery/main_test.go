@@ -379,7 +379,7 @@ func TestStatusOutput(t *testing.T) {
 			{Type: api.ConditionReady, Status: api.ConditionTrue, Reason: "Healthy", Message: "all nodes healthy", LastTransitionTime: api.NewTime(now.Add(-5 * time.Minute))},
 			{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: "Done"},
 		},
-		Nodes: []api.NodeAppStatus{{Node: "web-1", ActiveSlot: "green", Commit: "0123456789abcdef", Port: 9001, Healthy: true, UnitState: "active",
+		Nodes: []api.NodeAppStatus{{Node: "web-1", ActiveSlot: "green", Commit: "0123456789abcdef", Revision: 3, Port: 9001, Healthy: true, UnitState: "active",
 			Certificates: []api.CertificateStatus{{Host: "hello.example.test", NotAfter: api.NewTime(now.Add(50*24*time.Hour + time.Minute)), Serial: "4BB424659C012AA1"}, {Host: "www.example.test"}}}},
 	}
 	if _, err := e.store.UpdateStatus(ctx, d); err != nil {

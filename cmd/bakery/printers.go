@@ -203,12 +203,18 @@ func pinned(d *api.Deployment) string {
 	return p.Reason + ":" + shortCommit(p.Commit)
 }
 
-// readyCount is "healthy/total" over the nodes the deployment runs on (the
-// nodes in its status, or spec.nodes before the first rollout).
+// readyCount is "ready/total": the nodes serving the deployment's
+// revision (status.revision; its commit for a node that does not say its
+// revision) and healthy, over the nodes it runs on. A node that runs an
+// older revision, or could not be observed, is not ready.
 func readyCount(d *api.Deployment) string {
 	total, ready := len(d.Status.Nodes), 0
 	for _, n := range d.Status.Nodes {
-		if n.Healthy {
+		current := n.Commit != "" && n.Commit == d.Status.Commit
+		if n.Revision != 0 && d.Status.Revision != 0 {
+			current = n.Revision == d.Status.Revision
+		}
+		if n.Healthy && current {
 			ready++
 		}
 	}

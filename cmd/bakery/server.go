@@ -50,6 +50,7 @@ type serverOptions struct {
 	logFormat      string
 	maxBody        string
 	resync         time.Duration
+	maxBackoff     time.Duration
 	analytics      time.Duration
 	publicURL      string
 	// keepRollouts is how many rollouts per deployment are kept; 0 keeps
@@ -278,6 +279,7 @@ file store and no key given, one is minted in <data>/encryption-key (0600).`,
 	f.StringVar(&o.logFormat, "log-format", cmp.Or(os.Getenv("BAKERY_LOG_FORMAT"), "text"), "log format on stderr: text or json (env BAKERY_LOG_FORMAT)")
 	f.DurationVar(&o.analytics, "analytics-interval", envDuration("BAKERY_ANALYTICS_INTERVAL", time.Minute), "how often traffic and disk metrics are read from the nodes' access logs (0: never) (env BAKERY_ANALYTICS_INTERVAL)")
 	f.DurationVar(&o.resync, "resync", envDuration("BAKERY_RESYNC", 30*time.Second), "how often every node and deployment is observed again (drift detection) (env BAKERY_RESYNC)")
+	f.DurationVar(&o.maxBackoff, "max-backoff", envDuration("BAKERY_MAX_BACKOFF", time.Minute), "the longest wait before a failing node or deployment (an unreachable node, a full disk) is tried again; never longer than --resync (env BAKERY_MAX_BACKOFF)")
 	f.StringVar(&o.publicURL, "public-url", os.Getenv("BAKERY_PUBLIC_URL"), "URL nodes and users reach this server at, for bootstrap commands (default: as the request came in) (env BAKERY_PUBLIC_URL)")
 	f.StringVar(&o.encryptionKeyFile, "encryption-key-file", os.Getenv("BAKERY_ENCRYPTION_KEY_FILE"), "file holding the encryption key(s) sealing Secrets (both stores) and the postgres store's SSH key pair, as BAKERY_ENCRYPTION_KEY: base64 of 32 bytes, comma-separated when rotating, newest first (default: $BAKERY_ENCRYPTION_KEY) (env BAKERY_ENCRYPTION_KEY_FILE)")
 	f.IntVar(&o.keepRollouts, "keep-rollouts", deployment.DefaultKeepRollouts, "how many rollouts (records and logs) to keep per deployment, the oldest deleted after each rollout, besides the newest succeeded rollout of as many revisions (what rollout undo restores); 0 keeps every one (env BAKERY_KEEP_ROLLOUTS)")
@@ -488,7 +490,7 @@ func wireServer(ctx context.Context, o serverOptions, set serverSettings, ps *se
 		return nil, err
 	}
 	mcfg := manager.Config{
-		Store: ps.st, Identity: identity, DataDir: o.data, Resync: o.resync, KeepRollouts: set.keepRollouts, Logger: log,
+		Store: ps.st, Identity: identity, DataDir: o.data, Resync: o.resync, MaxBackoff: o.maxBackoff, KeepRollouts: set.keepRollouts, Logger: log,
 		Notify: set.targets, DiskLowPercent: set.diskLow,
 		ACMEServer: set.acmeServer, CertRenewBefore: o.certRenewBefore, ServerID: ps.serverID,
 		Keyring: secrets, AnalyticsInterval: cmp.Or(o.analytics, -1), AllowLocalNodes: o.allowLocalNodes,

@@ -66,10 +66,11 @@ func pendingRequest(d *api.Deployment, pin *api.CommitPin, restart bool) string 
 }
 
 // requestDone records in s how the request p carried out ended: the
-// rollout ro in its final state (a superseded rollout leaves the request
-// to the next reconcile), or, with ro nil, that no rollout was needed.
+// rollout ro in its final state (a superseded rollout, or one still
+// running because it waits for a node, leaves the request to a later
+// reconcile), or, with ro nil, that no rollout was needed.
 func requestDone(s *api.DeploymentStatus, p *rolloutPlan, ro *api.Rollout, state, msg string) {
-	if p.request == "" || state == api.RolloutSuperseded {
+	if p.request == "" || state == api.RolloutSuperseded || state == api.RolloutRunning {
 		return
 	}
 	out := &api.RequestOutcome{ID: p.request, State: state, Message: msg, Revision: p.revision, Commit: p.commit}

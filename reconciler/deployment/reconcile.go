@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/reconciler"
@@ -26,7 +28,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconciler.Request) (_ r
 	if d == nil || err != nil {
 		return reconciler.Result{}, err
 	}
-	o := &outcome{gen: d.Metadata.Generation}
+	o := &outcome{gen: d.Metadata.Generation, now: time.Now()}
+	if d.Spec.ProgressDeadline != nil {
+		o.deadline = d.Spec.ProgressDeadline.Duration
+	}
 	defer func() { err = r.finish(ctx, d, o, err) }()
 	if d.Metadata.Annotations[api.AnnotationDeletionRequested] != "" {
 		return r.remove(ctx, d, o)
@@ -52,7 +57,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconciler.Request) (_ r
 		return reconciler.Result{RequeueAfter: r.resync()}, nil
 	}
 	p := r.observe(ctx, d, rv, targets, missing)
-	if p.converged() {
+	if len(p.pending()) == 0 {
 		return r.converged(ctx, d, p, o)
 	}
 	return r.rollout(ctx, d, p, o)
@@ -72,16 +77,36 @@ func (r *Reconciler) finish(ctx context.Context, d *api.Deployment, o *outcome, 
 // converged ends a reconcile that found nothing to do on any reachable
 // node: the status says what the nodes run. A rollout still marked
 // running was interrupted after its last step (its control plane
-// stopped): the nodes say it is done. While a failed attempt stands
-// (p.repairOf), only the nodes' summary is refreshed; the failure stays
-// as it is.
+// stopped), or waited for nodes that were found converged: the nodes say
+// it is done. While a failed attempt stands (p.repairOf), only the nodes'
+// summary is refreshed; the failure stays as it is. Nodes that could not
+// be observed are waited for (endWaiting): the reconcile is not
+// converged, and is retried with backoff.
 func (r *Reconciler) converged(ctx context.Context, d *api.Deployment, p *rolloutPlan, o *outcome) (reconciler.Result, error) {
 	o.plan = p
-	if p.repairOf != nil {
+	nodes, errs := p.waiting()
+	switch {
+	case p.repairOf != nil:
 		o.ending = endRepairConverged
-	} else {
+	case len(nodes) > 0:
+		o.ending = endWaiting
+		o.wait.nodes = nodes
+		o.wait.reason, o.wait.msg = waitReason(nodes, errs)
+		if ro := r.waitingRollout(ctx, d, p); ro != nil {
+			o.wait.rollout = ro.ID // it goes on once the nodes are back
+		} else if w := d.Status.Waiting; w != nil && w.Rollout != "" {
+			// It waited to roll out what is no longer wanted.
+			if r.closeInterrupted(ctx, d, api.RolloutSuperseded, "superseded while it waited for "+strings.Join(w.Nodes, ", ")) != "" {
+				o.interrupted = w.Rollout
+			}
+		}
+	default:
 		o.ending = endConverged
-		o.interrupted = r.closeInterrupted(ctx, d, api.RolloutSucceeded, "its control plane stopped before recording the end; the nodes were found converged")
+		msg := "its control plane stopped before recording the end; the nodes were found converged"
+		if w := d.Status.Waiting; w != nil && w.Rollout != "" {
+			msg = "the nodes it waited for (" + strings.Join(w.Nodes, ", ") + ") were found converged"
+		}
+		o.interrupted = r.closeInterrupted(ctx, d, api.RolloutSucceeded, msg)
 		if p.revision != d.Status.Revision || d.Status.ObservedGeneration != d.Metadata.Generation {
 			// The nodes run what the status does not record yet: a
 			// rollout may have run whose start never reached the status.
@@ -89,8 +114,8 @@ func (r *Reconciler) converged(ctx context.Context, d *api.Deployment, p *rollou
 			r.closeOrphans(ctx, d, "")
 		}
 	}
-	if obsErr := errors.Join(p.errs...); obsErr != nil {
-		return reconciler.Result{}, obsErr
+	if err := errors.Join(errs...); err != nil {
+		return reconciler.Result{}, err
 	}
 	return reconciler.Result{RequeueAfter: r.resync()}, nil
 }

@@ -26,6 +26,13 @@ const (
 	ReasonNodesUnavailable = "NodesUnavailable"
 	ReasonSuperseded       = "Superseded"
 	ReasonDeadlineExceeded = "ProgressDeadlineExceeded"
+	// ReasonWaitingForNode: an infrastructure failure (unreachable, the
+	// connection dropped, a step of Bakery's own timed out) keeps a node
+	// from the revision; the loop waits for it (ClassifyFailure).
+	ReasonWaitingForNode = "WaitingForNode"
+	// ReasonNodeDiskFull: as WaitingForNode, for a node whose disk is
+	// full ("No space left on device").
+	ReasonNodeDiskFull = "NodeDiskFull"
 )
 
 // Store is what the deployment reconciler needs of a store.

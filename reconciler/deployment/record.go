@@ -189,17 +189,22 @@ func pruneList(list []*api.Rollout, current string, keep int) []*api.Rollout {
 	return out
 }
 
-// record is the step after the status is written: a finished rollout's
-// events (a certificate failure that repeats is not raised again), then
-// retention of old rollouts (deleting old logs never delays the status).
+// record is the step after the status is written: a MixedVersions
+// warning when the nodes have run different versions for longer than the
+// progress deadline, a finished rollout's events (a certificate failure
+// that repeats is not raised again), then retention of old rollouts
+// (deleting old logs never delays the status).
 func (r *Reconciler) record(ctx context.Context, d *api.Deployment, o *outcome) {
+	name := d.Metadata.Name
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if o.mixedMsg != "" {
+		r.Events.Record(sctx, &api.Event{Type: api.EventMixedVersions, Severity: api.SeverityWarning, Object: api.KindDeployment + "/" + name, Message: o.mixedMsg})
+	}
 	e := o.rollout
 	if e == nil {
 		return
 	}
-	name := d.Metadata.Name
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
 	if !repeatedCertFailure(d.Status.Conditions, e.certErr, e.reason) {
 		r.rolloutFinishedEvent(sctx, name, e.ro, e.state, e.msg)
 		if e.certErr != nil && e.certErr.renew && e.state == api.RolloutFailed {

@@ -17,10 +17,15 @@ import (
 )
 
 type rolloutPlan struct {
-	targets  []target
-	runs     []*nodeRun
-	plans    [][]Action
-	errs     []error
+	targets []target
+	runs    []*nodeRun
+	plans   [][]Action
+	// errs are the observation (or planning) errors per target: such a
+	// node is waited for (status.waiting).
+	errs []error
+	// actErrs are the failed steps per target in this reconcile's
+	// rollout (*stepError).
+	actErrs  []error
 	commit   string
 	revision int64
 	specHash string
@@ -80,21 +85,43 @@ func (r *Reconciler) runNode(ctx context.Context, n *nodeRun, plan []Action, rec
 				cancel()
 			}
 			rec.NodeState(n.node, api.RolloutFailed)
-			return fmt.Errorf("%s: %w", a.Type, err)
+			return &stepError{step: a.Type, class: ClassifyFailure(a.Type, err), err: err}
 		}
 	}
 	rec.NodeState(n.node, api.RolloutSucceeded)
 	return nil
 }
 
-// converged reports whether no reachable node has anything to do.
-func (p *rolloutPlan) converged() bool {
-	for i := range p.targets {
-		if p.errs[i] == nil && len(p.plans[i]) > 0 {
-			return false
+// waiting lists the nodes the deployment waits for, each with its error:
+// those that could not be observed and those whose step failed for an
+// infrastructure reason (ClassifyFailure).
+func (p *rolloutPlan) waiting() (nodes []string, errs []error) {
+	for i, t := range p.targets {
+		err := p.errs[i]
+		if err == nil && p.actErrs != nil && infraError(p.actErrs[i]) {
+			err = p.actErrs[i]
+		}
+		if err != nil {
+			nodes = append(nodes, t.node.Metadata.Name)
+			errs = append(errs, err)
 		}
 	}
-	return true
+	return nodes, errs
+}
+
+// waitReason returns the condition reason and message of a wait for
+// nodes: NodeDiskFull when a node's disk is full, else WaitingForNode.
+func waitReason(nodes []string, errs []error) (reason, msg string) {
+	reason = ReasonWaitingForNode
+	var parts []string
+	for i, err := range errs {
+		what := "node " + nodes[i]
+		if diskFull(err) {
+			reason, what = ReasonNodeDiskFull, what+" (disk full)"
+		}
+		parts = append(parts, what+": "+err.Error())
+	}
+	return reason, "waiting for " + strings.Join(parts, "; ")
 }
 
 // pending lists the nodes (indexes) with something to do.
@@ -117,6 +144,10 @@ type rolloutEnd struct {
 	lastLogSeq         int64
 	certErr            *certError // a certificate step failed
 	prevProgressing    *api.Condition
+	// waitNodes are the nodes a rollout that goes on (state running)
+	// waits for, waitErr their errors.
+	waitNodes []string
+	waitErr   error
 }
 
 // rollout is the act step: it executes the plans, node batch by node
@@ -129,14 +160,18 @@ func (r *Reconciler) rollout(ctx context.Context, d *api.Deployment, p *rolloutP
 		cp := *c
 		prevProgressing = &cp
 	}
-	ro, err := r.startRollout(ctx, d, p)
-	if err != nil {
-		return reconciler.Result{}, err
+	ro, lastSeq := r.resumeRollout(ctx, d, p)
+	if ro == nil {
+		var err error
+		if ro, err = r.startRollout(ctx, d, p); err != nil {
+			return reconciler.Result{}, err
+		}
 	}
 	logs := rolloutlog.NewSink(r.Store, ro.ID, r.log(), append(envValues(&d.Spec), p.secrets...)...)
+	logs.StartAfter(lastSeq)
 	defer logs.Close()
 	rec := &rolloutlog.Recorder{Store: r.Store, Rollout: ro, AfterStep: r.logPosition(ctx, name, ro.ID, logs)}
-	if err := r.markStarted(ctx, d, p, ro); err != nil {
+	if err := r.markStarted(ctx, d, p, ro, lastSeq > 0); err != nil {
 		return reconciler.Result{}, err
 	}
 
@@ -149,7 +184,9 @@ func (r *Reconciler) rollout(ctx context.Context, d *api.Deployment, p *rolloutP
 
 	e := classify(ctx, dctx, d, p, failure, failedNode)
 	e.ro, e.lastLogSeq, e.prevProgressing = ro, logs.LastSeq(), prevProgressing
-	rec.Finish(e.state, e.msg)
+	if e.state != api.RolloutRunning { // a rollout that waits for nodes goes on
+		rec.Finish(e.state, e.msg)
+	}
 	if e.state == api.RolloutSucceeded {
 		var done []string
 		for _, i := range pending {
@@ -181,16 +218,83 @@ func (r *Reconciler) startRollout(ctx context.Context, d *api.Deployment, p *rol
 	if err := r.Store.CreateRollout(ctx, ro); err != nil {
 		return nil, fmt.Errorf("create rollout: %w", err)
 	}
-	r.closeInterrupted(ctx, d, api.RolloutCancelled, "interrupted before it finished (its control plane stopped or lost its lock); continued by "+ro.ID)
+	if w := d.Status.Waiting; w != nil && w.Rollout != "" && d.Status.CurrentRollout != nil && d.Status.CurrentRollout.ID == w.Rollout {
+		r.closeInterrupted(ctx, d, api.RolloutSuperseded, "superseded by "+ro.ID+" while it waited for "+strings.Join(w.Nodes, ", "))
+	} else {
+		r.closeInterrupted(ctx, d, api.RolloutCancelled, "interrupted before it finished (its control plane stopped or lost its lock); continued by "+ro.ID)
+	}
 	r.closeOrphans(ctx, d, ro.ID)
 	return ro, nil
+}
+
+// waitingRollout returns the rollout that waits for nodes
+// (status.waiting) when it is still running and rolls out what this
+// reconcile does (commit, revision and generation); else nil.
+func (r *Reconciler) waitingRollout(ctx context.Context, d *api.Deployment, p *rolloutPlan) *api.Rollout {
+	w, cur := d.Status.Waiting, d.Status.CurrentRollout
+	if w == nil || w.Rollout == "" || cur == nil || cur.ID != w.Rollout || cur.State != api.RolloutRunning {
+		return nil
+	}
+	ro, err := r.Store.GetRollout(ctx, cur.ID)
+	if err != nil || ro.Done() || ro.Commit != p.commit || ro.Revision != p.revision || ro.Generation != d.Metadata.Generation {
+		return nil
+	}
+	return ro
+}
+
+// resumeRollout returns the rollout that waits for nodes (status.waiting)
+// when this reconcile continues it — it is still running and rolls out
+// the same commit, revision and generation — with the sequence number of
+// its last log line; else nil. The nodes with something to do are marked
+// pending again in its record.
+func (r *Reconciler) resumeRollout(ctx context.Context, d *api.Deployment, p *rolloutPlan) (*api.Rollout, int64) {
+	ro := r.waitingRollout(ctx, d, p)
+	if ro == nil {
+		return nil, 0
+	}
+	w, cur := d.Status.Waiting, d.Status.CurrentRollout
+	for i, t := range p.targets {
+		if len(p.plans[i]) == 0 {
+			continue
+		}
+		name, found := t.node.Metadata.Name, false
+		for j := range ro.Nodes {
+			if ro.Nodes[j].Node != name {
+				continue
+			}
+			found = true
+			if ro.Trigger == api.TriggerRestart && ro.Nodes[j].State == api.RolloutSucceeded {
+				// Restarted already: a restart plans a new slot on every
+				// node, but each restarts once.
+				p.plans[i] = nil
+				continue
+			}
+			ro.Nodes[j].State = api.RolloutPending
+		}
+		if !found {
+			ro.Nodes = append(ro.Nodes, api.RolloutNode{Node: name, State: api.RolloutPending})
+		}
+	}
+	if err := r.Store.UpdateRollout(ctx, ro); err != nil {
+		return nil, 0
+	}
+	r.closeOrphans(ctx, d, ro.ID)
+	r.log().Info("continuing the rollout that waited for nodes", "deployment", d.Metadata.Name, "rollout", ro.ID, "waitedFor", w.Nodes)
+	return ro, max(cur.LastLogSeq, 1)
 }
 
 // markStarted writes the rollout's start into the deployment's status (a
 // progress write: clients follow the rollout from there) and clears the
 // deploy request it carries out.
-func (r *Reconciler) markStarted(ctx context.Context, d *api.Deployment, p *rolloutPlan, ro *api.Rollout) error {
+func (r *Reconciler) markStarted(ctx context.Context, d *api.Deployment, p *rolloutPlan, ro *api.Rollout, resumed bool) error {
 	progressing := fmt.Sprintf("rolling out revision %d (commit %s)", p.revision, api.ShortCommit(p.commit))
+	if resumed {
+		var nodes []string
+		for _, i := range p.pending() {
+			nodes = append(nodes, p.targets[i].node.Metadata.Name)
+		}
+		progressing = fmt.Sprintf("continuing the rollout of revision %d (commit %s) on %s", p.revision, api.ShortCommit(p.commit), strings.Join(nodes, ", "))
+	}
 	if p.repairOf != nil {
 		progressing = repairMessage(*p) + " (the failed attempt is not retried)"
 	}
@@ -219,10 +323,13 @@ func (r *Reconciler) logPosition(ctx context.Context, name, id string, logs *rol
 }
 
 // runBatches runs the pending nodes' plans, batch nodes at a time; a
-// failure ends the rollout after its batch. It returns the node of the
-// first failure and that failure.
+// revision failure ends the rollout after its batch, an infrastructure
+// failure of a node does not hold the other nodes back (p.actErrs
+// records every node's failure). It returns the node of the first
+// revision failure and that failure.
 func (r *Reconciler) runBatches(ctx context.Context, batch int, p *rolloutPlan, pending []int, logs *rolloutlog.Sink, rec *rolloutlog.Recorder) (failedNode string, failure error) {
-	for start := 0; start < len(pending) && failure == nil; start += batch {
+	p.actErrs = make([]error, len(p.targets))
+	for start := 0; start < len(pending) && failure == nil && ctx.Err() == nil; start += batch {
 		end := min(start+batch, len(pending))
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -234,7 +341,10 @@ func (r *Reconciler) runBatches(ctx context.Context, batch int, p *rolloutPlan, 
 				n.log = func(stream, text string) { logs.Add(n.node, stream, text) }
 				if err := r.runNode(ctx, n, p.plans[i], rec); err != nil {
 					mu.Lock()
-					if failure == nil {
+					p.actErrs[i] = err
+					// A node that fails for an infrastructure reason is
+					// waited for; the others go on.
+					if failure == nil && !infraError(err) {
 						failure, failedNode = err, n.node
 					}
 					mu.Unlock()
@@ -252,8 +362,13 @@ func (r *Reconciler) runBatches(ctx context.Context, batch int, p *rolloutPlan, 
 // ended), or failed.
 func classify(ctx, dctx context.Context, d *api.Deployment, p *rolloutPlan, failure error, failedNode string) *rolloutEnd {
 	e := &rolloutEnd{state: api.RolloutSucceeded, reason: ReasonConverged, failedNode: failedNode}
+	waitNodes, waitErrs := p.waiting()
+	actFailed := failure != nil
+	for _, err := range p.actErrs {
+		actFailed = actFailed || err != nil
+	}
 	switch {
-	case failure == nil:
+	case !actFailed && len(waitNodes) == 0:
 	case errors.As(failure, &e.certErr) && ctx.Err() == nil && dctx.Err() == nil:
 		e.state, e.reason, e.msg = api.RolloutFailed, ReasonCertificateFailed, fmt.Sprintf("node %s: %v", failedNode, failure)
 		if e.certErr.renew {
@@ -264,10 +379,21 @@ func classify(ctx, dctx context.Context, d *api.Deployment, p *rolloutPlan, fail
 		if errors.Is(context.Cause(ctx), store.ErrLockLost) {
 			e.msg = "stopped: this control plane lost its lock on the deployment (its database connection broke); the next reconcile continues from what the nodes say"
 		}
-	case errors.Is(dctx.Err(), context.DeadlineExceeded):
+	case actFailed && errors.Is(dctx.Err(), context.DeadlineExceeded):
 		e.state, e.reason, e.msg = api.RolloutFailed, ReasonDeadlineExceeded, fmt.Sprintf("not finished within the progress deadline (%s)", d.Spec.ProgressDeadline.Duration)
-	default:
+	case failure != nil:
 		e.state, e.reason, e.msg = api.RolloutFailed, ReasonRolloutFailed, fmt.Sprintf("node %s: %v", failedNode, failure)
+	default:
+		// Only infrastructure failures: the rollout waits for those
+		// nodes (it stays running) and the reconcile is retried.
+		e.state = api.RolloutRunning
+		e.reason, e.msg = waitReason(waitNodes, waitErrs)
+		e.waitNodes, e.waitErr = waitNodes, errors.Join(waitErrs...)
+		if p.repairOf != nil {
+			// A drift repair does not wait: it ends failed and is
+			// retried with backoff, the failed attempt standing.
+			e.state, e.reason, e.failedNode = api.RolloutFailed, ReasonRolloutFailed, waitNodes[0]
+		}
 	}
 	if p.repairOf != nil {
 		e.msg = strings.TrimSuffix(repairMessage(*p)+": "+e.msg, ": ")
@@ -282,13 +408,19 @@ func classify(ctx, dctx context.Context, d *api.Deployment, p *rolloutPlan, fail
 func (r *Reconciler) rolloutResult(p *rolloutPlan, e *rolloutEnd, failure error) (reconciler.Result, error) {
 	switch {
 	case p.repairOf != nil && e.state == api.RolloutFailed:
+		if failure == nil {
+			failure = e.waitErr
+		}
 		return reconciler.Result{}, fmt.Errorf("%s: node %s: %w", repairMessage(*p), e.failedNode, failure)
 	case e.certErr != nil && e.state == api.RolloutFailed:
 		return reconciler.Result{RequeueAfter: r.certRetry()}, nil
 	}
 	switch e.state {
 	case api.RolloutSucceeded:
-		return reconciler.Result{RequeueAfter: r.resync()}, errors.Join(p.errs...)
+		return reconciler.Result{RequeueAfter: r.resync()}, nil
+	case api.RolloutRunning:
+		// Waiting for nodes: retried with the controller's capped backoff.
+		return reconciler.Result{}, e.waitErr
 	case api.RolloutFailed:
 		return reconciler.Result{RequeueAfter: r.resync()}, nil
 	}

@@ -3,6 +3,8 @@ package deployment
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -23,6 +25,7 @@ const (
 	endDeleting                        // the app could not be removed from every node yet
 	endRepairConverged                 // converged while a failed attempt stands
 	endConverged                       // every node runs the revision
+	endWaiting                         // nothing to do on the nodes reached; others could not be observed
 	endRollout                         // a rollout ran (o.rollout says how it ended)
 )
 
@@ -37,6 +40,19 @@ type outcome struct {
 	// as succeeded (the nodes were converged).
 	interrupted string
 	rollout     *rolloutEnd
+	// deadline is spec.progressDeadline: how long nodes are waited for
+	// before Degraded, and how long the nodes may run different versions
+	// before MixedVersions.
+	deadline time.Duration
+	// now is the time the status is computed at.
+	now time.Time
+	// wait is what an endWaiting reconcile waits for.
+	wait struct {
+		rollout, reason, msg string
+		nodes                []string
+	}
+	// mixedMsg, when set, is the MixedVersions warning to record.
+	mixedMsg string
 }
 
 // finalizeStatus writes the status the outcome says, once, at the end of
@@ -74,10 +90,10 @@ func (o *outcome) apply(s *api.DeploymentStatus) {
 	case endRepairConverged:
 		// Nothing to repair: refresh what the nodes run; the failure
 		// stays as it is.
-		nodeSummary(s, o.plan.targets, o.plan.runs)
+		nodeSummary(s, o.plan)
 	case endConverged:
 		p := o.plan
-		summarize(s, p.targets, p.runs, gen, p.commit, p.revision, p.specHash, p.missing, errors.Join(p.errs...))
+		summarize(s, p, gen)
 		if errors.Join(p.errs...) == nil {
 			// Nothing was left to deploy, on any node: the request needed
 			// no rollout. (With a node that could not be observed it
@@ -88,15 +104,86 @@ func (o *outcome) apply(s *api.DeploymentStatus) {
 		if o.interrupted != "" && s.CurrentRollout != nil && s.CurrentRollout.ID == o.interrupted {
 			s.CurrentRollout.State = api.RolloutSucceeded
 		}
+	case endWaiting:
+		o.applyWaiting(s, o.wait.rollout, o.wait.nodes, o.wait.reason, o.wait.msg)
+		if o.interrupted != "" && s.CurrentRollout != nil && s.CurrentRollout.ID == o.interrupted {
+			s.CurrentRollout.State = api.RolloutSuperseded
+		}
 	case endRollout:
 		o.applyRollout(s)
 	}
+	switch o.ending {
+	case endRepairConverged, endConverged, endWaiting, endRollout:
+		o.trackMixed(s)
+	}
+}
+
+// applyWaiting computes the status of a deployment that waits for nodes
+// an infrastructure failure keeps from the revision (status.waiting): the
+// revision is the current one (no FailedAttempt), Progressing=True with
+// reason (WaitingForNode or NodeDiskFull) and msg naming each node and
+// its error, Ready=False, and Degraded only once the wait, counted from
+// status.waiting.since, is longer than spec.progressDeadline.
+func (o *outcome) applyWaiting(s *api.DeploymentStatus, rollout string, nodes []string, reason, msg string) {
+	p, gen := o.plan, o.gen
+	s.ObservedGeneration = gen
+	s.Commit, s.Revision, s.SpecHash = p.commit, p.revision, p.specHash
+	if fa := s.FailedAttempt; fa != nil && (fa.Commit != p.commit || fa.SpecHash != p.specHash) {
+		s.FailedAttempt = nil // an older revision's failure: this one replaces it
+	}
+	nodeSummary(s, p)
+	since := *api.NewTime(o.now)
+	if s.Waiting != nil {
+		since = s.Waiting.Since
+	}
+	s.Waiting = &api.NodeWait{Since: since, Rollout: rollout, Nodes: nodes, Message: msg}
+	api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: gen})
+	api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: gen})
+	api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionFalse, Reason: reason, ObservedGeneration: gen})
+	if waited := o.now.Sub(since.Time); waited > o.deadline {
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: ReasonDeadlineExceeded,
+			Message: fmt.Sprintf("still %s after the progress deadline (%s)", msg, o.deadline), ObservedGeneration: gen})
+	} else {
+		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionFalse, Reason: reason,
+			Message: fmt.Sprintf("Degraded if the nodes are not back within the progress deadline (%s)", o.deadline), ObservedGeneration: gen})
+	}
+}
+
+// trackMixed records since when the nodes run different commits or
+// revisions (status.mixed) and, once that lasts longer than the progress
+// deadline, asks for one MixedVersions warning (o.mixedMsg).
+func (o *outcome) trackMixed(s *api.DeploymentStatus) {
+	versions := map[string][]string{}
+	for _, n := range s.Nodes {
+		if n.Commit != "" {
+			v := fmt.Sprintf("commit %s (revision %d)", api.ShortCommit(n.Commit), n.Revision)
+			versions[v] = append(versions[v], n.Node)
+		}
+	}
+	if len(versions) < 2 {
+		s.Mixed = nil
+		return
+	}
+	if s.Mixed == nil {
+		s.Mixed = &api.MixedVersions{Since: *api.NewTime(o.now)}
+		return
+	}
+	if s.Mixed.Warned || o.now.Sub(s.Mixed.Since.Time) <= o.deadline {
+		return
+	}
+	s.Mixed.Warned = true
+	var parts []string
+	for v, nodes := range versions {
+		parts = append(parts, strings.Join(nodes, ", ")+" on "+v)
+	}
+	sort.Strings(parts)
+	o.mixedMsg = fmt.Sprintf("the nodes have run different versions for longer than the progress deadline (%s, since %s): %s",
+		o.deadline, s.Mixed.Since.Format(time.RFC3339), strings.Join(parts, "; "))
 }
 
 // applyRollout computes the status after a rollout.
 func (o *outcome) applyRollout(s *api.DeploymentStatus) {
 	p, e, gen := o.plan, o.rollout, o.gen
-	obsErr := errors.Join(p.errs...)
 	s.CurrentRollout = &api.RolloutRef{ID: e.ro.ID, State: e.state, LastLogSeq: e.lastLogSeq}
 	requestDone(s, p, e.ro, e.state, e.msg)
 	switch {
@@ -104,7 +191,7 @@ func (o *outcome) applyRollout(s *api.DeploymentStatus) {
 		// A drift repair while a failed attempt stands: the failure
 		// (FailedAttempt, Degraded, Ready) stays until a new commit,
 		// spec or action; Progressing says again why nothing rolls out.
-		nodeSummary(s, p.targets, p.runs)
+		nodeSummary(s, p)
 		if e.prevProgressing != nil {
 			c := *e.prevProgressing
 			c.LastTransitionTime = nil
@@ -119,7 +206,7 @@ func (o *outcome) applyRollout(s *api.DeploymentStatus) {
 		if p.trigger == api.TriggerRestart {
 			s.RestartDone = p.restart
 		}
-		summarize(s, p.targets, p.runs, gen, p.commit, p.revision, p.specHash, p.missing, obsErr)
+		summarize(s, p, gen)
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: e.reason, Message: e.msg, ObservedGeneration: gen})
 		if !e.certErr.renew {
 			api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: e.reason,
@@ -133,15 +220,21 @@ func (o *outcome) applyRollout(s *api.DeploymentStatus) {
 		if p.trigger == api.TriggerRestart {
 			s.RestartDone = p.restart
 		}
-		summarize(s, p.targets, p.runs, gen, p.commit, p.revision, p.specHash, p.missing, obsErr)
+		summarize(s, p, gen)
+	case api.RolloutRunning:
+		// It waits for nodes (infrastructure failures): no verdict on
+		// the revision.
+		o.applyWaiting(s, e.ro.ID, e.waitNodes, e.reason, e.msg)
 	case api.RolloutFailed:
 		s.FailedAttempt = &api.FailedAttempt{Commit: p.commit, SpecHash: p.specHash, Reason: e.msg}
 		s.ObservedGeneration = gen
-		nodeSummary(s, p.targets, p.runs)
+		s.Waiting = nil
+		nodeSummary(s, p)
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: e.reason, Message: e.msg, ObservedGeneration: gen})
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: e.reason, Message: e.msg, ObservedGeneration: gen})
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: e.reason, Message: "the previous revision keeps serving: " + e.msg, ObservedGeneration: gen})
 	default:
+		s.Waiting = nil
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: e.reason, Message: e.msg, ObservedGeneration: gen})
 	}
 }
@@ -154,49 +247,62 @@ func clearDeployRequest(s *api.DeploymentStatus, id string) {
 	}
 }
 
-// summarize fills status after a converged observation or a successful rollout.
-func summarize(s *api.DeploymentStatus, targets []target, runs []*nodeRun, gen int64, commit string, revision int64, sh string, missing []string, obsErr error) {
+// summarize fills status after a converged observation or a successful
+// rollout: every node was observed and runs the revision.
+func summarize(s *api.DeploymentStatus, p *rolloutPlan, gen int64) {
 	s.ObservedGeneration = gen
-	s.Commit = commit
-	s.Revision = revision
-	s.SpecHash = sh
-	nodeSummary(s, targets, runs)
+	s.Commit = p.commit
+	s.Revision = p.revision
+	s.SpecHash = p.specHash
+	s.Waiting = nil
+	nodeSummary(s, p)
 	api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionProgressing, Status: api.ConditionFalse, Reason: ReasonConverged, ObservedGeneration: gen})
 	api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionFalse, Reason: ReasonConverged, ObservedGeneration: gen})
-	switch {
-	case obsErr != nil || len(missing) > 0:
-		msg := ""
-		if len(missing) > 0 {
-			msg = "nodes not found: " + strings.Join(missing, ", ")
-		}
-		if obsErr != nil {
-			msg = strings.TrimPrefix(msg+"; "+obsErr.Error(), "; ")
-		}
+	if len(p.missing) > 0 {
+		msg := "nodes not found: " + strings.Join(p.missing, ", ")
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: ReasonNodesUnavailable, Message: msg, ObservedGeneration: gen})
 		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionTrue, Reason: ReasonNodesUnavailable, Message: msg, ObservedGeneration: gen})
-	default:
-		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionTrue, Reason: ReasonConverged, ObservedGeneration: gen})
-		api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionFalse, Reason: ReasonConverged, ObservedGeneration: gen})
+		return
 	}
+	api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionTrue, Reason: ReasonConverged, ObservedGeneration: gen})
+	api.SetCondition(&s.Conditions, api.Condition{Type: api.ConditionDegraded, Status: api.ConditionFalse, Reason: ReasonConverged, ObservedGeneration: gen})
 }
 
-// nodeSummary fills status.nodes with what each target node runs.
-func nodeSummary(s *api.DeploymentStatus, targets []target, runs []*nodeRun) {
+// nodeSummary fills status.nodes with what each target node runs. A node
+// that could not be observed keeps what it was last seen running, not
+// healthy, with "unreachable: <error>"; a node whose step failed says
+// which.
+func nodeSummary(s *api.DeploymentStatus, p *rolloutPlan) {
+	prev := map[string]api.NodeAppStatus{}
+	for _, ns := range s.Nodes {
+		prev[ns.Node] = ns
+	}
 	s.Nodes = nil
-	for i, t := range targets {
+	for i, t := range p.targets {
 		if t.remove {
 			continue
 		}
-		ns := api.NodeAppStatus{Node: t.node.Metadata.Name}
-		if n := runs[i]; n != nil && n.obs.State != nil && n.obs.State.Active != "" {
+		name := t.node.Metadata.Name
+		ns := api.NodeAppStatus{Node: name}
+		n := p.runs[i]
+		switch {
+		case n == nil:
+			last := prev[name]
+			ns.ActiveSlot, ns.Commit, ns.Revision, ns.Port = last.ActiveSlot, last.Commit, last.Revision, last.Port
+			ns.Message = "unreachable"
+			if err := p.errs[i]; err != nil {
+				ns.Message = "unreachable: " + err.Error()
+			}
+		case n.obs.State != nil && n.obs.State.Active != "":
 			a := n.obs.State.Active
 			slot := n.obs.State.Slots[a]
-			ns.ActiveSlot, ns.Commit, ns.Port = a, slot.Commit, slot.Port
+			ns.ActiveSlot, ns.Commit, ns.Revision, ns.Port = a, slot.Commit, slot.Revision, slot.Port
 			ns.UnitState = n.obs.Units[a]
 			ns.Healthy = running(ns.UnitState) || slot.Commit == n.desired.Commit
 			ns.Certificates = certStatus(n.spec, n.obs.Certs)
-		} else if runs[i] == nil {
-			ns.Message = "unreachable"
+		}
+		if p.actErrs != nil && p.actErrs[i] != nil && n != nil {
+			ns.Message = p.actErrs[i].Error()
 		}
 		s.Nodes = append(s.Nodes, ns)
 	}

@@ -2,6 +2,8 @@ package manager
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 
 	"bakery.dev/bakery/api"
@@ -82,4 +84,109 @@ func (m *Manager) watchSecrets(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// watchNodes enqueues every Deployment placed on a Node (spec.nodes or
+// spec.nodeSelector) when the Node becomes Ready (its Ready condition
+// turns true) or its spec or labels change, so that a node back from an
+// outage gets what it missed at once rather than at the deployment's
+// next retry. A failed watch is retried; the deployments' own retries
+// (capped backoff) and resyncs find what a missed event would have woken.
+func (m *Manager) watchNodes(ctx context.Context) {
+	delay := 100 * time.Millisecond
+	seen := map[string]nodeWake{}
+	for ctx.Err() == nil {
+		events, err := m.cfg.Store.Watch(ctx, store.WatchOptions{Kind: api.KindNode})
+		if err != nil {
+			m.cfg.Logger.Warn("watching nodes failed; retrying", "err", err, "in", delay)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, 10*time.Second)
+			continue
+		}
+		delay = 100 * time.Millisecond
+		for ev := range events {
+			n, ok := ev.Object.(*api.Node)
+			if !ok {
+				continue
+			}
+			name := n.Metadata.Name
+			if ev.Type == store.Deleted {
+				delete(seen, name)
+				continue
+			}
+			cur := wakeOf(n)
+			prev, known := seen[name]
+			seen[name] = cur
+			if why := wakeReason(prev, known, cur); why != "" {
+				m.enqueuePlacedOn(ctx, n, why)
+			}
+		}
+	}
+}
+
+// nodeWake is what watchNodes compares between two versions of a Node.
+type nodeWake struct {
+	ready bool
+	spec  string // generation and labels
+}
+
+// wakeReason says why a Node's change wakes its deployments ("": it
+// does not): it became Ready, or its spec or labels changed. known is
+// false for the first version seen.
+func wakeReason(prev nodeWake, known bool, cur nodeWake) string {
+	switch {
+	case cur.ready && (!known || !prev.ready):
+		return "node became Ready"
+	case known && cur.spec != prev.spec:
+		return "node spec or labels changed"
+	}
+	return ""
+}
+
+func wakeOf(n *api.Node) nodeWake {
+	return nodeWake{ready: api.IsTrue(n.Status.Conditions, api.ConditionReady),
+		spec: fmt.Sprint(n.Metadata.Generation, n.Metadata.Labels)}
+}
+
+// enqueuePlacedOn enqueues the deployments placed on node n: it is in
+// their spec.nodes, their nodeSelector matches its labels, or their
+// status says they run there.
+func (m *Manager) enqueuePlacedOn(ctx context.Context, n *api.Node, why string) {
+	deps, err := m.cfg.Store.List(ctx, api.KindDeployment, store.ListOptions{})
+	if err != nil {
+		m.cfg.Logger.Warn("listing deployments to wake for a node failed", "node", n.Metadata.Name, "err", err)
+		return
+	}
+	var woken []string
+	for _, o := range deps {
+		d := o.(*api.Deployment)
+		if placedOn(d, n) {
+			m.depl.Enqueue(d.Metadata.Name)
+			woken = append(woken, d.Metadata.Name)
+		}
+	}
+	if len(woken) > 0 {
+		m.cfg.Logger.Info("waking the deployments placed on a node", "node", n.Metadata.Name, "why", why, "deployments", len(woken))
+	}
+}
+
+// placedOn reports whether deployment d runs, or is to run, on node n.
+func placedOn(d *api.Deployment, n *api.Node) bool {
+	name := n.Metadata.Name
+	if slices.Contains(d.Spec.Nodes, name) {
+		return true
+	}
+	if len(d.Spec.NodeSelector) > 0 && api.SelectorFromMap(d.Spec.NodeSelector).Matches(n.Metadata.Labels) {
+		return true
+	}
+	for _, ns := range d.Status.Nodes {
+		if ns.Node == name {
+			return true
+		}
+	}
+	return false
 }

@@ -34,7 +34,9 @@ type Config struct {
 	Resync time.Duration
 	// Workers per controller (default 4).
 	Workers int
-	// BaseBackoff and MaxBackoff bound retries (defaults 1s, 5m).
+	// BaseBackoff and MaxBackoff bound retries (defaults 1s, 1m; the
+	// backoff never exceeds Resync either): a deployment that waits for
+	// an unreachable node is tried again at least once per MaxBackoff.
 	BaseBackoff, MaxBackoff time.Duration
 	// StepTimeout bounds one rollout step on a node (default 15m).
 	StepTimeout time.Duration
@@ -190,6 +192,11 @@ func (m *Manager) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			m.watchSecrets(ctx)
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.watchNodes(ctx)
 		}()
 	}
 	for _, c := range m.ctls {

@@ -33,6 +33,23 @@ func TestDiskLow(t *testing.T) {
 
 // TestNodeEvents drives the node reconciler through Reachable and disk
 // transitions: events are raised on transitions only, not on every retry.
+func TestDiskFull(t *testing.T) {
+	for _, tc := range []struct {
+		d    *api.DiskUsage
+		want bool
+	}{
+		{nil, false},
+		{&api.DiskUsage{}, false}, // unknown
+		{&api.DiskUsage{FilesystemBytes: 16 << 20, FreeBytes: 0}, true},
+		{&api.DiskUsage{FilesystemBytes: 16 << 20, FreeBytes: 512 << 10}, true},
+		{&api.DiskUsage{FilesystemBytes: 16 << 20, FreeBytes: 2 << 20}, false},
+	} {
+		if got := diskFull(tc.d); got != tc.want {
+			t.Errorf("diskFull(%+v) = %v, want %v", tc.d, got, tc.want)
+		}
+	}
+}
+
 func TestNodeEvents(t *testing.T) {
 	ctx := t.Context()
 	l := eventstest.New(t, nil)

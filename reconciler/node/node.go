@@ -26,6 +26,9 @@ const (
 	ReasonMissingTools    = "MissingTools"
 	ReasonObserveFailed   = "ObserveFailed"
 	ReasonNodeReady       = "NodeReady"
+	// ReasonDiskFull: the filesystem of Bakery's directory on the node has
+	// less than 1 MiB free.
+	ReasonDiskFull = "DiskFull"
 	// ReasonLocalNodesDisabled: a local node on a server started without
 	// --allow-local-nodes; nothing runs on the control plane's host.
 	ReasonLocalNodesDisabled = "LocalNodesDisabled"
@@ -124,6 +127,12 @@ func (r *Reconciler) reconcile(ctx context.Context, name string, force bool) (re
 	if missing := obs.Missing(RequiredTools); len(missing) > 0 {
 		api.SetCondition(&st.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: ReasonMissingTools,
 			Message: "missing: " + strings.Join(missing, ", "), ObservedGeneration: gen})
+	} else if diskFull(obs.Disk) {
+		// Not Ready until space is freed: turning Ready again then wakes
+		// the deployments that wait for the node.
+		api.SetCondition(&st.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: ReasonDiskFull,
+			Message: fmt.Sprintf("the filesystem of Bakery's directory is full (%s free of %s): rollouts to this node wait until space is freed",
+				humanBytes(obs.Disk.FreeBytes), humanBytes(obs.Disk.FilesystemBytes)), ObservedGeneration: gen})
 	} else {
 		api.SetCondition(&st.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionTrue, Reason: ReasonNodeReady, ObservedGeneration: gen})
 	}
@@ -255,6 +264,16 @@ func (r *Reconciler) timeout() time.Duration {
 		return r.CommandTimeout
 	}
 	return 30 * time.Second
+}
+
+// diskFullBytes is the free space below which a node's filesystem counts
+// as full (Ready=False, reason DiskFull).
+const diskFullBytes = 1 << 20
+
+// diskFull reports whether d has less than diskFullBytes free; unknown
+// usage is not full.
+func diskFull(d *api.DiskUsage) bool {
+	return d != nil && d.FilesystemBytes > 0 && d.FreeBytes < diskFullBytes
 }
 
 // diskLow reports whether d has less than pct percent free; unknown usage

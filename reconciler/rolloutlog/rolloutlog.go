@@ -308,6 +308,17 @@ func (s *Sink) Add(node, stream, text string) {
 	}
 }
 
+// StartAfter numbers the sink's lines from seq+1: a rollout that goes on
+// in a later reconcile (it waited for a node) appends to its log. Call it
+// before the first Add.
+func (s *Sink) StartAfter(seq int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq > s.seq {
+		s.seq = seq
+	}
+}
+
 // LastSeq returns the sequence number of the last line added.
 func (s *Sink) LastSeq() int64 {
 	s.mu.Lock()

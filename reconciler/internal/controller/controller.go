@@ -17,6 +17,9 @@ import (
 	"bakery.dev/bakery/reconciler/internal/queue"
 )
 
+// DefaultMaxBackoff is Options.MaxBackoff when it is not set.
+const DefaultMaxBackoff = time.Minute
+
 // Options configure a Controller.
 type Options struct {
 	// Kind is the kind of object the controller reconciles.
@@ -26,7 +29,9 @@ type Options struct {
 	// Resync is how often every object is reconciled again when nothing
 	// else happens (drift detection; default 30s).
 	Resync time.Duration
-	// BaseBackoff and MaxBackoff bound retry delays (default 1s and 5m).
+	// BaseBackoff and MaxBackoff bound retry delays (default 1s and 1m).
+	// A failing key is retried at least once per MaxBackoff, and never
+	// later than Resync: the backoff is capped by the smaller of the two.
 	BaseBackoff, MaxBackoff time.Duration
 	// Locker is the exclusivity point: a key is reconciled by at most one
 	// worker across every control plane sharing the store (the postgres
@@ -76,8 +81,10 @@ func New(st store.Store, rec reconciler.Reconciler, opts Options) *Controller {
 		opts.BaseBackoff = time.Second
 	}
 	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = 5 * time.Minute
+		opts.MaxBackoff = DefaultMaxBackoff
 	}
+	opts.MaxBackoff = min(opts.MaxBackoff, opts.Resync)
+	opts.BaseBackoff = min(opts.BaseBackoff, opts.MaxBackoff)
 	if opts.Locker == nil {
 		opts.Locker = store.NopLocker{}
 	}

@@ -153,6 +153,47 @@ func TestControllerRetriesErrorsNotTerminal(t *testing.T) {
 	}
 }
 
+// A key that keeps failing is retried at least once per MaxBackoff, and
+// never later than Resync when that is shorter (the backoff's cap).
+func TestControllerBackoffCapped(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		resync, maxBackoff time.Duration
+		cap                time.Duration
+	}{
+		{"max backoff", time.Hour, 150 * time.Millisecond, 150 * time.Millisecond},
+		{"resync", 150 * time.Millisecond, time.Hour, 150 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := testenv.FileStore(t)
+			var mu sync.Mutex
+			var times []time.Time
+			rec := reconciler.Func(func(ctx context.Context, req reconciler.Request) (reconciler.Result, error) {
+				mu.Lock()
+				times = append(times, time.Now())
+				mu.Unlock()
+				return reconciler.Result{}, errors.New("node unreachable")
+			})
+			runController(t, st, rec, Options{Resync: tc.resync, BaseBackoff: 10 * time.Millisecond, MaxBackoff: tc.maxBackoff})
+			if _, err := st.Create(t.Context(), storetest.Node("down", "10.0.0.1", nil)); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Eventually(t, "many retries", func() bool { mu.Lock(); defer mu.Unlock(); return len(times) >= 12 })
+			mu.Lock()
+			defer mu.Unlock()
+			var longest time.Duration
+			for i := 1; i < len(times); i++ {
+				longest = max(longest, times[i].Sub(times[i-1]))
+			}
+			// The cap plus scheduling slack; uncapped, the 12th retry
+			// would come 10ms·2¹¹ ≈ 20 s after the 11th.
+			if longest > tc.cap+100*time.Millisecond {
+				t.Fatalf("longest gap between retries %v, want at most %v", longest, tc.cap)
+			}
+		})
+	}
+}
+
 func TestControllerSupersedeCancelsRunning(t *testing.T) {
 	st := testenv.FileStore(t)
 	ctx := t.Context()

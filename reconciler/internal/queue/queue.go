@@ -105,18 +105,17 @@ func (q *Queue) AddRateLimited(key string) {
 	q.AddAfter(key, q.backoff(n))
 }
 
-// Backoff returns the delay after n earlier failures: BaseDelay·2ⁿ capped at
-// MaxDelay, with ±20 % jitter so that many failing keys spread out.
+// Backoff returns the delay after n earlier failures: BaseDelay·2ⁿ with
+// ±20 % jitter so that many failing keys spread out, capped at MaxDelay
+// (after the jitter: a failing key is retried at least once per
+// MaxDelay).
 func (q *Queue) backoff(n int) time.Duration {
 	d := q.BaseDelay
 	for i := 0; i < n && d < q.MaxDelay; i++ {
 		d *= 2
 	}
-	if d > q.MaxDelay {
-		d = q.MaxDelay
-	}
 	jitter := 0.8 + 0.4*rand.Float64()
-	return time.Duration(float64(d) * jitter)
+	return min(time.Duration(float64(d)*jitter), q.MaxDelay)
 }
 
 // Failures returns how many times key failed since its last Forget.

@@ -90,6 +90,13 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("backoff(%d) = %v, want %v ±20%%", n, d, want)
 		}
 	}
+	// The cap holds after the jitter: a failing key is retried at least
+	// once per MaxDelay.
+	for n := 5; n < 200; n++ {
+		if d := q.backoff(n); d > 2*time.Second {
+			t.Fatalf("backoff(%d) = %v, above MaxDelay 2s", n, d)
+		}
+	}
 	synctest.Test(t, func(t *testing.T) {
 		q := New(time.Second, time.Minute)
 		defer q.ShutDown()
