@@ -352,11 +352,12 @@ spec:
 		t.Fatal("webhook create printed no secret")
 	}
 
-	// A slow commit, rolled out by `deploy` (the resync is 3s: whichever
-	// server finds it first); the webhook of the next commit goes to the
-	// server that does not run that rollout.
+	// A slow commit, found by the resync (3s: whichever server finds it
+	// first; no `deploy`, whose request would still be pending when a
+	// resync found the commit first, and would then be what the next
+	// rollout carries out: trigger deploy-now); the webhook of the next
+	// commit goes to the server that does not run that rollout.
 	c2 := commit("v2", "30")
-	c.cli(c.servers[0], "deploy", app)
 	var running *api.Rollout
 	deadline := time.Now().Add(time.Minute)
 	for running == nil {

@@ -14,10 +14,10 @@ import (
 //   - request: the id of the action request carried out (see
 //     pendingRequest);
 //   - the true trigger of a new revision nobody asked for by an action or
-//     an API apply: manifest-source when a manifest sync (a
-//     ManifestSource, or a watched directory) wrote the spec generation
-//     not rolled out yet, webhook when the new commit is the one a signed
-//     webhook's push reported (status.lastPush).
+//     an API apply: webhook when the new commit is the one a signed
+//     webhook's push reported (status.lastPush), else manifest-source
+//     when a manifest sync (a ManifestSource, or a watched directory)
+//     wrote the spec generation not rolled out yet.
 func (rv *revision) cause(d *api.Deployment) {
 	rv.request = pendingRequest(d, rv.pin, rv.restart)
 	if rv.trigger != api.TriggerApply || rv.by != controllerName {
@@ -25,12 +25,15 @@ func (rv *revision) cause(d *api.Deployment) {
 	}
 	s := &d.Status
 	gen := d.Metadata.Generation
-	if owner := d.Metadata.Annotations[api.AnnotationOwner]; s.ObservedGeneration != gen && manifestOwner(owner) {
-		rv.trigger, rv.by = api.TriggerManifestSource, owner
-		return
-	}
+	// A new commit a push reported is the nearer cause: a manifest sync's
+	// generation whose own rollout the push superseded is carried out by
+	// the same rollout.
 	if p := s.LastPush; p != nil && p.Commit == rv.commit && rv.commit != s.Commit {
 		rv.trigger, rv.by = api.TriggerWebhook, webhookBy(p)
+		return
+	}
+	if owner := d.Metadata.Annotations[api.AnnotationOwner]; s.ObservedGeneration != gen && manifestOwner(owner) {
+		rv.trigger, rv.by = api.TriggerManifestSource, owner
 	}
 }
 

@@ -37,8 +37,12 @@ func TestCause(t *testing.T) {
 			api.TriggerApply, controllerName, [3]string{api.TriggerApply, controllerName, ""}},
 		{"a spec a ManifestSource wrote", owned, api.DeploymentStatus{ObservedGeneration: gen - 1, Commit: c1}, c1, false, nil,
 			api.TriggerApply, controllerName, [3]string{api.TriggerManifestSource, "ManifestSource/infra", ""}},
-		{"a spec a watched directory wrote, with a pushed commit", dir, api.DeploymentStatus{ObservedGeneration: gen - 1, Commit: c1, LastPush: push}, c2, false, nil,
+		{"a spec a watched directory wrote, not rolled out yet", dir, api.DeploymentStatus{ObservedGeneration: gen - 1, Commit: c1}, c1, false, nil,
 			api.TriggerApply, controllerName, [3]string{api.TriggerManifestSource, "Directory:/etc/bakery/manifests", ""}},
+		// The push is the nearer cause (it superseded the rollout of the
+		// synced generation, which this rollout carries out too).
+		{"a spec a watched directory wrote, with a pushed commit", dir, api.DeploymentStatus{ObservedGeneration: gen - 1, Commit: c1, LastPush: push}, c2, false, nil,
+			api.TriggerApply, controllerName, [3]string{api.TriggerWebhook, "webhook (delivery d-1)", ""}},
 		{"an owned object's spec applied through the API", owned, api.DeploymentStatus{ObservedGeneration: gen - 1, AppliedBy: &api.AppliedBy{By: "ci", Generation: gen}}, c1, false, nil,
 			api.TriggerApply, "ci", [3]string{api.TriggerApply, "ci", ""}},
 		{"a new commit of an owned object's spec", owned, api.DeploymentStatus{ObservedGeneration: gen, Commit: c1}, c2, false, nil,
