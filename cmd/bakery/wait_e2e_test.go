@@ -382,8 +382,20 @@ spec:
 	c.waitConverged(c.servers[0], []string{app}, map[string]string{app: c3}, time.Minute)
 	took := time.Since(start)
 	ros := c.rollouts(c.servers[0], app)
-	if ro := ros[0]; ro.Commit != c3 || ro.Trigger != api.TriggerWebhook || ro.State != api.RolloutSucceeded {
-		t.Fatalf("newest rollout %s: commit %s, trigger %s, state %s; want %s, webhook, succeeded", ro.ID, ro.Commit, ro.Trigger, ro.State, c3)
+	// v3's rollout has v2's revision (v2 never succeeded) and may have
+	// been created within v2's second: find it by its commit.
+	var v3 *api.Rollout
+	for _, ro := range ros {
+		if ro.Commit == c3 {
+			v3 = ro
+			break
+		}
+	}
+	if v3 == nil {
+		t.Fatalf("no rollout of v3 (%s) among %d", c3, len(ros))
+	}
+	if v3.Trigger != api.TriggerWebhook || v3.State != api.RolloutSucceeded {
+		t.Fatalf("v3's rollout %s: trigger %s, state %s; want webhook, succeeded", v3.ID, v3.Trigger, v3.State)
 	}
 	for _, ro := range ros {
 		if ro.ID == running.ID && ro.State != api.RolloutSuperseded {
@@ -391,5 +403,5 @@ spec:
 		}
 	}
 	t.Logf("webhook at server %s while server %s rolled v2 out (a 30s build): v3 rolled out by %s with trigger %s in %v",
-		c.ids[other], running.Server, ros[0].Server, ros[0].Trigger, took.Round(time.Millisecond))
+		c.ids[other], running.Server, v3.Server, v3.Trigger, took.Round(time.Millisecond))
 }
