@@ -3,13 +3,17 @@ package deployment
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/filestore"
 	"bakery.dev/bakery/api/store/pgstore"
 	"bakery.dev/bakery/api/store/pgstore/pgtest"
 	"bakery.dev/bakery/reconciler/internal/controller"
@@ -27,29 +31,64 @@ import (
 // bookings in the database), against simulated nodes on which every
 // deployment is converged, with short resyncs.
 type zeroEnv struct {
-	store  *pgstore.Store
-	writes *pgtest.Writes
+	store  Store
+	writes func() map[string]int // rows (PostgreSQL) or objects and events (file store) written since the last call
 	nodes  []*simnode.Node
 	deps   []string
 }
 
+// fileWrites counts what a file store writes: objects by their change
+// events (a status write is one), kept events by the recorder.
+type fileWrites struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (f *fileWrites) add(what string) {
+	f.mu.Lock()
+	f.counts[what]++
+	f.mu.Unlock()
+}
+
+func (f *fileWrites) take() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.counts
+	f.counts = map[string]int{}
+	return out
+}
+
 const zeroResync = 200 * time.Millisecond
 
-func newZeroEnv(t *testing.T, nNodes, perNode int) *zeroEnv {
+func newZeroEnv(t *testing.T, postgres bool, nNodes, perNode int) *zeroEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	url := pgtest.DatabaseURL(t)
-	st, err := pgstore.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The coordinator records the holder of a resync that lasts longer
-	// than a whole Interval (default 2s; a converged one takes
-	// milliseconds): long here, so that a loaded test machine cannot make
-	// a converged resync look long.
-	coord, err := pgstore.NewCoordinator(ctx, st, "zero-test", pgstore.CoordinatorOptions{Interval: time.Minute})
-	if err != nil {
-		t.Fatal(err)
+	var st Store
+	var locker store.Locker = store.NopLocker{}
+	var ports store.PortBook
+	var coord *pgstore.Coordinator
+	var url string
+	if postgres {
+		url = pgtest.DatabaseURL(t)
+		pg, err := pgstore.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The coordinator records the holder of a resync that lasts
+		// longer than a whole Interval (default 2s; a converged one takes
+		// milliseconds): long here, so that a loaded test machine cannot
+		// make a converged resync look long.
+		coord, err = pgstore.NewCoordinator(ctx, pg, "zero-test", pgstore.CoordinatorOptions{Interval: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, locker, ports = pg, coord, coord
+	} else {
+		fs, err := filestore.Open(t.TempDir(), filestore.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = fs
 	}
 	id, err := nodeconn.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "ssh"))
 	if err != nil {
@@ -131,18 +170,36 @@ func newZeroEnv(t *testing.T, nNodes, perNode int) *zeroEnv {
 
 	rec := events.NewRecorder(st, nil, nil)
 	nodes := &node.Reconciler{Store: st, Connector: conn, Resync: zeroResync, Events: rec}
-	depl := &Reconciler{Store: st, Connector: conn, Resync: zeroResync, Events: rec, Ports: coord, ServerID: "zero-test",
+	depl := &Reconciler{Store: st, Connector: conn, Resync: zeroResync, Events: rec, Ports: ports, ServerID: "zero-test",
 		Mirrors: &source.Mirrors{Dir: filepath.Join(t.TempDir(), "mirrors")}}
 	opts := func(kind string) controller.Options {
 		return controller.Options{Kind: kind, Workers: 4, Resync: zeroResync, BaseBackoff: 50 * time.Millisecond,
-			MaxBackoff: zeroResync, Locker: coord, LockRetry: 50 * time.Millisecond}
+			MaxBackoff: zeroResync, Locker: locker, LockRetry: 50 * time.Millisecond}
 	}
-	e.writes = pgtest.CountWrites(t, url)
+	if postgres {
+		w := pgtest.CountWrites(t, url)
+		e.writes = func() map[string]int { return w.Take(t) }
+	} else {
+		fw := &fileWrites{counts: map[string]int{}}
+		e.writes = fw.take
+		rec.Sent = func(*api.Event) { fw.add("events") }
+		ch, err := st.Watch(ctx, store.WatchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for ev := range ch {
+				fw.add("objects/" + ev.Object.GetTypeMeta().Kind)
+			}
+		}()
+	}
 	done := make(chan struct{})
 	ctls := []*controller.Controller{controller.New(st, nodes, opts(api.KindNode)), controller.New(st, depl, opts(api.KindDeployment))}
 	go func() {
 		defer close(done)
-		go coord.Run(ctx)
+		if coord != nil {
+			go coord.Run(ctx)
+		}
 		ch := make(chan struct{}, len(ctls))
 		for _, c := range ctls {
 			go func() { c.Run(ctx); ch <- struct{}{} }()
@@ -158,7 +215,9 @@ func newZeroEnv(t *testing.T, nNodes, perNode int) *zeroEnv {
 		for _, n := range e.nodes {
 			n.Close()
 		}
-		st.Close()
+		if c, ok := st.(interface{ Close() error }); ok {
+			c.Close()
+		}
 	})
 	return e
 }
@@ -202,19 +261,48 @@ func (e *zeroEnv) resyncs(t *testing.T, n int, perNode int) {
 }
 
 // TestConvergedResyncWritesNothing: once every Node and Deployment is
-// converged, resyncs write no row to any table, for any kind.
+// converged, resyncs write no row to any table (objects per kind,
+// events, events_log, reconcile_keys, port_bookings, settings,
+// rollouts, …) on PostgreSQL, and no object or event on the file store.
 func TestConvergedResyncWritesNothing(t *testing.T) {
-	const nNodes, perNode = 3, 3
-	e := newZeroEnv(t, nNodes, perNode)
-	e.converged(t)
-	// One more round so that anything the first reconciles left to do
-	// (the first handshake, port bookings of the first plan) is done.
-	e.resyncs(t, 2, perNode)
-	t.Logf("converging wrote: %s", pgtest.Format(e.writes.Take(t)))
-	e.resyncs(t, 5, perNode)
-	got := e.writes.Take(t)
-	t.Logf("5 converged resyncs wrote: %s", pgtest.Format(got))
-	if len(got) != 0 {
-		t.Errorf("converged resyncs wrote rows: %s", pgtest.Format(got))
+	for _, tc := range []struct {
+		name     string
+		postgres bool
+	}{{"postgres", true}, {"file", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			const nNodes, perNode = 3, 3
+			e := newZeroEnv(t, tc.postgres, nNodes, perNode)
+			e.converged(t)
+			// Two more rounds, so that anything the first reconciles left
+			// to do is done.
+			e.resyncs(t, 2, perNode)
+			t.Logf("converging wrote: %s", pgtest.Format(e.writes()))
+			e.resyncs(t, 5, perNode)
+			got := e.writes()
+			t.Logf("5 converged resyncs wrote: %s", pgtest.Format(got))
+			if len(got) != 0 {
+				t.Errorf("converged resyncs wrote: %s", pgtest.Format(got))
+			}
+
+			// A visible change is written at once: a node that stops
+			// answering turns Reachable=False, with a NodeUnreachable
+			// event.
+			e.nodes[0].Close()
+			events := "events" // the file store's kept events
+			if tc.postgres {
+				events = "events_log"
+			}
+			got = map[string]int{}
+			testenv.Eventually(t, "sim00's status and event written", func() bool {
+				for k, n := range e.writes() {
+					got[k] += n
+				}
+				return got["objects/Node"] > 0 && got[events] > 0
+			})
+			t.Logf("a node going down wrote: %s", pgtest.Format(got))
+			if o, err := e.store.Get(context.Background(), api.KindNode, "sim00"); err != nil || o.(*api.Node).Status.Reachable {
+				t.Errorf("sim00 still reachable: %v", err)
+			}
+		})
 	}
 }
