@@ -89,3 +89,47 @@ func TestNodeStatusWrittenOnlyWhenChanged(t *testing.T) {
 		t.Fatalf("unreachable node not written: %+v", down.Status)
 	}
 }
+
+// What a node's new status may differ by and still not be written: the
+// handshake time and the disk's byte counts, within StatusRefresh and on
+// the same side of the DiskLow threshold.
+func TestNodeStatusUnchanged(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	base := func() *api.Node {
+		n := &api.Node{Metadata: api.ObjectMeta{Name: "n", Generation: 1}}
+		n.Status = api.NodeStatus{ObservedGeneration: 1, Reachable: true, LastHandshakeTime: api.NewTime(t0), OS: "Debian",
+			Disk: &api.DiskUsage{BakeryBytes: 100, FilesystemBytes: 1000, FreeBytes: 500}}
+		api.SetCondition(&n.Status.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionTrue, Reason: ReasonNodeReady})
+		return n
+	}
+	r := &Reconciler{StatusRefresh: 5 * time.Minute}
+	for _, tc := range []struct {
+		name   string
+		change func(n *api.Node)
+		want   bool
+	}{
+		{"handshake a minute later", func(n *api.Node) { n.Status.LastHandshakeTime = api.NewTime(t0.Add(time.Minute)) }, true},
+		{"disk bytes changed", func(n *api.Node) {
+			n.Status.Disk = &api.DiskUsage{BakeryBytes: 150, FilesystemBytes: 1000, FreeBytes: 450}
+		}, true},
+		{"handshake after StatusRefresh", func(n *api.Node) { n.Status.LastHandshakeTime = api.NewTime(t0.Add(5 * time.Minute)) }, false},
+		{"disk below DiskLow", func(n *api.Node) {
+			n.Status.Disk = &api.DiskUsage{BakeryBytes: 150, FilesystemBytes: 1000, FreeBytes: 50}
+		}, false},
+		{"OS changed", func(n *api.Node) { n.Status.OS = "Ubuntu" }, false},
+		{"condition changed", func(n *api.Node) {
+			api.SetCondition(&n.Status.Conditions, api.Condition{Type: api.ConditionReady, Status: api.ConditionFalse, Reason: ReasonMissingTools})
+		}, false},
+	} {
+		stored := base()
+		n := base()
+		tc.change(n)
+		got := r.unchanged(n, storedStatus{json: stored.StatusJSON(), handshake: stored.Status.LastHandshakeTime, disk: stored.Status.Disk})
+		if got != tc.want {
+			t.Errorf("%s: unchanged %v, want %v", tc.name, got, tc.want)
+		}
+		if n.Status.LastHandshakeTime == stored.Status.LastHandshakeTime && tc.name == "handshake a minute later" {
+			t.Errorf("%s: unchanged replaced the new status's handshake time", tc.name)
+		}
+	}
+}
