@@ -42,4 +42,10 @@ type Event struct {
 	Message string `json:"message"`
 	// Rollout names the rollout the event is about, if any.
 	Rollout string `json:"rollout,omitempty"`
+	// Count, when more than 1, is how many times the event occurred: an
+	// event identical to its object's previous one (type, severity,
+	// message, rollout) within a few minutes of it is not stored again
+	// but counted, and stored with its count when it occurs again after
+	// that.
+	Count int `json:"count,omitempty"`
 }

@@ -18,7 +18,9 @@ type NodeMetrics struct {
 	Points []MetricPoint `json:"points,omitempty"`
 	// Disk is the latest disk usage measured.
 	Disk *AppDisk `json:"disk,omitempty"`
-	// Collected is when the node was last read.
+	// Collected is when the node was last read and found with something
+	// new; a node read with nothing new refreshes it every few minutes
+	// (the control plane writes no record for an idle app every cycle).
 	Collected *Time `json:"collected,omitempty"`
 	// Log is how far the node's access log has been read.
 	Log LogPosition `json:"log"`

@@ -158,7 +158,11 @@ func describeEventTable(d describer, events []*api.Event, now time.Time) {
 	d.section(0, "Events")
 	fmt.Fprintln(d.tw, "  AGE\tTYPE\tMESSAGE")
 	for _, e := range events {
-		fmt.Fprintf(d.tw, "  %s\t%s\t%s\n", ago(e.Time, now), orDash(printable(e.Type)), printable(oneLine(e.Message)))
+		msg := printable(oneLine(e.Message))
+		if e.Count > 1 {
+			msg += fmt.Sprintf(" (x%d)", e.Count)
+		}
+		fmt.Fprintf(d.tw, "  %s\t%s\t%s\n", ago(e.Time, now), orDash(printable(e.Type)), msg)
 	}
 }
 

@@ -51,6 +51,7 @@ type serverOptions struct {
 	maxBody        string
 	resync         time.Duration
 	maxBackoff     time.Duration
+	nodeRefresh    time.Duration
 	analytics      time.Duration
 	publicURL      string
 	// keepRollouts is how many rollouts per deployment are kept; 0 keeps
@@ -290,6 +291,7 @@ file store and no key given, one is minted in <data>/encryption-key (0600).`,
 	f.StringVar(&o.githubURL, "github-url", cmp.Or(os.Getenv("BAKERY_GITHUB_URL"), "https://github.com"), "GitHub web URL for OAuth (GitHub Enterprise: https://HOST) (env BAKERY_GITHUB_URL)")
 	f.StringVar(&o.githubAPIURL, "github-api-url", cmp.Or(os.Getenv("BAKERY_GITHUB_API_URL"), "https://api.github.com"), "GitHub REST API URL (GitHub Enterprise: https://HOST/api/v3) (env BAKERY_GITHUB_API_URL)")
 	f.DurationVar(&o.takeover, "takeover-interval", envDuration("BAKERY_TAKEOVER_INTERVAL", 2*time.Second), "with several servers on one database: how often a server retries an object another server is reconciling, checks its own lock connection, and looks for objects whose server died; a killed server's work is taken over within about this long (env BAKERY_TAKEOVER_INTERVAL)")
+	f.DurationVar(&o.nodeRefresh, "node-status-refresh", envDuration("BAKERY_NODE_STATUS_REFRESH", node.DefaultStatusRefresh), "how often a node that answers with nothing else changed gets its lastHandshakeTime and disk usage written again; a change (unreachable, a condition, tools) is written at once (env BAKERY_NODE_STATUS_REFRESH)")
 	f.Float64Var(&o.diskLowPercent, "disk-low-percent", node.DefaultDiskLowPercent, "raise DiskLow when a node's free disk space falls below this percentage of its filesystem; 0 never (env BAKERY_DISK_LOW_PERCENT)")
 	f.StringVar(&o.acmeServer, "acme-server", cmp.Or(os.Getenv("BAKERY_ACME_SERVER"), deployment.DefaultACMEServer), "ACME directory URL for ingress.tls certificates when a deployment names none (env BAKERY_ACME_SERVER)")
 	f.BoolVar(&o.acmeStaging, "acme-staging", os.Getenv("BAKERY_ACME_STAGING") == "true", "use Let's Encrypt's staging directory (untrusted test certificates) instead of --acme-server (env BAKERY_ACME_STAGING=true)")
@@ -490,7 +492,7 @@ func wireServer(ctx context.Context, o serverOptions, set serverSettings, ps *se
 		return nil, err
 	}
 	mcfg := manager.Config{
-		Store: ps.st, Identity: identity, DataDir: o.data, Resync: o.resync, MaxBackoff: o.maxBackoff, KeepRollouts: set.keepRollouts, Logger: log,
+		Store: ps.st, Identity: identity, DataDir: o.data, Resync: o.resync, MaxBackoff: o.maxBackoff, NodeStatusRefresh: o.nodeRefresh, KeepRollouts: set.keepRollouts, Logger: log,
 		Notify: set.targets, DiskLowPercent: set.diskLow,
 		ACMEServer: set.acmeServer, CertRenewBefore: o.certRenewBefore, ServerID: ps.serverID,
 		Keyring: secrets, AnalyticsInterval: cmp.Or(o.analytics, -1), AllowLocalNodes: o.allowLocalNodes,

@@ -45,6 +45,10 @@ type Collector struct {
 	// MaxBytes bounds what is read of one app's log per cycle (default
 	// 8 MiB); the rest is read in the next cycles.
 	MaxBytes int64
+	// CollectedRefresh is how often a record whose read found nothing new
+	// is written anyway, to refresh its Collected time (default
+	// DefaultCollectedRefresh).
+	CollectedRefresh time.Duration
 	// LogDir and AppsDir default to the node layout (tests point them at
 	// a local directory).
 	LogDir, AppsDir string
@@ -76,6 +80,16 @@ func (a *Collector) interval() time.Duration {
 		return a.Interval
 	}
 	return time.Minute
+}
+
+// DefaultCollectedRefresh is the default of Collector.CollectedRefresh.
+const DefaultCollectedRefresh = 5 * time.Minute
+
+func (a *Collector) collectedRefresh() time.Duration {
+	if a.CollectedRefresh > 0 {
+		return a.CollectedRefresh
+	}
+	return DefaultCollectedRefresh
 }
 
 func (a *Collector) retention() time.Duration {
@@ -139,9 +153,17 @@ func (a *Collector) Collect(ctx context.Context) (stats CollectStats, err error)
 		if r.stats.Err == nil {
 			for app, ar := range r.found {
 				nm := nodeMetrics(w.records[app], r.node)
+				before, _ := json.Marshal(nm)
 				r.stats.Lines += merge(ar, nm)
-				nm.Collected = api.NewTime(now)
-				changed[app] = true
+				// Written only when the read found something new (lines,
+				// a moved position, another disk usage), or to refresh
+				// Collected every CollectedRefresh: an idle app costs no
+				// write per cycle.
+				after, _ := json.Marshal(nm)
+				if !bytes.Equal(before, after) || nm.Collected == nil || now.Sub(nm.Collected.Time) >= a.collectedRefresh() {
+					nm.Collected = api.NewTime(now)
+					changed[app] = true
+				}
 			}
 		}
 		stats.Nodes[r.node] = r.stats

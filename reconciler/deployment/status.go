@@ -321,7 +321,14 @@ func (r *Reconciler) setStatus(ctx context.Context, name string, mutate func(*ap
 			return err
 		}
 		d := obj.(*api.Deployment)
+		before := d.StatusJSON()
 		mutate(&d.Status)
+		if api.Equal(before, d.StatusJSON()) {
+			// Unchanged (a converged resync): the store would write
+			// nothing either, but not even its write transaction is
+			// needed.
+			return nil
+		}
 		_, err = r.Store.UpdateStatus(ctx, d)
 		if errors.Is(err, store.ErrConflict) && attempt < 5 {
 			continue

@@ -63,6 +63,11 @@ type Config struct {
 	// filesystem, below which DiskLow is raised (default
 	// DefaultDiskLowPercent; negative: never).
 	DiskLowPercent float64
+	// NodeStatusRefresh is how often a node whose status has not changed
+	// otherwise gets lastHandshakeTime and disk usage written again
+	// (default node.DefaultStatusRefresh, 5m; negative: at every
+	// resync). A converged resync writes nothing in between.
+	NodeStatusRefresh time.Duration
 	// ACMEServer is the ACME directory for ingress.tls certificates when
 	// a deployment names none (default DefaultACMEServer).
 	ACMEServer string
@@ -135,7 +140,7 @@ func New(cfg Config) (*Manager, error) {
 	m.events = rec
 	mirrors := &source.Mirrors{Dir: filepath.Join(cfg.DataDir, "mirrors"), Logger: cfg.Logger}
 	m.nodes = &node.Reconciler{Store: cfg.Store, Connector: conn, Resync: cfg.Resync, Logger: cfg.Logger,
-		DiskLowPercent: cfg.DiskLowPercent, Events: rec}
+		DiskLowPercent: cfg.DiskLowPercent, StatusRefresh: cfg.NodeStatusRefresh, Events: rec}
 	m.ctls = append(m.ctls, controller.New(cfg.Store, m.nodes, opts(api.KindNode)))
 	if ds, ok := cfg.Store.(deployment.Store); ok {
 		m.deps = &deployment.Reconciler{Store: ds, Connector: conn, Mirrors: mirrors,

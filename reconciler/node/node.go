@@ -38,6 +38,10 @@ const (
 // filesystem, below which a DiskLow event is raised.
 const DefaultDiskLowPercent = 10
 
+// DefaultStatusRefresh is how often a node whose status has not changed
+// otherwise gets its lastHandshakeTime and disk usage written again.
+const DefaultStatusRefresh = 5 * time.Minute
+
 // RequiredTools must be present for a node to be Ready.
 var RequiredTools = []string{"git", "systemctl"}
 
@@ -60,6 +64,13 @@ type Reconciler struct {
 	// below which DiskLow is raised (default DefaultDiskLowPercent;
 	// negative: never).
 	DiskLowPercent float64
+	// StatusRefresh is how often a node observed with nothing else
+	// changed gets its status written anyway, to refresh
+	// lastHandshakeTime and the disk usage (default DefaultStatusRefresh;
+	// negative: at every observe). Between refreshes a converged node
+	// costs no write: status.lastHandshakeTime is at most this old while
+	// the node is Reachable.
+	StatusRefresh time.Duration
 
 	// events records NodeUnreachable, NodeRecovered and DiskLow on
 	// transitions (nil: none).
@@ -91,6 +102,7 @@ func (r *Reconciler) reconcile(ctx context.Context, name string, force bool) (re
 	gen := node.Metadata.Generation
 	st := &node.Status
 	prev := r.health(node)
+	stored := storedStatus{json: node.StatusJSON(), handshake: st.LastHandshakeTime, disk: st.Disk}
 	if stalled := api.FindCondition(st.Conditions, api.ConditionStalled); !force && stalled != nil &&
 		stalled.Status == api.ConditionTrue && stalled.ObservedGeneration == gen && stalled.Reason != ReasonLocalNodesDisabled {
 		// Terminal until the spec changes: send nothing.
@@ -138,10 +150,44 @@ func (r *Reconciler) reconcile(ctx context.Context, name string, force bool) (re
 	}
 	api.SetCondition(&st.Conditions, api.Condition{Type: api.ConditionStalled, Status: api.ConditionFalse, Reason: ReasonConnected, ObservedGeneration: gen})
 	st.ObservedGeneration = gen
+	if r.unchanged(node, stored) {
+		return reconciler.Result{RequeueAfter: r.Resync}, nil
+	}
 	if err := r.save(ctx, node, prev); err != nil {
 		return reconciler.Result{}, err
 	}
 	return reconciler.Result{RequeueAfter: r.Resync}, nil
+}
+
+// storedStatus is what a node's status was before this observe.
+type storedStatus struct {
+	json      []byte
+	handshake *api.Time
+	disk      *api.DiskUsage
+}
+
+// unchanged reports whether node's new status differs from the stored one
+// only by what is refreshed coarsely — lastHandshakeTime and the disk's
+// byte counts — and the stored ones are younger than StatusRefresh and on
+// the same side of the DiskLow threshold: then nothing is written. A
+// changed condition, error, tool, OS or host key is always written.
+func (r *Reconciler) unchanged(node *api.Node, stored storedStatus) bool {
+	st := &node.Status
+	refresh := r.StatusRefresh
+	if refresh == 0 {
+		refresh = DefaultStatusRefresh
+	}
+	if refresh < 0 || stored.handshake == nil || st.LastHandshakeTime == nil ||
+		st.LastHandshakeTime.Sub(stored.handshake.Time) >= refresh ||
+		diskLow(stored.disk, r.diskLowPercent()) != diskLow(st.Disk, r.diskLowPercent()) ||
+		(stored.disk == nil) != (st.Disk == nil) {
+		return false
+	}
+	hs, disk := st.LastHandshakeTime, st.Disk
+	st.LastHandshakeTime, st.Disk = stored.handshake, stored.disk
+	same := api.Equal(node.StatusJSON(), stored.json)
+	st.LastHandshakeTime, st.Disk = hs, disk
+	return same
 }
 
 // observeFailed records why node could not be observed. A host key

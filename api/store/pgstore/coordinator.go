@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -64,6 +65,14 @@ type Coordinator struct {
 type heldKey struct {
 	since  time.Time
 	cancel context.CancelCauseFunc
+	// recorded: the key's row names this server as its holder (written
+	// at once for a claim caused by a change, by recordHolders for a
+	// periodic one held across a whole Interval).
+	recorded bool
+	// peers: other servers shared the database when the key was taken.
+	peers bool
+	// ticked: a tick has seen the key held (the next one records it).
+	ticked bool
 }
 
 var (
@@ -223,6 +232,9 @@ func (c *Coordinator) tick(ctx context.Context) []string {
 	if err == nil {
 		keys, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
+	if err == nil {
+		err = c.recordHolders(qctx)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			c.broken(err)
@@ -230,6 +242,40 @@ func (c *Coordinator) tick(ctx context.Context) []string {
 		return nil
 	}
 	return keys
+}
+
+// recordHolders writes this server as the holder of the keys it has held
+// since before the last tick without a row saying so: a periodic
+// reconcile that ends before the second tick after it started (within
+// one to two Intervals: a converged resync) writes no row, one that runs
+// longer (a rollout found to be needed) is visible in Leases and taken
+// over when this server dies. c.mu is held.
+func (c *Coordinator) recordHolders(ctx context.Context) error {
+	var keys []string
+	var since []time.Time
+	for k, h := range c.held {
+		switch {
+		case h.recorded:
+		case !h.ticked:
+			h.ticked = true // taken since the last tick: maybe short
+		default:
+			keys = append(keys, k)
+			since = append(since, h.since)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := c.conn.Exec(ctx, `INSERT INTO reconcile_keys (key, holder, since)
+		SELECT k, $2, s FROM unnest($1::text[], $3::timestamptz[]) AS u(k, s)
+		ON CONFLICT (key) DO UPDATE SET holder = excluded.holder, since = excluded.since`, keys, c.id, since)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		c.held[k].recorded = true
+	}
+	return nil
 }
 
 // TryLock implements store.Locker: pg_try_advisory_lock on the key's
@@ -253,8 +299,12 @@ func (c *Coordinator) TryLock(ctx context.Context, cl store.Claim) (store.Lock, 
 	var ok bool
 	var now time.Time
 	var doneStarted *time.Time
+	var peers int
 	err := c.conn.QueryRow(qctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0)), now(),
-		(SELECT done_started FROM reconcile_keys WHERE key = $1)`, cl.Key).Scan(&ok, &now, &doneStarted)
+		(SELECT done_started FROM reconcile_keys WHERE key = $1),
+		(SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND starts_with(application_name, $2) AND application_name <> $2 || $3)`,
+		cl.Key, lockAppPrefix, c.id).Scan(&ok, &now, &doneStarted, &peers)
 	if err != nil {
 		c.broken(err)
 		return store.Lock{}, fmt.Errorf("pgstore: lock %s: %w", cl.Key, err)
@@ -269,13 +319,20 @@ func (c *Coordinator) TryLock(ctx context.Context, cl store.Claim) (store.Lock, 
 		}
 		return store.Lock{Skip: true}, nil
 	}
-	if _, err := c.conn.Exec(qctx, `INSERT INTO reconcile_keys (key, holder, since) VALUES ($1, $2, $3)
-		ON CONFLICT (key) DO UPDATE SET holder = $2, since = $3`, cl.Key, c.id, now); err != nil {
-		c.broken(err)
-		return store.Lock{}, fmt.Errorf("pgstore: lock %s: %w", cl.Key, err)
+	// A claim caused by a change (not a periodic resync, DoneWithin) is
+	// recorded at once: it likely leads to a rollout, which a server that
+	// sees this one die must take over. A periodic one is recorded only
+	// if it is still held a whole Interval later (recordHolders).
+	recorded := cl.DoneWithin == 0
+	if recorded {
+		if _, err := c.conn.Exec(qctx, `INSERT INTO reconcile_keys (key, holder, since) VALUES ($1, $2, $3)
+			ON CONFLICT (key) DO UPDATE SET holder = $2, since = $3`, cl.Key, c.id, now); err != nil {
+			c.broken(err)
+			return store.Lock{}, fmt.Errorf("pgstore: lock %s: %w", cl.Key, err)
+		}
 	}
 	lctx, lcancel := context.WithCancelCause(ctx)
-	h := &heldKey{since: now, cancel: lcancel}
+	h := &heldKey{since: now, cancel: lcancel, recorded: recorded, peers: peers > 0}
 	c.held[cl.Key] = h
 	var once sync.Once
 	release := func(done bool) {
@@ -299,11 +356,19 @@ func (c *Coordinator) release(key string, h *heldKey, done bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.QueryTimeout)
 	defer cancel()
 	// Recorded before the unlock: whoever takes the key next sees it.
-	_, err := c.conn.Exec(ctx, `UPDATE reconcile_keys SET holder = NULL, since = NULL,
-		done_started = CASE WHEN $3 THEN $2 ELSE done_started END,
-		done_at = CASE WHEN $3 THEN now() ELSE done_at END,
-		done_by = CASE WHEN $3 THEN $4 ELSE done_by END
-		WHERE key = $1 AND holder = $4`, key, h.since, done, c.id)
+	// The finished reconcile is recorded only while other servers share
+	// the database (they read it to skip their resync of the key); alone,
+	// a converged resync writes nothing here.
+	var err error
+	switch record := done && h.peers; {
+	case record:
+		_, err = c.conn.Exec(ctx, `INSERT INTO reconcile_keys AS k (key, done_started, done_at, done_by) VALUES ($1, $2, now(), $3)
+			ON CONFLICT (key) DO UPDATE SET holder = NULL, since = NULL,
+			done_started = excluded.done_started, done_at = excluded.done_at, done_by = excluded.done_by
+			WHERE k.holder IS NULL OR k.holder = $3`, key, h.since, c.id)
+	case h.recorded:
+		_, err = c.conn.Exec(ctx, `UPDATE reconcile_keys SET holder = NULL, since = NULL WHERE key = $1 AND holder = $2`, key, c.id)
+	}
 	if err == nil {
 		_, err = c.conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
 	}
@@ -394,26 +459,45 @@ func (c *Coordinator) BookPorts(ctx context.Context, node, app string, plan func
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "ports/"+node); err != nil {
 		return fmt.Errorf("pgstore: book ports: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT port FROM port_bookings WHERE node = $1 AND app <> $2`, node, app)
+	rows, err := tx.Query(ctx, `SELECT port, app = $2 FROM port_bookings WHERE node = $1`, node, app)
 	if err != nil {
 		return fmt.Errorf("pgstore: book ports: %w", err)
 	}
-	ports, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
+	taken, had := map[int]bool{}, map[int]bool{}
+	var port int32
+	var own bool
+	if _, err := pgx.ForEachRow(rows, []any{&port, &own}, func() error {
+		if own {
+			had[int(port)] = true
+		} else {
+			taken[int(port)] = true
+		}
+		return nil
+	}); err != nil {
 		return fmt.Errorf("pgstore: book ports: %w", err)
-	}
-	taken := make(map[int]bool, len(ports))
-	for _, p := range ports {
-		taken[int(p)] = true
 	}
 	mine, err := plan(taken)
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM port_bookings WHERE node = $1 AND app = $2`, node, app); err != nil {
-		return fmt.Errorf("pgstore: book ports: %w", err)
+	// Only what changed is written: a plan that books what app already
+	// holds (or nothing, again) writes no row.
+	var drop []int32
+	for p := range had {
+		if !slices.Contains(mine, p) {
+			drop = append(drop, int32(p))
+		}
+	}
+	if len(drop) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM port_bookings WHERE node = $1 AND app = $2 AND port = ANY($3)`, node, app, drop); err != nil {
+			return fmt.Errorf("pgstore: book ports: %w", err)
+		}
 	}
 	for _, p := range mine {
+		if had[p] {
+			continue
+		}
+		had[p] = true
 		if _, err := tx.Exec(ctx, `INSERT INTO port_bookings (node, port, app, booked_by) VALUES ($1, $2, $3, $4)`, node, p, app, c.id); err != nil {
 			return fmt.Errorf("pgstore: book port %d on %s: %w", p, node, err)
 		}

@@ -318,10 +318,17 @@ func (s *Store) prune(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		// Once per period across every server sharing the database.
-		due, err := claimJob(ctx, s.pool, "prune-events", s.cfg.pruneEvery-s.cfg.pruneEvery/10, appName)
-		if err == nil && due {
-			_, err = s.pool.Exec(ctx, `DELETE FROM events WHERE created_at < now() - $1::interval`, s.cfg.retention)
+		// Once per period across every server sharing the database, and
+		// only when there is something to prune: an idle database (a
+		// converged loop) gets no write, not even the job's claim.
+		var stale bool
+		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE created_at < now() - $1::interval)`, s.cfg.retention).Scan(&stale)
+		if err == nil && stale {
+			var due bool
+			due, err = claimJob(ctx, s.pool, "prune-events", s.cfg.pruneEvery-s.cfg.pruneEvery/10, appName)
+			if err == nil && due {
+				_, err = s.pool.Exec(ctx, `DELETE FROM events WHERE created_at < now() - $1::interval`, s.cfg.retention)
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("prune events", "err", err)
