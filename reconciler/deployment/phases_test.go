@@ -139,7 +139,7 @@ func (f *fleet) Switch(_ context.Context, n *nodeRun, slot string, _ int) error 
 }
 func (*fleet) Certificate(context.Context, *nodeRun, string) error { return nil }
 func (*fleet) Renew(context.Context, *nodeRun, string) error       { return nil }
-func (*fleet) Hash(*nodeRun, string, int) string                  { return "" }
+func (*fleet) Hash(*nodeRun, string, int) string                   { return "" }
 
 // fakeExec is a node's Executor: its health check answers from
 // fleet.healthErr, files are written nowhere.
@@ -307,4 +307,3 @@ func TestSwitchBatches(t *testing.T) {
 		t.Errorf("%d old slots stopped, want 4", c)
 	}
 }
-
