@@ -87,30 +87,41 @@ func (r *Reconciler) runPhases(ctx context.Context, s api.Strategy, p *rolloutPl
 		ph[i] = splitPlan(p.plans[i])
 	}
 
-	// Prepare every node at once, at most maxParallel at a time.
-	limit := s.MaxParallel
-	if limit <= 0 || limit > len(pending) {
-		limit = max(len(pending), 1)
-	}
-	sem := make(chan struct{}, limit)
-	var wg sync.WaitGroup
+	// Prepare every node at once, at most maxParallel at a time: the
+	// nodes start in their order (by name), the next one when a node
+	// finished its prepare.
+	var preparing []int
 	for _, i := range pending {
-		if len(ph[i].prepare) == 0 {
-			continue
+		if len(ph[i].prepare) > 0 {
+			preparing = append(preparing, i)
 		}
+	}
+	limit := s.MaxParallel
+	if limit <= 0 || limit > len(preparing) {
+		limit = len(preparing)
+	}
+	next := make(chan int)
+	go func() {
+		defer close(next)
+		for _, i := range preparing {
+			next <- i
+		}
+	}()
+	var wg sync.WaitGroup
+	for range limit {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			n := p.runs[i]
-			rec.NodeState(n.node, api.RolloutRunning)
-			if err := r.runSteps(ctx, n, ph[i].prepare, rec); err != nil {
-				rec.NodeState(n.node, api.RolloutFailed)
-				fail(i, err)
-				return
+			for i := range next {
+				n := p.runs[i]
+				rec.NodeState(n.node, api.RolloutRunning)
+				if err := r.runSteps(ctx, n, ph[i].prepare, rec); err != nil {
+					rec.NodeState(n.node, api.RolloutFailed)
+					fail(i, err)
+					continue
+				}
+				n.logf("prepared: the %s slot is healthy; it serves once its switch batch runs", ph[i].startedSlot())
 			}
-			n.logf("prepared: the %s slot is healthy; it serves once its switch batch runs", ph[i].startedSlot())
 		}()
 	}
 	wg.Wait()

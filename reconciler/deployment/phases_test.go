@@ -259,6 +259,17 @@ func TestMaxParallelBoundsPrepare(t *testing.T) {
 			if f.peak != tc.want {
 				t.Errorf("%d nodes prepared at once, want %d", f.peak, tc.want)
 			}
+			if tc.maxParallel == 1 { // one after the other, in order
+				var starts []string
+				for _, e := range f.journal {
+					if strings.HasSuffix(e, " start green") {
+						starts = append(starts, strings.Fields(e)[0])
+					}
+				}
+				if diff := cmp.Diff([]string{"n1", "n2", "n3", "n4"}, starts); diff != "" {
+					t.Errorf("prepare order (-want +got):\n%s", diff)
+				}
+			}
 		})
 	}
 }
