@@ -283,8 +283,8 @@ func testOutage(t *testing.T, o outage) {
 		up = e.nodes
 	}
 	l := startLoadAs(up, e.host)
-	// v2 builds for 8 s: the time the node has to go out in.
-	build := mustRead(t, e.repo+"/build.js") + "Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 8000);\n"
+	// v2 builds for 5 s: the time the node has to go out in.
+	build := mustRead(t, e.repo+"/build.js") + "Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5000);\n"
 	c2 := e.commit("v2", map[string]string{"CHANGES": "v2\n", "build.js": build})
 	e.mgr.EnqueueKey(api.KindDeployment + "/" + e.app)
 	e.wait(shared[0].Name+" building v2", 2*time.Minute, func(*api.Deployment) bool { return e.stepStarted(c2, shared[0].Name, "build") })
