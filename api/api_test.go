@@ -125,6 +125,7 @@ func TestDeploymentValidation(t *testing.T) {
 		{"tls server http", func(d *Deployment) { d.Spec.Ingress.TLS = &TLS{Email: "a@b.example", Server: "http://x/dir"} }, []string{"spec.ingress.tls.server"}},
 		{"tls server query", func(d *Deployment) { d.Spec.Ingress.TLS = &TLS{Email: "a@b.example", Server: "https://x/dir?a=$(id)"} }, []string{"spec.ingress.tls.server"}},
 		{"keep releases", func(d *Deployment) { d.Spec.KeepReleases = -1 }, []string{"spec.keepReleases"}},
+		{"max parallel", func(d *Deployment) { d.Spec.Strategy.MaxParallel = -1 }, []string{"spec.strategy.maxParallel"}},
 		{"all at once", func(d *Deployment) {
 			d.Spec.Run.Port = &zero
 			d.Spec.Source.Repo = ""

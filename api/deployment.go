@@ -178,6 +178,10 @@ type Strategy struct {
 	Type string `json:"type,omitempty"`
 	// MaxUnavailable is how many nodes switch at once (default 1).
 	MaxUnavailable int `json:"maxUnavailable,omitempty"`
+	// MaxParallel is how many nodes prepare the new revision at once
+	// (fetch, build and test, install, start of the idle slot, health
+	// check), before any node switches (default 0: all target nodes).
+	MaxParallel int `json:"maxParallel,omitempty"`
 	// Drain is how long the old slot keeps running after the switch.
 	Drain *Duration `json:"drain,omitempty"`
 }

@@ -357,6 +357,9 @@ func (d *Deployment) Validate() FieldErrors {
 	if s.Strategy.MaxUnavailable < 1 {
 		es.add("spec.strategy.maxUnavailable", "must be at least 1")
 	}
+	if s.Strategy.MaxParallel < 0 {
+		es.add("spec.strategy.maxParallel", "must not be negative (0: all target nodes at once)")
+	}
 	if s.Strategy.Drain != nil && s.Strategy.Drain.Duration < 0 {
 		es.add("spec.strategy.drain", "must not be negative")
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"bakery.dev/bakery/api"
@@ -60,13 +59,24 @@ func repairMessage(p rolloutPlan) string {
 		p.revision, api.ShortCommit(p.commit), api.ShortCommit(p.repairOf.Commit))
 }
 
-// runNode executes a node's plan in order. A failed step after the new
-// slot was started stops that slot again, so the old one keeps serving
-// alone.
+// runNode executes a node's whole plan in order, recording the node's
+// state in the rollout.
 func (r *Reconciler) runNode(ctx context.Context, n *nodeRun, plan []Action, rec *rolloutlog.Recorder) error {
 	rec.NodeState(n.node, api.RolloutRunning)
+	if err := r.runSteps(ctx, n, plan, rec); err != nil {
+		rec.NodeState(n.node, api.RolloutFailed)
+		return err
+	}
+	rec.NodeState(n.node, api.RolloutSucceeded)
+	return nil
+}
+
+// runSteps executes steps of a node's plan in order, each recorded in the
+// rollout. A failed step after the new slot was started stops that slot
+// again, so the old one keeps serving alone.
+func (r *Reconciler) runSteps(ctx context.Context, n *nodeRun, steps []Action, rec *rolloutlog.Recorder) error {
 	rt, ing := r.runtimeFor(n.spec), r.ingress()
-	for _, a := range plan {
+	for _, a := range steps {
 		n.logf("step %s", a)
 		idx := rec.StepStart(n.node, a.String())
 		err := n.act(ctx, rt, ing, a)
@@ -84,11 +94,9 @@ func (r *Reconciler) runNode(ctx context.Context, n *nodeRun, plan []Action, rec
 				}
 				cancel()
 			}
-			rec.NodeState(n.node, api.RolloutFailed)
 			return &stepError{step: a.Type, class: ClassifyFailure(a.Type, err), err: err}
 		}
 	}
-	rec.NodeState(n.node, api.RolloutSucceeded)
 	return nil
 }
 
@@ -150,9 +158,10 @@ type rolloutEnd struct {
 	waitErr   error
 }
 
-// rollout is the act step: it executes the plans, node batch by node
-// batch (strategy.maxUnavailable at once), recording the rollout and its
-// log, and records how it ended in o.
+// rollout is the act step: it executes the plans, every node preparing
+// at once and the switches node batch by node batch
+// (strategy.maxUnavailable at once; runPhases), recording the rollout and
+// its log, and records how it ended in o.
 func (r *Reconciler) rollout(ctx context.Context, d *api.Deployment, p *rolloutPlan, o *outcome) (reconciler.Result, error) {
 	name := d.Metadata.Name
 	var prevProgressing *api.Condition
@@ -179,7 +188,7 @@ func (r *Reconciler) rollout(ctx context.Context, d *api.Deployment, p *rolloutP
 	defer cancel()
 	pending := p.pending()
 	r.unitUnhealthyEvents(ctx, name, ro.ID, *p, pending)
-	failedNode, failure := r.runBatches(dctx, d.Spec.Strategy.MaxUnavailable, p, pending, logs, rec)
+	failedNode, failure := r.runPhases(dctx, d.Spec.Strategy, p, pending, logs, rec)
 	logs.Close()
 
 	e := classify(ctx, dctx, d, p, failure, failedNode)
@@ -320,40 +329,6 @@ func (r *Reconciler) logPosition(ctx context.Context, name, id string, logs *rol
 			r.log().Debug("recording the log position", "deployment", name, "err", err)
 		}
 	}
-}
-
-// runBatches runs the pending nodes' plans, batch nodes at a time; a
-// revision failure ends the rollout after its batch, an infrastructure
-// failure of a node does not hold the other nodes back (p.actErrs
-// records every node's failure). It returns the node of the first
-// revision failure and that failure.
-func (r *Reconciler) runBatches(ctx context.Context, batch int, p *rolloutPlan, pending []int, logs *rolloutlog.Sink, rec *rolloutlog.Recorder) (failedNode string, failure error) {
-	p.actErrs = make([]error, len(p.targets))
-	for start := 0; start < len(pending) && failure == nil && ctx.Err() == nil; start += batch {
-		end := min(start+batch, len(pending))
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for _, i := range pending[start:end] {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				n := p.runs[i]
-				n.log = func(stream, text string) { logs.Add(n.node, stream, text) }
-				if err := r.runNode(ctx, n, p.plans[i], rec); err != nil {
-					mu.Lock()
-					p.actErrs[i] = err
-					// A node that fails for an infrastructure reason is
-					// waited for; the others go on.
-					if failure == nil && !infraError(err) {
-						failure, failedNode = err, n.node
-					}
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-	}
-	return failedNode, failure
 }
 
 // classify says how a rollout ended from its first failure: succeeded, a

@@ -192,7 +192,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 		t.Fatal(err)
 	}
 	got := waitDeployment(t, st, "first rollout Ready", 3*time.Minute, readyAt(c1))
-	t.Logf("fresh rollout of the example app on %d nodes (one at a time): %v", len(nodes), time.Since(start))
+	t.Logf("fresh rollout of the example app on %d nodes (prepared at once, switched one at a time): %v", len(nodes), time.Since(start))
 	if ro, err := st.GetRollout(ctx, got.Status.CurrentRollout.ID); err == nil {
 		per := map[string]int64{}
 		var total int64

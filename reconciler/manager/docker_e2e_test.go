@@ -179,7 +179,7 @@ h=/usr/local/lib/bakery/bakery-sudo; sudo -n $h nginx-site-remove dhello && sudo
 		t.Fatal(err)
 	}
 	first := waitDockerDeployment(t, st, "first docker rollout Ready", 3*time.Minute, dockerReadyAt(c1))
-	t.Logf("fresh docker rollout on %d nodes (one at a time): %v", len(nodes), time.Since(start))
+	t.Logf("fresh docker rollout on %d nodes (prepared at once, switched one at a time): %v", len(nodes), time.Since(start))
 	per, _ := stepTimes(t, st, first.Status.CurrentRollout.ID)
 	logStepTimes(t, "fresh docker rollout", per, len(nodes))
 	serves("first rollout", "hello from "+c1[:12])

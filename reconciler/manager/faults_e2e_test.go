@@ -121,9 +121,9 @@ func (e *faultsEnv) push(msg string) string {
 	return c
 }
 
-// switched reports whether the current rollout of commit finished on
-// node.
-func (e *faultsEnv) switched(commit, node string) bool {
+// stepStarted reports whether the current rollout of commit started a
+// step of kind (build, switch, …) on node.
+func (e *faultsEnv) stepStarted(commit, node, kind string) bool {
 	d := e.get()
 	if d.Status.CurrentRollout == nil {
 		return false
@@ -133,8 +133,10 @@ func (e *faultsEnv) switched(commit, node string) bool {
 		return false
 	}
 	for _, n := range ro.Nodes {
-		if n.Node == node && n.State == api.RolloutSucceeded {
-			return true
+		for _, s := range n.Steps {
+			if n.Node == node && strings.HasPrefix(s.Name, kind) {
+				return true
+			}
 		}
 	}
 	return false
@@ -219,7 +221,7 @@ type outage struct {
 }
 
 // TestE2EFaultNodePowerOff: a 3-node rollout of a new commit; the third
-// node is powered off after the first switched. The other two switch
+// node is powered off while the first two prepare. The other two switch
 // (one node does not hold the others back), the deployment waits for the
 // third (Progressing WaitingForNode, READY 2/3, no failed attempt, not
 // Degraded), and once it is started again the rollout finishes on it
@@ -266,7 +268,14 @@ func testOutage(t *testing.T, o outage) {
 	app = strings.ReplaceAll(app, "sshd-stopped", "ssh")
 	e := startFaults(t, app, append(append([]testnodes.Node{}, shared...), scratch), nil)
 	c1 := e.commit("v1", map[string]string{"CHANGES": "v1\n"})
-	e.deploy(5 * time.Minute)
+	// Two nodes prepare at once (issue 18: maxParallel): the third (the
+	// scratch node, last by name) starts preparing only when one of the
+	// others has, so that it is taken out between two steps, before its
+	// first one, rather than in the middle of one.
+	e.deployWith(func(s *api.DeploymentSpec) {
+		s.ProgressDeadline = &api.Duration{Duration: 5 * time.Minute}
+		s.Strategy.MaxParallel = 2
+	})
 	e.wait("first rollout Ready", 3*time.Minute, readyAt(c1))
 
 	up := shared
@@ -274,11 +283,14 @@ func testOutage(t *testing.T, o outage) {
 		up = e.nodes
 	}
 	l := startLoadAs(up, e.host)
-	c2 := e.push("v2")
-	e.wait(shared[0].Name+" switched to v2", 2*time.Minute, func(*api.Deployment) bool { return e.switched(c2, shared[0].Name) })
+	// v2 builds for 5 s: the time the node has to go out in.
+	build := mustRead(t, e.repo+"/build.js") + "Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5000);\n"
+	c2 := e.commit("v2", map[string]string{"CHANGES": "v2\n", "build.js": build})
+	e.mgr.EnqueueKey(api.KindDeployment + "/" + e.app)
+	e.wait(shared[0].Name+" building v2", 2*time.Minute, func(*api.Deployment) bool { return e.stepStarted(c2, shared[0].Name, "build") })
 	o.out(t, e, scratch)
 	outAt := time.Now()
-	t.Logf("%s: %s out after %s switched", o.name, scratch.Name, shared[0].Name)
+	t.Logf("%s: %s out while %s built v2", o.name, scratch.Name, shared[0].Name)
 
 	// The node that stayed up switches too; the deployment waits for the
 	// one that is out and says so, for as long as it is out.

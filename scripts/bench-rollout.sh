@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# bench-rollout.sh — how long a rollout of a new commit of the example app
+# (examples/hello, runtime systemd) takes on real test nodes, by node count,
+# with every node preparing at once (issue 18: prepare in parallel, switch in
+# batches) and, for comparison, one node after the other as before
+# (maxParallel 1, maxUnavailable 1). For each it prints the wall time from
+# the push until every node serves the new commit, the rollout's recorded
+# step times summed over the nodes by phase, and Bakery's own share: its own
+# steps (fetch, install, start, switch, stop, prune) against all step time
+# (build and test, health checks and the drain are the app's and the
+# strategy's).
+#
+# The measurement is TestE2EBenchRollout in reconciler/manager (build tag
+# e2e), which skips itself unless this script runs it. The test nodes must
+# be up: BAKERY_TESTNODES_LAB=N bash scripts/testnodes.sh up 3; node counts
+# beyond the lab's nodes add scratch nodes (testnodes.sh add), removed again
+# at the end.
+#
+# Usage: scripts/bench-rollout.sh [--serial | --parallel] [--load] [--nodes 1,3,10]
+#   --serial     only the old one-node-at-a-time behaviour
+#   --parallel   only the new behaviour (default: both, side by side)
+#   --load       keep requests going through every node (none may fail)
+#   --nodes      node counts (default 1,3; env NODES)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NODES=${NODES:-1,3}
+MODES=parallel,serial
+LOAD=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--serial) MODES=serial ;;
+	--parallel) MODES=parallel ;;
+	--load) LOAD=1 ;;
+	--nodes) NODES=${2:?--nodes needs a list such as 1,3,10}; shift ;;
+	-h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+	*) echo "bench-rollout: unknown argument $1 (see --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+command -v go >/dev/null || { echo "bench-rollout: go not found" >&2; exit 1; }
+cd "$ROOT"
+rows=$(mktemp)
+log=$(mktemp)
+trap 'rm -f "$rows" "$log"' EXIT
+if ! BAKERY_BENCH_ROLLOUT_OUT=$rows BAKERY_BENCH_NODES=$NODES BAKERY_BENCH_MODES=$MODES BAKERY_BENCH_LOAD=$LOAD \
+	go test -tags e2e -count=1 -timeout 60m -run '^TestE2EBenchRollout$' ./reconciler/manager/ >"$log" 2>&1; then
+	grep -E -- '--- FAIL|_test.go:[0-9]+:' "$log" | head -40 >&2 || tail -40 "$log" >&2
+	echo "bench-rollout: the measurement failed" >&2
+	exit 1
+fi
+echo "example app (systemd), new commit; $(nproc) CPUs; step times in ms summed over the nodes"
+[ "$LOAD" = 1 ] && echo "with requests through every node throughout: 0 failed"
+printf '%-9s %5s %8s %6s %6s %7s %6s %6s %6s %6s %6s %6s %8s %9s %6s\n' \
+	mode nodes wall-ms fetch build install start health switch drain stop prune own-ms own/node own-%
+sort -t "$(printf '\t')" -k2,2n -k1,1 "$rows" | while IFS=$'\t' read -r mode n wall fetch build install start health switch drain stop prune; do
+	own=$((fetch + install + start + switch + stop + prune))
+	total=$((own + build + health + drain))
+	printf '%-9s %5s %8s %6s %6s %7s %6s %6s %6s %6s %6s %6s %8s %9s %6s\n' \
+		"$mode" "$n" "$wall" "$fetch" "$build" "$install" "$start" "$health" "$switch" "$drain" "$stop" "$prune" \
+		"$own" "$((own / n))" "$((total > 0 ? own * 100 / total : 0))"
+done
