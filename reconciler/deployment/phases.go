@@ -63,40 +63,75 @@ func (ph phases) startedSlot() string {
 // happened in; the nodes that did not switch stop their prepared slot.
 // It returns the node of the first revision failure and that failure.
 func (r *Reconciler) runPhases(ctx context.Context, s api.Strategy, p *rolloutPlan, pending []int, logs *rolloutlog.Sink, rec *rolloutlog.Recorder) (failedNode string, failure error) {
+	pr := &phaseRun{r: r, p: p, rec: rec, ph: make([]phases, len(p.targets))}
 	p.actErrs = make([]error, len(p.targets))
-	var mu sync.Mutex
-	fail := func(i int, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		p.actErrs[i] = err
-		// A node that fails for an infrastructure reason is waited
-		// for; the others go on.
-		if failure == nil && !infraError(err) {
-			failure, failedNode = err, p.runs[i].node
-		}
-	}
-	failed := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return failure != nil
-	}
-	ph := make([]phases, len(p.targets))
 	for _, i := range pending {
 		n := p.runs[i]
 		n.log = func(stream, text string) { logs.Add(n.node, stream, text) }
-		ph[i] = splitPlan(p.plans[i])
+		pr.ph[i] = splitPlan(p.plans[i])
 	}
+	pr.prepareAll(ctx, pending, s.MaxParallel)
+	var order []int // the nodes that may switch: those that prepared
+	for _, i := range pending {
+		if p.actErrs[i] == nil {
+			order = append(order, i)
+		}
+	}
+	switched := pr.switchAll(ctx, order, max(s.MaxUnavailable, 1))
 
-	// Prepare every node at once, at most maxParallel at a time: the
-	// nodes start in their order (by name), the next one when a node
-	// finished its prepare.
+	// Nothing half-prepared stays behind: a node that prepared but did
+	// not switch (another failed, or the rollout was superseded or ran
+	// out of its deadline) stops its new slot; its old one still serves.
+	for _, i := range order {
+		if !switched[i] {
+			r.unprepare(ctx, p.runs[i], pr.ph[i], rec)
+		}
+	}
+	return pr.failedNode, pr.failure
+}
+
+// phaseRun is one runPhases: the nodes' phases and the first revision
+// failure.
+type phaseRun struct {
+	r   *Reconciler
+	p   *rolloutPlan
+	rec *rolloutlog.Recorder
+	ph  []phases
+
+	mu         sync.Mutex
+	failure    error
+	failedNode string
+}
+
+// fail records node i's failure. A node that fails for an infrastructure
+// reason is waited for; the others go on. The first revision failure
+// ends the rollout.
+func (pr *phaseRun) fail(i int, err error) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	pr.p.actErrs[i] = err
+	if pr.failure == nil && !infraError(err) {
+		pr.failure, pr.failedNode = err, pr.p.runs[i].node
+	}
+}
+
+func (pr *phaseRun) failed() bool {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.failure != nil
+}
+
+// prepareAll prepares every pending node at once, at most maxParallel at
+// a time (0: all): the nodes start in their order (by name), the next
+// one when a node finished its prepare.
+func (pr *phaseRun) prepareAll(ctx context.Context, pending []int, maxParallel int) {
 	var preparing []int
 	for _, i := range pending {
-		if len(ph[i].prepare) > 0 {
+		if len(pr.ph[i].prepare) > 0 {
 			preparing = append(preparing, i)
 		}
 	}
-	limit := s.MaxParallel
+	limit := maxParallel
 	if limit <= 0 || limit > len(preparing) {
 		limit = len(preparing)
 	}
@@ -113,74 +148,78 @@ func (r *Reconciler) runPhases(ctx context.Context, s api.Strategy, p *rolloutPl
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				n := p.runs[i]
-				rec.NodeState(n.node, api.RolloutRunning)
-				if err := r.runSteps(ctx, n, ph[i].prepare, rec); err != nil {
-					rec.NodeState(n.node, api.RolloutFailed)
-					fail(i, err)
+				n := pr.p.runs[i]
+				pr.rec.NodeState(n.node, api.RolloutRunning)
+				if err := pr.r.runSteps(ctx, n, pr.ph[i].prepare, pr.rec); err != nil {
+					pr.rec.NodeState(n.node, api.RolloutFailed)
+					pr.fail(i, err)
 					continue
 				}
-				n.logf("prepared: the %s slot is healthy; it serves once its switch batch runs", ph[i].startedSlot())
+				n.logf("prepared: the %s slot is healthy; it serves once its switch batch runs", pr.ph[i].startedSlot())
 			}
 		}()
 	}
 	wg.Wait()
+}
 
-	// Switch, maxUnavailable nodes at a time; finish in the background.
-	switched := make([]bool, len(p.targets))
+// switchAll switches the nodes in order, batch at a time, unless a node
+// failed for a revision reason; each node's finish runs in the
+// background while the next batch switches. It returns once every finish
+// ended, with the nodes that switched (or tried to).
+func (pr *phaseRun) switchAll(ctx context.Context, order []int, batch int) []bool {
+	switched := make([]bool, len(pr.p.targets))
 	var finishing sync.WaitGroup
-	batch := max(s.MaxUnavailable, 1)
-	var order []int
-	for _, i := range pending {
-		if p.actErrs[i] == nil {
-			order = append(order, i)
-		}
-	}
-	for start := 0; start < len(order) && !failed() && ctx.Err() == nil; start += batch {
+	for start := 0; start < len(order) && !pr.failed() && ctx.Err() == nil; start += batch {
 		var bw sync.WaitGroup
 		for _, i := range order[start:min(start+batch, len(order))] {
 			switched[i] = true
 			bw.Add(1)
 			go func() {
 				defer bw.Done()
-				n := p.runs[i]
-				if len(ph[i].prepare) == 0 {
-					rec.NodeState(n.node, api.RolloutRunning)
+				if pr.swap(ctx, i) {
+					finishing.Add(1) // before bw.Done: the Wait below sees it
+					go func() {
+						defer finishing.Done()
+						pr.finish(ctx, i)
+					}()
 				}
-				if err := r.runSteps(ctx, n, ph[i].swap, rec); err != nil {
-					rec.NodeState(n.node, api.RolloutFailed)
-					fail(i, err)
-					return
-				}
-				if len(ph[i].finish) == 0 {
-					rec.NodeState(n.node, api.RolloutSucceeded)
-					return
-				}
-				finishing.Add(1) // before bw.Done: the Wait below sees it
-				go func() {
-					defer finishing.Done()
-					if err := r.runSteps(ctx, n, ph[i].finish, rec); err != nil {
-						rec.NodeState(n.node, api.RolloutFailed)
-						fail(i, err)
-						return
-					}
-					rec.NodeState(n.node, api.RolloutSucceeded)
-				}()
 			}()
 		}
 		bw.Wait()
 	}
 	finishing.Wait()
+	return switched
+}
 
-	// Nothing half-prepared stays behind: a node that prepared but did
-	// not switch (another failed, or the rollout was superseded or ran
-	// out of its deadline) stops its new slot; its old one still serves.
-	for _, i := range order {
-		if !switched[i] {
-			r.unprepare(ctx, p.runs[i], ph[i], rec)
-		}
+// swap runs node i's switch phase; it reports whether a finish phase
+// follows.
+func (pr *phaseRun) swap(ctx context.Context, i int) bool {
+	n, ph := pr.p.runs[i], pr.ph[i]
+	if len(ph.prepare) == 0 {
+		pr.rec.NodeState(n.node, api.RolloutRunning)
 	}
-	return failedNode, failure
+	if err := pr.r.runSteps(ctx, n, ph.swap, pr.rec); err != nil {
+		pr.rec.NodeState(n.node, api.RolloutFailed)
+		pr.fail(i, err)
+		return false
+	}
+	if len(ph.finish) == 0 {
+		pr.rec.NodeState(n.node, api.RolloutSucceeded)
+		return false
+	}
+	return true
+}
+
+// finish runs node i's finish phase (drain and stop of the old slot,
+// prune, certificates).
+func (pr *phaseRun) finish(ctx context.Context, i int) {
+	n := pr.p.runs[i]
+	if err := pr.r.runSteps(ctx, n, pr.ph[i].finish, pr.rec); err != nil {
+		pr.rec.NodeState(n.node, api.RolloutFailed)
+		pr.fail(i, err)
+		return
+	}
+	pr.rec.NodeState(n.node, api.RolloutSucceeded)
 }
 
 // unprepare stops the slot a node's prepare phase started, when the
