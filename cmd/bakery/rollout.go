@@ -295,6 +295,11 @@ func newRolloutCmd(a *app) *cobra.Command {
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	cmd.AddCommand(newRolloutStatusCmd(a), newRolloutHistoryCmd(a), newRolloutUndoCmd(a), newRolloutRestartCmd(a), newRolloutResumeCmd(a))
+	return cmd
+}
+
+func newRolloutStatusCmd(a *app) *cobra.Command {
 	var timeout time.Duration
 	status := &cobra.Command{
 		Use:   "status deployment/NAME",
@@ -318,6 +323,10 @@ the rollout failed (the previous revision keeps serving) or --timeout passed.`,
 	}
 	status.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long to wait")
 
+	return status
+}
+
+func newRolloutHistoryCmd(a *app) *cobra.Command {
 	var limit int
 	var showRevision int64
 	var histOutput string
@@ -384,6 +393,11 @@ else its newest) with the spec it rolled out — what 'rollout undo
 	history.Flags().Int64Var(&showRevision, "revision", 0, "show this revision's rollout and the spec it rolled out")
 	history.Flags().StringVarP(&histOutput, "output", "o", "", "with --revision: yaml or json (the whole rollout record)")
 
+	return history
+}
+
+func newRolloutUndoCmd(a *app) *cobra.Command {
+	var timeout time.Duration
 	var toRevision int64
 	var wait bool
 	undo := &cobra.Command{
@@ -420,6 +434,12 @@ resume' (or 'bakery deploy') clears it, or a new spec is applied.`,
 	undo.Flags().BoolVar(&wait, "wait", false, "wait until the rollout this rollback caused ends (every node serves the revision); exit 1 if it failed")
 	undo.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long --wait waits")
 
+	return undo
+}
+
+func newRolloutRestartCmd(a *app) *cobra.Command {
+	var wait bool
+	var timeout time.Duration
 	restart := &cobra.Command{
 		Use:     "restart deployment/NAME",
 		Short:   "Restart with no downtime: start the same revision in the other slot and switch",
@@ -435,6 +455,10 @@ resume' (or 'bakery deploy') clears it, or a new spec is applied.`,
 	}
 	restart.Flags().BoolVar(&wait, "wait", false, "wait until the rollout this restart caused ends; exit 1 if it failed")
 	restart.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long --wait waits")
+	return restart
+}
+
+func newRolloutResumeCmd(a *app) *cobra.Command {
 	var resumeWait bool
 	var resumeTimeout time.Duration
 	resume := &cobra.Command{
@@ -455,8 +479,7 @@ it is, the restored one after an undo). Fails when no pin holds.`,
 	}
 	resume.Flags().BoolVar(&resumeWait, "wait", false, "wait until the rollout finishes")
 	resume.Flags().DurationVar(&resumeTimeout, "timeout", 15*time.Minute, "how long --wait waits")
-	cmd.AddCommand(status, history, undo, restart, resume)
-	return cmd
+	return resume
 }
 
 // showRevision prints revision rev of deployment name: its newest
