@@ -458,17 +458,22 @@ func (c *poolConn) takeSpare(ctx context.Context) (*sshProc, <-chan struct{}) {
 	c.idle.Stop()
 	c.mu.Unlock()
 	if !sp.probe(ctx) {
-		_ = sp.ch.Close()
-		c.release()
+		c.unuse()
+		c.discard(sp)
 		return nil, nil
 	}
 	return sp, nil
 }
 
-// discard closes a spare session that no command took.
+// discard closes a spare session that no command took. Its slot is freed
+// once the server has closed the channel too: sshd counts a session against
+// MaxSessions until then.
 func (c *poolConn) discard(sp *sshProc) {
 	_ = sp.ch.Close()
-	<-c.sessions
+	go func() {
+		<-sp.ended // at the latest when the connection closes
+		<-c.sessions
+	}()
 }
 
 // fill opens a spare session in the background, if there is none, a slot
