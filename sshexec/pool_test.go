@@ -433,9 +433,6 @@ func TestSpareSession(t *testing.T) {
 	if sp2 == nil || sp2 == sp {
 		t.Fatalf("spare %p after taking %p", sp2, sp)
 	}
-	// A spare that died is replaced by a new session, transparently.
-	sp2.ch.Close()
-	run("echo three", "three\n")
 	// Two commands at once (MaxSessions 2): one takes the spare; the spare
 	// is not replaced while no slot is free, and nothing waits for ever.
 	var wg sync.WaitGroup
@@ -447,12 +444,21 @@ func TestSpareSession(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	run("echo three", "three\n")
+	if m := srv.maxOpen.Load(); m > 2 {
+		t.Errorf("%d sessions open at once, want at most 2", m)
+	}
+	// A spare that died is replaced by a new session, transparently. (The
+	// in-process server answers a close before its session has ended, so
+	// its count of open sessions is not checked from here on.)
+	sp3 := spare()
+	if sp3 == nil {
+		t.Fatal("no spare session")
+	}
+	sp3.ch.Close()
 	run("echo four", "four\n")
 	if n := srv.accepted.Load(); n != 1 {
 		t.Errorf("%d connections, want 1", n)
-	}
-	if m := srv.maxOpen.Load(); m > 2 {
-		t.Errorf("%d sessions open at once, want at most 2", m)
 	}
 }
 
