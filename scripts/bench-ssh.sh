@@ -24,7 +24,9 @@
 # rounds, printed with the load average seen during the run.
 #
 # Environment: BENCH_USER, ROUNDS (5), N_FRESH (20), N_CM (100 per round),
-# BENCHTIME (go test -benchtime per round, default 1s).
+# BENCHTIME (go test -benchtime per round, default 1s), BASELINE (another
+# checkout, e.g. a git worktree of main, whose Go benchmarks run in the same
+# rounds, for before/after figures under the same load).
 set -euo pipefail
 
 BENCH_USER=${BENCH_USER:-benchuser}
@@ -176,6 +178,14 @@ for r in $(seq "$ROUNDS"); do
 	grep '^Benchmark' "$work/go-bench.txt"
 	awk '$1 ~ /^Benchmark/ { n = $1; sub(/^Benchmark/, "", n); sub(/-[0-9]+$/, "", n); printf "%s %.3f\n", n, $3 / 1e6
 		for (i = 1; i < NF; i++) if ($(i+1) == "lines/s") printf "lines %.0f\n", $i }' "$work/go-bench.txt" >>"$work/rounds.txt"
+	if [ -n "${BASELINE:-}" ]; then
+		(cd "$BASELINE" && SSHEXEC_TEST_USER="$BENCH_USER" go test -run '^$' \
+			-bench 'WarmCommand$|TwentyHosts' -benchtime="$BENCHTIME" ./sshexec/) >"$work/go-base.txt" ||
+			{ cat "$work/go-base.txt" >&2; die "baseline benchmarks failed"; }
+		sed -n 's/^Benchmark/baseline &/p' "$work/go-base.txt"
+		awk '$1 ~ /^Benchmark/ { n = $1; sub(/^Benchmark/, "", n); sub(/-[0-9]+$/, "", n); printf "base_%s %.3f\n", n, $3 / 1e6 }' \
+			"$work/go-base.txt" >>"$work/rounds.txt"
+	fi
 done
 med() { # name: the median over the rounds
 	awk -v name="$1" '$1 == name { print $2 }' "$work/rounds.txt" | sort -g |
@@ -219,3 +229,18 @@ if [ -n "$ansible_warm_ms" ]; then
 	echo "Ansible cold / Bakery 20 hosts cold = ${r}x   (target >= 50x: $(verdict "$r" ">=" 50))"
 fi
 echo "streaming                           = $lines lines/s (target >= 1,000,000: $(verdict "$lines" ">=" 1000000))"
+if [ -n "${BASELINE:-}" ]; then
+	base_warm=$(med base_WarmCommand)
+	base_cold20=$(med base_TwentyHostsCold)
+	base_warm20=$(med base_TwentyHostsWarm)
+	echo
+	echo "== Baseline $BASELINE (same rounds)"
+	printf '%-48s %10s ms\n' "baseline warm command" "$base_warm"
+	printf '%-48s %10s ms\n' "baseline one command on 20 hosts, cold pool" "$base_cold20"
+	printf '%-48s %10s ms\n' "baseline one command on 20 hosts, warm pool" "$base_warm20"
+	echo "baseline warm command / ControlMaster        = $(ratio "$base_warm" "$cm_ms")x"
+	if [ -n "$ansible_warm_ms" ]; then
+		echo "Ansible warm / baseline 20 hosts warm        = $(ratio "$ansible_warm_ms" "$base_warm20")x"
+		echo "Ansible cold / baseline 20 hosts cold        = $(ratio "$ansible_cold_ms" "$base_cold20")x"
+	fi
+fi
