@@ -43,6 +43,7 @@ func BenchmarkWarmCommandIdle(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		settle(p)
+		time.Sleep(pause)
 		b.StartTimer()
 		if _, err := ex.Run(b.Context(), Command{Script: "true"}); err != nil {
 			b.Fatal(err)
@@ -51,6 +52,8 @@ func BenchmarkWarmCommandIdle(b *testing.B) {
 }
 
 // settle waits until no spare session is being opened on p's connections.
+// A spare counts as opened once its exec request was sent: its shell may
+// still be starting on the node (see pause).
 func settle(p *Pool) {
 	p.mu.Lock()
 	conns := make([]*poolConn, 0, len(p.conns))
@@ -67,6 +70,11 @@ func settle(p *Pool) {
 		}
 	}
 }
+
+// pause is the untimed pause between two operations of the benchmarks that
+// measure a pool whose spare sessions are ready: long enough, on a loaded
+// 2-core machine, for sshd to start their shells.
+const pause = 50 * time.Millisecond
 
 // BenchmarkRunPayload: the control plane's own work to frame a typical
 // command (environment, directory, script).
@@ -179,6 +187,7 @@ func BenchmarkTwentyHostsWarm(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		settle(p)
+		time.Sleep(pause)
 		b.StartTimer()
 		runBatch(b, func(i int) Executor { return p.Executor(ts[i]) }, len(ts))
 	}
