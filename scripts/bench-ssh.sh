@@ -18,15 +18,22 @@
 # dotfiles from /etc/skel — SSH-FACTS.md: the remote shell's start-up
 # dominates, never compare figures taken with different shells.
 #
-# Environment: BENCH_USER, N_FRESH (20), N_CM (200), N_ANSIBLE (3),
-# BENCHTIME (go test -benchtime, default 2s).
+# The machine is usually shared (other tests run at the same time): the
+# ControlMaster loop, one warm Ansible run and the Go benchmarks are repeated
+# in ROUNDS interleaved rounds, and the results are the medians over the
+# rounds, printed with the load average seen during the run.
+#
+# Environment: BENCH_USER, ROUNDS (5), N_FRESH (20), N_CM (100 per round),
+# BENCHTIME (go test -benchtime per round, default 1s), BASELINE (another
+# checkout, e.g. a git worktree of main, whose Go benchmarks run in the same
+# rounds, for before/after figures under the same load).
 set -euo pipefail
 
 BENCH_USER=${BENCH_USER:-benchuser}
 N_FRESH=${N_FRESH:-20}
-N_CM=${N_CM:-200}
-N_ANSIBLE=${N_ANSIBLE:-3}
-BENCHTIME=${BENCHTIME:-2s}
+N_CM=${N_CM:-100}
+ROUNDS=${ROUNDS:-5}
+BENCHTIME=${BENCHTIME:-1s}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 die() { echo "bench-ssh: $*" >&2; exit 1; }
@@ -119,16 +126,12 @@ t0=$(now)
 for _ in $(seq "$N_FRESH"); do "${SSH[@]}" "$BENCH_USER@127.0.0.1" true; done
 fresh_ms=$(ms $(($(now) - t0)) "$N_FRESH")
 
-echo "== OpenSSH ControlMaster: ssh host true ($N_CM runs)"
 "${SSH[@]}" -o ControlMaster=yes -o ControlPath="$work/cm" -o ControlPersist=yes -fN "$BENCH_USER@127.0.0.1"
 "${SSH[@]}" -o ControlPath="$work/cm" "$BENCH_USER@127.0.0.1" true
-t0=$(now)
-for _ in $(seq "$N_CM"); do "${SSH[@]}" -o ControlPath="$work/cm" "$BENCH_USER@127.0.0.1" true; done
-cm_ms=$(ms $(($(now) - t0)) "$N_CM")
 
-ansible_cold_ms="" ansible_warm_ms=""
+have_ansible="" ansible_cold_ms=""
 if command -v ansible >/dev/null; then
-	echo "== Ansible -m raw -a true over 20 aliases (1 cold run + $N_ANSIBLE warm runs, -f 20)"
+	have_ansible=yes
 	mkdir -p "$work/cp" "$work/ansible-home" "$work/ansible-tmp"
 	printf "[defaults]\nhost_key_checking = True\n" >"$work/ansible.cfg"
 	{
@@ -147,36 +150,67 @@ if command -v ansible >/dev/null; then
 			ansible nodes -i "$work/inventory" -m raw -a true -f 20 >"$work/ansible.out" 2>&1 ||
 			{ cat "$work/ansible.out" >&2; die "ansible failed"; }
 	}
+	echo "== Ansible -m raw -a true over 20 aliases (-f 20): cold run"
 	t0=$(now)
 	run_ansible
 	ansible_cold_ms=$(ms $(($(now) - t0)) 1)
-	t0=$(now)
-	for _ in $(seq "$N_ANSIBLE"); do run_ansible; done
-	ansible_warm_ms=$(ms $(($(now) - t0)) "$N_ANSIBLE")
 else
 	echo "== Ansible not installed (apt-get install ansible-core): skipping the Ansible comparison"
 fi
 
-echo "== Bakery (go test -bench, -benchtime=$BENCHTIME, remote user $BENCH_USER)"
-(cd "$ROOT" && SSHEXEC_TEST_USER="$BENCH_USER" go test -run '^$' \
-	-bench 'WarmCommand|Concurrent20|Stream100kLines|TwentyHosts' \
-	-benchtime="$BENCHTIME" ./sshexec/) | tee "$work/go-bench.txt"
-bench_ms() { awk -v name="$1" '$1 ~ "^"name"(-[0-9]+)?$" { printf "%.2f", $3 / 1e6 }' "$work/go-bench.txt"; }
-warm_ms=$(bench_ms BenchmarkWarmCommand)
-conc_ms=$(bench_ms BenchmarkConcurrent20)
-cold20_ms=$(bench_ms BenchmarkTwentyHostsCold)
-warm20_ms=$(bench_ms BenchmarkTwentyHostsWarm)
-lines=$(awk '$1 ~ /^BenchmarkStream100kLines/ { for (i = 1; i < NF; i++) if ($(i+1) == "lines/s") printf "%.0f", $i }' "$work/go-bench.txt")
+# One line per figure and round: "<name> <ms>" (lines/s for streaming).
+: >"$work/rounds.txt"
+loads=()
+for r in $(seq "$ROUNDS"); do
+	echo "== Round $r/$ROUNDS (load $(cut -d' ' -f1 /proc/loadavg))"
+	loads+=("$(cut -d' ' -f1 /proc/loadavg)")
+	t0=$(now)
+	for _ in $(seq "$N_CM"); do "${SSH[@]}" -o ControlPath="$work/cm" "$BENCH_USER@127.0.0.1" true; done
+	echo "cm $(ms $(($(now) - t0)) "$N_CM")" >>"$work/rounds.txt"
+	if [ -n "$have_ansible" ]; then
+		t0=$(now)
+		run_ansible
+		echo "ansible_warm $(ms $(($(now) - t0)) 1)" >>"$work/rounds.txt"
+	fi
+	(cd "$ROOT" && SSHEXEC_TEST_USER="$BENCH_USER" go test -run '^$' \
+		-bench 'WarmCommand|Concurrent20|Stream100kLines|TwentyHosts' \
+		-benchtime="$BENCHTIME" ./sshexec/) >"$work/go-bench.txt" || { cat "$work/go-bench.txt" >&2; die "go benchmarks failed"; }
+	grep '^Benchmark' "$work/go-bench.txt"
+	awk '$1 ~ /^Benchmark/ { n = $1; sub(/^Benchmark/, "", n); sub(/-[0-9]+$/, "", n); printf "%s %.3f\n", n, $3 / 1e6
+		for (i = 1; i < NF; i++) if ($(i+1) == "lines/s") printf "lines %.0f\n", $i }' "$work/go-bench.txt" >>"$work/rounds.txt"
+	if [ -n "${BASELINE:-}" ]; then
+		(cd "$BASELINE" && SSHEXEC_TEST_USER="$BENCH_USER" go test -run '^$' \
+			-bench 'WarmCommand$|TwentyHosts' -benchtime="$BENCHTIME" ./sshexec/) >"$work/go-base.txt" ||
+			{ cat "$work/go-base.txt" >&2; die "baseline benchmarks failed"; }
+		sed -n 's/^Benchmark/baseline &/p' "$work/go-base.txt"
+		awk '$1 ~ /^Benchmark/ { n = $1; sub(/^Benchmark/, "", n); sub(/-[0-9]+$/, "", n); printf "base_%s %.3f\n", n, $3 / 1e6 }' \
+			"$work/go-base.txt" >>"$work/rounds.txt"
+	fi
+done
+med() { # name: the median over the rounds
+	awk -v name="$1" '$1 == name { print $2 }' "$work/rounds.txt" | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR == 0) exit
+			printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+cm_ms=$(med cm)
+ansible_warm_ms=$(med ansible_warm)
+warm_ms=$(med WarmCommand)
+idle_ms=$(med WarmCommandIdle)
+conc_ms=$(med Concurrent20)
+cold20_ms=$(med TwentyHostsCold)
+warm20_ms=$(med TwentyHostsWarm)
+lines=$(med lines | cut -d. -f1)
 if [ -z "$warm_ms" ] || [ -z "$lines" ]; then die "could not read the Go benchmark results"; fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == "<=") ? v <= t : v >= t; print ok ? "met" : "NOT met" }'; }
 
 echo
-echo "== Results ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "== Results: medians over $ROUNDS rounds ($(nproc) cores, 1-min load at each round: ${loads[*]})"
 printf '%-48s %10s ms\n' "OpenSSH fresh ssh host true" "$fresh_ms"
 printf '%-48s %10s ms\n' "OpenSSH ControlMaster ssh host true" "$cm_ms"
-printf '%-48s %10s ms\n' "Bakery warm command" "$warm_ms"
+printf '%-48s %10s ms\n' "Bakery warm command (back to back)" "$warm_ms"
+printf '%-48s %10s ms\n' "Bakery warm command after a pause" "$idle_ms"
 printf '%-48s %10s ms\n' "Bakery 20 concurrent commands, one connection" "$conc_ms"
 printf '%-48s %10s ms\n' "Bakery one command on 20 hosts, cold pool" "$cold20_ms"
 printf '%-48s %10s ms\n' "Bakery one command on 20 hosts, warm pool" "$warm20_ms"
@@ -195,3 +229,18 @@ if [ -n "$ansible_warm_ms" ]; then
 	echo "Ansible cold / Bakery 20 hosts cold = ${r}x   (target >= 50x: $(verdict "$r" ">=" 50))"
 fi
 echo "streaming                           = $lines lines/s (target >= 1,000,000: $(verdict "$lines" ">=" 1000000))"
+if [ -n "${BASELINE:-}" ]; then
+	base_warm=$(med base_WarmCommand)
+	base_cold20=$(med base_TwentyHostsCold)
+	base_warm20=$(med base_TwentyHostsWarm)
+	echo
+	echo "== Baseline $BASELINE (same rounds)"
+	printf '%-48s %10s ms\n' "baseline warm command" "$base_warm"
+	printf '%-48s %10s ms\n' "baseline one command on 20 hosts, cold pool" "$base_cold20"
+	printf '%-48s %10s ms\n' "baseline one command on 20 hosts, warm pool" "$base_warm20"
+	echo "baseline warm command / ControlMaster        = $(ratio "$base_warm" "$cm_ms")x"
+	if [ -n "$ansible_warm_ms" ]; then
+		echo "Ansible warm / baseline 20 hosts warm        = $(ratio "$ansible_warm_ms" "$base_warm20")x"
+		echo "Ansible cold / baseline 20 hosts cold        = $(ratio "$ansible_cold_ms" "$base_cold20")x"
+	fi
+fi

@@ -31,6 +31,63 @@ func BenchmarkWarmCommand(b *testing.B) {
 	}
 }
 
+// BenchmarkWarmCommandIdle: one command over a warm connection whose spare
+// session is ready, as after a pause between commands (the pause is not
+// timed): the command does not wait for sshd to start a shell.
+func BenchmarkWarmCommandIdle(b *testing.B) {
+	ex, _, p := realSSHD(b)
+	if _, err := ex.Run(b.Context(), Command{Script: "true"}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		settle(p)
+		time.Sleep(pause)
+		b.StartTimer()
+		if _, err := ex.Run(b.Context(), Command{Script: "true"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// settle waits until no spare session is being opened on p's connections.
+// A spare counts as opened once its exec request was sent: its shell may
+// still be starting on the node (see pause).
+func settle(p *Pool) {
+	p.mu.Lock()
+	conns := make([]*poolConn, 0, len(p.conns))
+	for _, c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.mu.Lock()
+		filled, filling := c.filled, c.filling
+		c.mu.Unlock()
+		if filling {
+			<-filled
+		}
+	}
+}
+
+// pause is the untimed pause between two operations of the benchmarks that
+// measure a pool whose spare sessions are ready: long enough, on a loaded
+// 2-core machine, for sshd to start their shells.
+const pause = 50 * time.Millisecond
+
+// BenchmarkRunPayload: the control plane's own work to frame a typical
+// command (environment, directory, script).
+func BenchmarkRunPayload(b *testing.B) {
+	cmd := Command{Script: "cd app && exec ./deploy.sh \"$REV\"\n", Env: map[string]string{"REV": "0123456789abcdef", "APP": "hello", "PORT": "8080"}, Dir: "/var/lib/bakery/apps/hello"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := runPayload(cmd, -1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkConcurrent20: 20 commands at once over one warm connection
 // (sshd's MaxSessions is 10, so they queue); one op is the whole batch.
 func BenchmarkConcurrent20(b *testing.B) {
@@ -119,8 +176,27 @@ func BenchmarkTwentyHostsCold(b *testing.B) {
 }
 
 // BenchmarkTwentyHostsWarm: one command on 20 hosts at once over the
-// Pool's open connections, as the control plane runs.
+// Pool's open connections, as the control plane runs: between two rounds
+// (not timed) the spare sessions that the previous round used are
+// replaced.
 func BenchmarkTwentyHostsWarm(b *testing.B) {
+	signer, ts := twentyHosts(b)
+	p := newTestPool(b, signer, nil)
+	runBatch(b, func(i int) Executor { return p.Executor(ts[i]) }, len(ts))
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		settle(p)
+		time.Sleep(pause)
+		b.StartTimer()
+		runBatch(b, func(i int) Executor { return p.Executor(ts[i]) }, len(ts))
+	}
+}
+
+// BenchmarkTwentyHostsBackToBack: as BenchmarkTwentyHostsWarm, but each
+// round starts as soon as the previous one ended, so the spare sessions
+// being replaced compete with it for the CPU.
+func BenchmarkTwentyHostsBackToBack(b *testing.B) {
 	signer, ts := twentyHosts(b)
 	p := newTestPool(b, signer, nil)
 	runBatch(b, func(i int) Executor { return p.Executor(ts[i]) }, len(ts))

@@ -22,14 +22,29 @@
 // environment therefore never depends on sshd's AcceptEnv; the script text
 // itself reaches /bin/sh as a here-document on /dev/fd/3.
 //
+// # Spare sessions
+//
+// Most of a command's cost on the node is sshd starting the session: a
+// fork, the user's login shell and its start-up files, then /bin/sh (the
+// login shell only execs /bin/sh, which reads the frame and runs the script
+// itself). The pool therefore keeps one spare session per connection,
+// opened in the background ahead of the next command, its /bin/sh already
+// waiting for a frame: a command takes it (after a channel request that
+// proves it still open) and its own latency on the node shrinks to reading
+// the frame, forking the watcher and the script. The spare holds one of the
+// connection's MaxSessions but does not keep the connection from its idle
+// timeout; a spare that died with its connection is replaced by a new
+// session, transparently.
+//
 // # Cancellation kills the remote process
 //
 // OpenSSH does not kill a command when its session or connection closes, and
 // refuses signal requests for root. The executor therefore keeps the
-// session's stdin open for the whole command, and the bootstrap forks a
-// watcher that reads it, then replaces itself (exec) with /bin/sh running the
-// script, stdin from /dev/null (or Command.Stdin). The script is thus the
-// session's process, its exit status is the command's, and it leads the
+// session's stdin open for the whole command, and the bootstrap's /bin/sh
+// starts a watcher that reads it (through a subshell that exits at once, so
+// that the watcher is no job of the script's shell), then runs the script
+// itself, stdin from /dev/null (or Command.Stdin). The script thus runs in
+// the session's process, its exit status is the command's, and it leads the
 // process group sshd creates for each session (the local executor creates
 // one too). When the watcher's read hits end of file while the script still
 // runs — the context was cancelled, the timeout expired, the client closed

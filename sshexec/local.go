@@ -71,7 +71,7 @@ func (l *Local) start(ctx context.Context) (process, error) {
 	if closed {
 		return nil, ErrClosed
 	}
-	c := exec.Command("/bin/sh", "-c", Bootstrap)
+	c := exec.Command("/bin/sh", "-c", bootstrapScript)
 	c.Env = localEnv()
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	lp := &localProc{cmd: c}

@@ -399,3 +399,103 @@ func TestAlreadyCanceled(t *testing.T) {
 		t.Errorf("dialled %d times for a canceled context", n)
 	}
 }
+
+func TestSpareSession(t *testing.T) {
+	signer := newSigner(t)
+	srv := startTestServer(t, signer.PublicKey())
+	p := newTestPool(t, signer, func(c *Config) { c.MaxSessions = 2 })
+	ex := p.Executor(srv.target())
+	spare := func() *sshProc {
+		settle(p)
+		c, err := p.conn(t.Context(), srv.target())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.spare
+	}
+	run := func(script, want string) {
+		t.Helper()
+		res, err := ex.Run(t.Context(), Command{Script: script})
+		if err != nil || string(res.Stdout) != want {
+			t.Fatalf("%q: %q, %v", script, res.Stdout, err)
+		}
+	}
+	run("echo one", "one\n")
+	sp := spare()
+	if sp == nil {
+		t.Fatal("no spare session after a command")
+	}
+	// The next command takes the spare, and a new one is opened.
+	run("echo two", "two\n")
+	sp2 := spare()
+	if sp2 == nil || sp2 == sp {
+		t.Fatalf("spare %p after taking %p", sp2, sp)
+	}
+	// Two commands at once (MaxSessions 2): one takes the spare; the spare
+	// is not replaced while no slot is free, and nothing waits for ever.
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			if _, err := ex.Run(t.Context(), Command{Script: fmt.Sprintf("sleep 0.1; echo %d", i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	run("echo three", "three\n")
+	if m := srv.maxOpen.Load(); m > 2 {
+		t.Errorf("%d sessions open at once, want at most 2", m)
+	}
+	// A spare that died is replaced by a new session, transparently. (The
+	// in-process server answers a close before its session has ended, so
+	// its count of open sessions is not checked from here on.)
+	sp3 := spare()
+	if sp3 == nil {
+		t.Fatal("no spare session")
+	}
+	sp3.ch.Close()
+	run("echo four", "four\n")
+	if n := srv.accepted.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
+
+func TestSpareWaitCanceled(t *testing.T) {
+	signer := newSigner(t)
+	srv := startTestServer(t, signer.PublicKey())
+	p := newTestPool(t, signer, nil)
+	ex := p.Executor(srv.target())
+	if _, err := ex.Run(t.Context(), Command{Script: "true"}); err != nil {
+		t.Fatal(err)
+	}
+	// A command waiting for a spare being opened returns when its context
+	// ends.
+	c, err := p.conn(t.Context(), srv.target())
+	if err != nil {
+		t.Fatal(err)
+	}
+	settle(p)
+	c.mu.Lock()
+	if sp := c.spare; sp != nil {
+		c.spare = nil
+		c.mu.Unlock()
+		c.discard(sp)
+		c.mu.Lock()
+	}
+	c.filling, c.filled = true, make(chan struct{}) // an open that never ends
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := ex.Run(ctx, Command{Script: "true"}); !errors.Is(err, ErrCanceled) && !errors.Is(err, ErrTimeout) {
+		t.Fatalf("got %v, want the context's end", err)
+	}
+	c.mu.Lock()
+	c.filling = false
+	close(c.filled)
+	c.mu.Unlock()
+	if _, err := ex.Run(t.Context(), Command{Script: "true"}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -65,14 +65,20 @@ func (e *sshExecutor) start(ctx context.Context) (process, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := c.acquire(ctx); err != nil {
+		sp, err := c.acquire(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			continue // the connection died while we queued: redial
 		}
-		sp, err := startSession(c)
+		if sp != nil {
+			c.fill()
+			return sp, nil // a spare session, its shell already waiting
+		}
+		sp, err = startSession(c)
 		if err == nil {
+			c.fill()
 			return sp, nil
 		}
 		c.release()
@@ -122,7 +128,7 @@ func startSession(c *poolConn) (*sshProc, error) {
 		ch.Close()
 		return nil, err
 	}
-	p := &sshProc{c: c, ch: ch, in: &sessionStdin{ch: ch}, status: make(chan exitStatus, 1), done: make(chan struct{})}
+	p := &sshProc{c: c, ch: ch, in: &sessionStdin{ch: ch}, status: make(chan exitStatus, 1), ended: make(chan struct{}), done: make(chan struct{})}
 	go p.serveRequests(reqs)
 	return p, nil
 }
@@ -162,7 +168,36 @@ func (p *sshProc) serveRequests(reqs <-chan *ssh.Request) {
 			req.Reply(false, nil)
 		}
 	}
+	close(p.ended)
 	p.status <- st
+}
+
+// probe reports whether a spare session is still open, with a channel
+// request that sshd answers (with a failure) at once: a spare may have died
+// with its connection or its sshd while it waited. Bounded by ctx and the
+// keepalive interval; a connection that does not answer is left to the
+// keepalive.
+func (p *sshProc) probe(ctx context.Context) bool {
+	select {
+	case <-p.ended:
+		return false
+	default:
+	}
+	answered := make(chan error, 1)
+	go func() {
+		_, err := p.ch.SendRequest("keepalive@openssh.com", true, nil)
+		answered <- err
+	}()
+	t := time.NewTimer(p.c.p.cfg.KeepaliveInterval)
+	defer t.Stop()
+	select {
+	case err := <-answered:
+		return err == nil
+	case <-p.ended:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return false
 }
 
 // sessionStdin serialises Write and Close: x/crypto's channel does not
@@ -210,6 +245,7 @@ type sshProc struct {
 	ch       ssh.Channel
 	in       *sessionStdin
 	status   chan exitStatus
+	ended    chan struct{} // closed when the channel has closed
 	done     chan struct{} // closed when wait has returned
 	waitOnce sync.Once
 	code     int

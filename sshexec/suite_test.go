@@ -238,6 +238,24 @@ func testExecutor(t *testing.T, ex Executor) {
 		}
 	})
 
+	t.Run("CleanShell", func(t *testing.T) {
+		// The script runs in the shell that read the bootstrap's input: none
+		// of the bootstrap's names are left, it has no background job of its
+		// own (wait returns at once; the watcher is no child of it), and it
+		// leads its process group.
+		res, err := ex.Run(t.Context(), Command{
+			Script:  "set | grep -c '^_bk_' || true\ncommand -v _bk_run || echo no-function\nwait; echo waited\ncut -d' ' -f5 /proc/$$/stat\necho $$",
+			Timeout: 20 * time.Second,
+		})
+		if err != nil {
+			t.Fatalf("%v: %s", err, res.Stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(string(res.Stdout)), "\n")
+		if len(lines) != 5 || lines[0] != "0" || lines[1] != "no-function" || lines[2] != "waited" || lines[3] != lines[4] {
+			t.Errorf("script's shell: %q", lines)
+		}
+	})
+
 	t.Run("LargeAndTrickyScripts", func(t *testing.T) {
 		// Over readModeMax (read with dd) and over a pipe buffer (here-document
 		// written by a child of the shell); odd lines must pass verbatim.
