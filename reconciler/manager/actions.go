@@ -50,17 +50,16 @@ func usesSecret(s *api.DeploymentSpec, name string) bool {
 	return false
 }
 
-// watchSecrets enqueues the deployments that use a Secret whenever it is
-// written or deleted, so that a changed secret rolls them out at once
-// rather than at the next resync. A failed watch is retried; a missed
-// change is still found by the resync (the secret hash is part of the
-// revision).
-func (m *Manager) watchSecrets(ctx context.Context) {
+// watchKind calls fn with every change of kind's objects until ctx ends.
+// A failed watch is retried with a capped backoff (what fn would have seen
+// meanwhile is found by the resyncs). A new watch starts over, so fn also
+// sees the objects as they are then.
+func (m *Manager) watchKind(ctx context.Context, kind string, fn func(store.Event)) {
 	delay := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		events, err := m.cfg.Store.Watch(ctx, store.WatchOptions{Kind: api.KindSecret})
+		events, err := m.cfg.Store.Watch(ctx, store.WatchOptions{Kind: kind})
 		if err != nil {
-			m.cfg.Logger.Warn("watching secrets failed; retrying", "err", err, "in", delay)
+			m.cfg.Logger.Warn("watching failed; retrying", "kind", kind, "err", err, "in", delay)
 			select {
 			case <-ctx.Done():
 				return
@@ -71,61 +70,56 @@ func (m *Manager) watchSecrets(ctx context.Context) {
 		}
 		delay = 100 * time.Millisecond
 		for ev := range events {
-			name := ev.Object.GetObjectMeta().Name
-			deps, err := m.cfg.Store.List(ctx, api.KindDeployment, store.ListOptions{})
-			if err != nil {
-				m.cfg.Logger.Warn("secret changed; listing deployments failed", "secret", name, "err", err)
-				continue
-			}
-			for _, o := range deps {
-				if usesSecret(&o.(*api.Deployment).Spec, name) {
-					m.depl.Enqueue(o.GetObjectMeta().Name)
-				}
-			}
+			fn(ev)
 		}
 	}
+}
+
+// watchSecrets enqueues the deployments that use a Secret whenever it is
+// written or deleted, so that a changed secret rolls them out at once
+// rather than at the next resync. A missed change is still found by the
+// resync (the secret hash is part of the revision).
+func (m *Manager) watchSecrets(ctx context.Context) {
+	m.watchKind(ctx, api.KindSecret, func(ev store.Event) {
+		name := ev.Object.GetObjectMeta().Name
+		deps, err := m.cfg.Store.List(ctx, api.KindDeployment, store.ListOptions{})
+		if err != nil {
+			m.cfg.Logger.Warn("secret changed; listing deployments failed", "secret", name, "err", err)
+			return
+		}
+		for _, o := range deps {
+			if usesSecret(&o.(*api.Deployment).Spec, name) {
+				m.depl.Enqueue(o.GetObjectMeta().Name)
+			}
+		}
+	})
 }
 
 // watchNodes enqueues every Deployment placed on a Node (spec.nodes or
 // spec.nodeSelector) when the Node becomes Ready (its Ready condition
 // turns true) or its spec or labels change, so that a node back from an
 // outage gets what it missed at once rather than at the deployment's
-// next retry. A failed watch is retried; the deployments' own retries
-// (capped backoff) and resyncs find what a missed event would have woken.
+// next retry. The deployments' own retries (capped backoff) and resyncs
+// find what a missed event would have woken.
 func (m *Manager) watchNodes(ctx context.Context) {
-	delay := 100 * time.Millisecond
 	seen := map[string]nodeWake{}
-	for ctx.Err() == nil {
-		events, err := m.cfg.Store.Watch(ctx, store.WatchOptions{Kind: api.KindNode})
-		if err != nil {
-			m.cfg.Logger.Warn("watching nodes failed; retrying", "err", err, "in", delay)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(delay):
-			}
-			delay = min(delay*2, 10*time.Second)
-			continue
+	m.watchKind(ctx, api.KindNode, func(ev store.Event) {
+		n, ok := ev.Object.(*api.Node)
+		if !ok {
+			return
 		}
-		delay = 100 * time.Millisecond
-		for ev := range events {
-			n, ok := ev.Object.(*api.Node)
-			if !ok {
-				continue
-			}
-			name := n.Metadata.Name
-			if ev.Type == store.Deleted {
-				delete(seen, name)
-				continue
-			}
-			cur := wakeOf(n)
-			prev, known := seen[name]
-			seen[name] = cur
-			if why := wakeReason(prev, known, cur); why != "" {
-				m.enqueuePlacedOn(ctx, n, why)
-			}
+		name := n.Metadata.Name
+		if ev.Type == store.Deleted {
+			delete(seen, name)
+			return
 		}
-	}
+		cur := wakeOf(n)
+		prev, known := seen[name]
+		seen[name] = cur
+		if why := wakeReason(prev, known, cur); why != "" {
+			m.enqueuePlacedOn(ctx, n, why)
+		}
+	})
 }
 
 // nodeWake is what watchNodes compares between two versions of a Node.
