@@ -230,11 +230,9 @@ func TestPushIgnoredOncePerCommit(t *testing.T) {
 		t.Helper()
 		d := getWeb(t, st)
 		d.Default()
-		pin := d.Status.Pin
-		if pin != nil && pin.Generation != d.Metadata.Generation {
-			pin = nil
+		if _, err := r.resolveSource(ctx, d, &outcome{}); err != nil {
+			t.Fatal(err)
 		}
-		r.watchPin(ctx, d, pin)
 	}
 	pushIgnored := func() []string {
 		var out []string

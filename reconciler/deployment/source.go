@@ -65,12 +65,19 @@ func (r *Reconciler) resolveSource(ctx context.Context, d *api.Deployment, o *ou
 		pinned = rv.pin.Commit
 	}
 	rv.restart = d.Status.Restart != "" && d.Status.Restart != d.Status.RestartDone
-	rv.commit, err = r.Mirrors.Resolve(ctx, d.Spec.Source.Repo, d.Spec.Source.Ref, pinned)
+	head := ""
+	if rv.pin != nil && d.Spec.Source.Commit == "" {
+		// While an action's pin holds, the same fetch also says where the
+		// followed ref is now (watchPin).
+		rv.commit, head, err = r.Mirrors.ResolveWithHead(ctx, d.Spec.Source.Repo, d.Spec.Source.Ref, pinned)
+	} else {
+		rv.commit, err = r.Mirrors.Resolve(ctx, d.Spec.Source.Repo, d.Spec.Source.Ref, pinned)
+	}
 	if err != nil {
 		o.ending, o.msg = endSourceUnavailable, err.Error()
 		return nil, fmt.Errorf("resolve source: %w", err)
 	}
-	r.watchPin(ctx, d, rv.pin)
+	r.watchPin(ctx, d, rv.pin, head)
 	return rv, nil
 }
 
@@ -123,18 +130,11 @@ func setPinnedCondition(s *api.DeploymentStatus, name string, spec *api.Deployme
 // event PushIgnored naming it. Pin.RefHead remembers the last commit
 // seen, so that each commit is reported once, not at every resync; the
 // ref's commit first seen under a pin (the one rolled back from) is only
-// remembered. Failures are logged: this never fails a reconcile.
-func (r *Reconciler) watchPin(ctx context.Context, d *api.Deployment, pin *api.CommitPin) {
+// remembered. head is the commit the followed ref names now (read by the
+// reconcile's one fetch; "": unknown). Failures are logged: this never
+// fails a reconcile.
+func (r *Reconciler) watchPin(ctx context.Context, d *api.Deployment, pin *api.CommitPin, head string) {
 	name, gen := d.Metadata.Name, d.Metadata.Generation
-	head := ""
-	if pin != nil && d.Spec.Source.Commit == "" {
-		var err error
-		// A second fetch of the mirror, only while a pin holds.
-		if head, err = r.Mirrors.Resolve(ctx, d.Spec.Source.Repo, d.Spec.Source.Ref, ""); err != nil {
-			r.log().Debug("resolving the followed ref of a pinned deployment", "deployment", name, "err", err)
-			head = ""
-		}
-	}
 	moved := pin != nil && head != "" && head != pin.RefHead
 	probe := d.Status
 	probe.Conditions = append([]api.Condition(nil), d.Status.Conditions...)

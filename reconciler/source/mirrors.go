@@ -247,32 +247,54 @@ func (m *Mirrors) open(ctx context.Context, repo string) (*mirror, func(), error
 // Errors wrap ErrInvalid, ErrUnreachable, ErrRefNotFound (the message lists
 // some branches) or ErrCommitNotFound, and include git's message.
 func (m *Mirrors) Resolve(ctx context.Context, repo, ref, pinned string) (commit string, err error) {
+	commit, _, err = m.resolve(ctx, repo, ref, pinned, false)
+	return commit, err
+}
+
+// ResolveWithHead is Resolve of a pinned commit that also returns the
+// commit ref names now, after the same one fetch ("" when ref names none:
+// the pinned commit is what counts).
+func (m *Mirrors) ResolveWithHead(ctx context.Context, repo, ref, pinned string) (commit, head string, err error) {
+	return m.resolve(ctx, repo, ref, pinned, true)
+}
+
+func (m *Mirrors) resolve(ctx context.Context, repo, ref, pinned string, withHead bool) (commit, head string, err error) {
 	if pinned != "" {
 		if err := checkCommit("pinned commit", pinned); err != nil {
-			return "", err
+			return "", "", err
 		}
 	} else if err := checkRef(ref); err != nil {
-		return "", err
+		return "", "", err
 	}
 	asked := time.Now()
 	mr, unlock, err := m.open(ctx, repo)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer unlock()
 	if err := mr.fetchSince(ctx, asked); err != nil {
-		return "", err
+		return "", "", err
 	}
-	if pinned != "" {
-		c, err := mr.commitOf(ctx, pinned)
-		if err != nil {
-			return "", err
-		}
-		if c == "" {
-			return "", fmt.Errorf("%w: pinned commit %s is not in %s", ErrCommitNotFound, pinned, redact(repo))
-		}
-		return c, nil
+	if pinned == "" {
+		commit, err = mr.refCommit(ctx, ref)
+		return commit, commit, err
 	}
+	c, err := mr.commitOf(ctx, pinned)
+	if err != nil {
+		return "", "", err
+	}
+	if c == "" {
+		return "", "", fmt.Errorf("%w: pinned commit %s is not in %s", ErrCommitNotFound, pinned, redact(repo))
+	}
+	if withHead && checkRef(ref) == nil {
+		head, _ = mr.refCommit(ctx, ref)
+	}
+	return c, head, nil
+}
+
+// refCommit returns the commit ref names in the mirror: a branch, else a
+// tag; a fully qualified "refs/heads/X" or "refs/tags/X" as is.
+func (mr *mirror) refCommit(ctx context.Context, ref string) (string, error) {
 	candidates := []string{"refs/heads/" + ref, "refs/tags/" + ref}
 	if strings.HasPrefix(ref, "refs/heads/") || strings.HasPrefix(ref, "refs/tags/") {
 		candidates = []string{ref}
