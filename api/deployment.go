@@ -494,3 +494,25 @@ func (d *Deployment) Default() {
 		s.ProgressDeadline = &Duration{DefaultProgressDeadline}
 	}
 }
+
+// ReadyNodes counts the nodes serving the deployment's revision
+// (status.revision; its commit for a node that does not say its revision)
+// and healthy, over the nodes it runs on (status.nodes, or spec.nodes
+// before the first rollout). A node that runs an older revision, or could
+// not be observed, is not ready. It is `bakery get deployments`' READY.
+func (d *Deployment) ReadyNodes() (ready, total int) {
+	for _, n := range d.Status.Nodes {
+		current := n.Commit != "" && n.Commit == d.Status.Commit
+		if n.Revision != 0 && d.Status.Revision != 0 {
+			current = n.Revision == d.Status.Revision
+		}
+		if n.Healthy && current {
+			ready++
+		}
+	}
+	total = len(d.Status.Nodes)
+	if total == 0 {
+		total = len(d.Spec.Nodes)
+	}
+	return ready, total
+}

@@ -203,24 +203,9 @@ func pinned(d *api.Deployment) string {
 	return p.Reason + ":" + shortCommit(p.Commit)
 }
 
-// readyCount is "ready/total": the nodes serving the deployment's
-// revision (status.revision; its commit for a node that does not say its
-// revision) and healthy, over the nodes it runs on. A node that runs an
-// older revision, or could not be observed, is not ready.
+// readyCount is "ready/total" (api.Deployment.ReadyNodes).
 func readyCount(d *api.Deployment) string {
-	total, ready := len(d.Status.Nodes), 0
-	for _, n := range d.Status.Nodes {
-		current := n.Commit != "" && n.Commit == d.Status.Commit
-		if n.Revision != 0 && d.Status.Revision != 0 {
-			current = n.Revision == d.Status.Revision
-		}
-		if n.Healthy && current {
-			ready++
-		}
-	}
-	if total == 0 {
-		total = len(d.Spec.Nodes)
-	}
+	ready, total := d.ReadyNodes()
 	return fmt.Sprintf("%d/%d", ready, total)
 }
 

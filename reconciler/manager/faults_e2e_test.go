@@ -142,16 +142,10 @@ func (e *faultsEnv) stepStarted(commit, node, kind string) bool {
 	return false
 }
 
-// ready is `bakery get deployments`' READY: nodes serving the revision
-// and healthy, over the nodes.
+// ready is `bakery get deployments`' READY.
 func ready(d *api.Deployment) string {
-	n := 0
-	for _, ns := range d.Status.Nodes {
-		if ns.Healthy && ns.Revision == d.Status.Revision {
-			n++
-		}
-	}
-	return fmt.Sprintf("%d/%d", n, len(d.Status.Nodes))
+	n, total := d.ReadyNodes()
+	return fmt.Sprintf("%d/%d", n, total)
 }
 
 // waitingFor reports whether the deployment waits for node with the given
