@@ -490,7 +490,8 @@ func TestExampleHello(t *testing.T) {
 	}
 	newTestEnv(t)
 	wantLines(t, must(t, "", "apply", "-f", example), "node.bakery.dev/web-1 created", "deployment.bakery.dev/hello created")
-	wantLines(t, must(t, "", "apply", "-f", "../../examples/"), "node.bakery.dev/web-1 unchanged", "deployment.bakery.dev/hello unchanged")
+	wantLines(t, must(t, "", "apply", "-f", "../../examples/"), "node.bakery.dev/web-1 unchanged", "deployment.bakery.dev/hello unchanged",
+		"deployment.bakery.dev/tasks created")
 }
 
 func TestDelete(t *testing.T) {
