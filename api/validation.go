@@ -75,6 +75,29 @@ func ValidateName(name string) string {
 	return ""
 }
 
+// MaxProcessNameLength bounds the name of a process (spec.processes) so
+// that its unit names stay short.
+const MaxProcessNameLength = 20
+
+// ValidateProcessName checks the name of a process (spec.processes[].name):
+// a DNS-1123 label of at most MaxProcessNameLength characters, none of
+// whose '-'-separated parts is "blue" or "green", so that a node's unit
+// name bakery-APP-SLOT-PROC@N.service names exactly one app, slot and
+// process. It returns the reason when it is not acceptable.
+func ValidateProcessName(name string) string {
+	switch {
+	case name == "":
+		return "is required"
+	case len(name) > MaxProcessNameLength:
+		return fmt.Sprintf("%q: must be at most %d characters", name, MaxProcessNameLength)
+	case !dns1123Label.MatchString(name):
+		return fmt.Sprintf("%q must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit", name)
+	case strings.Contains("-"+name+"-", "-blue-") || strings.Contains("-"+name+"-", "-green-"):
+		return fmt.Sprintf("%q: no '-'-separated part may be \"blue\" or \"green\" (the slot names in its unit's name)", name)
+	}
+	return ""
+}
+
 // ValidateHost checks a host name an app is served under (ingress.hosts,
 // nginx's server_name): lower-case DNS labels separated by dots, at most
 // 253 characters, optionally starting with "*." (a wildcard server name).

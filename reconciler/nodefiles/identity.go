@@ -79,7 +79,8 @@ func ValidateStopTimeout(sec int) string {
 
 // ValidateParam applies the rule of one kind of node parameter to its
 // text form, as the node's helper receives it (`bakery-sudo check KIND
-// VALUE`): app, slot, port, release, seconds, host, cert-host. It exists
+// VALUE`): app, slot, port, release, seconds, host, cert-host, process,
+// replicas. It exists
 // so that one table of cases can be run against both sides.
 func ValidateParam(kind, value string) string {
 	switch kind {
@@ -93,6 +94,14 @@ func ValidateParam(kind, value string) string {
 		return api.ValidateHost(value)
 	case "cert-host":
 		return api.ValidateCertificateHost(value)
+	case "process":
+		return api.ValidateProcessName(value)
+	case "replicas":
+		n, err := strconv.Atoi(value)
+		if err != nil || strconv.Itoa(n) != value {
+			return fmt.Sprintf("%q is not a decimal number", value)
+		}
+		return ValidateReplicas(n)
 	case "port", "seconds":
 		n, err := strconv.Atoi(value)
 		if err != nil || strconv.Itoa(n) != value {
