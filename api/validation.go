@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // FieldError is one problem with one field, named by its path
@@ -263,14 +264,21 @@ func (d *Deployment) Validate() FieldErrors {
 
 	switch s.Runtime {
 	case RuntimeSystemd:
-		if s.Run.Command == "" {
-			es.add("spec.run.command", "is required with runtime systemd")
+		switch {
+		case s.Run.Command != "":
+		case len(s.Processes) == 0:
+			es.add("spec.run.command", "is required with runtime systemd (or give spec.processes for a worker-only app)")
+		case s.Ingress != nil:
+			es.add("spec.ingress", "needs spec.run.command: a worker-only app (spec.processes only) serves no HTTP")
 		}
 		if s.Docker != nil {
 			es.add("spec.docker", "is only allowed with runtime docker")
 		}
 	case RuntimeDocker:
 		validateDocker(&es, s)
+		if len(s.Processes) > 0 {
+			es.add("spec.processes", "not supported with runtime docker yet (runtime systemd runs them)")
+		}
 	default:
 		es.add("spec.runtime", "must be systemd or docker, not %q", s.Runtime)
 	}
@@ -325,6 +333,8 @@ func (d *Deployment) Validate() FieldErrors {
 			es.add(c.path, "must not contain NUL")
 		}
 	}
+
+	validateProcesses(&es, s.Processes)
 
 	h := &s.HealthCheck
 	if !httpPathRE.MatchString(h.Path) {
@@ -439,3 +449,35 @@ func validateDocker(es *FieldErrors, s *DeploymentSpec) {
 		}
 	}
 }
+
+// validateProcesses checks spec.processes.
+func validateProcesses(es *FieldErrors, procs []Process) {
+	seen := map[string]bool{}
+	for i, p := range procs {
+		path := fmt.Sprintf("spec.processes[%d]", i)
+		if r := ValidateProcessName(p.Name); r != "" {
+			es.add(path+".name", "%s", r)
+		} else if seen[p.Name] {
+			es.add(path+".name", "duplicate process %q", p.Name)
+		}
+		seen[p.Name] = true
+		switch {
+		case strings.TrimSpace(p.Command) == "":
+			es.add(path+".command", "is required")
+		case strings.ContainsRune(p.Command, 0):
+			es.add(path+".command", "must not contain NUL")
+		}
+		if p.Replicas < 1 || p.Replicas > MaxProcessReplicas {
+			es.add(path+".replicas", "must be 1-%d", MaxProcessReplicas)
+		}
+		if t := p.StopTimeout; t != nil && (t.Duration < time.Second || t.Duration > 24*time.Hour || t.Duration%time.Second != 0) {
+			es.add(path+".stopTimeout", "must be whole seconds, 1s-24h")
+		}
+		if h := p.HealthCheck; h != nil && (strings.TrimSpace(h.Exec) == "" || strings.ContainsRune(h.Exec, 0)) {
+			es.add(path+".healthCheck.exec", "must be a command (no NUL)")
+		}
+	}
+}
+
+// MaxProcessReplicas bounds spec.processes[].replicas (instances per node).
+const MaxProcessReplicas = 99

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strings"
 	"time"
 
 	"bakery.dev/bakery/api"
@@ -122,11 +123,19 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 	case ActHealth:
 		return n.health(ctx, a.Slot, a.Port)
 	case ActSwitch:
-		if err := ing.Switch(ctx, n, a.Slot, a.Port); err != nil {
-			return err
+		if !n.desired.WorkerOnly {
+			if err := ing.Switch(ctx, n, a.Slot, a.Port); err != nil {
+				return err
+			}
+			n.obs.SiteHash = ing.Hash(n, a.Slot, a.Port)
+		} else {
+			n.logf("no web process: the %s slot becomes active without an nginx site", a.Slot)
 		}
-		n.obs.SiteHash = ing.Hash(n, a.Slot, a.Port)
 		return n.writeState(ctx, a)
+	case ActProcs:
+		return n.startProcs(ctx, rt, a)
+	case ActStopProcs:
+		return n.stopProcs(ctx, rt, a.Slot)
 	case ActDrain:
 		return n.drain(ctx, a.Slot)
 	case ActStop:
@@ -147,6 +156,58 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 		return n.removeApp(ctx, rt, ing)
 	}
 	return fmt.Errorf("unknown action %q", a.Type)
+}
+
+// procRunner is a runtime that runs a slot's processes (spec.processes).
+type procRunner interface {
+	// StartProcs runs instances 1..replicas of each process of a.Slot
+	// and stops the others.
+	StartProcs(ctx context.Context, n *nodeRun, a Action) error
+	// StopProcs stops every process of slot (SIGTERM, stopTimeout).
+	StopProcs(ctx context.Context, n *nodeRun, slot string) error
+}
+
+// startProcs starts a slot's processes and records them running.
+func (n *nodeRun) startProcs(ctx context.Context, rt Runtime, a Action) error {
+	pr, ok := rt.(procRunner)
+	if !ok {
+		return fmt.Errorf("runtime %s does not run spec.processes", n.spec.Runtime)
+	}
+	start := time.Now()
+	if err := pr.StartProcs(ctx, n, a); err != nil {
+		return err
+	}
+	got := map[string]map[int]string{}
+	var names []string
+	for _, p := range n.desired.Procs {
+		got[p.Name] = map[int]string{}
+		for i := 1; i <= p.Replicas; i++ {
+			got[p.Name][i] = "active"
+		}
+		names = append(names, fmt.Sprintf("%s×%d", p.Name, p.Replicas))
+	}
+	n.obs.Procs[a.Slot] = got
+	n.logf("processes of the %s slot running: %s (%s)", a.Slot, strings.Join(names, ", "), time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// stopProcs stops a slot's processes: each gets SIGTERM and its
+// stopTimeout to finish its job.
+func (n *nodeRun) stopProcs(ctx context.Context, rt Runtime, slot string) error {
+	if n.prev != nil && !n.installed[slot] {
+		rt = n.prev
+	}
+	pr, ok := rt.(procRunner)
+	if !ok {
+		return nil // nothing of this runtime's to stop
+	}
+	start := time.Now()
+	if err := pr.StopProcs(ctx, n, slot); err != nil {
+		return err
+	}
+	delete(n.obs.Procs, slot)
+	n.logf("processes of the %s slot stopped (%s)", slot, time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // drain waits the strategy's drain time before the old slot stops.
@@ -324,6 +385,12 @@ func (systemdRuntime) Install(ctx context.Context, n *nodeRun, a Action) error {
 	if _, err := run(ctx, n, nodescript.SystemdInstallEnv, nodescript.SystemdEnvInput{App: n.app, Slot: a.Slot, EnvFile: nf.EnvFile(n.env)}); err != nil {
 		return fmt.Errorf("env file: %w", err)
 	}
+	if err := installProcs(ctx, n, a); err != nil {
+		return err
+	}
+	if n.desired.WorkerOnly {
+		return nil
+	}
 	if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.RunScriptPath(n.app, a.Slot), Mode: 0o644, Content: []byte(nf.RunScript(n.spec.Run.Command))}); err != nil {
 		return fmt.Errorf("run script: %w", err)
 	}
@@ -340,6 +407,47 @@ func (systemdRuntime) Start(ctx context.Context, n *nodeRun, a Action) error {
 
 func (systemdRuntime) Stop(ctx context.Context, n *nodeRun, slot string) error {
 	_, err := run(ctx, n, nodescript.SystemdStop, nodescript.SlotInput{App: n.app, Slot: slot})
+	return err
+}
+
+// installProcs writes the run script of each process of the slot and has
+// the helper render their units (removing the slot's other process units).
+func installProcs(ctx context.Context, n *nodeRun, a Action) error {
+	if len(n.spec.Processes) == 0 && len(n.obs.Procs[a.Slot]) == 0 {
+		return nil
+	}
+	in := nodescript.ProcsInput{App: n.app, Slot: a.Slot, Release: a.Release}
+	for _, p := range n.spec.Processes {
+		if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.ProcRunScriptPath(n.app, a.Slot, p.Name), Mode: 0o644, Content: []byte(nf.ProcRunScript(p.Name, p.Command))}); err != nil {
+			return fmt.Errorf("run script of process %s: %w", p.Name, err)
+		}
+		in.Procs = append(in.Procs, nodescript.Proc{Name: p.Name, StopTimeoutSec: procStopSeconds(p)})
+	}
+	if _, err := run(ctx, n, nodescript.SystemdInstallProcs, in); err != nil {
+		return fmt.Errorf("process units: %w", err)
+	}
+	return nil
+}
+
+// procStopSeconds is a process's stopTimeout in whole seconds.
+func procStopSeconds(p api.Process) int {
+	if p.StopTimeout == nil {
+		return int(api.DefaultProcessStopTimeout / time.Second)
+	}
+	return max(int(p.StopTimeout.Duration/time.Second), 1)
+}
+
+func (systemdRuntime) StartProcs(ctx context.Context, n *nodeRun, a Action) error {
+	in := nodescript.ProcsInput{App: n.app, Slot: a.Slot}
+	for _, p := range n.desired.Procs {
+		in.Procs = append(in.Procs, nodescript.Proc{Name: p.Name, Replicas: p.Replicas})
+	}
+	_, err := run(ctx, n, nodescript.SystemdScaleProcs, in)
+	return err
+}
+
+func (systemdRuntime) StopProcs(ctx context.Context, n *nodeRun, slot string) error {
+	_, err := run(ctx, n, nodescript.SystemdProcsStop, nodescript.SlotInput{App: n.app, Slot: slot})
 	return err
 }
 

@@ -25,7 +25,8 @@ type Process struct {
 	StopTimeoutSec int
 }
 
-func (p Process) stopTimeout() int {
+// StopTimeout is TimeoutStopSec: StopTimeoutSec, or DefaultStopTimeout.
+func (p Process) StopTimeout() int {
 	if p.StopTimeoutSec == 0 {
 		return DefaultStopTimeout
 	}
@@ -35,7 +36,7 @@ func (p Process) stopTimeout() int {
 // Validate applies the node helper's rules to every parameter.
 func (p Process) Validate() error {
 	for _, r := range []string{api.ValidateName(p.App), ValidateSlot(p.Slot), api.ValidateProcessName(p.Name),
-		ValidateRelease(p.Release), ValidateStopTimeout(p.stopTimeout())} {
+		ValidateRelease(p.Release), ValidateStopTimeout(p.StopTimeout())} {
 		if r != "" {
 			return fmt.Errorf("process unit of %s/%s/%s: %s", p.App, p.Slot, p.Name, r)
 		}
@@ -46,7 +47,7 @@ func (p Process) Validate() error {
 // ProcArgs are the arguments of the helper's proc-install (and
 // render-proc) verb for p.
 func ProcArgs(p Process) []string {
-	return []string{p.App, p.Slot, p.Name, p.Release, strconv.Itoa(p.stopTimeout())}
+	return []string{p.App, p.Slot, p.Name, p.Release, strconv.Itoa(p.StopTimeout())}
 }
 
 // ProcUnitName is the unit of instance n (1..replicas) of a process.
@@ -84,7 +85,7 @@ func ProcUnit(p Process) string {
 	fmt.Fprintf(&b, "Environment=BAKERY_PROCESS=%s BAKERY_REPLICA=%%i\n", p.Name)
 	fmt.Fprintf(&b, "EnvironmentFile=%s\n", EnvPath(p.App, p.Slot))
 	fmt.Fprintf(&b, "ExecStart=/bin/sh %s\n", ProcRunScriptPath(p.App, p.Slot, p.Name))
-	fmt.Fprintf(&b, "Restart=on-failure\nRestartSec=1\nKillSignal=SIGTERM\nTimeoutStopSec=%d\nSyslogIdentifier=bakery-%s-%s-%s\n", p.stopTimeout(), p.App, p.Slot, p.Name)
+	fmt.Fprintf(&b, "Restart=on-failure\nRestartSec=1\nKillSignal=SIGTERM\nTimeoutStopSec=%d\nSyslogIdentifier=bakery-%s-%s-%s\n", p.StopTimeout(), p.App, p.Slot, p.Name)
 	fmt.Fprintf(&b, "ReadWritePaths=%s\n", AppDataDir(p.App))
 	b.WriteString(unitSandbox)
 	fmt.Fprintf(&b, "\n[Install]\nWantedBy=multi-user.target\n")

@@ -95,10 +95,12 @@ func TestScriptsPassValuesLiterally(t *testing.T) {
 			"sudo -n " + h + " systemctl disable " + hostile + " blue",
 			"sudo -n " + h + " systemctl stop " + hostile + " blue"}, "", "", false},
 		{"systemd-remove", func() (sshexec.Command, error) { return SystemdRemove.Command(AppInput{App: hostile}) }, []string{
+			"sudo -n " + h + " proc-remove " + hostile + " blue",
 			"sudo -n " + h + " systemctl disable " + hostile + " blue",
 			"sudo -n " + h + " systemctl stop " + hostile + " blue",
 			"sudo -n " + h + " unit-remove " + hostile + " blue",
 			"sudo -n " + h + " env-remove " + hostile + " blue",
+			"sudo -n " + h + " proc-remove " + hostile + " green",
 			"sudo -n " + h + " systemctl disable " + hostile + " green",
 			"sudo -n " + h + " systemctl stop " + hostile + " green",
 			"sudo -n " + h + " unit-remove " + hostile + " green",
@@ -147,6 +149,15 @@ func TestScriptsPassValuesLiterally(t *testing.T) {
 		{"journal follow", func() (sshexec.Command, error) {
 			return Journal.Command(LogsInput{App: hostile, Slot: "green", Lines: 5, Follow: true})
 		}, []string{"sudo -n " + h + " journal " + hostile + " green 5 follow"}, "", "", false},
+		{"journal process", func() (sshexec.Command, error) {
+			return Journal.Command(LogsInput{App: hostile, Slot: "green", Lines: 5, Follow: true, Process: "worker"})
+		}, []string{"sudo -n " + h + " journal " + hostile + " green 5 follow --process worker"}, "", "", false},
+		{"systemd-scale-procs", func() (sshexec.Command, error) {
+			return SystemdScaleProcs.Command(ProcsInput{App: hostile, Slot: "blue", Procs: []Proc{{Name: "worker", Replicas: 2}, {Name: "mailer", Replicas: 1}}})
+		}, []string{"sudo -n " + h + " proc-scale " + hostile + " blue worker 2", "sudo -n " + h + " proc-scale " + hostile + " blue mailer 1"}, "", "", false},
+		{"systemd-procs-stop", func() (sshexec.Command, error) {
+			return SystemdProcsStop.Command(SlotInput{App: hostile, Slot: "green"})
+		}, []string{"sudo -n " + h + " proc-remove " + hostile + " green", "sudo -n " + h + " daemon-reload"}, "", "", false},
 		{"docker-logs", func() (sshexec.Command, error) {
 			return DockerLogs.Command(LogsInput{App: hostile, Slot: "blue", Lines: 7})
 		}, []string{"docker logs --timestamps --tail 7 bakery-" + hostile + "-blue"}, "", "", false},
