@@ -51,7 +51,7 @@ type DeploymentSpec struct {
 	// check.
 	Processes []Process `json:"processes,omitempty"`
 	Ingress   *Ingress  `json:"ingress,omitempty"`
-	Strategy    Strategy    `json:"strategy,omitempty"`
+	Strategy  Strategy  `json:"strategy,omitempty"`
 	// KeepReleases is how many built releases stay on each node (default 3).
 	KeepReleases int `json:"keepReleases,omitempty"`
 	// ProgressDeadline fails a rollout that has not finished in time (default 10m).
