@@ -188,7 +188,55 @@ func (n *nodeRun) startProcs(ctx context.Context, rt Runtime, a Action) error {
 	}
 	n.obs.Procs[a.Slot] = got
 	n.logf("processes of the %s slot running: %s (%s)", a.Slot, strings.Join(names, ", "), time.Since(start).Round(time.Millisecond))
+	for _, p := range n.spec.Processes {
+		if p.HealthCheck != nil {
+			if err := n.procHealth(ctx, a, p); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// procHealth runs a process's healthCheck.exec in its release with the
+// slot's environment (the helper's run verb, as the app's user) until it
+// exits 0: at most spec.healthCheck.retries times, spec.healthCheck
+// .interval apart, each bounded by spec.healthCheck.timeout.
+func (n *nodeRun) procHealth(ctx context.Context, a Action, p api.Process) error {
+	h := n.spec.HealthCheck
+	retries, interval, timeout := max(h.Retries, 1), api.DefaultHealthInterval, api.DefaultHealthTimeout
+	if h.Interval != nil {
+		interval = h.Interval.Duration
+	}
+	if h.Timeout != nil {
+		timeout = h.Timeout.Duration
+	}
+	in := nodescript.RunInput{App: n.app, Slot: a.Slot, Commit: a.Commit, Release: a.Release, Script: "health-" + a.Slot + "-" + p.Name + ".sh",
+		Command: p.HealthCheck.Exec, TimeoutSec: max(int((timeout+time.Second-1)/time.Second), 1)}
+	var last error
+	for i := 1; i <= retries; i++ {
+		res, err := run(ctx, n, nodescript.RunCommand, in)
+		if err == nil {
+			n.logf("process %s is healthy (%s passed, attempt %d)", p.Name, p.HealthCheck.Exec, i)
+			return nil
+		}
+		last = fmt.Errorf("%w: %s", err, truncateOutput(string(res.Stdout)+string(res.Stderr)))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+	return fmt.Errorf("process %s: health check %q failed %d times: %w", p.Name, p.HealthCheck.Exec, retries, last)
+}
+
+// truncateOutput keeps the end of a command's output for an error.
+func truncateOutput(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 300 {
+		s = "…" + s[len(s)-300:]
+	}
+	return s
 }
 
 // stopProcs stops a slot's processes: each gets SIGTERM and its
