@@ -45,10 +45,19 @@ type DeploymentSpec struct {
 	Run         Run         `json:"run"`
 	HealthCheck HealthCheck `json:"healthCheck,omitempty"`
 	// Processes are named non-HTTP processes (workers) that run from the
-	// same release and environment as the web process, replicas of each
-	// per node. A deployment without run.command and without ingress is a
-	// worker-only app: no web process, port, nginx site or HTTP health
-	// check.
+	// same release and environment as the web process (no PORT;
+	// BAKERY_PROCESS and BAKERY_REPLICA set), replicas of each per node,
+	// as systemd units bakery-APP-SLOT-NAME@N. They switch with the web
+	// process: after the web switch the new release's processes start
+	// and pass their healthCheck.exec (run in the release with the app's
+	// environment, retried as spec.healthCheck says), then the old ones
+	// get SIGTERM and stopTimeout to finish their job. A stopped or
+	// failed instance is started again at resync; a change of replicas
+	// converges without a rollout; a process left out of the spec stops
+	// with its old slot. Logs: bakery logs deployment/NAME --runtime
+	// --process NAME. A deployment without run.command and without
+	// ingress is a worker-only app: no web process, port, nginx site or
+	// HTTP health check.
 	Processes []Process `json:"processes,omitempty"`
 	Ingress   *Ingress  `json:"ingress,omitempty"`
 	Strategy  Strategy  `json:"strategy,omitempty"`

@@ -468,7 +468,7 @@ func validateProcesses(es *FieldErrors, procs []Process) {
 			es.add(path+".command", "must not contain NUL")
 		}
 		if p.Replicas < 1 || p.Replicas > MaxProcessReplicas {
-			es.add(path+".replicas", "must be 1-%d", MaxProcessReplicas)
+			es.add(path+".replicas", "must be 1-99")
 		}
 		if t := p.StopTimeout; t != nil && (t.Duration < time.Second || t.Duration > 24*time.Hour || t.Duration%time.Second != 0) {
 			es.add(path+".stopTimeout", "must be whole seconds, 1s-24h")
@@ -479,5 +479,6 @@ func validateProcesses(es *FieldErrors, procs []Process) {
 	}
 }
 
-// MaxProcessReplicas bounds spec.processes[].replicas (instances per node).
+// MaxProcessReplicas bounds spec.processes[].replicas (instances per node;
+// the node helper's check_replicas).
 const MaxProcessReplicas = 99
