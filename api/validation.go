@@ -276,9 +276,6 @@ func (d *Deployment) Validate() FieldErrors {
 		}
 	case RuntimeDocker:
 		validateDocker(&es, s)
-		if len(s.Processes) > 0 {
-			es.add("spec.processes", "not supported with runtime docker yet (runtime systemd runs them)")
-		}
 	default:
 		es.add("spec.runtime", "must be systemd or docker, not %q", s.Runtime)
 	}

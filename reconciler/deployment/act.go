@@ -215,7 +215,11 @@ func (n *nodeRun) procHealth(ctx context.Context, a Action, p api.Process) error
 		Command: p.HealthCheck.Exec, TimeoutSec: max(int((timeout+time.Second-1)/time.Second), 1)}
 	var last error
 	for i := 1; i <= retries; i++ {
-		res, err := run(ctx, n, nodescript.RunCommand, in)
+		script := nodescript.RunCommand
+		if isDocker(n.spec) {
+			script, in.Network = nodescript.DockerRun, n.docker().Network
+		}
+		res, err := run(ctx, n, script, in)
 		if err == nil {
 			n.logf("process %s is healthy (%s passed, attempt %d)", p.Name, p.HealthCheck.Exec, i)
 			return nil

@@ -196,17 +196,29 @@ func TestE2EProcesses(t *testing.T) {
 	e := startProcEnv(t)
 	ctx := t.Context()
 	e.cleanApp("hello")
-	c1 := e.commit("worker", map[string]string{"worker.py": jobWorker})
+	// The baseline: a rollout of a new commit without a worker.
+	c0 := e.commit("worker", map[string]string{"worker.py": jobWorker})
 	d := helloDeployment(e.repo, e.nodes[0].Name, e.nodes[1].Name, e.nodes[2].Name)
-	d.Spec.Processes = []api.Process{{Name: "worker", Command: "exec python3 worker.py hello", StopTimeout: &api.Duration{Duration: 20 * time.Second},
-		HealthCheck: &api.ProcessHealthCheck{Exec: workerHealth}}}
-	d.Default()
 	if _, err := e.st.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
+	e.wait("hello", "first rollout", 3*time.Minute, readyAt(c0))
+	c1 := e.commit("v1", map[string]string{"CHANGES": "v1\n"})
 	t0 := time.Now()
-	d = e.wait("hello", "first rollout with a worker", 3*time.Minute, procsReady(c1))
-	t.Logf("first rollout with a worker on 3 nodes: %v", time.Since(t0))
+	d = e.wait("hello", "v1 without a worker", 3*time.Minute, readyAt(c1))
+	t.Logf("rollout of v1 without a worker (the baseline): %v", time.Since(t0))
+	per, _ := stepTimes(t, e.st, d.Status.CurrentRollout.ID)
+	logStepTimes(t, "v1 without a worker", per, 3)
+
+	d.Spec.Processes = []api.Process{{Name: "worker", Command: "exec python3 worker.py hello", StopTimeout: &api.Duration{Duration: 20 * time.Second},
+		HealthCheck: &api.ProcessHealthCheck{Exec: workerHealth}}}
+	d.Default()
+	if _, err := e.st.Update(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	t0 = time.Now()
+	d = e.wait("hello", "the worker added", 3*time.Minute, procsReady(c1))
+	t.Logf("rollout adding a worker on 3 nodes: %v", time.Since(t0))
 	for _, ns := range d.Status.Nodes {
 		if p := ns.Processes[0]; p.Name != "worker" || p.Revision != d.Status.Revision {
 			t.Fatalf("%s: processes %+v", ns.Node, ns.Processes)
@@ -219,7 +231,7 @@ func TestE2EProcesses(t *testing.T) {
 	t0 = time.Now()
 	d = e.wait("hello", "v2 with its worker", 3*time.Minute, procsReady(c2))
 	t.Logf("rollout of v2 with a worker handover: %v", time.Since(t0))
-	per, _ := stepTimes(t, e.st, d.Status.CurrentRollout.ID)
+	per, _ = stepTimes(t, e.st, d.Status.CurrentRollout.ID)
 	logStepTimes(t, "v2 with a worker", per, 3)
 	t.Logf("switching workers, summed over 3 nodes (ms): start of the new ones with health check %d, stop of the old ones %d",
 		per["processes"], per["stop-processes"])

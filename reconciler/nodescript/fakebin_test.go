@@ -192,7 +192,10 @@ func TestScriptsPassValuesLiterally(t *testing.T) {
 		{"docker-remove", func() (sshexec.Command, error) { return DockerRemove.Command(AppInput{App: hostile}) }, []string{
 			"docker rm -f bakery-" + hostile + "-blue",
 			"docker rm -f bakery-" + hostile + "-green",
+			"docker ps -aq --filter label=bakery.app=" + hostile + " --filter label=bakery.process",
 			"docker image ls -q bakery/" + hostile}, "", "", false},
+		{"docker-procs-stop", func() (sshexec.Command, error) { return DockerProcsStop.Command(SlotInput{App: hostile, Slot: "blue"}) }, []string{
+			"docker ps -q --filter label=bakery.app=" + hostile + " --filter label=bakery.slot=blue --filter label=bakery.process"}, "", "", false},
 		{"docker-prune-images", func() (sshexec.Command, error) { return DockerPruneImages.Command(AppInput{App: hostile}) }, []string{
 			"docker image ls --format {{.Tag}} bakery/" + hostile,
 			"docker image prune --force --filter label=bakery.app=" + hostile}, "", "", false},

@@ -22,6 +22,10 @@ if [ "$RUNTIME" = docker ] || grep -qs '"dockerized": true' "$d/state.json"; the
   else
     echo docker
     for t in $imgs; do echo "image $t"; done
+    # Process containers as "proc SLOT-PROC@N.service STATE" (running: active).
+    docker ps -a --filter "label=bakery.app=$APP" --filter label=bakery.process \
+      --format 'proc {{.Label "bakery.slot"}}-{{.Label "bakery.process"}}@{{.Label "bakery.replica"}}.service {{.State}}' |
+      sed 's/ running$/ active/; s/ restarting$/ activating/'
     docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.Config.Image}} {{or (index .Config.Labels "bakery.commit") "-"}} {{or (index .Config.Labels "bakery.revision") "-"}}' "bakery-$APP-blue" "bakery-$APP-green" 2>/dev/null | sed 's/^/container /'
   fi
 fi
