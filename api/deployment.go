@@ -55,9 +55,10 @@ type DeploymentSpec struct {
 	// failed instance is started again at resync; a change of replicas
 	// converges without a rollout; a process left out of the spec stops
 	// with its old slot. Logs: bakery logs deployment/NAME --runtime
-	// --process NAME. A deployment without run.command and without
-	// ingress is a worker-only app: no web process, port, nginx site or
-	// HTTP health check.
+	// --process NAME. Under runtime docker each instance is a container
+	// bakery-APP-SLOT-NAME-N of the release's image. A deployment without
+	// run.command and without ingress is a worker-only app (runtime
+	// systemd): no web process, port, nginx site or HTTP health check.
 	Processes []Process `json:"processes,omitempty"`
 	Ingress   *Ingress  `json:"ingress,omitempty"`
 	Strategy  Strategy  `json:"strategy,omitempty"`
@@ -180,7 +181,10 @@ type Process struct {
 }
 
 // ProcessHealthCheck checks a process by running a command in its release
-// with its environment: exit status 0 is healthy.
+// with its environment (as the app's user, or in a container of the
+// release's image under docker): exit status 0 is healthy. It is retried
+// as spec.healthCheck says (retries, interval); each attempt may take
+// spec.healthCheck.timeout, at least 10s.
 type ProcessHealthCheck struct {
 	Exec string `json:"exec"`
 }

@@ -198,10 +198,17 @@ func (n *nodeRun) startProcs(ctx context.Context, rt Runtime, a Action) error {
 	return nil
 }
 
+// minExecTimeout bounds one attempt of a process's health check at least:
+// starting the command (a transient unit, or a container under docker)
+// takes seconds on a loaded node, which the HTTP check's timeout is not
+// meant for.
+const minExecTimeout = 10 * time.Second
+
 // procHealth runs a process's healthCheck.exec in its release with the
-// slot's environment (the helper's run verb, as the app's user) until it
-// exits 0: at most spec.healthCheck.retries times, spec.healthCheck
-// .interval apart, each bounded by spec.healthCheck.timeout.
+// slot's environment (the helper's run verb as the app's user, or docker
+// run --rm of the release's image) until it exits 0: at most
+// spec.healthCheck.retries times, spec.healthCheck.interval apart, each
+// bounded by spec.healthCheck.timeout but at least minExecTimeout.
 func (n *nodeRun) procHealth(ctx context.Context, a Action, p api.Process) error {
 	h := n.spec.HealthCheck
 	retries, interval, timeout := max(h.Retries, 1), api.DefaultHealthInterval, api.DefaultHealthTimeout
@@ -211,6 +218,7 @@ func (n *nodeRun) procHealth(ctx context.Context, a Action, p api.Process) error
 	if h.Timeout != nil {
 		timeout = h.Timeout.Duration
 	}
+	timeout = max(timeout, minExecTimeout)
 	in := nodescript.RunInput{App: n.app, Slot: a.Slot, Commit: a.Commit, Release: a.Release, Script: "health-" + a.Slot + "-" + p.Name + ".sh",
 		Command: p.HealthCheck.Exec, TimeoutSec: max(int((timeout+time.Second-1)/time.Second), 1)}
 	var last error
