@@ -10,8 +10,8 @@ import (
 
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
-	"bakery.dev/bakery/reconciler/nodescript"
 	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/nodescript"
 )
 
 // ending names how a reconcile ended, for the status it writes.
