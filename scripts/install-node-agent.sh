@@ -858,6 +858,8 @@ proc-remove)
 		if ((${#units[@]} > 0)); then
 			systemctl disable --quiet -- "${units[@]}" 2>/dev/null || true
 			systemctl stop -- "${units[@]}" || true
+			# A failed instance would stay loaded (and listed) without this.
+			systemctl reset-failed -- "${units[@]}" 2>/dev/null || true
 		fi
 		printf '%s ' "$p"
 		remove_file "$UNIT_DIR/bakery-$1-$2-$p@.service"

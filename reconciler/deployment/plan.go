@@ -182,7 +182,7 @@ func Plan(d Desired, obs nodescript.Observed) ([]Action, error) {
 	}
 	if d.Remove {
 		if obs.State == nil && obs.SiteHash == "" && !running(obs.Units[nodefiles.Blue]) && !running(obs.Units[nodefiles.Green]) && len(obs.Releases) == 0 &&
-			len(obs.Procs[nodefiles.Blue]) == 0 && len(obs.Procs[nodefiles.Green]) == 0 {
+			!procsRunning(obs, nodefiles.Blue) && !procsRunning(obs, nodefiles.Green) {
 			return nil, nil
 		}
 		return []Action{{Type: ActRemove, Reason: "app removed from this node"}}, nil

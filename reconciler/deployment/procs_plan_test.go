@@ -98,4 +98,8 @@ func TestPlanProcesses(t *testing.T) {
 	if got, _ = Plan(d, obs); len(got) != 1 || got[0].Type != ActRemove {
 		t.Errorf("removal with a worker left plans %v", got)
 	}
+	obs.Procs[nf.Green]["worker"][1] = "failed"
+	if got, _ = Plan(d, obs); len(got) != 0 {
+		t.Errorf("removed app with a failed instance still listed plans %v", got)
+	}
 }
