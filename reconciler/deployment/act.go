@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -502,12 +503,25 @@ func (systemdRuntime) StartProcs(ctx context.Context, n *nodeRun, a Action) erro
 	for _, p := range n.desired.Procs {
 		in.Procs = append(in.Procs, nodescript.Proc{Name: p.Name, Replicas: p.Replicas})
 	}
-	_, err := run(ctx, n, nodescript.SystemdScaleProcs, in)
+	if _, err := run(ctx, n, nodescript.SystemdScaleProcs, in); err != nil {
+		return err
+	}
+	// Processes of the slot the spec does not name (left behind) stop.
+	stale := nodescript.ProcsInput{App: n.app, Slot: a.Slot}
+	for name := range n.obs.Procs[a.Slot] {
+		if !slices.ContainsFunc(n.desired.Procs, func(p ProcGoal) bool { return p.Name == name }) {
+			stale.Procs = append(stale.Procs, nodescript.Proc{Name: name})
+		}
+	}
+	if len(stale.Procs) == 0 {
+		return nil
+	}
+	_, err := run(ctx, n, nodescript.SystemdProcsStop, stale)
 	return err
 }
 
 func (systemdRuntime) StopProcs(ctx context.Context, n *nodeRun, slot string) error {
-	_, err := run(ctx, n, nodescript.SystemdProcsStop, nodescript.SlotInput{App: n.app, Slot: slot})
+	_, err := run(ctx, n, nodescript.SystemdProcsStop, nodescript.ProcsInput{App: n.app, Slot: slot})
 	return err
 }
 

@@ -64,6 +64,14 @@ func TestPlanProcesses(t *testing.T) {
 		t.Errorf("replicas (-want +got):\n%s", diff)
 	}
 
+	// A process the spec does not name runs in the active slot.
+	obs.Procs = map[string]map[string]map[int]string{nf.Blue: {"worker": {1: "active", 2: "active"}, "old": {1: "active"}}}
+	got, _ = Plan(d, obs)
+	want = []Action{{Type: ActProcs, Slot: nf.Blue, Commit: c2, Reason: "process old@1 runs beyond the 0 wanted"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stray process (-want +got):\n%s", diff)
+	}
+
 	// Converged: nothing to do.
 	obs.Procs = map[string]map[string]map[int]string{nf.Blue: {"worker": {1: "active", 2: "active", 3: "inactive"}}}
 	if got, _ = Plan(d, obs); len(got) != 0 {

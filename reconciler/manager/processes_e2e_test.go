@@ -196,6 +196,7 @@ func TestE2EProcesses(t *testing.T) {
 	e := startProcEnv(t)
 	ctx := t.Context()
 	e.cleanApp("hello")
+	t.Cleanup(func() { e.cleanApp("hello") }) // other tests deploy hello without processes
 	// The baseline: a rollout of a new commit without a worker.
 	c0 := e.commit("worker", map[string]string{"worker.py": jobWorker})
 	d := helloDeployment(e.repo, e.nodes[0].Name, e.nodes[1].Name, e.nodes[2].Name)

@@ -156,8 +156,11 @@ func TestScriptsPassValuesLiterally(t *testing.T) {
 			return SystemdScaleProcs.Command(ProcsInput{App: hostile, Slot: "blue", Procs: []Proc{{Name: "worker", Replicas: 2}, {Name: "mailer", Replicas: 1}}})
 		}, []string{"sudo -n " + h + " proc-scale " + hostile + " blue worker 2", "sudo -n " + h + " proc-scale " + hostile + " blue mailer 1"}, "", "", false},
 		{"systemd-procs-stop", func() (sshexec.Command, error) {
-			return SystemdProcsStop.Command(SlotInput{App: hostile, Slot: "green"})
+			return SystemdProcsStop.Command(ProcsInput{App: hostile, Slot: "green"})
 		}, []string{"sudo -n " + h + " proc-remove " + hostile + " green", "sudo -n " + h + " daemon-reload"}, "", "", false},
+		{"systemd-procs-stop some", func() (sshexec.Command, error) {
+			return SystemdProcsStop.Command(ProcsInput{App: hostile, Slot: "green", Procs: []Proc{{Name: "old"}, {Name: "older"}}})
+		}, []string{"sudo -n " + h + " proc-remove " + hostile + " green old", "sudo -n " + h + " proc-remove " + hostile + " green older", "sudo -n " + h + " daemon-reload"}, "", "", false},
 		{"docker-logs", func() (sshexec.Command, error) {
 			return DockerLogs.Command(LogsInput{App: hostile, Slot: "blue", Lines: 7})
 		}, []string{"docker logs --timestamps --tail 7 bakery-" + hostile + "-blue"}, "", "", false},

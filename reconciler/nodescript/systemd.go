@@ -120,9 +120,14 @@ var SystemdScaleProcs = define("systemd-scale-procs", func(in ProcsInput, c *cal
 	in.fill(c, func(p Proc) int { return p.Replicas }, nf.ValidateReplicas)
 })
 
-// SystemdProcsStop stops every process of the slot (SIGTERM, each unit's
-// stop timeout) and removes their units (proc-remove APP SLOT).
-var SystemdProcsStop = define("systemd-procs-stop", func(in SlotInput, c *call) {
-	c.app(in.App)
-	c.slot(in.Slot)
+// SystemdProcsStop stops every process of the slot, or only those in
+// Procs (their names), (SIGTERM, each unit's stop timeout) and removes
+// their units (proc-remove APP SLOT [PROC]).
+var SystemdProcsStop = define("systemd-procs-stop", func(in ProcsInput, c *call) {
+	in.fill(c, func(Proc) int { return 0 }, func(int) string { return "" })
+	names := strings.Fields(c.env["PROCS"])
+	for i, n := range names {
+		names[i], _, _ = strings.Cut(n, ":")
+	}
+	c.set("PROCS", strings.Join(names, " "))
 })
