@@ -52,8 +52,8 @@ type DeploymentSpec struct {
 	// and pass their healthCheck.exec (run in the release with the app's
 	// environment, retried as spec.healthCheck says), then the old ones
 	// get SIGTERM and stopTimeout to finish their job (a failing health
-	// check fails the rollout there, Degraded, and the old processes keep
-	// running beside the new ones until the next rollout). A stopped or
+	// check fails the rollout there, Degraded, after the web switch: the
+	// old processes are not stopped then). A stopped or
 	// failed instance is started again at resync; a change of replicas
 	// converges without a rollout; a process left out of the spec stops
 	// with its old slot. Logs: bakery logs deployment/NAME --runtime
