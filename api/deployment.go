@@ -44,8 +44,26 @@ type DeploymentSpec struct {
 	Docker      *DockerSpec `json:"docker,omitempty"`
 	Run         Run         `json:"run"`
 	HealthCheck HealthCheck `json:"healthCheck,omitempty"`
-	Ingress     *Ingress    `json:"ingress,omitempty"`
-	Strategy    Strategy    `json:"strategy,omitempty"`
+	// Processes are named non-HTTP processes (workers) that run from the
+	// same release and environment as the web process (no PORT;
+	// BAKERY_PROCESS and BAKERY_REPLICA set), replicas of each per node,
+	// as systemd units bakery-APP-SLOT-NAME@N. They switch with the web
+	// process: after the web switch the new release's processes start
+	// and pass their healthCheck.exec (run in the release with the app's
+	// environment, retried as spec.healthCheck says), then the old ones
+	// get SIGTERM and stopTimeout to finish their job (a failing health
+	// check fails the rollout there, Degraded, after the web switch: the
+	// old processes are not stopped then). A stopped or
+	// failed instance is started again at resync; a change of replicas
+	// converges without a rollout; a process left out of the spec stops
+	// with its old slot. Logs: bakery logs deployment/NAME --runtime
+	// --process NAME. Under runtime docker each instance is a container
+	// bakery-APP-SLOT-NAME-N of the release's image. A deployment without
+	// run.command and without ingress is a worker-only app (runtime
+	// systemd): no web process, port, nginx site or HTTP health check.
+	Processes []Process `json:"processes,omitempty"`
+	Ingress   *Ingress  `json:"ingress,omitempty"`
+	Strategy  Strategy  `json:"strategy,omitempty"`
 	// KeepReleases is how many built releases stay on each node (default 3).
 	KeepReleases int `json:"keepReleases,omitempty"`
 	// ProgressDeadline fails a rollout that has not finished in time (default 10m).
@@ -140,6 +158,51 @@ func (s *DeploymentSpec) SecretNames() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Process is one named non-HTTP process of a deployment (a worker). Its
+// units run from the slot's release with the slot's environment (no
+// PORT; BAKERY_PROCESS and BAKERY_REPLICA are set). They switch with the
+// web process: after the web switch the new release's processes start
+// (and pass their health check), then the old ones get SIGTERM and
+// stopTimeout to finish their job.
+type Process struct {
+	// Name is a DNS label of at most 20 characters (no "-"-separated
+	// part "blue" or "green"), unique within the deployment.
+	Name string `json:"name"`
+	// Command runs the process (a shell command line, as run.command).
+	Command string `json:"command"`
+	// Replicas is how many instances run on each node (default 1).
+	Replicas int `json:"replicas,omitempty"`
+	// StopTimeout is how long a stopped process has after SIGTERM to
+	// finish before it is killed (default 10s, whole seconds, at most 24h).
+	StopTimeout *Duration `json:"stopTimeout,omitempty"`
+	// HealthCheck, when given, must pass for a new process before the old
+	// ones are stopped; without one a process is healthy while it runs.
+	HealthCheck *ProcessHealthCheck `json:"healthCheck,omitempty"`
+}
+
+// ProcessHealthCheck checks a process by running a command in its release
+// with its environment (as the app's user, or in a container of the
+// release's image under docker): exit status 0 is healthy. It is retried
+// as spec.healthCheck says (retries, interval); each attempt may take
+// spec.healthCheck.timeout, at least 10s.
+type ProcessHealthCheck struct {
+	Exec string `json:"exec"`
+}
+
+// Default process settings.
+const (
+	DefaultProcessReplicas    = 1
+	DefaultProcessStopTimeout = 10 * time.Second
+)
+
+// HasWeb reports whether the deployment has a web process (a slot unit or
+// container serving HTTP behind nginx): every deployment but a
+// worker-only one (no run.command, no ingress, processes given) under
+// runtime systemd.
+func (s *DeploymentSpec) HasWeb() bool {
+	return !(s.Runtime != RuntimeDocker && s.Run.Command == "" && s.Ingress == nil && len(s.Processes) > 0)
 }
 
 // HealthCheck is an HTTP check against the new slot before traffic moves.
@@ -382,6 +445,18 @@ type NodeAppStatus struct {
 	Message string `json:"message,omitempty"`
 	// Certificates are the node's certificates for the TLS hosts.
 	Certificates []CertificateStatus `json:"certificates,omitempty"`
+	// Processes are the active slot's processes (spec.processes) on the node.
+	Processes []ProcessStatus `json:"processes,omitempty"`
+}
+
+// ProcessStatus is one process of the active slot on one node.
+type ProcessStatus struct {
+	Name string `json:"name"`
+	// Replicas is how many instances should run; Running how many do.
+	Replicas int `json:"replicas"`
+	Running  int `json:"running"`
+	// Revision is the deployment revision the instances run.
+	Revision int64 `json:"revision,omitempty"`
 }
 
 // CertificateStatus is one host's certificate on one node.
@@ -489,6 +564,15 @@ func (d *Deployment) Default() {
 	}
 	if s.KeepReleases == 0 {
 		s.KeepReleases = DefaultKeepReleases
+	}
+	for i := range s.Processes {
+		p := &s.Processes[i]
+		if p.Replicas == 0 {
+			p.Replicas = DefaultProcessReplicas
+		}
+		if p.StopTimeout == nil {
+			p.StopTimeout = &Duration{DefaultProcessStopTimeout}
+		}
 	}
 	if s.ProgressDeadline == nil {
 		s.ProgressDeadline = &Duration{DefaultProgressDeadline}

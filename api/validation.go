@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // FieldError is one problem with one field, named by its path
@@ -71,6 +72,29 @@ func ValidateName(name string) string {
 		return "must be at most 63 characters"
 	case !dns1123Label.MatchString(name):
 		return fmt.Sprintf("%q must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit", name)
+	}
+	return ""
+}
+
+// MaxProcessNameLength bounds the name of a process (spec.processes) so
+// that its unit names stay short.
+const MaxProcessNameLength = 20
+
+// ValidateProcessName checks the name of a process (spec.processes[].name):
+// a DNS-1123 label of at most MaxProcessNameLength characters, none of
+// whose '-'-separated parts is "blue" or "green", so that a node's unit
+// name bakery-APP-SLOT-PROC@N.service names exactly one app, slot and
+// process. It returns the reason when it is not acceptable.
+func ValidateProcessName(name string) string {
+	switch {
+	case name == "":
+		return "is required"
+	case len(name) > MaxProcessNameLength:
+		return fmt.Sprintf("%q: must be at most %d characters", name, MaxProcessNameLength)
+	case !dns1123Label.MatchString(name):
+		return fmt.Sprintf("%q must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit", name)
+	case strings.Contains("-"+name+"-", "-blue-") || strings.Contains("-"+name+"-", "-green-"):
+		return fmt.Sprintf("%q: no '-'-separated part may be \"blue\" or \"green\" (the slot names in its unit's name)", name)
 	}
 	return ""
 }
@@ -240,8 +264,12 @@ func (d *Deployment) Validate() FieldErrors {
 
 	switch s.Runtime {
 	case RuntimeSystemd:
-		if s.Run.Command == "" {
-			es.add("spec.run.command", "is required with runtime systemd")
+		switch {
+		case s.Run.Command != "":
+		case len(s.Processes) == 0:
+			es.add("spec.run.command", "is required with runtime systemd (or give spec.processes for a worker-only app)")
+		case s.Ingress != nil:
+			es.add("spec.ingress", "needs spec.run.command: a worker-only app (spec.processes only) serves no HTTP")
 		}
 		if s.Docker != nil {
 			es.add("spec.docker", "is only allowed with runtime docker")
@@ -302,6 +330,8 @@ func (d *Deployment) Validate() FieldErrors {
 			es.add(c.path, "must not contain NUL")
 		}
 	}
+
+	validateProcesses(&es, s.Processes)
 
 	h := &s.HealthCheck
 	if !httpPathRE.MatchString(h.Path) {
@@ -416,3 +446,36 @@ func validateDocker(es *FieldErrors, s *DeploymentSpec) {
 		}
 	}
 }
+
+// validateProcesses checks spec.processes.
+func validateProcesses(es *FieldErrors, procs []Process) {
+	seen := map[string]bool{}
+	for i, p := range procs {
+		path := fmt.Sprintf("spec.processes[%d]", i)
+		if r := ValidateProcessName(p.Name); r != "" {
+			es.add(path+".name", "%s", r)
+		} else if seen[p.Name] {
+			es.add(path+".name", "duplicate process %q", p.Name)
+		}
+		seen[p.Name] = true
+		switch {
+		case strings.TrimSpace(p.Command) == "":
+			es.add(path+".command", "is required")
+		case strings.ContainsRune(p.Command, 0):
+			es.add(path+".command", "must not contain NUL")
+		}
+		if p.Replicas < 1 || p.Replicas > MaxProcessReplicas {
+			es.add(path+".replicas", "must be 1-99")
+		}
+		if t := p.StopTimeout; t != nil && (t.Duration < time.Second || t.Duration > 24*time.Hour || t.Duration%time.Second != 0) {
+			es.add(path+".stopTimeout", "must be whole seconds, 1s-24h")
+		}
+		if h := p.HealthCheck; h != nil && (strings.TrimSpace(h.Exec) == "" || strings.ContainsRune(h.Exec, 0)) {
+			es.add(path+".healthCheck.exec", "must be a command (no NUL)")
+		}
+	}
+}
+
+// MaxProcessReplicas bounds spec.processes[].replicas (instances per node;
+// the node helper's check_replicas).
+const MaxProcessReplicas = 99

@@ -175,6 +175,9 @@ type RuntimeLogRequest struct {
 	// Follow keeps streaming new lines until ctx ends; the remote
 	// journalctl is killed then.
 	Follow bool
+	// Process selects the log of one process (spec.processes[].name) of
+	// the active slot instead of its web process (runtime systemd).
+	Process string
 }
 
 // RuntimeLogLine is one line of an app's runtime log (the data of a

@@ -64,6 +64,12 @@ var (
 		{App: "exactly-twenty-chars", Slot: nf.Green, Release: rel, Port: 8080},
 		{App: "exactly-twenty-one-ch", Slot: nf.Green, Release: rel, Port: 8080},
 	}
+	parityProcs = []nf.Process{
+		{App: "hello", Slot: nf.Blue, Name: "worker", Release: rel},
+		{App: "x", Slot: nf.Green, Name: "email-sender", Release: rel[:40], StopTimeoutSec: 86400},
+		{App: strings.Repeat("a1-", 20) + "end", Slot: nf.Blue, Name: strings.Repeat("w", 20), Release: strings.Repeat("f", 64) + "-0000000000000000", StopTimeoutSec: 1},
+		{App: "exactly-twenty-one-ch", Slot: nf.Green, Name: "bluebird", Release: rel, StopTimeoutSec: 30},
+	}
 	paritySites = []nf.Site{
 		{App: "hello", Slot: nf.Blue, Port: 20000},
 		{App: "hello", Slot: nf.Blue, Hosts: []string{"a.example.test"}, Port: 20000},
@@ -87,6 +93,15 @@ func TestHelperRendersLikeControlPlane(t *testing.T) {
 		got, code := runHelper(t, helper, append([]string{"render-unit"}, nf.UnitArgs(s)...)...)
 		if want := nf.Unit(s); code != 0 || got != want {
 			t.Errorf("render-unit %v (exit %d):\n%s\nwant (nodefiles.Unit):\n%s", nf.UnitArgs(s), code, got, want)
+		}
+	}
+	for _, p := range parityProcs {
+		if err := p.Validate(); err != nil {
+			t.Fatalf("%+v: %v", p, err)
+		}
+		got, code := runHelper(t, helper, append([]string{"render-proc"}, nf.ProcArgs(p)...)...)
+		if want := nf.ProcUnit(p); code != 0 || got != want {
+			t.Errorf("render-proc %v (exit %d):\n%s\nwant (nodefiles.ProcUnit):\n%s", nf.ProcArgs(p), code, got, want)
 		}
 	}
 	for _, s := range paritySites {
@@ -148,6 +163,17 @@ func TestHelperRefusesHostileArguments(t *testing.T) {
 		{"render-unit", "hello", "blue", "20000", "../../../../root"},
 		{"render-unit", "hello", "red", "20000", rel},
 		{"render-unit", "hello", "blue", "20000", rel, "10", "extra"},
+		{"render-proc", "hello", "blue", "w\nUser=root", rel},
+		{"render-proc", "hello", "blue", "a-blue", rel},
+		{"render-proc", "hello", "blue", "w", rel, "10\nExecStartPre=+/bin/sh"},
+		{"render-proc", "hello", "blue", "w", "../../../../root"},
+		{"render-proc", "hello", "blue", "w%h", rel},
+		{"render-proc", "hello", "blue", "w", rel, "10", "extra"},
+		{"proc-scale", "hello", "blue", "w", "100"},
+		{"proc-scale", "hello", "blue", "w", "1;reboot"},
+		{"proc-remove", "hello", "blue", "w@1"},
+		{"journal", "hello", "blue", "200", "--process", "w*"},
+		{"journal", "hello", "blue", "200", "--process", "../w"},
 		{"render-site", "hello", "blue", "20000", "--host", "a.example.test;} access_log /root/.ssh/authorized_keys k;"},
 		{"render-site", "hello", "blue", "20000", "--host", "ok#"},
 		{"render-site", "hello", "blue", "20000", "--tls", "--host", "a.example.test", "--cert", "b.example.test"},

@@ -230,6 +230,9 @@ write_helper() {
 #
 # Names: APP matches ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ (at most 63 chars), SLOT is blue or
 # green; the unit is bakery-APP-SLOT.service, the nginx site /etc/nginx/conf.d/bakery-APP.conf.
+# A process PROC (a worker) is a name like APP, at most 20 chars, none of whose '-'-separated
+# parts is "blue" or "green" (so that bakery-APP-SLOT-PROC@N.service names one app, slot and
+# process only).
 # Every app runs as its own system user (app_user), never as bakery-agent.
 #
 # Verbs (run as: sudo -n /usr/local/lib/bakery/bakery-sudo VERB ARGS...):
@@ -241,6 +244,19 @@ write_helper() {
 #                                     No unit text is ever accepted from the caller.
 #   render-unit APP SLOT PORT RELEASE [STOP]   print that unit (no root needed)
 #   unit-remove APP SLOT              remove that unit file; prints "removed" or "absent"
+#   proc-install APP SLOT PROC RELEASE [STOP]
+#                                     render the template unit of process PROC of the slot
+#                                     (render_proc) into /etc/systemd/system/bakery-APP-SLOT
+#                                     -PROC@.service (instances @1..@N); same user, sandbox
+#                                     and env file as the slot's unit, no PORT, SIGTERM and
+#                                     STOP seconds to finish; prints "changed"/"unchanged"
+#   render-proc APP SLOT PROC RELEASE [STOP]   print that unit (no root needed)
+#   proc-scale APP SLOT PROC N        enable and start instances 1..N of the process
+#                                     (failed ones reset first), disable and stop the
+#                                     others (N 0..99: 0 stops them all)
+#   proc-remove APP SLOT [PROC]       stop and disable every instance of PROC (without PROC:
+#                                     of every process of the slot) and remove its template
+#                                     unit; prints "removed" or "absent" per process
 #   env-install APP SLOT < content    write the slot's environment file /etc/bakery/env/
 #                                     bakery-APP-SLOT.env (root 0600 in a root 0700 dir, so
 #                                     that units never read a file bakery-agent controls);
@@ -261,8 +277,10 @@ write_helper() {
 #   nginx-site-remove APP             remove that file; prints "removed" or "absent"
 #   nginx-test                        nginx -t
 #   nginx-reload                      reload nginx (systemctl reload nginx)
-#   journal APP SLOT [LINES] [follow] journalctl -u bakery-APP-SLOT.service -n LINES (200);
-#                                     with "follow", keeps printing new lines (-f) until killed
+#   journal APP SLOT [LINES] [follow] [--process PROC]
+#                                     journalctl -u bakery-APP-SLOT.service -n LINES (200);
+#                                     with "follow", keeps printing new lines (-f) until killed;
+#                                     with --process, the units bakery-APP-SLOT-PROC@*.service
 #   certbot-certonly DOMAIN... --email EMAIL [--server HTTPS-URL]
 #                                     certbot certonly --webroot -w /var/www/bakery-acme
 #                                     --cert-name (first DOMAIN) --keep-until-expiring
@@ -281,10 +299,21 @@ write_helper() {
 #   build APP RELEASE < script        run the build script (from the control plane) as the
 #                                     app's own user in its release directory, clean
 #                                     environment, no new privileges (see run_build)
+#   run APP SLOT RELEASE SCRIPT TIMEOUT [--tty]
+#                                     run /bin/sh /var/lib/bakery/apps/APP/run/SCRIPT (written
+#                                     by bakery-agent) as the app's user in the release
+#                                     directory with the slot's environment file (read by
+#                                     systemd; PORT unset) and the sandbox of the app's unit,
+#                                     as a transient unit (systemd-run --wait --pipe, or --pty
+#                                     with --tty); output streams back, the exit status is
+#                                     passed through; stopped after TIMEOUT seconds (exit 124)
+#                                     and when the caller goes away (see run_script)
 #   app-remove APP                    remove the app's user and /var/lib/bakery-apps/APP
-#                                     (refused while one of its units is active)
+#                                     (refused while one of its units, processes included,
+#                                     is active)
 #   check KIND VALUE                  apply the rule of one parameter kind (app slot port
-#                                     release seconds host cert-host); exit 0 or 2
+#                                     release seconds host cert-host process replicas
+#                                     script); exit 0 or 2
 #   verbs                             list the verbs (for feature detection)
 # Every call is logged to syslog/journal with the tag bakery-sudo. Exit status 2 = refused.
 set -euo pipefail
@@ -338,6 +367,19 @@ check_seconds() {
 }
 check_release() { [[ $1 =~ $RELEASE_RE ]] || refuse "invalid release '$1' (COMMIT or COMMIT-BUILDHASH)"; }
 check_host() { [[ ${#1} -le 253 && $1 =~ $HOST_RE ]] || refuse "invalid host name '$1'"; }
+valid_proc() { [[ ${#1} -ge 1 && ${#1} -le 20 && $1 =~ $NAME_RE && -$1- != *-blue-* && -$1- != *-green-* ]]; }
+check_proc() {
+	valid_proc "$1" ||
+		refuse "invalid process name '$1' (want ${NAME_RE}, at most 20 chars, no part 'blue' or 'green')"
+}
+check_replicas() { [[ $1 =~ ^(0|[1-9][0-9]?)$ ]] || refuse "invalid replicas '$1' (0-99)"; }
+# check_script NAME — a run script's file name in the app's run directory: NAME.sh, NAME a
+# DNS label of at most 63 characters (no path, no dot but the suffix).
+check_script() {
+	local b=${1%.sh}
+	[[ $1 == *.sh && ${#b} -ge 1 && ${#b} -le 63 && $b =~ $NAME_RE ]] ||
+		refuse "invalid script name '$1' (want NAME.sh, NAME ${NAME_RE} of at most 63)"
+}
 
 # app_user APP — the app's own system user (reconciler/nodefiles.AppUser): bakery-app-APP,
 # or when longer than 31 characters bakery-app-<first 11 of APP>-<8 hex of sha256(APP)>.
@@ -392,6 +434,76 @@ RestartSec=1
 TimeoutStopSec=$stop
 SyslogIdentifier=bakery-$app-$slot
 ReadWritePaths=$APPS_DATA/$app/data
+EOF
+	sandbox_lines
+	printf '\n[Install]\nWantedBy=multi-user.target\n'
+}
+
+# sandbox_lines — the hardening of every app unit (reconciler/nodefiles.unitSandbox), one
+# property a line; `run` passes the same properties to its transient unit.
+sandbox_lines() {
+	cat <<'EOF'
+UMask=0077
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectProc=invisible
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+LockPersonality=yes
+RemoveIPC=yes
+CapabilityBoundingSet=
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+EOF
+}
+
+# unit_args APP SLOT PORT RELEASE [STOP] — check them; sets U_ARGS (STOP defaults to 10).
+unit_args() {
+	[[ $# -eq 4 || $# -eq 5 ]] || refuse "unit: want APP SLOT PORT RELEASE [STOP-SECONDS], got $# argument(s)"
+	check_name app "$1"; check_slot "$2"; check_port "$3"; check_release "$4"
+	local stop=${5:-10}
+	check_seconds "$stop"
+	U_ARGS=("$1" "$2" "$3" "$4" "$stop")
+}
+
+# render_proc APP SLOT PROC RELEASE STOP — the template unit of a process of a slot
+# (reconciler/nodefiles.ProcUnit): like the slot's unit, without a port; instance %i.
+render_proc() {
+	local app=$1 slot=$2 proc=$3 rel=$4 stop=$5 user
+	user=$(app_user "$app")
+	cat <<EOF
+# Generated by Bakery; do not edit: it is rewritten on the next rollout.
+[Unit]
+Description=Bakery app $app, $slot slot, process $proc %i, commit ${rel:0:12}
+After=network.target
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+User=$user
+Group=$user
+WorkingDirectory=/var/lib/bakery/apps/$app/releases/$rel
+Environment=BAKERY_PROCESS=$proc BAKERY_REPLICA=%i
+EnvironmentFile=/etc/bakery/env/bakery-$app-$slot.env
+ExecStart=/bin/sh /var/lib/bakery/apps/$app/run/$slot-$proc.sh
+Restart=on-failure
+RestartSec=1
+KillSignal=SIGTERM
+TimeoutStopSec=$stop
+SyslogIdentifier=bakery-$app-$slot-$proc
+ReadWritePaths=$APPS_DATA/$app/data
 UMask=0077
 NoNewPrivileges=yes
 ProtectSystem=strict
@@ -421,13 +533,33 @@ WantedBy=multi-user.target
 EOF
 }
 
-# unit_args APP SLOT PORT RELEASE [STOP] — check them; sets U_ARGS (STOP defaults to 10).
-unit_args() {
-	[[ $# -eq 4 || $# -eq 5 ]] || refuse "unit: want APP SLOT PORT RELEASE [STOP-SECONDS], got $# argument(s)"
-	check_name app "$1"; check_slot "$2"; check_port "$3"; check_release "$4"
+# proc_args APP SLOT PROC RELEASE [STOP] — check them; sets P_ARGS (STOP defaults to 10).
+proc_args() {
+	[[ $# -eq 4 || $# -eq 5 ]] || refuse "process unit: want APP SLOT PROC RELEASE [STOP-SECONDS], got $# argument(s)"
+	check_name app "$1"; check_slot "$2"; check_proc "$3"; check_release "$4"
 	local stop=${5:-10}
 	check_seconds "$stop"
-	U_ARGS=("$1" "$2" "$3" "$4" "$stop")
+	P_ARGS=("$1" "$2" "$3" "$4" "$stop")
+}
+
+# proc_instances APP SLOT PROC — the loaded or enabled instance numbers of the process.
+proc_instances() {
+	{
+		systemctl list-units --all --plain --no-legend "bakery-$1-$2-$3@*.service" 2>/dev/null | awk '{print $1}'
+		local f
+		for f in "$UNIT_DIR"/*.wants/"bakery-$1-$2-$3@"*.service; do [[ -e $f || -L $f ]] && basename "$f"; done
+	} | sed -n "s/^bakery-$1-$2-$3@\([1-9][0-9]\{0,1\}\)\.service\$/\1/p" | sort -un
+}
+
+# slot_procs APP SLOT — the processes of the slot that have a template unit.
+slot_procs() {
+	local f p
+	for f in "$UNIT_DIR/bakery-$1-$2-"*@.service; do
+		[[ -f $f ]] || continue
+		p=${f#"$UNIT_DIR/bakery-$1-$2-"}; p=${p%@.service}
+		valid_proc "$p" && printf '%s\n' "$p"
+	done
+	return 0
 }
 
 # site_args APP SLOT PORT [--listen N] [--tls-port N] [--tls] [--host H]... [--cert H]...
@@ -578,6 +710,56 @@ run_build() {
 	return "$rc"
 }
 
+# run APP SLOT RELEASE SCRIPT TIMEOUT TTY — run the app's SCRIPT (a file bakery-agent
+# wrote in the app's run directory: a release command, a one-off command) as the app's
+# user in the release directory, with the slot's environment and the sandbox of its unit,
+# in a transient unit of its own: whatever the command leaves running is stopped with it.
+# The environment file is read by systemd, so no secret passes through here or reaches a
+# command line. TIMEOUT bounds it (exit 124); it stops too when our sudo is gone.
+run_script() {
+	local app=$1 slot=$2 release=$3 script=$4 timeout=$5 tty=$6 user unit rel f line rc=0 props=()
+	user=$(app_user "$app")
+	getent passwd "$user" >/dev/null || fail "run: the app has no user yet (no slot installed)"
+	rel="/var/lib/bakery/apps/$app/releases/$release"
+	f="/var/lib/bakery/apps/$app/run/$script"
+	[[ -d $rel && ! -L $rel ]] || fail "run: no release directory $rel"
+	[[ -f $f && ! -L $f ]] || fail "run: no script $f"
+	[[ -f /etc/bakery/env/bakery-$app-$slot.env ]] || fail "run: no environment file for slot $slot"
+	unit="bakery-$app-run-$$"
+	props=(-p "User=$user" -p "Group=$user" -p "WorkingDirectory=$rel"
+		-p "EnvironmentFile=/etc/bakery/env/bakery-$app-$slot.env"
+		-p "ReadWritePaths=$APPS_DATA/$app/data" -p "RuntimeMaxSec=$((timeout + 5))"
+		-p "SyslogIdentifier=bakery-$app-run")
+	while IFS= read -r line; do props+=(-p "$line"); done < <(sandbox_lines)
+	local parent=$PPID start=$SECONDS timedout=0 child
+	stop=0
+	trap 'stop=1' TERM INT HUP
+	if ((tty)); then
+		systemd-run --wait --collect --quiet --pty --unit="$unit" "${props[@]}" -- /bin/sh "$f" <&0 &
+	else
+		systemd-run --wait --collect --quiet --pipe --unit="$unit" "${props[@]}" -- /bin/sh "$f" </dev/null &
+	fi
+	child=$!
+	# Like build: the caller may not signal us; stop the unit on a signal, when our sudo is
+	# gone or after TIMEOUT.
+	while kill -0 "$child" 2>/dev/null; do
+		if ((SECONDS - start >= timeout)); then timedout=1; fi
+		if ((stop || timedout)) || ! kill -0 "$parent" 2>/dev/null; then
+			systemctl stop "$unit.service" 2>/dev/null || true
+			break
+		fi
+		sleep 0.2
+	done
+	wait "$child" || rc=$?
+	systemctl stop "$unit.service" 2>/dev/null || true
+	if ((timedout)); then
+		printf 'bakery-sudo: run: %s timed out after %s s\n' "$script" "$timeout" >&2
+		rc=124
+	elif ((stop)) && ((rc == 0)); then rc=1; fi
+	logger -t bakery-sudo -- "run $app $slot $script: exit $rc" 2>/dev/null || true
+	return "$rc"
+}
+
 # install_atomic SRC DEST — prints changed/unchanged.
 install_atomic() {
 	local src=$1 dest=$2 tmp
@@ -616,7 +798,7 @@ check_domain() {
 VERB=${1:-}
 [[ $# -gt 0 ]] && shift
 case $VERB in
-render-unit | render-site | check | verbs) ;; # no root, nothing written
+render-unit | render-proc | render-site | check | verbs) ;; # no root, nothing written
 *)
 	[[ $(id -u) == 0 ]] || fail "must run as root (sudo -n $0 ...)"
 	logger -t bakery-sudo -- "${SUDO_USER:-root}: ${VERB} $*" 2>/dev/null || true
@@ -638,6 +820,50 @@ render-unit)
 unit-remove)
 	nargs 2 $# "$VERB"; check_name app "$1"; check_slot "$2"
 	remove_file "$UNIT_DIR/bakery-$1-$2.service"
+	;;
+proc-install)
+	proc_args "$@"
+	ensure_app "$1"
+	tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
+	render_proc "${P_ARGS[@]}" >"$tmp"
+	install_atomic "$tmp" "$UNIT_DIR/bakery-$1-$2-$3@.service"
+	;;
+render-proc)
+	proc_args "$@"
+	render_proc "${P_ARGS[@]}"
+	;;
+proc-scale)
+	nargs 4 $# "$VERB"; check_name app "$1"; check_slot "$2"; check_proc "$3"; check_replicas "$4"
+	[[ $4 == 0 || -f "$UNIT_DIR/bakery-$1-$2-$3@.service" ]] || fail "proc-scale: no unit bakery-$1-$2-$3@.service"
+	want=() drop=()
+	for ((i = 1; i <= $4; i++)); do want+=("bakery-$1-$2-$3@$i.service"); done
+	for i in $(proc_instances "$1" "$2" "$3"); do ((i <= $4)) || drop+=("bakery-$1-$2-$3@$i.service"); done
+	if ((${#drop[@]} > 0)); then
+		systemctl disable --quiet -- "${drop[@]}" 2>/dev/null || true
+		systemctl stop -- "${drop[@]}"
+	fi
+	if ((${#want[@]} > 0)); then
+		systemctl reset-failed -- "${want[@]}" 2>/dev/null || true
+		systemctl enable --quiet -- "${want[@]}" 2>/dev/null || true
+		systemctl start -- "${want[@]}"
+	fi
+	;;
+proc-remove)
+	[[ $# -eq 2 || $# -eq 3 ]] || refuse "proc-remove takes APP SLOT [PROC]"
+	check_name app "$1"; check_slot "$2"
+	if [[ $# -eq 3 ]]; then check_proc "$3"; procs=("$3"); else mapfile -t procs < <(slot_procs "$1" "$2"); fi
+	for p in "${procs[@]}"; do
+		units=()
+		for i in $(proc_instances "$1" "$2" "$p"); do units+=("bakery-$1-$2-$p@$i.service"); done
+		if ((${#units[@]} > 0)); then
+			systemctl disable --quiet -- "${units[@]}" 2>/dev/null || true
+			systemctl stop -- "${units[@]}" || true
+			# A failed instance would stay loaded (and listed) without this.
+			systemctl reset-failed -- "${units[@]}" 2>/dev/null || true
+		fi
+		printf '%s ' "$p"
+		remove_file "$UNIT_DIR/bakery-$1-$2-$p@.service"
+	done
 	;;
 env-install)
 	nargs 2 $# "$VERB"; check_name app "$1"; check_slot "$2"
@@ -711,8 +937,16 @@ nginx-reload)
 	if systemd_running; then exec systemctl reload nginx; else exec nginx -s reload; fi
 	;;
 journal)
-	[[ $# -ge 2 && $# -le 4 ]] || refuse "journal takes APP SLOT [LINES] [follow]"
+	# An optional unit selector comes last: --process PROC.
+	unit=""
+	if [[ $# -ge 4 && ${*: -2:1} == --process ]]; then
+		check_name app "$1"; check_slot "$2"; check_proc "${*: -1}"
+		unit="bakery-$1-$2-${*: -1}@*.service"
+		set -- "${@:1:$#-2}"
+	fi
+	[[ $# -ge 2 && $# -le 4 ]] || refuse "journal takes APP SLOT [LINES] [follow] [--process PROC]"
 	check_name app "$1"; check_slot "$2"
+	unit=${unit:-bakery-$1-$2.service}
 	lines=${3:-200}
 	[[ $lines =~ ^[0-9]{1,6}$ ]] || refuse "invalid line count '$lines'"
 	if [[ $# -eq 4 ]]; then
@@ -721,7 +955,7 @@ journal)
 		# sent from its own process group, and the caller (bakery-agent) may
 		# not signal root's processes. So follow only while our sudo lives:
 		# when the session ends, the caller's watcher kills sudo, and we stop.
-		journalctl --no-pager -o short-iso -n "$lines" -f -u "bakery-$1-$2.service" &
+		journalctl --no-pager -o short-iso -n "$lines" -f -u "$unit" &
 		jp=$!
 		parent=$PPID
 		while kill -0 "$jp" 2>/dev/null; do
@@ -731,7 +965,7 @@ journal)
 		wait "$jp" 2>/dev/null || true
 		exit 0
 	fi
-	exec journalctl --no-pager -o short-iso -n "$lines" -u "bakery-$1-$2.service"
+	exec journalctl --no-pager -o short-iso -n "$lines" -u "$unit"
 	;;
 certbot-certonly)
 	domains=() email="" server="" name=""
@@ -803,10 +1037,22 @@ build)
 	[[ $(stat -c %s "$tmp") -le $MAX_CONTENT ]] || refuse "build script larger than $MAX_CONTENT bytes"
 	run_build "$1" "$2" "$tmp"
 	;;
+run)
+	[[ $# -eq 5 || ($# -eq 6 && $6 == --tty) ]] || refuse "run takes APP SLOT RELEASE SCRIPT TIMEOUT [--tty]"
+	check_name app "$1"; check_slot "$2"; check_release "$3"; check_script "$4"; check_seconds "$5"
+	rc=0
+	run_script "$1" "$2" "$3" "$4" "$5" "$(($# == 6))" || rc=$?
+	exit "$rc"
+	;;
 app-remove)
 	nargs 1 $# "$VERB"; check_name app "$1"
 	for s in blue green; do
 		if systemctl is-active --quiet "bakery-$1-$s.service"; then refuse "app-remove: bakery-$1-$s.service is active"; fi
+		for p in $(slot_procs "$1" "$s"); do
+			for i in $(proc_instances "$1" "$s" "$p"); do
+				if systemctl is-active --quiet "bakery-$1-$s-$p@$i.service"; then refuse "app-remove: bakery-$1-$s-$p@$i.service is active"; fi
+			done
+		done
 	done
 	user=$(app_user "$1")
 	if getent passwd "$user" >/dev/null; then
@@ -826,12 +1072,15 @@ check)
 	seconds) check_seconds "$2" ;;
 	host) check_host "$2" ;;
 	cert-host) check_domain "$2" ;;
+	process) check_proc "$2" ;;
+	replicas) check_replicas "$2" ;;
+	script) check_script "$2" ;;
 	*) refuse "unknown parameter kind '$1'" ;;
 	esac
 	echo ok
 	;;
 verbs)
-	echo unit-install render-unit unit-remove env-install env-remove systemctl daemon-reload nginx-site-install render-site nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew cert-info build app-remove check verbs
+	echo unit-install render-unit unit-remove proc-install render-proc proc-scale proc-remove env-install env-remove systemctl daemon-reload nginx-site-install render-site nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew cert-info build run app-remove check verbs
 	;;
 "") refuse "no verb given (try: verbs)" ;;
 *) refuse "unknown verb '$VERB'" ;;

@@ -13,12 +13,16 @@ import (
 
 // RuntimeLogs reads the journal of a deployment's active slot on its
 // nodes (node "" = all): the last lines lines, then, with follow, new ones
-// until ctx ends. fn is called in arrival order.
-func (c *Client) RuntimeLogs(ctx context.Context, name, node string, lines int, follow bool, fn func(api.RuntimeLogLine)) error {
+// until ctx ends; with req.Process, the log of that process. fn is called
+// in arrival order.
+func (c *Client) RuntimeLogs(ctx context.Context, name string, req api.RuntimeLogRequest, fn func(api.RuntimeLogLine)) error {
 	path := "/api/v1/deployments/" + url.PathEscape(name) + "/logs"
-	q := url.Values{"lines": {strconv.Itoa(lines)}, "follow": {strconv.FormatBool(follow)}}
-	if node != "" {
-		q.Set("node", node)
+	q := url.Values{"lines": {strconv.Itoa(req.Lines)}, "follow": {strconv.FormatBool(req.Follow)}}
+	if req.Node != "" {
+		q.Set("node", req.Node)
+	}
+	if req.Process != "" {
+		q.Set("process", req.Process)
 	}
 	body, err := c.openEventStream(ctx, path, q, nil)
 	if err != nil {

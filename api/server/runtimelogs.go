@@ -12,7 +12,7 @@ import (
 	"bakery.dev/bakery/api"
 )
 
-// runtimeLogs serves GET /api/v1/deployments/{name}/logs?node=N&lines=L&follow=true
+// runtimeLogs serves GET /api/v1/deployments/{name}/logs?node=N&lines=L&follow=true[&process=P]
 // as Server-Sent Events: `event: line` with a JSON RuntimeLogLine per line,
 // then `event: end` (with an "error" field when a node failed) once every
 // node's journal command ended. With follow=true it runs until the client
@@ -79,6 +79,11 @@ func (s *Server) runtimeLogRequest(r *http.Request) (string, api.RuntimeLogReque
 			return "", req, badField("lines", "must be 0-100000")
 		}
 		req.Lines = n
+	}
+	if req.Process = q.Get("process"); req.Process != "" {
+		if r := api.ValidateProcessName(req.Process); r != "" {
+			return "", req, badField("process", "%s", r)
+		}
 	}
 	switch q.Get("follow") {
 	case "", "false", "0":

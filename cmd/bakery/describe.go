@@ -304,6 +304,26 @@ func describeDeployment(d describer, o *api.Deployment, now time.Time) {
 			rev, port, n.Healthy, orDash(n.UnitState), oneLine(n.Message))
 	}
 	describeCertificates(d, t.Nodes, now)
+	describeProcesses(d, t.Nodes)
+}
+
+// describeProcesses lists each node's processes (spec.processes): running
+// instances over replicas, and the revision they run.
+func describeProcesses(d describer, nodes []api.NodeAppStatus) {
+	any := false
+	for _, n := range nodes {
+		any = any || len(n.Processes) > 0
+	}
+	if !any {
+		return
+	}
+	d.section(0, "Processes")
+	fmt.Fprintln(d.tw, "  NODE\tPROCESS\tRUNNING\tREVISION")
+	for _, n := range nodes {
+		for _, p := range n.Processes {
+			fmt.Fprintf(d.tw, "  %s\t%s\t%d/%d\t%s\n", n.Node, p.Name, p.Running, p.Replicas, revision(p.Revision))
+		}
+	}
 }
 
 // describeCertificates lists each node's certificate per TLS host.

@@ -27,7 +27,7 @@ Output formats (-o):
                    at revision N, redeploy:COMMIT after deploy --commit;
                    'bakery rollout resume' follows the ref again)
   wide   the table plus, for nodes, USER PORT OS LAST-HANDSHAKE DISK, and
-         for deployments, RUNTIME REF HOSTS
+         for deployments, RUNTIME REF HOSTS PROCESSES (running/wanted per process)
   yaml   multi-document YAML that 'bakery apply -f -' takes back
   json   one object, or a List of them ('bakery apply -f -' takes it back)
   name   TYPE/NAME per line (deployment.bakery.dev/hello)

@@ -275,10 +275,10 @@ func TestGetOutput(t *testing.T) {
 	}
 
 	tbl = lines(must(t, "", "get", "deploy", "-o", "wide"))
-	if got := strings.Join(strings.Fields(tbl[0]), " "); got != "NAME READY COMMIT REVISION PINNED NODES AGE RUNTIME REF HOSTS" {
+	if got := strings.Join(strings.Fields(tbl[0]), " "); got != "NAME READY COMMIT REVISION PINNED NODES AGE RUNTIME REF HOSTS PROCESSES" {
 		t.Errorf("wide deployments header %q", got)
 	}
-	if f := strings.Fields(tbl[1]); len(f) != 10 || f[7] != "systemd" || f[8] != "main" || f[9] != "hello.example.test" {
+	if f := strings.Fields(tbl[1]); len(f) != 11 || f[7] != "systemd" || f[8] != "main" || f[9] != "hello.example.test" || f[10] != "-" {
 		t.Errorf("wide deployments row %q", tbl[1])
 	}
 

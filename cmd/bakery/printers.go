@@ -163,7 +163,7 @@ func reachable(n *api.Node) string {
 func deploymentTable(w io.Writer, objs []api.Object, wide bool, now time.Time) {
 	h := "NAME\tREADY\tCOMMIT\tREVISION\tPINNED\tNODES\tAGE"
 	if wide {
-		h += "\tRUNTIME\tREF\tHOSTS"
+		h += "\tRUNTIME\tREF\tHOSTS\tPROCESSES"
 	}
 	fmt.Fprintln(w, h)
 	for _, o := range objs {
@@ -183,7 +183,7 @@ func deploymentTable(w io.Writer, objs []api.Object, wide bool, now time.Time) {
 			if d.Spec.Ingress != nil {
 				hosts = d.Spec.Ingress.Hosts
 			}
-			row = append(row, orDash(d.Spec.Runtime), orDash(ref), orDash(strings.Join(hosts, ",")))
+			row = append(row, orDash(d.Spec.Runtime), orDash(ref), orDash(strings.Join(hosts, ",")), processesColumn(d))
 		}
 		fmt.Fprintln(w, strings.Join(row, "\t"))
 	}
@@ -308,4 +308,24 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%dy", hours/24/365)
 	}
 	return fmt.Sprintf("%dy", hours/24/365)
+}
+
+// processesColumn is column PROCESSES of get -o wide: per process its
+// running instances over the wanted ones, summed over the nodes
+// ("worker:6/6"), or "-".
+func processesColumn(d *api.Deployment) string {
+	var out []string
+	for _, p := range d.Spec.Processes {
+		running, want := 0, 0
+		for _, n := range d.Status.Nodes {
+			for _, ps := range n.Processes {
+				if ps.Name == p.Name {
+					running += ps.Running
+					want += ps.Replicas
+				}
+			}
+		}
+		out = append(out, fmt.Sprintf("%s:%d/%d", p.Name, running, want))
+	}
+	return orDash(strings.Join(out, ","))
 }

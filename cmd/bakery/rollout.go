@@ -536,7 +536,7 @@ func (a *app) showRevision(ctx context.Context, c *client.Client, name string, r
 }
 
 func newLogsCmd(a *app) *cobra.Command {
-	var rolloutID, node, colorMode string
+	var rolloutID, node, process, colorMode string
 	var follow, runtime bool
 	var lines int
 	cmd := &cobra.Command{
@@ -550,11 +550,13 @@ repeating lines) until the rollout ends; exit 1 if it failed.
 With --runtime, print the running app's own log instead: the journal of
 its active slot on each node (or --node N), read over SSH, the last --lines
 lines, as "NODE SLOT TEXT"; -f keeps following until interrupted (the
-remote journalctl stops with the command).`,
+remote journalctl stops with the command). --process NAME prints the log
+of that process (spec.processes) instead of the web process's.`,
 		Example: `  bakery logs deployment/hello
   bakery logs deployment/hello -f
   bakery logs deployment/hello --rollout hello-3-1a2b3c4d
-  bakery logs deployment/hello --runtime --node web-1 -f`,
+  bakery logs deployment/hello --runtime --node web-1 -f
+  bakery logs deployment/hello --runtime --process worker`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := deploymentArg(args[0])
@@ -574,7 +576,8 @@ remote journalctl stops with the command).`,
 				if rolloutID != "" {
 					return usageErrorf("--runtime and --rollout do not go together")
 				}
-				err := c.RuntimeLogs(ctx, name, node, lines, follow, func(l api.RuntimeLogLine) {
+				req := api.RuntimeLogRequest{Node: node, Lines: lines, Follow: follow, Process: process}
+				err := c.RuntimeLogs(ctx, name, req, func(l api.RuntimeLogLine) {
 					fmt.Fprintf(a.out, "%s %s %s\n", col.node(l.Node), l.Slot, l.Text)
 				})
 				if err != nil {
@@ -582,8 +585,8 @@ remote journalctl stops with the command).`,
 				}
 				return nil
 			}
-			if node != "" {
-				return usageErrorf("--node goes with --runtime")
+			if node != "" || process != "" {
+				return usageErrorf("--node and --process go with --runtime")
 			}
 			id := rolloutID
 			if id == "" {
@@ -634,6 +637,7 @@ remote journalctl stops with the command).`,
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the rollout ends (with --runtime: until interrupted)")
 	cmd.Flags().BoolVar(&runtime, "runtime", false, "the running app's own log (its active slot's journal on each node) instead of a rollout's")
 	cmd.Flags().StringVar(&node, "node", "", "with --runtime: only this node")
+	cmd.Flags().StringVar(&process, "process", "", "with --runtime: the log of this process (spec.processes) instead of the web process's")
 	cmd.Flags().StringVar(&colorMode, "color", "auto", "color per node and stream: auto (on a terminal, unless NO_COLOR is set), always or never")
 	cmd.Flags().IntVar(&lines, "lines", 100, "with --runtime: how many past lines to print first")
 	return cmd

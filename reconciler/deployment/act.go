@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"bakery.dev/bakery/api"
@@ -122,11 +124,19 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 	case ActHealth:
 		return n.health(ctx, a.Slot, a.Port)
 	case ActSwitch:
-		if err := ing.Switch(ctx, n, a.Slot, a.Port); err != nil {
-			return err
+		if !n.desired.WorkerOnly {
+			if err := ing.Switch(ctx, n, a.Slot, a.Port); err != nil {
+				return err
+			}
+			n.obs.SiteHash = ing.Hash(n, a.Slot, a.Port)
+		} else {
+			n.logf("no web process: the %s slot becomes active without an nginx site", a.Slot)
 		}
-		n.obs.SiteHash = ing.Hash(n, a.Slot, a.Port)
 		return n.writeState(ctx, a)
+	case ActProcs:
+		return n.startProcs(ctx, rt, a)
+	case ActStopProcs:
+		return n.stopProcs(ctx, rt, a.Slot)
 	case ActDrain:
 		return n.drain(ctx, a.Slot)
 	case ActStop:
@@ -147,6 +157,118 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 		return n.removeApp(ctx, rt, ing)
 	}
 	return fmt.Errorf("unknown action %q", a.Type)
+}
+
+// procRunner is a runtime that runs a slot's processes (spec.processes).
+type procRunner interface {
+	// StartProcs runs instances 1..replicas of each process of a.Slot
+	// and stops the others.
+	StartProcs(ctx context.Context, n *nodeRun, a Action) error
+	// StopProcs stops every process of slot (SIGTERM, stopTimeout).
+	StopProcs(ctx context.Context, n *nodeRun, slot string) error
+}
+
+// startProcs starts a slot's processes and records them running.
+func (n *nodeRun) startProcs(ctx context.Context, rt Runtime, a Action) error {
+	pr, ok := rt.(procRunner)
+	if !ok {
+		return fmt.Errorf("runtime %s does not run spec.processes", n.spec.Runtime)
+	}
+	start := time.Now()
+	if err := pr.StartProcs(ctx, n, a); err != nil {
+		return err
+	}
+	got := map[string]map[int]string{}
+	var names []string
+	for _, p := range n.desired.Procs {
+		got[p.Name] = map[int]string{}
+		for i := 1; i <= p.Replicas; i++ {
+			got[p.Name][i] = "active"
+		}
+		names = append(names, fmt.Sprintf("%s×%d", p.Name, p.Replicas))
+	}
+	n.obs.Procs[a.Slot] = got
+	n.logf("processes of the %s slot running: %s (%s)", a.Slot, strings.Join(names, ", "), time.Since(start).Round(time.Millisecond))
+	for _, p := range n.spec.Processes {
+		if p.HealthCheck != nil {
+			if err := n.procHealth(ctx, a, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// minExecTimeout bounds one attempt of a process's health check at least:
+// starting the command (a transient unit, or a container under docker)
+// takes seconds on a loaded node, which the HTTP check's timeout is not
+// meant for.
+const minExecTimeout = 10 * time.Second
+
+// procHealth runs a process's healthCheck.exec in its release with the
+// slot's environment (the helper's run verb as the app's user, or docker
+// run --rm of the release's image) until it exits 0: at most
+// spec.healthCheck.retries times, spec.healthCheck.interval apart, each
+// bounded by spec.healthCheck.timeout but at least minExecTimeout.
+func (n *nodeRun) procHealth(ctx context.Context, a Action, p api.Process) error {
+	h := n.spec.HealthCheck
+	retries, interval, timeout := max(h.Retries, 1), api.DefaultHealthInterval, api.DefaultHealthTimeout
+	if h.Interval != nil {
+		interval = h.Interval.Duration
+	}
+	if h.Timeout != nil {
+		timeout = h.Timeout.Duration
+	}
+	timeout = max(timeout, minExecTimeout)
+	in := nodescript.RunInput{App: n.app, Slot: a.Slot, Commit: a.Commit, Release: a.Release, Script: "health-" + a.Slot + "-" + p.Name + ".sh",
+		Command: p.HealthCheck.Exec, TimeoutSec: max(int((timeout+time.Second-1)/time.Second), 1)}
+	var last error
+	for i := 1; i <= retries; i++ {
+		script := nodescript.RunCommand
+		if isDocker(n.spec) {
+			script, in.Network = nodescript.DockerRun, n.docker().Network
+		}
+		res, err := run(ctx, n, script, in)
+		if err == nil {
+			n.logf("process %s is healthy (%s passed, attempt %d)", p.Name, p.HealthCheck.Exec, i)
+			return nil
+		}
+		last = fmt.Errorf("%w: %s", err, truncateOutput(string(res.Stdout)+string(res.Stderr)))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+	return fmt.Errorf("process %s: health check %q failed %d times: %w", p.Name, p.HealthCheck.Exec, retries, last)
+}
+
+// truncateOutput keeps the end of a command's output for an error.
+func truncateOutput(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 300 {
+		s = "…" + s[len(s)-300:]
+	}
+	return s
+}
+
+// stopProcs stops a slot's processes: each gets SIGTERM and its
+// stopTimeout to finish its job.
+func (n *nodeRun) stopProcs(ctx context.Context, rt Runtime, slot string) error {
+	if n.prev != nil && !n.installed[slot] {
+		rt = n.prev
+	}
+	pr, ok := rt.(procRunner)
+	if !ok {
+		return nil // nothing of this runtime's to stop
+	}
+	start := time.Now()
+	if err := pr.StopProcs(ctx, n, slot); err != nil {
+		return err
+	}
+	delete(n.obs.Procs, slot)
+	n.logf("processes of the %s slot stopped (%s)", slot, time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // drain waits the strategy's drain time before the old slot stops.
@@ -324,6 +446,12 @@ func (systemdRuntime) Install(ctx context.Context, n *nodeRun, a Action) error {
 	if _, err := run(ctx, n, nodescript.SystemdInstallEnv, nodescript.SystemdEnvInput{App: n.app, Slot: a.Slot, EnvFile: nf.EnvFile(n.env)}); err != nil {
 		return fmt.Errorf("env file: %w", err)
 	}
+	if err := installProcs(ctx, n, a); err != nil {
+		return err
+	}
+	if n.desired.WorkerOnly {
+		return nil
+	}
 	if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.RunScriptPath(n.app, a.Slot), Mode: 0o644, Content: []byte(nf.RunScript(n.spec.Run.Command))}); err != nil {
 		return fmt.Errorf("run script: %w", err)
 	}
@@ -340,6 +468,60 @@ func (systemdRuntime) Start(ctx context.Context, n *nodeRun, a Action) error {
 
 func (systemdRuntime) Stop(ctx context.Context, n *nodeRun, slot string) error {
 	_, err := run(ctx, n, nodescript.SystemdStop, nodescript.SlotInput{App: n.app, Slot: slot})
+	return err
+}
+
+// installProcs writes the run script of each process of the slot and has
+// the helper render their units (removing the slot's other process units).
+func installProcs(ctx context.Context, n *nodeRun, a Action) error {
+	if len(n.spec.Processes) == 0 && len(n.obs.Procs[a.Slot]) == 0 {
+		return nil
+	}
+	in := nodescript.ProcsInput{App: n.app, Slot: a.Slot, Release: a.Release}
+	for _, p := range n.spec.Processes {
+		if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.ProcRunScriptPath(n.app, a.Slot, p.Name), Mode: 0o644, Content: []byte(nf.ProcRunScript(p.Name, p.Command))}); err != nil {
+			return fmt.Errorf("run script of process %s: %w", p.Name, err)
+		}
+		in.Procs = append(in.Procs, nodescript.Proc{Name: p.Name, StopTimeoutSec: procStopSeconds(p)})
+	}
+	if _, err := run(ctx, n, nodescript.SystemdInstallProcs, in); err != nil {
+		return fmt.Errorf("process units: %w", err)
+	}
+	return nil
+}
+
+// procStopSeconds is a process's stopTimeout in whole seconds.
+func procStopSeconds(p api.Process) int {
+	if p.StopTimeout == nil {
+		return int(api.DefaultProcessStopTimeout / time.Second)
+	}
+	return max(int(p.StopTimeout.Duration/time.Second), 1)
+}
+
+func (systemdRuntime) StartProcs(ctx context.Context, n *nodeRun, a Action) error {
+	in := nodescript.ProcsInput{App: n.app, Slot: a.Slot}
+	for _, p := range n.desired.Procs {
+		in.Procs = append(in.Procs, nodescript.Proc{Name: p.Name, Replicas: p.Replicas})
+	}
+	if _, err := run(ctx, n, nodescript.SystemdScaleProcs, in); err != nil {
+		return err
+	}
+	// Processes of the slot the spec does not name (left behind) stop.
+	stale := nodescript.ProcsInput{App: n.app, Slot: a.Slot}
+	for name := range n.obs.Procs[a.Slot] {
+		if !slices.ContainsFunc(n.desired.Procs, func(p ProcGoal) bool { return p.Name == name }) {
+			stale.Procs = append(stale.Procs, nodescript.Proc{Name: name})
+		}
+	}
+	if len(stale.Procs) == 0 {
+		return nil
+	}
+	_, err := run(ctx, n, nodescript.SystemdProcsStop, stale)
+	return err
+}
+
+func (systemdRuntime) StopProcs(ctx context.Context, n *nodeRun, slot string) error {
+	_, err := run(ctx, n, nodescript.SystemdProcsStop, nodescript.ProcsInput{App: n.app, Slot: slot})
 	return err
 }
 

@@ -131,7 +131,8 @@ func (r *Reconciler) restoreRevision(ctx context.Context, d *api.Deployment, tar
 // restoredSpec is the spec a rollback writes: cur, with what makes a
 // revision taken from the revision's recorded spec rec — the source, the
 // build, the runtime and docker settings, run (command, port, env names
-// and values, secret references), the health check and the ingress. What
+// and values, secret references), the health check, the processes and the
+// ingress. What
 // places and paces the deployment stays as it is now, as kubectl rollout
 // undo keeps replicas and strategy: nodes, nodeSelector, strategy,
 // keepReleases, progressDeadline and suspend.
@@ -143,6 +144,7 @@ func restoredSpec(cur, rec api.DeploymentSpec) api.DeploymentSpec {
 	out.Docker = rec.Docker
 	out.Run = rec.Run
 	out.HealthCheck = rec.HealthCheck
+	out.Processes = rec.Processes
 	out.Ingress = rec.Ingress
 	return out
 }

@@ -36,7 +36,29 @@ var (
 	_ Runtime     = dockerRuntime{}
 	_ builder     = dockerRuntime{}
 	_ imagePruner = dockerRuntime{}
+	_ procRunner  = dockerRuntime{}
+	_ procRunner  = systemdRuntime{}
 )
+
+// StartProcs runs the slot's processes as containers of the release's
+// image (bakery-APP-SLOT-PROC-N) with the slot's env file.
+func (dockerRuntime) StartProcs(ctx context.Context, n *nodeRun, a Action) error {
+	in := nodescript.DockerProcsInput{App: n.app, Slot: a.Slot, Commit: a.Commit, Release: a.Release, Revision: n.desired.Revision,
+		Network: n.docker().Network}
+	for _, p := range n.spec.Processes {
+		in.Procs = append(in.Procs, nodescript.DockerProc{Name: p.Name, Command: p.Command, Replicas: max(p.Replicas, 1), StopTimeoutSec: procStopSeconds(p)})
+	}
+	_, err := run(ctx, n, nodescript.DockerScaleProcs, in)
+	return err
+}
+
+// StopProcs stops the slot's process containers (SIGTERM, stopTimeout);
+// they stay, stopped, with their logs, until the slot's processes start
+// again.
+func (dockerRuntime) StopProcs(ctx context.Context, n *nodeRun, slot string) error {
+	_, err := run(ctx, n, nodescript.DockerProcsStop, nodescript.SlotInput{App: n.app, Slot: slot})
+	return err
+}
 
 func (dockerRuntime) Build(ctx context.Context, n *nodeRun, commit, release string) error {
 	if err := n.checkout(ctx, commit, release); err != nil {

@@ -114,6 +114,13 @@ func (r *Reconciler) newNodeRun(d *api.Deployment, rv *revision, t target) *node
 	if d.Spec.Run.Port != nil {
 		n.desired.PinnedPort = *d.Spec.Run.Port
 	}
+	n.desired.WorkerOnly = !d.Spec.HasWeb()
+	for _, p := range d.Spec.Processes {
+		n.desired.Procs = append(n.desired.Procs, ProcGoal{Name: p.Name, Replicas: max(p.Replicas, 1)})
+	}
+	if n.desired.WorkerOnly {
+		return n // no site
+	}
 	n.desired.SiteHash = func(slot string, port int) string { return r.ingress().Hash(n, slot, port) }
 	return n
 }

@@ -42,6 +42,13 @@ const (
 	ActCert ActionType = "certificate"
 	// ActRenew renews a host's certificate and reloads nginx.
 	ActRenew ActionType = "renew"
+	// ActProcs starts a slot's processes (spec.processes), instances
+	// 1..replicas of each, stops instances beyond that, and waits for
+	// their health checks.
+	ActProcs ActionType = "processes"
+	// ActStopProcs stops a slot's processes (SIGTERM and each one's
+	// stopTimeout to finish its job) and removes their units.
+	ActStopProcs ActionType = "stop-processes"
 )
 
 // Action is one idempotent step on one node.
@@ -103,10 +110,57 @@ type Desired struct {
 	RepairOnly bool
 	// TLSHosts are the hosts that need a certificate (ingress.tls).
 	TLSHosts []string
+	// WorkerOnly says the deployment has no web process
+	// (api.DeploymentSpec.HasWeb): no port, slot unit, HTTP health check
+	// or site.
+	WorkerOnly bool
+	// Procs are the processes every slot runs (spec.processes).
+	Procs []ProcGoal
 	// RenewBefore is how long before its expiry a certificate is renewed;
 	// Now is the time Plan compares expiry dates with.
 	RenewBefore time.Duration
 	Now         time.Time
+}
+
+// ProcGoal is how many instances of a process run on a node.
+type ProcGoal struct {
+	Name     string
+	Replicas int
+}
+
+// procsConverged reports whether slot runs exactly instances 1..replicas
+// of each desired process and nothing else.
+func procsConverged(d Desired, obs nodescript.Observed, slot string) (bool, string) {
+	got := obs.Procs[slot]
+	want := map[string]int{}
+	for _, p := range d.Procs {
+		want[p.Name] = p.Replicas
+		for i := 1; i <= p.Replicas; i++ {
+			if st := got[p.Name][i]; !running(st) {
+				return false, fmt.Sprintf("process %s@%d is %s", p.Name, i, orUnknown(st))
+			}
+		}
+	}
+	for name, insts := range got {
+		for i, st := range insts {
+			if running(st) && i > want[name] {
+				return false, fmt.Sprintf("process %s@%d runs beyond the %d wanted", name, i, want[name])
+			}
+		}
+	}
+	return true, ""
+}
+
+// procsRunning reports whether a process instance of slot runs.
+func procsRunning(obs nodescript.Observed, slot string) bool {
+	for _, insts := range obs.Procs[slot] {
+		for _, st := range insts {
+			if running(st) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func running(state string) bool {
@@ -127,7 +181,8 @@ func Plan(d Desired, obs nodescript.Observed) ([]Action, error) {
 		return repairs(d, obs, obs.State.Active, a), nil
 	}
 	if d.Remove {
-		if obs.State == nil && obs.SiteHash == "" && !running(obs.Units[nodefiles.Blue]) && !running(obs.Units[nodefiles.Green]) && len(obs.Releases) == 0 {
+		if obs.State == nil && obs.SiteHash == "" && !running(obs.Units[nodefiles.Blue]) && !running(obs.Units[nodefiles.Green]) && len(obs.Releases) == 0 &&
+			!procsRunning(obs, nodefiles.Blue) && !procsRunning(obs, nodefiles.Green) {
 			return nil, nil
 		}
 		return []Action{{Type: ActRemove, Reason: "app removed from this node"}}, nil
@@ -147,9 +202,11 @@ func Plan(d Desired, obs nodescript.Observed) ([]Action, error) {
 
 	// A rollout into the idle slot.
 	idle := nodefiles.Other(active)
-	port := allocatePort(d, obs, idle)
-	if port == 0 {
-		return nil, ErrNoFreePort
+	port := 0
+	if !d.WorkerOnly {
+		if port = allocatePort(d, obs, idle); port == 0 {
+			return nil, ErrNoFreePort
+		}
 	}
 	var plan []Action
 	rel := nodefiles.ReleaseID(d.Commit, d.BuildHash)
@@ -160,14 +217,25 @@ func Plan(d Desired, obs nodescript.Observed) ([]Action, error) {
 			Action{Type: ActFetch, Commit: d.Commit},
 			Action{Type: ActBuild, Commit: d.Commit, Release: rel})
 	}
-	plan = append(plan,
-		Action{Type: ActInstall, Slot: idle, Commit: d.Commit, Release: rel, Port: port},
-		Action{Type: ActStart, Slot: idle, Commit: d.Commit, Release: rel, Port: port},
-		Action{Type: ActHealth, Slot: idle, Port: port},
-		Action{Type: ActSwitch, Slot: idle, Commit: d.Commit, Release: rel, Port: port},
-	)
+	plan = append(plan, Action{Type: ActInstall, Slot: idle, Commit: d.Commit, Release: rel, Port: port})
+	if !d.WorkerOnly {
+		plan = append(plan,
+			Action{Type: ActStart, Slot: idle, Commit: d.Commit, Release: rel, Port: port},
+			Action{Type: ActHealth, Slot: idle, Port: port})
+	}
+	plan = append(plan, Action{Type: ActSwitch, Slot: idle, Commit: d.Commit, Release: rel, Port: port})
+	// The new release's processes start after the web switch; the old
+	// ones stop once the new ones are healthy.
+	if len(d.Procs) > 0 {
+		plan = append(plan, Action{Type: ActProcs, Slot: idle, Commit: d.Commit, Release: rel})
+	}
+	if active != "" && len(obs.Procs[active]) > 0 {
+		plan = append(plan, Action{Type: ActStopProcs, Slot: active, Reason: "replaced"})
+	}
 	if active != "" {
-		plan = append(plan, Action{Type: ActDrain, Slot: active}, Action{Type: ActStop, Slot: active, Reason: "replaced"})
+		if !d.WorkerOnly || running(obs.Units[active]) {
+			plan = append(plan, Action{Type: ActDrain, Slot: active}, Action{Type: ActStop, Slot: active, Reason: "replaced"})
+		}
 	} else if running(obs.Units[idle]) || running(obs.Units[nodefiles.Other(idle)]) {
 		// No recorded active slot, but a unit runs: a crashed first
 		// rollout. The start above restarts idle; stop the other.
@@ -221,7 +289,7 @@ var ErrNoFreePort = errors.New("no free port in the node's port range")
 func repairs(d Desired, obs nodescript.Observed, active string, a nodefiles.SlotState) []Action {
 	var plan []Action
 	certs := certActions(d, obs)
-	if st := obs.Units[active]; !running(st) {
+	if st := obs.Units[active]; !d.WorkerOnly && !running(st) {
 		plan = append(plan,
 			Action{Type: ActStart, Slot: active, Commit: a.Commit, Release: a.Release, Port: a.Port, Reason: fmt.Sprintf("active unit is %s", orUnknown(st))},
 			Action{Type: ActHealth, Slot: active, Port: a.Port})
@@ -237,8 +305,14 @@ func repairs(d Desired, obs nodescript.Observed, active string, a nodefiles.Slot
 		}
 		plan = append(plan, Action{Type: ActSite, Slot: active, Port: a.Port, Reason: reason})
 	}
+	if ok, why := procsConverged(d, obs, active); !ok {
+		plan = append(plan, Action{Type: ActProcs, Slot: active, Commit: a.Commit, Release: a.Release, Reason: why})
+	}
 	if other := nodefiles.Other(active); running(obs.Units[other]) {
 		plan = append(plan, Action{Type: ActStop, Slot: other, Reason: "inactive slot is running"})
+	}
+	if other := nodefiles.Other(active); procsRunning(obs, other) {
+		plan = append(plan, Action{Type: ActStopProcs, Slot: other, Reason: "inactive slot's processes are running"})
 	}
 	return plan
 }

@@ -173,6 +173,19 @@ func specHash(s *api.DeploymentSpec) string {
 		hosts = strings.Join(s.Ingress.Hosts, ",")
 	}
 	h := nf.Hash(s.Runtime, s.Run.Command, port, strings.Join(env, "\x00"), hosts, buildHash(s))
+	if len(s.Processes) > 0 {
+		// What a process's units depend on (not its replicas: a change of
+		// those converges without a rollout).
+		var procs []string
+		for _, p := range s.Processes {
+			exec := ""
+			if p.HealthCheck != nil {
+				exec = p.HealthCheck.Exec
+			}
+			procs = append(procs, nf.Hash(p.Name, p.Command, fmt.Sprint(procStopSeconds(p)), exec))
+		}
+		h = nf.Hash(h, strings.Join(procs, ","))
+	}
 	if isDocker(s) && s.Docker != nil {
 		h = nf.Hash(h, s.Docker.Network)
 	}

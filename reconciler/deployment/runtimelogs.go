@@ -57,7 +57,7 @@ func RuntimeLogs(ctx context.Context, st store.Store, conn nodeconn.Connector, k
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd, err := script.Command(nodescript.LogsInput{App: name, Slot: t.slot, Lines: lines, Follow: req.Follow})
+			cmd, err := script.Command(nodescript.LogsInput{App: name, Slot: t.slot, Lines: lines, Follow: req.Follow, Process: req.Process})
 			if err == nil {
 				cmd.CaptureLimit = -1
 				cmd.Sink = sshexec.SinkFunc(func(l sshexec.Line) {

@@ -11,6 +11,7 @@ import (
 	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/store"
 	"bakery.dev/bakery/reconciler"
+	"bakery.dev/bakery/reconciler/nodescript"
 )
 
 // ending names how a reconcile ended, for the status it writes.
@@ -299,7 +300,12 @@ func nodeSummary(s *api.DeploymentStatus, p *rolloutPlan) {
 			ns.ActiveSlot, ns.Commit, ns.Revision, ns.Port = a, slot.Commit, slot.Revision, slot.Port
 			ns.UnitState = n.obs.Units[a]
 			ns.Healthy = running(ns.UnitState) || slot.Commit == n.desired.Commit
+			if n.desired.WorkerOnly {
+				ns.UnitState = ""
+				ns.Healthy, _ = procsConverged(n.desired, n.obs.Observed, a)
+			}
 			ns.Certificates = certStatus(n.spec, n.obs.Certs)
+			ns.Processes = procStatus(n.desired, n.obs.Observed, a, slot.Revision)
 		}
 		if p.actErrs != nil && p.actErrs[i] != nil && n != nil {
 			ns.Message = p.actErrs[i].Error()
@@ -335,4 +341,20 @@ func (r *Reconciler) setStatus(ctx context.Context, name string, mutate func(*ap
 		}
 		return err
 	}
+}
+
+// procStatus says how many instances of each process run in the active
+// slot.
+func procStatus(d Desired, obs nodescript.Observed, active string, revision int64) []api.ProcessStatus {
+	var out []api.ProcessStatus
+	for _, p := range d.Procs {
+		ps := api.ProcessStatus{Name: p.Name, Replicas: p.Replicas, Revision: revision}
+		for _, st := range obs.Procs[active][p.Name] {
+			if running(st) {
+				ps.Running++
+			}
+		}
+		out = append(out, ps)
+	}
+	return out
 }

@@ -159,3 +159,48 @@ func FuzzSite(f *testing.F) {
 		checkSite(t, s, NginxSite(s))
 	})
 }
+
+// FuzzProcUnit feeds hostile parameters to a process unit's validation
+// and renderer: what Validate accepts renders to the template's lines
+// only, with no systemd specifier but the instance's %i.
+func FuzzProcUnit(f *testing.F) {
+	f.Add("hello", "blue", "worker", fuzzRelease, 10)
+	for _, h := range hostile {
+		f.Add(h, "blue", "worker", fuzzRelease, 10)
+		f.Add("hello", h, "worker", fuzzRelease, 10)
+		f.Add("hello", "green", h, fuzzRelease, 10)
+		f.Add("hello", "green", "worker", h, 10)
+		f.Add("hello", "green", "worker"+h, fuzzRelease, 0)
+	}
+	ref := ProcUnit(Process{App: "ref", Slot: Blue, Name: "w", Release: fuzzRelease})
+	f.Fuzz(func(t *testing.T, app, slot, name, release string, stop int) {
+		p := Process{App: app, Slot: slot, Name: name, Release: release, StopTimeoutSec: stop}
+		if p.Validate() != nil {
+			return
+		}
+		u := ProcUnit(p)
+		if got, want := strings.Join(unitKeys(u), "|"), strings.Join(unitKeys(ref), "|"); got != want {
+			t.Fatalf("unit of %+v has other lines than the template:\n%s", p, u)
+		}
+		for _, l := range strings.Split(u, "\n") {
+			k, v, ok := strings.Cut(l, "=")
+			if !ok || strings.HasPrefix(k, "#") {
+				continue
+			}
+			if !unitValue.MatchString(strings.ReplaceAll(v, "%i", "")) {
+				t.Fatalf("unit of %+v: %s has characters systemd would interpret:\n%s", p, k, u)
+			}
+		}
+		for _, want := range []string{
+			"\nUser=" + AppUser(p.App) + "\n",
+			"\nExecStart=/bin/sh " + ProcRunScriptPath(p.App, p.Slot, p.Name) + "\n",
+			"\nEnvironmentFile=" + EnvPath(p.App, p.Slot) + "\n",
+			"\nReadWritePaths=" + AppDataDir(p.App) + "\n",
+			"\nKillSignal=SIGTERM\n",
+		} {
+			if !strings.Contains(u, want) {
+				t.Fatalf("unit of %+v lacks %q:\n%s", p, want, u)
+			}
+		}
+	})
+}

@@ -4,6 +4,10 @@
 # Environment: BAKERY_ROOT, APP, REPO (the app's image repository).
 set -u
 for s in blue green; do docker rm -f "bakery-$APP-$s" >/dev/null 2>&1 || true; done
+# The processes' containers (spec.processes), one argument per id.
+procs=$(docker ps -aq --filter "label=bakery.app=$APP" --filter label=bakery.process)
+# shellcheck disable=SC2086
+if [ -n "$procs" ]; then docker rm -f $procs >/dev/null; fi
 imgs=$(docker image ls -q "$REPO" | sort -u)
 # One argument per image id.
 # shellcheck disable=SC2086

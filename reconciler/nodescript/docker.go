@@ -1,9 +1,12 @@
 package nodescript
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
+	"bakery.dev/bakery/api"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
 )
 
@@ -102,4 +105,63 @@ var DockerRemove = define("docker-remove", func(in AppInput, c *call) {
 var DockerPruneImages = define("docker-prune-images", func(in AppInput, c *call) {
 	c.app(in.App)
 	c.set("REPO", nf.ImageRepo(in.App))
+})
+
+// DockerProcsInput is the input of docker-scale-procs.
+type DockerProcsInput struct {
+	App, Slot string
+	Commit    string
+	Release   string // the release whose image runs
+	Revision  int64
+	// Network is the spec's docker network ("host", or bridge: nothing
+	// published).
+	Network string
+	Procs   []DockerProc
+}
+
+// DockerProc is one process of a slot under docker.
+type DockerProc struct {
+	Name           string
+	Command        string // run by /bin/sh -c (spec text, never a secret)
+	Replicas       int
+	StopTimeoutSec int
+}
+
+// DockerScaleProcs runs instances 1..Replicas of each process of the slot
+// as containers of the release's image and stops the slot's others.
+var DockerScaleProcs = define("docker-scale-procs", func(in DockerProcsInput, c *call) {
+	c.app(in.App)
+	c.slot(in.Slot)
+	var list []string
+	for i, p := range in.Procs {
+		if r := api.ValidateProcessName(p.Name); r != "" {
+			c.fail("process name %s", r)
+			return
+		}
+		if r := nf.ValidateReplicas(p.Replicas); r != "" {
+			c.fail("process %s: %s", p.Name, r)
+		}
+		if r := nf.ValidateStopTimeout(p.StopTimeoutSec); r != "" {
+			c.fail("process %s: %s", p.Name, r)
+		}
+		if p.Command == "" {
+			c.fail("process %s: empty command", p.Name)
+		}
+		list = append(list, fmt.Sprintf("%s:%d:%d", p.Name, p.Replicas, p.StopTimeoutSec))
+		c.set(fmt.Sprintf("CMD_%d", i), p.Command)
+	}
+	c.set("PROCS", strings.Join(list, " "))
+	c.set("IMAGE", nf.ImageRef(in.App, in.Release))
+	c.set("ENVFILE", nf.DockerEnvPath(in.App, in.Slot))
+	c.set("NETWORK", in.Network)
+	c.set("COMMIT", in.Commit) // labels only
+	c.set("RELEASE", in.Release)
+	c.setInt("REVISION", in.Revision)
+})
+
+// DockerProcsStop stops every process container of the slot (SIGTERM and
+// each one's stop timeout), keeping them, stopped, with their logs.
+var DockerProcsStop = define("docker-procs-stop", func(in SlotInput, c *call) {
+	c.app(in.App)
+	c.slot(in.Slot)
 })

@@ -95,10 +95,12 @@ func TestScriptsPassValuesLiterally(t *testing.T) {
 			"sudo -n " + h + " systemctl disable " + hostile + " blue",
 			"sudo -n " + h + " systemctl stop " + hostile + " blue"}, "", "", false},
 		{"systemd-remove", func() (sshexec.Command, error) { return SystemdRemove.Command(AppInput{App: hostile}) }, []string{
+			"sudo -n " + h + " proc-remove " + hostile + " blue",
 			"sudo -n " + h + " systemctl disable " + hostile + " blue",
 			"sudo -n " + h + " systemctl stop " + hostile + " blue",
 			"sudo -n " + h + " unit-remove " + hostile + " blue",
 			"sudo -n " + h + " env-remove " + hostile + " blue",
+			"sudo -n " + h + " proc-remove " + hostile + " green",
 			"sudo -n " + h + " systemctl disable " + hostile + " green",
 			"sudo -n " + h + " systemctl stop " + hostile + " green",
 			"sudo -n " + h + " unit-remove " + hostile + " green",
@@ -147,6 +149,18 @@ func TestScriptsPassValuesLiterally(t *testing.T) {
 		{"journal follow", func() (sshexec.Command, error) {
 			return Journal.Command(LogsInput{App: hostile, Slot: "green", Lines: 5, Follow: true})
 		}, []string{"sudo -n " + h + " journal " + hostile + " green 5 follow"}, "", "", false},
+		{"journal process", func() (sshexec.Command, error) {
+			return Journal.Command(LogsInput{App: hostile, Slot: "green", Lines: 5, Follow: true, Process: "worker"})
+		}, []string{"sudo -n " + h + " journal " + hostile + " green 5 follow --process worker"}, "", "", false},
+		{"systemd-scale-procs", func() (sshexec.Command, error) {
+			return SystemdScaleProcs.Command(ProcsInput{App: hostile, Slot: "blue", Procs: []Proc{{Name: "worker", Replicas: 2}, {Name: "mailer", Replicas: 1}}})
+		}, []string{"sudo -n " + h + " proc-scale " + hostile + " blue worker 2", "sudo -n " + h + " proc-scale " + hostile + " blue mailer 1"}, "", "", false},
+		{"systemd-procs-stop", func() (sshexec.Command, error) {
+			return SystemdProcsStop.Command(ProcsInput{App: hostile, Slot: "green"})
+		}, []string{"sudo -n " + h + " proc-remove " + hostile + " green", "sudo -n " + h + " daemon-reload"}, "", "", false},
+		{"systemd-procs-stop some", func() (sshexec.Command, error) {
+			return SystemdProcsStop.Command(ProcsInput{App: hostile, Slot: "green", Procs: []Proc{{Name: "old"}, {Name: "older"}}})
+		}, []string{"sudo -n " + h + " proc-remove " + hostile + " green old", "sudo -n " + h + " proc-remove " + hostile + " green older", "sudo -n " + h + " daemon-reload"}, "", "", false},
 		{"docker-logs", func() (sshexec.Command, error) {
 			return DockerLogs.Command(LogsInput{App: hostile, Slot: "blue", Lines: 7})
 		}, []string{"docker logs --timestamps --tail 7 bakery-" + hostile + "-blue"}, "", "", false},
@@ -181,7 +195,10 @@ func TestScriptsPassValuesLiterally(t *testing.T) {
 		{"docker-remove", func() (sshexec.Command, error) { return DockerRemove.Command(AppInput{App: hostile}) }, []string{
 			"docker rm -f bakery-" + hostile + "-blue",
 			"docker rm -f bakery-" + hostile + "-green",
+			"docker ps -aq --filter label=bakery.app=" + hostile + " --filter label=bakery.process",
 			"docker image ls -q bakery/" + hostile}, "", "", false},
+		{"docker-procs-stop", func() (sshexec.Command, error) { return DockerProcsStop.Command(SlotInput{App: hostile, Slot: "blue"}) }, []string{
+			"docker ps -q --filter label=bakery.app=" + hostile + " --filter label=bakery.slot=blue --filter label=bakery.process"}, "", "", false},
 		{"docker-prune-images", func() (sshexec.Command, error) { return DockerPruneImages.Command(AppInput{App: hostile}) }, []string{
 			"docker image ls --format {{.Tag}} bakery/" + hostile,
 			"docker image prune --force --filter label=bakery.app=" + hostile}, "", "", false},

@@ -1,10 +1,15 @@
 package nodescript
 
+import "bakery.dev/bakery/api"
+
 // LogsInput is the input of journal and docker-logs.
 type LogsInput struct {
 	App, Slot string
 	Lines     int  // how many past lines first
 	Follow    bool // go on printing new lines until cancelled
+	// Process selects the journal of one process (spec.processes) of the
+	// slot instead of its web unit (journal only).
+	Process string
 }
 
 func (in LogsInput) fill(c *call) {
@@ -16,6 +21,12 @@ func (in LogsInput) fill(c *call) {
 		follow = "1"
 	}
 	c.set("FOLLOW", follow)
+	if in.Process != "" {
+		if r := api.ValidateProcessName(in.Process); r != "" {
+			c.fail("process name %s", r)
+		}
+	}
+	c.set("PROCESS", in.Process)
 }
 
 // Journal prints the slot unit's journal through the bakery-sudo helper

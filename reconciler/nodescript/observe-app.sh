@@ -10,6 +10,10 @@ for s in blue green; do
   st=$(systemctl show -p ActiveState --value "bakery-$APP-$s.service" 2>/dev/null) || st=unknown
   echo "unit $s ${st:-unknown}"
 done
+# The slots' process instances (spec.processes): "proc SLOT-PROC@N.service STATE"
+# for the unit bakery-APP-SLOT-PROC@N.service.
+systemctl list-units --all --plain --no-legend "bakery-$APP-blue-*@*.service" "bakery-$APP-green-*@*.service" 2>/dev/null |
+  awk -v p="bakery-$APP-" 'index($1, p) == 1 {print "proc " substr($1, length(p) + 1) " " $3}'
 if [ "$RUNTIME" = docker ] || grep -qs '"dockerized": true' "$d/state.json"; then
   if ! command -v docker >/dev/null 2>&1; then
     echo "docker-error docker is not installed on this node (install-node-agent.sh installs it unless --no-docker)"
@@ -18,6 +22,10 @@ if [ "$RUNTIME" = docker ] || grep -qs '"dockerized": true' "$d/state.json"; the
   else
     echo docker
     for t in $imgs; do echo "image $t"; done
+    # Process containers as "proc SLOT-PROC@N.service STATE" (running: active).
+    docker ps -a --filter "label=bakery.app=$APP" --filter label=bakery.process \
+      --format 'proc {{.Label "bakery.slot"}}-{{.Label "bakery.process"}}@{{.Label "bakery.replica"}}.service {{.State}}' |
+      sed 's/ running$/ active/; s/ restarting$/ activating/'
     docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.Config.Image}} {{or (index .Config.Labels "bakery.commit") "-"}} {{or (index .Config.Labels "bakery.revision") "-"}}' "bakery-$APP-blue" "bakery-$APP-green" 2>/dev/null | sed 's/^/container /'
   fi
 fi

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"bakery.dev/bakery/api"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
 	"bakery.dev/bakery/sshexec"
 )
@@ -31,6 +32,7 @@ type ObserveAppInput struct {
 //
 //	state <state.json on one line>
 //	unit <slot> <ActiveState>
+//	proc <SLOT-PROC@N.service, of the unit bakery-APP-SLOT-PROC@N.service> <ActiveState>
 //	site <sha256 of the nginx site> | site -
 //	release <commit> <build hash | ->
 //	have <commit in the node's repo>
@@ -76,6 +78,9 @@ type Observed struct {
 	State *nf.AppState
 	// Units maps slot → systemd ActiveState ("active", "inactive", "failed", "activating", …).
 	Units map[string]string
+	// Procs maps slot → process → instance → the ActiveState of its
+	// unit, for the process instances systemd has loaded.
+	Procs map[string]map[string]map[int]string
 	// SiteHash is the SHA-256 (nf.Hash of the content) of the
 	// app's nginx site, "" when absent.
 	SiteHash string
@@ -126,6 +131,7 @@ type Container struct {
 func ParseAppObservation(out string) (AppObservation, error) {
 	o := AppObservation{Listening: map[int]bool{}, Containers: map[string]Container{}, Images: map[string]bool{}, Observed: Observed{
 		Units:     map[string]string{},
+		Procs:     map[string]map[string]map[int]string{},
 		Releases:  map[string]string{},
 		UsedPorts: map[int]bool{},
 		Certs:     map[string]Cert{},
@@ -171,6 +177,9 @@ func (o *AppObservation) parseLine(line string) error {
 		if slot == nf.Blue || slot == nf.Green {
 			o.Units[slot] = state
 		}
+	case "proc":
+		unit, state, _ := strings.Cut(rest, " ")
+		o.parseProc(unit, state)
 	case "site":
 		if rest != "-" {
 			o.SiteHash = rest
@@ -212,6 +221,30 @@ func (o *AppObservation) parseLine(line string) error {
 		return fmt.Errorf("unexpected observe output %q", truncate(line, 100))
 	}
 	return nil
+}
+
+// parseProc records a process instance's state, when its unit is one of
+// this app's (SLOT-PROC@N.service with a valid PROC: another
+// app whose name continues with -SLOT- has a PROC with a blue or green
+// part, which no valid name has).
+func (o *AppObservation) parseProc(unit, state string) {
+	rest, ok := strings.CutSuffix(unit, ".service")
+	if !ok {
+		return
+	}
+	slot, rest, _ := strings.Cut(rest, "-")
+	name, inst, _ := strings.Cut(rest, "@")
+	n, err := strconv.Atoi(inst)
+	if (slot != nf.Blue && slot != nf.Green) || api.ValidateProcessName(name) != "" || err != nil || n < 1 {
+		return
+	}
+	if o.Procs[slot] == nil {
+		o.Procs[slot] = map[string]map[int]string{}
+	}
+	if o.Procs[slot][name] == nil {
+		o.Procs[slot][name] = map[int]string{}
+	}
+	o.Procs[slot][name][n] = state
 }
 
 // parseOther records the ports another app's slots use.

@@ -1,6 +1,12 @@
 package nodescript
 
-import nf "bakery.dev/bakery/reconciler/nodefiles"
+import (
+	"strconv"
+	"strings"
+
+	"bakery.dev/bakery/api"
+	nf "bakery.dev/bakery/reconciler/nodefiles"
+)
 
 // SlotInput is the input of the scripts that act on one slot of an app.
 type SlotInput struct {
@@ -60,3 +66,68 @@ var SystemdStop = define("systemd-stop", func(in SlotInput, c *call) {
 // SystemdRemove stops both slots' units and removes them, their
 // environment files and the app's own user and data directory.
 var SystemdRemove = define("systemd-remove", func(in AppInput, c *call) { c.app(in.App) })
+
+// ProcsInput is the input of the scripts that act on the processes of a
+// slot.
+type ProcsInput struct {
+	App, Slot string
+	// Release is the slot's release (install only).
+	Release string
+	// Procs are the processes: their units' parameters (install) or
+	// their names and replicas (scale).
+	Procs []Proc
+}
+
+// Proc is one process of a slot.
+type Proc struct {
+	Name           string
+	Replicas       int
+	StopTimeoutSec int
+}
+
+func (in ProcsInput) fill(c *call, field func(Proc) int, check func(int) string) {
+	c.app(in.App)
+	c.slot(in.Slot)
+	var list []string
+	for _, p := range in.Procs {
+		if r := api.ValidateProcessName(p.Name); r != "" {
+			c.fail("process name %s", r)
+			return
+		}
+		if r := check(field(p)); r != "" {
+			c.fail("process %s: %s", p.Name, r)
+			return
+		}
+		list = append(list, p.Name+":"+strconv.Itoa(field(p)))
+	}
+	c.set("PROCS", strings.Join(list, " "))
+}
+
+// SystemdInstallProcs has the helper render each process's template unit
+// (proc-install APP SLOT PROC RELEASE STOP), removes the slot's process
+// units no longer in Procs and reloads systemd.
+var SystemdInstallProcs = define("systemd-install-procs", func(in ProcsInput, c *call) {
+	in.fill(c, func(p Proc) int { return nf.Process{StopTimeoutSec: p.StopTimeoutSec}.StopTimeout() }, nf.ValidateStopTimeout)
+	if r := nf.ValidateRelease(in.Release); r != "" {
+		c.fail("%s", r)
+	}
+	c.set("RELEASE", in.Release)
+})
+
+// SystemdScaleProcs runs instances 1..Replicas of each process of the
+// slot and stops the others (proc-scale).
+var SystemdScaleProcs = define("systemd-scale-procs", func(in ProcsInput, c *call) {
+	in.fill(c, func(p Proc) int { return p.Replicas }, nf.ValidateReplicas)
+})
+
+// SystemdProcsStop stops every process of the slot, or only those in
+// Procs (their names), (SIGTERM, each unit's stop timeout) and removes
+// their units (proc-remove APP SLOT [PROC]).
+var SystemdProcsStop = define("systemd-procs-stop", func(in ProcsInput, c *call) {
+	in.fill(c, func(Proc) int { return 0 }, func(int) string { return "" })
+	names := strings.Fields(c.env["PROCS"])
+	for i, n := range names {
+		names[i], _, _ = strings.Cut(n, ":")
+	}
+	c.set("PROCS", strings.Join(names, " "))
+})

@@ -229,6 +229,8 @@ func collectRules(src *source, fn *ast.FuncDecl) {
 					reason = "must be a plain e-mail address"
 				case strings.HasSuffix(path, "tls.server"):
 					reason = "must be a plain https URL"
+				case strings.HasSuffix(path, "processes[].name"):
+					reason = "must be a DNS-1123 label of at most 20 characters, no '-'-separated part blue or green"
 				}
 				if strings.HasSuffix(path, ".path") {
 					reason = "must be a clean path relative to the repository root, without '..'"
