@@ -281,10 +281,19 @@ write_helper() {
 #   build APP RELEASE < script        run the build script (from the control plane) as the
 #                                     app's own user in its release directory, clean
 #                                     environment, no new privileges (see run_build)
+#   run APP SLOT RELEASE SCRIPT TIMEOUT [--tty]
+#                                     run /bin/sh /var/lib/bakery/apps/APP/run/SCRIPT (written
+#                                     by bakery-agent) as the app's user in the release
+#                                     directory with the slot's environment file (read by
+#                                     systemd; PORT unset) and the sandbox of the app's unit,
+#                                     as a transient unit (systemd-run --wait --pipe, or --pty
+#                                     with --tty); output streams back, the exit status is
+#                                     passed through; stopped after TIMEOUT seconds (exit 124)
+#                                     and when the caller goes away (see run_script)
 #   app-remove APP                    remove the app's user and /var/lib/bakery-apps/APP
 #                                     (refused while one of its units is active)
 #   check KIND VALUE                  apply the rule of one parameter kind (app slot port
-#                                     release seconds host cert-host); exit 0 or 2
+#                                     release seconds host cert-host script); exit 0 or 2
 #   verbs                             list the verbs (for feature detection)
 # Every call is logged to syslog/journal with the tag bakery-sudo. Exit status 2 = refused.
 set -euo pipefail
@@ -338,6 +347,13 @@ check_seconds() {
 }
 check_release() { [[ $1 =~ $RELEASE_RE ]] || refuse "invalid release '$1' (COMMIT or COMMIT-BUILDHASH)"; }
 check_host() { [[ ${#1} -le 253 && $1 =~ $HOST_RE ]] || refuse "invalid host name '$1'"; }
+# check_script NAME — a run script's file name in the app's run directory: NAME.sh, NAME a
+# DNS label of at most 63 characters (no path, no dot but the suffix).
+check_script() {
+	local b=${1%.sh}
+	[[ $1 == *.sh && ${#b} -ge 1 && ${#b} -le 63 && $b =~ $NAME_RE ]] ||
+		refuse "invalid script name '$1' (want NAME.sh, NAME ${NAME_RE} of at most 63)"
+}
 
 # app_user APP — the app's own system user (reconciler/nodefiles.AppUser): bakery-app-APP,
 # or when longer than 31 characters bakery-app-<first 11 of APP>-<8 hex of sha256(APP)>.
@@ -392,6 +408,15 @@ RestartSec=1
 TimeoutStopSec=$stop
 SyslogIdentifier=bakery-$app-$slot
 ReadWritePaths=$APPS_DATA/$app/data
+EOF
+	sandbox_lines
+	printf '\n[Install]\nWantedBy=multi-user.target\n'
+}
+
+# sandbox_lines — the hardening of every app unit (reconciler/nodefiles.unitSandbox), one
+# property a line; `run` passes the same properties to its transient unit.
+sandbox_lines() {
+	cat <<'EOF'
 UMask=0077
 NoNewPrivileges=yes
 ProtectSystem=strict
@@ -415,9 +440,6 @@ RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallErrorNumber=EPERM
-
-[Install]
-WantedBy=multi-user.target
 EOF
 }
 
@@ -575,6 +597,56 @@ run_build() {
 	# bakery-agent reads the built marker: it must not be a link the build
 	# pointed at a file of bakery-agent's.
 	if [[ -L .bakery-built || ( -e .bakery-built && ! -f .bakery-built ) ]]; then rm -rf -- .bakery-built; rc=1; fi
+	return "$rc"
+}
+
+# run APP SLOT RELEASE SCRIPT TIMEOUT TTY — run the app's SCRIPT (a file bakery-agent
+# wrote in the app's run directory: a release command, a one-off command) as the app's
+# user in the release directory, with the slot's environment and the sandbox of its unit,
+# in a transient unit of its own: whatever the command leaves running is stopped with it.
+# The environment file is read by systemd, so no secret passes through here or reaches a
+# command line. TIMEOUT bounds it (exit 124); it stops too when our sudo is gone.
+run_script() {
+	local app=$1 slot=$2 release=$3 script=$4 timeout=$5 tty=$6 user unit rel f line rc=0 props=()
+	user=$(app_user "$app")
+	getent passwd "$user" >/dev/null || fail "run: the app has no user yet (no slot installed)"
+	rel="/var/lib/bakery/apps/$app/releases/$release"
+	f="/var/lib/bakery/apps/$app/run/$script"
+	[[ -d $rel && ! -L $rel ]] || fail "run: no release directory $rel"
+	[[ -f $f && ! -L $f ]] || fail "run: no script $f"
+	[[ -f /etc/bakery/env/bakery-$app-$slot.env ]] || fail "run: no environment file for slot $slot"
+	unit="bakery-$app-run-$$"
+	props=(-p "User=$user" -p "Group=$user" -p "WorkingDirectory=$rel"
+		-p "EnvironmentFile=/etc/bakery/env/bakery-$app-$slot.env"
+		-p "ReadWritePaths=$APPS_DATA/$app/data" -p "RuntimeMaxSec=$((timeout + 5))"
+		-p "SyslogIdentifier=bakery-$app-run")
+	while IFS= read -r line; do props+=(-p "$line"); done < <(sandbox_lines)
+	local parent=$PPID start=$SECONDS timedout=0 child
+	stop=0
+	trap 'stop=1' TERM INT HUP
+	if ((tty)); then
+		systemd-run --wait --collect --quiet --pty --unit="$unit" "${props[@]}" -- /bin/sh "$f" <&0 &
+	else
+		systemd-run --wait --collect --quiet --pipe --unit="$unit" "${props[@]}" -- /bin/sh "$f" </dev/null &
+	fi
+	child=$!
+	# Like build: the caller may not signal us; stop the unit on a signal, when our sudo is
+	# gone or after TIMEOUT.
+	while kill -0 "$child" 2>/dev/null; do
+		if ((SECONDS - start >= timeout)); then timedout=1; fi
+		if ((stop || timedout)) || ! kill -0 "$parent" 2>/dev/null; then
+			systemctl stop "$unit.service" 2>/dev/null || true
+			break
+		fi
+		sleep 0.2
+	done
+	wait "$child" || rc=$?
+	systemctl stop "$unit.service" 2>/dev/null || true
+	if ((timedout)); then
+		printf 'bakery-sudo: run: %s timed out after %s s\n' "$script" "$timeout" >&2
+		rc=124
+	elif ((stop)) && ((rc == 0)); then rc=1; fi
+	logger -t bakery-sudo -- "run $app $slot $script: exit $rc" 2>/dev/null || true
 	return "$rc"
 }
 
@@ -803,6 +875,13 @@ build)
 	[[ $(stat -c %s "$tmp") -le $MAX_CONTENT ]] || refuse "build script larger than $MAX_CONTENT bytes"
 	run_build "$1" "$2" "$tmp"
 	;;
+run)
+	[[ $# -eq 5 || ($# -eq 6 && $6 == --tty) ]] || refuse "run takes APP SLOT RELEASE SCRIPT TIMEOUT [--tty]"
+	check_name app "$1"; check_slot "$2"; check_release "$3"; check_script "$4"; check_seconds "$5"
+	rc=0
+	run_script "$1" "$2" "$3" "$4" "$5" "$(($# == 6))" || rc=$?
+	exit "$rc"
+	;;
 app-remove)
 	nargs 1 $# "$VERB"; check_name app "$1"
 	for s in blue green; do
@@ -826,12 +905,13 @@ check)
 	seconds) check_seconds "$2" ;;
 	host) check_host "$2" ;;
 	cert-host) check_domain "$2" ;;
+	script) check_script "$2" ;;
 	*) refuse "unknown parameter kind '$1'" ;;
 	esac
 	echo ok
 	;;
 verbs)
-	echo unit-install render-unit unit-remove env-install env-remove systemctl daemon-reload nginx-site-install render-site nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew cert-info build app-remove check verbs
+	echo unit-install render-unit unit-remove env-install env-remove systemctl daemon-reload nginx-site-install render-site nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew cert-info build run app-remove check verbs
 	;;
 "") refuse "no verb given (try: verbs)" ;;
 *) refuse "unknown verb '$VERB'" ;;

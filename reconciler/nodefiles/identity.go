@@ -7,6 +7,7 @@ import (
 	"path"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"bakery.dev/bakery/api"
 )
@@ -77,9 +78,20 @@ func ValidateStopTimeout(sec int) string {
 	return ""
 }
 
+// ValidateScriptName accepts the file name of a script in the app's run
+// directory (RunDir) that the helper's run verb runs: NAME.sh, NAME a DNS
+// label of at most 63 characters (check_script on the node).
+func ValidateScriptName(name string) string {
+	base, ok := strings.CutSuffix(name, ".sh")
+	if !ok || api.ValidateName(base) != "" {
+		return fmt.Sprintf("%q is not a script name (NAME.sh, NAME a DNS label of at most 63 characters)", name)
+	}
+	return ""
+}
+
 // ValidateParam applies the rule of one kind of node parameter to its
 // text form, as the node's helper receives it (`bakery-sudo check KIND
-// VALUE`): app, slot, port, release, seconds, host, cert-host. It exists
+// VALUE`): app, slot, port, release, seconds, host, cert-host, script. It exists
 // so that one table of cases can be run against both sides.
 func ValidateParam(kind, value string) string {
 	switch kind {
@@ -93,6 +105,8 @@ func ValidateParam(kind, value string) string {
 		return api.ValidateHost(value)
 	case "cert-host":
 		return api.ValidateCertificateHost(value)
+	case "script":
+		return ValidateScriptName(value)
 	case "port", "seconds":
 		n, err := strconv.Atoi(value)
 		if err != nil || strconv.Itoa(n) != value {
