@@ -121,6 +121,9 @@ type ActionRequest struct {
 	Commit string `json:"commit,omitempty"`
 	// ToRevision is the revision to roll back to (0: the previous one).
 	ToRevision int64 `json:"toRevision,omitempty"`
+	// RerunRelease (deploy) runs spec.release even for a commit it ran
+	// for before.
+	RerunRelease bool `json:"rerunRelease,omitempty"`
 	// By is who asks: an API token's name, or "user:<name>" for a web UI
 	// user. The rollout the action starts records it as TriggeredBy.
 	By string `json:"by,omitempty"`

@@ -70,7 +70,7 @@ func (r *Reconciler) selectNodes(ctx context.Context, d *api.Deployment) ([]targ
 func (r *Reconciler) observe(ctx context.Context, d *api.Deployment, rv *revision, targets []target, missing []string) *rolloutPlan {
 	p := &rolloutPlan{targets: targets, runs: make([]*nodeRun, len(targets)), plans: make([][]Action, len(targets)),
 		errs: make([]error, len(targets)), commit: rv.commit, revision: rv.revision, specHash: rv.specHash,
-		trigger: rv.trigger, by: rv.by, deployRequest: rv.deployRequest, request: rv.request, missing: missing, restart: d.Status.Restart,
+		trigger: rv.trigger, by: rv.by, deployRequest: rv.deployRequest, rerunRelease: rv.rerunRelease, request: rv.request, missing: missing, restart: d.Status.Restart,
 		repairOf: rv.repairOf, secrets: rv.env.secret}
 	var wg sync.WaitGroup
 	for i, t := range targets {

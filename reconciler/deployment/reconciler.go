@@ -20,9 +20,12 @@ import (
 // Deployment condition reasons (besides the shared reconciler.ReasonInvalidSpec,
 // ReasonSuspended and ReasonSourceUnavailable).
 const (
-	ReasonConverged        = "Converged"
-	ReasonRollingOut       = "RollingOut"
-	ReasonRolloutFailed    = "RolloutFailed"
+	ReasonConverged     = "Converged"
+	ReasonRollingOut    = "RollingOut"
+	ReasonRolloutFailed = "RolloutFailed"
+	// ReasonReleaseFailed: spec.release failed or timed out; nothing
+	// switched.
+	ReasonReleaseFailed    = "ReleaseFailed"
 	ReasonNodesUnavailable = "NodesUnavailable"
 	ReasonSuperseded       = "Superseded"
 	ReasonDeadlineExceeded = "ProgressDeadlineExceeded"
@@ -175,6 +178,9 @@ func specHash(s *api.DeploymentSpec) string {
 	h := nf.Hash(s.Runtime, s.Run.Command, port, strings.Join(env, "\x00"), hosts, buildHash(s))
 	if isDocker(s) && s.Docker != nil {
 		h = nf.Hash(h, s.Docker.Network)
+	}
+	if s.Release != nil {
+		h = nf.Hash(h, "release", s.Release.Command) // a new release command is a new revision
 	}
 	return h
 }

@@ -39,6 +39,7 @@ type revision struct {
 	specHash, buildHash string
 	trigger, by         string
 	deployRequest       string // the deploy request carried out ("": none)
+	rerunRelease        bool   // it asks to run spec.release again
 	request             string // the action request carried out ("": none; see cause)
 	// repairOf, when set, is the failed attempt that stands while the
 	// last good revision is kept alive (see lastGoodRepairable).
@@ -199,5 +200,6 @@ func (rv *revision) decide(d *api.Deployment) {
 	rv.cause(d)
 	if dr := d.Status.DeployRequest; dr != nil {
 		rv.deployRequest = dr.ID
+		rv.rerunRelease = dr.RerunRelease
 	}
 }
