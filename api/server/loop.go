@@ -31,4 +31,8 @@ type Loop interface {
 	// from several goroutines) until every node's command ended or ctx
 	// ends.
 	RuntimeLogs(ctx context.Context, name string, req api.RuntimeLogRequest, fn func(api.RuntimeLogLine)) error
+	// Exec runs a one-off command in the deployment's active release on
+	// one node, streaming its output to fn, and returns its exit status
+	// (the node it ran on, too).
+	Exec(ctx context.Context, name string, req api.ExecRequest, fn func(api.ExecLine)) (node string, exitCode int, err error)
 }

@@ -40,6 +40,12 @@ func (m *Manager) RuntimeLogs(ctx context.Context, name string, req api.RuntimeL
 	return deployment.RuntimeLogs(ctx, m.cfg.Store, m.connector(), m.cfg.Keyring, name, req, fn)
 }
 
+// Exec runs a one-off command in a deployment's active release (see
+// deployment.Exec).
+func (m *Manager) Exec(ctx context.Context, name string, req api.ExecRequest, fn func(api.ExecLine)) (string, int, error) {
+	return deployment.Exec(ctx, m.cfg.Store, m.connector(), m.cfg.Keyring, m.events, name, req, fn)
+}
+
 // usesSecret reports whether a deployment spec references the Secret name.
 func usesSecret(s *api.DeploymentSpec, name string) bool {
 	for _, n := range s.SecretNames() {
