@@ -1,0 +1,304 @@
+//go:build e2e
+
+package manager
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"bakery.dev/bakery/api"
+	"bakery.dev/bakery/api/store"
+	"bakery.dev/bakery/api/store/sealed"
+	"bakery.dev/bakery/reconciler/deployment"
+	"bakery.dev/bakery/reconciler/internal/testenv"
+	"bakery.dev/bakery/reconciler/nodeconn"
+	"bakery.dev/bakery/scripts/testnodes"
+)
+
+// releaseCommand appends the release directory's name to a counter file
+// in the app's data directory (one line per run), and fails with a message
+// on stderr when the commit has a FAIL_RELEASE file (a broken migration).
+const releaseCommand = `if [ -f FAIL_RELEASE ]; then echo "migration failed: column already exists" >&2; exit 3; fi
+echo "migrating $(basename "$PWD") as $(id -un), greeting $GREETING, port ${PORT:-unset}"
+basename "$PWD" >> /var/lib/bakery-apps/hello/data/releases.log
+echo migrated`
+
+// TestE2ERelease, on three nodes under continuous requests through every
+// node's nginx: spec.release runs exactly once per rollout of a new
+// revision (a counter in the app's data directory), on one node, before
+// any node starts the new revision; a failing release command switches
+// nothing (every node serves the old commit, Degraded/ReleaseFailed, its
+// output in the rollout log); a rollback to a commit it ran for does not
+// run it again; bakery exec returns a command's output and exit status,
+// the app's secret is in its environment and nowhere in `ps` on the node
+// or in the stored events. No request fails throughout.
+func TestE2ERelease(t *testing.T) {
+	lab := testnodes.Require(t)
+	nodes := testnodes.RequireNodes(t, 3)
+	st := testenv.FileStore(t).(deployment.Store)
+	ctx := t.Context()
+	repo, commit := exampleRepo(t)
+	for _, n := range nodes {
+		nn := labNode(n.Name, n.Address)
+		nn.Spec.HostKey = n.HostKey
+		if _, err := st.Create(ctx, nn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const h = "/usr/local/lib/bakery/bakery-sudo"
+	cleanup := `for s in blue green; do sudo -n ` + h + ` systemctl disable hello $s; sudo -n ` + h + ` systemctl stop hello $s; sudo -n ` + h + ` unit-remove hello $s; sudo -n ` + h + ` env-remove hello $s; done
+sudo -n ` + h + ` nginx-site-remove hello; rm -rf /var/lib/bakery/apps/hello; sudo -n ` + h + ` daemon-reload; sudo -n ` + h + ` nginx-reload; sudo -n ` + h + ` app-remove hello >/dev/null`
+	for _, n := range nodes {
+		testnodes.SSH(t, n, cleanup)
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			testnodes.SSH(t, n, cleanup)
+		}
+	})
+	kr, err := sealed.ParseKeyring(sealed.NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "canary-release-8c41e7d2"
+	putSecret(t, st, kr, "hello-db", map[string]string{"DB_PASSWORD": secret})
+	key, err := os.ReadFile(lab.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
+		StepTimeout: 2 * time.Minute, Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, mcancel := context.WithCancel(ctx)
+	mdone := make(chan struct{})
+	go func() { defer close(mdone); mgr.Run(mctx) }()
+	t.Cleanup(func() { mcancel(); <-mdone })
+
+	// exec runs a command through the manager (what the API's exec calls).
+	exec := func(node string, argv ...string) (string, int) {
+		t.Helper()
+		var mu sync.Mutex
+		var out strings.Builder
+		_, code, err := mgr.Exec(ctx, "hello", api.ExecRequest{Command: argv, Node: node, By: "user:e2e"}, func(l api.ExecLine) {
+			mu.Lock()
+			defer mu.Unlock()
+			out.WriteString(l.Stream + " " + l.Text + "\n")
+		})
+		if err != nil {
+			t.Fatalf("exec %q on %q: %v", argv, node, err)
+		}
+		return out.String(), code
+	}
+	// runs counts the release command's runs on every node (the counter
+	// file is the app's, 0700: read through exec).
+	runs := func() map[string][]string {
+		t.Helper()
+		out := map[string][]string{}
+		for _, n := range nodes {
+			text, code := exec(n.Name, "cat /var/lib/bakery-apps/hello/data/releases.log 2>/dev/null || true")
+			if code != 0 {
+				t.Fatalf("reading the counter on %s: exit %d: %s", n.Name, code, text)
+			}
+			for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+				if l = strings.TrimPrefix(l, "stdout "); l != "" {
+					out[n.Name] = append(out[n.Name], l)
+				}
+			}
+		}
+		return out
+	}
+	total := func(m map[string][]string) (n int) {
+		for _, v := range m {
+			n += len(v)
+		}
+		return n
+	}
+	rolloutOf := func(d *api.Deployment) *api.Rollout {
+		t.Helper()
+		ro, err := st.GetRollout(ctx, d.Status.CurrentRollout.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ro
+	}
+	releaseStep := func(ro *api.Rollout) (node string, ms int64) {
+		for _, n := range ro.Nodes {
+			for _, s := range n.Steps {
+				if s.Name == deployment.StepRelease {
+					return n.Node, s.DurationMillis
+				}
+			}
+		}
+		return "", -1
+	}
+	prepareOf := func(ro *api.Rollout) int64 { // first step start to last health end
+		var first, last time.Time
+		for _, n := range ro.Nodes {
+			for _, s := range n.Steps {
+				if s.Start != nil && (first.IsZero() || s.Start.Time.Before(first)) {
+					first = s.Start.Time
+				}
+				if strings.HasPrefix(s.Name, "switch") && s.End != nil && s.End.Time.After(last) {
+					last = s.End.Time
+				}
+			}
+		}
+		return last.Sub(first).Milliseconds()
+	}
+
+	start := time.Now()
+	c1 := commit("v1 with a migration", map[string]string{"CHANGES": "v1\n"})
+	d := helloDeployment(repo, nodes[0].Name, nodes[1].Name, nodes[2].Name)
+	d.Spec.Run.EnvFrom = []api.EnvFromSource{{SecretRef: "hello-db"}}
+	d.Spec.Release = &api.Release{Command: releaseCommand, Timeout: &api.Duration{Duration: time.Minute}}
+	if _, err := st.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	first := waitDeployment(t, st, "first rollout Ready", 4*time.Minute, readyAt(c1))
+	ro1 := rolloutOf(first)
+	t.Logf("first rollout on 3 nodes: %v", time.Since(start))
+	if got := runs(); total(got) != 1 || len(got[nodes[0].Name]) != 1 {
+		t.Fatalf("after the first rollout the release command ran %v, want once on %s", got, nodes[0].Name)
+	}
+	if rr := ro1.Release; rr == nil || rr.Result != api.ReleaseSucceeded || rr.Node != nodes[0].Name || rr.Commit != c1 {
+		t.Fatalf("first rollout's release record: %+v", ro1.Release)
+	}
+	if rr := first.Status.Release; rr == nil || rr.Rollout != ro1.ID {
+		t.Fatalf("status.release after the first rollout: %+v", first.Status.Release)
+	}
+	node, ms := releaseStep(ro1)
+	t.Logf("release step on %s: %d ms (rollout prepare to last switch: %d ms)", node, ms, prepareOf(ro1))
+	log1 := rolloutLogText(t, st, "hello")
+	if !strings.Contains(log1, "migrating "+c1) || !strings.Contains(log1, ", port unset") || strings.Contains(log1, secret) {
+		t.Fatalf("first rollout's log lacks the release output (or shows the secret):\n%s", log1)
+	}
+	// The release ran before any node started the new slot.
+	for _, n := range ro1.Nodes {
+		for _, s := range n.Steps {
+			if strings.HasPrefix(s.Name, "start ") && s.Start.Time.Before(ro1.Release.At.Time.Add(-time.Duration(ro1.Release.DurationMillis)*time.Millisecond)) {
+				t.Errorf("%s: %s at %v, before the release command started", n.Node, s.Name, s.Start.Time)
+			}
+		}
+	}
+
+	load := startLoad(nodes)
+	// A new commit: the release command runs once more.
+	c2 := commit("v2", map[string]string{"CHANGES": "v2\n"})
+	second := waitDeployment(t, st, "second rollout Ready", 4*time.Minute, readyAt(c2))
+	ro2 := rolloutOf(second)
+	if got := runs(); total(got) != 2 {
+		t.Fatalf("after the second rollout the release command ran %v, want twice in all", got)
+	}
+	node, ms = releaseStep(ro2)
+	t.Logf("second rollout: release step on %s: %d ms (rollout prepare to last switch: %d ms)", node, ms, prepareOf(ro2))
+
+	// A failing release command: nothing switches.
+	c3 := commit("v3: a broken migration", map[string]string{"FAIL_RELEASE": "yes\n"})
+	failed := waitDeployment(t, st, "the broken migration fails", 4*time.Minute, func(d *api.Deployment) bool {
+		return d.Status.FailedAttempt != nil && d.Status.FailedAttempt.Commit == c3 && api.IsTrue(d.Status.Conditions, api.ConditionDegraded)
+	})
+	if c := api.FindCondition(failed.Status.Conditions, api.ConditionDegraded); c == nil || c.Reason != deployment.ReasonReleaseFailed {
+		t.Fatalf("Degraded after the broken migration: %+v", c)
+	}
+	if failed.Status.Commit != c2 {
+		t.Fatalf("after the broken migration status.commit is %s, want %s", failed.Status.Commit, c2)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, n := range nodes {
+		if body, err := get(client, n.Address); err != nil || !strings.Contains(body, c2[:12]) {
+			t.Fatalf("%s serves %q, %v after the broken migration; want %s", n.Name, body, err, c2[:12])
+		}
+	}
+	ro3 := rolloutOf(failed)
+	if ro3.State != api.RolloutFailed || ro3.Release == nil || ro3.Release.Result != api.ReleaseFailed || ro3.Release.ExitCode != 3 {
+		t.Fatalf("the broken migration's rollout: state %s, release %+v", ro3.State, ro3.Release)
+	}
+	for _, n := range ro3.Nodes {
+		for _, s := range n.Steps {
+			if strings.HasPrefix(s.Name, "start ") || strings.HasPrefix(s.Name, "switch ") {
+				t.Errorf("%s ran %s in the rollout whose release failed", n.Node, s.Name)
+			}
+		}
+	}
+	if log3 := rolloutLogText(t, st, "hello"); !strings.Contains(log3, "migration failed: column already exists") {
+		t.Fatalf("the rollout log lacks the release command's output:\n%s", log3)
+	}
+	if got := runs(); total(got) != 2 {
+		t.Fatalf("after the broken migration the counter says %v, want 2 runs", got)
+	}
+
+	// A rollback to c1's revision: its release ran already.
+	if _, err := mgr.DeploymentAction(ctx, "hello", api.ActionRequest{Action: api.ActionRollback, ToRevision: first.Status.Revision, By: "user:e2e"}); err != nil {
+		t.Fatal(err)
+	}
+	back := waitDeployment(t, st, "rolled back to c1", 4*time.Minute, readyAt(c1))
+	ro4 := rolloutOf(back)
+	if ro4.Release == nil || ro4.Release.Result != api.ReleaseSkipped {
+		t.Fatalf("the rollback's release record: %+v, want skipped", ro4.Release)
+	}
+	if got := runs(); total(got) != 2 {
+		t.Fatalf("the rollback ran the release command again: %v", got)
+	}
+	t.Logf("rollback: release %s (%s)", ro4.Release.Result, ro4.Release.Message)
+
+	// exec: output, exit status, the secret in the environment.
+	// (The command names the secret by its hash only: the command itself
+	// is recorded in an event.)
+	sum := sha256.Sum256([]byte(secret))
+	out, code := exec("", "sh", "-c", `echo "in $(basename "$PWD") as $(id -un)"; echo oops >&2; echo "pw=$DB_PASSWORD"
+[ "$(printf %s "$DB_PASSWORD" | sha256sum | cut -c1-64)" = "`+hex.EncodeToString(sum[:])+`" ] && echo secret-present; exit 7`)
+	if code != 7 || !strings.Contains(out, "stdout in "+c1) || !strings.Contains(out, "stderr oops") || !strings.Contains(out, "stdout secret-present") ||
+		strings.Contains(out, secret) || !strings.Contains(out, "stdout pw=***") {
+		t.Fatalf("exec: exit %d, output:\n%s", code, out)
+	}
+	// A long exec: the secret is nowhere in the node's process list.
+	var ps string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		exec(nodes[1].Name, "sleep 3; echo slept")
+	}()
+	waitFor(t, 10*time.Second, "the long exec runs", func() bool {
+		o, _ := testnodes.SSH(t, nodes[1], "ps -eo args")
+		if strings.Contains(o, "exec-") || strings.Contains(o, "sleep 3") {
+			ps = o
+			return true
+		}
+		return false
+	})
+	<-done
+	if strings.Contains(ps, secret) {
+		t.Fatalf("the secret is in the node's process list:\n%s", ps)
+	}
+	evs, err := st.(store.Events).ListEvents(ctx, api.KindDeployment+"/hello", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	execs := 0
+	for _, e := range evs {
+		if strings.Contains(e.Message, secret) {
+			t.Fatalf("an event holds the secret: %+v", e)
+		}
+		if e.Type == api.EventExec {
+			execs++
+			if !strings.Contains(e.Message, "user:e2e") {
+				t.Errorf("exec event does not name who: %q", e.Message)
+			}
+		}
+	}
+	if execs == 0 {
+		t.Fatal("no Exec event")
+	}
+	load.check(t, "two rollouts with a release command, a failed release, a rollback and execs")
+	t.Logf("whole test: %v", time.Since(start))
+}
