@@ -44,8 +44,20 @@ type DeploymentSpec struct {
 	Docker  *DockerSpec `json:"docker,omitempty"`
 	Run     Run         `json:"run"`
 	// Release, if set, runs a command once per rollout of a new revision
-	// (a database migration): after the build, before any node starts or
-	// switches to the new release.
+	// (a database migration): after the build on every node and before any
+	// node starts or switches to the new release, on one target node (the
+	// first by name that built), as the app's user in the new release with
+	// the app's environment and secrets (PORT unset; runtime docker: a
+	// `docker run --rm` of the new image with the slot's environment). Its
+	// output is the step "release" of the rollout log. If it fails or times
+	// out, no node starts or switches: the rollout fails (Degraded, reason
+	// ReleaseFailed) and the old version keeps serving. It runs again only
+	// for a commit it has not run for with the same command (as the
+	// deployment's rollout records say): a rollback, a restart, a repair of
+	// drift or a spec change that keeps commit and command do not run it;
+	// `bakery deploy --rerun-release` does. A changed command is a new
+	// revision. The command must be safe to run while the old version
+	// serves (an expand-then-contract migration).
 	Release     *Release    `json:"release,omitempty"`
 	HealthCheck HealthCheck `json:"healthCheck,omitempty"`
 	Ingress     *Ingress    `json:"ingress,omitempty"`
