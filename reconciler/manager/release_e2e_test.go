@@ -302,3 +302,105 @@ sudo -n ` + h + ` nginx-site-remove hello; rm -rf /var/lib/bakery/apps/hello; su
 	load.check(t, "two rollouts with a release command, a failed release, a rollback and execs")
 	t.Logf("whole test: %v", time.Since(start))
 }
+
+// TestE2EReleaseDocker: spec.release and exec under runtime docker, on two
+// nodes under continuous requests: the release command runs once per
+// rollout in a `docker run --rm` of the new image with the app's
+// environment (its output in the rollout log, no container left behind); a
+// failing one switches nothing (ReleaseFailed); exec runs in the active
+// image and passes its exit status through.
+func TestE2EReleaseDocker(t *testing.T) {
+	lab := testnodes.Require(t)
+	nodes := testnodes.RequireNodes(t, 2)[:2]
+	st := testenv.FileStore(t).(deployment.Store)
+	ctx := t.Context()
+	repo, commit := exampleRepo(t)
+	var names []string
+	cleanup := `for s in blue green; do docker rm -f bakery-dhello-$s; done >/dev/null 2>&1
+imgs=$(docker image ls -q bakery/dhello); [ -z "$imgs" ] || docker image rm -f $imgs >/dev/null
+h=/usr/local/lib/bakery/bakery-sudo; sudo -n $h nginx-site-remove dhello && sudo -n $h nginx-reload; rm -rf /var/lib/bakery/apps/dhello`
+	for _, n := range nodes {
+		nn := labNode(n.Name, n.Address)
+		nn.Spec.HostKey = n.HostKey
+		if _, err := st.Create(ctx, nn); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n.Name)
+		testnodes.SSH(t, n, cleanup)
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			testnodes.SSH(t, n, cleanup)
+		}
+	})
+	key, err := os.ReadFile(lab.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
+		StepTimeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, mcancel := context.WithCancel(ctx)
+	mdone := make(chan struct{})
+	go func() { defer close(mdone); mgr.Run(mctx) }()
+	t.Cleanup(func() { mcancel(); <-mdone })
+
+	c1 := commit("v1", map[string]string{"CHANGES": "v1\n"})
+	d := dockerDeployment(repo, names...)
+	d.Spec.Release = &api.Release{Command: `if [ -f /FAIL_RELEASE ]; then echo "docker migration failed" >&2; exit 4; fi; echo "docker migrating $(cat /VERSION) greeting-len ${#GREETING}"`}
+	d.Spec.Build = api.Build{}
+	if _, err := st.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	first := waitDockerDeployment(t, st, "first docker rollout Ready", 4*time.Minute, dockerReadyAt(c1))
+	ro1, err := st.GetRollout(ctx, first.Status.CurrentRollout.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr := ro1.Release; rr == nil || rr.Result != api.ReleaseSucceeded || rr.Node != nodes[0].Name {
+		t.Fatalf("first docker rollout's release: %+v", ro1.Release)
+	}
+	if log := rolloutLogText(t, st, dockerApp); !strings.Contains(log, "docker migrating "+c1[:12]+" greeting-len 5") {
+		t.Fatalf("the rollout log lacks the release output:\n%s", log)
+	}
+	t.Logf("docker release step: %d ms on %s", ro1.Release.DurationMillis, ro1.Release.Node)
+
+	load := startLoadAs(nodes, dockerHost)
+	// A broken migration: a file in the image makes the release fail.
+	dockerfile, err := os.ReadFile(repo + "/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := commit("v2 broken", map[string]string{"Dockerfile": string(dockerfile) + "RUN touch /FAIL_RELEASE\n"})
+	failed := waitDockerDeployment(t, st, "the broken docker migration fails", 4*time.Minute, func(d *api.Deployment) bool {
+		return d.Status.FailedAttempt != nil && d.Status.FailedAttempt.Commit == c2
+	})
+	if c := api.FindCondition(failed.Status.Conditions, api.ConditionDegraded); c == nil || c.Reason != deployment.ReasonReleaseFailed {
+		t.Fatalf("Degraded after the broken docker migration: %+v", c)
+	}
+	for _, n := range nodes {
+		if body, err := getAs(&http.Client{Timeout: 5 * time.Second}, n.Address, dockerHost); err != nil || !strings.Contains(body, c1[:12]) {
+			t.Fatalf("%s serves %q, %v; want %s", n.Name, body, err, c1[:12])
+		}
+		if out, _ := testnodes.SSH(t, n, "docker ps -aq --filter label=bakery.run=1"); strings.TrimSpace(out) != "" {
+			t.Errorf("%s: release containers left behind: %q", n.Name, out)
+		}
+	}
+	if log := rolloutLogText(t, st, dockerApp); !strings.Contains(log, "docker migration failed") {
+		t.Fatalf("the rollout log lacks the failed release's output:\n%s", log)
+	}
+
+	var out strings.Builder
+	var mu sync.Mutex
+	_, code, err := mgr.Exec(ctx, dockerApp, api.ExecRequest{Command: []string{"sh", "-c", "cat /VERSION; echo \"secret=$API_SECRET\"; exit 5"}, Node: nodes[1].Name, By: "user:e2e"},
+		func(l api.ExecLine) { mu.Lock(); out.WriteString(l.Text + "\n"); mu.Unlock() })
+	// API_SECRET is a plain env value here (no Secret object): exec masks
+	// only Secret values, as the runtime logs do.
+	if err != nil || code != 5 || !strings.Contains(out.String(), c1[:12]) || !strings.Contains(out.String(), "secret="+dockerCanary) {
+		t.Fatalf("docker exec: exit %d, %v, output %q", code, err, out.String())
+	}
+	load.check(t, "a docker rollout with a release command, a failed release and an exec")
+}
