@@ -202,6 +202,31 @@ sudo -n ` + h + ` nginx-site-remove hello; rm -rf /var/lib/bakery/apps/hello; su
 	node, ms = releaseStep(ro2)
 	t.Logf("second rollout: release step on %s: %d ms (rollout prepare to last switch: %d ms)", node, ms, prepareOf(ro2))
 
+	// A deploy of the same revision does not run it; --rerun-release does
+	// (a rollout of the running revision to new slots, release first).
+	if _, err := mgr.DeploymentAction(ctx, "hello", api.ActionRequest{Action: api.ActionDeploy, By: "user:e2e", ID: "plain-deploy"}); err != nil {
+		t.Fatal(err)
+	}
+	waitDeployment(t, st, "the plain deploy is done", time.Minute, func(d *api.Deployment) bool {
+		return d.Status.LastRequest != nil && d.Status.LastRequest.ID == "plain-deploy"
+	})
+	if got := runs(); total(got) != 2 {
+		t.Fatalf("a deploy of the same revision ran the release command: %v", got)
+	}
+	if _, err := mgr.DeploymentAction(ctx, "hello", api.ActionRequest{Action: api.ActionDeploy, By: "user:e2e", ID: "rerun-deploy", RerunRelease: true}); err != nil {
+		t.Fatal(err)
+	}
+	rerun := waitDeployment(t, st, "the rerun deploy is done", 3*time.Minute, func(d *api.Deployment) bool {
+		return d.Status.LastRequest != nil && d.Status.LastRequest.ID == "rerun-deploy" && readyAt(c2)(d)
+	})
+	if got := runs(); total(got) != 3 {
+		t.Fatalf("deploy --rerun-release: the release command ran %v, want 3 times in all", got)
+	}
+	ror := rolloutOf(rerun)
+	if ror.Trigger != api.TriggerDeployNow || ror.Release == nil || ror.Release.Result != api.ReleaseSucceeded || ror.Revision != second.Status.Revision {
+		t.Fatalf("the rerun's rollout: trigger %s revision %d release %+v", ror.Trigger, ror.Revision, ror.Release)
+	}
+
 	// A failing release command: nothing switches.
 	c3 := commit("v3: a broken migration", map[string]string{"FAIL_RELEASE": "yes\n"})
 	failed := waitDeployment(t, st, "the broken migration fails", 4*time.Minute, func(d *api.Deployment) bool {
@@ -233,8 +258,8 @@ sudo -n ` + h + ` nginx-site-remove hello; rm -rf /var/lib/bakery/apps/hello; su
 	if log3 := rolloutLogText(t, st, "hello"); !strings.Contains(log3, "migration failed: column already exists") {
 		t.Fatalf("the rollout log lacks the release command's output:\n%s", log3)
 	}
-	if got := runs(); total(got) != 2 {
-		t.Fatalf("after the broken migration the counter says %v, want 2 runs", got)
+	if got := runs(); total(got) != 3 {
+		t.Fatalf("after the broken migration the counter says %v, want 3 runs", got)
 	}
 
 	// A rollback to c1's revision: its release ran already.
@@ -246,7 +271,7 @@ sudo -n ` + h + ` nginx-site-remove hello; rm -rf /var/lib/bakery/apps/hello; su
 	if ro4.Release == nil || ro4.Release.Result != api.ReleaseSkipped {
 		t.Fatalf("the rollback's release record: %+v, want skipped", ro4.Release)
 	}
-	if got := runs(); total(got) != 2 {
+	if got := runs(); total(got) != 3 {
 		t.Fatalf("the rollback ran the release command again: %v", got)
 	}
 	t.Logf("rollback: release %s (%s)", ro4.Release.Result, ro4.Release.Message)
