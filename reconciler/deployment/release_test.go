@@ -149,3 +149,19 @@ func TestPrepareParts(t *testing.T) {
 		t.Errorf("parts (-want +got):\n%s", diff)
 	}
 }
+
+// One exec argument is a command line; several are quoted each.
+func TestExecCommandLine(t *testing.T) {
+	for _, tc := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"rake db:seed && echo done"}, "rake db:seed && echo done"},
+		{[]string{"echo", "a b", "$HOME", "it's"}, `echo 'a b' '$HOME' 'it'\''s'`},
+	} {
+		got, err := ExecCommandLine(tc.argv)
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %q, %v; want %q", tc.argv, got, err, tc.want)
+		}
+	}
+}
