@@ -6,8 +6,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -428,4 +430,112 @@ h=/usr/local/lib/bakery/bakery-sudo; sudo -n $h nginx-site-remove dhello && sudo
 		t.Fatalf("docker exec: exit %d, %v, output %q", code, err, out.String())
 	}
 	load.check(t, "a docker rollout with a release command, a failed release and an exec")
+}
+
+// TestE2EReleaseOverhead measures (never asserts) what spec.release adds
+// to a rollout of a new commit on three nodes: rollouts alternate between
+// a spec without and with a release command (a trivial one), each timed
+// from the push until every node serves it, with the release step's own
+// duration from the rollout record. BAKERY_RELEASE_BENCH_ROUNDS (default
+// 3) rounds.
+func TestE2EReleaseOverhead(t *testing.T) {
+	lab := testnodes.Require(t)
+	nodes := testnodes.RequireNodes(t, 3)
+	st := testenv.FileStore(t).(deployment.Store)
+	ctx := t.Context()
+	repo, commit := exampleRepo(t)
+	for _, n := range nodes {
+		nn := labNode(n.Name, n.Address)
+		nn.Spec.HostKey = n.HostKey
+		if _, err := st.Create(ctx, nn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const h = "/usr/local/lib/bakery/bakery-sudo"
+	cleanup := `for s in blue green; do sudo -n ` + h + ` systemctl disable hello $s; sudo -n ` + h + ` systemctl stop hello $s; sudo -n ` + h + ` unit-remove hello $s; sudo -n ` + h + ` env-remove hello $s; done
+sudo -n ` + h + ` nginx-site-remove hello; rm -rf /var/lib/bakery/apps/hello; sudo -n ` + h + ` daemon-reload; sudo -n ` + h + ` nginx-reload; sudo -n ` + h + ` app-remove hello >/dev/null`
+	for _, n := range nodes {
+		testnodes.SSH(t, n, cleanup)
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			testnodes.SSH(t, n, cleanup)
+		}
+	})
+	key, err := os.ReadFile(lab.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+		DataDir: t.TempDir(), Resync: 200 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
+		StepTimeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, mcancel := context.WithCancel(ctx)
+	mdone := make(chan struct{})
+	go func() { defer close(mdone); mgr.Run(mctx) }()
+	t.Cleanup(func() { mcancel(); <-mdone })
+
+	c0 := commit("v0", map[string]string{"CHANGES": "v0\n"})
+	d := helloDeployment(repo, nodes[0].Name, nodes[1].Name, nodes[2].Name)
+	if _, err := st.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	waitDeployment(t, st, "first rollout Ready", 4*time.Minute, readyAt(c0))
+	setRelease := func(on bool) {
+		d := getDeployment(t, st)
+		d.Spec.Release = nil
+		if on {
+			d.Spec.Release = &api.Release{Command: "echo migrated"}
+		}
+		if _, err := st.Update(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		// The spec change is a revision of its own: let it roll out.
+		waitDeployment(t, st, "the spec change rolled out", 4*time.Minute, func(d *api.Deployment) bool {
+			return readyAt(d.Status.Commit)(d) && d.Status.ObservedGeneration == d.Metadata.Generation
+		})
+	}
+	rounds := 3
+	if v := os.Getenv("BAKERY_RELEASE_BENCH_ROUNDS"); v != "" {
+		if _, err := fmt.Sscan(v, &rounds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var without, with, steps []time.Duration
+	for i := range rounds {
+		for _, on := range []bool{false, true} {
+			setRelease(on)
+			t0 := time.Now()
+			c := commit(fmt.Sprintf("round %d release %v", i, on), map[string]string{"CHANGES": fmt.Sprintf("%d %v\n", i, on)})
+			done := waitDeployment(t, st, "the commit rolled out", 4*time.Minute, readyAt(c))
+			took := time.Since(t0)
+			if !on {
+				without = append(without, took)
+				continue
+			}
+			with = append(with, took)
+			ro, err := st.GetRollout(ctx, done.Status.CurrentRollout.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ro.Release == nil || ro.Release.Result != api.ReleaseSucceeded {
+				t.Fatalf("round %d: release %+v", i, ro.Release)
+			}
+			steps = append(steps, time.Duration(ro.Release.DurationMillis)*time.Millisecond)
+		}
+	}
+	t.Logf("rollout of a new commit on 3 nodes, push to served: without release %v, with release %v; release step %v",
+		without, with, steps)
+	t.Logf("medians: without %v, with %v, release step %v", median(without), median(with), median(steps))
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
 }
