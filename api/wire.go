@@ -209,6 +209,12 @@ type ExecRequest struct {
 	Node string `json:"node,omitempty"`
 	// TimeoutSeconds bounds the command (default 3600, at most 86400).
 	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// TTY asks for a terminal (bakery exec -it): the exchange is then
+	// the terminal protocol of the exec endpoint, not events.
+	TTY bool `json:"tty,omitempty"`
+	// Rows and Cols are the terminal's size.
+	Rows int `json:"rows,omitempty"`
+	Cols int `json:"cols,omitempty"`
 	// By is who runs it (set by the API server from the caller).
 	By string `json:"-"`
 }

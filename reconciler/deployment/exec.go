@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"path"
 	"strings"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"bakery.dev/bakery/api/store/sealed"
 	"bakery.dev/bakery/reconciler/internal/events"
 	"bakery.dev/bakery/reconciler/nodeconn"
+	nf "bakery.dev/bakery/reconciler/nodefiles"
 	"bakery.dev/bakery/reconciler/nodescript"
 	"bakery.dev/bakery/reconciler/rolloutlog"
 	"bakery.dev/bakery/sshexec"
@@ -46,21 +49,65 @@ func ExecCommandLine(argv []string) (string, error) {
 // an event naming who ran what where (never the environment), and
 // returns the node and the command's exit status.
 func Exec(ctx context.Context, st store.Store, conn nodeconn.Connector, kr *sealed.Keyring, ev *events.Recorder, name string, req api.ExecRequest, fn func(api.ExecLine)) (string, int, error) {
+	x, err := prepareExec(ctx, st, conn, kr, ev, name, req)
+	if err != nil {
+		return x.node, 0, err
+	}
+	s := nodescript.RunCommand
+	if x.docker {
+		s = nodescript.DockerRun
+	}
+	cmd, err := s.Command(x.in)
+	if err != nil {
+		return x.node, 0, err
+	}
+	cmd.Timeout = time.Duration(x.in.TimeoutSec)*time.Second + time.Minute // the node stops it after the timeout (exit 124)
+	cmd.CaptureLimit = -1
+	cmd.Sink = sshexec.SinkFunc(func(l sshexec.Line) {
+		text := l.Text
+		if x.mask != nil {
+			text = x.mask.Replace(text)
+		}
+		fn(api.ExecLine{Node: x.node, Stream: l.Stream.String(), Text: text})
+	})
+	res, err := x.ex.Run(ctx, cmd)
+	var ee *sshexec.ExitError
+	if errors.As(err, &ee) {
+		return x.node, ee.Code, nil
+	}
+	if err != nil {
+		return x.node, 0, fmt.Errorf("node %s: %w", x.node, err)
+	}
+	return x.node, res.ExitCode, nil
+}
+
+// execRun is an exec resolved to a node, its active release and slot.
+type execRun struct {
+	node   string
+	ex     sshexec.Executor
+	in     nodescript.RunInput
+	docker bool
+	mask   *strings.Replacer
+}
+
+// prepareExec resolves an exec's node and active release, checks the
+// command and records the Exec event.
+func prepareExec(ctx context.Context, st store.Store, conn nodeconn.Connector, kr *sealed.Keyring, ev *events.Recorder, name string, req api.ExecRequest) (execRun, error) {
 	obj, err := st.Get(ctx, api.KindDeployment, name)
 	if err != nil {
-		return "", 0, err
+		return execRun{}, err
 	}
 	d := obj.(*api.Deployment)
 	command, err := ExecCommandLine(req.Command)
 	if err != nil {
-		return "", 0, err
+		return execRun{}, err
 	}
 	if strings.TrimSpace(command) == "" || strings.ContainsRune(command, 0) || len(command) > api.MaxExecCommand {
-		return "", 0, fmt.Errorf("%w: the command must be 1-%d bytes without NUL", nodescript.ErrInvalid, api.MaxExecCommand)
+		return execRun{}, fmt.Errorf("%w: the command must be 1-%d bytes without NUL", nodescript.ErrInvalid, api.MaxExecCommand)
 	}
 	targets, err := logTargets(ctx, st, conn, d, req.Node)
 	if err != nil {
-		return "", 0, err
+		return execRun{}, err
 	}
 	t := targets[0]
 	if req.Node == "" {
@@ -75,12 +122,13 @@ func Exec(ctx context.Context, st store.Store, conn nodeconn.Connector, kr *seal
 			}
 		}
 	}
+	x := execRun{node: t.node, ex: t.ex, docker: isDocker(&d.Spec)}
 	obs, err := nodescript.ObserveAppOn(ctx, t.ex, nodescript.ObserveAppInput{App: name, Runtime: d.Spec.Runtime}, time.Minute)
 	if err != nil {
-		return t.node, 0, fmt.Errorf("node %s: %w", t.node, err)
+		return x, fmt.Errorf("node %s: %w", t.node, err)
 	}
 	if obs.State == nil || obs.State.Active == "" {
-		return t.node, 0, fmt.Errorf("%w: deployment %s serves from no slot on node %s", ErrNoActiveSlot, name, t.node)
+		return x, fmt.Errorf("%w: deployment %s serves from no slot on node %s", ErrNoActiveSlot, name, t.node)
 	}
 	slot := obs.State.Slots[obs.State.Active]
 	timeout := req.TimeoutSeconds
@@ -89,50 +137,74 @@ func Exec(ctx context.Context, st store.Store, conn nodeconn.Connector, kr *seal
 	}
 	b := make([]byte, 8)
 	rand.Read(b)
-	in := nodescript.RunInput{App: name, Slot: obs.State.Active, Commit: slot.Commit, Release: slot.Release,
+	x.in = nodescript.RunInput{App: name, Slot: obs.State.Active, Commit: slot.Commit, Release: slot.Release,
 		Script: "exec-" + hex.EncodeToString(b) + ".sh", Command: command, TimeoutSec: timeout}
-	s := nodescript.RunCommand
-	if isDocker(&d.Spec) {
-		s = nodescript.DockerRun
-		in.Network = "bridge"
+	if x.docker {
+		x.in.Network = "bridge"
 		if d.Spec.Docker != nil && d.Spec.Docker.Network != "" {
-			in.Network = d.Spec.Docker.Network
+			x.in.Network = d.Spec.Docker.Network
 		}
 	}
-	cmd, err := s.Command(in)
-	if err != nil {
-		return t.node, 0, err
-	}
-	var mask *strings.Replacer
 	if renv, err := resolveEnv(ctx, st, kr, &d.Spec); err == nil {
-		mask = rolloutlog.MaskReplacer(renv.secret)
+		x.mask = rolloutlog.MaskReplacer(renv.secret)
 	}
 	by := req.By
 	if by == "" {
 		by = "someone"
 	}
 	if ev != nil {
-		ev.Record(context.WithoutCancel(ctx), &api.Event{Object: api.KindDeployment + "/" + name, Type: api.EventExec, Severity: api.SeverityInfo,
-			Message: fmt.Sprintf("%s ran a command on node %s in commit %s (%s slot): %s", by, t.node, api.ShortCommit(slot.Commit), obs.State.Active, clip(command, 500))})
-	}
-	cmd.Timeout = time.Duration(timeout)*time.Second + time.Minute // the node stops it after timeout (exit 124)
-	cmd.CaptureLimit = -1
-	cmd.Sink = sshexec.SinkFunc(func(l sshexec.Line) {
-		text := l.Text
-		if mask != nil {
-			text = mask.Replace(text)
+		tty := ""
+		if req.TTY {
+			tty = " on a terminal"
 		}
-		fn(api.ExecLine{Node: t.node, Stream: l.Stream.String(), Text: text})
-	})
-	res, err := t.ex.Run(ctx, cmd)
-	var ee *sshexec.ExitError
-	if errors.As(err, &ee) {
-		return t.node, ee.Code, nil
+		ev.Record(context.WithoutCancel(ctx), &api.Event{Object: api.KindDeployment + "/" + name, Type: api.EventExec, Severity: api.SeverityInfo,
+			Message: fmt.Sprintf("%s ran a command%s on node %s in commit %s (%s slot): %s", by, tty, t.node, api.ShortCommit(slot.Commit), obs.State.Active, clip(command, 500))})
 	}
+	return x, nil
+}
+
+// ExecTerminal is Exec on a terminal (bakery exec -it): the command runs
+// on a pseudo-terminal over the node's SSH connection, stdin is what the
+// user types, out gets the terminal's output (not masked: it is the
+// user's own session), resize the window sizes. The command is written
+// to the app's run directory first; the SSH exec request then names only
+// that script (through the node helper's run verb with --tty), never the
+// command or any secret.
+func ExecTerminal(ctx context.Context, st store.Store, conn nodeconn.Connector, kr *sealed.Keyring, ev *events.Recorder, name string, req api.ExecRequest,
+	stdin io.Reader, out io.Writer, rows, cols int, resize <-chan [2]int) (string, int, error) {
+	req.TTY = true
+	x, err := prepareExec(ctx, st, conn, kr, ev, name, req)
 	if err != nil {
-		return t.node, 0, fmt.Errorf("node %s: %w", t.node, err)
+		return x.node, 0, err
 	}
-	return t.node, res.ExitCode, nil
+	tr, ok := x.ex.(sshexec.TerminalRunner)
+	if !ok {
+		return x.node, 0, fmt.Errorf("node %s: its connection offers no terminal", x.node)
+	}
+	in := x.in
+	script := path.Join(nf.AppDir(name), "run", in.Script)
+	body := "#!/bin/sh\n# Generated by Bakery: a command run once.\n" + in.Command + "\n"
+	if err := x.ex.WriteFile(ctx, sshexec.File{Path: script, Mode: 0o644, Content: []byte(body)}); err != nil {
+		return x.node, 0, fmt.Errorf("node %s: writing the command: %w", x.node, err)
+	}
+	var remote string
+	if x.docker {
+		env := nf.DockerEnvPath(name, in.Slot)
+		netArg := ""
+		if in.Network == "host" {
+			netArg = " --network host"
+		}
+		remote = fmt.Sprintf("docker run --rm --init -it --name %s-%s --env-file %s -v %s:/bakery-exec.sh:ro%s --label bakery.app=%s --label bakery.run=1 %s /bin/sh /bakery-exec.sh; rc=$?; rm -f %s; exit $rc",
+			nf.ContainerName(name, "run"), strings.TrimSuffix(in.Script, ".sh"), env, script, netArg, name, nf.ImageRef(name, in.Release), script)
+	} else {
+		remote = fmt.Sprintf("sudo -n %s run %s %s %s %s %d --tty; rc=$?; rm -f %s; exit $rc",
+			nf.SudoHelper, name, in.Slot, in.Release, in.Script, in.TimeoutSec, script)
+	}
+	code, err := tr.RunTerminal(ctx, sshexec.Terminal{Command: remote, Rows: rows, Cols: cols, Stdin: stdin, Output: out, Resize: resize})
+	if err != nil {
+		return x.node, 0, fmt.Errorf("node %s: %w", x.node, err)
+	}
+	return x.node, code, nil
 }
 
 // clip shortens s to at most n bytes (an event's message stays short).

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -326,6 +327,19 @@ sudo -n ` + h + ` nginx-site-remove hello; rm -rf /var/lib/bakery/apps/hello; su
 	if execs == 0 {
 		t.Fatal("no Exec event")
 	}
+	// exec -it: a shell on a terminal; what is typed reaches it.
+	termOut := &syncBuffer{}
+	tctx, tcancel := context.WithTimeout(ctx, time.Minute)
+	_, code, err = mgr.ExecTerminal(tctx, "hello", api.ExecRequest{Command: []string{"sh"}, Node: nodes[2].Name, By: "user:e2e", Rows: 30, Cols: 100},
+		afterPrompt(termOut, "echo typed-$((6*7)); tty; stty size; exit 9\n"), termOut, nil)
+	tcancel()
+	if err != nil || code != 9 || !strings.Contains(termOut.String(), "typed-42") || !strings.Contains(termOut.String(), "/dev/pts/") ||
+		!strings.Contains(termOut.String(), "30 100") {
+		t.Fatalf("exec -it: exit %d, %v, output %q", code, err, termOut.String())
+	}
+	if o, _ := testnodes.SSH(t, nodes[2], "ls /var/lib/bakery/apps/hello/run/"); strings.Contains(o, "exec-") {
+		t.Errorf("exec scripts left behind: %q", o)
+	}
 	load.check(t, "two rollouts with a release command, a failed release, a rollback and execs")
 	t.Logf("whole test: %v", time.Since(start))
 }
@@ -422,6 +436,14 @@ h=/usr/local/lib/bakery/bakery-sudo; sudo -n $h nginx-site-remove dhello && sudo
 
 	var out strings.Builder
 	var mu sync.Mutex
+	termOut := &syncBuffer{}
+	tctx, tcancel := context.WithTimeout(ctx, time.Minute)
+	_, tcode, err := mgr.ExecTerminal(tctx, dockerApp, api.ExecRequest{Command: []string{"sh"}, Node: nodes[0].Name, By: "user:e2e", Rows: 24, Cols: 80},
+		afterPrompt(termOut, "cat /VERSION; echo typed-$((6*7)); exit 6\n"), termOut, nil)
+	tcancel()
+	if err != nil || tcode != 6 || !strings.Contains(termOut.String(), "typed-42") || !strings.Contains(termOut.String(), c1[:12]) {
+		t.Fatalf("docker exec -it: exit %d, %v, output %q", tcode, err, termOut.String())
+	}
 	_, code, err := mgr.Exec(ctx, dockerApp, api.ExecRequest{Command: []string{"sh", "-c", "cat /VERSION; echo \"secret=$API_SECRET\"; exit 5"}, Node: nodes[1].Name, By: "user:e2e"},
 		func(l api.ExecLine) { mu.Lock(); out.WriteString(l.Text + "\n"); mu.Unlock() })
 	// API_SECRET is a plain env value here (no Secret object): exec masks
@@ -538,4 +560,51 @@ func median(ds []time.Duration) time.Duration {
 		return 0
 	}
 	return s[len(s)/2]
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// afterPrompt is a terminal's stdin that types input once the shell's
+// prompt shows in out (keys typed before the remote terminal is set up are
+// discarded, as on any terminal), then ends.
+func afterPrompt(out *syncBuffer, input string) io.Reader {
+	return &promptReader{out: out, input: input}
+}
+
+type promptReader struct {
+	out   *syncBuffer
+	input string
+	sent  bool
+}
+
+func (r *promptReader) Read(p []byte) (int, error) {
+	if r.sent {
+		select {} // a user who typed and waits: the shell's exit ends the session
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		s := r.out.String()
+		if strings.Contains(s, "$ ") || strings.Contains(s, "# ") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.sent = true
+	return copy(p, r.input), nil
 }
