@@ -40,9 +40,25 @@ type DeploymentSpec struct {
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 	Build        Build             `json:"build,omitempty"`
 	// Runtime is systemd (default) or docker.
-	Runtime     string      `json:"runtime,omitempty"`
-	Docker      *DockerSpec `json:"docker,omitempty"`
-	Run         Run         `json:"run"`
+	Runtime string      `json:"runtime,omitempty"`
+	Docker  *DockerSpec `json:"docker,omitempty"`
+	Run     Run         `json:"run"`
+	// Release, if set, runs a command once per rollout of a new revision
+	// (a database migration): after the build on every node and before any
+	// node starts or switches to the new release, on one target node (the
+	// first by name that built), as the app's user in the new release with
+	// the app's environment and secrets (PORT unset; runtime docker: a
+	// `docker run --rm` of the new image with the slot's environment). Its
+	// output is the step "release" of the rollout log. If it fails or times
+	// out, no node starts or switches: the rollout fails (Degraded, reason
+	// ReleaseFailed) and the old version keeps serving. It runs again only
+	// for a commit it has not run for with the same command (as the
+	// deployment's rollout records say): a rollback, a restart, a repair of
+	// drift or a spec change that keeps commit and command do not run it;
+	// `bakery deploy --rerun-release` does. A changed command is a new
+	// revision. The command must be safe to run while the old version
+	// serves (an expand-then-contract migration).
+	Release     *Release    `json:"release,omitempty"`
 	HealthCheck HealthCheck `json:"healthCheck,omitempty"`
 	// Processes are named non-HTTP processes (workers) that run from the
 	// same release and environment as the web process (no PORT;
@@ -80,6 +96,20 @@ type Source struct {
 	Ref string `json:"ref,omitempty"`
 	// Commit pins a full commit id; when set, Ref is not followed.
 	Commit string `json:"commit,omitempty"`
+}
+
+// Release is the release command (spec.release): it runs once per
+// rollout of a new revision, on one target node, in the new release with
+// the app's environment, after the build and before any node starts or
+// switches to the new release; if it fails or times out, nothing
+// switches. It does not run again for a commit it already ran for with
+// the same command (a rollback, a deploy of the same commit) unless a
+// deploy asks for it (--rerun-release).
+type Release struct {
+	// Command is run by /bin/sh in the release directory.
+	Command string `json:"command"`
+	// Timeout bounds the command (default 10m, at most 24h).
+	Timeout *Duration `json:"timeout,omitempty"`
 }
 
 // Build lists the shell commands run on the node in the release directory.
@@ -298,6 +328,9 @@ type DeploymentStatus struct {
 	// ended, or that no rollout was needed. A client waits for it (--wait).
 	LastRequest    *RequestOutcome `json:"lastRequest,omitempty"`
 	CurrentRollout *RolloutRef     `json:"currentRollout,omitempty"`
+	// Release is the last run of spec.release (its rollout, node, result
+	// and duration).
+	Release *ReleaseRun `json:"release,omitempty"`
 	// Nodes says what each target node runs (which commit and revision),
 	// or why it could not be observed ("unreachable: …").
 	Nodes []NodeAppStatus `json:"nodes,omitempty"`
@@ -365,6 +398,9 @@ type CommitPin struct {
 type DeployRequest struct {
 	// ID tells requests apart (the loop clears only the one it saw).
 	ID string `json:"id"`
+	// RerunRelease runs spec.release again even if it ran for the commit
+	// before (bakery deploy --rerun-release).
+	RerunRelease bool `json:"rerunRelease,omitempty"`
 	// By is who asked (see CommitPin.By).
 	By string `json:"by,omitempty"`
 	// Generation is the spec generation it was asked for at; a later
@@ -515,6 +551,10 @@ const (
 	DefaultDrain            = 2 * time.Second
 	DefaultProgressDeadline = 10 * time.Minute
 	DefaultMaxUnavailable   = 1
+	DefaultReleaseTimeout   = 10 * time.Minute
+	// MaxReleaseTimeout bounds spec.release.timeout (the node helper's
+	// check_seconds).
+	MaxReleaseTimeout = 24 * time.Hour
 )
 
 // Default implements Object.
@@ -536,6 +576,9 @@ func (d *Deployment) Default() {
 		if s.Docker.Network == "" {
 			s.Docker.Network = "bridge"
 		}
+	}
+	if s.Release != nil && s.Release.Timeout == nil {
+		s.Release.Timeout = &Duration{DefaultReleaseTimeout}
 	}
 	h := &s.HealthCheck
 	if h.Path == "" {

@@ -19,6 +19,10 @@ const (
 	// EventMixedVersions: a deployment's nodes have run different commits
 	// or revisions for longer than its progress deadline.
 	EventMixedVersions = "MixedVersions"
+	// EventExec: someone ran a one-off command (bakery exec) in a
+	// deployment's release; the event names who, where and the command,
+	// never the environment.
+	EventExec = "Exec"
 )
 
 // Event severities.

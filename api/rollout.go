@@ -52,7 +52,35 @@ type Rollout struct {
 	// Spec is the deployment's spec as this rollout rolled it out (with
 	// defaults applied); a rollback to the revision restores it.
 	Spec *DeploymentSpec `json:"spec,omitempty"`
+	// Release says whether this rollout ran spec.release, where and how it
+	// ended, or why it did not run it (Result skipped).
+	Release *ReleaseRun `json:"release,omitempty"`
 }
+
+// ReleaseRun is one run (or skip) of spec.release.
+type ReleaseRun struct {
+	// Commit is the commit the release command ran for.
+	Commit string `json:"commit"`
+	// CommandHash identifies the command (a changed command runs again).
+	CommandHash string `json:"commandHash,omitempty"`
+	// Rollout is the rollout that ran it (in status.release).
+	Rollout string `json:"rollout,omitempty"`
+	Node    string `json:"node,omitempty"`
+	// Result is succeeded, failed or skipped.
+	Result string `json:"result"`
+	// Message says why it was skipped or how it failed.
+	Message        string `json:"message,omitempty"`
+	ExitCode       int    `json:"exitCode,omitempty"`
+	DurationMillis int64  `json:"durationMs,omitempty"`
+	At             *Time  `json:"at,omitempty"`
+}
+
+// Results of a release run (ReleaseRun.Result).
+const (
+	ReleaseSucceeded = "succeeded"
+	ReleaseFailed    = "failed"
+	ReleaseSkipped   = "skipped"
+)
 
 // Done reports whether the rollout reached a final state.
 func (r *Rollout) Done() bool {

@@ -333,6 +333,17 @@ func (d *Deployment) Validate() FieldErrors {
 
 	validateProcesses(&es, s.Processes)
 
+	if r := s.Release; r != nil {
+		switch {
+		case strings.TrimSpace(r.Command) == "":
+			es.add("spec.release.command", "is required (remove spec.release to run no release command)")
+		case strings.ContainsRune(r.Command, 0):
+			es.add("spec.release.command", "must not contain NUL")
+		}
+		if t := r.Timeout; t != nil && (t.Duration < time.Second || t.Duration > MaxReleaseTimeout) {
+			es.add("spec.release.timeout", "must be 1s-24h")
+		}
+	}
 	h := &s.HealthCheck
 	if !httpPathRE.MatchString(h.Path) {
 		es.add("spec.healthCheck.path", "must be an absolute URL path such as /healthz")

@@ -111,6 +111,9 @@ type ActionOptions struct {
 	Commit string `json:"commit"`
 	// ToRevision is the revision to roll back to (0: the previous one).
 	ToRevision int64 `json:"toRevision"`
+	// RerunRelease (deploy) runs spec.release even for a commit it ran
+	// for before.
+	RerunRelease bool `json:"rerunRelease,omitempty"`
 }
 
 // ActionRequest is an action on one deployment, as the API hands it to
@@ -121,6 +124,9 @@ type ActionRequest struct {
 	Commit string `json:"commit,omitempty"`
 	// ToRevision is the revision to roll back to (0: the previous one).
 	ToRevision int64 `json:"toRevision,omitempty"`
+	// RerunRelease (deploy) runs spec.release even for a commit it ran
+	// for before.
+	RerunRelease bool `json:"rerunRelease,omitempty"`
 	// By is who asks: an API token's name, or "user:<name>" for a web UI
 	// user. The rollout the action starts records it as TriggeredBy.
 	By string `json:"by,omitempty"`
@@ -194,6 +200,49 @@ type RuntimeLogLine struct {
 type RuntimeLogEnd struct {
 	Error string `json:"error,omitempty"`
 }
+
+// ExecRequest is the body of POST /api/v1/deployments/{name}/exec: a
+// one-off command run in the active release of the deployment, with its
+// environment, on one node.
+type ExecRequest struct {
+	// Command is the command's argv (run through /bin/sh, each element
+	// quoted); a single element is taken as a shell command line.
+	Command []string `json:"command"`
+	// Node picks the node ("": the first node, by name, that serves).
+	Node string `json:"node,omitempty"`
+	// TimeoutSeconds bounds the command (default 3600, at most 86400).
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// TTY asks for a terminal (bakery exec -it): the exchange is then
+	// the terminal protocol of the exec endpoint, not events.
+	TTY bool `json:"tty,omitempty"`
+	// Rows and Cols are the terminal's size.
+	Rows int `json:"rows,omitempty"`
+	Cols int `json:"cols,omitempty"`
+	// By is who runs it (set by the API server from the caller).
+	By string `json:"-"`
+}
+
+// ExecLine is one line of output of an exec ("line" event).
+type ExecLine struct {
+	Node   string `json:"node"`
+	Stream string `json:"stream"`
+	Text   string `json:"text"`
+}
+
+// ExecEnd is the data of the final "end" event of an exec: the command's
+// exit status, or Error when it could not be run to its end.
+type ExecEnd struct {
+	Node     string `json:"node,omitempty"`
+	ExitCode int    `json:"exitCode"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Exec limits.
+const (
+	DefaultExecTimeout = 3600
+	MaxExecTimeout     = 86400
+	MaxExecCommand     = 64 << 10
+)
 
 // ReencryptResult is the answer of POST /api/v1/reencrypt.
 type ReencryptResult struct {

@@ -504,33 +504,9 @@ KillSignal=SIGTERM
 TimeoutStopSec=$stop
 SyslogIdentifier=bakery-$app-$slot-$proc
 ReadWritePaths=$APPS_DATA/$app/data
-UMask=0077
-NoNewPrivileges=yes
-ProtectSystem=strict
-ProtectHome=yes
-PrivateTmp=yes
-PrivateDevices=yes
-ProtectProc=invisible
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictSUIDSGID=yes
-RestrictRealtime=yes
-RestrictNamespaces=yes
-LockPersonality=yes
-RemoveIPC=yes
-CapabilityBoundingSet=
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallErrorNumber=EPERM
-
-[Install]
-WantedBy=multi-user.target
 EOF
+	sandbox_lines
+	printf '\n[Install]\nWantedBy=multi-user.target\n'
 }
 
 # proc_args APP SLOT PROC RELEASE [STOP] — check them; sets P_ARGS (STOP defaults to 10).

@@ -394,7 +394,13 @@ func (c *Client) DeploymentAction(ctx context.Context, name string, action api.A
 // records it as api.Rollout.Request, and the deployment's
 // status.lastRequest names it once the action is done.
 func (c *Client) RequestAction(ctx context.Context, name string, action api.Action, commit string, toRevision int64) (*api.ActionResponse, error) {
-	body, err := json.Marshal(api.ActionOptions{Commit: commit, ToRevision: toRevision})
+	return c.RequestActionWith(ctx, name, action, api.ActionOptions{Commit: commit, ToRevision: toRevision})
+}
+
+// RequestActionWith is RequestAction with every option (deploy
+// --rerun-release).
+func (c *Client) RequestActionWith(ctx context.Context, name string, action api.Action, opts api.ActionOptions) (*api.ActionResponse, error) {
+	body, err := json.Marshal(opts)
 	if err != nil {
 		return nil, err
 	}

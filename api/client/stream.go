@@ -123,12 +123,25 @@ func (c *Client) streamOnce(ctx context.Context, id string, after int64, fn func
 // openEventStream sends GET path?q with header and returns the body of a
 // text/event-stream answer; an error answer decodes into *APIError.
 func (c *Client) openEventStream(ctx context.Context, path string, q url.Values, header http.Header) (io.ReadCloser, error) {
+	return c.openEventStreamWith(ctx, http.MethodGet, path, q, header, nil)
+}
+
+// openEventStreamWith is openEventStream with a method and a JSON body
+// (nil: none).
+func (c *Client) openEventStreamWith(ctx context.Context, method, path string, q url.Values, header http.Header, body []byte) (io.ReadCloser, error) {
 	u := *c.base
 	u.Path = c.base.Path + path
 	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -149,7 +162,7 @@ func (c *Client) openEventStream(ctx context.Context, path string, q url.Values,
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
 		resp.Body.Close()
-		return nil, &APIError{Code: resp.StatusCode, Message: fmt.Sprintf("GET %s: answer is %q, not an event stream", path, resp.Header.Get("Content-Type"))}
+		return nil, &APIError{Code: resp.StatusCode, Message: fmt.Sprintf("%s %s: answer is %q, not an event stream", method, path, resp.Header.Get("Content-Type"))}
 	}
 	return resp.Body, nil
 }

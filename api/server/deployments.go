@@ -35,7 +35,10 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) (any, error) {
 		if err := dec.Decode(&in); err != nil {
 			return nil, errorf(http.StatusBadRequest, "action body: %v", err)
 		}
-		req.Commit, req.ToRevision = in.Commit, in.ToRevision
+		req.Commit, req.ToRevision, req.RerunRelease = in.Commit, in.ToRevision, in.RerunRelease
+		if in.RerunRelease && req.Action != api.ActionDeploy {
+			return nil, badField("rerunRelease", "is only for action deploy")
+		}
 	}
 	// The loop's errors say their status (CodedError): 409 for an action
 	// the deployment's state does not allow, 503 when it rolls nothing out.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 
 	"bakery.dev/bakery/api"
 )
@@ -31,4 +32,11 @@ type Loop interface {
 	// from several goroutines) until every node's command ended or ctx
 	// ends.
 	RuntimeLogs(ctx context.Context, name string, req api.RuntimeLogRequest, fn func(api.RuntimeLogLine)) error
+	// Exec runs a one-off command in the deployment's active release on
+	// one node, streaming its output to fn, and returns its exit status
+	// (the node it ran on, too).
+	Exec(ctx context.Context, name string, req api.ExecRequest, fn func(api.ExecLine)) (node string, exitCode int, err error)
+	// ExecTerminal runs it on a terminal: stdin is what the user types,
+	// out gets the terminal's output, resize the window sizes.
+	ExecTerminal(ctx context.Context, name string, req api.ExecRequest, stdin io.Reader, out io.Writer, resize <-chan [2]int) (node string, exitCode int, err error)
 }

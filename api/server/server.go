@@ -150,6 +150,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(v1+"/deployments/{name}/rollouts", s.wrap(http.StatusOK, s.rollouts)).Methods(http.MethodGet)
 	r.Handle(v1+"/deployments/{name}/metrics", s.wrap(http.StatusOK, s.metrics)).Methods(http.MethodGet)
 	r.Handle(v1+"/deployments/{name}/logs", http.HandlerFunc(s.runtimeLogs)).Methods(http.MethodGet)
+	r.Handle(v1+"/deployments/{name}/exec", http.HandlerFunc(s.exec)).Methods(http.MethodPost)
 	r.Handle(v1+"/events", s.wrap(http.StatusOK, s.listEvents)).Methods(http.MethodGet)
 	r.Handle(v1+"/leases", s.wrap(http.StatusOK, s.leases)).Methods(http.MethodGet)
 	r.Handle(v1+"/rollouts/{id}", s.wrap(http.StatusOK, s.rollout)).Methods(http.MethodGet)

@@ -50,6 +50,12 @@ func (p *pushRecorder) SyncSource(context.Context, string) (string, error) {
 func (p *pushRecorder) RuntimeLogs(context.Context, string, api.RuntimeLogRequest, func(api.RuntimeLogLine)) error {
 	return fmt.Errorf("not here")
 }
+func (p *pushRecorder) ExecTerminal(context.Context, string, api.ExecRequest, io.Reader, io.Writer, <-chan [2]int) (string, int, error) {
+	return "", 0, fmt.Errorf("not here")
+}
+func (p *pushRecorder) Exec(context.Context, string, api.ExecRequest, func(api.ExecLine)) (string, int, error) {
+	return "", 0, fmt.Errorf("not here")
+}
 func (p *pushRecorder) count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -755,3 +755,40 @@ func TestSecureCookiesBehindTLSProxy(t *testing.T) {
 		t.Fatal("no pre-session cookie set")
 	}
 }
+
+// The deployment page shows spec.release, its last run and each
+// rollout's release step (ran where and how long, failed, skipped).
+func TestDeploymentPageRelease(t *testing.T) {
+	e := newEnv(t, false)
+	d := deployment("hello")
+	d.Spec.Release = &api.Release{Command: "./manage.py migrate", Timeout: &api.Duration{Duration: 5 * time.Minute}}
+	e.create(d)
+	var rs store.Rollouts = e.st
+	now := &api.Time{Time: time.Now()}
+	for _, ro := range []*api.Rollout{
+		{ID: "hello-1-abc", Deployment: "hello", Revision: 1, Trigger: api.TriggerApply, Commit: "0123456789abcdef", State: api.RolloutSucceeded, CreatedAt: now,
+			Release: &api.ReleaseRun{Commit: "0123456789abcdef", Node: "web-1", Result: api.ReleaseSucceeded, DurationMillis: 812}},
+		{ID: "hello-2-def", Deployment: "hello", Revision: 2, Trigger: api.TriggerApply, Commit: "1123456789abcdef", State: api.RolloutFailed, CreatedAt: now,
+			Release: &api.ReleaseRun{Commit: "1123456789abcdef", Node: "web-1", Result: api.ReleaseFailed, ExitCode: 3, DurationMillis: 40, Message: "exit status 3"}},
+	} {
+		if err := rs.CreateRollout(t.Context(), ro); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := e.st.Get(t.Context(), api.KindDeployment, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dd := o.(*api.Deployment)
+	dd.Status.Release = &api.ReleaseRun{Commit: "1123456789abcdef", Rollout: "hello-2-def", Node: "web-1", Result: api.ReleaseFailed, ExitCode: 3, DurationMillis: 40}
+	if _, err := e.st.UpdateStatus(t.Context(), dd); err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := e.loggedIn().get("/ui/deployments/hello")
+	for _, want := range []string{`id="release"`, "./manage.py migrate", "5m0s", `class="pill release-failed"`, "on web-1 in 40 ms (exit 3)",
+		`href="/ui/deployments/hello?rollout=hello-2-def"`, `class="pill release-succeeded"`, "on web-1 in 812 ms"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("deployment page lacks %q", want)
+		}
+	}
+}

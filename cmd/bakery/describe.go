@@ -212,6 +212,13 @@ func describeDeployment(d describer, o *api.Deployment, now time.Time) {
 	if s.Run.Command != "" {
 		d.line(1, "Command", "%s", oneLine(s.Run.Command))
 	}
+	if r := s.Release; r != nil {
+		v := oneLine(r.Command)
+		if r.Timeout != nil {
+			v += " (timeout " + r.Timeout.String() + ")"
+		}
+		d.line(1, "Release", "%s", v)
+	}
 	if s.Run.Port != nil {
 		d.line(1, "Port", "%d (blue), %d (green)", *s.Run.Port, *s.Run.Port+1)
 	} else {
@@ -262,6 +269,22 @@ func describeDeployment(d describer, o *api.Deployment, now time.Time) {
 	d.section(0, "Status")
 	d.line(1, "Commit", "%s", orNone(t.Commit))
 	d.line(1, "Revision", "%s", revision(t.Revision))
+	if r := t.Release; r != nil {
+		v := fmt.Sprintf("%s for commit %s", r.Result, shortCommit(r.Commit))
+		if r.Node != "" {
+			v += " on " + r.Node
+		}
+		if r.DurationMillis > 0 {
+			v += fmt.Sprintf(" in %s", time.Duration(r.DurationMillis)*time.Millisecond)
+		}
+		if r.ExitCode != 0 {
+			v += fmt.Sprintf(" (exit %d)", r.ExitCode)
+		}
+		if r.Rollout != "" {
+			v += ", rollout " + r.Rollout
+		}
+		d.line(1, "Last release", "%s", v)
+	}
 	if r := t.CurrentRollout; r != nil {
 		d.line(1, "Current rollout", "%s (%s)", r.ID, r.State)
 	} else {

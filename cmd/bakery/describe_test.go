@@ -111,3 +111,19 @@ func TestDescribeStoreWithoutEvents(t *testing.T) {
 		t.Fatalf("describe on a store without events: %+v", r)
 	}
 }
+
+// describe shows spec.release and its last run.
+func TestDescribeRelease(t *testing.T) {
+	d := &api.Deployment{TypeMeta: api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindDeployment}, Metadata: api.ObjectMeta{Name: "web"},
+		Spec: api.DeploymentSpec{Source: api.Source{Repo: "r"}, Nodes: []string{"n1"}, Run: api.Run{Command: "run"},
+			Release: &api.Release{Command: "./migrate"}}}
+	d.Default()
+	d.Status.Release = &api.ReleaseRun{Commit: "0123456789abcdef0123456789abcdef01234567", Node: "n1", Result: api.ReleaseFailed, ExitCode: 3, DurationMillis: 1500, Rollout: "web-2-abc"}
+	var b strings.Builder
+	describeWithLease(&b, d, time.Now(), nil)
+	for _, want := range []string{"./migrate (timeout 10m0s)", "failed for commit 0123456 on n1 in 1.5s (exit 3), rollout web-2-abc"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("describe lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -31,7 +31,7 @@ func deploymentArg(arg string) (string, error) {
 
 func newDeployCmd(a *app) *cobra.Command {
 	var commitID string
-	var wait bool
+	var wait, rerunRelease bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "deploy NAME",
@@ -40,7 +40,8 @@ func newDeployCmd(a *app) *cobra.Command {
 spec's ref again (a new commit on the branch is picked up at once instead of
 at the next resync) and clears a failed attempt, so the same revision is
 tried again. With --commit, that commit is rolled out instead of the ref's,
-until the spec changes.
+until the spec changes. spec.release does not run again for a commit it ran
+for (with the same command) unless --rerun-release asks for it.
 
 With --wait, follow the rollout this request caused (the action's id is
 recorded with the rollout that carries it out) until it ends, printing each
@@ -57,22 +58,27 @@ the rollout's message when it failed.`,
 			action := "deploy"
 			if commitID != "" {
 				action = "redeploy"
+				if rerunRelease {
+					return usageErrorf("--rerun-release goes without --commit")
+				}
 			}
-			return a.deploymentAction(cmd, name, action, commitID, 0, wait, timeout)
+			return a.deploymentAction(cmd, name, action, api.ActionOptions{Commit: commitID, RerunRelease: rerunRelease}, wait, timeout)
 		},
 	}
 	cmd.Flags().StringVar(&commitID, "commit", "", "full commit id to roll out instead of the ref's")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the rollout this deploy caused ends; exit 1 if it failed")
+	cmd.Flags().BoolVar(&rerunRelease, "rerun-release", false, "run spec.release again even if it ran for this commit before")
 	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long --wait waits")
 	return cmd
 }
 
-func (a *app) deploymentAction(cmd *cobra.Command, name, action, commitID string, toRevision int64, wait bool, timeout time.Duration) error {
+func (a *app) deploymentAction(cmd *cobra.Command, name, action string, opts api.ActionOptions, wait bool, timeout time.Duration) error {
+	commitID := opts.Commit
 	c, err := a.client(cmd)
 	if err != nil {
 		return err
 	}
-	resp, err := c.RequestAction(cmd.Context(), name, api.Action(action), commitID, toRevision)
+	resp, err := c.RequestActionWith(cmd.Context(), name, api.Action(action), opts)
 	if err != nil {
 		return a.explain(c, err)
 	}
@@ -427,7 +433,7 @@ resume' (or 'bakery deploy') clears it, or a new spec is applied.`,
 			if err != nil {
 				return err
 			}
-			return a.deploymentAction(cmd, name, "rollback", "", toRevision, wait, timeout)
+			return a.deploymentAction(cmd, name, "rollback", api.ActionOptions{ToRevision: toRevision}, wait, timeout)
 		},
 	}
 	undo.Flags().Int64Var(&toRevision, "to-revision", 0, "revision to roll back to (0: the previous one)")
@@ -450,7 +456,7 @@ func newRolloutRestartCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.deploymentAction(cmd, name, "restart", "", 0, wait, timeout)
+			return a.deploymentAction(cmd, name, "restart", api.ActionOptions{}, wait, timeout)
 		},
 	}
 	restart.Flags().BoolVar(&wait, "wait", false, "wait until the rollout this restart caused ends; exit 1 if it failed")
@@ -474,7 +480,7 @@ it is, the restored one after an undo). Fails when no pin holds.`,
 			if err != nil {
 				return err
 			}
-			return a.deploymentAction(cmd, name, "resume", "", 0, resumeWait, resumeTimeout)
+			return a.deploymentAction(cmd, name, "resume", api.ActionOptions{}, resumeWait, resumeTimeout)
 		},
 	}
 	resume.Flags().BoolVar(&resumeWait, "wait", false, "wait until the rollout finishes")

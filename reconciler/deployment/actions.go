@@ -45,7 +45,7 @@ func (r *Reconciler) RecordAction(ctx context.Context, name string, req api.Acti
 		mutate = func(s *api.DeploymentStatus) {
 			s.Pin = nil
 			s.FailedAttempt = nil
-			s.DeployRequest = &api.DeployRequest{ID: id, By: req.By, Generation: gen}
+			s.DeployRequest = &api.DeployRequest{ID: id, By: req.By, Generation: gen, RerunRelease: req.RerunRelease}
 			api.RemoveCondition(&s.Conditions, api.ConditionPinned)
 		}
 	case api.ActionRedeploy:

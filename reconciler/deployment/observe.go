@@ -70,7 +70,7 @@ func (r *Reconciler) selectNodes(ctx context.Context, d *api.Deployment) ([]targ
 func (r *Reconciler) observe(ctx context.Context, d *api.Deployment, rv *revision, targets []target, missing []string) *rolloutPlan {
 	p := &rolloutPlan{targets: targets, runs: make([]*nodeRun, len(targets)), plans: make([][]Action, len(targets)),
 		errs: make([]error, len(targets)), commit: rv.commit, revision: rv.revision, specHash: rv.specHash,
-		trigger: rv.trigger, by: rv.by, deployRequest: rv.deployRequest, request: rv.request, missing: missing, restart: d.Status.Restart,
+		trigger: rv.trigger, by: rv.by, deployRequest: rv.deployRequest, rerunRelease: rv.rerunRelease, request: rv.request, missing: missing, restart: d.Status.Restart,
 		repairOf: rv.repairOf, secrets: rv.env.secret}
 	var wg sync.WaitGroup
 	for i, t := range targets {
@@ -109,7 +109,7 @@ func (r *Reconciler) newNodeRun(d *api.Deployment, rv *revision, t target) *node
 	n := &nodeRun{node: t.node.Metadata.Name, app: d.Metadata.Name, spec: &d.Spec, env: maps.Clone(rv.env.env),
 		ex: r.Connector.Executor(t.node, t.via), mirrors: r.Mirrors, timeout: r.stepTimeout(), acme: r.acmeServer(&d.Spec)}
 	n.desired = Desired{App: d.Metadata.Name, Commit: rv.commit, Revision: rv.revision, SpecHash: rv.specHash, BuildHash: rv.buildHash,
-		PortMin: r.portMin(), PortMax: r.portMax(), PortStart: r.portStart(d.Metadata.Name), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: rv.restart,
+		PortMin: r.portMin(), PortMax: r.portMax(), PortStart: r.portStart(d.Metadata.Name), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: rv.restart || rv.rerunSlot,
 		TLSHosts: tlsHosts(&d.Spec), RenewBefore: r.renewBefore(), Now: time.Now(), RepairOnly: rv.repairOf != nil}
 	if d.Spec.Run.Port != nil {
 		n.desired.PinnedPort = *d.Spec.Run.Port

@@ -14,7 +14,8 @@ import (
 type phases struct {
 	// prepare comes before the switch: fetch, build and test, install,
 	// start and health check of the idle slot. Nothing in it takes
-	// traffic away from the node.
+	// traffic away from the node. When the rollout runs spec.release, it
+	// runs in two parts (buildPart, startPart) with the release between.
 	prepare []Action
 	// swap is the switch itself; for a plan without a switch (drift
 	// repairs of the serving slot, a removal) the whole plan, since it
@@ -35,6 +36,24 @@ func splitPlan(plan []Action) phases {
 	}
 	return phases{swap: plan}
 }
+
+// buildPart is the prepare phase up to its start: fetch, build and test,
+// install (the whole prepare phase when it starts no slot).
+func (ph phases) buildPart() []Action {
+	for i, a := range ph.prepare {
+		if a.Type == ActStart {
+			return ph.prepare[:i]
+		}
+	}
+	return ph.prepare
+}
+
+// startPart is the rest of the prepare phase: start and health check of
+// the idle slot.
+func (ph phases) startPart() []Action { return ph.prepare[len(ph.buildPart()):] }
+
+// wholePrepare is the whole prepare phase.
+func (ph phases) wholePrepare() []Action { return ph.prepare }
 
 // startedSlot returns the slot a prepare phase starts ("": none).
 func (ph phases) startedSlot() string {
@@ -70,7 +89,21 @@ func (r *Reconciler) runPhases(ctx context.Context, s api.Strategy, p *rolloutPl
 		n.log = func(stream, text string) { logs.Add(n.node, stream, text) }
 		pr.ph[i] = splitPlan(p.plans[i])
 	}
-	pr.prepareAll(ctx, pending, s.MaxParallel)
+	if p.release == nil {
+		pr.prepareAll(ctx, pending, s.MaxParallel, phases.wholePrepare, true)
+	} else {
+		// spec.release runs once between the build part on every node and
+		// the start part (start and health check of the new slot): no
+		// node starts the new revision before its release command ran.
+		pr.prepareAll(ctx, pending, s.MaxParallel, phases.buildPart, false)
+		if !pr.failed() && ctx.Err() == nil {
+			pr.release(ctx, pending)
+		}
+		if !pr.failed() && ctx.Err() == nil {
+			pr.startsRan = true
+			pr.prepareAll(ctx, pending, s.MaxParallel, phases.startPart, true)
+		}
+	}
 	var order []int // the nodes that may switch: those that prepared
 	for _, i := range pending {
 		if p.actErrs[i] == nil {
@@ -84,6 +117,10 @@ func (r *Reconciler) runPhases(ctx context.Context, s api.Strategy, p *rolloutPl
 	// out of its deadline) stops its new slot; its old one still serves.
 	for _, i := range order {
 		if !switched[i] {
+			if p.release != nil && !pr.startsRan {
+				rec.NodeState(p.runs[i].node, api.RolloutCancelled) // it started nothing
+				continue
+			}
 			r.unprepare(ctx, p.runs[i], pr.ph[i], rec)
 		}
 	}
@@ -97,6 +134,9 @@ type phaseRun struct {
 	p   *rolloutPlan
 	rec *rolloutlog.Recorder
 	ph  []phases
+	// startsRan: the start part of the prepare phase ran (a rollout
+	// with a release command stops before it when the release fails).
+	startsRan bool
 
 	mu         sync.Mutex
 	failure    error
@@ -121,13 +161,15 @@ func (pr *phaseRun) failed() bool {
 	return pr.failure != nil
 }
 
-// prepareAll prepares every pending node at once, at most maxParallel at
-// a time (0: all): the nodes start in their order (by name), the next
-// one when a node finished its prepare.
-func (pr *phaseRun) prepareAll(ctx context.Context, pending []int, maxParallel int) {
+// prepareAll runs part of every pending node's prepare phase at once
+// (the whole phase, or its build or start part), at most maxParallel at a
+// time (0: all): the nodes start in their order (by name), the next one
+// when a node finished its part. A node that failed before is left out;
+// last says the part ends the prepare phase.
+func (pr *phaseRun) prepareAll(ctx context.Context, pending []int, maxParallel int, part func(phases) []Action, last bool) {
 	var preparing []int
 	for _, i := range pending {
-		if len(pr.ph[i].prepare) > 0 {
+		if len(part(pr.ph[i])) > 0 && pr.p.actErrs[i] == nil {
 			preparing = append(preparing, i)
 		}
 	}
@@ -150,9 +192,12 @@ func (pr *phaseRun) prepareAll(ctx context.Context, pending []int, maxParallel i
 			for i := range next {
 				n := pr.p.runs[i]
 				pr.rec.NodeState(n.node, api.RolloutRunning)
-				if err := pr.r.runSteps(ctx, n, pr.ph[i].prepare, pr.rec); err != nil {
+				if err := pr.r.runSteps(ctx, n, part(pr.ph[i]), pr.rec); err != nil {
 					pr.rec.NodeState(n.node, api.RolloutFailed)
 					pr.fail(i, err)
+					continue
+				}
+				if !last {
 					continue
 				}
 				n.logf("prepared: the %s slot is healthy; it serves once its switch batch runs", pr.ph[i].startedSlot())

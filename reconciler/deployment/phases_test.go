@@ -40,19 +40,22 @@ func TestSplitPlan(t *testing.T) {
 }
 
 func testObs() nodescript.AppObservation {
-	rel := nf.ReleaseID(testCommit, "bh")
+	rel := nf.ReleaseID(testCommit, testBuildHash)
 	return nodescript.AppObservation{Observed: nodescript.Observed{
 		State: &nf.AppState{App: "x", Active: "blue", Slots: map[string]nf.SlotState{
 			"blue": {Commit: strings.Repeat("b", 40), Release: "old", Port: 9000}}},
 		Units:    map[string]string{"blue": "active"},
-		Releases: map[string]string{rel: "bh"},
+		Releases: map[string]string{rel: testBuildHash},
 	}}
 }
 
 const testCommit = "1111111111111111111111111111111111111111"
 
+// testBuildHash is the build hash of testDesired's release.
+const testBuildHash = "0123456789abcdef"
+
 func testDesired() Desired {
-	return Desired{App: "x", Commit: testCommit, Revision: 2, BuildHash: "bh", SpecHash: "sh", PortMin: 9000, PortMax: 9100, KeepReleases: 5}
+	return Desired{App: "x", Commit: testCommit, Revision: 2, BuildHash: testBuildHash, SpecHash: "sh", PortMin: 9000, PortMax: 9100, KeepReleases: 5}
 }
 
 func testPlan(t *testing.T, obs nodescript.AppObservation) []Action {
@@ -78,6 +81,10 @@ type fleet struct {
 	stopGate chan struct{}
 	// healthErr fails a node's health check.
 	healthErr map[string]error
+	// release, when set, is the rollout's release command; releaseErr
+	// is what running it returns.
+	release    *releasePlan
+	releaseErr error
 }
 
 func (f *fleet) note(format string, args ...any) {
@@ -109,7 +116,10 @@ func (f *fleet) index(entry string) int {
 	return -1
 }
 
-func (*fleet) Install(context.Context, *nodeRun, Action) error { return nil }
+func (f *fleet) Install(_ context.Context, n *nodeRun, a Action) error {
+	f.note("%s install %s", n.node, a.Slot)
+	return nil
+}
 func (f *fleet) Start(_ context.Context, n *nodeRun, a Action) error {
 	f.mu.Lock()
 	f.inPrepare++
@@ -153,6 +163,10 @@ func (e fakeExec) Run(_ context.Context, cmd sshexec.Command) (sshexec.Result, e
 		e.f.note("%s health", e.node)
 		return sshexec.Result{}, e.f.healthErr[e.node]
 	}
+	if cmd.Env[nodescript.EnvScript] == nodescript.RunCommand.Name {
+		e.f.note("%s release %s in %s", e.node, cmd.Env["SLOT"], cmd.Env["RELEASE"])
+		return sshexec.Result{}, e.f.releaseErr
+	}
 	return sshexec.Result{}, nil
 }
 func (fakeExec) WriteFile(context.Context, sshexec.File) error { return nil }
@@ -167,7 +181,7 @@ func (f *fleet) run(t *testing.T, s api.Strategy, nodes ...string) (*api.Rollout
 	s.Type, s.Drain = api.StrategyBlueGreen, &api.Duration{}
 	spec.Strategy = s
 	ro := &api.Rollout{ID: "x-2-" + strings.ToLower(strings.ReplaceAll(t.Name()[4:], "/", "-")), Deployment: "x"}
-	p := &rolloutPlan{}
+	p := &rolloutPlan{release: f.release}
 	var pending []int
 	for i, name := range nodes {
 		ro.Nodes = append(ro.Nodes, api.RolloutNode{Node: name, State: api.RolloutPending})

@@ -20,9 +20,12 @@ import (
 // Deployment condition reasons (besides the shared reconciler.ReasonInvalidSpec,
 // ReasonSuspended and ReasonSourceUnavailable).
 const (
-	ReasonConverged        = "Converged"
-	ReasonRollingOut       = "RollingOut"
-	ReasonRolloutFailed    = "RolloutFailed"
+	ReasonConverged     = "Converged"
+	ReasonRollingOut    = "RollingOut"
+	ReasonRolloutFailed = "RolloutFailed"
+	// ReasonReleaseFailed: spec.release failed or timed out; nothing
+	// switched.
+	ReasonReleaseFailed    = "ReleaseFailed"
 	ReasonNodesUnavailable = "NodesUnavailable"
 	ReasonSuperseded       = "Superseded"
 	ReasonDeadlineExceeded = "ProgressDeadlineExceeded"
@@ -188,6 +191,9 @@ func specHash(s *api.DeploymentSpec) string {
 	}
 	if isDocker(s) && s.Docker != nil {
 		h = nf.Hash(h, s.Docker.Network)
+	}
+	if s.Release != nil {
+		h = nf.Hash(h, "release", s.Release.Command) // a new release command is a new revision
 	}
 	return h
 }

@@ -34,6 +34,11 @@ type rolloutPlan struct {
 	// deployRequest is the id of the deploy request the rollout carries
 	// out ("": none), cleared when it starts.
 	deployRequest string
+	// rerunRelease: the deploy request asks to run spec.release even if
+	// it ran for the commit before.
+	rerunRelease bool
+	// release is set when this rollout runs spec.release (planRelease).
+	release *releasePlan
 	// request is the id of the action request the rollout carries out
 	// (Rollout.Request; "": none).
 	request string
@@ -187,6 +192,7 @@ func (r *Reconciler) rollout(ctx context.Context, d *api.Deployment, p *rolloutP
 	dctx, cancel := context.WithTimeout(ctx, d.Spec.ProgressDeadline.Duration)
 	defer cancel()
 	pending := p.pending()
+	r.planRelease(ctx, d, p, ro, pending, rec)
 	r.unitUnhealthyEvents(ctx, name, ro.ID, *p, pending)
 	failedNode, failure := r.runPhases(dctx, d.Spec.Strategy, p, pending, logs, rec)
 	logs.Close()
@@ -356,6 +362,8 @@ func classify(ctx, dctx context.Context, d *api.Deployment, p *rolloutPlan, fail
 		}
 	case actFailed && errors.Is(dctx.Err(), context.DeadlineExceeded):
 		e.state, e.reason, e.msg = api.RolloutFailed, ReasonDeadlineExceeded, fmt.Sprintf("not finished within the progress deadline (%s)", d.Spec.ProgressDeadline.Duration)
+	case errors.As(failure, new(*releaseError)) && ctx.Err() == nil:
+		e.state, e.reason, e.msg = api.RolloutFailed, ReasonReleaseFailed, fmt.Sprintf("node %s: %v", failedNode, failure)
 	case failure != nil:
 		e.state, e.reason, e.msg = api.RolloutFailed, ReasonRolloutFailed, fmt.Sprintf("node %s: %v", failedNode, failure)
 	default:

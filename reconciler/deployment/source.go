@@ -39,7 +39,11 @@ type revision struct {
 	specHash, buildHash string
 	trigger, by         string
 	deployRequest       string // the deploy request carried out ("": none)
-	request             string // the action request carried out ("": none; see cause)
+	rerunRelease        bool   // it asks to run spec.release again
+	// rerunSlot: the revision that runs rolls out to a new slot for the
+	// rerun of its release command.
+	rerunSlot bool
+	request   string // the action request carried out ("": none; see cause)
 	// repairOf, when set, is the failed attempt that stands while the
 	// last good revision is kept alive (see lastGoodRepairable).
 	repairOf *api.FailedAttempt
@@ -199,5 +203,15 @@ func (rv *revision) decide(d *api.Deployment) {
 	rv.cause(d)
 	if dr := d.Status.DeployRequest; dr != nil {
 		rv.deployRequest = dr.ID
+		rv.rerunRelease = dr.RerunRelease && d.Spec.Release != nil
+		if rv.rerunRelease && rv.trigger == api.TriggerDriftRepair && rv.repairOf == nil && !rv.restart {
+			// deploy --rerun-release of the revision that runs: it rolls
+			// out again to a new slot on every node (as a restart does,
+			// without downtime), its release command first.
+			rv.trigger, rv.by, rv.rerunSlot = api.TriggerDeployNow, dr.By, true
+			if rv.by == "" {
+				rv.by = controllerName
+			}
+		}
 	}
 }

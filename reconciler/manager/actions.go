@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -38,6 +39,18 @@ func (m *Manager) DeploymentAction(ctx context.Context, name string, req api.Act
 // deployment to fn (see deployment.RuntimeLogs).
 func (m *Manager) RuntimeLogs(ctx context.Context, name string, req api.RuntimeLogRequest, fn func(api.RuntimeLogLine)) error {
 	return deployment.RuntimeLogs(ctx, m.cfg.Store, m.connector(), m.cfg.Keyring, name, req, fn)
+}
+
+// Exec runs a one-off command in a deployment's active release (see
+// deployment.Exec).
+func (m *Manager) Exec(ctx context.Context, name string, req api.ExecRequest, fn func(api.ExecLine)) (string, int, error) {
+	return deployment.Exec(ctx, m.cfg.Store, m.connector(), m.cfg.Keyring, m.events, name, req, fn)
+}
+
+// ExecTerminal runs a one-off command on a terminal (see
+// deployment.ExecTerminal).
+func (m *Manager) ExecTerminal(ctx context.Context, name string, req api.ExecRequest, stdin io.Reader, out io.Writer, resize <-chan [2]int) (string, int, error) {
+	return deployment.ExecTerminal(ctx, m.cfg.Store, m.connector(), m.cfg.Keyring, m.events, name, req, stdin, out, req.Rows, req.Cols, resize)
 }
 
 // usesSecret reports whether a deployment spec references the Secret name.

@@ -88,6 +88,14 @@ func (r *Recorder) StepEnd(node string, idx int, err error) {
 	r.save()
 }
 
+// SetRelease records what the rollout did with spec.release.
+func (r *Recorder) SetRelease(rr *api.ReleaseRun) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Rollout.Release = rr
+	r.save()
+}
+
 // Finish records the rollout's final state and message.
 func (r *Recorder) Finish(state, msg string) {
 	r.mu.Lock()
