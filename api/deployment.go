@@ -45,7 +45,10 @@ type DeploymentSpec struct {
 	Run         Run         `json:"run"`
 	HealthCheck HealthCheck `json:"healthCheck,omitempty"`
 	Ingress     *Ingress    `json:"ingress,omitempty"`
-	Strategy    Strategy    `json:"strategy,omitempty"`
+	// Schedules are jobs run on a calendar in the active release (see
+	// Schedule).
+	Schedules []Schedule `json:"schedules,omitempty"`
+	Strategy  Strategy   `json:"strategy,omitempty"`
 	// KeepReleases is how many built releases stay on each node (default 3).
 	KeepReleases int `json:"keepReleases,omitempty"`
 	// ProgressDeadline fails a rollout that has not finished in time (default 10m).
@@ -250,6 +253,9 @@ type DeploymentStatus struct {
 	// revisions; a MixedVersions warning event is recorded once it lasts
 	// longer than spec.progressDeadline.
 	Mixed *MixedVersions `json:"mixed,omitempty"`
+	// Schedules says, per schedule, its last run (when, where, result,
+	// duration) and its next run, as the nodes' timers report them.
+	Schedules []ScheduleStatus `json:"schedules,omitempty"`
 }
 
 // NodeWait is what a deployment waits for (DeploymentStatus.Waiting).
@@ -493,6 +499,7 @@ func (d *Deployment) Default() {
 	if s.ProgressDeadline == nil {
 		s.ProgressDeadline = &Duration{DefaultProgressDeadline}
 	}
+	defaultSchedules(s)
 }
 
 // ReadyNodes counts the nodes serving the deployment's revision
