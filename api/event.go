@@ -19,6 +19,9 @@ const (
 	// EventMixedVersions: a deployment's nodes have run different commits
 	// or revisions for longer than its progress deadline.
 	EventMixedVersions = "MixedVersions"
+	// EventScheduleFailed: a run of a schedule failed (raised once per
+	// failed run the control plane observes).
+	EventScheduleFailed = "ScheduleFailed"
 )
 
 // Event severities.

@@ -175,6 +175,10 @@ type RuntimeLogRequest struct {
 	// Follow keeps streaming new lines until ctx ends; the remote
 	// journalctl is killed then.
 	Follow bool
+	// Schedule, when set, reads the journal of that schedule's service
+	// (its runs' output) instead of the active slot's, on the nodes that
+	// run it.
+	Schedule string
 }
 
 // RuntimeLogLine is one line of an app's runtime log (the data of a

@@ -15,10 +15,19 @@ import (
 // nodes (node "" = all): the last lines lines, then, with follow, new ones
 // until ctx ends. fn is called in arrival order.
 func (c *Client) RuntimeLogs(ctx context.Context, name, node string, lines int, follow bool, fn func(api.RuntimeLogLine)) error {
+	return c.RuntimeLogsOf(ctx, name, api.RuntimeLogRequest{Node: node, Lines: lines, Follow: follow}, fn)
+}
+
+// RuntimeLogsOf is RuntimeLogs for a request that may also select a
+// schedule's log (req.Schedule).
+func (c *Client) RuntimeLogsOf(ctx context.Context, name string, req api.RuntimeLogRequest, fn func(api.RuntimeLogLine)) error {
 	path := "/api/v1/deployments/" + url.PathEscape(name) + "/logs"
-	q := url.Values{"lines": {strconv.Itoa(lines)}, "follow": {strconv.FormatBool(follow)}}
-	if node != "" {
-		q.Set("node", node)
+	q := url.Values{"lines": {strconv.Itoa(req.Lines)}, "follow": {strconv.FormatBool(req.Follow)}}
+	if req.Node != "" {
+		q.Set("node", req.Node)
+	}
+	if req.Schedule != "" {
+		q.Set("schedule", req.Schedule)
 	}
 	body, err := c.openEventStream(ctx, path, q, nil)
 	if err != nil {

@@ -538,6 +538,7 @@ func (a *app) showRevision(ctx context.Context, c *client.Client, name string, r
 func newLogsCmd(a *app) *cobra.Command {
 	var rolloutID, node, colorMode string
 	var follow, runtime bool
+	var schedule string
 	var lines int
 	cmd := &cobra.Command{
 		Use:   "logs deployment/NAME",
@@ -554,7 +555,8 @@ remote journalctl stops with the command).`,
 		Example: `  bakery logs deployment/hello
   bakery logs deployment/hello -f
   bakery logs deployment/hello --rollout hello-3-1a2b3c4d
-  bakery logs deployment/hello --runtime --node web-1 -f`,
+  bakery logs deployment/hello --runtime --node web-1 -f
+  bakery logs deployment/hello --runtime --schedule nightly`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := deploymentArg(args[0])
@@ -574,7 +576,8 @@ remote journalctl stops with the command).`,
 				if rolloutID != "" {
 					return usageErrorf("--runtime and --rollout do not go together")
 				}
-				err := c.RuntimeLogs(ctx, name, node, lines, follow, func(l api.RuntimeLogLine) {
+				req := api.RuntimeLogRequest{Node: node, Lines: lines, Follow: follow, Schedule: schedule}
+				err := c.RuntimeLogsOf(ctx, name, req, func(l api.RuntimeLogLine) {
 					fmt.Fprintf(a.out, "%s %s %s\n", col.node(l.Node), l.Slot, l.Text)
 				})
 				if err != nil {
@@ -584,6 +587,9 @@ remote journalctl stops with the command).`,
 			}
 			if node != "" {
 				return usageErrorf("--node goes with --runtime")
+			}
+			if schedule != "" {
+				return usageErrorf("--schedule goes with --runtime")
 			}
 			id := rolloutID
 			if id == "" {
@@ -634,6 +640,7 @@ remote journalctl stops with the command).`,
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the rollout ends (with --runtime: until interrupted)")
 	cmd.Flags().BoolVar(&runtime, "runtime", false, "the running app's own log (its active slot's journal on each node) instead of a rollout's")
 	cmd.Flags().StringVar(&node, "node", "", "with --runtime: only this node")
+	cmd.Flags().StringVar(&schedule, "schedule", "", "with --runtime: the output of this schedule's runs (its service's journal) instead of the web process's")
 	cmd.Flags().StringVar(&colorMode, "color", "auto", "color per node and stream: auto (on a terminal, unless NO_COLOR is set), always or never")
 	cmd.Flags().IntVar(&lines, "lines", 100, "with --runtime: how many past lines to print first")
 	return cmd

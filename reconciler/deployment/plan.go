@@ -42,6 +42,11 @@ const (
 	ActCert ActionType = "certificate"
 	// ActRenew renews a host's certificate and reloads nginx.
 	ActRenew ActionType = "renew"
+	// ActSchedule installs (or rewrites) a schedule's timer, service and
+	// script for the active slot's release.
+	ActSchedule ActionType = "schedule"
+	// ActUnschedule removes a schedule the node should not run.
+	ActUnschedule ActionType = "unschedule"
 )
 
 // Action is one idempotent step on one node.
@@ -53,6 +58,8 @@ type Action struct {
 	Port    int    `json:",omitempty"`
 	// Host is the host a certificate step is for.
 	Host string `json:",omitempty"`
+	// Schedule is the schedule a schedule step is for.
+	Schedule string `json:",omitempty"`
 	// Reason says why the step is needed (logged with it).
 	Reason string `json:",omitempty"`
 }
@@ -64,6 +71,9 @@ func (a Action) String() string {
 	}
 	if a.Host != "" {
 		s += " " + a.Host
+	}
+	if a.Schedule != "" {
+		s += " " + a.Schedule
 	}
 	if a.Reason != "" {
 		s += " (" + a.Reason + ")"
@@ -107,6 +117,9 @@ type Desired struct {
 	// Now is the time Plan compares expiry dates with.
 	RenewBefore time.Duration
 	Now         time.Time
+	// Schedules are the schedules this node runs (node: all, or node:
+	// one on the node chosen for them), in the active slot's release.
+	Schedules []SchedSpec
 }
 
 func running(state string) bool {
@@ -127,7 +140,7 @@ func Plan(d Desired, obs nodescript.Observed) ([]Action, error) {
 		return repairs(d, obs, obs.State.Active, a), nil
 	}
 	if d.Remove {
-		if obs.State == nil && obs.SiteHash == "" && !running(obs.Units[nodefiles.Blue]) && !running(obs.Units[nodefiles.Green]) && len(obs.Releases) == 0 {
+		if obs.State == nil && obs.SiteHash == "" && !running(obs.Units[nodefiles.Blue]) && !running(obs.Units[nodefiles.Green]) && len(obs.Releases) == 0 && len(obs.Schedules) == 0 {
 			return nil, nil
 		}
 		return []Action{{Type: ActRemove, Reason: "app removed from this node"}}, nil
@@ -166,6 +179,9 @@ func Plan(d Desired, obs nodescript.Observed) ([]Action, error) {
 		Action{Type: ActHealth, Slot: idle, Port: port},
 		Action{Type: ActSwitch, Slot: idle, Commit: d.Commit, Release: rel, Port: port},
 	)
+	// The schedules switch with the web process: they run in the new
+	// active release from here on.
+	plan = append(plan, schedActions(d, obs, idle, rel)...)
 	if active != "" {
 		plan = append(plan, Action{Type: ActDrain, Slot: active}, Action{Type: ActStop, Slot: active, Reason: "replaced"})
 	} else if running(obs.Units[idle]) || running(obs.Units[nodefiles.Other(idle)]) {
@@ -240,6 +256,7 @@ func repairs(d Desired, obs nodescript.Observed, active string, a nodefiles.Slot
 	if other := nodefiles.Other(active); running(obs.Units[other]) {
 		plan = append(plan, Action{Type: ActStop, Slot: other, Reason: "inactive slot is running"})
 	}
+	plan = append(plan, schedActions(d, obs, active, a.Release)...)
 	return plan
 }
 

@@ -1,15 +1,28 @@
 package nodescript
 
+import nf "bakery.dev/bakery/reconciler/nodefiles"
+
 // LogsInput is the input of journal and docker-logs.
 type LogsInput struct {
 	App, Slot string
-	Lines     int  // how many past lines first
-	Follow    bool // go on printing new lines until cancelled
+	// Schedule, when set (journal only), selects that schedule's
+	// service instead of the slot's unit.
+	Schedule string
+	Lines    int  // how many past lines first
+	Follow   bool // go on printing new lines until cancelled
 }
 
 func (in LogsInput) fill(c *call) {
 	c.app(in.App)
-	c.slot(in.Slot)
+	if in.Schedule != "" {
+		if r := nf.ValidateSchedName(in.Schedule); r != "" {
+			c.fail("%s", r)
+		}
+		// The helper's journal verb takes sched-NAME in the slot's place.
+		c.set("SLOT", SchedJournalUnit(in.Schedule))
+	} else {
+		c.slot(in.Slot)
+	}
 	c.setInt("LINES", int64(in.Lines))
 	follow := ""
 	if in.Follow {

@@ -21,6 +21,18 @@ if [ "$RUNTIME" = docker ] || grep -qs '"dockerized": true' "$d/state.json"; the
     docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.Config.Image}} {{or (index .Config.Labels "bakery.commit") "-"}} {{or (index .Config.Labels "bakery.revision") "-"}}' "bakery-$APP-blue" "bakery-$APP-green" 2>/dev/null | sed 's/^/container /'
   fi
 fi
+for t in /etc/systemd/system/bakery-"$APP"-sched-*.timer; do
+  [ -f "$t" ] || continue
+  n=${t##*/bakery-"$APP"-sched-}; n=${n%.timer}
+  # Another app's schedule can match the pattern (app a-sched-b, schedule c): the
+  # Description says whose it is.
+  grep -qxF "Description=Bakery app $APP, schedule $n" "$t" || continue
+  u=bakery-$APP-sched-$n
+  echo "sched $n $(cat "$t" "/etc/systemd/system/$u.service" "$d/run/sched-$n.sh" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+  systemctl show --timestamp=unix -p ActiveState -p LastTriggerUSec -p NextElapseUSecRealtime -- "$u.timer" 2>/dev/null | sed "s/^/schedprop $n timer /"
+  systemctl show --timestamp=unix -p ActiveState -p Result -p ExecMainStatus -p ExecMainStartTimestamp \
+    -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic -- "$u.service" 2>/dev/null | sed "s/^/schedprop $n service /"
+done
 if [ -f "$SITE" ]; then echo "site $(sha256sum < "$SITE" | cut -d' ' -f1)"; else echo "site -"; fi
 if [ -d "$d/releases" ]; then
   for r in "$d"/releases/*; do

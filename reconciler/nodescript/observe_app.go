@@ -49,6 +49,11 @@ type ObserveAppInput struct {
 //
 //	cert <host> <notAfter, unix seconds> <serial> | cert <host> -
 //	certerr <message>
+//
+// and per schedule of the app (its timer's Description names the app):
+//
+//	sched <name> <sha256 of its timer, service and script, concatenated>
+//	schedprop <name> timer|service <Property>=<value> (systemctl show --timestamp=unix)
 var ObserveApp = define("observe-app", func(in ObserveAppInput, c *call) {
 	c.app(in.App)
 	c.set("RUNTIME", in.Runtime)
@@ -87,6 +92,33 @@ type Observed struct {
 	// Certs are the certificates found for the TLS hosts (a host without
 	// one is absent).
 	Certs map[string]Cert
+	// Schedules are the app's schedules installed on the node, by name.
+	Schedules map[string]SchedObservation
+}
+
+// SchedObservation is one schedule's timer and service on a node.
+type SchedObservation struct {
+	// Hash is the SHA-256 of its timer, service and script
+	// (nodefiles.SchedHash).
+	Hash string
+	// TimerState is the timer's ActiveState (active: it is scheduled).
+	TimerState string
+	// ServiceState is the service's ActiveState (activating: a run is
+	// going on, for concurrency Forbid).
+	ServiceState string
+	// Result is the service's Result of its last run (success,
+	// exit-code, timeout, signal, …), ExitStatus its main process's.
+	Result     string
+	ExitStatus int
+	// LastStart is when the last run started (zero: never), Duration how
+	// long it took (0 while it runs); NextRun when the timer elapses next.
+	LastStart time.Time
+	Duration  time.Duration
+	NextRun   time.Time
+	// LastTrigger is when the timer last fired.
+	LastTrigger time.Time
+	startMono   int64
+	exitMono    int64
 }
 
 // Cert is a certificate found on a node.
@@ -129,6 +161,7 @@ func ParseAppObservation(out string) (AppObservation, error) {
 		Releases:  map[string]string{},
 		UsedPorts: map[int]bool{},
 		Certs:     map[string]Cert{},
+		Schedules: map[string]SchedObservation{},
 	}}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -207,11 +240,62 @@ func (o *AppObservation) parseLine(line string) error {
 		}
 	case "certerr":
 		return fmt.Errorf("observe certificates: %s", rest)
+	case "sched":
+		name, hash, _ := strings.Cut(rest, " ")
+		o.Schedules[name] = SchedObservation{Hash: hash}
+	case "schedprop":
+		o.parseSchedProp(rest)
 	case "":
 	default:
 		return fmt.Errorf("unexpected observe output %q", truncate(line, 100))
 	}
 	return nil
+}
+
+// parseSchedProp records a "schedprop NAME timer|service KEY=VALUE" line.
+func (o *AppObservation) parseSchedProp(rest string) {
+	f := strings.SplitN(rest, " ", 3)
+	if len(f) != 3 {
+		return
+	}
+	s, ok := o.Schedules[f[0]]
+	if !ok {
+		return
+	}
+	key, val, _ := strings.Cut(f[2], "=")
+	unixTime := func(v string) time.Time {
+		sec, err := strconv.ParseInt(strings.TrimPrefix(v, "@"), 10, 64)
+		if err != nil || !strings.HasPrefix(v, "@") || sec <= 0 {
+			return time.Time{}
+		}
+		return time.Unix(sec, 0).UTC()
+	}
+	switch f[1] + " " + key {
+	case "timer ActiveState":
+		s.TimerState = val
+	case "timer LastTriggerUSec":
+		s.LastTrigger = unixTime(val)
+	case "timer NextElapseUSecRealtime":
+		s.NextRun = unixTime(val)
+	case "service ActiveState":
+		s.ServiceState = val
+	case "service Result":
+		s.Result = val
+	case "service ExecMainStatus":
+		s.ExitStatus, _ = strconv.Atoi(val)
+	case "service ExecMainStartTimestamp":
+		s.LastStart = unixTime(val)
+	case "service ExecMainStartTimestampMonotonic":
+		s.startMono, _ = strconv.ParseInt(val, 10, 64)
+	case "service ExecMainExitTimestampMonotonic":
+		s.exitMono, _ = strconv.ParseInt(val, 10, 64)
+	}
+	if s.startMono > 0 && s.exitMono >= s.startMono {
+		s.Duration = time.Duration(s.exitMono-s.startMono) * time.Microsecond
+	} else {
+		s.Duration = 0
+	}
+	o.Schedules[f[0]] = s
 }
 
 // parseOther records the ports another app's slots use.
