@@ -29,7 +29,12 @@ for t in /etc/systemd/system/bakery-"$APP"-sched-*.timer; do
   grep -qxF "Description=Bakery app $APP, schedule $n" "$t" || continue
   u=bakery-$APP-sched-$n
   echo "sched $n $(cat "$t" "/etc/systemd/system/$u.service" "$d/run/sched-$n.sh" 2>/dev/null | sha256sum | cut -d' ' -f1)"
-  systemctl show --timestamp=unix -p ActiveState -p LastTriggerUSec -p NextElapseUSecRealtime -- "$u.timer" 2>/dev/null | sed "s/^/schedprop $n timer /"
+  # systemd 252 prints the timer's times in its own format whatever --timestamp says.
+  systemctl show --timestamp=unix -p ActiveState -p LastTriggerUSec -p NextElapseUSecRealtime -- "$u.timer" 2>/dev/null |
+    while IFS='=' read -r k v; do
+      case $v in '' | @* | n/a | [a-z]*) ;; *) v=@$(date -u -d "$v" +%s 2>/dev/null || echo 0) ;; esac
+      echo "schedprop $n timer $k=$v"
+    done
   systemctl show --timestamp=unix -p ActiveState -p Result -p ExecMainStatus -p ExecMainStartTimestamp \
     -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic -- "$u.service" 2>/dev/null | sed "s/^/schedprop $n service /"
 done
