@@ -304,6 +304,41 @@ func describeDeployment(d describer, o *api.Deployment, now time.Time) {
 			rev, port, n.Healthy, orDash(n.UnitState), oneLine(n.Message))
 	}
 	describeCertificates(d, t.Nodes, now)
+	describeSchedules(d, o, now)
+}
+
+// describeSchedules lists the schedules with their last and next runs.
+func describeSchedules(d describer, o *api.Deployment, now time.Time) {
+	if len(o.Spec.Schedules) == 0 {
+		return
+	}
+	st := map[string]api.ScheduleStatus{}
+	for _, s := range o.Status.Schedules {
+		st[s.Name] = s
+	}
+	d.section(0, "Schedules")
+	fmt.Fprintln(d.tw, "  NAME	SCHEDULE	NODES	LAST RUN	RESULT	DURATION	NEXT RUN")
+	for _, sc := range o.Spec.Schedules {
+		s := st[sc.Name]
+		last, next, dur := "never", "-", "-"
+		if s.LastRun != nil {
+			last = ago(s.LastRun, now)
+			if s.Node != "" {
+				last += " on " + s.Node
+			}
+		}
+		if s.NextRun != nil {
+			next = "in " + humanDuration(s.NextRun.Sub(now))
+		}
+		if s.Duration != nil {
+			dur = s.Duration.Duration.String()
+		}
+		nodes := sc.Node
+		if len(s.Nodes) > 0 {
+			nodes = strings.Join(s.Nodes, ",")
+		}
+		fmt.Fprintf(d.tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", sc.Name, sc.Schedule, nodes, last, orDash(s.Result), dur, next)
+	}
 }
 
 // describeCertificates lists each node's certificate per TLS host.
