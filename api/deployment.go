@@ -254,7 +254,9 @@ type DeploymentStatus struct {
 	// longer than spec.progressDeadline.
 	Mixed *MixedVersions `json:"mixed,omitempty"`
 	// Schedules says, per schedule, its last run (when, where, result,
-	// duration) and its next run, as the nodes' timers report them.
+	// duration) and its next run, as the nodes' timers reported them at
+	// the last observation (every resync): a run that started and ended
+	// between two observations is seen only if it is still the last one.
 	Schedules []ScheduleStatus `json:"schedules,omitempty"`
 }
 

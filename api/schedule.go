@@ -11,7 +11,14 @@ import (
 
 // Schedule is a job that runs on a calendar in the deployment's active
 // release, with the app's environment: a systemd timer on each node it
-// runs on (runtime docker: a `docker run --rm` of the active image).
+// runs on (runtime docker: a `docker run --rm` of the active image). A
+// run sees the web process's environment (without PORT under systemd),
+// BAKERY_SCHEDULE (its name) and BAKERY_RELEASE (the release it runs
+// in); under systemd it runs as the app's user, sandboxed like the web
+// process, with $HOME its writable data directory. After a rollout
+// switches a node, the next run uses the new release. Its output is in
+// the runtime logs (bakery logs deployment/NAME --runtime --schedule S);
+// a failed run raises a ScheduleFailed event (and notification) once.
 type Schedule struct {
 	// Name names the schedule (a DNS label of at most 20 characters,
 	// unique within the deployment); its units are
@@ -34,9 +41,9 @@ type Schedule struct {
 	// one still runs is skipped) or Allow (runs may overlap; each run is
 	// started in the background, so the status reports its start only).
 	Concurrency string `json:"concurrency,omitempty"`
-	// Node is one (default: the first target node in name order that is
-	// reachable runs it; it moves when that node goes away) or all
-	// (every target node runs it).
+	// Node is one (default: the first target node in name order whose
+	// Node is Ready runs it; it moves when that node is no longer Ready
+	// or no longer a target) or all (every target node runs it).
 	Node string `json:"node,omitempty"`
 }
 
@@ -102,7 +109,7 @@ func validateSchedules(es *FieldErrors, s *DeploymentSpec) {
 		}
 		seen[sc.Name] = true
 		if _, err := OnCalendar(sc.Schedule); err != nil {
-			es.add(p+".schedule", "%v", err)
+			es.add(p+".schedule", "must be a calendar expression or a 5-field cron expression: %v", err)
 		}
 		if strings.TrimSpace(sc.Command) == "" {
 			es.add(p+".command", "is required")
