@@ -263,3 +263,106 @@ func countEvents(t *testing.T, st deployment.Store, what string) int {
 	}
 	return n
 }
+
+// TestE2EDockerSchedules: a docker app's schedule is a `docker run --rm`
+// of the active image with the app's environment, on every node; it
+// switches image with the web container, under continuous requests, and
+// leaves no unit or container behind when the app is deleted.
+func TestE2EDockerSchedules(t *testing.T) {
+	lab := testnodes.Require(t)
+	nodes := testnodes.RequireNodes(t, 2)[:2]
+	st := testenv.FileStore(t).(deployment.Store)
+	ctx := t.Context()
+	repo, commit := exampleRepo(t)
+	var names []string
+	for _, n := range nodes {
+		nn := labNode(n.Name, n.Address)
+		nn.Spec.HostKey = n.HostKey
+		if _, err := st.Create(ctx, nn); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n.Name)
+		testnodes.SSH(t, n, `h=/usr/local/lib/bakery/bakery-sudo; sudo -n $h sched-remove dhello >/dev/null 2>&1
+for s in blue green; do docker rm -f bakery-dhello-$s; done >/dev/null 2>&1
+imgs=$(docker image ls -q bakery/dhello); [ -z "$imgs" ] || docker image rm -f $imgs >/dev/null
+sudo -n $h nginx-site-remove dhello && sudo -n $h nginx-reload; rm -rf /var/lib/bakery/apps/dhello`)
+	}
+	key, err := os.ReadFile(lab.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
+		StepTimeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, mcancel := context.WithCancel(ctx)
+	mdone := make(chan struct{})
+	go func() { defer close(mdone); mgr.Run(mctx) }()
+	t.Cleanup(func() { mcancel(); <-mdone })
+
+	d := dockerDeployment(repo, names...)
+	d.Spec.Schedules = []api.Schedule{{Name: "stamp", Schedule: "*:*:0/2", Node: api.ScheduleNodeAll,
+		Command: `echo "stamp image $(cat /VERSION) release $BAKERY_RELEASE greeting $GREETING"`}}
+	d.Default()
+	c1 := commit("v1", map[string]string{"CHANGES": "v1\n"})
+	if _, err := st.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	waitDockerDeployment(t, st, "first docker rollout Ready", 3*time.Minute, dockerReadyAt(c1))
+	load := startLoadAs(nodes, dockerHost)
+	logs := func() string {
+		var b strings.Builder
+		var mu sync.Mutex
+		if err := mgr.RuntimeLogs(ctx, dockerApp, api.RuntimeLogRequest{Lines: 400, Schedule: "stamp"}, func(l api.RuntimeLogLine) {
+			mu.Lock()
+			b.WriteString(l.Node + " " + l.Text + "\n")
+			mu.Unlock()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	ranIn := func(c string) func() bool {
+		return func() bool {
+			out := logs()
+			for _, n := range names {
+				if !strings.Contains(out, n+" ") || !strings.Contains(out, "stamp image "+c[:12]+" release "+c) {
+					return false
+				}
+			}
+			return strings.Contains(out, "greeting hello")
+		}
+	}
+	waitFor(t, time.Minute, "stamp ran in c1's image on both nodes", ranIn(c1))
+	waitDockerDeployment(t, st, "stamp reported", time.Minute, func(d *api.Deployment) bool {
+		s := schedFor(d, "stamp")
+		return s != nil && len(s.Nodes) == 2 && s.Result == "succeeded" && s.NextRun != nil
+	})
+	c2 := commit("v2", map[string]string{"CHANGES": "v2\n"})
+	waitDockerDeployment(t, st, "second docker rollout Ready", 3*time.Minute, dockerReadyAt(c2))
+	waitFor(t, time.Minute, "stamp ran in c2's image on both nodes", ranIn(c2))
+	load.check(t, "a docker rollout with a schedule")
+
+	cur, err := st.Get(ctx, api.KindDeployment, dockerApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dd := cur.(*api.Deployment)
+	dd.Metadata.Annotations = map[string]string{api.AnnotationDeletionRequested: "now"}
+	dd.Metadata.ResourceVersion = ""
+	if _, err := st.Update(ctx, dd); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "dhello deleted", func() bool {
+		_, err := st.Get(ctx, api.KindDeployment, dockerApp)
+		return errors.Is(err, store.ErrNotFound)
+	})
+	for _, n := range nodes {
+		out, _ := testnodes.Exec(t, n.Name, "ls /etc/systemd/system/; docker ps -a --format '{{.Names}}'")
+		if strings.Contains(out, "bakery-dhello") {
+			t.Errorf("%s: dhello's units or containers left behind:\n%s", n.Name, out)
+		}
+	}
+}
