@@ -172,7 +172,10 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 
 	// A new commit: the schedules switch release with the web process.
 	c2 := commit("v2", map[string]string{"CHANGES": "v2\n"})
-	waitDeployment(t, st, "second rollout Ready", 3*time.Minute, readyAt(c2))
+	rolled := waitDeployment(t, st, "second rollout Ready", 3*time.Minute, readyAt(c2))
+	if per, ro := stepTimes(t, st, rolled.Status.CurrentRollout.ID); ro != nil {
+		t.Logf("rollout of a new commit on 3 nodes with 3 schedules: schedule steps %d ms summed over nodes (%d steps); whole rollout steps %v", per["schedule"], countSteps(ro, "schedule"), per)
+	}
 	waitFor(t, 30*time.Second, "stamp writes c2's release", func() bool {
 		lines := strings.Split(strings.TrimSpace(stampLog()), "\n")
 		return strings.HasPrefix(lines[len(lines)-1], c2+"-")
@@ -365,4 +368,17 @@ sudo -n $h nginx-site-remove dhello && sudo -n $h nginx-reload; rm -rf /var/lib/
 			t.Errorf("%s: dhello's units or containers left behind:\n%s", n.Name, out)
 		}
 	}
+}
+
+// countSteps counts a rollout's steps of one kind.
+func countSteps(ro *api.Rollout, kind string) int {
+	n := 0
+	for _, nd := range ro.Nodes {
+		for _, s := range nd.Steps {
+			if k, _, _ := strings.Cut(s.Name, " "); k == kind {
+				n++
+			}
+		}
+	}
+	return n
 }
