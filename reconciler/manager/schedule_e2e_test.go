@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -97,6 +98,9 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 			Command: `echo "start $(date +%s%N)" >> "$HOME/overlap.log"; sleep 5; echo "end $(date +%s%N)" >> "$HOME/overlap.log"`},
 		// Fails on its first run only, then succeeds every 10 s.
 		{Name: "flaky", Schedule: "*:*:0/10", Command: `if [ ! -e "$HOME/flaky-failed" ]; then touch "$HOME/flaky-failed"; echo "flaky failing on purpose"; exit 3; fi; echo "flaky ok"`},
+		// Allow: the same 5 s job every 2 s may overlap.
+		{Name: "parallel", Schedule: "*:*:0/2", Concurrency: api.ConcurrencyAllow, Timeout: &api.Duration{Duration: 30 * time.Second},
+			Command: `echo "start $(date +%s%N)" >> "$HOME/parallel.log"; sleep 5; echo "end $(date +%s%N)" >> "$HOME/parallel.log"`},
 	}
 	d.Default()
 	c1 := commit("v1", map[string]string{"CHANGES": "v1\n"})
@@ -215,6 +219,12 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 		t.Logf("%s: %d runs of the 5 s job due every 2 s, none overlapping", n.Name, runs)
 	}
 
+	// Allow: runs overlapped (a start follows a start), and they finish.
+	out, _ := testnodes.Exec(t, nodes[0].Name, "cat /var/lib/bakery-apps/hello/data/parallel.log")
+	if kinds := strings.Join(strings.Fields(regexpDigits.ReplaceAllString(out, "")), " "); !strings.Contains(kinds, "start start") || !strings.Contains(kinds, "end") {
+		t.Fatalf("runs of an Allow schedule did not overlap or never ended:\n%s", out)
+	}
+
 	// A schedule dropped from the spec is removed from every node.
 	cur := getDeployment(t, st)
 	cur.Spec.Schedules = cur.Spec.Schedules[:1]
@@ -222,9 +232,9 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	if _, err := st.Update(ctx, cur); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "overlap and flaky removed", func() bool {
+	waitFor(t, time.Minute, "overlap, flaky and parallel removed", func() bool {
 		for _, n := range nodes {
-			if out, _ := testnodes.Exec(t, n.Name, "ls /etc/systemd/system/"); strings.Contains(out, "sched-overlap") || strings.Contains(out, "sched-flaky") {
+			if out, _ := testnodes.Exec(t, n.Name, "ls /etc/systemd/system/"); strings.Contains(out, "sched-overlap") || strings.Contains(out, "sched-flaky") || strings.Contains(out, "sched-parallel") {
 				return false
 			}
 		}
@@ -382,3 +392,5 @@ func countSteps(ro *api.Rollout, kind string) int {
 	}
 	return n
 }
+
+var regexpDigits = regexp.MustCompile(`[0-9]+`)
