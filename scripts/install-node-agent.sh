@@ -760,13 +760,12 @@ sched-install)
 	rs=$(install_atomic "$tmps" "$base.service")
 	rt=$(install_atomic "$tmpt" "$base.timer")
 	if [[ $rs == changed || $rt == changed ]]; then systemctl daemon-reload; fi
-	# A changed calendar takes effect on restart; an unchanged active timer is left alone.
-	if [[ $rt == changed ]]; then
-		systemctl enable -- "bakery-$1-sched-$2.timer" >/dev/null 2>&1
-		systemctl restart -- "bakery-$1-sched-$2.timer"
-	else
-		systemctl enable --now -- "bakery-$1-sched-$2.timer" >/dev/null 2>&1
-	fi
+	# One reload only (enable would do another); a changed calendar takes effect on
+	# restart; an unchanged active timer is left alone.
+	t="bakery-$1-sched-$2.timer"
+	systemctl is-enabled --quiet -- "$t" 2>/dev/null || systemctl enable --no-reload -- "$t" >/dev/null 2>&1
+	if [[ $rt == changed ]]; then systemctl restart -- "$t"
+	elif ! systemctl is-active --quiet -- "$t"; then systemctl start -- "$t"; fi
 	if [[ $rs == changed || $rt == changed ]]; then echo changed; else echo unchanged; fi
 	;;
 sched-remove)

@@ -254,7 +254,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	})
 	for _, n := range nodes {
 		out, _ := testnodes.Exec(t, n.Name, "ls /etc/systemd/system/; systemctl list-units --all --no-legend 'bakery-hello*'")
-		if strings.Contains(out, "bakery-hello") {
+		if strings.Contains(out, "bakery-hello-") {
 			t.Errorf("%s: hello's units left behind:\n%s", n.Name, out)
 		}
 	}
