@@ -316,7 +316,7 @@ sudo -n $h nginx-site-remove dhello && sudo -n $h nginx-reload; rm -rf /var/lib/
 	t.Cleanup(func() { mcancel(); <-mdone })
 
 	d := dockerDeployment(repo, names...)
-	d.Spec.Schedules = []api.Schedule{{Name: "stamp", Schedule: "*:*:0/2", Node: api.ScheduleNodeAll,
+	d.Spec.Schedules = []api.Schedule{{Name: "stamp", Schedule: "*:*:0/5", Node: api.ScheduleNodeAll,
 		Command: `echo "stamp image $(cat /VERSION) release $BAKERY_RELEASE greeting $GREETING"`}}
 	d.Default()
 	c1 := commit("v1", map[string]string{"CHANGES": "v1\n"})
