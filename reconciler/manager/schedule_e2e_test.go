@@ -20,8 +20,10 @@ import (
 	"bakery.dev/bakery/reconciler/deployment"
 	"bakery.dev/bakery/reconciler/internal/testenv"
 	"bakery.dev/bakery/reconciler/nodeconn"
+	"bakery.dev/bakery/reconciler/nodescript"
 	"bakery.dev/bakery/reconciler/notify"
 	"bakery.dev/bakery/scripts/testnodes"
+	"bakery.dev/bakery/sshexec"
 )
 
 // schedFor returns the status of schedule name.
@@ -120,6 +122,25 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	}
 	if s := schedFor(got, "overlap"); s == nil || len(s.Nodes) != 3 {
 		t.Fatalf("overlap status: %+v, want all 3 nodes", s)
+	}
+	// What the schedules add to the one observe round trip: node1 runs
+	// all 4, node2 one (the same app, the same single command).
+	pool := labPool(t, lab)
+	for _, i := range []int{0, 1} {
+		ex := pool.Executor(sshexec.Target{Addr: nodes[i].Addr(), User: nodes[i].User, HostKey: nodes[i].HostKey})
+		var total time.Duration
+		for range 5 {
+			t0 := time.Now()
+			obs, err := nodescript.ObserveAppOn(ctx, ex, nodescript.ObserveAppInput{App: "hello", Runtime: api.RuntimeSystemd}, 30*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += time.Since(t0)
+			if i == 0 && len(obs.Schedules) != 4 {
+				t.Fatalf("observe on %s: %d schedules, want 4", nodes[i].Name, len(obs.Schedules))
+			}
+		}
+		t.Logf("observe round trip on %s (%d schedule(s)): %v on average over 5", nodes[i].Name, map[int]int{0: 4, 1: 1}[i], total/5)
 	}
 	stampLog := func() string {
 		out, _ := testnodes.Exec(t, nodes[0].Name, "cat /var/lib/bakery-apps/hello/data/stamp.log 2>/dev/null")

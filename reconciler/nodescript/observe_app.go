@@ -53,7 +53,9 @@ type ObserveAppInput struct {
 // and per schedule of the app (its timer's Description names the app):
 //
 //	sched <name> <sha256 of its timer, service and script, concatenated>
-//	schedprop <name> timer|service <Property>=<value> (systemctl show --timestamp=unix)
+//	tz <the node's UTC offset, +hhmm>
+//	schedprop <name> timer|service <Property>=<value> (systemctl show --timestamp=unix;
+//	  the timer's times in systemd's "Mon 2026-12-07 03:58:50 UTC" form, local time)
 var ObserveApp = define("observe-app", func(in ObserveAppInput, c *call) {
 	c.app(in.App)
 	c.set("RUNTIME", in.Runtime)
@@ -142,6 +144,9 @@ type AppObservation struct {
 	Containers map[string]Container
 	// Images holds the tags of the app's images (one per built release).
 	Images map[string]bool
+	// tzOffset is the node's UTC offset in seconds (its timers' times are
+	// local).
+	tzOffset int
 }
 
 // Container is one slot's docker container as observed.
@@ -243,6 +248,10 @@ func (o *AppObservation) parseLine(line string) error {
 	case "sched":
 		name, hash, _ := strings.Cut(rest, " ")
 		o.Schedules[name] = SchedObservation{Hash: hash}
+	case "tz":
+		if t, err := time.Parse("-0700", rest); err == nil {
+			_, o.tzOffset = t.Zone()
+		}
 	case "schedprop":
 		o.parseSchedProp(rest)
 	case "":
@@ -264,11 +273,24 @@ func (o *AppObservation) parseSchedProp(rest string) {
 	}
 	key, val, _ := strings.Cut(f[2], "=")
 	unixTime := func(v string) time.Time {
-		sec, err := strconv.ParseInt(strings.TrimPrefix(v, "@"), 10, 64)
-		if err != nil || !strings.HasPrefix(v, "@") || sec <= 0 {
+		if rest, ok := strings.CutPrefix(v, "@"); ok {
+			if sec, err := strconv.ParseInt(rest, 10, 64); err == nil && sec > 0 {
+				return time.Unix(sec, 0).UTC()
+			}
 			return time.Time{}
 		}
-		return time.Unix(sec, 0).UTC()
+		// "Mon 2026-12-07 03:58:50 UTC": the date and time, in the
+		// node's local time (the zone's abbreviation is ambiguous; the
+		// node said its offset).
+		f := strings.Fields(v)
+		if len(f) < 3 {
+			return time.Time{}
+		}
+		t, err := time.Parse("2006-01-02 15:04:05", f[1]+" "+f[2])
+		if err != nil {
+			return time.Time{}
+		}
+		return t.Add(-time.Duration(o.tzOffset) * time.Second).UTC()
 	}
 	switch f[1] + " " + key {
 	case "timer ActiveState":
