@@ -533,7 +533,9 @@ sched_remove() {
 	systemctl stop -- "$u.service" >/dev/null 2>&1 || true
 	# Allow: runs left running by KillMode=process.
 	systemctl kill --signal=SIGKILL -- "$u.service" >/dev/null 2>&1 || true
-	rm -f -- "$UNIT_DIR/$u.timer" "$UNIT_DIR/$u.service"
+	# And Persistent='s record of the last run: a schedule of that name made later must
+	# not catch up a run of this one at once.
+	rm -f -- "$UNIT_DIR/$u.timer" "$UNIT_DIR/$u.service" "/var/lib/systemd/timers/stamp-$u.timer"
 	systemctl reset-failed -- "$u.service" "$u.timer" >/dev/null 2>&1 || true
 	echo "removed $2"
 }
