@@ -18,7 +18,9 @@ import (
 // process, with $HOME its writable data directory. After a rollout
 // switches a node, the next run uses the new release. Its output is in
 // the runtime logs (bakery logs deployment/NAME --runtime --schedule S);
-// a failed run raises a ScheduleFailed event (and notification) once.
+// a failed run raises a ScheduleFailed event (and notification) once,
+// when the control plane observes it (a resync before the next run of
+// the schedule on that node).
 type Schedule struct {
 	// Name names the schedule (a DNS label of at most 20 characters,
 	// unique within the deployment); its units are
