@@ -204,7 +204,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	c2 := commit("v2", map[string]string{"CHANGES": "v2\n"})
 	rolled := waitDeployment(t, st, "second rollout Ready", 3*time.Minute, readyAt(c2))
 	if per, ro := stepTimes(t, st, rolled.Status.CurrentRollout.ID); ro != nil {
-		t.Logf("rollout of a new commit on 3 nodes with 3 schedules: schedule steps %d ms summed over nodes (%d steps); whole rollout steps %v", per["schedule"], countSteps(ro, "schedule"), per)
+		t.Logf("rollout of a new commit on 3 nodes with 4 schedules: schedule steps %d ms summed over nodes (%d steps: 4 on the first node, 1 on each other); whole rollout steps %v", per["schedule"], countSteps(ro, "schedule"), per)
 	}
 	waitFor(t, 30*time.Second, "stamp writes c2's release", func() bool {
 		lines := strings.Split(strings.TrimSpace(stampLog()), "\n")
