@@ -79,7 +79,10 @@ type DeploymentSpec struct {
 	// systemd): no web process, port, nginx site or HTTP health check.
 	Processes []Process `json:"processes,omitempty"`
 	Ingress   *Ingress  `json:"ingress,omitempty"`
-	Strategy  Strategy  `json:"strategy,omitempty"`
+	// Schedules are jobs run on a calendar in the active release (see
+	// Schedule).
+	Schedules []Schedule `json:"schedules,omitempty"`
+	Strategy  Strategy   `json:"strategy,omitempty"`
 	// KeepReleases is how many built releases stay on each node (default 3).
 	KeepReleases int `json:"keepReleases,omitempty"`
 	// ProgressDeadline fails a rollout that has not finished in time (default 10m).
@@ -346,6 +349,11 @@ type DeploymentStatus struct {
 	// revisions; a MixedVersions warning event is recorded once it lasts
 	// longer than spec.progressDeadline.
 	Mixed *MixedVersions `json:"mixed,omitempty"`
+	// Schedules says, per schedule, its last run (when, where, result,
+	// duration) and its next run, as the nodes' timers reported them at
+	// the last observation (every resync): a run that started and ended
+	// between two observations is seen only if it is still the last one.
+	Schedules []ScheduleStatus `json:"schedules,omitempty"`
 }
 
 // NodeWait is what a deployment waits for (DeploymentStatus.Waiting).
@@ -620,6 +628,7 @@ func (d *Deployment) Default() {
 	if s.ProgressDeadline == nil {
 		s.ProgressDeadline = &Duration{DefaultProgressDeadline}
 	}
+	defaultSchedules(s)
 }
 
 // ReadyNodes counts the nodes serving the deployment's revision

@@ -23,6 +23,9 @@ const (
 	// deployment's release; the event names who, where and the command,
 	// never the environment.
 	EventExec = "Exec"
+	// EventScheduleFailed: a run of a schedule failed (raised once per
+	// failed run the control plane observes).
+	EventScheduleFailed = "ScheduleFailed"
 )
 
 // Event severities.

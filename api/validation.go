@@ -408,6 +408,7 @@ func (d *Deployment) Validate() FieldErrors {
 		es.add("spec.keepReleases", "must be 1-100")
 	}
 	positive("spec.progressDeadline", s.ProgressDeadline)
+	validateSchedules(&es, s)
 	return es
 }
 

@@ -184,6 +184,10 @@ type RuntimeLogRequest struct {
 	// Process selects the log of one process (spec.processes[].name) of
 	// the active slot instead of its web process (runtime systemd).
 	Process string
+	// Schedule, when set, reads the journal of that schedule's service
+	// (its runs' output) instead of the active slot's, on the nodes that
+	// run it.
+	Schedule string
 }
 
 // RuntimeLogLine is one line of an app's runtime log (the data of a

@@ -81,6 +81,16 @@ var (
 	}
 )
 
+// paritySchedules: the helper's render-sched and nodefiles.SchedTimer +
+// SchedService must agree byte for byte.
+var paritySchedules = []nf.Sched{
+	{App: "hello", Name: "tick", Slot: nf.Blue, Release: rel, TimeoutSec: 3600, Concurrency: "Forbid", Calendar: "*:*:0/5"},
+	{App: "hello", Name: "nightly", Slot: nf.Green, Release: rel[:40], TimeoutSec: 1, Concurrency: "Allow", Calendar: "Mon,Tue,Wed,Thu,Fri *-*-* 08:30:00"},
+	{App: "web", Name: "a-b-c-d-e-f-g-h-i-j0", Slot: nf.Blue, Release: rel, TimeoutSec: 86400, Concurrency: "Forbid", Docker: true, Calendar: "hourly"},
+	{App: "web", Name: "x", Slot: nf.Green, Release: rel, TimeoutSec: 60, Concurrency: "Allow", Docker: true, Calendar: "*-*-01 00:00:00 UTC"},
+	{App: "exactly-twenty-one-ch", Name: "x", Slot: nf.Green, Release: rel, TimeoutSec: 60, Concurrency: "Forbid", Calendar: "daily"},
+}
+
 // TestHelperRendersLikeControlPlane runs the helper's render-unit and
 // render-site on a table of parameters and compares their output with the
 // control plane's rendering.
@@ -102,6 +112,15 @@ func TestHelperRendersLikeControlPlane(t *testing.T) {
 		got, code := runHelper(t, helper, append([]string{"render-proc"}, nf.ProcArgs(p)...)...)
 		if want := nf.ProcUnit(p); code != 0 || got != want {
 			t.Errorf("render-proc %v (exit %d):\n%s\nwant (nodefiles.ProcUnit):\n%s", nf.ProcArgs(p), code, got, want)
+		}
+	}
+	for _, s := range paritySchedules {
+		if err := s.Validate(); err != nil {
+			t.Fatalf("%+v: %v", s, err)
+		}
+		got, code := runHelper(t, helper, append([]string{"render-sched"}, nf.SchedArgs(s)...)...)
+		if want := nf.SchedTimer(s) + nf.SchedService(s); code != 0 || got != want {
+			t.Errorf("render-sched %v (exit %d):\n%s\nwant (nodefiles.SchedTimer + SchedService):\n%s", nf.SchedArgs(s), code, got, want)
 		}
 	}
 	for _, s := range paritySites {
@@ -179,6 +198,16 @@ func TestHelperRefusesHostileArguments(t *testing.T) {
 		{"render-site", "hello", "blue", "20000", "--tls", "--host", "a.example.test", "--cert", "b.example.test"},
 		{"render-site", "hello", "blue", "20000", "--include", "/etc/shadow"},
 		{"render-site", "hello", "blue", "0"},
+		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "systemd", "*:*:0/5\nExecStartPre=+/bin/sh -c id"},
+		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "systemd", "*:*:0/5 ; id"},
+		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "systemd", "%h"},
+		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "systemd", "$(id)"},
+		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "systemd", "no such calendar"},
+		{"render-sched", "hello", "tick\nUser=root", "blue", rel, "60", "Forbid", "systemd", "hourly"},
+		{"render-sched", "hello", "tick", "blue", rel, "60", "Never", "systemd", "hourly"},
+		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "podman", "hourly"},
+		{"render-sched", "hello", "tick", "blue", rel, "0", "Forbid", "systemd", "hourly"},
+		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "systemd"},
 	} {
 		if out, code := runHelper(t, helper, args...); code != 2 || out != "" {
 			t.Errorf("%q: exit %d, output %q; want refused (2) and nothing rendered", args, code, out)

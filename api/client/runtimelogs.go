@@ -13,7 +13,8 @@ import (
 
 // RuntimeLogs reads the journal of a deployment's active slot on its
 // nodes (node "" = all): the last lines lines, then, with follow, new ones
-// until ctx ends; with req.Process, the log of that process. fn is called
+// until ctx ends; with req.Process, the log of that process, with
+// req.Schedule, the output of that schedule's runs. fn is called
 // in arrival order.
 func (c *Client) RuntimeLogs(ctx context.Context, name string, req api.RuntimeLogRequest, fn func(api.RuntimeLogLine)) error {
 	path := "/api/v1/deployments/" + url.PathEscape(name) + "/logs"
@@ -23,6 +24,9 @@ func (c *Client) RuntimeLogs(ctx context.Context, name string, req api.RuntimeLo
 	}
 	if req.Process != "" {
 		q.Set("process", req.Process)
+	}
+	if req.Schedule != "" {
+		q.Set("schedule", req.Schedule)
 	}
 	body, err := c.openEventStream(ctx, path, q, nil)
 	if err != nil {

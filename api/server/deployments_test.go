@@ -143,6 +143,8 @@ func TestRuntimeLogsRefusals(t *testing.T) {
 	}
 	want(t, e.req("GET", "/api/v1/deployments/web/logs?lines=x", "", ""), 400)
 	want(t, e.req("GET", "/api/v1/deployments/web/logs?follow=maybe", "", ""), 400)
+	want(t, e.req("GET", "/api/v1/deployments/web/logs?schedule=../x", "", ""), 400)
+	want(t, e.req("GET", "/api/v1/deployments/web/logs?schedule=a-name-longer-than-20", "", ""), 400)
 	e2 := newEnv(t)
 	want(t, e2.req("POST", "/api/v1/deployments", "application/yaml", deployment("web")), 201)
 	want(t, e2.req("GET", "/api/v1/deployments/web/logs", "", ""), 503)

@@ -73,6 +73,9 @@ func (s *Server) runtimeLogRequest(r *http.Request) (string, api.RuntimeLogReque
 	}
 	q := r.URL.Query()
 	req.Node = q.Get("node")
+	if req.Schedule = q.Get("schedule"); req.Schedule != "" && (api.ValidateName(req.Schedule) != "" || len(req.Schedule) > api.MaxScheduleName) {
+		return "", req, badField("schedule", "must be a schedule name")
+	}
 	if v := q.Get("lines"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 100000 {

@@ -328,6 +328,7 @@ func describeDeployment(d describer, o *api.Deployment, now time.Time) {
 	}
 	describeCertificates(d, t.Nodes, now)
 	describeProcesses(d, t.Nodes)
+	describeSchedules(d, o, now)
 }
 
 // describeProcesses lists each node's processes (spec.processes): running
@@ -346,6 +347,40 @@ func describeProcesses(d describer, nodes []api.NodeAppStatus) {
 		for _, p := range n.Processes {
 			fmt.Fprintf(d.tw, "  %s\t%s\t%d/%d\t%s\n", n.Node, p.Name, p.Running, p.Replicas, revision(p.Revision))
 		}
+	}
+}
+
+// describeSchedules lists the schedules with their last and next runs.
+func describeSchedules(d describer, o *api.Deployment, now time.Time) {
+	if len(o.Spec.Schedules) == 0 {
+		return
+	}
+	st := map[string]api.ScheduleStatus{}
+	for _, s := range o.Status.Schedules {
+		st[s.Name] = s
+	}
+	d.section(0, "Schedules")
+	fmt.Fprintln(d.tw, "  NAME	SCHEDULE	NODES	LAST RUN	RESULT	DURATION	NEXT RUN")
+	for _, sc := range o.Spec.Schedules {
+		s := st[sc.Name]
+		last, next, dur := "never", "-", "-"
+		if s.LastRun != nil {
+			last = ago(s.LastRun, now)
+			if s.Node != "" {
+				last += " on " + s.Node
+			}
+		}
+		if s.NextRun != nil {
+			next = "in " + humanDuration(s.NextRun.Sub(now))
+		}
+		if s.Duration != nil {
+			dur = s.Duration.Duration.String()
+		}
+		nodes := sc.Node
+		if len(s.Nodes) > 0 {
+			nodes = strings.Join(s.Nodes, ",")
+		}
+		fmt.Fprintf(d.tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", sc.Name, sc.Schedule, nodes, last, orDash(s.Result), dur, next)
 	}
 }
 

@@ -544,6 +544,7 @@ func (a *app) showRevision(ctx context.Context, c *client.Client, name string, r
 func newLogsCmd(a *app) *cobra.Command {
 	var rolloutID, node, process, colorMode string
 	var follow, runtime bool
+	var schedule string
 	var lines int
 	cmd := &cobra.Command{
 		Use:   "logs deployment/NAME",
@@ -557,12 +558,14 @@ With --runtime, print the running app's own log instead: the journal of
 its active slot on each node (or --node N), read over SSH, the last --lines
 lines, as "NODE SLOT TEXT"; -f keeps following until interrupted (the
 remote journalctl stops with the command). --process NAME prints the log
-of that process (spec.processes) instead of the web process's.`,
+of that process (spec.processes) instead of the web process's,
+--schedule NAME the output of that schedule's runs (spec.schedules).`,
 		Example: `  bakery logs deployment/hello
   bakery logs deployment/hello -f
   bakery logs deployment/hello --rollout hello-3-1a2b3c4d
   bakery logs deployment/hello --runtime --node web-1 -f
-  bakery logs deployment/hello --runtime --process worker`,
+  bakery logs deployment/hello --runtime --process worker
+  bakery logs deployment/hello --runtime --schedule nightly`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := deploymentArg(args[0])
@@ -582,7 +585,10 @@ of that process (spec.processes) instead of the web process's.`,
 				if rolloutID != "" {
 					return usageErrorf("--runtime and --rollout do not go together")
 				}
-				req := api.RuntimeLogRequest{Node: node, Lines: lines, Follow: follow, Process: process}
+				if process != "" && schedule != "" {
+					return usageErrorf("--process and --schedule do not go together")
+				}
+				req := api.RuntimeLogRequest{Node: node, Lines: lines, Follow: follow, Process: process, Schedule: schedule}
 				err := c.RuntimeLogs(ctx, name, req, func(l api.RuntimeLogLine) {
 					fmt.Fprintf(a.out, "%s %s %s\n", col.node(l.Node), l.Slot, l.Text)
 				})
@@ -593,6 +599,9 @@ of that process (spec.processes) instead of the web process's.`,
 			}
 			if node != "" || process != "" {
 				return usageErrorf("--node and --process go with --runtime")
+			}
+			if schedule != "" {
+				return usageErrorf("--schedule goes with --runtime")
 			}
 			id := rolloutID
 			if id == "" {
@@ -644,6 +653,7 @@ of that process (spec.processes) instead of the web process's.`,
 	cmd.Flags().BoolVar(&runtime, "runtime", false, "the running app's own log (its active slot's journal on each node) instead of a rollout's")
 	cmd.Flags().StringVar(&node, "node", "", "with --runtime: only this node")
 	cmd.Flags().StringVar(&process, "process", "", "with --runtime: the log of this process (spec.processes) instead of the web process's")
+	cmd.Flags().StringVar(&schedule, "schedule", "", "with --runtime: the output of this schedule's runs (its service's journal) instead of the web process's")
 	cmd.Flags().StringVar(&colorMode, "color", "auto", "color per node and stream: auto (on a terminal, unless NO_COLOR is set), always or never")
 	cmd.Flags().IntVar(&lines, "lines", 100, "with --runtime: how many past lines to print first")
 	return cmd

@@ -155,6 +155,10 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 		return ing.Renew(ctx, n, a.Host)
 	case ActRemove:
 		return n.removeApp(ctx, rt, ing)
+	case ActSchedule:
+		return n.schedule(ctx, a)
+	case ActUnschedule:
+		return n.unschedule(ctx, a.Schedule)
 	}
 	return fmt.Errorf("unknown action %q", a.Type)
 }
@@ -310,6 +314,11 @@ func (n *nodeRun) pruneReleases(ctx context.Context, rt Runtime) error {
 // removeApp removes the app from the node: its slots (under both
 // runtimes when it changed), its site and its directory.
 func (n *nodeRun) removeApp(ctx context.Context, rt Runtime, ing Ingress) error {
+	if len(n.obs.Schedules) > 0 {
+		if err := n.unschedule(ctx, ""); err != nil {
+			return err
+		}
+	}
 	if err := rt.Remove(ctx, n); err != nil {
 		return err
 	}

@@ -18,6 +18,8 @@ type target struct {
 	node   *api.Node
 	via    *api.Node
 	remove bool
+	// schedOne: the node runs the schedules with node: one.
+	schedOne bool
 }
 
 // selectNodes returns the nodes the deployment should run on, sorted by
@@ -61,6 +63,7 @@ func (r *Reconciler) selectNodes(ctx context.Context, d *api.Deployment) ([]targ
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].node.Metadata.Name < out[j].node.Metadata.Name })
+	chooseSchedNode(out)
 	return out, missing, nil
 }
 
@@ -110,7 +113,8 @@ func (r *Reconciler) newNodeRun(d *api.Deployment, rv *revision, t target) *node
 		ex: r.Connector.Executor(t.node, t.via), mirrors: r.Mirrors, timeout: r.stepTimeout(), acme: r.acmeServer(&d.Spec)}
 	n.desired = Desired{App: d.Metadata.Name, Commit: rv.commit, Revision: rv.revision, SpecHash: rv.specHash, BuildHash: rv.buildHash,
 		PortMin: r.portMin(), PortMax: r.portMax(), PortStart: r.portStart(d.Metadata.Name), KeepReleases: d.Spec.KeepReleases, Remove: t.remove, NewSlot: rv.restart || rv.rerunSlot,
-		TLSHosts: tlsHosts(&d.Spec), RenewBefore: r.renewBefore(), Now: time.Now(), RepairOnly: rv.repairOf != nil}
+		TLSHosts: tlsHosts(&d.Spec), RenewBefore: r.renewBefore(), Now: time.Now(), RepairOnly: rv.repairOf != nil,
+		Schedules: nodeSchedules(&d.Spec, t)}
 	if d.Spec.Run.Port != nil {
 		n.desired.PinnedPort = *d.Spec.Run.Port
 	}

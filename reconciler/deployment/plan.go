@@ -49,6 +49,11 @@ const (
 	// ActStopProcs stops a slot's processes (SIGTERM and each one's
 	// stopTimeout to finish its job) and removes their units.
 	ActStopProcs ActionType = "stop-processes"
+	// ActSchedule installs (or rewrites) a schedule's timer, service and
+	// script for the active slot's release.
+	ActSchedule ActionType = "schedule"
+	// ActUnschedule removes a schedule the node should not run.
+	ActUnschedule ActionType = "unschedule"
 )
 
 // Action is one idempotent step on one node.
@@ -60,6 +65,8 @@ type Action struct {
 	Port    int    `json:",omitempty"`
 	// Host is the host a certificate step is for.
 	Host string `json:",omitempty"`
+	// Schedule is the schedule a schedule step is for.
+	Schedule string `json:",omitempty"`
 	// Reason says why the step is needed (logged with it).
 	Reason string `json:",omitempty"`
 }
@@ -71,6 +78,9 @@ func (a Action) String() string {
 	}
 	if a.Host != "" {
 		s += " " + a.Host
+	}
+	if a.Schedule != "" {
+		s += " " + a.Schedule
 	}
 	if a.Reason != "" {
 		s += " (" + a.Reason + ")"
@@ -120,6 +130,9 @@ type Desired struct {
 	// Now is the time Plan compares expiry dates with.
 	RenewBefore time.Duration
 	Now         time.Time
+	// Schedules are the schedules this node runs (node: all, or node:
+	// one on the node chosen for them), in the active slot's release.
+	Schedules []SchedSpec
 }
 
 // ProcGoal is how many instances of a process run on a node.
@@ -182,7 +195,7 @@ func Plan(d Desired, obs nodescript.Observed) ([]Action, error) {
 	}
 	if d.Remove {
 		if obs.State == nil && obs.SiteHash == "" && !running(obs.Units[nodefiles.Blue]) && !running(obs.Units[nodefiles.Green]) && len(obs.Releases) == 0 &&
-			!procsRunning(obs, nodefiles.Blue) && !procsRunning(obs, nodefiles.Green) {
+			!procsRunning(obs, nodefiles.Blue) && !procsRunning(obs, nodefiles.Green) && len(obs.Schedules) == 0 {
 			return nil, nil
 		}
 		return []Action{{Type: ActRemove, Reason: "app removed from this node"}}, nil
@@ -224,6 +237,9 @@ func Plan(d Desired, obs nodescript.Observed) ([]Action, error) {
 			Action{Type: ActHealth, Slot: idle, Port: port})
 	}
 	plan = append(plan, Action{Type: ActSwitch, Slot: idle, Commit: d.Commit, Release: rel, Port: port})
+	// The schedules switch with the web process: they run in the new
+	// active release from here on.
+	plan = append(plan, schedActions(d, obs, idle, rel)...)
 	// The new release's processes start after the web switch; the old
 	// ones stop once the new ones are healthy.
 	if len(d.Procs) > 0 {
@@ -314,6 +330,7 @@ func repairs(d Desired, obs nodescript.Observed, active string, a nodefiles.Slot
 	if other := nodefiles.Other(active); procsRunning(obs, other) {
 		plan = append(plan, Action{Type: ActStopProcs, Slot: other, Reason: "inactive slot's processes are running"})
 	}
+	plan = append(plan, schedActions(d, obs, active, a.Release)...)
 	return plan
 }
 

@@ -28,7 +28,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconciler.Request) (_ r
 	if d == nil || err != nil {
 		return reconciler.Result{}, err
 	}
-	o := &outcome{gen: d.Metadata.Generation, now: time.Now()}
+	o := &outcome{gen: d.Metadata.Generation, now: time.Now(), schedules: d.Spec.Schedules}
 	if d.Spec.ProgressDeadline != nil {
 		o.deadline = d.Spec.ProgressDeadline.Duration
 	}

@@ -201,6 +201,7 @@ func (r *Reconciler) record(ctx context.Context, d *api.Deployment, o *outcome) 
 	if o.mixedMsg != "" {
 		r.Events.Record(sctx, &api.Event{Type: api.EventMixedVersions, Severity: api.SeverityWarning, Object: api.KindDeployment + "/" + name, Message: o.mixedMsg})
 	}
+	r.scheduleFailedEvents(sctx, name, o.schedFailed)
 	e := o.rollout
 	if e == nil {
 		return

@@ -45,8 +45,13 @@ func RuntimeLogs(ctx context.Context, st store.Store, conn nodeconn.Connector, k
 	if renv, err := resolveEnv(ctx, st, kr, &d.Spec); err == nil {
 		mask = rolloutlog.MaskReplacer(renv.secret)
 	}
+	if req.Schedule != "" {
+		if targets, err = scheduleLogTargets(d, req.Schedule, targets); err != nil {
+			return err
+		}
+	}
 	script := nodescript.Journal
-	if d.Spec.Runtime == api.RuntimeDocker {
+	if d.Spec.Runtime == api.RuntimeDocker && req.Schedule == "" {
 		// The container's own log (stdout and stderr kept apart); as
 		// bakery-agent, so the follow ends with the SSH session.
 		script = nodescript.DockerLogs
@@ -57,7 +62,7 @@ func RuntimeLogs(ctx context.Context, st store.Store, conn nodeconn.Connector, k
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd, err := script.Command(nodescript.LogsInput{App: name, Slot: t.slot, Lines: lines, Follow: req.Follow, Process: req.Process})
+			cmd, err := script.Command(nodescript.LogsInput{App: name, Slot: t.slot, Schedule: req.Schedule, Lines: lines, Follow: req.Follow, Process: req.Process})
 			if err == nil {
 				cmd.CaptureLimit = -1
 				cmd.Sink = sshexec.SinkFunc(func(l sshexec.Line) {
@@ -112,6 +117,41 @@ func logTargets(ctx context.Context, st store.Store, conn nodeconn.Connector, d 
 			return nil, fmt.Errorf("%w: deployment %s runs on no node named %q", ErrNoActiveSlot, d.Metadata.Name, node)
 		}
 		return nil, fmt.Errorf("%w: deployment %s has not been rolled out yet", ErrNoActiveSlot, d.Metadata.Name)
+	}
+	return targets, nil
+}
+
+// scheduleLogTargets keeps the targets that run schedule name (as
+// status.schedules says; every target before it says anything). Schedules
+// log to the journal under both runtimes (a docker run's output goes
+// through its service).
+func scheduleLogTargets(d *api.Deployment, name string, targets []logTarget) ([]logTarget, error) {
+	known := false
+	for _, sc := range d.Spec.Schedules {
+		known = known || sc.Name == name
+	}
+	if !known {
+		return nil, fmt.Errorf("%w: deployment %s has no schedule %q", ErrNoActiveSlot, d.Metadata.Name, name)
+	}
+	for _, st := range d.Status.Schedules {
+		if st.Name != name || len(st.Nodes) == 0 {
+			continue
+		}
+		var out []logTarget
+		for _, t := range targets {
+			for _, n := range st.Nodes {
+				if t.node == n {
+					t.slot = "schedule " + name
+					out = append(out, t)
+				}
+			}
+		}
+		if len(out) > 0 {
+			return out, nil
+		}
+	}
+	for i := range targets {
+		targets[i].slot = "schedule " + name
 	}
 	return targets, nil
 }

@@ -54,6 +54,10 @@ type outcome struct {
 	}
 	// mixedMsg, when set, is the MixedVersions warning to record.
 	mixedMsg string
+	// schedules are the spec's schedules; schedFailed the failed runs the
+	// status shows for the first time (recorded as events).
+	schedules   []api.Schedule
+	schedFailed []schedFailure
 }
 
 // finalizeStatus writes the status the outcome says, once, at the end of
@@ -116,6 +120,9 @@ func (o *outcome) apply(s *api.DeploymentStatus) {
 	switch o.ending {
 	case endRepairConverged, endConverged, endWaiting, endRollout:
 		o.trackMixed(s)
+		if o.plan != nil {
+			s.Schedules, o.schedFailed = scheduleStatus(o.schedules, s.Schedules, o.plan)
+		}
 	}
 }
 

@@ -92,7 +92,7 @@ func ValidateScriptName(name string) string {
 // ValidateParam applies the rule of one kind of node parameter to its
 // text form, as the node's helper receives it (`bakery-sudo check KIND
 // VALUE`): app, slot, port, release, seconds, host, cert-host, process,
-// replicas, script. It exists
+// replicas, script, sched-name, concurrency, calendar, runtime. It exists
 // so that one table of cases can be run against both sides.
 func ValidateParam(kind, value string) string {
 	switch kind {
@@ -116,6 +116,17 @@ func ValidateParam(kind, value string) string {
 		return ValidateReplicas(n)
 	case "script":
 		return ValidateScriptName(value)
+	case "sched-name":
+		return ValidateSchedName(value)
+	case "concurrency":
+		return ValidateConcurrency(value)
+	case "calendar":
+		return ValidateCalendar(value)
+	case "runtime":
+		if value != api.RuntimeSystemd && value != api.RuntimeDocker {
+			return fmt.Sprintf("%q is not a runtime (systemd or docker)", value)
+		}
+		return ""
 	case "port", "seconds":
 		n, err := strconv.Atoi(value)
 		if err != nil || strconv.Itoa(n) != value {

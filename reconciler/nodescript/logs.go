@@ -1,6 +1,9 @@
 package nodescript
 
-import "bakery.dev/bakery/api"
+import (
+	"bakery.dev/bakery/api"
+	nf "bakery.dev/bakery/reconciler/nodefiles"
+)
 
 // LogsInput is the input of journal and docker-logs.
 type LogsInput struct {
@@ -10,11 +13,22 @@ type LogsInput struct {
 	// Process selects the journal of one process (spec.processes) of the
 	// slot instead of its web unit (journal only).
 	Process string
+	// Schedule, when set (journal only), selects that schedule's
+	// service instead of the slot's unit.
+	Schedule string
 }
 
 func (in LogsInput) fill(c *call) {
 	c.app(in.App)
-	c.slot(in.Slot)
+	if in.Schedule != "" {
+		if r := nf.ValidateSchedName(in.Schedule); r != "" {
+			c.fail("%s", r)
+		}
+		// The helper's journal verb takes sched-NAME in the slot's place.
+		c.set("SLOT", SchedJournalUnit(in.Schedule))
+	} else {
+		c.slot(in.Slot)
+	}
 	c.setInt("LINES", int64(in.Lines))
 	follow := ""
 	if in.Follow {

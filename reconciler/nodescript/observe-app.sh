@@ -29,6 +29,31 @@ if [ "$RUNTIME" = docker ] || grep -qs '"dockerized": true' "$d/state.json"; the
     docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.Config.Image}} {{or (index .Config.Labels "bakery.commit") "-"}} {{or (index .Config.Labels "bakery.revision") "-"}}' "bakery-$APP-blue" "bakery-$APP-green" 2>/dev/null | sed 's/^/container /'
   fi
 fi
+names=
+for t in /etc/systemd/system/bakery-"$APP"-sched-*.timer; do
+  [ -f "$t" ] || continue
+  n=${t##*/bakery-"$APP"-sched-}; n=${n%.timer}
+  # Another app's schedule can match the pattern (app a-sched-b, schedule c): the
+  # Description says whose it is.
+  grep -qxF "Description=Bakery app $APP, schedule $n" "$t" || continue
+  echo "sched $n $(cat "$t" "/etc/systemd/system/bakery-$APP-sched-$n.service" "$d/run/sched-$n.sh" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+  names="$names $n"
+done
+if [ -n "$names" ]; then
+  # systemd 252 prints the timers' times in local time whatever --timestamp says.
+  echo "tz $(date +%z)"
+  # One systemctl show per kind for every schedule: it prints one block per unit, in
+  # the order given, separated by empty lines.
+  for kind in timer service; do
+    set --
+    for n in $names; do set -- "$@" "bakery-$APP-sched-$n.$kind"; done
+    if [ "$kind" = timer ]; then p="-p ActiveState -p LastTriggerUSec -p NextElapseUSecRealtime"
+    else p="-p ActiveState -p Result -p ExecMainStatus -p ExecMainStartTimestamp -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic"; fi
+    # shellcheck disable=SC2086 # one word per option
+    systemctl show --timestamp=unix $p -- "$@" 2>/dev/null |
+      awk -v names="$names" -v kind="$kind" 'BEGIN { split(names, a, " "); i = 1 } /^$/ { i++; next } { print "schedprop " a[i] " " kind " " $0 }'
+  done
+fi
 if [ -f "$SITE" ]; then echo "site $(sha256sum < "$SITE" | cut -d' ' -f1)"; else echo "site -"; fi
 if [ -d "$d/releases" ]; then
   for r in "$d"/releases/*; do

@@ -51,6 +51,13 @@ type ObserveAppInput struct {
 //
 //	cert <host> <notAfter, unix seconds> <serial> | cert <host> -
 //	certerr <message>
+//
+// and per schedule of the app (its timer's Description names the app):
+//
+//	sched <name> <sha256 of its timer, service and script, concatenated>
+//	tz <the node's UTC offset, +hhmm>
+//	schedprop <name> timer|service <Property>=<value> (systemctl show --timestamp=unix;
+//	  the timer's times in systemd's "Mon 2026-12-07 03:58:50 UTC" form, local time)
 var ObserveApp = define("observe-app", func(in ObserveAppInput, c *call) {
 	c.app(in.App)
 	c.set("RUNTIME", in.Runtime)
@@ -92,6 +99,33 @@ type Observed struct {
 	// Certs are the certificates found for the TLS hosts (a host without
 	// one is absent).
 	Certs map[string]Cert
+	// Schedules are the app's schedules installed on the node, by name.
+	Schedules map[string]SchedObservation
+}
+
+// SchedObservation is one schedule's timer and service on a node.
+type SchedObservation struct {
+	// Hash is the SHA-256 of its timer, service and script
+	// (nodefiles.SchedHash).
+	Hash string
+	// TimerState is the timer's ActiveState (active: it is scheduled).
+	TimerState string
+	// ServiceState is the service's ActiveState (activating: a run is
+	// going on, for concurrency Forbid).
+	ServiceState string
+	// Result is the service's Result of its last run (success,
+	// exit-code, timeout, signal, …), ExitStatus its main process's.
+	Result     string
+	ExitStatus int
+	// LastStart is when the last run started (zero: never), Duration how
+	// long it took (0 while it runs); NextRun when the timer elapses next.
+	LastStart time.Time
+	Duration  time.Duration
+	NextRun   time.Time
+	// LastTrigger is when the timer last fired.
+	LastTrigger time.Time
+	startMono   int64
+	exitMono    int64
 }
 
 // Cert is a certificate found on a node.
@@ -115,6 +149,9 @@ type AppObservation struct {
 	Containers map[string]Container
 	// Images holds the tags of the app's images (one per built release).
 	Images map[string]bool
+	// tzOffset is the node's UTC offset in seconds (its timers' times are
+	// local).
+	tzOffset int
 }
 
 // Container is one slot's docker container as observed.
@@ -135,6 +172,7 @@ func ParseAppObservation(out string) (AppObservation, error) {
 		Releases:  map[string]string{},
 		UsedPorts: map[int]bool{},
 		Certs:     map[string]Cert{},
+		Schedules: map[string]SchedObservation{},
 	}}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -216,6 +254,15 @@ func (o *AppObservation) parseLine(line string) error {
 		}
 	case "certerr":
 		return fmt.Errorf("observe certificates: %s", rest)
+	case "sched":
+		name, hash, _ := strings.Cut(rest, " ")
+		o.Schedules[name] = SchedObservation{Hash: hash}
+	case "tz":
+		if t, err := time.Parse("-0700", rest); err == nil {
+			_, o.tzOffset = t.Zone()
+		}
+	case "schedprop":
+		o.parseSchedProp(rest)
 	case "":
 	default:
 		return fmt.Errorf("unexpected observe output %q", truncate(line, 100))
@@ -245,6 +292,65 @@ func (o *AppObservation) parseProc(unit, state string) {
 		o.Procs[slot][name] = map[int]string{}
 	}
 	o.Procs[slot][name][n] = state
+}
+
+// parseSchedProp records a "schedprop NAME timer|service KEY=VALUE" line.
+func (o *AppObservation) parseSchedProp(rest string) {
+	f := strings.SplitN(rest, " ", 3)
+	if len(f) != 3 {
+		return
+	}
+	s, ok := o.Schedules[f[0]]
+	if !ok {
+		return
+	}
+	key, val, _ := strings.Cut(f[2], "=")
+	unixTime := func(v string) time.Time {
+		if rest, ok := strings.CutPrefix(v, "@"); ok {
+			if sec, err := strconv.ParseInt(rest, 10, 64); err == nil && sec > 0 {
+				return time.Unix(sec, 0).UTC()
+			}
+			return time.Time{}
+		}
+		// "Mon 2026-12-07 03:58:50 UTC": the date and time, in the
+		// node's local time (the zone's abbreviation is ambiguous; the
+		// node said its offset).
+		f := strings.Fields(v)
+		if len(f) < 3 {
+			return time.Time{}
+		}
+		t, err := time.Parse("2006-01-02 15:04:05", f[1]+" "+f[2])
+		if err != nil {
+			return time.Time{}
+		}
+		return t.Add(-time.Duration(o.tzOffset) * time.Second).UTC()
+	}
+	switch f[1] + " " + key {
+	case "timer ActiveState":
+		s.TimerState = val
+	case "timer LastTriggerUSec":
+		s.LastTrigger = unixTime(val)
+	case "timer NextElapseUSecRealtime":
+		s.NextRun = unixTime(val)
+	case "service ActiveState":
+		s.ServiceState = val
+	case "service Result":
+		s.Result = val
+	case "service ExecMainStatus":
+		s.ExitStatus, _ = strconv.Atoi(val)
+	case "service ExecMainStartTimestamp":
+		s.LastStart = unixTime(val)
+	case "service ExecMainStartTimestampMonotonic":
+		s.startMono, _ = strconv.ParseInt(val, 10, 64)
+	case "service ExecMainExitTimestampMonotonic":
+		s.exitMono, _ = strconv.ParseInt(val, 10, 64)
+	}
+	if s.startMono > 0 && s.exitMono >= s.startMono {
+		s.Duration = time.Duration(s.exitMono-s.startMono) * time.Microsecond
+	} else {
+		s.Duration = 0
+	}
+	o.Schedules[f[0]] = s
 }
 
 // parseOther records the ports another app's slots use.
