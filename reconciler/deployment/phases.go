@@ -70,7 +70,14 @@ func (r *Reconciler) runPhases(ctx context.Context, s api.Strategy, p *rolloutPl
 		n.log = func(stream, text string) { logs.Add(n.node, stream, text) }
 		pr.ph[i] = splitPlan(p.plans[i])
 	}
-	pr.prepareAll(ctx, pending, s.MaxParallel)
+	preparing := pending
+	if len(pending) > 0 {
+		if pr.ship = pr.planShipment(p.runs[pending[0]].spec, pending, logs); pr.ship != nil {
+			defer pr.ship.cleanup()
+			preparing = sourceFirst(pending, pr.ship.src)
+		}
+	}
+	pr.prepareAll(ctx, preparing, s.MaxParallel)
 	var order []int // the nodes that may switch: those that prepared
 	for _, i := range pending {
 		if p.actErrs[i] == nil {
@@ -97,6 +104,8 @@ type phaseRun struct {
 	p   *rolloutPlan
 	rec *rolloutlog.Recorder
 	ph  []phases
+	// ship is the release built once and shipped (spec.build.on one), or nil.
+	ship *shipment
 
 	mu         sync.Mutex
 	failure    error
@@ -150,9 +159,14 @@ func (pr *phaseRun) prepareAll(ctx context.Context, pending []int, maxParallel i
 			for i := range next {
 				n := pr.p.runs[i]
 				pr.rec.NodeState(n.node, api.RolloutRunning)
-				if err := pr.r.runSteps(ctx, n, pr.ph[i].prepare, pr.rec); err != nil {
+				err := pr.awaitShipment(ctx, i)
+				if err == nil {
+					err = pr.r.runSteps(ctx, n, pr.ph[i].prepare, pr.rec)
+				}
+				if err != nil {
 					pr.rec.NodeState(n.node, api.RolloutFailed)
 					pr.fail(i, err)
+					pr.sourceFailed(i, err)
 					continue
 				}
 				n.logf("prepared: the %s slot is healthy; it serves once its switch batch runs", pr.ph[i].startedSlot())
