@@ -305,4 +305,3 @@ func TestShipBuilderFails(t *testing.T) {
 		t.Errorf("an unreachable builder failed the rollout: %v", failure)
 	}
 }
-
