@@ -156,3 +156,49 @@ func TestE2EShipBuildOnce(t *testing.T) {
 	}
 	l.check(t, "a rollout whose archive was refused")
 }
+
+// TestE2EShipDocker: a docker app on 2 nodes with build.on one: the
+// first node builds the image, the second loads it from the shipped
+// archive (docker save), so both run the same image id (two builds would
+// differ in their creation time); 0 failed requests.
+func TestE2EShipDocker(t *testing.T) {
+	nodes := testnodes.RequireNodes(t, 2)[:2]
+	app := "ship-docker"
+	for _, n := range nodes {
+		testnodes.SSH(t, n, fmt.Sprintf(`for s in blue green; do docker rm -f bakery-%[1]s-$s; done >/dev/null 2>&1
+imgs=$(docker image ls -q bakery/%[1]s); [ -z "$imgs" ] || docker image rm -f $imgs >/dev/null; true`, app))
+	}
+	e := startFaults(t, app, nodes, nil)
+	c1 := e.commit("v1", map[string]string{"CHANGES": "v1\n"})
+	e.deployWith(func(s *api.DeploymentSpec) {
+		s.ProgressDeadline = &api.Duration{Duration: 5 * time.Minute}
+		s.Runtime, s.Run.Command, s.Build = api.RuntimeDocker, "", api.Build{On: api.BuildOnOne}
+		s.Docker = &api.DockerSpec{Dockerfile: "Dockerfile", Network: "bridge"}
+	})
+	e.converge(c1, 3*time.Minute)
+	l := startLoadAs(nodes, e.host)
+	c2 := e.push("v2")
+	e.converge(c2, 3*time.Minute)
+	l.check(t, "a docker build-once rollout to 2 nodes")
+	ro := e.rolloutOf(c2)
+	builds, builders := stepCount(ro, "build")
+	ships, receivers := stepCount(ro, "ship")
+	if builds != 1 || ships != 1 {
+		t.Errorf("%d build steps (%v), %d ship steps (%v); want one each", builds, builders, ships, receivers)
+	}
+	for _, line := range append(e.logText(ro, "packed "), e.logText(ro, "shipped ")...) {
+		t.Log(line)
+	}
+	var ids []string
+	for _, n := range nodes {
+		out, err := testnodes.SSH(t, n, fmt.Sprintf(`docker inspect --format '{{.Image}}' bakery-%s-green`, app))
+		if err != nil {
+			t.Fatalf("%s: %v %s", n.Name, err, out)
+		}
+		ids = append(ids, strings.TrimSpace(out))
+	}
+	t.Logf("image ids: %v", ids)
+	if ids[0] == "" || ids[0] != ids[1] {
+		t.Errorf("the nodes run different images: %v", ids)
+	}
+}
