@@ -414,8 +414,8 @@ func (n *nodeRun) upload(ctx context.Context, s *shipment) error {
 		return err
 	}
 	took := time.Since(start)
-	n.logf("shipped %s in %d ms from node %s (upload %d ms, check and unpack %d ms; sha256 %s)", api.HumanBytes(s.size), took.Milliseconds(),
-		s.srcRun.node, sent.Milliseconds(), (took - sent).Milliseconds(), s.sum[:12])
+	n.logf("shipped %s in %d ms from node %s (%d bytes; upload %d ms, check and unpack %d ms; sha256 %s)", api.HumanBytes(s.size), took.Milliseconds(),
+		s.srcRun.node, s.size, sent.Milliseconds(), (took - sent).Milliseconds(), s.sum[:12])
 	return nil
 }
 
