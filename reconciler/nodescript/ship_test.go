@@ -18,7 +18,7 @@ import (
 
 // packRelease packs the release rel of app web under root and returns
 // the archive (or the error and stderr).
-func packRelease(t *testing.T, root, rel, format string) ([]byte, error, string) {
+func packRelease(t *testing.T, root, rel, format string) ([]byte, string, error) {
 	t.Helper()
 	cmd, err := Pack.Command(PackInput{App: "web", Release: rel, Runtime: "systemd", Format: format, BuildHash: "h"})
 	if err != nil {
@@ -27,12 +27,12 @@ func packRelease(t *testing.T, root, rel, format string) ([]byte, error, string)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	res, err := runLocal(t, cmd, root)
-	return out.Bytes(), err, string(res.Stderr)
+	return out.Bytes(), string(res.Stderr), err
 }
 
 // unpackArchive uploads data as the archive of release rel under root and
 // unpacks it, checked against sum.
-func unpackArchive(t *testing.T, root, rel, format string, data []byte, sum string) (error, string) {
+func unpackArchive(t *testing.T, root, rel, format string, data []byte, sum string) (string, error) {
 	t.Helper()
 	p := filepath.Join(root, "apps", "web", ".incoming-"+rel)
 	writeFile(t, p, string(data))
@@ -44,7 +44,7 @@ func unpackArchive(t *testing.T, root, rel, format string, data []byte, sum stri
 	if _, serr := os.Stat(p); serr == nil {
 		t.Errorf("the archive %s is still there", p)
 	}
-	return err, string(res.Stderr)
+	return string(res.Stderr), err
 }
 
 func sumOf(b []byte) string {
@@ -83,7 +83,7 @@ func TestPackUnpackLocal(t *testing.T) {
 			os.Link(filepath.Join(d, "server.js"), filepath.Join(d, "hard.js"))
 			writeFile(t, filepath.Join(d, ".bakery-built"), "h")
 
-			data, err, stderr := packRelease(t, src, rel, format)
+			data, stderr, err := packRelease(t, src, rel, format)
 			if err != nil {
 				t.Fatalf("pack: %v: %s", err, stderr)
 			}
@@ -92,7 +92,7 @@ func TestPackUnpackLocal(t *testing.T) {
 			// One flipped byte: refused by its hash, nothing unpacked.
 			bad := bytes.Clone(data)
 			bad[len(bad)/2] ^= 0xff
-			err, stderr = unpackArchive(t, dst, rel, format, bad, sum)
+			stderr, err = unpackArchive(t, dst, rel, format, bad, sum)
 			if exitCode(err) != ExitHashMismatch || !strings.Contains(stderr, "SHA-256") {
 				t.Fatalf("a corrupted archive: %v, %s", err, stderr)
 			}
@@ -100,7 +100,7 @@ func TestPackUnpackLocal(t *testing.T) {
 				t.Fatalf("a corrupted archive left a release: %v", err)
 			}
 
-			if err, stderr := unpackArchive(t, dst, rel, format, data, sum); err != nil {
+			if stderr, err := unpackArchive(t, dst, rel, format, data, sum); err != nil {
 				t.Fatalf("unpack: %v: %s", err, stderr)
 			}
 			got := filepath.Join(dst, "apps", "web", "releases", rel)
@@ -139,7 +139,7 @@ func TestPackNotShippable(t *testing.T) {
 			writeFile(t, filepath.Join(d, ".bakery-built"), "h")
 			os.MkdirAll(filepath.Join(d, "venv", "bin"), 0o755)
 			os.Symlink(target, filepath.Join(d, "venv", "bin", "python"))
-			_, err, stderr := packRelease(t, root, rel, FormatGzip)
+			_, stderr, err := packRelease(t, root, rel, FormatGzip)
 			if exitCode(err) != ExitNotShippable || !strings.Contains(stderr, "venv/bin/python -> "+target) {
 				t.Fatalf("%v: %s", err, stderr)
 			}
@@ -191,7 +191,7 @@ func TestUnpackRefuses(t *testing.T) {
 			zw.Close()
 			root := t.TempDir()
 			rel := strings.Repeat("c", 40)
-			err, stderr := unpackArchive(t, root, rel, FormatGzip, buf.Bytes(), sumOf(buf.Bytes()))
+			stderr, err := unpackArchive(t, root, rel, FormatGzip, buf.Bytes(), sumOf(buf.Bytes()))
 			if exitCode(err) != ExitRefused {
 				t.Fatalf("%v: %s", err, stderr)
 			}
