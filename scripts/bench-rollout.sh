@@ -28,6 +28,8 @@
 #   --each       only parallel prepare with every node building
 #   --load       keep requests going through every node (none may fail)
 #   --nodes      node counts (default 1,3; env NODES)
+#   --release-mb N   the build also writes N MB of incompressible output
+#   --build-cpu-ms N the build also spins a CPU for N ms
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NODES=${NODES:-1,3}
@@ -40,7 +42,9 @@ while [ $# -gt 0 ]; do
 	--each) MODES=each ;;
 	--load) LOAD=1 ;;
 	--nodes) NODES=${2:?--nodes needs a list such as 1,3,10}; shift ;;
-	-h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+	--release-mb) export BAKERY_BENCH_RELEASE_MB=${2:?}; shift ;;
+	--build-cpu-ms) export BAKERY_BENCH_BUILD_CPU_MS=${2:?}; shift ;;
+	-h | --help) sed -n '2,34p' "$0"; exit 0 ;;
 	*) echo "bench-rollout: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -57,6 +61,8 @@ if ! BAKERY_BENCH_ROLLOUT_OUT=$rows BAKERY_BENCH_NODES=$NODES BAKERY_BENCH_MODES
 	exit 1
 fi
 echo "example app (systemd), new commit; $(nproc) CPUs; step times in ms summed over the nodes"
+[ -n "${BAKERY_BENCH_RELEASE_MB:-}${BAKERY_BENCH_BUILD_CPU_MS:-}" ] &&
+	echo "heavier build: ${BAKERY_BENCH_RELEASE_MB:-0} MB of incompressible output, ${BAKERY_BENCH_BUILD_CPU_MS:-0} ms of CPU"
 echo "modes: parallel = build once and ship (build.on one, the default); each = every node builds; serial = one node after the other, each building"
 [ "$LOAD" = 1 ] && echo "with requests through every node throughout: 0 failed"
 printf '%-9s %5s %8s %6s %6s %5s %6s %7s %6s %6s %6s %6s %6s %6s %8s %9s %6s %8s\n' \

@@ -82,6 +82,16 @@ func benchRollout(t *testing.T, nodes []testnodes.Node, mode string) string {
 	c1 := e.commit("v1", map[string]string{"CHANGES": "v1\n"})
 	e.deployWith(func(s *api.DeploymentSpec) {
 		s.ProgressDeadline = &api.Duration{Duration: 10 * time.Minute}
+		// A heavier build than the example's: N MB of incompressible
+		// output in the release (BAKERY_BENCH_RELEASE_MB), N ms of CPU
+		// (BAKERY_BENCH_BUILD_CPU_MS).
+		if mb := envOr("BAKERY_BENCH_RELEASE_MB", "0"); mb != "0" {
+			s.Build.Build += fmt.Sprintf(" && head -c %sM /dev/urandom > bench-blob.bin", mb)
+		}
+		if ms := envOr("BAKERY_BENCH_BUILD_CPU_MS", "0"); ms != "0" {
+			s.Build.Build += fmt.Sprintf(" && node -e 'const e=Date.now()+%s; while (Date.now()<e) {}'", ms)
+		}
+		s.Build.Build = strings.TrimPrefix(s.Build.Build, " && ")
 		switch mode {
 		case "serial":
 			s.Strategy.MaxParallel, s.Strategy.MaxUnavailable = 1, 1
