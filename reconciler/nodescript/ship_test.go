@@ -195,6 +195,7 @@ func TestUnpackRefuses(t *testing.T) {
 			if exitCode(err) != ExitRefused {
 				t.Fatalf("%v: %s", err, stderr)
 			}
+			t.Logf("%s", stderr)
 			if _, err := os.Stat(filepath.Join(root, "apps", "web", "releases", rel)); !os.IsNotExist(err) {
 				t.Errorf("a refused archive left a release: %v", err)
 			}

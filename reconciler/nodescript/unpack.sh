@@ -3,10 +3,10 @@
 # and the control plane uploaded to ARCHIVE: it checks the archive's
 # SHA-256 first (a mismatch is refused with exit status 65 and nothing is
 # unpacked), then, as bakery-agent (no root):
-#   systemd: lists the archive and refuses absolute member names and '..',
-#   extracts it into a temporary directory next to the release, refuses
-#   links that are absolute or lead out of it, hard links, special files
-#   and set-id bits, writes the built marker and renames it into place;
+#   systemd: extracts it into a temporary directory next to the release
+#   (one pass), refuses absolute member names and '..', links that are
+#   absolute or lead out of it, hard links, special files and set-id
+#   bits, writes the built marker and renames it into place;
 #   docker: docker load, checks that IMAGE is there, and creates the
 #   release directory with its built marker.
 # The archive is removed whatever happens. Refusals exit 66.
@@ -16,7 +16,7 @@ set -eu
 parent=$BAKERY_ROOT/apps/$APP/releases
 rel=$parent/$RELEASE
 tmp="$rel.bakery-tmp.$$"
-trap 'rm -rf -- "$tmp" "$ARCHIVE"' EXIT
+trap 'rm -rf -- "$tmp" "$tmp.names" "$ARCHIVE"' EXIT
 refuse() {
 	printf 'bakery: refused archive: %s\n' "$*" >&2
 	exit 66
@@ -37,13 +37,16 @@ else
 	zstd) decompress="zstd -dcq" ;;
 	*) decompress="gzip -dc" ;;
 	esac
-	# GNU tar escapes odd characters in names (newlines included) when listing.
-	bad=$(tar --list --file="$ARCHIVE" --use-compress-program="$decompress" |
-		grep -E -m 3 '^/|(^|/)\.\.(/|$)') || true
-	[ -z "$bad" ] || refuse "member names absolute or with '..': $bad"
+	# One pass over the archive: GNU tar writes nothing outside the
+	# directory (it strips a leading '/', skips members with '..' and
+	# fails), and the names it lists (odd characters escaped) are refused
+	# afterwards if absolute or with '..'.
 	mkdir -- "$tmp"
-	tar --extract --file="$ARCHIVE" --use-compress-program="$decompress" --no-same-owner --preserve-permissions \
-		--delay-directory-restore -C "$tmp" || refuse "tar could not extract it"
+	tar --extract --verbose --file="$ARCHIVE" --use-compress-program="$decompress" --no-same-owner --preserve-permissions \
+		--delay-directory-restore -C "$tmp" >"$tmp.names" 2>&1 || refuse "tar could not extract it: $(head -n 3 "$tmp.names")"
+	bad=$(grep -E -m 3 '^/|(^|/)\.\.(/|$)' "$tmp.names") || true
+	rm -f -- "$tmp.names"
+	[ -z "$bad" ] || refuse "member names absolute or with '..': $bad"
 	bad=$(find "$tmp" \( \( ! -type f ! -type d ! -type l \) -o \( -type f -links +1 \) -o \( ! -type l -perm /6000 \) \) -print |
 		head -n 3)
 	[ -z "$bad" ] || refuse "special files, hard links or set-id bits: $bad"
