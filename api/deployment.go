@@ -72,8 +72,9 @@ type Build struct {
 	// On says where a release is built: "one" (default) builds and tests
 	// it on one target node (one labelled bakery.dev/builder=true, else
 	// the first by name) and ships the result to the others, checked by
-	// its SHA-256, so every node runs the same bytes; "each" builds it on
-	// every node.
+	// its SHA-256, so every node runs the same bytes and N nodes cost one
+	// build; "each" builds it on every node (at once), which can be
+	// quicker for a release that is cheap to build but large to ship.
 	On string `json:"on,omitempty"`
 }
 
