@@ -120,7 +120,24 @@ type Build struct {
 	Install string `json:"install,omitempty"`
 	Test    string `json:"test,omitempty"`
 	Build   string `json:"build,omitempty"`
+	// On says where a release is built: "one" (default) builds and tests
+	// it on one target node (one labelled bakery.dev/builder=true, else
+	// the first by name) and ships the result to the others, checked by
+	// its SHA-256, so every node runs the same bytes and N nodes cost one
+	// build; "each" builds it on every node (at once), which can be
+	// quicker for a release that is cheap to build but large to ship.
+	On string `json:"on,omitempty"`
 }
+
+// Where a release is built (spec.build.on).
+const (
+	BuildOnOne  = "one"
+	BuildOnEach = "each"
+)
+
+// BuilderLabel marks the node that builds a release for the others
+// (spec.build.on one) when it is one of a deployment's targets.
+const BuilderLabel = "bakery.dev/builder"
 
 // DockerSpec configures the docker runtime.
 type DockerSpec struct {
@@ -573,6 +590,9 @@ func (d *Deployment) Default() {
 	}
 	if s.Runtime == "" {
 		s.Runtime = RuntimeSystemd
+	}
+	if s.Build.On == "" {
+		s.Build.On = BuildOnOne
 	}
 	if s.Runtime == RuntimeDocker {
 		if s.Docker == nil {

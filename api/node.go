@@ -45,7 +45,7 @@ type NodeStatus struct {
 	HostKeyFingerprint string `json:"hostKeyFingerprint,omitempty"`
 	OS                 string `json:"os,omitempty"`
 	Kernel             string `json:"kernel,omitempty"`
-	// Tools lists the tools found on the node (git, systemctl, docker, nginx, certbot).
+	// Tools lists the tools found on the node (git, systemctl, docker, nginx, certbot, curl, zstd).
 	Tools          []string        `json:"tools,omitempty"`
 	Disk           *DiskUsage      `json:"disk,omitempty"`
 	LastDeployment *LastDeployment `json:"lastDeployment,omitempty"`

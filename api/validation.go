@@ -398,6 +398,9 @@ func (d *Deployment) Validate() FieldErrors {
 	if s.Strategy.MaxUnavailable < 1 {
 		es.add("spec.strategy.maxUnavailable", "must be at least 1")
 	}
+	if s.Build.On != "" && s.Build.On != BuildOnOne && s.Build.On != BuildOnEach {
+		es.add("spec.build.on", "must be one or each, not %q", s.Build.On)
+	}
 	if s.Strategy.MaxParallel < 0 {
 		es.add("spec.strategy.maxParallel", "must not be negative (0: all target nodes at once)")
 	}

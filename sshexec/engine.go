@@ -79,7 +79,17 @@ func execute(ctx context.Context, start starter, j job) (res Result, err error) 
 	em := &emitter{sink: j.cmd.Sink}
 	outCap, errCap := &capture{limit: limit}, &capture{limit: limit}
 	var readers sync.WaitGroup
-	readers.Go(func() { _ = pump(p.stdout(), Stdout, em, outCap) })
+	var copyErr error
+	if j.cmd.Stdout != nil {
+		readers.Go(func() {
+			if _, copyErr = io.Copy(j.cmd.Stdout, p.stdout()); copyErr != nil {
+				p.kill() // nobody reads the rest: end the command
+				_, _ = io.Copy(io.Discard, p.stdout())
+			}
+		})
+	} else {
+		readers.Go(func() { _ = pump(p.stdout(), Stdout, em, outCap) })
+	}
 	readers.Go(func() { _ = pump(p.stderr(), Stderr, em, errCap) })
 
 	stopBeat := make(chan struct{})
@@ -158,6 +168,8 @@ func execute(ctx context.Context, start starter, j job) (res Result, err error) 
 	switch {
 	case canceled:
 		return res, ctxError(ctx, runCtx)
+	case copyErr != nil:
+		return res, fmt.Errorf("writing stdout: %w", copyErr)
 	case ex.err != nil:
 		return res, ex.err
 	case ex.code != 0:

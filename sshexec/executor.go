@@ -81,6 +81,11 @@ type Command struct {
 	Timeout time.Duration
 	// Sink, if not nil, receives the output line by line as it is produced.
 	Sink Sink
+	// Stdout, if not nil, receives the standard output as it is, byte for
+	// byte (an archive, say), instead of Sink and the Result: only
+	// standard error is split into lines and captured. A write error ends
+	// the command with that error.
+	Stdout io.Writer
 	// CaptureLimit bounds how many bytes of stdout and of stderr are kept in
 	// Result (the first bytes of each). Zero means DefaultCaptureLimit; a
 	// negative value keeps nothing.

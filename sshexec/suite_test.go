@@ -238,6 +238,24 @@ func testExecutor(t *testing.T, ex Executor) {
 		}
 	})
 
+	t.Run("RawStdout", func(t *testing.T) {
+		// Binary output, lines or not, arrives byte for byte; stderr is
+		// still captured and split.
+		var out bytes.Buffer
+		var lines collector
+		res, err := ex.Run(t.Context(), Command{Script: "printf 'a\\000b\\377\\nno newline'; head -c 300000 /dev/zero; echo oops >&2",
+			Stdout: &out, Sink: &lines})
+		if err != nil {
+			t.Fatalf("%v: %s", err, res.Stderr)
+		}
+		want := append([]byte("a\x00b\xff\nno newline"), make([]byte, 300000)...)
+		if !bytes.Equal(out.Bytes(), want) {
+			t.Errorf("stdout: %d bytes, want %d", out.Len(), len(want))
+		}
+		if len(res.Stdout) != 0 || string(res.Stderr) != "oops\n" || len(lines.texts(Stdout)) != 0 {
+			t.Errorf("result stdout %q stderr %q, stdout lines %q", res.Stdout, res.Stderr, lines.texts(Stdout))
+		}
+	})
 	t.Run("CleanShell", func(t *testing.T) {
 		// The script runs in the shell that read the bootstrap's input: none
 		// of the bootstrap's names are left, it has no background job of its

@@ -77,6 +77,9 @@ type nodeRun struct {
 	// install are stopped, and a removal cleaned up, with it too.
 	prev      Runtime
 	installed map[string]bool // slots installed by this run
+	// ship is the release shipment this node packs or receives
+	// (spec.build.on one; ship.go), or nil.
+	ship *shipment
 	// acme is the ACME directory URL certificates come from.
 	acme string
 }
@@ -109,6 +112,10 @@ func (n *nodeRun) act(ctx context.Context, rt Runtime, ing Ingress, a Action) er
 			return b.Build(ctx, n, a.Commit, a.Release)
 		}
 		return n.build(ctx, a.Commit, a.Release)
+	case ActPack:
+		return n.packStep(ctx)
+	case ActShip:
+		return n.receive(ctx, rt, a)
 	case ActInstall:
 		if n.installed == nil {
 			n.installed = map[string]bool{}

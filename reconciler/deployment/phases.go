@@ -89,13 +89,22 @@ func (r *Reconciler) runPhases(ctx context.Context, s api.Strategy, p *rolloutPl
 		n.log = func(stream, text string) { logs.Add(n.node, stream, text) }
 		pr.ph[i] = splitPlan(p.plans[i])
 	}
+	// With spec.build.on one, one node builds and the others receive
+	// its archive: the source prepares first.
+	preparing := pending
+	if len(pending) > 0 {
+		if pr.ship = pr.planShipment(p.runs[pending[0]].spec, pending, logs); pr.ship != nil {
+			defer pr.ship.cleanup()
+			preparing = sourceFirst(pending, pr.ship.src)
+		}
+	}
 	if p.release == nil {
-		pr.prepareAll(ctx, pending, s.MaxParallel, phases.wholePrepare, true)
+		pr.prepareAll(ctx, preparing, s.MaxParallel, phases.wholePrepare, true)
 	} else {
 		// spec.release runs once between the build part on every node and
 		// the start part (start and health check of the new slot): no
 		// node starts the new revision before its release command ran.
-		pr.prepareAll(ctx, pending, s.MaxParallel, phases.buildPart, false)
+		pr.prepareAll(ctx, preparing, s.MaxParallel, phases.buildPart, false)
 		if !pr.failed() && ctx.Err() == nil {
 			pr.release(ctx, pending)
 		}
@@ -137,6 +146,8 @@ type phaseRun struct {
 	// startsRan: the start part of the prepare phase ran (a rollout
 	// with a release command stops before it when the release fails).
 	startsRan bool
+	// ship is the release built once and shipped (spec.build.on one), or nil.
+	ship *shipment
 
 	mu         sync.Mutex
 	failure    error
@@ -192,9 +203,17 @@ func (pr *phaseRun) prepareAll(ctx context.Context, pending []int, maxParallel i
 			for i := range next {
 				n := pr.p.runs[i]
 				pr.rec.NodeState(n.node, api.RolloutRunning)
-				if err := pr.r.runSteps(ctx, n, part(pr.ph[i]), pr.rec); err != nil {
+				var err error
+				if !pr.startsRan { // the build part (or the whole prepare) receives the shipped release
+					err = pr.awaitShipment(ctx, i)
+				}
+				if err == nil {
+					err = pr.r.runSteps(ctx, n, part(pr.ph[i]), pr.rec)
+				}
+				if err != nil {
 					pr.rec.NodeState(n.node, api.RolloutFailed)
 					pr.fail(i, err)
+					pr.sourceFailed(i, err)
 					continue
 				}
 				if !last {

@@ -2,6 +2,7 @@ package deployment
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"strings"
@@ -88,6 +89,11 @@ type Reconciler struct {
 	// certificate step waits before it is tried again (default
 	// DefaultCertRetry).
 	RenewBefore, CertRetry time.Duration
+
+	// ShipHook, when set (tests), filters the archive of a shipped
+	// release on its way to node (spec.build.on one): a test corrupts it
+	// to see it refused.
+	ShipHook func(node string, r io.Reader) io.Reader
 
 	// events records RolloutSucceeded, RolloutFailed and UnitUnhealthy
 	// (nil: none).

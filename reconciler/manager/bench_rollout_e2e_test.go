@@ -19,7 +19,9 @@ import (
 // go to. For every node count in BAKERY_BENCH_NODES (default "1,3"; counts
 // beyond the lab's shared nodes add scratch nodes) and every mode in
 // BAKERY_BENCH_MODES ("parallel": the defaults, every node prepares at
-// once; "serial": maxParallel 1 and maxUnavailable 1, one node after the
+// once and the release is built once and shipped (build.on one); "each":
+// the same with every node building (build.on each); "serial":
+// maxParallel 1, maxUnavailable 1 and build.on each, one node after the
 // other as before issue 18) it deploys the example app, pushes a new
 // commit and times the push until every node serves it, then sums the
 // rollout's recorded steps by kind. BAKERY_BENCH_LOAD=1 keeps requests
@@ -74,18 +76,32 @@ func benchNodes(t *testing.T, n int) []testnodes.Node {
 // benchRollout measures one rollout of a new commit to nodes in mode and
 // returns its row: mode, nodes, wall ms (push → every node serves it),
 // then the summed step ms of fetch, build, install, start, health,
-// switch, drain, stop, prune.
+// switch, drain, stop, prune, pack, ship, and the bytes shipped to a node.
 func benchRollout(t *testing.T, nodes []testnodes.Node, mode string) string {
 	e := startFaults(t, fmt.Sprintf("bench-%s-%d", mode[:1], len(nodes)), nodes, nil)
 	c1 := e.commit("v1", map[string]string{"CHANGES": "v1\n"})
 	e.deployWith(func(s *api.DeploymentSpec) {
 		s.ProgressDeadline = &api.Duration{Duration: 10 * time.Minute}
+		// A heavier build than the example's: N MB of incompressible
+		// output in the release (BAKERY_BENCH_RELEASE_MB), N ms of CPU
+		// (BAKERY_BENCH_BUILD_CPU_MS).
+		if mb := envOr("BAKERY_BENCH_RELEASE_MB", "0"); mb != "0" {
+			s.Build.Build += fmt.Sprintf(" && head -c %sM /dev/urandom > bench-blob.bin", mb)
+		}
+		if ms := envOr("BAKERY_BENCH_BUILD_CPU_MS", "0"); ms != "0" {
+			s.Build.Build += fmt.Sprintf(" && node -e 'const e=Date.now()+%s; while (Date.now()<e) {}'", ms)
+		}
+		s.Build.Build = strings.TrimPrefix(s.Build.Build, " && ")
 		switch mode {
 		case "serial":
 			s.Strategy.MaxParallel, s.Strategy.MaxUnavailable = 1, 1
+			s.Build.On = api.BuildOnEach
+		case "each":
+			s.Build.On = api.BuildOnEach
 		case "parallel":
+			s.Build.On = api.BuildOnOne
 		default:
-			t.Fatalf("unknown mode %q (parallel, serial)", mode)
+			t.Fatalf("unknown mode %q (parallel, each, serial)", mode)
 		}
 	})
 	e.converge(c1, 10*time.Minute)
@@ -109,8 +125,19 @@ func benchRollout(t *testing.T, nodes []testnodes.Node, mode string) string {
 		}
 	}
 	row := fmt.Sprintf("%s\t%d\t%d", mode, len(nodes), wall.Milliseconds())
-	for _, k := range []string{"fetch", "build", "install", "start", "health", "switch", "drain", "stop", "prune"} {
+	for _, k := range []string{"fetch", "build", "install", "start", "health", "switch", "drain", "stop", "prune", "pack", "ship"} {
 		row += fmt.Sprintf("\t%d", per[k])
 	}
-	return row
+	// Bytes shipped per receiver, from the ship steps' log lines
+	// ("shipped 2.6 KiB in 240 ms from node n1 (2662 bytes; …").
+	var bytes int64
+	for _, l := range e.logText(ro, "shipped ") {
+		if _, rest, ok := strings.Cut(l, " ("); ok {
+			var b int64
+			if _, err := fmt.Sscanf(rest, "%d bytes", &b); err == nil {
+				bytes = max(bytes, b)
+			}
+		}
+	}
+	return row + fmt.Sprintf("\t%d", bytes)
 }

@@ -7,7 +7,7 @@ echo ready=bakery-ready
 echo "kernel=$(uname -sr)"
 # shellcheck source=/dev/null
 if [ -r /etc/os-release ]; then . /etc/os-release; echo "os=${PRETTY_NAME:-${NAME:-}}"; fi
-for t in git systemctl nginx certbot docker curl; do
+for t in git systemctl nginx certbot docker curl zstd; do
   if command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ]; then echo "tool=$t"; fi
 done
 root=$BAKERY_ROOT
