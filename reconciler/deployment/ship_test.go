@@ -65,7 +65,7 @@ func TestShipPlan(t *testing.T) {
 	if diff := cmp.Diff([]string{"ship", "install green", "start green", "health green"}, names(rec)); diff != "" {
 		t.Errorf("receiver (-want +got):\n%s", diff)
 	}
-	if rec[0].Release != nf.ReleaseID(testCommit, "bh") || rec[0].Commit != testCommit {
+	if rec[0].Release != nf.ReleaseID(testCommit, testBuildHash) || rec[0].Commit != testCommit {
 		t.Errorf("ship step %+v: want the release and commit of the build it replaces", rec[0])
 	}
 }
