@@ -949,6 +949,8 @@ sched-remove)
 unit-remove)
 	nargs 2 $# "$VERB"; check_name app "$1"; check_slot "$2"
 	remove_file "$UNIT_DIR/bakery-$1-$2.service"
+	# A unit that ended failed would stay listed (not-found, failed) until reset.
+	systemctl reset-failed -- "bakery-$1-$2.service" >/dev/null 2>&1 || true
 	;;
 proc-install)
 	proc_args "$@"
