@@ -4,10 +4,8 @@ package manager
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -46,20 +44,10 @@ sudo -n ` + h + ` nginx-site-remove stats; rm -rf /var/lib/bakery/apps/stats; su
 	testnodes.Exec(t, node.Name, "rm -f /var/log/nginx/bakery-stats.access*")
 	t.Cleanup(func() { testnodes.SSH(t, node, cleanup) })
 
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+	key := labKey(t, lab)
+	runManager(t, Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: time.Minute, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute, AnalyticsInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(ctx)
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); mgr.Run(mctx) }()
-	t.Cleanup(func() { mcancel(); <-mdone })
 
 	d := helloDeployment(repo, node.Name)
 	d.Metadata.Name = app

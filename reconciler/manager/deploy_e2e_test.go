@@ -3,7 +3,6 @@
 package manager
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -85,20 +84,9 @@ func helloDeployment(repo string, nodes ...string) *api.Deployment {
 	return d
 }
 
-// get fetches / through the node's nginx with the app's host name.
+// get fetches / through the node's nginx with the hello app's host name.
 func get(client *http.Client, ip string) (string, error) {
-	req, _ := http.NewRequest("GET", "http://"+net.JoinHostPort(ip, "80")+"/", nil)
-	req.Host = "hello.example.test"
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("status %d: %s", resp.StatusCode, b)
-	}
-	return strings.TrimSpace(string(b)), nil
+	return getAs(client, ip, "hello.example.test")
 }
 
 func getDeployment(t *testing.T, st deployment.Store) *api.Deployment {
@@ -138,13 +126,7 @@ func TestE2EDeployment(t *testing.T) {
 	pool := labPool(t, lab)
 	ctx := t.Context()
 	repo, commit := exampleRepo(t)
-	for _, n := range nodes {
-		nn := labNode(n.Name, n.Address)
-		nn.Spec.HostKey = n.HostKey
-		if _, err := st.Create(ctx, nn); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createLabNodes(t, st, nodes)
 	// Remove what an earlier run left on the shared nodes.
 	for _, n := range nodes {
 		testnodes.SSH(t, n, `h=/usr/local/lib/bakery/bakery-sudo
@@ -155,10 +137,7 @@ done
 sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	}
 	// The control loop as the server runs it: the Manager, with the lab's key.
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := labKey(t, lab)
 	// A Slack-format receiver for failures, on the control plane's host.
 	var hookMu sync.Mutex
 	var hooks []string
@@ -173,16 +152,9 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+	mgr, _ := runManager(t, Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute, Notify: []notify.Target{target}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(ctx)
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); mgr.Run(mctx) }()
-	t.Cleanup(func() { mcancel(); <-mdone })
 	rec := mgr.deps
 
 	d := helloDeployment(repo, nodes[0].Name, nodes[1].Name, nodes[2].Name)
@@ -572,29 +544,10 @@ type load struct {
 	failures sync.Map
 }
 
+// startLoad keeps requests going to the hello app through every node's
+// nginx until check.
 func startLoad(nodes []testnodes.Node) *load {
-	l := &load{stop: make(chan struct{})}
-	for _, n := range nodes {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			c := &http.Client{Timeout: 5 * time.Second}
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				if _, err := get(c, n.Address); err != nil {
-					l.fail.Add(1)
-					l.failures.Store(err.Error(), true)
-				} else {
-					l.ok.Add(1)
-				}
-			}
-		}()
-	}
-	return l
+	return startLoadAs(nodes, "hello.example.test")
 }
 
 func (l *load) check(t *testing.T, what string) {

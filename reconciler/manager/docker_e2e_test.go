@@ -3,13 +3,11 @@
 package manager
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -148,20 +146,10 @@ func TestE2EDocker(t *testing.T) {
 imgs=$(docker image ls -q bakery/dhello); [ -z "$imgs" ] || docker image rm -f $imgs >/dev/null
 h=/usr/local/lib/bakery/bakery-sudo; sudo -n $h nginx-site-remove dhello && sudo -n $h nginx-reload; rm -rf /var/lib/bakery/apps/dhello`)
 	}
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+	key := labKey(t, lab)
+	mgr, _ := runManager(t, Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(ctx)
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); mgr.Run(mctx) }()
-	t.Cleanup(func() { mcancel(); <-mdone })
 	client := &http.Client{Timeout: 5 * time.Second}
 	serves := func(what, want string) {
 		t.Helper()

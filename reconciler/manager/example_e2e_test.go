@@ -82,10 +82,7 @@ func TestE2EExampleTasks(t *testing.T) {
 	if _, err := st.Create(ctx, nn); err != nil {
 		t.Fatal(err)
 	}
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := labKey(t, lab)
 	runManager(t, Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: 2 * time.Second, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute})

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -65,10 +64,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload; true`, app))
 			t.Fatal(err)
 		}
 	}
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := labKey(t, lab)
 	e.mgr, _ = runManager(t, Config{Store: e.st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: faultsResync, BaseBackoff: 200 * time.Millisecond, MaxBackoff: faultsMaxBackoff,
 		StepTimeout: time.Minute, Logger: logger})
@@ -419,10 +415,7 @@ func TestE2EFaultBackoffCap(t *testing.T) {
 	if _, err := st.Create(t.Context(), ghost); err != nil {
 		t.Fatal(err)
 	}
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := labKey(t, lab)
 	const maxBackoff = time.Second
 	h := &retryLog{key: api.KindDeployment + "/faults-backoff"}
 	runManager(t, Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},

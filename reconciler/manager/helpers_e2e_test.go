@@ -5,6 +5,7 @@ package manager
 import (
 	"context"
 	"encoding/base64"
+	"os"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"bakery.dev/bakery/reconciler"
 	"bakery.dev/bakery/reconciler/internal/controller"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
+	"bakery.dev/bakery/scripts/testnodes"
 )
 
 // Helpers only the end-to-end tests use.
@@ -71,3 +73,26 @@ func putSecret(t *testing.T, st store.Store, kr *sealed.Keyring, name string, va
 // sudo runs the node's root helper (what the deployment reconciler's
 // scripts call).
 const sudo = "sudo -n " + nf.SudoHelper
+
+// labKey reads the lab's private key (the control plane's identity).
+func labKey(t *testing.T, lab *testnodes.Lab) []byte {
+	t.Helper()
+	key, err := os.ReadFile(lab.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// createLabNodes writes the lab's nodes into st as Nodes, their host keys
+// pinned.
+func createLabNodes(t *testing.T, st store.Store, nodes []testnodes.Node) {
+	t.Helper()
+	for _, n := range nodes {
+		nn := labNode(n.Name, n.Address)
+		nn.Spec.HostKey = n.HostKey
+		if _, err := st.Create(t.Context(), nn); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -3,10 +3,8 @@
 package manager
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -65,29 +63,12 @@ func startProcEnv(t *testing.T) *procEnv {
 	lab := testnodes.Require(t)
 	nodes := testnodes.RequireNodes(t, 3)
 	st := testenv.FileStore(t).(deployment.Store)
-	ctx := t.Context()
 	repo, commit := exampleRepo(t)
-	for _, n := range nodes {
-		nn := labNode(n.Name, n.Address)
-		nn.Spec.HostKey = n.HostKey
-		if _, err := st.Create(ctx, nn); err != nil {
-			t.Fatal(err)
-		}
-	}
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+	createLabNodes(t, st, nodes)
+	key := labKey(t, lab)
+	mgr, _ := runManager(t, Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(ctx)
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); mgr.Run(mctx) }()
-	t.Cleanup(func() { mcancel(); <-mdone })
 	return &procEnv{t: t, st: st, mgr: mgr, nodes: nodes, repo: repo, commit: commit}
 }
 

@@ -48,13 +48,7 @@ func TestE2ERelease(t *testing.T) {
 	st := testenv.FileStore(t).(deployment.Store)
 	ctx := t.Context()
 	repo, commit := exampleRepo(t)
-	for _, n := range nodes {
-		nn := labNode(n.Name, n.Address)
-		nn.Spec.HostKey = n.HostKey
-		if _, err := st.Create(ctx, nn); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createLabNodes(t, st, nodes)
 	const h = "/usr/local/lib/bakery/bakery-sudo"
 	cleanup := `for s in blue green; do sudo -n ` + h + ` systemctl disable hello $s; sudo -n ` + h + ` systemctl stop hello $s; sudo -n ` + h + ` unit-remove hello $s; sudo -n ` + h + ` env-remove hello $s; done
 sudo -n ` + h + ` nginx-site-remove hello; rm -rf /var/lib/bakery/apps/hello; sudo -n ` + h + ` daemon-reload; sudo -n ` + h + ` nginx-reload; sudo -n ` + h + ` app-remove hello >/dev/null`
@@ -72,20 +66,10 @@ sudo -n ` + h + ` nginx-site-remove hello; rm -rf /var/lib/bakery/apps/hello; su
 	}
 	const secret = "canary-release-8c41e7d2"
 	putSecret(t, st, kr, "hello-db", map[string]string{"DB_PASSWORD": secret})
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+	key := labKey(t, lab)
+	mgr, _ := runManager(t, Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute, Keyring: kr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(ctx)
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); mgr.Run(mctx) }()
-	t.Cleanup(func() { mcancel(); <-mdone })
 
 	// exec runs a command through the manager (what the API's exec calls).
 	exec := func(node string, argv ...string) (string, int) {
@@ -374,20 +358,10 @@ h=/usr/local/lib/bakery/bakery-sudo; sudo -n $h nginx-site-remove dhello && sudo
 			testnodes.SSH(t, n, cleanup)
 		}
 	})
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+	key := labKey(t, lab)
+	mgr, _ := runManager(t, Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(ctx)
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); mgr.Run(mctx) }()
-	t.Cleanup(func() { mcancel(); <-mdone })
 
 	c1 := commit("v1", map[string]string{"CHANGES": "v1\n"})
 	d := dockerDeployment(repo, names...)
@@ -471,13 +445,7 @@ func TestE2EReleaseOverhead(t *testing.T) {
 	st := testenv.FileStore(t).(deployment.Store)
 	ctx := t.Context()
 	repo, commit := exampleRepo(t)
-	for _, n := range nodes {
-		nn := labNode(n.Name, n.Address)
-		nn.Spec.HostKey = n.HostKey
-		if _, err := st.Create(ctx, nn); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createLabNodes(t, st, nodes)
 	const h = "/usr/local/lib/bakery/bakery-sudo"
 	cleanup := `for s in blue green; do sudo -n ` + h + ` systemctl disable hello $s; sudo -n ` + h + ` systemctl stop hello $s; sudo -n ` + h + ` unit-remove hello $s; sudo -n ` + h + ` env-remove hello $s; done
 sudo -n ` + h + ` nginx-site-remove hello; rm -rf /var/lib/bakery/apps/hello; sudo -n ` + h + ` daemon-reload; sudo -n ` + h + ` nginx-reload; sudo -n ` + h + ` app-remove hello >/dev/null`
@@ -489,20 +457,10 @@ sudo -n ` + h + ` nginx-site-remove hello; rm -rf /var/lib/bakery/apps/hello; su
 			testnodes.SSH(t, n, cleanup)
 		}
 	})
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+	key := labKey(t, lab)
+	runManager(t, Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: 200 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(ctx)
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); mgr.Run(mctx) }()
-	t.Cleanup(func() { mcancel(); <-mdone })
 
 	c0 := commit("v0", map[string]string{"CHANGES": "v0\n"})
 	d := helloDeployment(repo, nodes[0].Name, nodes[1].Name, nodes[2].Name)

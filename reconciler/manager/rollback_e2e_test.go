@@ -3,7 +3,6 @@
 package manager
 
 import (
-	"context"
 	"net/http"
 	"os"
 	"strings"
@@ -42,33 +41,17 @@ func TestE2EUndoRestoresSpec(t *testing.T) {
 	st := testenv.FileStore(t).(deployment.Store)
 	ctx := t.Context()
 	repo, commit := exampleRepo(t)
-	for _, n := range nodes {
-		nn := labNode(n.Name, n.Address)
-		nn.Spec.HostKey = n.HostKey
-		if _, err := st.Create(ctx, nn); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createLabNodes(t, st, nodes)
 	for _, n := range nodes {
 		testnodes.SSH(t, n, `h=/usr/local/lib/bakery/bakery-sudo
 for s in blue green; do sudo -n $h systemctl disable hello $s; sudo -n $h systemctl stop hello $s; sudo -n $h unit-remove hello $s; done
 sudo -n $h nginx-site-remove hello; rm -rf /var/lib/bakery/apps/hello
 sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	}
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+	key := labKey(t, lab)
+	mgr, _ := runManager(t, Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(ctx)
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); mgr.Run(mctx) }()
-	t.Cleanup(func() { mcancel(); <-mdone })
 	start := time.Now()
 
 	server, err := os.ReadFile(repo + "/server.js")

@@ -3,12 +3,10 @@
 package manager
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -48,13 +46,7 @@ func TestE2ESchedules(t *testing.T) {
 	st := testenv.FileStore(t).(deployment.Store)
 	ctx := t.Context()
 	repo, commit := exampleRepo(t)
-	for _, n := range nodes {
-		nn := labNode(n.Name, n.Address)
-		nn.Spec.HostKey = n.HostKey
-		if _, err := st.Create(ctx, nn); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createLabNodes(t, st, nodes)
 	for _, n := range nodes {
 		testnodes.SSH(t, n, `h=/usr/local/lib/bakery/bakery-sudo
 sudo -n $h sched-remove hello >/dev/null 2>&1
@@ -67,10 +59,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 		// sched-remove removed them): no catch-up run at once.
 		testnodes.Exec(t, n.Name, "rm -f /var/lib/systemd/timers/stamp-bakery-hello-sched-*")
 	}
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := labKey(t, lab)
 	var hookMu sync.Mutex
 	var hooks []string
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -84,16 +73,9 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+	mgr, _ := runManager(t, Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute, Notify: []notify.Target{target}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(ctx)
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); mgr.Run(mctx) }()
-	t.Cleanup(func() { mcancel(); <-mdone })
 
 	d := helloDeployment(repo, nodes[0].Name, nodes[1].Name, nodes[2].Name)
 	d.Spec.Schedules = []api.Schedule{
@@ -326,20 +308,10 @@ for s in blue green; do docker rm -f bakery-dhello-$s; done >/dev/null 2>&1
 imgs=$(docker image ls -q bakery/dhello); [ -z "$imgs" ] || docker image rm -f $imgs >/dev/null
 sudo -n $h nginx-site-remove dhello && sudo -n $h nginx-reload; rm -rf /var/lib/bakery/apps/dhello`)
 	}
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+	key := labKey(t, lab)
+	mgr, _ := runManager(t, Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(ctx)
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); mgr.Run(mctx) }()
-	t.Cleanup(func() { mcancel(); <-mdone })
 
 	d := dockerDeployment(repo, names...)
 	d.Spec.Schedules = []api.Schedule{{Name: "stamp", Schedule: "*:*:0/5", Node: api.ScheduleNodeAll,

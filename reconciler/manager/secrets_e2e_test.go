@@ -6,7 +6,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -54,20 +53,10 @@ sudo -n ` + h + ` nginx-site-remove shop; rm -rf /var/lib/bakery/apps/shop; sudo
 	putSecret(t, st, kr, "shop-greeting", map[string]string{"GREETING": greeting})
 	putSecret(t, st, kr, "shop-db", map[string]string{"DB_PASSWORD": hidden})
 
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+	key := labKey(t, lab)
+	mgr, _ := runManager(t, Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: time.Minute, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute, Keyring: kr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(ctx)
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); mgr.Run(mctx) }()
-	t.Cleanup(func() { mcancel(); <-mdone })
 
 	// Sample the node's process list (every user's, full command lines)
 	// while the rollout runs.

@@ -224,10 +224,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	if _, err := st.Create(ctx, nn); err != nil {
 		t.Fatal(err)
 	}
-	key, err := os.ReadFile(lab.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := labKey(t, lab)
 	cfg := Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
 		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		StepTimeout: 2 * time.Minute, ACMEServer: pebbleACME, CertRetry: time.Hour}
