@@ -145,6 +145,15 @@ var signalNumbers = map[string]int{"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "ABR
 // serveRequests reads the channel's requests until the channel closes and
 // then reports the exit status.
 func (p *sshProc) serveRequests(reqs <-chan *ssh.Request) {
+	st := readExitStatus(reqs)
+	close(p.ended)
+	p.status <- st
+}
+
+// readExitStatus reads a session channel's requests until the channel
+// closes and returns the exit status it reported (an exit signal as
+// 128+n), refusing whatever else wants a reply.
+func readExitStatus(reqs <-chan *ssh.Request) exitStatus {
 	var st exitStatus
 	for req := range reqs {
 		switch req.Type {
@@ -168,8 +177,7 @@ func (p *sshProc) serveRequests(reqs <-chan *ssh.Request) {
 			req.Reply(false, nil)
 		}
 	}
-	close(p.ended)
-	p.status <- st
+	return st
 }
 
 // probe reports whether a spare session is still open, with a channel

@@ -54,32 +54,7 @@ func (e *sshExecutor) RunTerminal(ctx context.Context, t Terminal) (int, error) 
 	}
 	defer ch.Close()
 	status := make(chan exitStatus, 1)
-	go func() {
-		var st exitStatus
-		for req := range reqs {
-			switch req.Type {
-			case "exit-status":
-				var v struct{ Status uint32 }
-				if ssh.Unmarshal(req.Payload, &v) == nil {
-					st = exitStatus{code: int(v.Status), ok: true}
-				}
-			case "exit-signal":
-				var v struct {
-					Signal     string
-					CoreDumped bool
-					Error      string
-					Lang       string
-				}
-				if ssh.Unmarshal(req.Payload, &v) == nil {
-					st = exitStatus{code: 128 + signalNumbers[v.Signal], ok: true}
-				}
-			}
-			if req.WantReply {
-				req.Reply(false, nil)
-			}
-		}
-		status <- st
-	}()
+	go func() { status <- readExitStatus(reqs) }()
 	rows, cols := max(t.Rows, 1), max(t.Cols, 1)
 	pty := struct {
 		Term                      string
