@@ -33,8 +33,14 @@ import (
 // change (file → content) and returns the new commit.
 func exampleRepo(t *testing.T) (string, func(msg string, files map[string]string) string) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "hello")
-	if err := os.CopyFS(dir, os.DirFS("../../examples/hello/app")); err != nil {
+	return exampleRepoOf(t, "hello")
+}
+
+// exampleRepoOf is exampleRepo for the app of examples/NAME.
+func exampleRepoOf(t *testing.T, name string) (string, func(msg string, files map[string]string) string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.CopyFS(dir, os.DirFS("../../examples/"+name+"/app")); err != nil {
 		t.Fatal(err)
 	}
 	git := func(args ...string) string {
@@ -49,7 +55,7 @@ func exampleRepo(t *testing.T) (string, func(msg string, files map[string]string
 	}
 	git("init", "-q", "-b", "main")
 	git("add", ".")
-	git("commit", "-q", "-m", "hello v1")
+	git("commit", "-q", "-m", name+" v1")
 	commit := func(msg string, files map[string]string) string {
 		for name, content := range files {
 			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,24 +38,8 @@ func TestE2EExampleTasks(t *testing.T) {
 	const host = "tasks.example.test"
 
 	// The example's repository, as scripts/example-repo.sh makes it.
-	repo := filepath.Join(t.TempDir(), "tasks")
-	if err := os.CopyFS(repo, os.DirFS("../../examples/tasks/app")); err != nil {
-		t.Fatal(err)
-	}
-	git := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", append([]string{"-c", "user.name=test", "-c", "user.email=test@example.test", "-C", repo}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	git("init", "-q", "-b", "main")
-	git("add", ".")
-	git("commit", "-q", "-m", "tasks v1")
-	c1 := git("rev-parse", "HEAD")
+	repo, commit := exampleRepoOf(t, "tasks")
+	c1 := commit("tasks v1", map[string]string{"CHANGES": "v1\n"})
 
 	// The manifest of the walkthrough, pointed at this lab: its node, this
 	// repository, a schedule every 5 s instead of 15 min.
@@ -152,11 +135,7 @@ func TestE2EExampleTasks(t *testing.T) {
 	if next == string(src) {
 		t.Fatal("test setup: no migration added")
 	}
-	if err := os.WriteFile(tasks, []byte(next), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	git("commit", "-q", "-am", "tasks v2: notes table")
-	c2 := git("rev-parse", "HEAD")
+	c2 := commit("tasks v2: notes table", map[string]string{"tasks.py": next})
 	got = waitNamed(t, st, "tasks", "the second commit Ready", 4*time.Minute, ready(c2))
 	load.check(t, "the example's rollout with a migration")
 	if r := got.Status.Release; r == nil || r.Commit != c2 || r.Result != api.ReleaseSucceeded {
