@@ -185,7 +185,12 @@ func observed(g int64) string {
 }
 
 func describeDeployment(d describer, o *api.Deployment, now time.Time) {
-	s := o.Spec
+	describeDeploymentSpec(d, o.Spec)
+	describeDeploymentStatus(d, o, now)
+}
+
+// describeDeploymentSpec prints the Spec section.
+func describeDeploymentSpec(d describer, s api.DeploymentSpec) {
 	d.section(0, "Spec")
 	src := s.Source.Repo
 	if s.Source.Commit != "" {
@@ -203,6 +208,9 @@ func describeDeployment(d describer, o *api.Deployment, now time.Time) {
 	d.line(1, "Runtime", "%s", orDash(s.Runtime))
 	if s.Docker != nil {
 		d.line(1, "Docker", "dockerfile %s, network %s", orDash(s.Docker.Dockerfile), orDash(s.Docker.Network))
+	}
+	if s.Build.On != "" {
+		d.line(1, "Build on", "%s", s.Build.On)
 	}
 	for _, b := range []struct{ k, v string }{{"Install", s.Build.Install}, {"Test", s.Build.Test}, {"Build", s.Build.Build}} {
 		if b.v != "" {
@@ -256,6 +264,9 @@ func describeDeployment(d describer, o *api.Deployment, now time.Time) {
 	}
 	st := orDash(s.Strategy.Type)
 	st += fmt.Sprintf(", max unavailable %d", s.Strategy.MaxUnavailable)
+	if s.Strategy.MaxParallel > 0 {
+		st += fmt.Sprintf(", max parallel %d", s.Strategy.MaxParallel)
+	}
 	if s.Strategy.Drain != nil {
 		st += ", drain " + s.Strategy.Drain.String()
 	}
@@ -264,7 +275,11 @@ func describeDeployment(d describer, o *api.Deployment, now time.Time) {
 	if s.Suspend {
 		d.line(1, "Suspended", "yes: the control loop changes nothing")
 	}
+}
 
+// describeDeploymentStatus prints the Status section, the nodes and what
+// runs on them.
+func describeDeploymentStatus(d describer, o *api.Deployment, now time.Time) {
 	t := o.Status
 	d.section(0, "Status")
 	d.line(1, "Commit", "%s", orNone(t.Commit))
