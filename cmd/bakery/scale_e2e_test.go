@@ -225,7 +225,8 @@ rm -rf /var/lib/bakery/apps/`+prefix+`* /var/tmp/bakery-ha; sed -i '/bakery-ha-t
 	var names []string
 	commits := map[string]string{}
 	// build appends a line per build to a file on the node: the count of
-	// rollouts that reached this node.
+	// rollouts that reached this node (build.on each: every node builds,
+	// so that the count is per node).
 	deployment := func(name, repo, nodeList, env, sleep string) string {
 		return fmt.Sprintf(`apiVersion: bakery.dev/v1
 kind: Deployment
@@ -233,7 +234,7 @@ metadata: {name: %[1]s}
 spec:
   source: {repo: %[2]s, ref: main}
   nodes: [%[3]s]
-  build: {build: '%[5]secho ok > index.html && cat VERSION >> /var/tmp/bakery-ha/%[1]s.builds'}
+  build: {on: each, build: '%[5]secho ok > index.html && cat VERSION >> /var/tmp/bakery-ha/%[1]s.builds'}
   run: {command: 'exec busybox httpd -f -p 127.0.0.1:$PORT -h .', env: [{name: V, value: "%[4]s"}]}
   healthCheck: {path: /, interval: 100ms, retries: 50}
   strategy: {drain: 300ms}
