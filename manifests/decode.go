@@ -204,7 +204,7 @@ func (d *decoder) decodeYAML(source string, data []byte) {
 		if !hasContent(doc.text) {
 			continue
 		}
-		j, err := yaml.YAMLToJSONStrict(doc.text)
+		j, err := yaml.YAMLToJSONStrict(quoteBoolKeys(doc.text))
 		if err != nil {
 			for _, r := range yamlReasons(err, doc.line) {
 				d.errs.add(&Error{Source: source, Index: doc.index, Reason: r})

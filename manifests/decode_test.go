@@ -533,3 +533,42 @@ func TestEncodeStatus(t *testing.T) {
 		t.Error("Encode(nil object) succeeded")
 	}
 }
+
+// TestDecodeYAML11BoolKeys: a key YAML 1.1 reads as a boolean (on, yes,
+// n…) keeps its text — `build: {on: each}` is the field "on" in flow and
+// block style — while values such as `suspend: yes` stay booleans, and an
+// error after the patched line still names the right line.
+func TestDecodeYAML11BoolKeys(t *testing.T) {
+	const doc = `apiVersion: bakery.dev/v1
+kind: Deployment
+metadata: {name: a, labels: {on: "1", "off": "2"}}
+spec:
+  source: {repo: /r}
+  nodes: [n1]
+  build: {on: each, test: "true"}
+  suspend: yes
+  run: {command: x}
+`
+	objs, err := manifests.Decode([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := objs[0].(*api.Deployment)
+	if d.Spec.Build.On != "each" || d.Spec.Build.Test != "true" || !d.Spec.Suspend {
+		t.Errorf("build %+v, suspend %v", d.Spec.Build, d.Spec.Suspend)
+	}
+	if d.Metadata.Labels["on"] != "1" || d.Metadata.Labels["off"] != "2" {
+		t.Errorf("labels %v", d.Metadata.Labels)
+	}
+	block := strings.Replace(doc, "  build: {on: each, test: \"true\"}\n", "  build:\n    on: one\n", 1)
+	if objs, err = manifests.Decode([]byte(block)); err != nil || objs[0].(*api.Deployment).Spec.Build.On != "one" {
+		t.Fatalf("block style: %v, %+v", err, objs)
+	}
+	_, err = manifests.Decode([]byte(block + "  bogus: 1\n"))
+	if err == nil || !strings.Contains(err.Error(), "spec.bogus") {
+		t.Fatalf("an unknown field after a patched key: %v", err)
+	}
+	if _, err = manifests.Decode([]byte(strings.Replace(block, "on: one", "yes: one", 1))); err == nil || !strings.Contains(err.Error(), "spec.build.yes") {
+		t.Fatalf("an unknown bool-like key is named as written: %v", err)
+	}
+}
