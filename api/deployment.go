@@ -364,7 +364,12 @@ type Strategy struct {
 	// (fetch, build and test, install, start of the idle slot, health
 	// check), before any node switches (default 0: all target nodes).
 	MaxParallel int `json:"maxParallel,omitempty"`
-	// Drain is how long the old slot keeps running after the switch.
+	// Drain is how long the old slot keeps running after the switch:
+	// connections already open to it (WebSockets, event streams, long
+	// downloads) keep working that long, then end when it stops; new
+	// connections go to the new slot at once. Size it to the longest
+	// request a client must be able to finish (docs/operations.md,
+	// "Open connections and the drain").
 	Drain *Duration `json:"drain,omitempty"`
 }
 
