@@ -1,13 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"bakery.dev/bakery/api"
-	"bakery.dev/bakery/api/client"
 )
 
 func newMaintenanceCmd(a *app) *cobra.Command {
@@ -15,12 +13,13 @@ func newMaintenanceCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "maintenance on|off deployment/NAME",
 		Short: "Turn a deployment's maintenance mode on or off",
-		Long: `Set spec.ingress.maintenance of the deployment (as an edit of its spec,
-like apply): while it is on, nginx answers every request for the app's hosts
-with 503, a Retry-After header and the message (default "Down for
-maintenance."), and the running slots are left alone; off restores service at
-once (an nginx reload on each node, no restart). ACME challenges and redirects
-keep being served.
+		Long: `Set spec.ingress.maintenance of the deployment (a new spec generation
+that keeps a rollback's or redeploy's pin): while it is on, nginx answers
+every request for the app's hosts with 503, a Retry-After header and the
+message (default "Down for maintenance."), and the running slots are left
+alone; off restores service at once (an nginx reload on each node, no
+restart). ACME challenges and redirects keep being served. A rollback keeps
+the maintenance mode as it is.
 
 A deployment applied from a ManifestSource gets its spec back at the next
 sync: set spec.ingress.maintenance in the repository instead.`,
@@ -46,30 +45,18 @@ sync: set spec.ingress.maintenance in the repository instead.`,
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			cur, err := c.Get(ctx, api.KindDeployment, name)
-			if err != nil {
-				return a.explain(c, err)
-			}
-			d := cur.(*api.Deployment)
-			d.Status = api.DeploymentStatus{}
-			if d.Spec.Ingress == nil {
-				d.Spec.Ingress = &api.Ingress{}
-			}
-			was := d.Spec.Ingress.Maintenance != nil && d.Spec.Ingress.Maintenance.Enabled
+			m := &api.Maintenance{Enabled: on}
 			if on {
-				d.Spec.Ingress.Maintenance = &api.Maintenance{Enabled: true, Message: message}
-			} else {
-				d.Spec.Ingress.Maintenance = nil
+				m.Message = message
 			}
-			if _, err := c.Replace(ctx, d); errors.Is(err, client.ErrConflict) {
-				return fmt.Errorf("deployment %s changed while its maintenance mode was being set: run the command again", name)
-			} else if err != nil {
+			if _, err := c.RequestActionWith(cmd.Context(), name, api.ActionMaintenance, api.ActionOptions{Maintenance: m}); err != nil {
 				return a.explain(c, err)
 			}
-			what := map[[2]bool]string{{false, true}: "maintenance on", {true, true}: "maintenance on (message set)",
-				{true, false}: "maintenance off", {false, false}: "maintenance was off"}[[2]bool{was, on}]
-			fmt.Fprintf(a.out, "deployment.bakery.dev/%s %s\n", name, what)
+			state := "off"
+			if on {
+				state = "on"
+			}
+			fmt.Fprintf(a.out, "deployment.bakery.dev/%s maintenance %s\n", name, state)
 			return nil
 		},
 	}
