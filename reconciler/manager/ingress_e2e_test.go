@@ -265,10 +265,16 @@ sudo -n $h nginx-site-remove `+wsApp+`; rm -rf /var/lib/bakery/apps/`+wsApp+`; s
 		t.Fatal(err)
 	}
 	var arrivals []time.Time
+	var delays []time.Duration // arrival − the app's send time (the node shares the host's clock)
 	sc := bufio.NewScanner(sresp.Body)
 	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "data: ") {
-			arrivals = append(arrivals, time.Now())
+		if rest, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			now := time.Now()
+			arrivals = append(arrivals, now)
+			var i, ms int64
+			if _, err := fmt.Sscan(rest, &i, &ms); err == nil {
+				delays = append(delays, now.Sub(time.UnixMilli(ms)).Round(time.Millisecond))
+			}
 		}
 	}
 	sresp.Body.Close()
@@ -279,7 +285,7 @@ sudo -n $h nginx-site-remove `+wsApp+`; rm -rf /var/lib/bakery/apps/`+wsApp+`; s
 	for i := 1; i < len(arrivals); i++ {
 		gaps = append(gaps, arrivals[i].Sub(arrivals[i-1]).Round(time.Millisecond))
 	}
-	t.Logf("SSE: events arrived %v apart (sent 400ms apart)", gaps)
+	t.Logf("SSE: events arrived %v apart (sent 400ms apart), each %v after the app wrote it", gaps, delays)
 	if spread := arrivals[4].Sub(arrivals[0]); spread < 800*time.Millisecond {
 		t.Fatalf("events arrived within %v: buffered", spread)
 	}
@@ -341,13 +347,25 @@ sudo -n $h nginx-site-remove `+wsApp+`; rm -rf /var/lib/bakery/apps/`+wsApp+`; s
 	}
 	waitWS("v2 Ready", readyAt(c2))
 
-	// Maintenance on and off under continuous requests: while on only 503
-	// with Retry-After; once off, no failed request; the slot is not
-	// restarted (same pid).
-	_, before, _ := request(hc, ip, "GET", wsHost, "/", nil)
+	maintenanceUnderLoad(t, st, wsApp, wsHost, ip)
+}
+
+// maintenanceUnderLoad turns maintenance on and off under continuous
+// requests for host through the node's nginx: while on, only 503 with
+// Retry-After and the message; once off, no failed request; the slot is
+// not restarted (the same answer before and after: the app's pid or
+// version).
+func maintenanceUnderLoad(t *testing.T, st deployment.Store, app, host, ip string) {
+	ctx := t.Context()
+	hc := &http.Client{Timeout: 10 * time.Second}
+	_, before, _ := request(hc, ip, "GET", host, "/", nil)
 	setMaintenance := func(on bool) {
 		t.Helper()
-		cur := getWS()
+		o, err := st.Get(ctx, api.KindDeployment, app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur := o.(*api.Deployment)
 		cur.Spec.Ingress.Maintenance = nil
 		if on {
 			cur.Spec.Ingress.Maintenance = &api.Maintenance{Enabled: true, Message: "Back soon (test)."}
@@ -370,7 +388,7 @@ sudo -n $h nginx-site-remove `+wsApp+`; rm -rf /var/lib/bakery/apps/`+wsApp+`; s
 				return
 			default:
 			}
-			resp, b, err := request(c, ip, "GET", wsHost, "/", nil)
+			resp, b, err := request(c, ip, "GET", host, "/", nil)
 			p := phase.Load()
 			switch {
 			case err != nil:
@@ -425,7 +443,114 @@ sudo -n $h nginx-site-remove `+wsApp+`; rm -rf /var/lib/bakery/apps/`+wsApp+`; s
 	if bad.Load() > 0 {
 		t.Fatalf("%d requests failed or were answered wrongly: %v", bad.Load(), badMsg.Load())
 	}
-	if _, after, _ := request(hc, ip, "GET", wsHost, "/", nil); string(after) != string(before) {
+	if _, after, _ := request(hc, ip, "GET", host, "/", nil); string(after) != string(before) {
 		t.Fatalf("the slot changed: %q before maintenance, %q after", before, after)
 	}
+}
+
+// dockerSSEStart is the docker example's entry point with an event stream:
+// busybox httpd runs /cgi-bin/sse, which writes 4 events 1 s apart.
+const dockerSSEStart = `#!/bin/sh
+set -e
+printf '%s from %s\n' "${GREETING:-hello}" "$(cat /VERSION)" >/www/index.html
+mkdir -p /www/cgi-bin
+cat >/www/cgi-bin/sse <<'SSE'
+#!/bin/sh
+printf 'Content-Type: text/event-stream\r\n\r\n'
+for i in 0 1 2 3; do printf 'data: %s\n\n' "$i"; [ "$i" = 3 ] || sleep 1; done
+SSE
+chmod 755 /www/cgi-bin/sse
+exec httpd -f -v -p "$PORT" -h /www
+`
+
+// TestE2EIngressDocker: the proxy settings, a redirect, an unbuffered
+// event stream and maintenance under continuous requests for an app of the
+// docker runtime (the image is busybox: no WebSocket server in it; nginx's
+// site is the same for both runtimes, and TestE2EIngress covers WebSockets
+// across a switch).
+func TestE2EIngressDocker(t *testing.T) {
+	lab := testnodes.Require(t)
+	node := testnodes.RequireNodes(t, 1)[0]
+	st := testenv.FileStore(t).(deployment.Store)
+	ctx := t.Context()
+	nn := labNode(node.Name, node.Address)
+	nn.Spec.HostKey = node.HostKey
+	if _, err := st.Create(ctx, nn); err != nil {
+		t.Fatal(err)
+	}
+	testnodes.SSH(t, node, `docker rm -f $(docker ps -aq --filter name=`+dockerApp+`) >/dev/null 2>&1; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-site-remove `+dockerApp+`; rm -rf /var/lib/bakery/apps/`+dockerApp+`; true`)
+	key, err := os.ReadFile(lab.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := New(Config{Store: st, Identity: nodeconn.Identity{PrivatePEM: key, AuthorizedKey: lab.PublicKey},
+		DataDir: t.TempDir(), Resync: 500 * time.Millisecond, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
+		StepTimeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, mcancel := context.WithCancel(ctx)
+	mdone := make(chan struct{})
+	go func() { defer close(mdone); mgr.Run(mctx) }()
+	t.Cleanup(func() { mcancel(); <-mdone })
+
+	repo, commit := exampleRepo(t)
+	c1 := commit("sse", map[string]string{"docker-start.sh": dockerSSEStart})
+	d := dockerDeployment(repo, node.Name)
+	off := false
+	d.Spec.Ingress.Proxy = &api.Proxy{Buffering: &off, Headers: map[string]string{"X-Content-Type-Options": "nosniff"}}
+	d.Spec.Ingress.Redirects = []api.Redirect{{From: "www." + dockerHost, To: dockerHost}}
+	if _, err := st.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		o, err := st.Get(ctx, api.KindDeployment, dockerApp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if readyAt(c1)(o.(*api.Deployment)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not Ready: %+v", o.(*api.Deployment).Status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ip := node.Address
+	hc := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, body, err := request(hc, ip, "GET", dockerHost, "/", nil)
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("GET /: %v %v %q", resp, err, body)
+	}
+	resp, _, err = request(hc, ip, "GET", "www."+dockerHost, "/x", nil)
+	if err != nil || resp.StatusCode != 301 || resp.Header.Get("Location") != "http://"+dockerHost+"/x" {
+		t.Fatalf("redirect: %v %v", resp, err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+net.JoinHostPort(ip, "80")+"/cgi-bin/sse", nil)
+	req.Host = dockerHost
+	sresp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var arrivals []time.Time
+	sc := bufio.NewScanner(sresp.Body)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "data: ") {
+			arrivals = append(arrivals, time.Now())
+		}
+	}
+	sresp.Body.Close()
+	if len(arrivals) != 4 {
+		t.Fatalf("%d events, want 4 (%s)", len(arrivals), sresp.Status)
+	}
+	var gaps []time.Duration
+	for i := 1; i < len(arrivals); i++ {
+		gaps = append(gaps, arrivals[i].Sub(arrivals[i-1]).Round(time.Millisecond))
+	}
+	t.Logf("docker SSE: events arrived %v apart (written 1s apart)", gaps)
+	if spread := arrivals[3].Sub(arrivals[0]); spread < 1500*time.Millisecond {
+		t.Fatalf("events arrived within %v: buffered", spread)
+	}
+	maintenanceUnderLoad(t, st, dockerApp, dockerHost, ip)
 }
