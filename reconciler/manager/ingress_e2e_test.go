@@ -497,9 +497,6 @@ func TestE2EIngressDocker(t *testing.T) {
 	repo, commit := exampleRepo(t)
 	c1 := commit("sse", map[string]string{"docker-start.sh": dockerSSEStart})
 	d := dockerDeployment(repo, node.Name)
-	off := false
-	d.Spec.Ingress.Proxy = &api.Proxy{Buffering: &off, Headers: map[string]string{"X-Content-Type-Options": "nosniff"}}
-	d.Spec.Ingress.Redirects = []api.Redirect{{From: "www." + dockerHost, To: dockerHost}}
 	if _, err := st.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -519,37 +516,63 @@ func TestE2EIngressDocker(t *testing.T) {
 	}
 	ip := node.Address
 	hc := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, body, err := request(hc, ip, "GET", dockerHost, "/", nil)
-	if err != nil || resp.StatusCode != 200 || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
-		t.Fatalf("GET /: %v %v %q", resp, err, body)
+	sse := func() []time.Duration {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+net.JoinHostPort(ip, "80")+"/cgi-bin/sse", nil)
+		req.Host = dockerHost
+		sresp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sresp.Body.Close()
+		var arrivals []time.Time
+		sc := bufio.NewScanner(sresp.Body)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "data: ") {
+				arrivals = append(arrivals, time.Now())
+			}
+		}
+		if len(arrivals) != 4 {
+			t.Fatalf("%d events, want 4 (%s)", len(arrivals), sresp.Status)
+		}
+		var gaps []time.Duration
+		for i := 1; i < len(arrivals); i++ {
+			gaps = append(gaps, arrivals[i].Sub(arrivals[i-1]).Round(time.Millisecond))
+		}
+		return gaps
+	}
+	// nginx's default (buffering on), for comparison: logged, not asserted.
+	t.Logf("docker SSE with nginx's buffering (the default): events arrived %v apart (written 1s apart)", sse())
+
+	o, err := st.Get(ctx, api.KindDeployment, dockerApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = o.(*api.Deployment)
+	off := false
+	d.Spec.Ingress.Proxy = &api.Proxy{Buffering: &off, Headers: map[string]string{"X-Content-Type-Options": "nosniff"}}
+	d.Spec.Ingress.Redirects = []api.Redirect{{From: "www." + dockerHost, To: dockerHost}}
+	if _, err := st.Update(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	var resp *http.Response
+	var body []byte
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		resp, body, err = request(hc, ip, "GET", dockerHost, "/", nil)
+		if err == nil && resp.StatusCode == 200 && resp.Header.Get("X-Content-Type-Options") == "nosniff" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new site is not served: %v %v %q", resp, err, body)
+		}
 	}
 	resp, _, err = request(hc, ip, "GET", "www."+dockerHost, "/x", nil)
 	if err != nil || resp.StatusCode != 301 || resp.Header.Get("Location") != "http://"+dockerHost+"/x" {
 		t.Fatalf("redirect: %v %v", resp, err)
 	}
-	req, _ := http.NewRequest("GET", "http://"+net.JoinHostPort(ip, "80")+"/cgi-bin/sse", nil)
-	req.Host = dockerHost
-	sresp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var arrivals []time.Time
-	sc := bufio.NewScanner(sresp.Body)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "data: ") {
-			arrivals = append(arrivals, time.Now())
-		}
-	}
-	sresp.Body.Close()
-	if len(arrivals) != 4 {
-		t.Fatalf("%d events, want 4 (%s)", len(arrivals), sresp.Status)
-	}
-	var gaps []time.Duration
-	for i := 1; i < len(arrivals); i++ {
-		gaps = append(gaps, arrivals[i].Sub(arrivals[i-1]).Round(time.Millisecond))
-	}
-	t.Logf("docker SSE: events arrived %v apart (written 1s apart)", gaps)
-	if spread := arrivals[3].Sub(arrivals[0]); spread < 1500*time.Millisecond {
+	gaps := sse()
+	t.Logf("docker SSE with buffering false: events arrived %v apart (written 1s apart)", gaps)
+	if spread := gaps[0] + gaps[1] + gaps[2]; spread < 1500*time.Millisecond {
 		t.Fatalf("events arrived within %v: buffered", spread)
 	}
 	maintenanceUnderLoad(t, st, dockerApp, dockerHost, ip)
