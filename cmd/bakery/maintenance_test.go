@@ -55,6 +55,9 @@ func TestMaintenance(t *testing.T) {
 	if p := d.Status.Pin; p == nil || p.Generation != d.Metadata.Generation || p.Commit != c1 {
 		t.Fatalf("the rollback's pin did not follow the maintenance edit: %+v at generation %d", p, d.Metadata.Generation)
 	}
+	if out := must(t, "", "describe", "deployment", "hello"); !strings.Contains(out, `Maintenance:`) || !strings.Contains(out, `"Back at 10:00 UTC (sorry!)"`) {
+		t.Errorf("describe does not show the maintenance mode:\n%s", out)
+	}
 	gen := d.Metadata.Generation
 	must(t, "", "maintenance", "on", "deployment/hello", "--message", "Back at 10:00 UTC (sorry!)")
 	if g := current().Metadata.Generation; g != gen {
