@@ -347,7 +347,58 @@ sudo -n $h nginx-site-remove `+wsApp+`; rm -rf /var/lib/bakery/apps/`+wsApp+`; s
 	}
 	waitWS("v2 Ready", readyAt(c2))
 
-	maintenanceUnderLoad(t, st, wsApp, wsHost, ip)
+	// Roll back to v1 first: maintenance (the action bakery maintenance
+	// uses) must keep the rollback's pin, not roll v2 out again.
+	if _, err := mgr.DeploymentAction(ctx, wsApp, api.ActionRequest{Action: api.ActionRollback, By: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	waitWS("rolled back to v1", func(d *api.Deployment) bool { return readyAt(c1)(d) && d.Status.Pin != nil })
+	maintenanceUnderLoad(t, wsApp, wsHost, ip, actionMaintenance(t, mgr, wsApp))
+	time.Sleep(2 * time.Second) // a few resyncs (500 ms)
+	if d := getWS(); d.Status.Pin == nil || d.Status.Pin.Generation != d.Metadata.Generation || d.Status.Commit != c1 {
+		t.Fatalf("after maintenance on and off: pin %+v at generation %d, commit %s (want %s, pinned)", d.Status.Pin, d.Metadata.Generation, d.Status.Commit, c1)
+	}
+	if _, b, err := request(hc, ip, "GET", wsHost, "/", nil); err != nil || !strings.HasPrefix(string(b), "v1 ") {
+		t.Fatalf("after maintenance: %q %v, want v1 still", b, err)
+	}
+	t.Logf("the rollback's pin held across maintenance on and off: v1 still served")
+}
+
+// maintenanceMessage is the message maintenanceUnderLoad sets.
+const maintenanceMessage = "Back soon (test)."
+
+// specMaintenance sets spec.ingress.maintenance with a store update.
+func specMaintenance(t *testing.T, st deployment.Store, app string) func(on bool) {
+	return func(on bool) {
+		t.Helper()
+		o, err := st.Get(t.Context(), api.KindDeployment, app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur := o.(*api.Deployment)
+		cur.Spec.Ingress.Maintenance = nil
+		if on {
+			cur.Spec.Ingress.Maintenance = &api.Maintenance{Enabled: true, Message: maintenanceMessage}
+		}
+		if _, err := st.Update(t.Context(), cur); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// actionMaintenance sets it as bakery maintenance on|off does: the
+// maintenance action, through the manager.
+func actionMaintenance(t *testing.T, mgr *Manager, app string) func(on bool) {
+	return func(on bool) {
+		t.Helper()
+		m := &api.Maintenance{Enabled: on}
+		if on {
+			m.Message = maintenanceMessage
+		}
+		if _, err := mgr.DeploymentAction(t.Context(), app, api.ActionRequest{Action: api.ActionMaintenance, Maintenance: m, By: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // maintenanceUnderLoad turns maintenance on and off under continuous
@@ -355,25 +406,9 @@ sudo -n $h nginx-site-remove `+wsApp+`; rm -rf /var/lib/bakery/apps/`+wsApp+`; s
 // Retry-After and the message; once off, no failed request; the slot is
 // not restarted (the same answer before and after: the app's pid or
 // version).
-func maintenanceUnderLoad(t *testing.T, st deployment.Store, app, host, ip string) {
-	ctx := t.Context()
+func maintenanceUnderLoad(t *testing.T, app, host, ip string, setMaintenance func(on bool)) {
 	hc := &http.Client{Timeout: 10 * time.Second}
 	_, before, _ := request(hc, ip, "GET", host, "/", nil)
-	setMaintenance := func(on bool) {
-		t.Helper()
-		o, err := st.Get(ctx, api.KindDeployment, app)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cur := o.(*api.Deployment)
-		cur.Spec.Ingress.Maintenance = nil
-		if on {
-			cur.Spec.Ingress.Maintenance = &api.Maintenance{Enabled: true, Message: "Back soon (test)."}
-		}
-		if _, err := st.Update(ctx, cur); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var phase atomic.Int32 // 0 before on, 1 maintenance seen, 2 asked off, 3 service seen again
 	var ok, maint, bad atomic.Int64
 	var badMsg atomic.Value
@@ -394,7 +429,7 @@ func maintenanceUnderLoad(t *testing.T, st deployment.Store, app, host, ip strin
 			case err != nil:
 				bad.Add(1)
 				badMsg.Store(err.Error())
-			case resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "60" && string(b) == "Back soon (test).\n":
+			case resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "60" && string(b) == maintenanceMessage+"\n":
 				maint.Add(1)
 				if p == 0 {
 					phase.CompareAndSwap(0, 1)
@@ -575,5 +610,5 @@ func TestE2EIngressDocker(t *testing.T) {
 	if spread := gaps[0] + gaps[1] + gaps[2]; spread < 1500*time.Millisecond {
 		t.Fatalf("events arrived within %v: buffered", spread)
 	}
-	maintenanceUnderLoad(t, st, dockerApp, dockerHost, ip)
+	maintenanceUnderLoad(t, dockerApp, dockerHost, ip, specMaintenance(t, st, dockerApp))
 }
