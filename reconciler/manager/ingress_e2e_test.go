@@ -154,9 +154,13 @@ func TestE2EIngress(t *testing.T) {
 	if _, err := st.Create(ctx, nn); err != nil {
 		t.Fatal(err)
 	}
-	testnodes.SSH(t, node, `h=/usr/local/lib/bakery/bakery-sudo
-for s in blue green; do sudo -n $h systemctl stop `+wsApp+` $s; sudo -n $h unit-remove `+wsApp+` $s; done
-sudo -n $h nginx-site-remove `+wsApp+`; rm -rf /var/lib/bakery/apps/`+wsApp+`; sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
+	clean := `h=/usr/local/lib/bakery/bakery-sudo
+for s in blue green; do sudo -n $h systemctl stop ` + wsApp + ` $s; sudo -n $h unit-remove ` + wsApp + ` $s; done
+sudo -n $h nginx-site-remove ` + wsApp + `; sudo -n $h app-remove ` + wsApp + `; rm -rf /var/lib/bakery/apps/` + wsApp + `
+sudo -n $h daemon-reload; sudo -n $h nginx-reload; true`
+	testnodes.SSH(t, node, clean)
+	// Leave the shared node as it was (other tests list what is there).
+	t.Cleanup(func() { testnodes.SSH(t, node, clean) })
 	key, err := os.ReadFile(lab.PrivateKey)
 	if err != nil {
 		t.Fatal(err)
@@ -483,6 +487,13 @@ func maintenanceUnderLoad(t *testing.T, app, host, ip string, setMaintenance fun
 	}
 }
 
+// The docker app of TestE2EIngressDocker (not TestE2EDocker's dhello:
+// tests share the nodes).
+const (
+	dsiteApp  = "dsite"
+	dsiteHost = "dsite.example.test"
+)
+
 // dockerSSEStart is the docker example's entry point with an event stream:
 // busybox httpd runs /cgi-bin/sse, which writes 4 events 1 s apart.
 const dockerSSEStart = `#!/bin/sh
@@ -513,7 +524,12 @@ func TestE2EIngressDocker(t *testing.T) {
 	if _, err := st.Create(ctx, nn); err != nil {
 		t.Fatal(err)
 	}
-	testnodes.SSH(t, node, `docker rm -f $(docker ps -aq --filter name=`+dockerApp+`) >/dev/null 2>&1; sudo -n /usr/local/lib/bakery/bakery-sudo nginx-site-remove `+dockerApp+`; rm -rf /var/lib/bakery/apps/`+dockerApp+`; true`)
+	clean := `for s in blue green; do docker rm -f bakery-` + dsiteApp + `-$s; done >/dev/null 2>&1
+imgs=$(docker image ls -q bakery/` + dsiteApp + `); [ -z "$imgs" ] || docker image rm -f $imgs >/dev/null
+h=/usr/local/lib/bakery/bakery-sudo; sudo -n $h nginx-site-remove ` + dsiteApp + `; sudo -n $h nginx-reload
+sudo -n $h app-remove ` + dsiteApp + `; rm -rf /var/lib/bakery/apps/` + dsiteApp + `; true`
+	testnodes.SSH(t, node, clean)
+	t.Cleanup(func() { testnodes.SSH(t, node, clean) })
 	key, err := os.ReadFile(lab.PrivateKey)
 	if err != nil {
 		t.Fatal(err)
@@ -532,12 +548,13 @@ func TestE2EIngressDocker(t *testing.T) {
 	repo, commit := exampleRepo(t)
 	c1 := commit("sse", map[string]string{"docker-start.sh": dockerSSEStart})
 	d := dockerDeployment(repo, node.Name)
+	d.Metadata.Name, d.Spec.Ingress.Hosts = dsiteApp, []string{dsiteHost}
 	if _, err := st.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		o, err := st.Get(ctx, api.KindDeployment, dockerApp)
+		o, err := st.Get(ctx, api.KindDeployment, dsiteApp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -554,7 +571,7 @@ func TestE2EIngressDocker(t *testing.T) {
 	sse := func() []time.Duration {
 		t.Helper()
 		req, _ := http.NewRequest("GET", "http://"+net.JoinHostPort(ip, "80")+"/cgi-bin/sse", nil)
-		req.Host = dockerHost
+		req.Host = dsiteHost
 		sresp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -579,21 +596,21 @@ func TestE2EIngressDocker(t *testing.T) {
 	// nginx's default (buffering on), for comparison: logged, not asserted.
 	t.Logf("docker SSE with nginx's buffering (the default): events arrived %v apart (written 1s apart)", sse())
 
-	o, err := st.Get(ctx, api.KindDeployment, dockerApp)
+	o, err := st.Get(ctx, api.KindDeployment, dsiteApp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d = o.(*api.Deployment)
 	off := false
 	d.Spec.Ingress.Proxy = &api.Proxy{Buffering: &off, Headers: map[string]string{"X-Content-Type-Options": "nosniff"}}
-	d.Spec.Ingress.Redirects = []api.Redirect{{From: "www." + dockerHost, To: dockerHost}}
+	d.Spec.Ingress.Redirects = []api.Redirect{{From: "www." + dsiteHost, To: dsiteHost}}
 	if _, err := st.Update(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	var resp *http.Response
 	var body []byte
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		resp, body, err = request(hc, ip, "GET", dockerHost, "/", nil)
+		resp, body, err = request(hc, ip, "GET", dsiteHost, "/", nil)
 		if err == nil && resp.StatusCode == 200 && resp.Header.Get("X-Content-Type-Options") == "nosniff" {
 			break
 		}
@@ -601,8 +618,8 @@ func TestE2EIngressDocker(t *testing.T) {
 			t.Fatalf("the new site is not served: %v %v %q", resp, err, body)
 		}
 	}
-	resp, _, err = request(hc, ip, "GET", "www."+dockerHost, "/x", nil)
-	if err != nil || resp.StatusCode != 301 || resp.Header.Get("Location") != "http://"+dockerHost+"/x" {
+	resp, _, err = request(hc, ip, "GET", "www."+dsiteHost, "/x", nil)
+	if err != nil || resp.StatusCode != 301 || resp.Header.Get("Location") != "http://"+dsiteHost+"/x" {
 		t.Fatalf("redirect: %v %v", resp, err)
 	}
 	gaps := sse()
@@ -610,5 +627,5 @@ func TestE2EIngressDocker(t *testing.T) {
 	if spread := gaps[0] + gaps[1] + gaps[2]; spread < 1500*time.Millisecond {
 		t.Fatalf("events arrived within %v: buffered", spread)
 	}
-	maintenanceUnderLoad(t, dockerApp, dockerHost, ip, specMaintenance(t, st, dockerApp))
+	maintenanceUnderLoad(t, dsiteApp, dsiteHost, ip, specMaintenance(t, st, dsiteApp))
 }
