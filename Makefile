@@ -49,6 +49,7 @@ fuzz: ## run each fuzz target briefly
 	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 15s
 	$(GO) test ./api/server -run '^$$' -fuzz '^FuzzParseGitHubPush$$' -fuzztime 15s
 	$(GO) test ./reconciler/analytics -run '^$$' -fuzz '^FuzzParseAnalytics$$' -fuzztime 15s
+	$(GO) test ./reconciler/nodefiles -run '^$$' -fuzz '^FuzzSiteProxy$$' -fuzztime 15s
 
 bench: ## run every benchmark once (figures come from scripts/bench*)
 	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 10m ./...

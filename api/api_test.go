@@ -109,6 +109,32 @@ func TestDeploymentValidation(t *testing.T) {
 		{"tls ok", func(d *Deployment) {
 			d.Spec.Ingress.TLS = &TLS{Email: "ops+tls@example.com", Server: "https://pebble:14000/dir"}
 		}, []string{}},
+		{"proxy ok", func(d *Deployment) {
+			f := false
+			d.Spec.Ingress.Proxy = &Proxy{WebSockets: &f, Buffering: &f, ClientMaxBodySize: "20m", ReadTimeout: &Duration{time.Hour}, SendTimeout: &Duration{time.Minute},
+				Headers: map[string]string{"X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'self'"}}
+			d.Spec.Ingress.Redirects = []Redirect{{From: "www.example.com", To: "example.com"}}
+			d.Spec.Ingress.Maintenance = &Maintenance{Enabled: true, Message: "Back at 10:00 UTC."}
+		}, []string{}},
+		{"proxy body size", func(d *Deployment) { d.Spec.Ingress.Proxy = &Proxy{ClientMaxBodySize: "20MB"} }, []string{"spec.ingress.proxy.clientMaxBodySize"}},
+		{"proxy timeouts", func(d *Deployment) {
+			d.Spec.Ingress.Proxy = &Proxy{ReadTimeout: &Duration{1500 * time.Millisecond}, SendTimeout: &Duration{48 * time.Hour}}
+		}, []string{"spec.ingress.proxy.readTimeout", "spec.ingress.proxy.sendTimeout"}},
+		{"proxy header name", func(d *Deployment) { d.Spec.Ingress.Proxy = &Proxy{Headers: map[string]string{"X A": "v"}} }, []string{`spec.ingress.proxy.headers["X A"]`}},
+		{"proxy header bakery", func(d *Deployment) { d.Spec.Ingress.Proxy = &Proxy{Headers: map[string]string{"X-Bakery-Slot": "v"}} }, []string{`spec.ingress.proxy.headers["X-Bakery-Slot"]`}},
+		{"proxy header hsts", func(d *Deployment) {
+			d.Spec.Ingress.Proxy = &Proxy{Headers: map[string]string{"strict-transport-security": "max-age=1"}}
+		}, []string{`spec.ingress.proxy.headers["strict-transport-security"]`}},
+		{"proxy header duplicate", func(d *Deployment) { d.Spec.Ingress.Proxy = &Proxy{Headers: map[string]string{"X-A": "1", "x-a": "2"}} }, []string{`spec.ingress.proxy.headers["x-a"]`}},
+		{"proxy header injection", func(d *Deployment) {
+			d.Spec.Ingress.Proxy = &Proxy{Headers: map[string]string{"X-A": `v" always; include /etc/shadow; #`, "X-B": "$host", "X-C": "a\nb", "X-D": ""}}
+		}, []string{`spec.ingress.proxy.headers["X-A"]`, `spec.ingress.proxy.headers["X-B"]`, `spec.ingress.proxy.headers["X-C"]`, `spec.ingress.proxy.headers["X-D"]`}},
+		{"redirect hosts", func(d *Deployment) {
+			d.Spec.Ingress.Redirects = []Redirect{{From: "*.a.example", To: "a b"}, {From: d.Spec.Ingress.Hosts[0], To: "x.example"}, {From: "y.example", To: "y.example"}}
+		}, []string{"spec.ingress.redirects[0].from", "spec.ingress.redirects[0].to", "spec.ingress.redirects[1].from", "spec.ingress.redirects[2].to"}},
+		{"maintenance message", func(d *Deployment) {
+			d.Spec.Ingress.Maintenance = &Maintenance{Enabled: true, Message: `ok"; } server { return 200 "x`}
+		}, []string{"spec.ingress.maintenance.message"}},
 		{"tls no hosts", func(d *Deployment) { d.Spec.Ingress = &Ingress{TLS: &TLS{Email: "ops@example.com"}} }, []string{"spec.ingress.tls"}},
 		{"tls wildcard", func(d *Deployment) {
 			d.Spec.Ingress.Hosts = []string{"*.example.test"}

@@ -271,6 +271,72 @@ type HealthCheck struct {
 type Ingress struct {
 	Hosts []string `json:"hosts,omitempty"`
 	TLS   *TLS     `json:"tls,omitempty"`
+	// Proxy tunes how nginx passes requests to the app.
+	Proxy *Proxy `json:"proxy,omitempty"`
+	// Redirects send every request for a host (FROM, not one of hosts) to
+	// another (TO) with a permanent redirect (301), keeping the path and
+	// query: www ↔ apex. FROM is served over plain HTTP only (no
+	// certificate is asked for it); with tls, TO is reached over HTTPS.
+	Redirects []Redirect `json:"redirects,omitempty"`
+	// Maintenance makes nginx answer every request for the app's hosts
+	// with 503, a Retry-After header and a message, without touching the
+	// running slots (bakery maintenance on|off sets it); turning it off
+	// restores service at once (an nginx reload, no restart).
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
+}
+
+// Proxy holds nginx's per-app proxy settings.
+//
+// Open connections on a switch: nginx's reload leaves connections already
+// open (WebSockets, server-sent events, long downloads) with the old
+// workers, still proxied to the old slot; new connections go to the new
+// slot. The old slot keeps running for strategy.drain after the switch and
+// is then stopped, which ends what is still open (nodes' nginx.conf sets
+// no worker_shutdown_timeout, so the old workers wait for their
+// connections). Size strategy.drain to the longest request or stream a
+// client should be allowed to finish after a deploy (a file download, a
+// report); long-lived WebSockets and event streams should reconnect
+// anyway, so a drain of a few seconds to a minute is usual: every
+// rollout waits that long on each node before it stops the old slot.
+type Proxy struct {
+	// WebSockets passes Upgrade requests to the app with the Upgrade and
+	// Connection headers (default true).
+	WebSockets *bool `json:"websockets,omitempty"`
+	// Buffering lets nginx buffer the app's responses (default true); with
+	// false (proxy_buffering off) server-sent events and chunked responses
+	// reach the client as the app writes them.
+	Buffering *bool `json:"buffering,omitempty"`
+	// ClientMaxBodySize is the largest request body accepted (nginx's
+	// client_max_body_size: a number with an optional k, m or g; "0" means
+	// no limit; default nginx's 1m). Larger requests get 413.
+	ClientMaxBodySize string `json:"clientMaxBodySize,omitempty"`
+	// ReadTimeout is how long nginx waits between two reads from the app
+	// (proxy_read_timeout; default 60s; whole seconds, at most 24h): an
+	// idle WebSocket or event stream is closed after it.
+	ReadTimeout *Duration `json:"readTimeout,omitempty"`
+	// SendTimeout is how long nginx waits between two writes to the app
+	// (proxy_send_timeout; default 60s; whole seconds, at most 24h).
+	SendTimeout *Duration `json:"sendTimeout,omitempty"`
+	// Headers are added to every response (add_header NAME "VALUE"
+	// always). A name is letters, digits and '-' (at most 64, not
+	// X-Bakery-*); a value is printable ASCII without " \ ; { } $ (at most
+	// 512 characters). At most 20.
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// Redirect is a permanent redirect of every request for a host.
+type Redirect struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// Maintenance is the app's maintenance mode.
+type Maintenance struct {
+	Enabled bool `json:"enabled,omitempty"`
+	// Message is the plain-text body of the 503 answers (default "Down
+	// for maintenance."): printable ASCII without " \ ; { } $, at most 512
+	// characters.
+	Message string `json:"message,omitempty"`
 }
 
 // TLS asks for a certificate per host from an ACME server, with certbot
@@ -282,6 +348,9 @@ type TLS struct {
 	// Server is the ACME directory URL (default: the control plane's
 	// --acme-server, which defaults to Let's Encrypt).
 	Server string `json:"server,omitempty"`
+	// HSTS adds "Strict-Transport-Security: max-age=31536000" to the
+	// answers served over HTTPS (never to plain HTTP ones).
+	HSTS bool `json:"hsts,omitempty"`
 }
 
 // Strategy says how a new revision replaces the old one.
@@ -295,7 +364,12 @@ type Strategy struct {
 	// (fetch, build and test, install, start of the idle slot, health
 	// check), before any node switches (default 0: all target nodes).
 	MaxParallel int `json:"maxParallel,omitempty"`
-	// Drain is how long the old slot keeps running after the switch.
+	// Drain is how long the old slot keeps running after the switch:
+	// connections already open to it (WebSockets, event streams, long
+	// downloads) keep working that long, then end when it stops; new
+	// connections go to the new slot at once. Size it to the longest
+	// request a client must be able to finish (docs/operations.md,
+	// "Open connections and the drain").
 	Drain *Duration `json:"drain,omitempty"`
 }
 
@@ -566,17 +640,19 @@ func (d *Deployment) SetStatusJSON(b json.RawMessage) error {
 
 // Defaults for Deployments.
 const (
-	DefaultRef              = "main"
-	DefaultKeepReleases     = 3
-	DefaultHealthPath       = "/"
-	DefaultHealthRetries    = 10
-	DefaultHealthTimeout    = 2 * time.Second
-	DefaultHealthInterval   = time.Second
-	DefaultHealthStart      = 0
-	DefaultDrain            = 2 * time.Second
-	DefaultProgressDeadline = 10 * time.Minute
-	DefaultMaxUnavailable   = 1
-	DefaultReleaseTimeout   = 10 * time.Minute
+	DefaultRef            = "main"
+	DefaultKeepReleases   = 3
+	DefaultHealthPath     = "/"
+	DefaultHealthRetries  = 10
+	DefaultHealthTimeout  = 2 * time.Second
+	DefaultHealthInterval = time.Second
+	DefaultHealthStart    = 0
+	DefaultDrain          = 2 * time.Second
+	// DefaultMaintenanceMessage is the body of maintenance answers.
+	DefaultMaintenanceMessage = "Down for maintenance."
+	DefaultProgressDeadline   = 10 * time.Minute
+	DefaultMaxUnavailable     = 1
+	DefaultReleaseTimeout     = 10 * time.Minute
 	// MaxReleaseTimeout bounds spec.release.timeout (the node helper's
 	// check_seconds).
 	MaxReleaseTimeout = 24 * time.Hour

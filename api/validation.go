@@ -54,6 +54,9 @@ var (
 	// emailRE, certHostRE and acmeServerRE are exactly what the node's
 	// bakery-sudo helper accepts (check_email, check_domain,
 	// check_https_url in scripts/install-node-agent.sh).
+	headerNameRE  = regexp.MustCompile(`^[A-Za-z0-9][-A-Za-z0-9]{0,63}$`)
+	textRE        = regexp.MustCompile(`^[ !#%&'()*+,\-./0-9:<=>?@A-Z\[\]^_` + "`" + `a-z|~]{1,512}$`)
+	bodySizeRE    = regexp.MustCompile(`^(0|[1-9][0-9]{0,5}[kmg]?)$`)
 	emailRE       = regexp.MustCompile(`^[A-Za-z0-9_%+][A-Za-z0-9._%+-]*@[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}$`)
 	certHostRE    = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
 	acmeServerRE  = regexp.MustCompile(`^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$`)
@@ -108,6 +111,41 @@ func ValidateProcessName(name string) string {
 func ValidateHost(host string) string {
 	if len(host) > 253 || !hostnameRE.MatchString(host) {
 		return fmt.Sprintf("%q is not a valid lower-case host name", host)
+	}
+	return ""
+}
+
+// ValidateHeaderName checks the name of a response header of
+// ingress.proxy.headers: letters, digits and '-' (an HTTP token, narrowed),
+// at most 64, not X-Bakery-* (Bakery's own). The node's helper applies the
+// same rule (check_header_name).
+func ValidateHeaderName(name string) string {
+	switch {
+	case !headerNameRE.MatchString(name):
+		return fmt.Sprintf("%q is not a header name (letters, digits and '-', at most 64)", name)
+	case strings.HasPrefix(strings.ToLower(name), "x-bakery-"):
+		return fmt.Sprintf("%q: X-Bakery-* headers are Bakery's own", name)
+	}
+	return ""
+}
+
+// ValidateText checks a header value of ingress.proxy.headers or the
+// maintenance message: 1-512 printable ASCII characters without the ones
+// nginx's configuration syntax gives a meaning inside a quoted string or
+// after it (" \ ; { } $). The node's helper applies the same rule
+// (check_text) before it writes the text, in double quotes, into a site.
+func ValidateText(s string) string {
+	if !textRE.MatchString(s) {
+		return fmt.Sprintf("%q: want 1-512 printable ASCII characters without \" \\ ; { } $", s)
+	}
+	return ""
+}
+
+// ValidateBodySize checks a client_max_body_size: digits (at most 6, no
+// leading zero but "0") with an optional k, m or g.
+func ValidateBodySize(s string) string {
+	if !bodySizeRE.MatchString(s) {
+		return fmt.Sprintf("%q is not a size (a number with an optional k, m or g, e.g. 20m; 0 for no limit)", s)
 	}
 	return ""
 }
@@ -389,6 +427,70 @@ func (d *Deployment) Validate() FieldErrors {
 				if r := ValidateACMEServer(ing.TLS.Server); r != "" {
 					es.add("spec.ingress.tls.server", "%s", r)
 				}
+			}
+		}
+		if p := ing.Proxy; p != nil {
+			if p.ClientMaxBodySize != "" {
+				if r := ValidateBodySize(p.ClientMaxBodySize); r != "" {
+					es.add("spec.ingress.proxy.clientMaxBodySize", "%s", r)
+				}
+			}
+			for _, t := range []struct {
+				f string
+				d *Duration
+			}{{"readTimeout", p.ReadTimeout}, {"sendTimeout", p.SendTimeout}} {
+				if f, d := t.f, t.d; d != nil && (d.Duration < time.Second || d.Duration > 24*time.Hour || d.Duration%time.Second != 0) {
+					es.add("spec.ingress.proxy."+f, "must be whole seconds, 1s-24h")
+				}
+			}
+			if len(p.Headers) > 20 {
+				es.add("spec.ingress.proxy.headers", "at most 20 headers")
+			}
+			names := make([]string, 0, len(p.Headers))
+			for k := range p.Headers {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			seen := map[string]bool{}
+			for _, k := range names {
+				fp := fmt.Sprintf("spec.ingress.proxy.headers[%q]", k)
+				if r := ValidateHeaderName(k); r != "" {
+					es.add(fp, "%s", r)
+				} else if seen[strings.ToLower(k)] {
+					es.add(fp, "duplicate header (names are case-insensitive)")
+				} else if strings.EqualFold(k, "Strict-Transport-Security") {
+					es.add(fp, "use spec.ingress.tls.hsts")
+				}
+				seen[strings.ToLower(k)] = true
+				if r := ValidateText(p.Headers[k]); r != "" {
+					es.add(fp, "%s", r)
+				}
+			}
+		}
+		if len(ing.Redirects) > 20 {
+			es.add("spec.ingress.redirects", "at most 20 redirects")
+		}
+		froms := map[string]bool{}
+		for i, rd := range ing.Redirects {
+			p := fmt.Sprintf("spec.ingress.redirects[%d]", i)
+			for _, fh := range [][2]string{{"from", rd.From}, {"to", rd.To}} {
+				if r := ValidateHost(fh[1]); r != "" || strings.HasPrefix(fh[1], "*.") {
+					es.add(p+"."+fh[0], "%q is not a plain lower-case host name", fh[1])
+				}
+			}
+			switch {
+			case hs[rd.From]:
+				es.add(p+".from", "%q is one of spec.ingress.hosts (it is served, not redirected)", rd.From)
+			case froms[rd.From]:
+				es.add(p+".from", "duplicate redirect of %q", rd.From)
+			case rd.From == rd.To:
+				es.add(p+".to", "redirects %q to itself", rd.From)
+			}
+			froms[rd.From] = true
+		}
+		if m := ing.Maintenance; m != nil && m.Message != "" {
+			if r := ValidateText(m.Message); r != "" {
+				es.add("spec.ingress.maintenance.message", "%s", r)
 			}
 		}
 	}

@@ -102,6 +102,9 @@ const (
 	ActionRestart  Action = "restart"  // start the same revision in the other slot and switch, no downtime
 	ActionRollback Action = "rollback" // go back to a previous revision: its recorded spec and its commit
 	ActionResume   Action = "resume"   // clear a rollback's (or redeploy's) pin: follow the ref again
+	// ActionMaintenance sets spec.ingress.maintenance (ActionOptions.Maintenance)
+	// as a new spec generation that keeps a rollback's or redeploy's pin.
+	ActionMaintenance Action = "maintenance"
 )
 
 // ActionOptions is the (optional) body of
@@ -114,6 +117,8 @@ type ActionOptions struct {
 	// RerunRelease (deploy) runs spec.release even for a commit it ran
 	// for before.
 	RerunRelease bool `json:"rerunRelease,omitempty"`
+	// Maintenance (action maintenance) is the maintenance mode to set.
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
 }
 
 // ActionRequest is an action on one deployment, as the API hands it to
@@ -127,6 +132,8 @@ type ActionRequest struct {
 	// RerunRelease (deploy) runs spec.release even for a commit it ran
 	// for before.
 	RerunRelease bool `json:"rerunRelease,omitempty"`
+	// Maintenance (action maintenance) is the maintenance mode to set.
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
 	// By is who asks: an API token's name, or "user:<name>" for a web UI
 	// user. The rollout the action starts records it as TriggeredBy.
 	By string `json:"by,omitempty"`

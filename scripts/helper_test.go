@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"bakery.dev/bakery/api"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
 	"bakery.dev/bakery/scripts"
 )
@@ -78,6 +79,15 @@ var (
 		{App: "web", Slot: nf.Green, Hosts: []string{"a.example.test", "b.example.test"}, Port: 20001, TLS: true, CertHosts: []string{"b.example.test"}},
 		{App: "web", Slot: nf.Blue, Hosts: []string{"a.example.test", "b.example.test"}, Port: 1, TLS: true, CertHosts: []string{"b.example.test", "a.example.test"}, TLSPort: 8443, ListenPort: 8080},
 		{App: "web", Slot: nf.Blue, Hosts: []string{"a.example.test"}, Port: 2, CertHosts: []string{"a.example.test"}}, // certificates without TLS: ignored
+		{App: "web", Slot: nf.Blue, Port: 2, NoWebSockets: true},
+		{App: "my-app", Slot: nf.Green, Hosts: []string{"example.test", "b.example.test"}, Port: 20001, TLS: true, CertHosts: []string{"example.test"}, HSTS: true,
+			NoBuffering: true, BodySize: "20m", ReadTimeout: 3600, SendTimeout: 120,
+			Headers:   []nf.Header{{Name: "X-Frame-Options", Value: "DENY"}, {Name: "Content-Security-Policy", Value: "default-src 'self' https://a.test #x"}},
+			Redirects: []api.Redirect{{From: "www.example.test", To: "example.test"}, {From: "www.b.example.test", To: "b.example.test"}}},
+		{App: "my-app", Slot: nf.Blue, Hosts: []string{"example.test"}, Port: 20001, TLS: true, CertHosts: []string{"example.test"}, TLSPort: 8443, ListenPort: 8080,
+			Redirects:   []api.Redirect{{From: "www.example.test", To: "example.test"}, {From: "old.test", To: "other.test"}},
+			Maintenance: "Down for maintenance: back at 10:00 UTC (sorry!) ~|^_`[]<>?@&%*+=", Headers: []nf.Header{{Name: "X-A", Value: " "}}},
+		{App: "hello", Slot: nf.Blue, Port: 1, Maintenance: "m", NoWebSockets: true, HSTS: true},
 	}
 )
 
@@ -198,6 +208,26 @@ func TestHelperRefusesHostileArguments(t *testing.T) {
 		{"render-site", "hello", "blue", "20000", "--tls", "--host", "a.example.test", "--cert", "b.example.test"},
 		{"render-site", "hello", "blue", "20000", "--include", "/etc/shadow"},
 		{"render-site", "hello", "blue", "0"},
+		{"render-site", "hello", "blue", "1", "--header", "X-A", "diIgYWx3YXlzOyBpbmNsdWRlIC9ldGMvc2hhZG93OyAj"}, // v" always; include /etc/shadow; #
+		{"render-site", "hello", "blue", "1", "--header", "X-A", "JGhvc3Q="},                                     // $host
+		{"render-site", "hello", "blue", "1", "--header", "X-A", "YQBi"},                                         // a NUL b
+		{"render-site", "hello", "blue", "1", "--header", "X-A", "YQpi"},                                         // a LF b
+		{"render-site", "hello", "blue", "1", "--header", "X-A", "not base64!"},
+		{"render-site", "hello", "blue", "1", "--header", "X-A", "YWI"}, // not canonical
+		{"render-site", "hello", "blue", "1", "--header", "X-A;", "YQ=="},
+		{"render-site", "hello", "blue", "1", "--header", "X-Bakery-Slot", "YQ=="},
+		{"render-site", "hello", "blue", "1", "--header", "X-A", "YQ==", "--header", "x-a", "Yg=="},
+		{"render-site", "hello", "blue", "1", "--header", "Strict-Transport-Security", "YQ=="},
+		{"render-site", "hello", "blue", "1", "--header", "X-A"},
+		{"render-site", "hello", "blue", "1", "--maintenance", "b2siOyB9IHNlcnZlciB7IGxpc3RlbiA4MTsgcmV0dXJuIDIwMCAieA=="}, // ok"; } server { ...
+		{"render-site", "hello", "blue", "1", "--maintenance", ""},
+		{"render-site", "hello", "blue", "1", "--body-size", "1m; include /etc/shadow"},
+		{"render-site", "hello", "blue", "1", "--read-timeout", "0"},
+		{"render-site", "hello", "blue", "1", "--redirect", "a.test", "b.test;"},
+		{"render-site", "hello", "blue", "1", "--redirect", "*.a.test", "b.test"},
+		{"render-site", "hello", "blue", "1", "--host", "a.test", "--redirect", "a.test", "b.test"},
+		{"render-site", "hello", "blue", "1", "--redirect", "hello", "b.test"},
+		{"render-site", "hello", "blue", "1", "--redirect", "a.test", "b.test", "--redirect", "a.test", "c.test"},
 		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "systemd", "*:*:0/5\nExecStartPre=+/bin/sh -c id"},
 		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "systemd", "*:*:0/5 ; id"},
 		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "systemd", "%h"},

@@ -380,6 +380,27 @@ check_seconds() {
 	if ! [[ $1 =~ ^[1-9][0-9]{0,4}$ ]] || (($1 > 86400)); then refuse "invalid seconds '$1' (1-86400)"; fi
 }
 check_release() { [[ $1 =~ $RELEASE_RE ]] || refuse "invalid release '$1' (COMMIT or COMMIT-BUILDHASH)"; }
+check_redirect_host() { [[ $1 != '*.'* ]] || refuse "invalid redirect host '$1'"; check_host "$1"; }
+check_body_size() { [[ $1 =~ ^(0|[1-9][0-9]{0,5}[kmg]?)$ ]] || refuse "invalid body size '$1'"; }
+check_header_name() {
+	[[ $1 =~ ^[A-Za-z0-9][-A-Za-z0-9]{0,63}$ && ${1,,} != x-bakery-* ]] || refuse "invalid header name '$1'"
+}
+# check_text VALUE — a header value or maintenance message: 1-512 printable ASCII characters
+# without " \ ; { } $ (api.ValidateText), so that it can stand inside an nginx "…" string.
+check_text() {
+	local re='^[][ !#%&'"'"'()*+,./0-9:<=>?@A-Z^_`a-z|~-]{1,512}$'
+	[[ $1 =~ $re ]] || refuse "invalid text (printable ASCII without \" \\ ; { } \$, 1-512)"
+}
+# b64_text B64 — decode base64 free text, check it and print it. The encoding must be the
+# canonical one of the text (nothing dropped, e.g. a NUL, on the way).
+b64_text() {
+	local t
+	[[ ${#1} -le 700 && $1 =~ ^[A-Za-z0-9+/]+={0,2}$ ]] || refuse "invalid base64 text"
+	t=$(printf '%s' "$1" | base64 -d 2>/dev/null) || refuse "invalid base64 text"
+	[[ $(printf '%s' "$t" | base64 -w0) == "$1" ]] || refuse "invalid base64 text"
+	check_text "$t"
+	printf '%s' "$t"
+}
 check_host() { [[ ${#1} -le 253 && $1 =~ $HOST_RE ]] || refuse "invalid host name '$1'"; }
 valid_proc() { [[ ${#1} -ge 1 && ${#1} -le 20 && $1 =~ $NAME_RE && -$1- != *-blue-* && -$1- != *-green-* ]]; }
 check_proc() {
@@ -648,17 +669,26 @@ sched_remove() {
 }
 
 # site_args APP SLOT PORT [--listen N] [--tls-port N] [--tls] [--host H]... [--cert H]...
-# — check them (a --cert must be one of the --host names); sets the S_* globals.
+#   [--hsts] [--no-websockets] [--no-buffering] [--body-size S] [--read-timeout N]
+#   [--send-timeout N] [--header NAME B64VALUE]... [--redirect FROM TO]... [--maintenance B64MSG]
+# — check them (a --cert must be one of the --host names; free text arrives base64 encoded
+# and is decoded and checked by check_text); sets the S_* globals.
 site_args() {
 	[[ $# -ge 3 ]] || refuse "nginx site: want APP SLOT PORT [options]"
 	check_name app "$1"; check_slot "$2"; check_port "$3"
 	S_APP=$1 S_SLOT=$2 S_PORT=$3 S_LISTEN=80 S_TLSPORT=443 S_TLS=0 S_HOSTS=() S_CERTS=()
+	S_HSTS=0 S_WS=1 S_BUFFER=1 S_BODY='' S_RTIME='' S_STIME='' S_HNAMES=() S_HVALUES=() S_RFROM=() S_RTO=() S_MAINT=''
 	shift 3
-	local c h ok
+	local c h ok v lc seen=' '
 	while [[ $# -gt 0 ]]; do
 		case $1 in
 		--tls) S_TLS=1; shift; continue ;;
-		--listen | --tls-port | --host | --cert) [[ $# -ge 2 ]] || refuse "nginx site: $1 needs a value" ;;
+		--hsts) S_HSTS=1; shift; continue ;;
+		--no-websockets) S_WS=0; shift; continue ;;
+		--no-buffering) S_BUFFER=0; shift; continue ;;
+		--listen | --tls-port | --host | --cert | --body-size | --read-timeout | --send-timeout | --maintenance)
+			[[ $# -ge 2 ]] || refuse "nginx site: $1 needs a value" ;;
+		--header | --redirect) [[ $# -ge 3 ]] || refuse "nginx site: $1 needs two values" ;;
 		*) refuse "nginx site: unknown argument '$1'" ;;
 		esac
 		case $1 in
@@ -666,14 +696,32 @@ site_args() {
 		--tls-port) check_port "$2"; S_TLSPORT=$2 ;;
 		--host) check_host "$2"; S_HOSTS+=("$2") ;;
 		--cert) check_domain "$2"; S_CERTS+=("$2") ;;
+		--body-size) check_body_size "$2"; S_BODY=$2 ;;
+		--read-timeout) check_seconds "$2"; S_RTIME=$2 ;;
+		--send-timeout) check_seconds "$2"; S_STIME=$2 ;;
+		--maintenance) v=$(b64_text "$2"); S_MAINT=$v ;;
+		--header)
+			check_header_name "$2"; v=$(b64_text "$3")
+			lc=${2,,}
+			[[ $seen != *" $lc "* && $lc != strict-transport-security && $lc != retry-after ]] ||
+				refuse "nginx site: header '$2' repeated or reserved"
+			seen+="$lc "; S_HNAMES+=("$2"); S_HVALUES+=("$v"); shift ;;
+		--redirect) check_redirect_host "$2"; check_redirect_host "$3"; S_RFROM+=("$2"); S_RTO+=("$3"); shift ;;
 		esac
 		shift 2
 	done
 	[[ ${#S_HOSTS[@]} -le 100 ]] || refuse "nginx site: at most 100 hosts"
+	[[ ${#S_HNAMES[@]} -le 20 && ${#S_RFROM[@]} -le 20 ]] || refuse "nginx site: at most 20 headers and 20 redirects"
 	for c in "${S_CERTS[@]}"; do
 		ok=0
 		for h in "${S_HOSTS[@]}"; do [[ $h == "$c" ]] && ok=1; done
 		((ok)) || refuse "nginx site: certificate host '$c' is not one of the hosts"
+	done
+	local served=" ${S_HOSTS[*]} "
+	if [[ ${#S_HOSTS[@]} -eq 0 ]]; then served=" $S_APP "; fi
+	for c in "${S_RFROM[@]}"; do
+		[[ $served != *" $c "* ]] || refuse "nginx site: redirected host '$c' is served"
+		served+="$c "
 	done
 }
 
@@ -685,19 +733,42 @@ site_challenge() {
 	printf '    }\n'
 }
 
-# site_proxy [TOKEN] — the location that proxies to the active slot.
+# site_proxy [TOKEN] — the location that proxies to the active slot (in maintenance: answers
+# 503); with TOKEN (an HTTPS server) also X-Bakery-Site and HSTS.
 # shellcheck disable=SC2016 # nginx variables, not shell ones
 site_proxy() {
+	local i
 	printf '\n    location / {\n'
-	printf '        proxy_pass http://bakery-%s;\n' "$S_APP"
+	if [[ -z $S_MAINT ]]; then printf '        proxy_pass http://bakery-%s;\n' "$S_APP"; fi
 	printf '        access_log /var/log/nginx/bakery-%s.access bakery-%s;\n' "$S_APP" "$S_APP"
-	printf '        proxy_http_version 1.1;\n'
-	printf '        proxy_set_header Host $host;\n'
-	printf '        proxy_set_header X-Real-IP $remote_addr;\n'
-	printf '        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n'
-	printf '        proxy_set_header X-Forwarded-Proto $scheme;\n'
+	if [[ -z $S_MAINT ]]; then
+		printf '        proxy_http_version 1.1;\n'
+		printf '        proxy_set_header Host $host;\n'
+		printf '        proxy_set_header X-Real-IP $remote_addr;\n'
+		printf '        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n'
+		printf '        proxy_set_header X-Forwarded-Proto $scheme;\n'
+		if ((S_WS)); then
+			printf '        proxy_set_header Upgrade $http_upgrade;\n'
+			printf '        proxy_set_header Connection $bakery_%s_connection;\n' "${S_APP//-/_}"
+		fi
+		if ((!S_BUFFER)); then printf '        proxy_buffering off;\n'; fi
+		if [[ -n $S_RTIME ]]; then printf '        proxy_read_timeout %ss;\n' "$S_RTIME"; fi
+		if [[ -n $S_STIME ]]; then printf '        proxy_send_timeout %ss;\n' "$S_STIME"; fi
+		if [[ -n $S_BODY ]]; then printf '        client_max_body_size %s;\n' "$S_BODY"; fi
+	fi
 	printf '        add_header X-Bakery-Slot %s/%s always;\n' "$S_APP" "$S_SLOT"
-	if [[ -n ${1:-} ]]; then printf '        add_header X-Bakery-Site %s always;\n' "$1"; fi
+	if [[ -n ${1:-} ]]; then
+		printf '        add_header X-Bakery-Site %s always;\n' "$1"
+		if ((S_HSTS)); then printf '        add_header Strict-Transport-Security "max-age=31536000" always;\n'; fi
+	fi
+	for i in "${!S_HNAMES[@]}"; do
+		printf '        add_header %s "%s" always;\n' "${S_HNAMES[$i]}" "${S_HVALUES[$i]}"
+	done
+	if [[ -n $S_MAINT ]]; then
+		printf '        add_header Retry-After 60 always;\n'
+		printf '        default_type text/plain;\n'
+		printf '        return 503 "%s\\n";\n' "$S_MAINT"
+	fi
 	printf '    }\n'
 }
 
@@ -721,6 +792,9 @@ render_site() {
 	printf '# Generated by Bakery for app %s; do not edit: drift is repaired.\n' "$S_APP"
 	printf 'upstream bakery-%s {\n    server 127.0.0.1:%s max_fails=0;\n}\n' "$S_APP" "$S_PORT"
 	printf '\nlog_format bakery-%s $msec|$status|$body_bytes_sent|$request_time;\n' "$S_APP"
+	if ((S_WS)); then
+		printf '\nmap $http_upgrade $bakery_%s_connection {\n    default upgrade;\n    ~^$ close;\n}\n' "${S_APP//-/_}"
+	fi
 	if [[ ${#plain[@]} -gt 0 ]]; then
 		printf '\nserver {\n    listen %s;\n    server_name %s;\n' "$S_LISTEN" "${plain[*]}"
 		if ((S_TLS)); then site_challenge; fi
@@ -747,6 +821,20 @@ render_site() {
 			printf '}\n'
 		done
 	fi
+	local i to
+	for i in "${!S_RFROM[@]}"; do
+		has=0
+		if ((S_TLS)); then for c in "${S_CERTS[@]}"; do [[ $c == "${S_RTO[$i]}" ]] && has=1; done; fi
+		if ((has)); then
+			to="https://${S_RTO[$i]}"
+			if [[ $S_TLSPORT != 443 ]]; then to+=":$S_TLSPORT"; fi
+		else
+			to="http://${S_RTO[$i]}"
+			if [[ $S_LISTEN != 80 ]]; then to+=":$S_LISTEN"; fi
+		fi
+		printf '\nserver {\n    listen %s;\n    server_name %s;\n' "$S_LISTEN" "${S_RFROM[$i]}"
+		printf '\n    location / {\n        return 301 %s$request_uri;\n    }\n}\n' "$to"
+	done
 }
 
 # build APP RELEASE < SCRIPT — run SCRIPT (the build and test steps, from the control
@@ -1214,6 +1302,9 @@ check)
 	concurrency) check_concurrency "$2" ;;
 	runtime) check_runtime "$2" ;;
 	calendar) check_calendar "$2" ;;
+	header-name) check_header_name "$2" ;;
+	text) check_text "$2" ;;
+	body-size) check_body_size "$2" ;;
 	*) refuse "unknown parameter kind '$1'" ;;
 	esac
 	echo ok

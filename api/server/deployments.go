@@ -35,10 +35,15 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) (any, error) {
 		if err := dec.Decode(&in); err != nil {
 			return nil, errorf(http.StatusBadRequest, "action body: %v", err)
 		}
-		req.Commit, req.ToRevision, req.RerunRelease = in.Commit, in.ToRevision, in.RerunRelease
+		req.Commit, req.ToRevision, req.RerunRelease, req.Maintenance = in.Commit, in.ToRevision, in.RerunRelease, in.Maintenance
 		if in.RerunRelease && req.Action != api.ActionDeploy {
 			return nil, badField("rerunRelease", "is only for action deploy")
 		}
+		if (in.Maintenance != nil) != (req.Action == api.ActionMaintenance) {
+			return nil, badField("maintenance", "is for action maintenance, and only there")
+		}
+	} else if req.Action == api.ActionMaintenance {
+		return nil, badField("maintenance", "is for action maintenance, and only there")
 	}
 	// The loop's errors say their status (CodedError): 409 for an action
 	// the deployment's state does not allow, 503 when it rolls nothing out.

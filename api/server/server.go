@@ -146,7 +146,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(v1+"/"+resourcePattern+"/{name}/status", s.wrap(http.StatusOK, s.status)).Methods(http.MethodGet)
 	r.Handle(v1+"/nodes/{name}/bootstrap", s.wrap(http.StatusOK, s.bootstrap)).Methods(http.MethodGet)
 	r.Handle(v1+"/nodes/{name}/verify", s.wrap(http.StatusOK, s.verify)).Methods(http.MethodPost)
-	r.Handle(v1+"/deployments/{name}/actions/{action:deploy|redeploy|restart|rollback|resume}", s.wrap(http.StatusAccepted, s.action)).Methods(http.MethodPost)
+	r.Handle(v1+"/deployments/{name}/actions/{action:deploy|redeploy|restart|rollback|resume|maintenance}", s.wrap(http.StatusAccepted, s.action)).Methods(http.MethodPost)
 	r.Handle(v1+"/deployments/{name}/rollouts", s.wrap(http.StatusOK, s.rollouts)).Methods(http.MethodGet)
 	r.Handle(v1+"/deployments/{name}/metrics", s.wrap(http.StatusOK, s.metrics)).Methods(http.MethodGet)
 	r.Handle(v1+"/deployments/{name}/logs", http.HandlerFunc(s.runtimeLogs)).Methods(http.MethodGet)

@@ -100,7 +100,7 @@ func (w *Written) Check(ctx context.Context, tx Reader) error {
 		if err != nil {
 			return fmt.Errorf("check rules: %w", err)
 		}
-		if d, ok := o.(*api.Deployment); ok && d.Spec.Ingress != nil && len(d.Spec.Ingress.Hosts) > 0 {
+		if d, ok := o.(*api.Deployment); ok && len(claimedHosts(d)) > 0 {
 			deps = append(deps, d)
 		}
 	}
@@ -110,8 +110,27 @@ func (w *Written) Check(ctx context.Context, tx Reader) error {
 	return checkIngressHosts(ctx, tx, deps)
 }
 
+// hostClaim is a host name a deployment's nginx site serves (a host, or
+// the from of a redirect) and the field that names it.
+type hostClaim struct{ field, host string }
+
+func claimedHosts(d *api.Deployment) []hostClaim {
+	ing := d.Spec.Ingress
+	if ing == nil {
+		return nil
+	}
+	var out []hostClaim
+	for j, h := range ing.Hosts {
+		out = append(out, hostClaim{fmt.Sprintf("spec.ingress.hosts[%d]", j), h})
+	}
+	for j, r := range ing.Redirects {
+		out = append(out, hostClaim{fmt.Sprintf("spec.ingress.redirects[%d].from", j), r.From})
+	}
+	return out
+}
+
 // checkIngressHosts enforces "an ingress host belongs to one Deployment"
-// for written, which claim hosts.
+// for written, which claim hosts (ingress hosts and redirected hosts).
 func checkIngressHosts(ctx context.Context, tx Reader, written []*api.Deployment) error {
 	all, err := tx.List(ctx, api.KindDeployment, ListOptions{})
 	if err != nil {
@@ -120,24 +139,22 @@ func checkIngressHosts(ctx context.Context, tx Reader, written []*api.Deployment
 	claims := map[string][]string{} // host → deployments claiming it
 	for _, o := range all {
 		d := o.(*api.Deployment)
-		if d.Spec.Ingress == nil {
-			continue
-		}
-		for _, h := range d.Spec.Ingress.Hosts {
-			claims[h] = append(claims[h], d.Metadata.Name)
+		for _, c := range claimedHosts(d) {
+			claims[c.host] = append(claims[c.host], d.Metadata.Name)
 		}
 	}
 	e := &RuleError{}
 	var clashes []string
 	reported := map[string]bool{}
 	for _, d := range written {
-		for j, h := range d.Spec.Ingress.Hosts {
+		for _, c := range claimedHosts(d) {
+			h := c.host
 			for _, other := range claims[h] {
 				if other == d.Metadata.Name {
 					continue
 				}
 				e.Violations = append(e.Violations, Violation{Kind: api.KindDeployment, Name: d.Metadata.Name,
-					Field:  fmt.Sprintf("spec.ingress.hosts[%d]", j),
+					Field:  c.field,
 					Reason: fmt.Sprintf("host %q is also claimed by Deployment/%s", h, other)})
 				pair := []string{d.Metadata.Name, other}
 				sort.Strings(pair)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -261,6 +262,36 @@ func describeDeploymentSpec(d describer, s api.DeploymentSpec) {
 			v += " (TLS, " + ing.TLS.Email + ")"
 		}
 		d.line(1, "Ingress", "%s", v)
+		for _, r := range ing.Redirects {
+			d.line(2, "Redirect", "%s → %s (301)", r.From, r.To)
+		}
+		if p := ing.Proxy; p != nil {
+			var ps []string
+			if p.WebSockets != nil && !*p.WebSockets {
+				ps = append(ps, "websockets off")
+			}
+			if p.Buffering != nil && !*p.Buffering {
+				ps = append(ps, "buffering off")
+			}
+			if p.ClientMaxBodySize != "" {
+				ps = append(ps, "max body "+p.ClientMaxBodySize)
+			}
+			if p.ReadTimeout != nil {
+				ps = append(ps, "read timeout "+p.ReadTimeout.String())
+			}
+			if p.SendTimeout != nil {
+				ps = append(ps, "send timeout "+p.SendTimeout.String())
+			}
+			if len(p.Headers) > 0 {
+				ps = append(ps, fmt.Sprintf("%d response headers", len(p.Headers)))
+			}
+			if len(ps) > 0 {
+				d.line(2, "Proxy", "%s", strings.Join(ps, ", "))
+			}
+		}
+		if m := ing.Maintenance; m != nil && m.Enabled {
+			d.line(2, "Maintenance", "ON: every request is answered 503 (%q)", cmp.Or(m.Message, api.DefaultMaintenanceMessage))
+		}
 	}
 	st := orDash(s.Strategy.Type)
 	st += fmt.Sprintf(", max unavailable %d", s.Strategy.MaxUnavailable)

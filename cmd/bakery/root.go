@@ -134,7 +134,7 @@ func newRootCmd(a *app) *cobra.Command {
 	)
 	for _, c := range []*cobra.Command{
 		newApplyCmd(a), newDiffCmd(a), newGetCmd(a), newDescribeCmd(a), newDeleteCmd(a), newNodeCmd(a),
-		newDeployCmd(a), newRolloutCmd(a), newLogsCmd(a), newSourceCmd(a), newWebhookCmd(a), newGitHubCmd(a),
+		newDeployCmd(a), newRolloutCmd(a), newMaintenanceCmd(a), newLogsCmd(a), newSourceCmd(a), newWebhookCmd(a), newGitHubCmd(a),
 		newSecretCmd(a), newExportCmd(a), newTopCmd(a), newExecCmd(a),
 	} {
 		c.GroupID = "basic"

@@ -1,11 +1,13 @@
 package deployment
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -554,9 +556,28 @@ type nginxIngress struct{}
 // has its certificate, else for the certificates known now.
 func (g nginxIngress) site(n *nodeRun, slot string, port int, goal bool) nf.Site {
 	s := nf.Site{App: n.app, Slot: slot, Port: port, CertHosts: g.certHosts(n, goal)}
-	if n.spec.Ingress != nil {
-		s.Hosts = n.spec.Ingress.Hosts
-		s.TLS = n.spec.Ingress.TLS != nil
+	if ing := n.spec.Ingress; ing != nil {
+		s.Hosts = ing.Hosts
+		s.TLS = ing.TLS != nil
+		s.HSTS = ing.TLS != nil && ing.TLS.HSTS
+		s.Redirects = ing.Redirects
+		if p := ing.Proxy; p != nil {
+			s.NoWebSockets = p.WebSockets != nil && !*p.WebSockets
+			s.NoBuffering = p.Buffering != nil && !*p.Buffering
+			s.BodySize = p.ClientMaxBodySize
+			if p.ReadTimeout != nil {
+				s.ReadTimeout = int(p.ReadTimeout.Seconds())
+			}
+			if p.SendTimeout != nil {
+				s.SendTimeout = int(p.SendTimeout.Seconds())
+			}
+			for _, name := range slices.Sorted(maps.Keys(p.Headers)) {
+				s.Headers = append(s.Headers, nf.Header{Name: name, Value: p.Headers[name]})
+			}
+		}
+		if m := ing.Maintenance; m != nil && m.Enabled {
+			s.Maintenance = cmp.Or(m.Message, api.DefaultMaintenanceMessage)
+		}
 	}
 	return s
 }

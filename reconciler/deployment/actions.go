@@ -77,8 +77,13 @@ func (r *Reconciler) RecordAction(ctx context.Context, name string, req api.Acti
 			s.FailedAttempt = nil
 			setPinnedCondition(s, name, &d.Spec, gen)
 		}
+	case api.ActionMaintenance:
+		if req.Maintenance == nil {
+			return fmt.Errorf("%w: action maintenance needs its maintenance mode", store.ErrInvalid)
+		}
+		return r.setMaintenance(ctx, d, *req.Maintenance)
 	default:
-		return fmt.Errorf("%w: unknown action %q (deploy, redeploy, restart, rollback, resume)", store.ErrInvalid, req.Action)
+		return fmt.Errorf("%w: unknown action %q (deploy, redeploy, restart, rollback, resume, maintenance)", store.ErrInvalid, req.Action)
 	}
 	return r.setStatus(ctx, name, mutate)
 }
@@ -128,6 +133,52 @@ func (r *Reconciler) restoreRevision(ctx context.Context, d *api.Deployment, tar
 	})
 }
 
+// setMaintenance writes spec.ingress.maintenance (nil when m is not
+// enabled) as a new spec generation, in one transaction with the pin of a
+// rollback or redeploy that held at the old generation, carried to the new
+// one: maintenance changes only the nginx site, and must not roll a
+// rolled-back deployment forward. An unchanged mode writes nothing.
+func (r *Reconciler) setMaintenance(ctx context.Context, d *api.Deployment, m api.Maintenance) error {
+	name := d.Metadata.Name
+	return r.Store.Txn(ctx, func(tx store.Tx) error {
+		obj, err := tx.Get(ctx, api.KindDeployment, name)
+		if err != nil {
+			return err
+		}
+		cur := obj.(*api.Deployment)
+		next := cur.DeepCopyObject().(*api.Deployment)
+		ing := api.Ingress{}
+		if next.Spec.Ingress != nil {
+			ing = *next.Spec.Ingress
+		}
+		ing.Maintenance = nil
+		if m.Enabled {
+			ing.Maintenance = &m
+		}
+		next.Spec.Ingress = &ing
+		if errs := next.Validate(); len(errs) > 0 {
+			return &ActionError{fmt.Sprintf("maintenance mode of %s: %s", name, errs.Error())}
+		}
+		if api.Equal(cur.SpecJSON(), next.SpecJSON()) {
+			return nil
+		}
+		held := pinHolds(cur)
+		if obj, err = tx.Update(ctx, next); err != nil {
+			return err
+		}
+		if !held {
+			return nil
+		}
+		stored := obj.(*api.Deployment)
+		pin := *cur.Status.Pin
+		pin.Generation = stored.Metadata.Generation
+		stored.Status.Pin = &pin
+		setPinnedCondition(&stored.Status, name, &stored.Spec, stored.Metadata.Generation)
+		_, err = tx.UpdateStatus(ctx, stored)
+		return err
+	})
+}
+
 // restoredSpec is the spec a rollback writes: cur, with what makes a
 // revision taken from the revision's recorded spec rec — the source, the
 // build, the runtime and docker settings, run (command, port, env names
@@ -146,6 +197,21 @@ func restoredSpec(cur, rec api.DeploymentSpec) api.DeploymentSpec {
 	out.HealthCheck = rec.HealthCheck
 	out.Processes = rec.Processes
 	out.Ingress = rec.Ingress
+	if rec.Ingress != nil || cur.Ingress != nil {
+		// Maintenance mode stays as it is now (it is no part of a revision).
+		ing := api.Ingress{}
+		if rec.Ingress != nil {
+			ing = *rec.Ingress
+		}
+		ing.Maintenance = nil
+		if cur.Ingress != nil {
+			ing.Maintenance = cur.Ingress.Maintenance
+		}
+		out.Ingress = &ing
+		if rec.Ingress == nil && ing.Maintenance == nil {
+			out.Ingress = nil
+		}
+	}
 	return out
 }
 

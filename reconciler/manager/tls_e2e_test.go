@@ -234,7 +234,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 	c1 := commit("v1", map[string]string{"CHANGES": "v1\n"})
 	secure := helloDeployment(repo, node.Name)
 	secure.Metadata.Name = "secure"
-	secure.Spec.Ingress = &api.Ingress{Hosts: hosts, TLS: &api.TLS{Email: "ops@example.test"}}
+	secure.Spec.Ingress = &api.Ingress{Hosts: hosts, TLS: &api.TLS{Email: "ops@example.test", HSTS: true}}
 	broken := helloDeployment(repo, node.Name)
 	broken.Metadata.Name = "broken"
 	broken.Spec.Ingress = &api.Ingress{Hosts: []string{badHost}, TLS: &api.TLS{Email: "ops@example.test"}}
@@ -308,6 +308,9 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 		if hdr.Get("X-Bakery-Slot") != "secure/blue" {
 			t.Errorf("https://%s/ answered from %q", h, hdr.Get("X-Bakery-Slot"))
 		}
+		if got := hdr.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+			t.Errorf("https://%s/: Strict-Transport-Security %q (tls.hsts is on)", h, got)
+		}
 		serial, err := p.servedSerial(node.Address, h)
 		if err != nil || !sameSerial(serial, serials[h]) {
 			t.Fatalf("%s: served certificate serial %s (%v), status says %s", h, serial, err, serials[h])
@@ -316,6 +319,9 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 		code, hdr, _, err = getURL(hc, "http://"+h+"/some/path?q=1")
 		if err != nil || code != http.StatusMovedPermanently || hdr.Get("Location") != "https://"+h+"/some/path?q=1" {
 			t.Fatalf("http://%s/some/path?q=1: %d Location %q %v; want a 301 to https", h, code, hdr.Get("Location"), err)
+		}
+		if got := hdr.Get("Strict-Transport-Security"); got != "" {
+			t.Errorf("http://%s/: Strict-Transport-Security %q over plain HTTP", h, got)
 		}
 		code, hdr, _, err = getURL(hc, "http://"+h+"/.well-known/acme-challenge/none")
 		if err != nil || code != http.StatusNotFound || hdr.Get("X-Bakery-Acme") != "1" {

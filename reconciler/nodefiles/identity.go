@@ -122,6 +122,12 @@ func ValidateParam(kind, value string) string {
 		return ValidateConcurrency(value)
 	case "calendar":
 		return ValidateCalendar(value)
+	case "header-name":
+		return api.ValidateHeaderName(value)
+	case "text":
+		return api.ValidateText(value)
+	case "body-size":
+		return api.ValidateBodySize(value)
 	case "runtime":
 		if value != api.RuntimeSystemd && value != api.RuntimeDocker {
 			return fmt.Sprintf("%q is not a runtime (systemd or docker)", value)

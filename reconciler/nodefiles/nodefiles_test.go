@@ -58,7 +58,8 @@ func TestNginxSite(t *testing.T) {
 			t.Errorf("site lacks %q:\n%s", want, s)
 		}
 	}
-	// The node's helper refuses quotes and backslashes.
+	// Without free text (headers, maintenance, HSTS) no quotes or
+	// backslashes.
 	if strings.ContainsAny(s, "\"'\\") {
 		t.Errorf("site has quotes or backslashes:\n%s", s)
 	}

@@ -754,6 +754,15 @@ func testIngressHostRule(t *testing.T, s store.Store) {
 	_, err = store.Apply(ctx, s, []api.Object{withHosts(Deployment("x", "/srv/repo"), "x.example.com"), Node("n1", "10.0.0.1", nil),
 		withHosts(Deployment("y", "/srv/repo"), "x.example.com")}, store.ApplyOptions{})
 	wantRuleError(t, err, "y", "x", "spec.ingress.hosts[0]")
+	// A redirected host is claimed too, both ways.
+	rd := withHosts(Deployment("redir", "/srv/repo"), "redir.example.com")
+	rd.Spec.Ingress.Redirects = []api.Redirect{{From: "b.example.com", To: "redir.example.com"}}
+	_, err = s.Create(ctx, rd)
+	wantRuleError(t, err, "redir", "b", "spec.ingress.redirects[0].from")
+	rd.Spec.Ingress.Redirects[0].From = "www.redir.example.com"
+	mustCreate(t, s, rd)
+	_, err = s.Create(ctx, withHosts(Deployment("redir2", "/srv/repo"), "www.redir.example.com"))
+	wantRuleError(t, err, "redir2", "redir", "spec.ingress.hosts[0]")
 	// A dry run reports it as well.
 	_, err = store.Apply(ctx, s, []api.Object{withHosts(Deployment("c", "/srv/repo"), "a.example.com")}, store.ApplyOptions{DryRun: true})
 	wantRuleError(t, err, "c", "a", "spec.ingress.hosts[0]")
