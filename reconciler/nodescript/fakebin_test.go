@@ -106,7 +106,7 @@ func TestScriptsPassValuesLiterally(t *testing.T) {
 			"sudo -n " + h + " unit-remove " + hostile + " green",
 			"sudo -n " + h + " env-remove " + hostile + " green",
 			"sudo -n " + h + " daemon-reload",
-			"sudo -n " + h + " app-remove " + hostile}, "", "", false},
+			"sudo -n " + h + " app-remove " + hostile + " --keep-data"}, "", "", false},
 		{"nginx-switch", func() (sshexec.Command, error) {
 			return NginxSwitch.Command(NginxSwitchInput{App: "web", Slot: "green", Hosts: []string{"a.test", "b.test"}, Path: "/healthz", Token: "tok",
 				Site: nf.Site{App: "web", Slot: "green", Port: 20001, Hosts: []string{"a.test", "*.b.test"}, TLS: true, CertHosts: []string{"a.test"}}})
