@@ -520,6 +520,22 @@ type NodeAppStatus struct {
 	Certificates []CertificateStatus `json:"certificates,omitempty"`
 	// Processes are the active slot's processes (spec.processes) on the node.
 	Processes []ProcessStatus `json:"processes,omitempty"`
+	// OOMKilled says the active slot's unit (container) was last stopped
+	// by the kernel's OOM killer: it used more than spec.resources.memory.
+	OOMKilled bool `json:"oomKilled,omitempty"`
+	// Persistent are the sizes of the persistent directories
+	// (spec.persistent) on the node.
+	Persistent []PersistentStatus `json:"persistent,omitempty"`
+}
+
+// PersistentStatus is one persistent directory on one node.
+type PersistentStatus struct {
+	Path string `json:"path"`
+	// Bytes is its size (du -s; -1: it could not be measured).
+	Bytes int64 `json:"bytes"`
+	// Size is the spec's advisory size; OverSize says Bytes exceeds it.
+	Size     string `json:"size,omitempty"`
+	OverSize bool   `json:"overSize,omitempty"`
 }
 
 // ProcessStatus is one process of the active slot on one node.

@@ -331,6 +331,10 @@ write_helper() {
 #   sched-remove APP [NAME]           stop, disable and remove that schedule (without NAME: every
 #                                     schedule of APP, recognised by its Description); prints
 #                                     "removed NAME" per schedule
+#   data-usage APP                    per persistent directory of APP one line "persistent PATH
+#                                     KIB" (du -sk, one file system, 10 s at most; KIB "-" when
+#                                     du failed): APP/persistent/* and the docker volumes
+#                                     labelled bakery.app=APP (their label bakery.path)
 #   check KIND VALUE                  apply the rule of one parameter kind (app slot port
 #                                     release seconds host cert-host process replicas script
 #                                     sched-name concurrency runtime calendar persist memory
@@ -1306,6 +1310,29 @@ app-remove)
 	rm -rf -- "${APPS_DATA:?}/$1"
 	echo removed
 	;;
+data-usage)
+	nargs 1 $# "$VERB"; check_name app "$1"
+	du_line() { # PATH DIR
+		local k
+		k=$(timeout 10 du -sk --one-file-system -- "$2" 2>/dev/null | cut -f1) || k=
+		printf 'persistent %s %s\n' "$1" "${k:--}"
+	}
+	for d in "$APPS_DATA/$1/persistent"/*; do
+		[[ -d $d && ! -L $d ]] || continue
+		p=${d##*/}; p=${p//+//}
+		(check_persist "$p") 2>/dev/null || continue
+		du_line "$p" "$d"
+	done
+	if command -v docker >/dev/null 2>&1; then
+		while read -r v p; do
+			[[ -n $v ]] && (check_persist "$p") 2>/dev/null || continue
+			m=$(docker volume inspect --format '{{.Mountpoint}}' -- "$v" 2>/dev/null) || continue
+			du_line "$p" "$m"
+		done < <(timeout 10 docker volume ls -q --filter "label=bakery.app=$1" 2>/dev/null | while read -r v; do
+			printf '%s %s\n' "$v" "$(docker volume inspect --format '{{index .Labels "bakery.path"}}' -- "$v" 2>/dev/null)"
+		done)
+	fi
+	;;
 check)
 	nargs 2 $# "$VERB"
 	case $1 in
@@ -1332,7 +1359,7 @@ check)
 	echo ok
 	;;
 verbs)
-	echo unit-install render-unit unit-remove proc-install render-proc proc-scale proc-remove sched-install render-sched sched-remove env-install env-remove systemctl daemon-reload nginx-site-install render-site nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew cert-info build run app-remove check verbs
+	echo unit-install render-unit unit-remove proc-install render-proc proc-scale proc-remove sched-install render-sched sched-remove env-install env-remove systemctl daemon-reload nginx-site-install render-site nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew cert-info build run app-remove data-usage check verbs
 	;;
 "") refuse "no verb given (try: verbs)" ;;
 *) refuse "unknown verb '$VERB'" ;;
