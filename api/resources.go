@@ -140,13 +140,13 @@ func (r *Resources) TasksLimit() int {
 // validatePersistent checks spec.persistent.
 func validatePersistent(es *FieldErrors, ps []Persistent) {
 	if len(ps) > MaxPersistent {
-		es.add("spec.persistent", "at most %d directories", MaxPersistent)
+		es.add("spec.persistent", "must have at most 16 directories")
 	}
 	var ok []string
 	for i, p := range ps {
 		fp := fmt.Sprintf("spec.persistent[%d]", i)
 		if r := ValidatePersistentPath(p.Path); r != "" {
-			es.add(fp+".path", "%s", r)
+			es.add(fp+".path", "must be a relative path: '/'-separated parts of letters, digits, '.', '_', '-', not starting with '.', at most 128 characters (%s)", r)
 		} else {
 			for _, o := range ok {
 				if o == p.Path || strings.HasPrefix(p.Path, o+"/") || strings.HasPrefix(o, p.Path+"/") {
@@ -157,7 +157,7 @@ func validatePersistent(es *FieldErrors, ps []Persistent) {
 		}
 		if p.Size != "" {
 			if _, err := ParseBytes(p.Size); err != nil {
-				es.add(fp+".size", "%s", err.Error())
+				es.add(fp+".size", "must be a quantity like 1Gi, 500M or bytes (%v)", err)
 			}
 		}
 	}
@@ -170,19 +170,19 @@ func validateResources(es *FieldErrors, r *Resources) {
 	}
 	if r.Memory != "" {
 		if n, err := ParseBytes(r.Memory); err != nil {
-			es.add("spec.resources.memory", "%s", err.Error())
+			es.add("spec.resources.memory", "must be a quantity like 256Mi, 1G or bytes (%v)", err)
 		} else if n < MinMemory || n > MaxMemory {
 			es.add("spec.resources.memory", "must be 8Mi-1Ti")
 		}
 	}
 	if r.CPU != "" {
 		if n, err := ParseCPU(r.CPU); err != nil {
-			es.add("spec.resources.cpu", "%s", err.Error())
+			es.add("spec.resources.cpu", "must be cores like 0.5 or millicores like 500m (%v)", err)
 		} else if n < 10 || n > MaxCPUMilli || n%10 != 0 {
 			es.add("spec.resources.cpu", "must be a multiple of 10m (0.01), 10m-1024")
 		}
 	}
 	if r.Tasks < 0 || r.Tasks > MaxTasks {
-		es.add("spec.resources.tasks", "must be 1-%d", MaxTasks)
+		es.add("spec.resources.tasks", "must be 1-1000000")
 	}
 }
