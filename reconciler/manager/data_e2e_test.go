@@ -145,7 +145,7 @@ func testPersistent(t *testing.T, c dataCase) {
 		t.Fatal(err)
 	}
 	d := e.wait(c.app, "v1", 3*time.Minute, readyAt(c1))
-	c.checkLimits(t, e.nodes[0], d.Status.Nodes[0].ActiveSlot)
+	c.checkLimits(t, e, d)
 	load := startLoadAs(e.nodes, c.host)
 	c2 := e.commit("data v2 "+c.app, map[string]string{"CHANGES": "data v2 " + c.app + "\n"})
 	e.wait(c.app, "v2", 3*time.Minute, readyAt(c2))
@@ -228,8 +228,9 @@ func testPersistent(t *testing.T, c dataCase) {
 // cpu and pids controllers are bound to cgroup v1 hierarchies, so the
 // nodes' cgroup2 tree cannot get them): the values are proven to reach
 // systemd and docker, enforcement is not.
-func (c dataCase) checkLimits(t *testing.T, n testnodes.Node, slot string) {
+func (c dataCase) checkLimits(t *testing.T, e *procEnv, d *api.Deployment) {
 	t.Helper()
+	n, slot := e.nodes[0], d.Status.Nodes[0].ActiveSlot
 	ctrl, _ := testnodes.Exec(t, n.Name, "cat /sys/fs/cgroup/cgroup.controllers 2>&1; cat /sys/fs/cgroup/cgroup.subtree_control 2>&1")
 	t.Logf("%s: cgroup2 controllers available / enabled at the node's root: %q", n.Name, strings.TrimSpace(ctrl))
 	if c.docker {
@@ -240,6 +241,25 @@ func (c dataCase) checkLimits(t *testing.T, n testnodes.Node, slot string) {
 		t.Logf("%s: docker inspect bakery-%s-%s: Memory NanoCpus PidsLimit Mounts = %s", n.Name, c.app, slot, strings.TrimSpace(out))
 		if !strings.Contains(out, "volume:"+nf.DockerVolume(c.app, "store")+":/store") {
 			t.Fatalf("%s: the container has no volume at /store: %s", n.Name, out)
+		}
+		if strings.HasPrefix(out, "268435456 0 64 ") {
+			return // enforced by a node with the controllers
+		}
+		// Discarded: docker run said so on stderr, into the rollout's log
+		// (which proves the options reached docker).
+		lines, err := e.st.Logs(t.Context(), d.Status.CurrentRollout.ID, 0, 100000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var warned []string
+		for _, l := range lines {
+			if strings.Contains(l.Text, "Limitation discarded") || strings.Contains(l.Text, "limit") {
+				warned = append(warned, l.Node+": "+l.Text)
+			}
+		}
+		t.Logf("docker's warnings in the rollout log (%d):\n%s", len(warned), strings.Join(warned, "\n"))
+		if len(warned) == 0 {
+			t.Fatalf("the container has no limits (%s) and docker run warned of none: the options did not reach docker", strings.TrimSpace(out))
 		}
 		return
 	}
