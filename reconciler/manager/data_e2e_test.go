@@ -42,6 +42,9 @@ func (c dataCase) deployment(repo string, nodes ...string) *api.Deployment {
 		d = helloDeployment(repo, nodes...)
 		d.Spec.Run.Command = seenSystemd
 		d.Spec.Resources = &api.Resources{Memory: "256Mi", CPU: "0.5", Tasks: 64}
+		// A worker and a schedule get the same directory and limits.
+		d.Spec.Processes = []api.Process{{Name: "sleeper", Command: "exec sleep 86400"}}
+		d.Spec.Schedules = []api.Schedule{{Name: "tick", Schedule: "daily", Command: "date >> store/sched-ran"}}
 	}
 	d.Metadata.Name = c.app
 	d.Spec.Ingress = &api.Ingress{Hosts: []string{c.host}}
@@ -89,7 +92,8 @@ func checkSeen(t *testing.T, node, seen string, want ...string) int {
 func (e *procEnv) cleanData(c dataCase) {
 	for _, n := range e.nodes {
 		testnodes.Exec(e.t, n.Name, fmt.Sprintf(`h=/usr/local/lib/bakery/bakery-sudo
-for s in blue green; do docker rm -f bakery-%[1]s-$s; $h systemctl disable %[1]s $s; $h systemctl stop %[1]s $s; $h unit-remove %[1]s $s; done >/dev/null 2>&1
+$h sched-remove %[1]s
+for s in blue green; do docker rm -f bakery-%[1]s-$s; $h proc-remove %[1]s $s; $h systemctl disable %[1]s $s; $h systemctl stop %[1]s $s; $h unit-remove %[1]s $s; done >/dev/null 2>&1
 v=$(docker volume ls -q --filter label=bakery.app=%[1]s 2>/dev/null); [ -z "$v" ] || docker volume rm -f $v >/dev/null
 $h nginx-site-remove %[1]s; $h app-remove %[1]s; rm -rf /var/lib/bakery/apps/%[1]s
 $h daemon-reload; $h nginx-reload`, c.app))
@@ -276,4 +280,28 @@ func (c dataCase) checkLimits(t *testing.T, e *procEnv, d *api.Deployment) {
 	}
 	cg, _ := testnodes.Exec(t, n.Name, "d=/sys/fs/cgroup$(systemctl show -p ControlGroup --value "+unit+"); ls $d; cat $d/memory.max $d/pids.max $d/cpu.max 2>&1")
 	t.Logf("%s: the unit's cgroup files and limits: %q", n.Name, strings.TrimSpace(cg))
+	// The worker's and the schedule's units carry them too; a run of the
+	// schedule writes into the persistent directory.
+	for _, u := range []string{fmt.Sprintf("bakery-%s-%s-sleeper@1.service", c.app, slot), "bakery-" + c.app + "-sched-tick.service"} {
+		for _, nn := range e.nodes {
+			out, err := testnodes.Exec(t, nn.Name, "systemctl show -p LoadState -p MemoryMax -p CPUQuotaPerSecUSec -p TasksMax -p BindPaths "+u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(out, "LoadState=not-found") {
+				continue // the schedule runs on one node
+			}
+			for _, want := range []string{"MemoryMax=268435456", "CPUQuotaPerSecUSec=500ms", "TasksMax=64", "BindPaths=" + nf.PersistentDir(c.app, "store") + ":"} {
+				if !strings.Contains(out, want) {
+					t.Fatalf("%s: %s lacks %s:\n%s", nn.Name, u, want, out)
+				}
+			}
+			if strings.Contains(u, "-sched-") {
+				if _, err := testnodes.Exec(t, nn.Name, "systemctl start "+u+" && test -s "+nf.PersistentDir(c.app, "store")+"/sched-ran"); err != nil {
+					t.Fatalf("%s: a run of the schedule wrote nothing into the persistent directory: %v", nn.Name, err)
+				}
+				t.Logf("%s: %s has the limits and its run wrote store/sched-ran", nn.Name, u)
+			}
+		}
+	}
 }
