@@ -305,7 +305,7 @@ write_helper() {
 #   build APP RELEASE < script        run the build script (from the control plane) as the
 #                                     app's own user in its release directory, clean
 #                                     environment, no new privileges (see run_build)
-#   run APP SLOT RELEASE SCRIPT TIMEOUT [--tty]
+#   run APP SLOT RELEASE SCRIPT TIMEOUT [--tty] [LIMITS]
 #                                     run /bin/sh /var/lib/bakery/apps/APP/run/SCRIPT (written
 #                                     by bakery-agent) as the app's user in the release
 #                                     directory with the slot's environment file (read by
@@ -912,12 +912,14 @@ run_script() {
 	[[ -d $rel && ! -L $rel ]] || fail "run: no release directory $rel"
 	[[ -f $f && ! -L $f ]] || fail "run: no script $f"
 	[[ -f /etc/bakery/env/bakery-$app-$slot.env ]] || fail "run: no environment file for slot $slot"
+	APP_USER=$user
+	ensure_persist "$app"
 	unit="bakery-$app-run-$$"
 	props=(-p "User=$user" -p "Group=$user" -p "WorkingDirectory=$rel"
 		-p "EnvironmentFile=/etc/bakery/env/bakery-$app-$slot.env"
 		-p "ReadWritePaths=$APPS_DATA/$app/data" -p "RuntimeMaxSec=$((timeout + 5))"
 		-p "SyslogIdentifier=bakery-$app-run")
-	while IFS= read -r line; do props+=(-p "$line"); done < <(sandbox_lines)
+	while IFS= read -r line; do props+=(-p "$line"); done < <(limit_lines "$app" "$release"; sandbox_lines)
 	local parent=$PPID start=$SECONDS timedout=0 child
 	stop=0
 	trap 'stop=1' TERM INT HUP
@@ -1278,10 +1280,12 @@ build)
 	run_build "$1" "$2" "$tmp"
 	;;
 run)
-	[[ $# -eq 5 || ($# -eq 6 && $6 == --tty) ]] || refuse "run takes APP SLOT RELEASE SCRIPT TIMEOUT [--tty]"
+	[[ $# -ge 5 ]] || refuse "run takes APP SLOT RELEASE SCRIPT TIMEOUT [--tty] [LIMITS]"
 	check_name app "$1"; check_slot "$2"; check_release "$3"; check_script "$4"; check_seconds "$5"
+	tty=0
+	if [[ $# -ge 6 && $6 == --tty ]]; then tty=1; limit_opts "${@:7}"; else limit_opts "${@:6}"; fi
 	rc=0
-	run_script "$1" "$2" "$3" "$4" "$5" "$(($# == 6))" || rc=$?
+	run_script "$1" "$2" "$3" "$4" "$5" "$tty" || rc=$?
 	exit "$rc"
 	;;
 app-remove)

@@ -235,7 +235,7 @@ func (n *nodeRun) procHealth(ctx context.Context, a Action, p api.Process) error
 	}
 	timeout = max(timeout, minExecTimeout)
 	in := nodescript.RunInput{App: n.app, Slot: a.Slot, Commit: a.Commit, Release: a.Release, Script: "health-" + a.Slot + "-" + p.Name + ".sh",
-		Command: p.HealthCheck.Exec, TimeoutSec: max(int((timeout+time.Second-1)/time.Second), 1)}
+		Command: p.HealthCheck.Exec, TimeoutSec: max(int((timeout+time.Second-1)/time.Second), 1), Limits: nf.LimitsOf(n.spec)}
 	var last error
 	for i := 1; i <= retries; i++ {
 		script := nodescript.RunCommand

@@ -46,6 +46,11 @@ func (c dataCase) deployment(repo string, nodes ...string) *api.Deployment {
 		d.Spec.Processes = []api.Process{{Name: "sleeper", Command: "exec sleep 86400"}}
 		d.Spec.Schedules = []api.Schedule{{Name: "tick", Schedule: "daily", Command: "date >> store/sched-ran"}}
 	}
+	// The release command (a migration) sees the directory too.
+	d.Spec.Release = &api.Release{Command: "date >> store/release-ran"}
+	if c.docker {
+		d.Spec.Release.Command = "date >> /store/release-ran"
+	}
 	d.Metadata.Name = c.app
 	d.Spec.Ingress = &api.Ingress{Hosts: []string{c.host}}
 	d.Spec.Persistent = []api.Persistent{{Path: "store", Size: "1Mi"}}
@@ -53,15 +58,24 @@ func (c dataCase) deployment(repo string, nodes ...string) *api.Deployment {
 	return d
 }
 
+// file is store/seen on a node (a shell word).
+func (c dataCase) file() string {
+	if c.docker {
+		return fmt.Sprintf(`"$(docker volume inspect --format '{{.Mountpoint}}' %s 2>/dev/null)/seen"`, nf.DockerVolume(c.app, "store"))
+	}
+	return nf.PersistentDir(c.app, "store") + "/seen"
+}
+
 // seen reads the app's store/seen on a node as root ("" when absent).
 func (c dataCase) seen(t *testing.T, n testnodes.Node) string {
 	t.Helper()
-	file := nf.PersistentDir(c.app, "store") + "/seen"
-	if c.docker {
-		file = fmt.Sprintf(`"$(docker volume inspect --format '{{.Mountpoint}}' %s 2>/dev/null)/seen"`, nf.DockerVolume(c.app, "store"))
-	}
-	out, _ := testnodes.Exec(t, n.Name, "cat "+file+" 2>/dev/null || true")
+	out, _ := testnodes.Exec(t, n.Name, "cat "+c.file()+" 2>/dev/null || true")
 	return strings.TrimSpace(out)
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
 
 // checkSeen: line i of store/seen is "REL i" (every start read every
@@ -155,6 +169,14 @@ func testPersistent(t *testing.T, c dataCase) {
 	e.wait(c.app, "v2", 3*time.Minute, readyAt(c2))
 	for _, n := range e.nodes {
 		checkSeen(t, n.Name, c.seen(t, n), c1[:12], c2[:12])
+	}
+	ran := 0
+	for _, n := range e.nodes {
+		out, _ := testnodes.Exec(t, n.Name, "cat "+strings.Replace(c.file(), "/seen", "/release-ran", 1)+" 2>/dev/null | wc -l")
+		ran += atoi(strings.TrimSpace(out))
+	}
+	if ran != 2 {
+		t.Fatalf("the release command wrote %d lines into the persistent directories, want 2 (v1 and v2, on one node each)", ran)
 	}
 	if _, err := e.mgr.DeploymentAction(ctx, c.app, api.ActionRequest{Action: api.ActionRollback, By: "user:e2e"}); err != nil {
 		t.Fatal(err)

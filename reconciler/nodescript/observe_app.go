@@ -185,12 +185,12 @@ type Container struct {
 // ParseAppObservation parses the output of observe-app.
 func ParseAppObservation(out string) (AppObservation, error) {
 	o := AppObservation{Listening: map[int]bool{}, Containers: map[string]Container{}, Images: map[string]bool{}, Observed: Observed{
-		Units:     map[string]string{},
-		Procs:     map[string]map[string]map[int]string{},
-		Releases:  map[string]string{},
-		UsedPorts: map[int]bool{},
-		Certs:     map[string]Cert{},
-		Schedules: map[string]SchedObservation{},
+		Units:      map[string]string{},
+		Procs:      map[string]map[string]map[int]string{},
+		Releases:   map[string]string{},
+		UsedPorts:  map[int]bool{},
+		Certs:      map[string]Cert{},
+		Schedules:  map[string]SchedObservation{},
 		OOMKilled:  map[string]bool{},
 		Persistent: map[string]int64{},
 	}}
