@@ -20,6 +20,12 @@ type Deployment struct {
 // deletes the object. Its value is the time of the request.
 const AnnotationDeletionRequested = "bakery.dev/deletion-requested"
 
+// AnnotationPurgeData, "true" beside AnnotationDeletionRequested, has the
+// deletion remove the app's persistent directories (spec.persistent) too
+// (`bakery delete --purge-data`, DELETE ...?purgeData=true); without it
+// they stay on the nodes.
+const AnnotationPurgeData = "bakery.dev/purge-data"
+
 // Runtimes.
 const (
 	RuntimeSystemd = "systemd"
@@ -83,6 +89,12 @@ type DeploymentSpec struct {
 	// Schedule).
 	Schedules []Schedule `json:"schedules,omitempty"`
 	Strategy  Strategy   `json:"strategy,omitempty"`
+	// Persistent are directories that survive releases, rollbacks and
+	// restarts (see Persistent).
+	Persistent []Persistent `json:"persistent,omitempty"`
+	// Resources limits memory, CPU and tasks of every unit or container of
+	// the app (see Resources).
+	Resources *Resources `json:"resources,omitempty"`
 	// KeepReleases is how many built releases stay on each node (default 3).
 	KeepReleases int `json:"keepReleases,omitempty"`
 	// ProgressDeadline fails a rollout that has not finished in time (default 10m).
@@ -582,6 +594,22 @@ type NodeAppStatus struct {
 	Certificates []CertificateStatus `json:"certificates,omitempty"`
 	// Processes are the active slot's processes (spec.processes) on the node.
 	Processes []ProcessStatus `json:"processes,omitempty"`
+	// OOMKilled says the active slot's unit (container) was last stopped
+	// by the kernel's OOM killer: it used more than spec.resources.memory.
+	OOMKilled bool `json:"oomKilled,omitempty"`
+	// Persistent are the sizes of the persistent directories
+	// (spec.persistent) on the node.
+	Persistent []PersistentStatus `json:"persistent,omitempty"`
+}
+
+// PersistentStatus is one persistent directory on one node.
+type PersistentStatus struct {
+	Path string `json:"path"`
+	// Bytes is its size (du -s; -1: it could not be measured).
+	Bytes int64 `json:"bytes"`
+	// Size is the spec's advisory size; OverSize says Bytes exceeds it.
+	Size     string `json:"size,omitempty"`
+	OverSize bool   `json:"overSize,omitempty"`
 }
 
 // ProcessStatus is one process of the active slot on one node.

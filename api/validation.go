@@ -370,6 +370,8 @@ func (d *Deployment) Validate() FieldErrors {
 	}
 
 	validateProcesses(&es, s.Processes)
+	validatePersistent(&es, s.Persistent)
+	validateResources(&es, s.Resources)
 
 	if r := s.Release; r != nil {
 		switch {

@@ -64,12 +64,17 @@ var (
 		{App: strings.Repeat("a1-", 20) + "end", Slot: nf.Blue, Release: strings.Repeat("f", 64) + "-0000000000000000", Port: 1, StopTimeoutSec: 1},
 		{App: "exactly-twenty-chars", Slot: nf.Green, Release: rel, Port: 8080},
 		{App: "exactly-twenty-one-ch", Slot: nf.Green, Release: rel, Port: 8080},
+		{App: "data", Slot: nf.Blue, Release: rel, Port: 20002, Limits: nf.Limits{Persistent: []string{"uploads", "var/db", "a_b-c.d"}, MemoryBytes: 268435456, CPUMilli: 500, Tasks: 64}},
+		{App: "data", Slot: nf.Green, Release: rel, Port: 20002, StopTimeoutSec: 30, Limits: nf.Limits{CPUMilli: 2010}},
+		{App: "data", Slot: nf.Green, Release: rel, Port: 20002, Limits: nf.Limits{Persistent: []string{"x"}}},
+		{App: "data", Slot: nf.Green, Release: rel, Port: 20002, Limits: nf.Limits{MemoryBytes: api.MaxMemory, CPUMilli: 10, Tasks: 1}},
 	}
 	parityProcs = []nf.Process{
 		{App: "hello", Slot: nf.Blue, Name: "worker", Release: rel},
 		{App: "x", Slot: nf.Green, Name: "email-sender", Release: rel[:40], StopTimeoutSec: 86400},
 		{App: strings.Repeat("a1-", 20) + "end", Slot: nf.Blue, Name: strings.Repeat("w", 20), Release: strings.Repeat("f", 64) + "-0000000000000000", StopTimeoutSec: 1},
 		{App: "exactly-twenty-one-ch", Slot: nf.Green, Name: "bluebird", Release: rel, StopTimeoutSec: 30},
+		{App: "data", Slot: nf.Blue, Name: "worker", Release: rel, Limits: nf.Limits{Persistent: []string{"uploads", "var/db"}, MemoryBytes: 8 << 20, CPUMilli: 1000, Tasks: 1000000}},
 	}
 	paritySites = []nf.Site{
 		{App: "hello", Slot: nf.Blue, Port: 20000},
@@ -99,6 +104,10 @@ var paritySchedules = []nf.Sched{
 	{App: "web", Name: "a-b-c-d-e-f-g-h-i-j0", Slot: nf.Blue, Release: rel, TimeoutSec: 86400, Concurrency: "Forbid", Docker: true, Calendar: "hourly"},
 	{App: "web", Name: "x", Slot: nf.Green, Release: rel, TimeoutSec: 60, Concurrency: "Allow", Docker: true, Calendar: "*-*-01 00:00:00 UTC"},
 	{App: "exactly-twenty-one-ch", Name: "x", Slot: nf.Green, Release: rel, TimeoutSec: 60, Concurrency: "Forbid", Calendar: "daily"},
+	{App: "data", Name: "backup", Slot: nf.Blue, Release: rel, TimeoutSec: 60, Concurrency: "Forbid", Calendar: "daily", Limits: nf.Limits{Persistent: []string{"uploads"}, MemoryBytes: 1 << 30, CPUMilli: 250, Tasks: 10}},
+	{App: "data", Name: "backup", Slot: nf.Blue, Release: rel, TimeoutSec: 60, Concurrency: "Allow", Calendar: "daily", Limits: nf.Limits{Persistent: []string{"uploads"}, Tasks: 10}},
+	{App: "data", Name: "backup", Slot: nf.Blue, Release: rel, TimeoutSec: 60, Concurrency: "Forbid", Docker: true, Calendar: "daily", Limits: nf.Limits{MemoryBytes: 1 << 30, CPUMilli: 1500, Tasks: 10}},
+	{App: "data", Name: "backup", Slot: nf.Blue, Release: rel, TimeoutSec: 60, Concurrency: "Allow", Docker: true, Calendar: "daily", Limits: nf.Limits{CPUMilli: 20}},
 }
 
 // TestHelperRendersLikeControlPlane runs the helper's render-unit and
@@ -238,6 +247,23 @@ func TestHelperRefusesHostileArguments(t *testing.T) {
 		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "podman", "hourly"},
 		{"render-sched", "hello", "tick", "blue", rel, "0", "Forbid", "systemd", "hourly"},
 		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "systemd"},
+		{"render-unit", "hello", "blue", "20000", rel, "10", "--persist", "../etc"},
+		{"render-unit", "hello", "blue", "20000", rel, "10", "--persist", "/etc"},
+		{"render-unit", "hello", "blue", "20000", rel, "10", "--persist", "a/../../etc"},
+		{"render-unit", "hello", "blue", "20000", rel, "10", "--persist", "a:/etc"},
+		{"render-unit", "hello", "blue", "20000", rel, "10", "--persist", "a\nUser=root"},
+		{"render-unit", "hello", "blue", "20000", rel, "10", "--persist", ".git"},
+		{"render-unit", "hello", "blue", "20000", rel, "10", "--persist", "a", "--persist", "a/b"},
+		{"render-unit", "hello", "blue", "20000", rel, "10", "--persist"},
+		{"render-unit", "hello", "blue", "20000", rel, "--memory", "1G"},
+		{"render-unit", "hello", "blue", "20000", rel, "--memory", "100"},
+		{"render-unit", "hello", "blue", "20000", rel, "--cpu", "505"},
+		{"render-unit", "hello", "blue", "20000", rel, "--cpu", "0"},
+		{"render-unit", "hello", "blue", "20000", rel, "--tasks", "1\nUser=root"},
+		{"render-unit", "hello", "blue", "20000", rel, "--user", "root"},
+		{"render-proc", "hello", "blue", "w", rel, "10", "--persist", "a%h"},
+		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "docker", "hourly", "--persist", "a"},
+		{"render-sched", "hello", "tick", "blue", rel, "60", "Forbid", "systemd", "hourly", "--memory", "$(id)"},
 	} {
 		if out, code := runHelper(t, helper, args...); code != 2 || out != "" {
 			t.Errorf("%q: exit %d, output %q; want refused (2) and nothing rendered", args, code, out)

@@ -236,7 +236,12 @@ write_helper() {
 # Every app runs as its own system user (app_user), never as bakery-agent.
 #
 # Verbs (run as: sudo -n /usr/local/lib/bakery/bakery-sudo VERB ARGS...):
-#   unit-install APP SLOT PORT RELEASE [STOP]
+# Limits (trailing options of unit-install, proc-install and sched-install and their render
+# verbs, reconciler/nodefiles.Limits): --persist PATH (repeatable; PATH relative, clean, parts
+# of [A-Za-z0-9._-] not starting with '.': a bind mount of /var/lib/bakery-apps/APP/persistent/
+# PATH-with-/-as-+ (app-owned 0700 in a root-owned dir, created here) at PATH in the release),
+# --memory BYTES (MemoryMax), --cpu MILLICORES (CPUQuota, a multiple of 10), --tasks N (TasksMax).
+#   unit-install APP SLOT PORT RELEASE [STOP] [LIMITS]
 #                                     render the slot's unit from this file's template
 #                                     (render_unit) into /etc/systemd/system/bakery-APP-SLOT
 #                                     .service; the app runs as its own user (app_user,
@@ -300,7 +305,7 @@ write_helper() {
 #   build APP RELEASE < script        run the build script (from the control plane) as the
 #                                     app's own user in its release directory, clean
 #                                     environment, no new privileges (see run_build)
-#   run APP SLOT RELEASE SCRIPT TIMEOUT [--tty]
+#   run APP SLOT RELEASE SCRIPT TIMEOUT [--tty] [LIMITS]
 #                                     run /bin/sh /var/lib/bakery/apps/APP/run/SCRIPT (written
 #                                     by bakery-agent) as the app's user in the release
 #                                     directory with the slot's environment file (read by
@@ -309,9 +314,10 @@ write_helper() {
 #                                     with --tty); output streams back, the exit status is
 #                                     passed through; stopped after TIMEOUT seconds (exit 124)
 #                                     and when the caller goes away (see run_script)
-#   app-remove APP                    remove the app's user and /var/lib/bakery-apps/APP
+#   app-remove APP [--keep-data]      remove the app's user and /var/lib/bakery-apps/APP
 #                                     (refused while one of its units, processes included,
-#                                     is active)
+#                                     is active); --keep-data keeps APP/persistent and the
+#                                     user that owns it
 #   sched-install APP NAME SLOT RELEASE TIMEOUT CONCURRENCY RUNTIME CALENDAR
 #                                     render the schedule's timer and service (render_sched_*)
 #                                     into /etc/systemd/system/bakery-APP-sched-NAME.timer/.service
@@ -325,9 +331,14 @@ write_helper() {
 #   sched-remove APP [NAME]           stop, disable and remove that schedule (without NAME: every
 #                                     schedule of APP, recognised by its Description); prints
 #                                     "removed NAME" per schedule
+#   data-usage APP                    per persistent directory of APP one line "persistent PATH
+#                                     KIB" (du -sk, one file system, 10 s at most; KIB "-" when
+#                                     du failed): APP/persistent/* and the docker volumes
+#                                     labelled bakery.app=APP (their label bakery.path)
 #   check KIND VALUE                  apply the rule of one parameter kind (app slot port
 #                                     release seconds host cert-host process replicas script
-#                                     sched-name concurrency runtime calendar); exit 0 or 2
+#                                     sched-name concurrency runtime calendar persist memory
+#                                     cpu tasks); exit 0 or 2
 #   verbs                             list the verbs (for feature detection)
 # Every call is logged to syslog/journal with the tag bakery-sudo. Exit status 2 = refused.
 set -euo pipefail
@@ -429,6 +440,82 @@ check_calendar() {
 	systemd-analyze calendar -- "$1" >/dev/null 2>&1 || refuse "calendar expression '$1' is refused by systemd-analyze calendar"
 }
 
+# check_persist PATH — a persistent directory (api.ValidatePersistentPath): relative, clean,
+# '/'-separated parts of [A-Za-z0-9._-] not starting with '.', at most 128 characters.
+check_persist() {
+	[[ ${#1} -le 128 && $1 =~ ^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$ ]] ||
+		refuse "invalid persistent path '$1'"
+}
+check_memory() {
+	[[ $1 =~ ^[1-9][0-9]{0,12}$ ]] && (($1 >= 8388608 && $1 <= 1099511627776)) ||
+		refuse "invalid memory '$1' (bytes, 8Mi-1Ti)"
+}
+check_cpu() {
+	[[ $1 =~ ^[1-9][0-9]{0,6}$ ]] && (($1 <= 1024000 && $1 % 10 == 0)) ||
+		refuse "invalid cpu '$1' (millicores, a multiple of 10, at most 1024000)"
+}
+check_tasks() { [[ $1 =~ ^[1-9][0-9]{0,6}$ ]] && (($1 <= 1000000)) || refuse "invalid tasks '$1' (1-1000000)"; }
+
+# limit_opts [--persist PATH]... [--memory BYTES] [--cpu MILLI] [--tasks N] — check them; sets
+# L_PERSIST (array), L_MEM, L_CPU, L_TASKS (empty: no limit).
+limit_opts() {
+	L_PERSIST=() L_MEM='' L_CPU='' L_TASKS=''
+	local p
+	while [[ $# -gt 0 ]]; do
+		[[ $# -ge 2 ]] || refuse "option $1 needs a value"
+		case $1 in
+		--persist)
+			check_persist "$2"
+			for p in "${L_PERSIST[@]}"; do
+				[[ $p != "$2" && $p != "$2"/* && $2 != "$p"/* ]] || refuse "persistent paths '$p' and '$2' overlap"
+			done
+			((${#L_PERSIST[@]} < 16)) || refuse "more than 16 persistent paths"
+			L_PERSIST+=("$2") ;;
+		--memory) check_memory "$2"; L_MEM=$2 ;;
+		--cpu) check_cpu "$2"; L_CPU=$2 ;;
+		--tasks) check_tasks "$2"; L_TASKS=$2 ;;
+		*) refuse "unknown option '$1'" ;;
+		esac
+		shift 2
+	done
+}
+
+# limit_lines APP RELEASE — the unit lines of the limits (reconciler/nodefiles.Limits.unitLines).
+limit_lines() {
+	local p
+	for p in "${L_PERSIST[@]}"; do
+		printf 'BindPaths=%s/%s/persistent/%s:/var/lib/bakery/apps/%s/releases/%s/%s\n' "$APPS_DATA" "$1" "${p//\//+}" "$1" "$2" "$p"
+	done
+	[[ -z $L_MEM ]] || printf 'MemoryMax=%s\n' "$L_MEM"
+	[[ -z $L_CPU ]] || printf 'CPUQuota=%s%%\n' "$((L_CPU / 10))"
+	[[ -z $L_TASKS ]] || printf 'TasksMax=%s\n' "$L_TASKS"
+	return 0
+}
+
+# docker_limits — the docker run options of the limits (nodefiles.Limits.DockerArgs), each
+# followed by a blank.
+docker_limits() {
+	[[ -z $L_MEM ]] || printf -- '--memory %s ' "$L_MEM"
+	[[ -z $L_CPU ]] || printf -- '--cpus %d.%03d ' "$((L_CPU / 1000))" "$((L_CPU % 1000))"
+	[[ -z $L_TASKS ]] || printf -- '--pids-limit %s ' "$L_TASKS"
+	return 0
+}
+
+# ensure_persist APP — create the app's persistent directories (L_PERSIST) under the
+# root-owned APP/persistent: each owned by the app's user, 0700 (an existing one is kept as
+# it is: it holds the app's data). Needs APP_USER (ensure_app).
+ensure_persist() {
+	local p d
+	((${#L_PERSIST[@]} > 0)) || return 0
+	install -d -m 0755 -o root -g root "$APPS_DATA/$1/persistent"
+	for p in "${L_PERSIST[@]}"; do
+		d="$APPS_DATA/$1/persistent/${p//\//+}"
+		[[ -L $d ]] && rm -f -- "$d"
+		[[ -d $d ]] || install -d -m 0700 -o "$APP_USER" -g "$APP_USER" "$d"
+	done
+	return 0
+}
+
 # app_user APP — the app's own system user (reconciler/nodefiles.AppUser): bakery-app-APP,
 # or when longer than 31 characters bakery-app-<first 11 of APP>-<8 hex of sha256(APP)>.
 app_user() {
@@ -483,6 +570,7 @@ TimeoutStopSec=$stop
 SyslogIdentifier=bakery-$app-$slot
 ReadWritePaths=$APPS_DATA/$app/data
 EOF
+	limit_lines "$app" "$rel"
 	sandbox_lines
 	printf '\n[Install]\nWantedBy=multi-user.target\n'
 }
@@ -519,11 +607,15 @@ EOF
 
 # unit_args APP SLOT PORT RELEASE [STOP] — check them; sets U_ARGS (STOP defaults to 10).
 unit_args() {
-	[[ $# -eq 4 || $# -eq 5 ]] || refuse "unit: want APP SLOT PORT RELEASE [STOP-SECONDS], got $# argument(s)"
+	[[ $# -ge 4 ]] || refuse "unit: want APP SLOT PORT RELEASE [STOP-SECONDS] [LIMITS], got $# argument(s)"
 	check_name app "$1"; check_slot "$2"; check_port "$3"; check_release "$4"
-	local stop=${5:-10}
+	local stop=10
+	U_ARGS=("$1" "$2" "$3" "$4")
+	shift 4
+	if [[ $# -ge 1 && $1 != --* ]]; then stop=$1; shift; fi
 	check_seconds "$stop"
-	U_ARGS=("$1" "$2" "$3" "$4" "$stop")
+	limit_opts "$@"
+	U_ARGS+=("$stop")
 }
 
 # render_proc APP SLOT PROC RELEASE STOP — the template unit of a process of a slot
@@ -553,17 +645,22 @@ TimeoutStopSec=$stop
 SyslogIdentifier=bakery-$app-$slot-$proc
 ReadWritePaths=$APPS_DATA/$app/data
 EOF
+	limit_lines "$app" "$rel"
 	sandbox_lines
 	printf '\n[Install]\nWantedBy=multi-user.target\n'
 }
 
 # proc_args APP SLOT PROC RELEASE [STOP] — check them; sets P_ARGS (STOP defaults to 10).
 proc_args() {
-	[[ $# -eq 4 || $# -eq 5 ]] || refuse "process unit: want APP SLOT PROC RELEASE [STOP-SECONDS], got $# argument(s)"
+	[[ $# -ge 4 ]] || refuse "process unit: want APP SLOT PROC RELEASE [STOP-SECONDS] [LIMITS], got $# argument(s)"
 	check_name app "$1"; check_slot "$2"; check_proc "$3"; check_release "$4"
-	local stop=${5:-10}
+	local stop=10
+	P_ARGS=("$1" "$2" "$3" "$4")
+	shift 4
+	if [[ $# -ge 1 && $1 != --* ]]; then stop=$1; shift; fi
 	check_seconds "$stop"
-	P_ARGS=("$1" "$2" "$3" "$4" "$stop")
+	limit_opts "$@"
+	P_ARGS+=("$stop")
 }
 
 # proc_instances APP SLOT PROC — the loaded or enabled instance numbers of the process.
@@ -587,10 +684,14 @@ slot_procs() {
 }
 
 # sched_args APP NAME SLOT RELEASE TIMEOUT CONCURRENCY RUNTIME CALENDAR — check them.
+# Sets S_ARGS (the first 8) and the limits (runtime docker: no --persist).
 sched_args() {
-	nargs 8 $# "schedule"
+	[[ $# -ge 8 ]] || refuse "schedule: want 8 arguments [LIMITS], got $#"
 	check_name app "$1"; check_sched_name "$2"; check_slot "$3"; check_release "$4"; check_seconds "$5"
 	check_concurrency "$6"; check_runtime "$7"; check_calendar "$8"
+	S_ARGS=("${@:1:8}")
+	limit_opts "${@:9}"
+	[[ $7 != docker || ${#L_PERSIST[@]} -eq 0 ]] || refuse "schedule: no --persist with runtime docker"
 }
 
 # render_sched_timer APP NAME ... CALENDAR — a schedule's timer (reconciler/nodefiles.SchedTimer).
@@ -625,7 +726,7 @@ render_sched_service() {
 		printf 'User=%s\nGroup=%s\nWorkingDirectory=/var/lib/bakery/apps/%s\n' "$AGENT" "$AGENT" "$app"
 		local nm=""
 		[[ $conc == Forbid ]] && nm="--name $unit "
-		job="/usr/bin/docker run --rm ${nm}--init --env-file /var/lib/bakery/apps/$app/run/$slot.env --env BAKERY_SCHEDULE=$name --env BAKERY_RELEASE=$rel --volume /var/lib/bakery/apps/$app/run/sched-$name.sh:/bakery-sched.sh:ro --label bakery.app=$app --label bakery.release=$rel bakery/$app:$rel /bin/sh /bakery-sched.sh"
+		job="/usr/bin/docker run --rm ${nm}--init --env-file /var/lib/bakery/apps/$app/run/$slot.env --env BAKERY_SCHEDULE=$name --env BAKERY_RELEASE=$rel --volume /var/lib/bakery/apps/$app/run/sched-$name.sh:/bakery-sched.sh:ro --label bakery.app=$app --label bakery.release=$rel $(docker_limits)bakery/$app:$rel /bin/sh /bakery-sched.sh"
 	else
 		user=$(app_user "$app")
 		printf 'User=%s\nGroup=%s\nWorkingDirectory=/var/lib/bakery/apps/%s/releases/%s\n' "$user" "$user" "$app" "$rel"
@@ -644,6 +745,7 @@ render_sched_service() {
 	printf 'SyslogIdentifier=%s\n' "$unit"
 	if [[ $rt != docker ]]; then
 		printf 'ReadWritePaths=%s/%s/data\n' "$APPS_DATA" "$app"
+		limit_lines "$app" "$rel"
 		sandbox_lines
 	fi
 }
@@ -898,12 +1000,14 @@ run_script() {
 	[[ -d $rel && ! -L $rel ]] || fail "run: no release directory $rel"
 	[[ -f $f && ! -L $f ]] || fail "run: no script $f"
 	[[ -f /etc/bakery/env/bakery-$app-$slot.env ]] || fail "run: no environment file for slot $slot"
+	APP_USER=$user
+	ensure_persist "$app"
 	unit="bakery-$app-run-$$"
 	props=(-p "User=$user" -p "Group=$user" -p "WorkingDirectory=$rel"
 		-p "EnvironmentFile=/etc/bakery/env/bakery-$app-$slot.env"
 		-p "ReadWritePaths=$APPS_DATA/$app/data" -p "RuntimeMaxSec=$((timeout + 5))"
 		-p "SyslogIdentifier=bakery-$app-run")
-	while IFS= read -r line; do props+=(-p "$line"); done < <(sandbox_lines)
+	while IFS= read -r line; do props+=(-p "$line"); done < <(limit_lines "$app" "$release"; sandbox_lines)
 	local parent=$PPID start=$SECONDS timedout=0 child
 	stop=0
 	trap 'stop=1' TERM INT HUP
@@ -982,6 +1086,7 @@ case $VERB in
 unit-install)
 	unit_args "$@"
 	ensure_app "$1"
+	ensure_persist "$1"
 	tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
 	render_unit "${U_ARGS[@]}" >"$tmp"
 	install_atomic "$tmp" "$UNIT_DIR/bakery-$1-$2.service"
@@ -992,12 +1097,13 @@ render-unit)
 	;;
 render-sched)
 	sched_args "$@"
-	render_sched_timer "$@"
-	render_sched_service "$@"
+	render_sched_timer "${S_ARGS[@]}"
+	render_sched_service "${S_ARGS[@]}"
 	;;
 sched-install)
 	sched_args "$@"
-	[[ $7 == docker ]] || ensure_app "$1"
+	set -- "${S_ARGS[@]}"
+	[[ $7 == docker ]] || { ensure_app "$1"; ensure_persist "$1"; }
 	base="$UNIT_DIR/bakery-$1-sched-$2"
 	sched_ours "$1" "$2" "$base.timer" && sched_ours "$1" "$2" "$base.service" ||
 		refuse "sched-install: $base.timer/.service exist and are not schedule $2 of app $1"
@@ -1043,6 +1149,7 @@ unit-remove)
 proc-install)
 	proc_args "$@"
 	ensure_app "$1"
+	ensure_persist "$1"
 	tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
 	render_proc "${P_ARGS[@]}" >"$tmp"
 	install_atomic "$tmp" "$UNIT_DIR/bakery-$1-$2-$3@.service"
@@ -1261,14 +1368,17 @@ build)
 	run_build "$1" "$2" "$tmp"
 	;;
 run)
-	[[ $# -eq 5 || ($# -eq 6 && $6 == --tty) ]] || refuse "run takes APP SLOT RELEASE SCRIPT TIMEOUT [--tty]"
+	[[ $# -ge 5 ]] || refuse "run takes APP SLOT RELEASE SCRIPT TIMEOUT [--tty] [LIMITS]"
 	check_name app "$1"; check_slot "$2"; check_release "$3"; check_script "$4"; check_seconds "$5"
+	tty=0
+	if [[ $# -ge 6 && $6 == --tty ]]; then tty=1; limit_opts "${@:7}"; else limit_opts "${@:6}"; fi
 	rc=0
-	run_script "$1" "$2" "$3" "$4" "$5" "$(($# == 6))" || rc=$?
+	run_script "$1" "$2" "$3" "$4" "$5" "$tty" || rc=$?
 	exit "$rc"
 	;;
 app-remove)
-	nargs 1 $# "$VERB"; check_name app "$1"
+	[[ $# -eq 1 || ($# -eq 2 && $2 == --keep-data) ]] || refuse "app-remove takes APP [--keep-data]"
+	check_name app "$1"
 	for s in blue green; do
 		if systemctl is-active --quiet "bakery-$1-$s.service"; then refuse "app-remove: bakery-$1-$s.service is active"; fi
 		for p in $(slot_procs "$1" "$s"); do
@@ -1278,12 +1388,42 @@ app-remove)
 		done
 	done
 	user=$(app_user "$1")
+	if [[ $# -eq 2 && -d $APPS_DATA/$1/persistent && ! -L $APPS_DATA/$1/persistent ]]; then
+		# Keep the persistent directories and the user owning them (its uid stays theirs).
+		pkill -KILL -u "$user" 2>/dev/null || true
+		find "${APPS_DATA:?}/$1" -mindepth 1 -maxdepth 1 ! -name persistent -exec rm -rf -- {} +
+		echo removed, data kept
+		exit 0
+	fi
 	if getent passwd "$user" >/dev/null; then
 		pkill -KILL -u "$user" 2>/dev/null || true
 		userdel "$user" || fail "cannot remove user $user"
 	fi
 	rm -rf -- "${APPS_DATA:?}/$1"
 	echo removed
+	;;
+data-usage)
+	nargs 1 $# "$VERB"; check_name app "$1"
+	du_line() { # PATH DIR
+		local k
+		k=$(timeout 10 du -sk --one-file-system -- "$2" 2>/dev/null | cut -f1) || k=
+		printf 'persistent %s %s\n' "$1" "${k:--}"
+	}
+	for d in "$APPS_DATA/$1/persistent"/*; do
+		[[ -d $d && ! -L $d ]] || continue
+		p=${d##*/}; p=${p//+//}
+		(check_persist "$p") 2>/dev/null || continue
+		du_line "$p" "$d"
+	done
+	if command -v docker >/dev/null 2>&1; then
+		while read -r v p; do
+			[[ -n $v ]] && (check_persist "$p") 2>/dev/null || continue
+			m=$(docker volume inspect --format '{{.Mountpoint}}' -- "$v" 2>/dev/null) || continue
+			du_line "$p" "$m"
+		done < <(timeout 10 docker volume ls -q --filter "label=bakery.app=$1" 2>/dev/null | while read -r v; do
+			printf '%s %s\n' "$v" "$(docker volume inspect --format '{{index .Labels "bakery.path"}}' -- "$v" 2>/dev/null)"
+		done)
+	fi
 	;;
 check)
 	nargs 2 $# "$VERB"
@@ -1305,12 +1445,16 @@ check)
 	header-name) check_header_name "$2" ;;
 	text) check_text "$2" ;;
 	body-size) check_body_size "$2" ;;
+	persist) check_persist "$2" ;;
+	memory) check_memory "$2" ;;
+	cpu) check_cpu "$2" ;;
+	tasks) check_tasks "$2" ;;
 	*) refuse "unknown parameter kind '$1'" ;;
 	esac
 	echo ok
 	;;
 verbs)
-	echo unit-install render-unit unit-remove proc-install render-proc proc-scale proc-remove sched-install render-sched sched-remove env-install env-remove systemctl daemon-reload nginx-site-install render-site nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew cert-info build run app-remove check verbs
+	echo unit-install render-unit unit-remove proc-install render-proc proc-scale proc-remove sched-install render-sched sched-remove env-install env-remove systemctl daemon-reload nginx-site-install render-site nginx-site-remove nginx-test nginx-reload journal certbot-certonly certbot-renew cert-info build run app-remove data-usage check verbs
 	;;
 "") refuse "no verb given (try: verbs)" ;;
 *) refuse "unknown verb '$VERB'" ;;

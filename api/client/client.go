@@ -186,6 +186,16 @@ func (c *Client) Delete(ctx context.Context, kind, name string) error {
 	return c.do(ctx, http.MethodDelete, p, nil, nil, nil)
 }
 
+// DeletePurgingData removes deployment name and its persistent
+// directories on the nodes (spec.persistent), which Delete keeps.
+func (c *Client) DeletePurgingData(ctx context.Context, name string) error {
+	p, err := objectPath(api.KindDeployment, name)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodDelete, p+"?purgeData=true", nil, nil, nil)
+}
+
 // Status returns kind/name with only metadata and status filled in (the
 // spec is left empty).
 func (c *Client) Status(ctx context.Context, kind, name string) (api.Object, error) {

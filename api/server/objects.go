@@ -156,11 +156,17 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, err
 		}
 		m := o.GetObjectMeta()
-		if m.Annotations[api.AnnotationDeletionRequested] == "" {
+		purge := r.URL.Query().Get("purgeData") == "true" && m.Annotations[api.AnnotationPurgeData] != "true"
+		if m.Annotations[api.AnnotationDeletionRequested] == "" || purge {
 			if m.Annotations == nil {
 				m.Annotations = map[string]string{}
 			}
-			m.Annotations[api.AnnotationDeletionRequested] = api.Now().Format(time.RFC3339)
+			if m.Annotations[api.AnnotationDeletionRequested] == "" {
+				m.Annotations[api.AnnotationDeletionRequested] = api.Now().Format(time.RFC3339)
+			}
+			if purge {
+				m.Annotations[api.AnnotationPurgeData] = "true"
+			}
 			m.ResourceVersion = ""
 			if _, err := s.store.Update(r.Context(), o); err != nil {
 				return nil, err

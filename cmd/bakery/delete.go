@@ -7,12 +7,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bakery.dev/bakery/api"
 	"bakery.dev/bakery/api/client"
 )
 
 func newDeleteCmd(a *app) *cobra.Command {
 	var files []string
-	var ignoreNotFound, wait bool
+	var ignoreNotFound, wait, purge bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "delete (-f FILE|DIR|- | TYPE NAME… | TYPE/NAME…)",
@@ -25,11 +26,16 @@ unless --ignore-not-found is given.
 Deleting a deployment removes its app from every node first (units stopped
 and removed, nginx site removed, files pruned); the object disappears once
 that is done. By default the command waits for it (--wait=false returns at
-once; 'bakery get' then shows the deployment until the nodes are clean).`,
+once; 'bakery get' then shows the deployment until the nodes are clean).
+
+A deployment's persistent directories (spec.persistent) stay on the nodes
+(a deployment of the same name finds them again) unless --purge-data is
+given.`,
 		Example: `  bakery delete deployment hello
   bakery delete node/web-1 node/web-2
   bakery delete -f examples/hello/
-  bakery delete deploy old --ignore-not-found`,
+  bakery delete deploy old --ignore-not-found
+  bakery delete deployment scratch --purge-data`,
 		ValidArgsFunction: completeTargets(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ts []target
@@ -48,7 +54,7 @@ once; 'bakery get' then shows the deployment until the nodes are clean).`,
 				for _, o := range b.objs {
 					ts = append(ts, target{o.GetTypeMeta().Kind, o.GetObjectMeta().Name})
 				}
-				return deleteTargets(cmd, a, c, ts, ignoreNotFound, wait, timeout)
+				return deleteTargets(cmd, a, c, ts, ignoreNotFound, wait, purge, timeout)
 			default:
 				var err error
 				if ts, err = parseTargets(args, true); err != nil {
@@ -58,22 +64,28 @@ once; 'bakery get' then shows the deployment until the nodes are clean).`,
 				if err != nil {
 					return err
 				}
-				return deleteTargets(cmd, a, c, ts, ignoreNotFound, wait, timeout)
+				return deleteTargets(cmd, a, c, ts, ignoreNotFound, wait, purge, timeout)
 			}
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "delete the objects in these manifests (file, directory or -); repeatable")
 	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "treat an object that does not exist as deleted")
 	cmd.Flags().BoolVar(&wait, "wait", true, "wait until deployments are removed from their nodes and gone")
+	cmd.Flags().BoolVar(&purge, "purge-data", false, "also remove deployments' persistent directories (spec.persistent) from the nodes")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
 }
 
-func deleteTargets(cmd *cobra.Command, a *app, c *client.Client, ts []target, ignoreNotFound, wait bool, timeout time.Duration) error {
+func deleteTargets(cmd *cobra.Command, a *app, c *client.Client, ts []target, ignoreNotFound, wait, purge bool, timeout time.Duration) error {
 	failed := 0
 	for _, t := range ts {
-		err := c.Delete(cmd.Context(), t.kind, t.name)
+		var err error
+		if purge && t.kind == api.KindDeployment {
+			err = c.DeletePurgingData(cmd.Context(), t.name)
+		} else {
+			err = c.Delete(cmd.Context(), t.kind, t.name)
+		}
 		if err == nil && wait {
 			err = waitGone(cmd.Context(), c, t, timeout)
 			if err != nil {

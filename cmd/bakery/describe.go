@@ -374,7 +374,35 @@ func describeDeploymentStatus(d describer, o *api.Deployment, now time.Time) {
 	}
 	describeCertificates(d, t.Nodes, now)
 	describeProcesses(d, t.Nodes)
+	describePersistent(d, t.Nodes)
 	describeSchedules(d, o, now)
+}
+
+// describePersistent lists each node's persistent directories (spec.persistent)
+// with their sizes against the advisory size.
+func describePersistent(d describer, nodes []api.NodeAppStatus) {
+	any := false
+	for _, n := range nodes {
+		any = any || len(n.Persistent) > 0
+	}
+	if !any {
+		return
+	}
+	d.section(0, "Persistent")
+	fmt.Fprintln(d.tw, "  NODE\tPATH\tUSED\tSIZE")
+	for _, n := range nodes {
+		for _, p := range n.Persistent {
+			used := "?"
+			if p.Bytes >= 0 {
+				used = humanBytes(p.Bytes)
+			}
+			size := orDash(p.Size)
+			if p.OverSize {
+				size += " (over)"
+			}
+			fmt.Fprintf(d.tw, "  %s\t%s\t%s\t%s\n", n.Node, p.Path, used, size)
+		}
+	}
 }
 
 // describeProcesses lists each node's processes (spec.processes): running
@@ -536,4 +564,18 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// humanBytes writes n bytes in binary units (KiB, MiB, GiB, …).
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -74,6 +74,9 @@ type nodeRun struct {
 	mirrors *source.Mirrors
 	log     func(stream, text string) // rollout log
 	timeout time.Duration             // per step
+	// purgeData has a removal delete the app's persistent directories
+	// too (`bakery delete --purge-data`).
+	purgeData bool
 	// prev is the runtime the app ran under on this node when it differs
 	// from the spec's (the runtime was changed): slots this run did not
 	// install are stopped, and a removal cleaned up, with it too.
@@ -234,7 +237,7 @@ func (n *nodeRun) procHealth(ctx context.Context, a Action, p api.Process) error
 	}
 	timeout = max(timeout, minExecTimeout)
 	in := nodescript.RunInput{App: n.app, Slot: a.Slot, Commit: a.Commit, Release: a.Release, Script: "health-" + a.Slot + "-" + p.Name + ".sh",
-		Command: p.HealthCheck.Exec, TimeoutSec: max(int((timeout+time.Second-1)/time.Second), 1)}
+		Command: p.HealthCheck.Exec, TimeoutSec: max(int((timeout+time.Second-1)/time.Second), 1), Limits: nf.LimitsOf(n.spec)}
 	var last error
 	for i := 1; i <= retries; i++ {
 		script := nodescript.RunCommand
@@ -475,7 +478,7 @@ func (systemdRuntime) Install(ctx context.Context, n *nodeRun, a Action) error {
 	}
 	// The helper renders the unit itself from these parameters (nodefiles.Unit
 	// renders the same text): the app runs as its own user, sandboxed.
-	_, err := run(ctx, n, nodescript.SystemdInstallUnit, nodescript.SystemdUnitInput{Unit: nf.Slot{App: n.app, Slot: a.Slot, Release: a.Release, Port: a.Port}})
+	_, err := run(ctx, n, nodescript.SystemdInstallUnit, nodescript.SystemdUnitInput{Unit: nf.Slot{App: n.app, Slot: a.Slot, Release: a.Release, Port: a.Port, Limits: nf.LimitsOf(n.spec)}})
 	return err
 }
 
@@ -495,7 +498,7 @@ func installProcs(ctx context.Context, n *nodeRun, a Action) error {
 	if len(n.spec.Processes) == 0 && len(n.obs.Procs[a.Slot]) == 0 {
 		return nil
 	}
-	in := nodescript.ProcsInput{App: n.app, Slot: a.Slot, Release: a.Release}
+	in := nodescript.ProcsInput{App: n.app, Slot: a.Slot, Release: a.Release, Limits: nf.LimitsOf(n.spec)}
 	for _, p := range n.spec.Processes {
 		if err := n.ex.WriteFile(ctx, sshexec.File{Path: nf.ProcRunScriptPath(n.app, a.Slot, p.Name), Mode: 0o644, Content: []byte(nf.ProcRunScript(p.Name, p.Command))}); err != nil {
 			return fmt.Errorf("run script of process %s: %w", p.Name, err)
@@ -544,7 +547,7 @@ func (systemdRuntime) StopProcs(ctx context.Context, n *nodeRun, slot string) er
 }
 
 func (systemdRuntime) Remove(ctx context.Context, n *nodeRun) error {
-	_, err := run(ctx, n, nodescript.SystemdRemove, nodescript.AppInput{App: n.app})
+	_, err := run(ctx, n, nodescript.SystemdRemove, nodescript.RemoveInput{App: n.app, PurgeData: n.purgeData})
 	return err
 }
 

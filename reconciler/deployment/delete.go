@@ -67,7 +67,7 @@ func (r *Reconciler) forgetPorts(ctx context.Context, name string) error {
 func (r *Reconciler) removeFromNode(ctx context.Context, d *api.Deployment, t target) error {
 	name := d.Metadata.Name
 	n := &nodeRun{node: t.node.Metadata.Name, app: name, spec: &d.Spec, ex: r.Connector.Executor(t.node, t.via),
-		mirrors: r.Mirrors, timeout: r.stepTimeout(),
+		mirrors: r.Mirrors, timeout: r.stepTimeout(), purgeData: d.Metadata.Annotations[api.AnnotationPurgeData] == "true",
 		log: func(stream, text string) {
 			r.log().Info("removing app", "deployment", name, "node", t.node.Metadata.Name, "stream", stream, "text", text)
 		}}

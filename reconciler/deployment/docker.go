@@ -44,7 +44,7 @@ var (
 // image (bakery-APP-SLOT-PROC-N) with the slot's env file.
 func (dockerRuntime) StartProcs(ctx context.Context, n *nodeRun, a Action) error {
 	in := nodescript.DockerProcsInput{App: n.app, Slot: a.Slot, Commit: a.Commit, Release: a.Release, Revision: n.desired.Revision,
-		Network: n.docker().Network}
+		Network: n.docker().Network, Limits: nf.LimitsOf(n.spec)}
 	for _, p := range n.spec.Processes {
 		in.Procs = append(in.Procs, nodescript.DockerProc{Name: p.Name, Command: p.Command, Replicas: max(p.Replicas, 1), StopTimeoutSec: procStopSeconds(p)})
 	}
@@ -93,7 +93,7 @@ func (dockerRuntime) Install(ctx context.Context, n *nodeRun, a Action) error {
 func (dockerRuntime) Start(ctx context.Context, n *nodeRun, a Action) error {
 	_, err := run(ctx, n, nodescript.DockerStart, nodescript.DockerStartInput{App: n.app, Slot: a.Slot, Commit: a.Commit,
 		Release: a.Release, Revision: n.desired.Revision, Port: a.Port, Network: n.docker().Network, Command: n.spec.Run.Command,
-		StopTimeout: dockerStopTimeout})
+		StopTimeout: dockerStopTimeout, Limits: nf.LimitsOf(n.spec)})
 	return err
 }
 
@@ -106,7 +106,7 @@ func (dockerRuntime) Stop(ctx context.Context, n *nodeRun, slot string) error {
 }
 
 func (dockerRuntime) Remove(ctx context.Context, n *nodeRun) error {
-	_, err := run(ctx, n, nodescript.DockerRemove, nodescript.AppInput{App: n.app})
+	_, err := run(ctx, n, nodescript.DockerRemove, nodescript.RemoveInput{App: n.app, PurgeData: n.purgeData})
 	return err
 }
 

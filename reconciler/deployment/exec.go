@@ -138,7 +138,7 @@ func prepareExec(ctx context.Context, st store.Store, conn nodeconn.Connector, k
 	b := make([]byte, 8)
 	rand.Read(b)
 	x.in = nodescript.RunInput{App: name, Slot: obs.State.Active, Commit: slot.Commit, Release: slot.Release,
-		Script: "exec-" + hex.EncodeToString(b) + ".sh", Command: command, TimeoutSec: timeout}
+		Script: "exec-" + hex.EncodeToString(b) + ".sh", Command: command, TimeoutSec: timeout, Limits: nf.LimitsOf(&d.Spec)}
 	if x.docker {
 		x.in.Network = "bridge"
 		if d.Spec.Docker != nil && d.Spec.Docker.Network != "" {

@@ -96,7 +96,7 @@ func (r *Reconciler) observeNode(ctx context.Context, d *api.Deployment, rv *rev
 	if !t.remove {
 		certHosts = tlsHosts(&d.Spec)
 	}
-	obs, err := nodescript.ObserveAppOn(ctx, n.ex, nodescript.ObserveAppInput{App: n.app, Runtime: d.Spec.Runtime, CertHosts: certHosts}, 30*time.Second)
+	obs, err := nodescript.ObserveAppOn(ctx, n.ex, nodescript.ObserveAppInput{App: n.app, Runtime: d.Spec.Runtime, CertHosts: certHosts, Persistent: len(d.Spec.Persistent) > 0}, 30*time.Second)
 	if err != nil {
 		return nil, nil, fmt.Errorf("observe %s: %w", n.node, err)
 	}

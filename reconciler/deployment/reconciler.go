@@ -201,6 +201,9 @@ func specHash(s *api.DeploymentSpec) string {
 	if s.Release != nil {
 		h = nf.Hash(h, "release", s.Release.Command) // a new release command is a new revision
 	}
+	if l := nf.LimitsOf(s).Args(); len(l) > 0 {
+		h = nf.Hash(h, "limits", strings.Join(l, " ")) // new units: a new revision
+	}
 	return h
 }
 

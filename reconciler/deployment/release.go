@@ -196,7 +196,7 @@ func (pr *phaseRun) waitAll(pending []int, err error) {
 // image (docker).
 func (n *nodeRun) runRelease(ctx context.Context, start Action, rp *releasePlan) error {
 	in := nodescript.RunInput{App: n.app, Slot: start.Slot, Commit: start.Commit, Release: start.Release, Script: rp.script,
-		Command: rp.command, TimeoutSec: max(int(rp.timeout/time.Second), 1)}
+		Command: rp.command, TimeoutSec: max(int(rp.timeout/time.Second), 1), Limits: nf.LimitsOf(n.spec)}
 	s := nodescript.RunCommand
 	if isDocker(n.spec) {
 		s, in.Network = nodescript.DockerRun, n.docker().Network

@@ -18,13 +18,16 @@ type SchedSpec struct {
 	Name, Calendar, Command, Concurrency string
 	TimeoutSec                           int
 	Docker                               bool
+	// Limits are the app's resource limits and (runtime systemd)
+	// persistent directories.
+	Limits nf.Limits
 }
 
 // sched returns the parameters of s's timer and service in a slot's
 // release.
 func (s SchedSpec) sched(app, slot, release string) nf.Sched {
 	return nf.Sched{App: app, Name: s.Name, Slot: slot, Release: release, TimeoutSec: s.TimeoutSec,
-		Concurrency: s.Concurrency, Docker: s.Docker, Calendar: s.Calendar}
+		Concurrency: s.Concurrency, Docker: s.Docker, Calendar: s.Calendar, Limits: s.Limits}
 }
 
 func (s SchedSpec) script() string { return nf.SchedScript(s.Name, s.Command) }
@@ -72,7 +75,7 @@ func nodeSchedules(s *api.DeploymentSpec, t target) []SchedSpec {
 			timeout = sc.Timeout.Duration
 		}
 		out = append(out, SchedSpec{Name: sc.Name, Calendar: cal, Command: sc.Command, Concurrency: sc.Concurrency,
-			TimeoutSec: int(timeout / time.Second), Docker: isDocker(s)})
+			TimeoutSec: int(timeout / time.Second), Docker: isDocker(s), Limits: schedLimits(s)})
 	}
 	return out
 }
@@ -243,4 +246,14 @@ func (r *Reconciler) scheduleFailedEvents(ctx context.Context, name string, fail
 			Message: fmt.Sprintf("schedule %s: the run of %s on node %s %s (bakery logs deployment/%s --runtime --schedule %s)",
 				f.name, f.at.UTC().Format(time.RFC3339), f.node, f.result, name, f.name)})
 	}
+}
+
+// schedLimits are a schedule's limits: the app's, without persistent
+// directories under docker (a schedule's container gets none).
+func schedLimits(s *api.DeploymentSpec) nf.Limits {
+	l := nf.LimitsOf(s)
+	if isDocker(s) {
+		l.Persistent = nil
+	}
+	return l
 }

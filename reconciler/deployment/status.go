@@ -313,6 +313,11 @@ func nodeSummary(s *api.DeploymentStatus, p *rolloutPlan) {
 			}
 			ns.Certificates = certStatus(n.spec, n.obs.Certs)
 			ns.Processes = procStatus(n.desired, n.obs.Observed, a, slot.Revision)
+			ns.OOMKilled = n.obs.OOMKilled[a]
+			ns.Persistent = persistentStatus(n.spec, n.obs.Persistent)
+			if ns.OOMKilled {
+				ns.Message = "OOMKilled: the active slot used more memory than spec.resources.memory"
+			}
 		}
 		if p.actErrs != nil && p.actErrs[i] != nil && n != nil {
 			ns.Message = p.actErrs[i].Error()
@@ -360,6 +365,24 @@ func procStatus(d Desired, obs nodescript.Observed, active string, revision int6
 			if running(st) {
 				ps.Running++
 			}
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+// persistentStatus lists the spec's persistent directories with their
+// sizes on a node (those the node did not report are left out).
+func persistentStatus(s *api.DeploymentSpec, usage map[string]int64) []api.PersistentStatus {
+	var out []api.PersistentStatus
+	for _, p := range s.Persistent {
+		b, ok := usage[p.Path]
+		if !ok {
+			continue
+		}
+		ps := api.PersistentStatus{Path: p.Path, Bytes: b, Size: p.Size}
+		if lim, err := api.ParseBytes(p.Size); p.Size != "" && err == nil && b > lim {
+			ps.OverSize = true
 		}
 		out = append(out, ps)
 	}

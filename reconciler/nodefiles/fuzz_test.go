@@ -250,3 +250,69 @@ func FuzzProcUnit(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLimits feeds hostile persistent paths and limits to the limits'
+// validation and the slot unit's renderer: what Validate accepts adds
+// only BindPaths= (a persistent directory onto a path inside the
+// release, nothing else), MemoryMax=, CPUQuota= and TasksMax= lines.
+func FuzzLimits(f *testing.F) {
+	f.Add("uploads", "var/db", int64(256<<20), int64(500), 64)
+	for _, h := range hostile {
+		f.Add(h, "ok", int64(0), int64(0), 0)
+		f.Add("ok", "a/"+h, int64(-1), int64(5), -1)
+	}
+	f.Add("a:/etc", "..", int64(1<<50), int64(505), 1<<30)
+	f.Fuzz(func(t *testing.T, p1, p2 string, mem, cpu int64, tasks int) {
+		s := Slot{App: "hello", Slot: Blue, Release: fuzzRelease, Port: 1,
+			Limits: Limits{Persistent: []string{p1, p2}, MemoryBytes: mem, CPUMilli: cpu, Tasks: tasks}}
+		if s.Validate() != nil {
+			return
+		}
+		u := Unit(s)
+		base := Unit(Slot{App: "hello", Slot: Blue, Release: fuzzRelease, Port: 1})
+		var extra []string
+		for _, l := range strings.Split(u, "\n") {
+			if !strings.Contains(base, l+"\n") {
+				extra = append(extra, l)
+			}
+		}
+		binds := 0
+		for _, l := range extra {
+			k, v, _ := strings.Cut(l, "=")
+			switch k {
+			case "BindPaths":
+				src, dst, ok := strings.Cut(v, ":")
+				if !ok || strings.Contains(dst, ":") || dotPart(src) || dotPart(dst) ||
+					!strings.HasPrefix(src, PersistentRoot("hello")+"/") || strings.Contains(strings.TrimPrefix(src, PersistentRoot("hello")+"/"), "/") ||
+					!strings.HasPrefix(dst, ReleaseDir("hello", fuzzRelease)+"/") ||
+					!unitValue.MatchString(strings.ReplaceAll(src, "+", "")) || !unitValue.MatchString(dst) {
+					t.Fatalf("limits %+v: bad bind %q", s.Limits, l)
+				}
+				binds++
+			case "MemoryMax", "TasksMax":
+				if !regexp.MustCompile(`^[1-9][0-9]*$`).MatchString(v) {
+					t.Fatalf("limits %+v: bad %q", s.Limits, l)
+				}
+			case "CPUQuota":
+				if !regexp.MustCompile(`^[1-9][0-9]*%$`).MatchString(v) {
+					t.Fatalf("limits %+v: bad %q", s.Limits, l)
+				}
+			default:
+				t.Fatalf("limits %+v: unexpected line %q", s.Limits, l)
+			}
+		}
+		if binds != 2 {
+			t.Fatalf("limits %+v: %d binds, want 2:\n%s", s.Limits, binds, u)
+		}
+	})
+}
+
+// dotPart says p has a part "." or ".." (or an empty one).
+func dotPart(p string) bool {
+	for _, part := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+		if part == "" || part == "." || part == ".." {
+			return true
+		}
+	}
+	return false
+}

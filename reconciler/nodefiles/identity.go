@@ -133,6 +133,23 @@ func ValidateParam(kind, value string) string {
 			return fmt.Sprintf("%q is not a runtime (systemd or docker)", value)
 		}
 		return ""
+	case "persist":
+		return api.ValidatePersistentPath(value)
+	case "memory", "cpu", "tasks":
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || strconv.FormatInt(n, 10) != value || n < 1 {
+			return fmt.Sprintf("%q is not a positive decimal number", value)
+		}
+		switch kind {
+		case "memory":
+			return Limits{MemoryBytes: n}.Validate()
+		case "cpu":
+			return Limits{CPUMilli: n}.Validate()
+		}
+		if n > api.MaxTasks {
+			return Limits{Tasks: api.MaxTasks + 1}.Validate()
+		}
+		return ""
 	case "port", "seconds":
 		n, err := strconv.Atoi(value)
 		if err != nil || strconv.Itoa(n) != value {

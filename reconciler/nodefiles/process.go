@@ -23,6 +23,8 @@ type Process struct {
 	// StopTimeoutSec is how long a stopped worker has after SIGTERM to
 	// finish its job before SIGKILL (default 10).
 	StopTimeoutSec int
+	// Limits are the app's persistent directories and resource limits.
+	Limits Limits
 }
 
 // StopTimeout is TimeoutStopSec: StopTimeoutSec, or DefaultStopTimeout.
@@ -36,7 +38,7 @@ func (p Process) StopTimeout() int {
 // Validate applies the node helper's rules to every parameter.
 func (p Process) Validate() error {
 	for _, r := range []string{api.ValidateName(p.App), ValidateSlot(p.Slot), api.ValidateProcessName(p.Name),
-		ValidateRelease(p.Release), ValidateStopTimeout(p.StopTimeout())} {
+		ValidateRelease(p.Release), ValidateStopTimeout(p.StopTimeout()), p.Limits.Validate()} {
 		if r != "" {
 			return fmt.Errorf("process unit of %s/%s/%s: %s", p.App, p.Slot, p.Name, r)
 		}
@@ -47,7 +49,7 @@ func (p Process) Validate() error {
 // ProcArgs are the arguments of the helper's proc-install (and
 // render-proc) verb for p.
 func ProcArgs(p Process) []string {
-	return []string{p.App, p.Slot, p.Name, p.Release, strconv.Itoa(p.StopTimeout())}
+	return append([]string{p.App, p.Slot, p.Name, p.Release, strconv.Itoa(p.StopTimeout())}, p.Limits.Args()...)
 }
 
 // ProcUnitName is the unit of instance n (1..replicas) of a process.
@@ -87,6 +89,7 @@ func ProcUnit(p Process) string {
 	fmt.Fprintf(&b, "ExecStart=/bin/sh %s\n", ProcRunScriptPath(p.App, p.Slot, p.Name))
 	fmt.Fprintf(&b, "Restart=on-failure\nRestartSec=1\nKillSignal=SIGTERM\nTimeoutStopSec=%d\nSyslogIdentifier=bakery-%s-%s-%s\n", p.StopTimeout(), p.App, p.Slot, p.Name)
 	fmt.Fprintf(&b, "ReadWritePaths=%s\n", AppDataDir(p.App))
+	b.WriteString(p.Limits.unitLines(p.App, p.Release))
 	b.WriteString(unitSandbox)
 	fmt.Fprintf(&b, "\n[Install]\nWantedBy=multi-user.target\n")
 	return b.String()

@@ -30,6 +30,9 @@ type Sched struct {
 	Docker bool
 	// Calendar is the timer's OnCalendar expression.
 	Calendar string
+	// Limits are the app's persistent directories and resource limits
+	// (runtime docker: the limits only, no persistent directories).
+	Limits Limits
 }
 
 // runtime is the runtime parameter of the helper's verb.
@@ -43,7 +46,7 @@ func (s Sched) runtime() string {
 // Validate applies the node helper's rules to every parameter.
 func (s Sched) Validate() error {
 	for _, r := range []string{api.ValidateName(s.App), ValidateSchedName(s.Name), ValidateSlot(s.Slot), ValidateRelease(s.Release),
-		ValidateStopTimeout(s.TimeoutSec), ValidateConcurrency(s.Concurrency), ValidateCalendar(s.Calendar)} {
+		ValidateStopTimeout(s.TimeoutSec), ValidateConcurrency(s.Concurrency), ValidateCalendar(s.Calendar), s.Limits.Validate()} {
 		if r != "" {
 			return fmt.Errorf("schedule %s of %s: %s", s.Name, s.App, r)
 		}
@@ -54,7 +57,7 @@ func (s Sched) Validate() error {
 // SchedArgs are the arguments of the helper's sched-install (and
 // render-sched) verb for s.
 func SchedArgs(s Sched) []string {
-	return []string{s.App, s.Name, s.Slot, s.Release, strconv.Itoa(s.TimeoutSec), s.Concurrency, s.runtime(), s.Calendar}
+	return append([]string{s.App, s.Name, s.Slot, s.Release, strconv.Itoa(s.TimeoutSec), s.Concurrency, s.runtime(), s.Calendar}, s.Limits.Args()...)
 }
 
 var schedNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -138,9 +141,13 @@ func SchedService(s Sched) string {
 		if s.Concurrency == api.ConcurrencyForbid {
 			name = "--name " + unit + " "
 		}
-		job = fmt.Sprintf("/usr/bin/docker run --rm %s--init --env-file %s --env BAKERY_SCHEDULE=%s --env BAKERY_RELEASE=%s --volume %s:%s:ro --label %s=%s --label %s=%s %s /bin/sh %s",
+		lim := ""
+		if a := s.Limits.DockerArgs(); len(a) > 0 {
+			lim = strings.Join(a, " ") + " "
+		}
+		job = fmt.Sprintf("/usr/bin/docker run --rm %s--init --env-file %s --env BAKERY_SCHEDULE=%s --env BAKERY_RELEASE=%s --volume %s:%s:ro --label %s=%s --label %s=%s %s%s /bin/sh %s",
 			name, DockerEnvPath(s.App, s.Slot), s.Name, s.Release, SchedScriptPath(s.App, s.Name), SchedContainerScript,
-			LabelApp, s.App, LabelRelease, s.Release, ImageRef(s.App, s.Release), SchedContainerScript)
+			LabelApp, s.App, LabelRelease, s.Release, lim, ImageRef(s.App, s.Release), SchedContainerScript)
 	} else {
 		user := AppUser(s.App)
 		fmt.Fprintf(&b, "User=%s\nGroup=%s\nWorkingDirectory=%s\n", user, user, ReleaseDir(s.App, s.Release))
@@ -159,6 +166,7 @@ func SchedService(s Sched) string {
 	fmt.Fprintf(&b, "SyslogIdentifier=%s\n", unit)
 	if !s.Docker {
 		fmt.Fprintf(&b, "ReadWritePaths=%s\n", AppDataDir(s.App))
+		b.WriteString(s.Limits.unitLines(s.App, s.Release))
 		b.WriteString(unitSandbox)
 	}
 	return b.String()

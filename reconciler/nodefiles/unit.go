@@ -23,6 +23,8 @@ type Slot struct {
 	Port    int
 	// StopTimeoutSec bounds a graceful stop before SIGKILL (default 10).
 	StopTimeoutSec int
+	// Limits are the app's persistent directories and resource limits.
+	Limits Limits
 }
 
 // DefaultStopTimeout is TimeoutStopSec when Slot.StopTimeoutSec is 0.
@@ -38,7 +40,7 @@ func (s Slot) stopTimeout() int {
 // Validate applies the node helper's rules to every parameter.
 func (s Slot) Validate() error {
 	for _, r := range []string{api.ValidateName(s.App), ValidateSlot(s.Slot), ValidateRelease(s.Release),
-		api.ValidatePort(s.Port), ValidateStopTimeout(s.stopTimeout())} {
+		api.ValidatePort(s.Port), ValidateStopTimeout(s.stopTimeout()), s.Limits.Validate()} {
 		if r != "" {
 			return fmt.Errorf("unit of %s/%s: %s", s.App, s.Slot, r)
 		}
@@ -49,7 +51,7 @@ func (s Slot) Validate() error {
 // UnitArgs are the arguments of the helper's unit-install (and
 // render-unit) verb for s.
 func UnitArgs(s Slot) []string {
-	return []string{s.App, s.Slot, strconv.Itoa(s.Port), s.Release, strconv.Itoa(s.stopTimeout())}
+	return append([]string{s.App, s.Slot, strconv.Itoa(s.Port), s.Release, strconv.Itoa(s.stopTimeout())}, s.Limits.Args()...)
 }
 
 // RunScriptPath is the script a slot's unit executes: it holds the spec's
@@ -115,6 +117,7 @@ func Unit(s Slot) string {
 	fmt.Fprintf(&b, "ExecStart=/bin/sh %s\n", RunScriptPath(s.App, s.Slot))
 	fmt.Fprintf(&b, "Restart=on-failure\nRestartSec=1\nTimeoutStopSec=%d\nSyslogIdentifier=bakery-%s-%s\n", s.stopTimeout(), s.App, s.Slot)
 	fmt.Fprintf(&b, "ReadWritePaths=%s\n", AppDataDir(s.App))
+	b.WriteString(s.Limits.unitLines(s.App, s.Release))
 	b.WriteString(unitSandbox)
 	fmt.Fprintf(&b, "\n[Install]\nWantedBy=multi-user.target\n")
 	return b.String()

@@ -59,6 +59,9 @@ type DockerStartInput struct {
 	Command string
 	// StopTimeout is how long docker waits after SIGTERM (seconds).
 	StopTimeout int
+	// Limits are the app's persistent directories (docker volumes) and
+	// resource limits.
+	Limits nf.Limits
 }
 
 // DockerStart (re)creates the slot's container from the release's image,
@@ -76,6 +79,7 @@ var DockerStart = define("docker-start", func(in DockerStartInput, c *call) {
 	c.set("COMMIT", in.Commit) // labels only
 	c.set("RELEASE", in.Release)
 	c.setInt("REVISION", in.Revision)
+	dockerLimits(c, in.App, in.Limits)
 })
 
 // DockerStopInput is the input of docker-stop.
@@ -94,9 +98,9 @@ var DockerStop = define("docker-stop", func(in DockerStopInput, c *call) {
 })
 
 // DockerRemove removes the app's containers, images and its slots' env
-// files.
-var DockerRemove = define("docker-remove", func(in AppInput, c *call) {
-	c.app(in.App)
+// files, and with PurgeData its persistent volumes (kept otherwise).
+var DockerRemove = define("docker-remove", func(in RemoveInput, c *call) {
+	in.fill(c)
 	c.set("REPO", nf.ImageRepo(in.App))
 })
 
@@ -117,6 +121,8 @@ type DockerProcsInput struct {
 	// published).
 	Network string
 	Procs   []DockerProc
+	// Limits are the app's persistent directories and resource limits.
+	Limits nf.Limits
 }
 
 // DockerProc is one process of a slot under docker.
@@ -151,6 +157,7 @@ var DockerScaleProcs = define("docker-scale-procs", func(in DockerProcsInput, c 
 		c.set(fmt.Sprintf("CMD_%d", i), p.Command)
 	}
 	c.set("PROCS", strings.Join(list, " "))
+	dockerLimits(c, in.App, in.Limits)
 	c.set("IMAGE", nf.ImageRef(in.App, in.Release))
 	c.set("ENVFILE", nf.DockerEnvPath(in.App, in.Slot))
 	c.set("NETWORK", in.Network)
@@ -165,3 +172,19 @@ var DockerProcsStop = define("docker-procs-stop", func(in SlotInput, c *call) {
 	c.app(in.App)
 	c.slot(in.Slot)
 })
+
+// dockerLimits sets DOCKER_LIMITS (the docker run options of l's resource
+// limits) and PERSIST ("VOLUME:PATH ..." of its persistent directories)
+// for a script that runs containers of app.
+func dockerLimits(c *call, app string, l nf.Limits) {
+	if r := l.Validate(); r != "" {
+		c.fail("%s", r)
+		return
+	}
+	c.set("DOCKER_LIMITS", strings.Join(l.DockerArgs(), " "))
+	var vols []string
+	for _, p := range l.Persistent {
+		vols = append(vols, nf.DockerVolume(app, p)+":"+p)
+	}
+	c.set("PERSIST", strings.Join(vols, " "))
+}

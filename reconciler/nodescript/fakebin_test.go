@@ -94,7 +94,7 @@ func TestScriptsPassValuesLiterally(t *testing.T) {
 		{"systemd-stop", func() (sshexec.Command, error) { return SystemdStop.Command(SlotInput{App: hostile, Slot: "blue"}) }, []string{
 			"sudo -n " + h + " systemctl disable " + hostile + " blue",
 			"sudo -n " + h + " systemctl stop " + hostile + " blue"}, "", "", false},
-		{"systemd-remove", func() (sshexec.Command, error) { return SystemdRemove.Command(AppInput{App: hostile}) }, []string{
+		{"systemd-remove", func() (sshexec.Command, error) { return SystemdRemove.Command(RemoveInput{App: hostile}) }, []string{
 			"sudo -n " + h + " proc-remove " + hostile + " blue",
 			"sudo -n " + h + " systemctl disable " + hostile + " blue",
 			"sudo -n " + h + " systemctl stop " + hostile + " blue",
@@ -106,7 +106,7 @@ func TestScriptsPassValuesLiterally(t *testing.T) {
 			"sudo -n " + h + " unit-remove " + hostile + " green",
 			"sudo -n " + h + " env-remove " + hostile + " green",
 			"sudo -n " + h + " daemon-reload",
-			"sudo -n " + h + " app-remove " + hostile}, "", "", false},
+			"sudo -n " + h + " app-remove " + hostile + " --keep-data"}, "", "", false},
 		{"nginx-switch", func() (sshexec.Command, error) {
 			return NginxSwitch.Command(NginxSwitchInput{App: "web", Slot: "green", Hosts: []string{"a.test", "b.test"}, Path: "/healthz", Token: "tok",
 				Site: nf.Site{App: "web", Slot: "green", Port: 20001, Hosts: []string{"a.test", "*.b.test"}, TLS: true, CertHosts: []string{"a.test"}}})
@@ -192,7 +192,7 @@ func TestScriptsPassValuesLiterally(t *testing.T) {
 		}, []string{
 			"docker container inspect bakery-" + hostile + "-green",
 			"docker stop --time 10 bakery-" + hostile + "-green"}, "", "", false},
-		{"docker-remove", func() (sshexec.Command, error) { return DockerRemove.Command(AppInput{App: hostile}) }, []string{
+		{"docker-remove", func() (sshexec.Command, error) { return DockerRemove.Command(RemoveInput{App: hostile}) }, []string{
 			"docker rm -f bakery-" + hostile + "-blue",
 			"docker rm -f bakery-" + hostile + "-green",
 			"docker ps -aq --filter label=bakery.app=" + hostile + " --filter label=bakery.process",

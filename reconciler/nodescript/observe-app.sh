@@ -2,13 +2,15 @@
 # observe-app prints, in one round trip, everything Plan needs about one
 # app on a node (ParseAppObservation reads it). It only reads.
 # Environment: BAKERY_ROOT, BAKERY_SUDO, APP, RUNTIME ("docker" or empty),
-# SITE (the app's nginx site), CERTS (TLS host names, space-separated).
+# SITE (the app's nginx site), CERTS (TLS host names, space-separated),
+# PERSIST (1: report the persistent directories' sizes).
 set -u
 d=$BAKERY_ROOT/apps/$APP
 if [ -f "$d/state.json" ]; then printf 'state '; tr -d '\n' < "$d/state.json"; echo; fi
 for s in blue green; do
   st=$(systemctl show -p ActiveState --value "bakery-$APP-$s.service" 2>/dev/null) || st=unknown
   echo "unit $s ${st:-unknown}"
+  if [ "$(systemctl show -p Result --value "bakery-$APP-$s.service" 2>/dev/null)" = oom-kill ]; then echo "oom $s"; fi
 done
 # The slots' process instances (spec.processes): "proc SLOT-PROC@N.service STATE"
 # for the unit bakery-APP-SLOT-PROC@N.service.
@@ -27,6 +29,7 @@ if [ "$RUNTIME" = docker ] || grep -qs '"dockerized": true' "$d/state.json"; the
       --format 'proc {{.Label "bakery.slot"}}-{{.Label "bakery.process"}}@{{.Label "bakery.replica"}}.service {{.State}}' |
       sed 's/ running$/ active/; s/ restarting$/ activating/'
     docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.Config.Image}} {{or (index .Config.Labels "bakery.commit") "-"}} {{or (index .Config.Labels "bakery.revision") "-"}}' "bakery-$APP-blue" "bakery-$APP-green" 2>/dev/null | sed 's/^/container /'
+    docker inspect --format '{{if .State.OOMKilled}}oom {{index .Config.Labels "bakery.slot"}}{{end}}' "bakery-$APP-blue" "bakery-$APP-green" 2>/dev/null | grep '^oom ' || true
   fi
 fi
 names=
@@ -74,5 +77,8 @@ if [ -n "$CERTS" ]; then
   # shellcheck disable=SC2086
   if c=$(sudo -n "$BAKERY_SUDO" cert-info $CERTS 2>/dev/null); then printf '%s\n' "$c"
   else echo "certerr the node's bakery-sudo helper cannot report certificates (cert-info): re-run install-node-agent.sh on it"; fi
+fi
+if [ -n "${PERSIST:-}" ]; then
+  sudo -n "$BAKERY_SUDO" data-usage "$APP" 2>/dev/null || true
 fi
 exit 0

@@ -24,6 +24,10 @@ type ObserveAppInput struct {
 	// CertHosts are the TLS hosts (validated host names, ingress.tls)
 	// whose certificates are read through the bakery-sudo helper.
 	CertHosts []string
+	// Persistent says to report the sizes of the app's persistent
+	// directories (spec.persistent), read through the helper's
+	// data-usage (du -s, bounded).
+	Persistent bool
 }
 
 // ObserveApp prints, in one round trip, everything Plan needs about one
@@ -32,6 +36,8 @@ type ObserveAppInput struct {
 //
 //	state <state.json on one line>
 //	unit <slot> <ActiveState>
+//	oom <slot>  (the slot's unit ended with Result=oom-kill, or its container OOMKilled)
+//	persistent <path> <KiB>|-  (a persistent directory's size; - when du failed)
 //	proc <SLOT-PROC@N.service, of the unit bakery-APP-SLOT-PROC@N.service> <ActiveState>
 //	site <sha256 of the nginx site> | site -
 //	release <commit> <build hash | ->
@@ -63,6 +69,11 @@ var ObserveApp = define("observe-app", func(in ObserveAppInput, c *call) {
 	c.set("RUNTIME", in.Runtime)
 	c.set("SITE", nf.SitePath(in.App))
 	c.set("CERTS", strings.Join(in.CertHosts, " "))
+	if in.Persistent {
+		c.set("PERSIST", "1")
+	} else {
+		c.set("PERSIST", "")
+	}
 })
 
 // ObserveAppOn runs observe-app on ex and parses its output.
@@ -101,6 +112,13 @@ type Observed struct {
 	Certs map[string]Cert
 	// Schedules are the app's schedules installed on the node, by name.
 	Schedules map[string]SchedObservation
+	// OOMKilled holds the slots whose unit (container) the kernel's OOM
+	// killer stopped last (systemd Result=oom-kill, docker
+	// State.OOMKilled).
+	OOMKilled map[string]bool
+	// Persistent maps each persistent directory found to its size in
+	// bytes (-1: unknown), when asked for (ObserveAppInput.Persistent).
+	Persistent map[string]int64
 }
 
 // SchedObservation is one schedule's timer and service on a node.
@@ -167,12 +185,14 @@ type Container struct {
 // ParseAppObservation parses the output of observe-app.
 func ParseAppObservation(out string) (AppObservation, error) {
 	o := AppObservation{Listening: map[int]bool{}, Containers: map[string]Container{}, Images: map[string]bool{}, Observed: Observed{
-		Units:     map[string]string{},
-		Procs:     map[string]map[string]map[int]string{},
-		Releases:  map[string]string{},
-		UsedPorts: map[int]bool{},
-		Certs:     map[string]Cert{},
-		Schedules: map[string]SchedObservation{},
+		Units:      map[string]string{},
+		Procs:      map[string]map[string]map[int]string{},
+		Releases:   map[string]string{},
+		UsedPorts:  map[int]bool{},
+		Certs:      map[string]Cert{},
+		Schedules:  map[string]SchedObservation{},
+		OOMKilled:  map[string]bool{},
+		Persistent: map[string]int64{},
 	}}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -218,6 +238,22 @@ func (o *AppObservation) parseLine(line string) error {
 	case "proc":
 		unit, state, _ := strings.Cut(rest, " ")
 		o.parseProc(unit, state)
+	case "oom":
+		if rest == nf.Blue || rest == nf.Green {
+			o.OOMKilled[rest] = true
+		}
+	case "persistent":
+		p, kib, _ := strings.Cut(rest, " ")
+		if api.ValidatePersistentPath(p) != "" {
+			return fmt.Errorf("observe: bad persistent line %q", line)
+		}
+		n, err := strconv.ParseInt(kib, 10, 64)
+		if err != nil {
+			n = -1
+		} else {
+			n *= 1024
+		}
+		o.Persistent[p] = n
 	case "site":
 		if rest != "-" {
 			o.SiteHash = rest

@@ -2,6 +2,7 @@ package nodescript
 
 import (
 	"fmt"
+	"strings"
 
 	"bakery.dev/bakery/api"
 	nf "bakery.dev/bakery/reconciler/nodefiles"
@@ -25,6 +26,9 @@ type RunInput struct {
 	TTY bool
 	// Network is the spec's docker network (docker-run only).
 	Network string
+	// Limits are the app's persistent directories and resource limits:
+	// the command sees the directories and runs within the limits.
+	Limits nf.Limits
 }
 
 func (in RunInput) fill(c *call) {
@@ -51,6 +55,8 @@ func (in RunInput) fill(c *call) {
 	} else {
 		c.set("TTY", "")
 	}
+	c.set("LIMITS", strings.Join(in.Limits.Args(), " "))
+	dockerLimits(c, in.App, in.Limits)
 }
 
 // Run runs the command through the bakery-sudo helper's run verb as the

@@ -1,6 +1,8 @@
 package nodescript
 
 import (
+	"strings"
+
 	nf "bakery.dev/bakery/reconciler/nodefiles"
 )
 
@@ -26,6 +28,7 @@ var SchedInstall = define("sched-install", func(in SchedInstallInput, c *call) {
 	for i, name := range []string{"APP", "NAME", "SLOT", "RELEASE", "TIMEOUT", "CONCURRENCY", "RUNTIME", "CALENDAR"} {
 		c.set(name, args[i])
 	}
+	c.set("LIMITS", strings.Join(args[8:], " "))
 	c.input(in.Script)
 })
 

@@ -3,12 +3,14 @@
 # of each process of the slot (proc-install), removes the slot's process
 # units that are no longer in the spec, and reloads systemd.
 # Environment: BAKERY_SUDO, APP, SLOT, RELEASE, PROCS ("NAME:STOP-SECONDS ...",
-# validated names).
+# validated names), LIMITS (the helper's options --persist/--memory/--cpu/
+# --tasks, validated tokens without blanks: split on purpose).
 set -u
 keep=" "
 for p in $PROCS; do
   name=${p%%:*}
-  sudo -n "$BAKERY_SUDO" proc-install "$APP" "$SLOT" "$name" "$RELEASE" "${p#*:}" >/dev/null || exit 1
+  # shellcheck disable=SC2086
+  sudo -n "$BAKERY_SUDO" proc-install "$APP" "$SLOT" "$name" "$RELEASE" "${p#*:}" ${LIMITS:-} >/dev/null || exit 1
   keep="$keep$name "
 done
 for f in /etc/systemd/system/bakery-"$APP"-"$SLOT"-*@.service; do

@@ -1,7 +1,9 @@
 #!/bin/sh
 # systemd-remove stops both slots' units (processes too) and removes them, their
 # environment files and the app's own user and data directory.
-# Environment: BAKERY_SUDO, APP.
+# With PURGE=1 its persistent directories go too; otherwise they and the
+# user that owns them stay (app-remove --keep-data).
+# Environment: BAKERY_SUDO, APP, PURGE.
 set -u
 for s in blue green; do
   sudo -n "$BAKERY_SUDO" proc-remove "$APP" "$s" >/dev/null || true
@@ -11,4 +13,8 @@ for s in blue green; do
   sudo -n "$BAKERY_SUDO" env-remove "$APP" "$s"
 done
 sudo -n "$BAKERY_SUDO" daemon-reload
-sudo -n "$BAKERY_SUDO" app-remove "$APP" >/dev/null
+if [ "${PURGE:-}" = 1 ]; then
+  sudo -n "$BAKERY_SUDO" app-remove "$APP" >/dev/null
+else
+  sudo -n "$BAKERY_SUDO" app-remove "$APP" --keep-data >/dev/null
+fi

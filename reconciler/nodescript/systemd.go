@@ -49,6 +49,7 @@ var SystemdInstallUnit = define("systemd-install-unit", func(in SystemdUnitInput
 	for i, name := range []string{"APP", "SLOT", "PORT", "RELEASE", "STOP"} {
 		c.set(name, args[i])
 	}
+	c.set("LIMITS", strings.Join(args[5:], " "))
 })
 
 // SystemdStart (re)starts the slot's unit and enables it at boot.
@@ -64,8 +65,26 @@ var SystemdStop = define("systemd-stop", func(in SlotInput, c *call) {
 })
 
 // SystemdRemove stops both slots' units and removes them, their
-// environment files and the app's own user and data directory.
-var SystemdRemove = define("systemd-remove", func(in AppInput, c *call) { c.app(in.App) })
+// environment files and the app's own user and data directory (keeping
+// its persistent directories and user unless PurgeData).
+var SystemdRemove = define("systemd-remove", func(in RemoveInput, c *call) { in.fill(c) })
+
+// RemoveInput is the input of the scripts that remove an app from a node.
+type RemoveInput struct {
+	App string
+	// PurgeData removes the app's persistent directories too; without
+	// it they stay (and the app's user, which owns them, with them).
+	PurgeData bool
+}
+
+func (in RemoveInput) fill(c *call) {
+	c.app(in.App)
+	if in.PurgeData {
+		c.set("PURGE", "1")
+	} else {
+		c.set("PURGE", "")
+	}
+}
 
 // ProcsInput is the input of the scripts that act on the processes of a
 // slot.
@@ -76,6 +95,9 @@ type ProcsInput struct {
 	// Procs are the processes: their units' parameters (install) or
 	// their names and replicas (scale).
 	Procs []Proc
+	// Limits are the app's persistent directories and resource limits
+	// (install only).
+	Limits nf.Limits
 }
 
 // Proc is one process of a slot.
@@ -112,6 +134,10 @@ var SystemdInstallProcs = define("systemd-install-procs", func(in ProcsInput, c 
 		c.fail("%s", r)
 	}
 	c.set("RELEASE", in.Release)
+	if r := in.Limits.Validate(); r != "" {
+		c.fail("%s", r)
+	}
+	c.set("LIMITS", strings.Join(in.Limits.Args(), " "))
 })
 
 // SystemdScaleProcs runs instances 1..Replicas of each process of the
