@@ -337,8 +337,8 @@ write_helper() {
 #                                     labelled bakery.app=APP (their label bakery.path)
 #   check KIND VALUE                  apply the rule of one parameter kind (app slot port
 #                                     release seconds host cert-host process replicas script
-#                                     sched-name concurrency runtime calendar persist memory
-#                                     cpu tasks); exit 0 or 2
+#                                     sched-name concurrency runtime calendar header-name
+#                                     text body-size persist memory cpu tasks); exit 0 or 2
 #   verbs                             list the verbs (for feature detection)
 # Every call is logged to syslog/journal with the tag bakery-sudo. Exit status 2 = refused.
 set -euo pipefail
