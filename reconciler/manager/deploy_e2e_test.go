@@ -185,12 +185,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 			total, per["build"], per["health"], per["drain"], per["fetch"]+per["install"]+per["start"]+per["switch"]+per["prune"], per)
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
-	for _, n := range nodes {
-		body, err := get(client, n.Address)
-		if err != nil || !strings.HasPrefix(body, "hello from "+c1[:12]) {
-			t.Fatalf("%s serves %q, %v; want hello from %s", n.Name, body, err, c1[:12])
-		}
-	}
+	waitFirstServed(t, nodes, "hello.example.test", "hello from "+c1[:12])
 	if got.Status.CurrentRollout == nil || got.Status.CurrentRollout.LastLogSeq == 0 {
 		t.Fatalf("the deployment's status does not say how far the rollout log got: %+v", got.Status.CurrentRollout)
 	}

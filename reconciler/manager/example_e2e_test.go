@@ -100,6 +100,7 @@ func TestE2EExampleTasks(t *testing.T) {
 		return strings.ReplaceAll(string(b), " ", "") // json.dumps puts a space after ':'
 
 	}
+	waitFirstServed(t, []testnodes.Node{node}, host, `{"tasks"`)
 	if h := call("GET", "/healthz", ""); !strings.Contains(h, `"schema":3`) {
 		t.Fatalf("healthz after the release step: %s", h)
 	}

@@ -5,7 +5,9 @@ package manager
 import (
 	"context"
 	"encoding/base64"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +95,31 @@ func createLabNodes(t *testing.T, st store.Store, nodes []testnodes.Node) {
 		nn.Spec.HostKey = n.HostKey
 		if _, err := st.Create(t.Context(), nn); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// waitFirstServed waits (at most 10 s) until every node answers host with
+// a body starting with want, after a deployment's first rollout: nginx's
+// old workers, which have no server for the new site yet, may accept a
+// connection or two until they have handled the reload, and with no old
+// slot to send them to they answer from the default server. (A switch
+// between slots has no such window: the old workers' config still proxies
+// to the old slot, which serves until the drain ends.)
+func waitFirstServed(t *testing.T, nodes []testnodes.Node, host, want string) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, n := range nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			body, err := getAs(client, n.Address, host)
+			if err == nil && strings.HasPrefix(body, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("first rollout: %s serves %q, %v; want %q", n.Name, body, err, want)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 }

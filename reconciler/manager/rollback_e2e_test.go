@@ -73,7 +73,7 @@ sudo -n $h daemon-reload; sudo -n $h nginx-reload`)
 			}
 		}
 	}
-	serves("first rollout", "hello from "+c1[:12])
+	waitFirstServed(t, nodes, "hello.example.test", "hello from "+c1[:12])
 	t.Logf("first rollout on 3 nodes: %v", time.Since(start))
 
 	// The bad configuration: GREETING=refused. Revision 2 fails its
