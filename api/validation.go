@@ -273,18 +273,41 @@ func (d *Deployment) Validate() FieldErrors {
 	es = append(es, ValidateMeta(&d.Metadata)...)
 	s := &d.Spec
 
-	if s.Source.Repo == "" {
+	validateSource(&es, &s.Source)
+	validatePlacement(&es, s)
+	validateRuntime(&es, s)
+	validateRun(&es, s)
+	validateProcesses(&es, s.Processes)
+	validatePersistent(&es, s.Persistent)
+	validateResources(&es, s.Resources)
+	validateRelease(&es, s.Release)
+	validateHealthCheck(&es, &s.HealthCheck)
+	validateIngress(&es, s.Ingress)
+	validateStrategy(&es, s)
+	if s.ProgressDeadline != nil && s.ProgressDeadline.Duration <= 0 {
+		es.add("spec.progressDeadline", "must be positive")
+	}
+	validateSchedules(&es, s)
+	return es
+}
+
+// validateSource checks spec.source.
+func validateSource(es *FieldErrors, src *Source) {
+	if src.Repo == "" {
 		es.add("spec.source.repo", "is required")
-	} else if strings.ContainsAny(s.Source.Repo, "\x00\n\r") || strings.HasPrefix(s.Source.Repo, "-") {
-		es.add("spec.source.repo", "%q is not a valid repository URL or path", s.Source.Repo)
+	} else if strings.ContainsAny(src.Repo, "\x00\n\r") || strings.HasPrefix(src.Repo, "-") {
+		es.add("spec.source.repo", "%q is not a valid repository URL or path", src.Repo)
 	}
-	if s.Source.Ref != "" && (!gitRefRE.MatchString(s.Source.Ref) || strings.Contains(s.Source.Ref, "..")) {
-		es.add("spec.source.ref", "%q is not a valid branch or tag name", s.Source.Ref)
+	if src.Ref != "" && (!gitRefRE.MatchString(src.Ref) || strings.Contains(src.Ref, "..")) {
+		es.add("spec.source.ref", "%q is not a valid branch or tag name", src.Ref)
 	}
-	if s.Source.Commit != "" && !commitID.MatchString(s.Source.Commit) {
+	if src.Commit != "" && !commitID.MatchString(src.Commit) {
 		es.add("spec.source.commit", "must be a full lower-case hex commit id (40 characters)")
 	}
+}
 
+// validatePlacement checks spec.nodes and spec.nodeSelector.
+func validatePlacement(es *FieldErrors, s *DeploymentSpec) {
 	if len(s.Nodes) == 0 && len(s.NodeSelector) == 0 {
 		es.add("spec.nodes", "give spec.nodes or spec.nodeSelector")
 	}
@@ -298,8 +321,11 @@ func (d *Deployment) Validate() FieldErrors {
 		}
 		seen[n] = true
 	}
-	validateLabels(&es, "spec.nodeSelector", s.NodeSelector)
+	validateLabels(es, "spec.nodeSelector", s.NodeSelector)
+}
 
+// validateRuntime checks spec.runtime and what it requires.
+func validateRuntime(es *FieldErrors, s *DeploymentSpec) {
 	switch s.Runtime {
 	case RuntimeSystemd:
 		switch {
@@ -313,10 +339,14 @@ func (d *Deployment) Validate() FieldErrors {
 			es.add("spec.docker", "is only allowed with runtime docker")
 		}
 	case RuntimeDocker:
-		validateDocker(&es, s)
+		validateDocker(es, s)
 	default:
 		es.add("spec.runtime", "must be systemd or docker, not %q", s.Runtime)
 	}
+}
+
+// validateRun checks spec.run (port, env, envFrom) and the build commands.
+func validateRun(es *FieldErrors, s *DeploymentSpec) {
 	if s.Run.Port != nil && (!validPort(*s.Run.Port) || *s.Run.Port == 65535) {
 		es.add("spec.run.port", "must be 1-65534 (the green slot uses port+1)")
 	}
@@ -368,12 +398,11 @@ func (d *Deployment) Validate() FieldErrors {
 			es.add(c.path, "must not contain NUL")
 		}
 	}
+}
 
-	validateProcesses(&es, s.Processes)
-	validatePersistent(&es, s.Persistent)
-	validateResources(&es, s.Resources)
-
-	if r := s.Release; r != nil {
+// validateRelease checks spec.release.
+func validateRelease(es *FieldErrors, r *Release) {
+	if r != nil {
 		switch {
 		case strings.TrimSpace(r.Command) == "":
 			es.add("spec.release.command", "is required (remove spec.release to run no release command)")
@@ -384,7 +413,10 @@ func (d *Deployment) Validate() FieldErrors {
 			es.add("spec.release.timeout", "must be 1s-24h")
 		}
 	}
-	h := &s.HealthCheck
+}
+
+// validateHealthCheck checks spec.healthCheck.
+func validateHealthCheck(es *FieldErrors, h *HealthCheck) {
 	if !httpPathRE.MatchString(h.Path) {
 		es.add("spec.healthCheck.path", "must be an absolute URL path such as /healthz")
 	}
@@ -401,8 +433,11 @@ func (d *Deployment) Validate() FieldErrors {
 	if h.Retries < 1 || h.Retries > 1000 {
 		es.add("spec.healthCheck.retries", "must be 1-1000")
 	}
+}
 
-	if ing := s.Ingress; ing != nil {
+// validateIngress checks spec.ingress: hosts, TLS, proxy settings, redirects, maintenance.
+func validateIngress(es *FieldErrors, ing *Ingress) {
+	if ing != nil {
 		hs := map[string]bool{}
 		for i, host := range ing.Hosts {
 			p := fmt.Sprintf("spec.ingress.hosts[%d]", i)
@@ -496,6 +531,10 @@ func (d *Deployment) Validate() FieldErrors {
 			}
 		}
 	}
+}
+
+// validateStrategy checks spec.strategy, spec.build.on and spec.keepReleases.
+func validateStrategy(es *FieldErrors, s *DeploymentSpec) {
 	if s.Strategy.Type != StrategyBlueGreen {
 		es.add("spec.strategy.type", "must be BlueGreen, not %q", s.Strategy.Type)
 	}
@@ -514,9 +553,6 @@ func (d *Deployment) Validate() FieldErrors {
 	if s.KeepReleases < 1 || s.KeepReleases > 100 {
 		es.add("spec.keepReleases", "must be 1-100")
 	}
-	positive("spec.progressDeadline", s.ProgressDeadline)
-	validateSchedules(&es, s)
-	return es
 }
 
 // dockerfilePath is a relative path of plain segments: it reaches the
