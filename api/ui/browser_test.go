@@ -310,6 +310,7 @@ func seqList(from, to int) string {
 type streamCutter struct {
 	mu    sync.Mutex
 	n     int // events to let through before the cut; 0: not armed
+	sent  int // events let through since arm
 	ids   []string
 	fired bool
 }
@@ -317,7 +318,7 @@ type streamCutter struct {
 func (c *streamCutter) arm(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.n = n
+	c.n, c.sent = n, 0
 }
 
 func (c *streamCutter) lastEventIDs() []string {
@@ -345,17 +346,24 @@ type cutWriter struct {
 }
 
 func (w *cutWriter) Write(b []byte) (int, error) {
+	// The cut comes after exactly n events since arm, however the server
+	// batches them into writes (under load a batch may be small).
 	w.c.mu.Lock()
-	n, fire := w.c.n, w.c.n > 0 && !w.c.fired && bytes.Count(b, []byte("event: line")) > w.c.n
+	k := bytes.Count(b, []byte("event: line"))
+	armed := w.c.n > 0 && !w.c.fired
+	left := w.c.n - w.c.sent
+	fire := armed && k > left
 	if fire {
 		w.c.fired = true
+	} else if armed {
+		w.c.sent += k
 	}
 	w.c.mu.Unlock()
 	if !fire {
 		return w.ResponseWriter.Write(b)
 	}
 	end := 0
-	for range n {
+	for range left {
 		end += bytes.Index(b[end:], []byte("\n\n")) + 2
 	}
 	w.ResponseWriter.Write(b[:end])
